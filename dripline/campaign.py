@@ -1,0 +1,325 @@
+"""Campaign folders: ``campaign.toml`` plus one Markdown email per step, loaded and validated.
+
+A campaign lives in ``campaigns/<slug>/``. Every problem is reported as a
+:class:`~dripline.errors.CampaignError` naming the file and, where it can be
+known, the line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import CampaignError
+
+__all__ = [
+    "WEEKDAYS",
+    "Campaign",
+    "Schedule",
+    "Step",
+    "campaign_slugs",
+    "load_campaign",
+]
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_STEP_FILE = re.compile(r"^(\d{2})-([a-z0-9][a-z0-9-]*)\.md$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_FRONT_MATTER_FENCE = "+++"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When steps go out: a local time of day on allowed weekdays, in a default time zone."""
+
+    timezone: str = "UTC"
+    send_time: time = time(9, 0)
+    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday is 0, as in datetime.weekday()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One email of a sequence."""
+
+    number: int  # 1-based position in the sequence
+    slug: str  # the file name without its number and ".md"
+    path: Path
+    subject: str
+    preheader: str
+    day: int  # offset in days from subscription
+    send_immediately: bool
+    body: str  # Markdown (may hold Jinja expressions)
+    body_line: int  # the file line the body starts on, to map template errors back
+
+    @property
+    def name(self) -> str:
+        """``NN-slug``: how files and previews name this step."""
+        return f"{self.number:02d}-{self.slug}"
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A campaign folder, validated."""
+
+    slug: str
+    path: Path
+    name: str
+    from_name: str
+    from_address: str
+    reply_to: str | None
+    layout: str
+    lang: str
+    utm: dict[str, str]
+    postal_address: str
+    disclaimer: str
+    schedule: Schedule
+    steps: tuple[Step, ...] = field(default=())
+
+    @property
+    def toml_path(self) -> Path:
+        return self.path / "campaign.toml"
+
+    def step(self, number: int) -> Step:
+        for step in self.steps:
+            if step.number == number:
+                return step
+        raise CampaignError(f"campaign {self.slug!r} has no step {number}", path=self.path)
+
+
+def campaign_slugs(campaigns_dir: Path) -> list[str]:
+    """Slugs of the folders under ``campaigns/`` that hold a ``campaign.toml``, sorted."""
+    if not campaigns_dir.is_dir():
+        return []
+    return sorted(p.parent.name for p in campaigns_dir.glob("*/campaign.toml"))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CampaignError(f"cannot read: {err.strerror}", path=path) from err
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise CampaignError(
+            f"not UTF-8 text (byte 0x{data[err.start]:02x}); save the file as UTF-8",
+            path=path,
+            line=line,
+        ) from err
+    return text.removeprefix("\ufeff")
+
+
+def _line_of(text: str, key: str, first_line: int = 1) -> int | None:
+    """The line where ``key =`` is set in TOML ``text`` (which starts at ``first_line``)."""
+    match = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.MULTILINE)
+    if match is None:
+        return None
+    return text.count("\n", 0, match.start()) + first_line
+
+
+def _parse_toml(text: str, path: Path, first_line: int = 1) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        found = re.search(r"\(at line (\d+), column \d+\)", str(err))
+        line = int(found.group(1)) + first_line - 1 if found else None
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err))
+        raise CampaignError(f"invalid TOML: {message}", path=path, line=line) from err
+
+
+class _Fields:
+    """Typed access to a TOML table that reports the file and line of a bad value."""
+
+    def __init__(self, data: dict[str, Any], text: str, path: Path, prefix: str = "", first=1):
+        self.data, self.text, self.path, self.prefix, self.first = data, text, path, prefix, first
+
+    def fail(self, key: str, message: str) -> CampaignError:
+        return CampaignError(message, path=self.path, line=_line_of(self.text, key, self.first))
+
+    def string(self, key: str, *, required: bool = True, default: str = "") -> str:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise CampaignError(
+                    f"missing {self.prefix}{key} (a string)",
+                    path=self.path,
+                    line=self.first if self.first > 1 else None,
+                )
+            return default
+        if not isinstance(value, str):
+            raise self.fail(key, f"{self.prefix}{key} must be a string")
+        if required and not value.strip():
+            raise self.fail(key, f"{self.prefix}{key} must not be empty")
+        return value
+
+    def table(self, key: str) -> _Fields:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, f"{key} must be a table ([{key}])")
+        return _Fields(value, self.text, self.path, f"{key}.", self.first)
+
+
+def _check_address(fields: _Fields, key: str, value: str) -> str:
+    shape = r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+"
+    if any(c in value for c in "\r\n\0") or not re.fullmatch(shape, value):
+        raise fields.fail(key, f"{fields.prefix}{key} is not an email address: {value!r}")
+    return value
+
+
+def _parse_schedule(fields: _Fields) -> Schedule:
+    tz_name = fields.string("timezone", required=False, default="UTC")
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise fields.fail(
+            "timezone", f"unknown time zone {tz_name!r} (use an IANA name like America/New_York)"
+        ) from err
+    raw_time = fields.string("send_time", required=False, default="09:00")
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", raw_time.strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise fields.fail("send_time", f"send_time must be HH:MM (24-hour), not {raw_time!r}")
+    raw_days = fields.data.get("weekdays", list(WEEKDAYS[:5]))
+    if not isinstance(raw_days, list) or not raw_days:
+        raise fields.fail("weekdays", 'weekdays must be a list such as ["mon", "tue"]')
+    days: list[int] = []
+    for day in raw_days:
+        key = str(day).strip().lower()[:3]
+        if key not in WEEKDAYS:
+            raise fields.fail("weekdays", f"unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
+        days.append(WEEKDAYS.index(key))
+    return Schedule(
+        timezone=tz_name,
+        send_time=time(int(match.group(1)), int(match.group(2))),
+        weekdays=tuple(sorted(set(days))),
+    )
+
+
+def _split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
+    """Split ``+++`` TOML front matter from the body: (front matter, body, body's first line)."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != _FRONT_MATTER_FENCE:
+        raise CampaignError(
+            "missing front matter: the file must start with a '+++' line, then TOML "
+            "(subject, preheader, day), then another '+++' line",
+            path=path,
+            line=1,
+        )
+    for index in range(1, len(lines)):
+        if lines[index].strip() == _FRONT_MATTER_FENCE:
+            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
+    raise CampaignError("front matter is not closed by a '+++' line", path=path, line=1)
+
+
+def _load_step(path: Path, number: int, slug: str) -> Step:
+    text = _read_text(path)
+    front, body, body_line = _split_front_matter(text, path)
+    data = _parse_toml(front, path, first_line=2)
+    fields = _Fields(data, front, path, first=2)
+    unknown = sorted(set(data) - {"subject", "preheader", "day", "send"})
+    if unknown:
+        raise fields.fail(unknown[0], f"unknown front-matter key {unknown[0]!r}")
+    day = data.get("day")
+    if "day" not in data:
+        raise CampaignError(
+            "missing day (days after subscription, e.g. day = 2)", path=path, line=2
+        )
+    if not isinstance(day, int) or isinstance(day, bool) or day < 0:
+        raise fields.fail("day", "day must be a whole number of days, 0 or more")
+    send = data.get("send")
+    if send is not None and send != "immediately":
+        raise fields.fail("send", 'send may only be "immediately"')
+    if not body.strip():
+        raise CampaignError("the email has no body", path=path, line=body_line)
+    return Step(
+        number=number,
+        slug=slug,
+        path=path,
+        subject=fields.string("subject"),
+        preheader=fields.string("preheader", required=False),
+        day=day,
+        send_immediately=send == "immediately",
+        body=body,
+        body_line=body_line,
+    )
+
+
+def _step_files(folder: Path) -> Iterator[tuple[int, str, Path]]:
+    for path in sorted(folder.glob("*.md")):
+        match = _STEP_FILE.match(path.name)
+        if match is None:
+            if path.name.lower() != "readme.md":
+                raise CampaignError(
+                    "email files are named NN-slug.md (e.g. 01-welcome.md)", path=path
+                )
+            continue
+        yield int(match.group(1)), match.group(2), path
+
+
+def load_campaign(folder: Path) -> Campaign:
+    """Load and validate ``folder`` (``campaigns/<slug>``) and every email in it."""
+    slug = folder.name
+    toml_path = folder / "campaign.toml"
+    if not toml_path.is_file():
+        raise CampaignError("no campaign.toml in the campaign folder", path=folder)
+    if not _SLUG.match(slug):
+        raise CampaignError("campaign folder names use a-z, 0-9 and '-'", path=folder)
+    text = _read_text(toml_path)
+    root = _Fields(_parse_toml(text, toml_path), text, toml_path)
+    sender = root.table("from")
+    links = root.table("links")
+    footer = root.table("footer")
+    utm = {
+        key: links.string(key)
+        for key in ("utm_source", "utm_medium", "utm_campaign")
+        if key in links.data
+    }
+    reply_to = root.string("reply_to", required=False) or None
+    campaign = Campaign(
+        slug=slug,
+        path=folder,
+        name=root.string("name"),
+        from_name=sender.string("name"),
+        from_address=_check_address(sender, "address", sender.string("address")),
+        reply_to=_check_address(root, "reply_to", reply_to) if reply_to else None,
+        layout=root.string("layout", required=False, default="base"),
+        lang=root.string("lang", required=False, default="en"),
+        utm=utm,
+        postal_address=footer.string("postal_address"),
+        disclaimer=footer.string("disclaimer", required=False),
+        schedule=_parse_schedule(root.table("schedule")),
+    )
+    for key in ("name",):
+        if any(c in getattr(campaign, key) for c in "\r\n\0"):
+            raise root.fail(key, f"{key} must be one line")
+
+    steps: list[Step] = []
+    for expected, (number, step_slug, path) in enumerate(_step_files(folder), start=1):
+        if number != expected:
+            raise CampaignError(
+                f"expected step number {expected:02d} here; number the files 01, 02, ... "
+                "without gaps",
+                path=path,
+            )
+        step = _load_step(path, number, step_slug)
+        if steps and step.day <= steps[-1].day:
+            front = path.read_text(encoding="utf-8")
+            raise CampaignError(
+                f"day offsets out of order: day {step.day} is not after day {steps[-1].day} "
+                f"of {steps[-1].path.name}",
+                path=path,
+                line=_line_of(front, "day"),
+            )
+        steps.append(step)
+    if not steps:
+        raise CampaignError("the campaign has no emails (add 01-<slug>.md)", path=folder)
+    return replace(campaign, steps=tuple(steps))

@@ -1,0 +1,146 @@
+"""Settings are built once (file, then ``DRIPLINE_*`` environment, then flags) and passed down.
+
+Nothing below the CLI reads the environment: code that needs a setting takes a
+:class:`Settings` (or the single value) as an argument.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["SETTINGS_FILE", "Settings", "load_settings", "redact_url"]
+
+SETTINGS_FILE = "dripline.toml"
+
+# Settings whose values are secrets: never printed, never logged.
+_SECRET_FIELDS = frozenset({"secret_key", "smtp_password"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know about where it runs and what it talks to."""
+
+    root: Path = field(default_factory=Path.cwd)
+    database_url: str = ""
+    sender_url: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    smtp_password: str = ""
+    debug: bool = False
+
+    @property
+    def campaigns_dir(self) -> Path:
+        return self.root / "campaigns"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or ``dripline.db`` in the project root."""
+        return self.database_url or f"sqlite:///{(self.root / 'dripline.db').resolve()}"
+
+    @property
+    def effective_sender_url(self) -> str:
+        """The configured sender, or a Maildir outbox in the project root."""
+        return self.sender_url or f"maildir:{(self.root / 'outbox').resolve()}"
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings with secrets masked, for ``--debug`` output."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRET_FIELDS:
+                value = "***" if value else ""
+            elif f.name.endswith("_url") and isinstance(value, str):
+                value = redact_url(value)
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def redact_url(url: str) -> str:
+    """Replace a password in ``scheme://user:password@host`` with ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    userinfo, _, hostpart = rest.partition("@")
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{hostpart}"
+
+
+_ENV_NAMES = {
+    "root": "DRIPLINE_ROOT",
+    "database_url": "DRIPLINE_DATABASE_URL",
+    "sender_url": "DRIPLINE_SENDER",
+    "base_url": "DRIPLINE_BASE_URL",
+    "secret_key": "DRIPLINE_SECRET_KEY",
+    "smtp_password": "DRIPLINE_SMTP_PASSWORD",
+    "debug": "DRIPLINE_DEBUG",
+}
+
+# Keys dripline.toml may set. Secrets are deliberately absent: they come from the environment.
+_FILE_KEYS = {"database_url", "sender_url", "base_url"}
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    if name == "root":
+        return Path(value).expanduser()
+    if name == "debug":
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    if not isinstance(value, str):
+        raise ConfigError(f"{origin}: {name} must be a string")
+    return value
+
+
+def load_settings(
+    *,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build settings: defaults, then ``dripline.toml`` in the root, then environment, then flags.
+
+    ``flags`` holds only the options the user actually gave (``None`` values are ignored).
+    The root itself comes from the flag or ``DRIPLINE_ROOT`` (else the current directory),
+    since it says where ``dripline.toml`` is.
+    """
+    env = os.environ if environ is None else environ
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    root_value = given.get("root") or env.get("DRIPLINE_ROOT") or Path.cwd()
+    root = Path(root_value).expanduser().resolve()
+    settings = Settings(root=root)
+
+    settings_file = root / SETTINGS_FILE
+    if settings_file.is_file():
+        try:
+            data = tomllib.loads(settings_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read settings: {err}", path=settings_file) from err
+        unknown = sorted(set(data) - _FILE_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(_FILE_KEYS))}",
+                path=settings_file,
+            )
+        settings = replace(
+            settings, **{k: _coerce(k, v, str(settings_file)) for k, v in data.items()}
+        )
+
+    from_env = {
+        name: _coerce(name, env[var], var)
+        for name, var in _ENV_NAMES.items()
+        if name != "root" and env.get(var)
+    }
+    settings = replace(settings, **from_env)
+    from_flags = {k: _coerce(k, v, f"--{k}") for k, v in given.items() if k != "root"}
+    return replace(settings, **from_flags)

@@ -1,0 +1,160 @@
+"""The sender interface: open, send one message, close.
+
+A sender is chosen by URL (``smtp://``, ``maildir:``, ``memory:`` ...); see
+:mod:`sender.registry`. Plugins subclass :class:`Sender` and implement
+``_send`` (and ``_open`` / ``_close`` when they hold a connection); the base
+class does the bookkeeping: opening on first use, refusing sends after close,
+context-manager support.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar, Self
+
+from dripline.errors import ConfigError, DriplineError
+
+__all__ = [
+    "OutgoingMessage",
+    "PermanentSendError",
+    "SendError",
+    "SendResult",
+    "Sender",
+    "SenderConfigError",
+    "TransientSendError",
+]
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A complete RFC 5322 message and its envelope."""
+
+    envelope_from: str
+    recipients: tuple[str, ...]
+    data: bytes  # the whole message, CRLF line endings, ready for SMTP DATA
+    message_id: str  # the Message-ID header's value, angle brackets included
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the receiving side said about one accepted message."""
+
+    message_id: str
+    reply: str  # e.g. "250 2.0.0 Ok: queued as 4Fq2x" or "saved to outbox/new/…"
+    queue_id: str | None = None
+    code: int | None = None
+    enhanced_status: str | None = None  # RFC 3463, e.g. "2.0.0"
+
+
+class SendError(DriplineError):
+    """A message was not accepted. Subclasses say whether trying again can help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        enhanced_status: str | None = None,
+        reply: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.enhanced_status = enhanced_status
+        self.reply = reply or message
+
+
+class TransientSendError(SendError):
+    """Try again later (4xx, 421, timeouts, dropped connections).
+
+    ``ambiguous`` is true when the connection died after the message data was
+    sent and before the server answered: it may or may not have been delivered.
+    """
+
+    def __init__(self, message: str, *, ambiguous: bool = False, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.ambiguous = ambiguous
+
+
+class PermanentSendError(SendError):
+    """This recipient will not take this message (5xx). ``bounce`` marks a dead mailbox."""
+
+    def __init__(self, message: str, *, bounce: bool = False, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.bounce = bounce
+
+
+class SenderConfigError(ConfigError):
+    """The sender is misconfigured (bad URL, TLS or login refused): never retried."""
+
+
+class Sender(ABC):
+    """Sends messages one at a time over a resource opened once.
+
+    Use as ``with create_sender(url) as s: s.send(msg)``. ``send`` returns a
+    :class:`SendResult` for an accepted message and raises
+    :class:`TransientSendError` or :class:`PermanentSendError` for one that was
+    not; :class:`SenderConfigError` means no message can go out at all.
+    """
+
+    #: URL schemes this class serves, for messages that list what is installed.
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self._opened = False
+        self._closed = False
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, *, secrets: Mapping[str, str] | None = None) -> Self:
+        """Build a sender from its URL; ``secrets`` holds passwords from the environment."""
+
+    @property
+    def display_url(self) -> str:
+        """The URL to show a person: never holds a password."""
+        return type(self).__name__
+
+    def open(self) -> None:
+        """Acquire what sending needs (a connection, a folder). Safe to call twice."""
+        if self._closed:
+            raise SenderConfigError(f"{self.display_url}: the sender was closed")
+        if not self._opened:
+            self._open()
+            self._opened = True
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send one message; opens the sender on first use."""
+        if not message.recipients:
+            raise PermanentSendError("the message has no recipient")
+        self.open()
+        return self._send(message)
+
+    def close(self) -> None:
+        """Release what ``open`` acquired. Safe to call twice."""
+        if self._opened and not self._closed:
+            self._close()
+        self._closed = True
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _open(self) -> None:  # noqa: B027 - optional hook, most senders hold nothing
+        """Hook: acquire resources."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """Hook: release resources."""
+
+    @abstractmethod
+    def _send(self, message: OutgoingMessage) -> SendResult:
+        """Hook: deliver one message (the sender is open)."""

@@ -1,0 +1,53 @@
+"""``maildir:PATH``: writes each message into a Maildir that any mail client can open."""
+
+from __future__ import annotations
+
+import mailbox
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Self
+
+from .base import OutgoingMessage, Sender, SenderConfigError, SendResult
+
+__all__ = ["MaildirSender"]
+
+
+class MaildirSender(Sender):
+    """Delivers into ``PATH/new`` (created when missing), one file per message."""
+
+    schemes = ("maildir",)
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self._box: mailbox.Maildir | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, secrets: Mapping[str, str] | None = None) -> Self:
+        _, _, raw = url.partition(":")
+        if raw.startswith("//"):
+            raw = raw[2:]
+        if not raw:
+            raise SenderConfigError("maildir: needs a folder, e.g. maildir:outbox")
+        return cls(Path(raw).expanduser())
+
+    @property
+    def display_url(self) -> str:
+        return f"maildir:{self.path}"
+
+    def _open(self) -> None:
+        try:
+            self._box = mailbox.Maildir(self.path, create=True)
+        except OSError as err:
+            raise SenderConfigError(f"maildir:{self.path}: {err.strerror}") from err
+
+    def _send(self, message: OutgoingMessage) -> SendResult:
+        assert self._box is not None
+        # Maildir files use the platform's line ending; mail clients accept both.
+        key = self._box.add(message.data.replace(b"\r\n", b"\n"))
+        return SendResult(
+            message_id=message.message_id,
+            reply=f"saved to {self.path / 'new' / key}",
+            queue_id=key,
+            code=250,
+        )
