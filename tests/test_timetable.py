@@ -1,0 +1,141 @@
+"""Due times of the real ketamine campaign in several time zones, across DST changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dripline.campaign import load_campaign
+from dripline.timetable import Timetable, UnknownTimeZoneError, resolve_zone
+
+ROOT = Path(__file__).resolve().parent.parent
+CAMPAIGN = load_campaign(ROOT / "campaigns" / "ketamine-therapy")
+TABLE = Timetable.of(CAMPAIGN)
+
+
+def local_times(enrolled_local: datetime, tz: str | None) -> list[datetime]:
+    zone = ZoneInfo(tz or CAMPAIGN.schedule.timezone)
+    return [d.astimezone(zone) for d in TABLE.due_times(enrolled_local, tz)]
+
+
+def fmt(moments: list[datetime]) -> list[str]:
+    return [m.strftime("%a %Y-%m-%d %H:%M %Z") for m in moments]
+
+
+def test_worked_example_los_angeles_march_dst():
+    la = ZoneInfo("America/Los_Angeles")
+    enrolled = datetime(2026, 3, 5, 20, 0, tzinfo=la)
+    due = local_times(enrolled, "America/Los_Angeles")
+    assert due[0] == enrolled  # step 1 at once
+    assert fmt(due[1:]) == [
+        "Mon 2026-03-09 09:00 PDT",  # day 2 is a Saturday; clocks changed on 03-08
+        "Tue 2026-03-10 09:00 PDT",  # day 4 is Monday, taken by step 2: next day after it
+        "Wed 2026-03-11 09:00 PDT",
+        "Fri 2026-03-13 09:00 PDT",
+        "Mon 2026-03-16 09:00 PDT",  # day 10 is a Sunday
+    ]
+    # UTC offsets really changed: 09:00 PDT is 16:00 UTC.
+    assert TABLE.due_times(enrolled, "America/Los_Angeles")[1] == datetime(
+        2026, 3, 9, 16, 0, tzinfo=UTC
+    )
+
+
+def test_subscriber_without_zone_uses_campaign_default():
+    enrolled = datetime(2026, 3, 6, 4, 0, tzinfo=UTC)  # Thu 20:00 PST
+    assert TABLE.due_times(enrolled, None) == TABLE.due_times(enrolled, "America/Los_Angeles")
+
+
+def test_los_angeles_november_fall_back_keeps_nine_local():
+    la = ZoneInfo("America/Los_Angeles")
+    enrolled = datetime(2026, 10, 29, 10, 0, tzinfo=la)  # Thursday, PDT
+    due = local_times(enrolled, "America/Los_Angeles")
+    assert fmt(due[1:]) == [
+        "Mon 2026-11-02 09:00 PST",  # day 2 is Saturday 10-31; clocks fell back on 11-01
+        "Tue 2026-11-03 09:00 PST",
+        "Wed 2026-11-04 09:00 PST",
+        "Fri 2026-11-06 09:00 PST",
+        "Mon 2026-11-09 09:00 PST",
+    ]
+    assert due[1].astimezone(UTC).hour == 17  # 09:00 PST = 17:00 UTC (was 16:00 in PDT)
+
+
+def test_kolkata_has_no_dst_and_half_hour_offset():
+    zone = ZoneInfo("Asia/Kolkata")
+    enrolled = datetime(2026, 6, 1, 8, 0, tzinfo=zone)  # Monday
+    due = local_times(enrolled, "Asia/Kolkata")
+    assert fmt(due[1:]) == [
+        "Wed 2026-06-03 09:00 IST",
+        "Fri 2026-06-05 09:00 IST",
+        "Mon 2026-06-08 09:00 IST",  # day 6 is Sunday
+        "Tue 2026-06-09 09:00 IST",
+        "Thu 2026-06-11 09:00 IST",
+    ]
+    assert due[1].astimezone(UTC).strftime("%H:%M") == "03:30"
+
+
+def test_auckland_southern_hemisphere_dst_end_in_april():
+    zone = ZoneInfo("Pacific/Auckland")
+    enrolled = datetime(2026, 4, 1, 12, 0, tzinfo=zone)  # Wednesday, NZDT
+    due = local_times(enrolled, "Pacific/Auckland")
+    assert fmt(due[1:]) == [
+        "Fri 2026-04-03 09:00 NZDT",
+        "Mon 2026-04-06 09:00 NZST",  # day 4 is Sunday 04-05, the day clocks went back
+        "Tue 2026-04-07 09:00 NZST",
+        "Thu 2026-04-09 09:00 NZST",
+        "Mon 2026-04-13 09:00 NZST",  # day 10 is Saturday
+    ]
+    assert [d.astimezone(UTC).hour for d in due[1:3]] == [20, 21]
+
+
+def test_london_spring_forward():
+    zone = ZoneInfo("Europe/London")
+    enrolled = datetime(2026, 3, 26, 9, 30, tzinfo=zone)  # Thursday, GMT
+    due = local_times(enrolled, "Europe/London")
+    assert fmt(due[1:]) == [
+        "Mon 2026-03-30 09:00 BST",  # day 2 Saturday; clocks went forward Sunday 03-29
+        "Tue 2026-03-31 09:00 BST",
+        "Wed 2026-04-01 09:00 BST",
+        "Fri 2026-04-03 09:00 BST",
+        "Mon 2026-04-06 09:00 BST",
+    ]
+
+
+def test_no_step_lands_on_a_weekend_and_days_are_distinct_for_a_whole_year():
+    zone = ZoneInfo("Europe/London")
+    for day_of_year in range(365):
+        enrolled = datetime(2026, 1, 1, 12, 0, tzinfo=zone) + timedelta(days=day_of_year)
+        due = local_times(enrolled, "Europe/London")
+        days = [d.date() for d in due]
+        assert days == sorted(set(days)), enrolled
+        assert all(d.weekday() < 5 for d in due[1:]), enrolled
+        assert all(d.strftime("%H:%M") == "09:00" for d in due[1:]), enrolled
+
+
+def test_subscription_at_2359_local_counts_from_that_local_day():
+    la = ZoneInfo("America/Los_Angeles")
+    enrolled = datetime(2026, 3, 2, 23, 59, tzinfo=la)  # Monday 23:59 PST = Tue 07:59 UTC
+    due = local_times(enrolled, "America/Los_Angeles")
+    assert due[0] == enrolled
+    # Day 2 from Monday (local), not from Tuesday (UTC): Wednesday.
+    assert fmt(due[1:3]) == ["Wed 2026-03-04 09:00 PST", "Fri 2026-03-06 09:00 PST"]
+
+
+def test_unknown_time_zone_is_a_clear_user_error():
+    with pytest.raises(UnknownTimeZoneError, match="Mars/Olympus"):
+        resolve_zone("Mars/Olympus")
+
+
+def test_retime_after_outage_keeps_spacing_on_later_days():
+    la = ZoneInfo("America/Los_Angeles")
+    sent_at = datetime(2026, 3, 12, 15, 0, tzinfo=la)  # step 2 sent late, on Thursday
+    new = TABLE.retime_remaining(2, sent_at, "America/Los_Angeles")
+    assert sorted(new) == [3, 4, 5, 6]
+    assert fmt([new[n].astimezone(la) for n in (3, 4, 5, 6)]) == [
+        "Mon 2026-03-16 09:00 PDT",  # +2 days is Saturday
+        "Tue 2026-03-17 09:00 PDT",
+        "Wed 2026-03-18 09:00 PDT",  # step 5 is 6 days after step 2
+        "Fri 2026-03-20 09:00 PDT",
+    ]
