@@ -1,0 +1,85 @@
+"""The subscriber store: SQLAlchemy tables, Alembic migrations, enrollment and dispatch queries.
+
+Open it with :func:`open_store` (it migrates the schema on first use); the
+dispatcher talks to it through the narrow :class:`DeliveryQueue` protocol.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from ._engine import StoreError, make_engine, read_transaction, write_transaction
+from ._enroll import EnrollResult, NewSubscriber, enroll_many, subscribe
+from ._migrate import current_revision, head_revision, upgrade
+from ._models import (
+    DELIVERY_STATUSES,
+    SUBSCRIBER_STATUSES,
+    Delivery,
+    Enrollment,
+    Subscriber,
+)
+from ._queue import ClaimedDelivery, DeliveryQueue, DeliveryStateError, SqlDeliveryQueue
+from ._reports import (
+    CampaignStatus,
+    NotSubscribedError,
+    StepStatus,
+    TimelineEntry,
+    campaign_status,
+    subscriber_timeline,
+    unsubscribe,
+)
+from ._values import (
+    InvalidSubscriberError,
+    NormalizedEmail,
+    check_name,
+    check_zone,
+    derive_first_name,
+    normalize_email,
+    parse_moment,
+)
+
+__all__ = [
+    "DELIVERY_STATUSES",
+    "SUBSCRIBER_STATUSES",
+    "CampaignStatus",
+    "ClaimedDelivery",
+    "Delivery",
+    "DeliveryQueue",
+    "DeliveryStateError",
+    "EnrollResult",
+    "Enrollment",
+    "InvalidSubscriberError",
+    "NewSubscriber",
+    "NormalizedEmail",
+    "NotSubscribedError",
+    "SqlDeliveryQueue",
+    "StepStatus",
+    "StoreError",
+    "Subscriber",
+    "TimelineEntry",
+    "campaign_status",
+    "check_name",
+    "check_zone",
+    "current_revision",
+    "derive_first_name",
+    "enroll_many",
+    "head_revision",
+    "make_engine",
+    "normalize_email",
+    "open_store",
+    "parse_moment",
+    "read_transaction",
+    "subscribe",
+    "subscriber_timeline",
+    "unsubscribe",
+    "upgrade",
+    "write_transaction",
+]
+
+
+def open_store(url: str, *, migrate: bool = True) -> Engine:
+    """An engine on ``url`` with the schema brought up to date (unless ``migrate`` is off)."""
+    engine = make_engine(url)
+    if migrate:
+        upgrade(engine)
+    return engine

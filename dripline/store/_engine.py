@@ -1,0 +1,90 @@
+"""Engines for the store: SQLite tuned for a dispatcher (WAL, busy timeout), any other URL as is.
+
+On SQLite, pysqlite's own transaction handling is switched off so dripline
+decides how each transaction begins: ``BEGIN IMMEDIATE`` for writers (a claim
+takes the write lock up front instead of failing to upgrade a read lock, which
+no busy timeout can fix), plain ``BEGIN`` for readers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from ..errors import ConfigError
+from ..settings import redact_url
+
+__all__ = ["BUSY_TIMEOUT_MS", "StoreError", "make_engine", "read_transaction", "write_transaction"]
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(ConfigError):
+    """The database cannot be opened or used (bad URL, missing driver, unreachable)."""
+
+
+def _is_sqlite(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; the error names the URL with its password masked."""
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(
+                parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            )
+            _tune_sqlite(engine)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError) as err:
+        raise StoreError(f"cannot use database {redact_url(url)}: {err}") from err
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # WAL: readers (dripline status) never block the dispatcher and vice versa.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("dripline_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success."""
+    try:
+        with engine.connect() as raw:
+            connection = raw.execution_options(dripline_write=True)
+            with connection.begin():
+                yield connection
+    except OperationalError as err:
+        raise StoreError(f"database error on {redact_url(str(engine.url))}: {err.orig}") from err
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """One read-only transaction: a consistent snapshot for reports."""
+    try:
+        with engine.connect() as connection, connection.begin():
+            yield connection
+    except OperationalError as err:
+        raise StoreError(f"database error on {redact_url(str(engine.url))}: {err.orig}") from err

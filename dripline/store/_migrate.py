@@ -1,0 +1,53 @@
+"""Alembic, configured in code: the migrations live in ``dripline/store/migrations``.
+
+No ``alembic.ini`` is needed anywhere; ``dripline db upgrade`` and the first use
+of a store both call :func:`upgrade`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from ._engine import write_transaction
+
+__all__ = ["current_revision", "head_revision", "upgrade"]
+
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None, "the store ships at least one migration"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to the newest revision: (revision before, revision after)."""
+    before = current_revision(engine)
+    head = head_revision()
+    if before == head:
+        return before, head
+    config = _config()
+    # One write transaction around the whole upgrade: a second process waits for it, then
+    # finds the schema current and does nothing.
+    with write_transaction(engine) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    return before, head

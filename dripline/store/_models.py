@@ -1,0 +1,83 @@
+"""The tables: subscribers, their enrollments in campaigns, and one delivery per step.
+
+Times are stored as naive UTC (``DateTime`` without a zone) so SQLite and
+PostgreSQL compare them the same way; the store's public functions take and
+return aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "DELIVERY_STATUSES",
+    "ENROLLMENT_STATUSES",
+    "SUBSCRIBER_STATUSES",
+    "Base",
+    "Delivery",
+    "Enrollment",
+    "Subscriber",
+]
+
+SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced", "pending")
+ENROLLMENT_STATUSES = ("active", "unsubscribed", "completed")
+# 'ambiguous': the server may or may not have accepted the message (a lost connection after
+# DATA); never retried automatically, since retrying could send it twice.
+DELIVERY_STATUSES = ("scheduled", "sending", "sent", "failed", "cancelled", "ambiguous")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+    __table_args__ = (UniqueConstraint("email_key", name="uq_subscribers_email_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Lower-cased address with a punycode domain: the uniqueness key.
+    email_key: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str] = mapped_column(String(320))  # as given (domain in punycode)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    consent_at: Mapped[datetime] = mapped_column(DateTime)
+    consent_source: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (UniqueConstraint("subscriber_id", "campaign", name="uq_enrollment"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    campaign: Mapped[str] = mapped_column(String(100), index=True)
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step", name="uq_delivery_step"),
+        Index("ix_deliveries_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    reply: Mapped[str | None] = mapped_column(Text, nullable=True)  # the server's final reply

@@ -1,0 +1,161 @@
+"""Reading the store for people: one subscriber's timeline, a campaign's counts, unsubscribe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine, case, func, or_, select, update
+
+from ..errors import DriplineError
+from ._engine import read_transaction, write_transaction
+from ._models import DELIVERY_STATUSES, Delivery, Enrollment, Subscriber
+from ._values import from_db_time, normalize_email
+
+__all__ = [
+    "CampaignStatus",
+    "NotSubscribedError",
+    "StepStatus",
+    "TimelineEntry",
+    "campaign_status",
+    "subscriber_timeline",
+    "unsubscribe",
+]
+
+_D = Delivery.__table__
+_E = Enrollment.__table__
+_S = Subscriber.__table__
+_PENDING = ("scheduled",)
+
+
+class NotSubscribedError(DriplineError):
+    """The address is not in the store (or not in that campaign)."""
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    step: int
+    due_at: datetime  # aware UTC
+    status: str
+    sent_at: datetime | None
+    timezone: str | None  # the subscriber's own zone (None: campaign default)
+
+
+def subscriber_timeline(engine: Engine, campaign: str, email: str) -> list[TimelineEntry]:
+    """Each delivery of ``email`` in ``campaign``, in step order."""
+    key = normalize_email(email).key
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            select(_D.c.step, _D.c.due_at, _D.c.status, _D.c.sent_at, _S.c.timezone)
+            .join(_E, _E.c.id == _D.c.enrollment_id)
+            .join(_S, _S.c.id == _E.c.subscriber_id)
+            .where(_S.c.email_key == key, _E.c.campaign == campaign)
+            .order_by(_D.c.step)
+        ).all()
+    if not rows:
+        raise NotSubscribedError(f"{email} is not enrolled in campaign {campaign!r}")
+    return [
+        TimelineEntry(
+            step=r.step,
+            due_at=from_db_time(r.due_at),  # type: ignore[arg-type]
+            status=r.status,
+            sent_at=from_db_time(r.sent_at),
+            timezone=r.timezone,
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    step: int
+    counts: dict[str, int]  # every delivery status -> count
+
+
+@dataclass
+class CampaignStatus:
+    enrolled: int = 0
+    unsubscribed: int = 0
+    bounced: int = 0
+    steps: list[StepStatus] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "enrolled": self.enrolled,
+            "unsubscribed": self.unsubscribed,
+            "bounced": self.bounced,
+            "steps": [{"step": s.step, **s.counts} for s in self.steps],
+        }
+
+
+def campaign_status(engine: Engine, campaign: str | None = None) -> CampaignStatus:
+    """Counts for one campaign (or all): people, and deliveries per step and status."""
+    result = CampaignStatus()
+    with read_transaction(engine) as conn:
+        people = (
+            select(
+                func.count(),
+                func.sum(
+                    case(
+                        (or_(_S.c.status == "unsubscribed", _E.c.status == "unsubscribed"), 1),
+                        else_=0,
+                    )
+                ),
+                func.sum(case((_S.c.status == "bounced", 1), else_=0)),
+            )
+            .select_from(_E)
+            .join(_S, _S.c.id == _E.c.subscriber_id)
+        )
+        per_step = (
+            select(_D.c.step, _D.c.status, func.count())
+            .select_from(_D)
+            .join(_E, _E.c.id == _D.c.enrollment_id)
+            .group_by(_D.c.step, _D.c.status)
+            .order_by(_D.c.step)
+        )
+        if campaign is not None:
+            people = people.where(_E.c.campaign == campaign)
+            per_step = per_step.where(_E.c.campaign == campaign)
+        enrolled, unsubscribed, bounced = conn.execute(people).one()
+        result.enrolled, result.unsubscribed, result.bounced = (
+            enrolled or 0,
+            unsubscribed or 0,
+            bounced or 0,
+        )
+        counts: dict[int, dict[str, int]] = {}
+        for step, status, count in conn.execute(per_step):
+            counts.setdefault(step, dict.fromkeys(DELIVERY_STATUSES, 0))[status] = count
+    result.steps = [StepStatus(step, counts[step]) for step in sorted(counts)]
+    return result
+
+
+def unsubscribe(engine: Engine, email: str, campaign: str | None = None) -> int:
+    """Stop mail to ``email`` (from one campaign, or entirely); returns deliveries cancelled.
+
+    The status change and the cancellation of every pending delivery are one
+    transaction, so a dispatcher claiming at the same moment sees either both or neither.
+    """
+    key = normalize_email(email).key
+    with write_transaction(engine) as conn:
+        subscriber_id = conn.scalar(select(_S.c.id).where(_S.c.email_key == key))
+        if subscriber_id is None:
+            raise NotSubscribedError(f"{email} is not a subscriber")
+        enrollments = select(_E.c.id).where(_E.c.subscriber_id == subscriber_id)
+        if campaign is not None:
+            enrollments = enrollments.where(_E.c.campaign == campaign)
+        enrollment_ids = list(conn.scalars(enrollments))
+        if campaign is not None and not enrollment_ids:
+            raise NotSubscribedError(f"{email} is not enrolled in campaign {campaign!r}")
+        if campaign is None:
+            conn.execute(update(_S).where(_S.c.id == subscriber_id).values(status="unsubscribed"))
+        conn.execute(
+            update(_E)
+            .where(_E.c.id.in_(enrollment_ids), _E.c.status == "active")
+            .values(status="unsubscribed")
+        )
+        cancelled = conn.execute(
+            update(_D)
+            .where(_D.c.enrollment_id.in_(enrollment_ids), _D.c.status.in_(_PENDING))
+            .values(status="cancelled", last_error="unsubscribed")
+        )
+        return cancelled.rowcount

@@ -1,0 +1,60 @@
+"""Shared fixtures: the real ketamine campaign and store URLs (SQLite file; PostgreSQL in CI)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from dripline.campaign import Campaign, load_campaign
+from dripline.store import make_engine, open_store
+from dripline.timetable import Timetable
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_ENV = "DRIPLINE_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def campaign() -> Campaign:
+    return load_campaign(ROOT / "campaigns" / "ketamine-therapy")
+
+
+@pytest.fixture(scope="session")
+def timetable(campaign: Campaign) -> Timetable:
+    return Timetable.of(campaign)
+
+
+def _reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("DROP TABLE IF EXISTS deliveries, enrollments, subscribers, alembic_version")
+        )
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a real SQLite file, or the CI PostgreSQL (skipped if unset)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'dripline.db'}"
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set (see .ci/postgres.sh)")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'dripline.db'}"
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = open_store(db_url)
+    yield engine
+    engine.dispose()

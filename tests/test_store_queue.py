@@ -1,0 +1,198 @@
+"""Claiming due deliveries and recording outcomes, on a real SQLite file and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from dripline.store import (
+    Delivery,
+    DeliveryStateError,
+    Enrollment,
+    NewSubscriber,
+    SqlDeliveryQueue,
+    Subscriber,
+    enroll_many,
+    normalize_email,
+    subscribe,
+    subscriber_timeline,
+    unsubscribe,
+)
+from dripline.timetable import Timetable
+
+LA = ZoneInfo("America/Los_Angeles")
+SLUG = "ketamine-therapy"
+WORKER = Path(__file__).resolve().parent / "claim_worker.py"
+
+
+def person(email: str, at: datetime, tz: str | None = "America/Los_Angeles") -> NewSubscriber:
+    return NewSubscriber(
+        email=normalize_email(email), name="Ada Lovelace", timezone=tz, subscribed_at=at
+    )
+
+
+def queue(engine: Engine, timetable: Timetable) -> SqlDeliveryQueue:
+    return SqlDeliveryQueue(engine, lambda slug: timetable)
+
+
+def statuses(engine: Engine, email: str) -> list[str]:
+    return [e.status for e in subscriber_timeline(engine, SLUG, email)]
+
+
+def test_claim_takes_due_rows_once_and_outcomes_are_recorded(engine, timetable):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    subscribe(engine, timetable, SLUG, person("ada@example.com", at))
+    q = queue(engine, timetable)
+    assert q.claim_due(at - timedelta(seconds=1), 10) == []
+    claimed = q.claim_due(at, 10)
+    assert [(c.step, c.email, c.first_name, c.campaign) for c in claimed] == [
+        (1, "ada@example.com", "Ada", SLUG)
+    ]
+    assert claimed[0].attempt == 1
+    assert q.claim_due(at + timedelta(hours=1), 10) == []  # 'sending' is never claimed again
+    sent_at = at + timedelta(seconds=5)
+    q.mark_sent(
+        claimed[0].delivery_id, message_id="<m1@example.com>", sent_at=sent_at, reply="250 ok"
+    )
+    with pytest.raises(DeliveryStateError, match="status: sent"):
+        q.mark_sent(claimed[0].delivery_id, message_id="<again>", sent_at=sent_at)
+    with engine.connect() as conn:
+        row = conn.execute(select(Delivery).where(Delivery.id == claimed[0].delivery_id)).one()
+    assert (row.status, row.message_id, row.reply, row.attempts) == (
+        "sent",
+        "<m1@example.com>",
+        "250 ok",
+        1,
+    )
+    assert row.sent_at == sent_at.astimezone(UTC).replace(tzinfo=None)
+    assert statuses(engine, "ada@example.com") == ["sent"] + ["scheduled"] * 5
+
+
+def test_deferred_failed_and_ambiguous_outcomes(engine, timetable):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    for n in range(3):
+        subscribe(engine, timetable, SLUG, person(f"p{n}@example.com", at))
+    q = queue(engine, timetable)
+    first, second, third = q.claim_due(at, 10)
+    retry_at = at + timedelta(minutes=5)
+    q.mark_deferred(first.delivery_id, retry_at, "421 try later")
+    q.mark_failed(second.delivery_id, "550 no such user")
+    q.mark_ambiguous(third.delivery_id, "connection lost after DATA")
+    assert q.claim_due(retry_at - timedelta(seconds=1), 10) == []
+    again = q.claim_due(retry_at, 10)
+    assert [(c.delivery_id, c.attempt) for c in again] == [(first.delivery_id, 2)]
+    assert statuses(engine, "p1@example.com")[0] == "failed"
+    assert statuses(engine, "p2@example.com")[0] == "ambiguous"
+
+
+def test_unsubscribe_between_steps_stops_the_rest(engine, timetable):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    subscribe(engine, timetable, SLUG, person("ada@example.com", at))
+    subscribe(engine, timetable, SLUG, person("bob@example.com", at))
+    q = queue(engine, timetable)
+    for claimed in q.claim_due(at, 10):
+        q.mark_sent(claimed.delivery_id, message_id="<x>", sent_at=at)
+    assert unsubscribe(engine, "ADA@Example.com") == 5
+    assert statuses(engine, "ada@example.com") == ["sent"] + ["cancelled"] * 5
+    later = q.claim_due(datetime(2026, 4, 30, tzinfo=UTC), 100)
+    assert {c.email for c in later} == {"bob@example.com"}
+
+
+def test_status_is_rechecked_at_claim_time(engine, timetable):
+    """A bounce recorded directly in the table (no unsubscribe call) still stops mail."""
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    subscribe(engine, timetable, SLUG, person("gone@example.com", at))
+    with engine.begin() as conn:
+        conn.execute(update(Subscriber).values(status="bounced"))
+    assert queue(engine, timetable).claim_due(at, 10) == []
+    assert statuses(engine, "gone@example.com")[0] == "cancelled"
+
+
+def test_crashed_sending_row_is_not_resent(engine, timetable):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    subscribe(engine, timetable, SLUG, person("ada@example.com", at))
+    crashed = queue(engine, timetable).claim_due(at, 10)  # then the process dies
+    restarted = queue(engine, timetable)
+    assert restarted.claim_due(at + timedelta(days=1), 10) == []
+    assert statuses(engine, "ada@example.com")[0] == "sending"
+    assert crashed[0].step == 1
+
+
+def test_restart_after_two_day_gap_sends_one_per_subscriber_and_retimes(engine, timetable):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    emails = ["a@example.com", "b@example.com", "c@example.com"]
+    for email in emails:
+        subscribe(engine, timetable, SLUG, person(email, at))
+    q = queue(engine, timetable)
+    for claimed in q.claim_due(at, 10):
+        q.mark_sent(claimed.delivery_id, message_id="<1>", sent_at=at)
+    # Down from Sunday until Wednesday 08:00: steps 2 (Mon) and 3 (Tue) are overdue and
+    # step 4 (Wed 09:00) would follow an hour after step 2.
+    restart = datetime(2026, 3, 11, 8, 0, tzinfo=LA)
+    claimed = q.claim_due(restart, 100)
+    assert sorted((c.email, c.step) for c in claimed) == [(e, 2) for e in emails]
+    for c in claimed:
+        q.mark_sent(c.delivery_id, message_id=f"<{c.delivery_id}>", sent_at=restart)
+    assert q.claim_due(restart + timedelta(hours=20), 100) == []
+    for email in emails:
+        timeline = subscriber_timeline(engine, SLUG, email)
+        local = [e.due_at.astimezone(LA).strftime("%a %m-%d %H:%M") for e in timeline[2:]]
+        assert local == ["Fri 03-13 09:00", "Mon 03-16 09:00", "Tue 03-17 09:00", "Thu 03-19 09:00"]
+    # Run the clock on hour by hour: every step goes out, never two on one local day.
+    sent_days: dict[str, list] = {e: [] for e in emails}
+    clock = restart
+    while clock < datetime(2026, 4, 1, tzinfo=LA):
+        clock += timedelta(hours=1)
+        for c in q.claim_due(clock, 100):
+            sent_days[c.email].append((c.step, clock.astimezone(LA).date()))
+            q.mark_sent(c.delivery_id, message_id="<n>", sent_at=clock)
+    for email in emails:
+        assert [s for s, _ in sent_days[email]] == [3, 4, 5, 6]
+        days = [d for _, d in sent_days[email]]
+        assert len(set(days)) == 4
+        assert statuses(engine, email) == ["sent"] * 6
+    with engine.connect() as conn:
+        assert set(conn.scalars(select(Enrollment.status))) == {"completed"}
+
+
+def test_overdue_backlog_claims_earliest_step_only(engine, timetable):
+    """Imported with an old subscription date: one email now, not six."""
+    long_ago = datetime(2026, 1, 5, 9, 0, tzinfo=LA)
+    enroll_many(engine, timetable, SLUG, [person("old@example.com", long_ago)])
+    now = datetime(2026, 3, 4, 12, 0, tzinfo=LA)
+    claimed = queue(engine, timetable).claim_due(now, 100)
+    assert [c.step for c in claimed] == [1]
+    due = [e.due_at.astimezone(LA) for e in subscriber_timeline(engine, SLUG, "old@example.com")]
+    assert all(d.date() > now.date() for d in due[1:])
+
+
+def run_workers(url: str, now: datetime, tmp_path: Path, count: int = 2) -> list[list[int]]:
+    go = tmp_path / "go"
+    outs = [tmp_path / f"claimed-{n}.txt" for n in range(count)]
+    procs = [
+        subprocess.Popen([sys.executable, str(WORKER), url, now.isoformat(), str(out), str(go)])
+        for out in outs
+    ]
+    go.touch()
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0
+    return [[int(x) for x in out.read_text().split()] for out in outs]
+
+
+def test_two_processes_never_claim_the_same_delivery(engine, db_url, timetable, tmp_path):
+    now = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    people = [person(f"user{n}@example.com", now - timedelta(minutes=1)) for n in range(1500)]
+    enroll_many(engine, timetable, SLUG, people)
+    claimed = run_workers(db_url, now, tmp_path)
+    everything = claimed[0] + claimed[1]
+    assert len(everything) == len(set(everything)) == 1500
+    assert all(claimed), "both processes claimed some rows"
+    with engine.connect() as conn:
+        sending = set(conn.scalars(select(Delivery.id).where(Delivery.status == "sending")))
+    assert sending == set(everything)
