@@ -22,6 +22,12 @@ __all__ = ["main", "settings_from"]
 # command name -> "module:attribute" inside dripline.cli
 COMMANDS: dict[str, str] = {
     "campaigns": "campaigns:campaigns_command",
+    "db": "db:db_command",
+    "import": "importcsv:import_command",
+    "status": "status:status_command",
+    "subscribe": "subscribe:subscribe_command",
+    "timeline": "timeline:timeline_command",
+    "unsubscribe": "unsubscribe:unsubscribe_command",
 }
 
 

@@ -26,6 +26,8 @@ _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
 _PENDING = ("scheduled",)
+# The keys first, then the two states only dripline adds.
+_JSON_ORDER = ("sent", "scheduled", "failed", "cancelled", "sending", "ambiguous")
 
 
 class NotSubscribedError(DriplineError):
@@ -84,7 +86,9 @@ class CampaignStatus:
             "enrolled": self.enrolled,
             "unsubscribed": self.unsubscribed,
             "bounced": self.bounced,
-            "steps": [{"step": s.step, **s.counts} for s in self.steps],
+            "steps": [
+                {"step": s.step, **{k: s.counts[k] for k in _JSON_ORDER}} for s in self.steps
+            ],
         }
 
 

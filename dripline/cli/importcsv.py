@@ -1,0 +1,69 @@
+"""``dripline import FILE.csv --campaign SLUG``: enroll everyone in a CSV, reporting bad rows.
+
+Bad rows are reported as ``FILE:LINE: problem`` and skipped; all valid rows are
+imported; the command then exits 1 so scripts notice. Importing the same file
+again changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from ..store import enroll_many
+from ..store._csv import read_subscriber_csv
+from ..timetable import Timetable
+from . import settings_from
+from ._store import db_option, load_campaign_by_slug, open_settings_store
+
+__all__ = ["import_command"]
+
+
+@click.command("import")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(path_type=Path))
+@click.option("--campaign", "slug", required=True, help="Campaign slug (folder name).")
+@db_option
+@click.pass_context
+def import_command(ctx: click.Context, csv_file: Path, slug: str, database_url: str | None) -> None:
+    """Import subscribers from FILE.csv (email, name, timezone, subscribed_at, attributes)."""
+    settings = settings_from(ctx, database_url=database_url)
+    campaign = load_campaign_by_slug(settings, slug)
+    table = Timetable.of(campaign)
+    read = read_subscriber_csv(csv_file, campaign.schedule.zone)
+    for problem in read.problems:
+        click.echo(f"Error: {csv_file}:{problem.line}: {problem.message}", err=True)
+    engine = open_settings_store(settings)
+    console = Console(stderr=True)
+    try:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=len(read.people) < 1000,
+        ) as progress:
+            task = progress.add_task("importing", total=len(read.people))
+            result = enroll_many(
+                engine,
+                table,
+                slug,
+                read.people,
+                source=f"import:{csv_file.name}",
+                progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        engine.dispose()
+    click.echo(
+        f"{csv_file}: {result.enrolled} enrolled in {slug} "
+        f"({result.subscribers_created} new subscribers), "
+        f"{result.already_enrolled} already enrolled, "
+        f"{result.inactive_skipped} unsubscribed/bounced skipped, "
+        f"{read.duplicates} duplicate row(s), {len(read.problems)} invalid row(s) skipped"
+    )
+    if read.problems:
+        ctx.exit(1)

@@ -1,0 +1,61 @@
+"""``dripline subscribe EMAIL --campaign SLUG``: enroll one person and show their timetable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from ..store import NewSubscriber, check_name, check_zone, normalize_email, parse_moment, subscribe
+from ..timetable import Timetable
+from . import settings_from
+from ._store import db_option, load_campaign_by_slug, open_settings_store
+
+__all__ = ["subscribe_command"]
+
+
+@click.command("subscribe")
+@click.argument("email")
+@click.option("--campaign", "slug", required=True, help="Campaign slug (folder name).")
+@click.option("--name", default="", help="Full name; the first word greets them.")
+@click.option("--tz", "timezone", default=None, metavar="Area/City", help="IANA time zone.")
+@click.option(
+    "--at",
+    "subscribed_at",
+    default=None,
+    metavar="ISO8601",
+    help="When they subscribed (default: now); without an offset it is local to --tz.",
+)
+@db_option
+@click.pass_context
+def subscribe_command(
+    ctx: click.Context,
+    email: str,
+    slug: str,
+    name: str,
+    timezone: str | None,
+    subscribed_at: str | None,
+    database_url: str | None,
+) -> None:
+    """Subscribe EMAIL to a campaign; every step is scheduled at once."""
+    settings = settings_from(ctx, database_url=database_url)
+    campaign = load_campaign_by_slug(settings, slug)
+    table = Timetable.of(campaign)
+    zone_name = check_zone(timezone)
+    zone = table.zone_for(zone_name)
+    person = NewSubscriber(
+        email=normalize_email(email),
+        name=check_name(name),
+        timezone=zone_name,
+        subscribed_at=parse_moment(subscribed_at, zone) if subscribed_at else None,
+    )
+    engine = open_settings_store(settings)
+    try:
+        created, due = subscribe(engine, table, slug, person, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    verb = "Subscribed" if created else "Already subscribed:"
+    click.echo(f"{verb} {person.email} to {slug} ({zone.key})")
+    for step, when in zip(campaign.steps, due, strict=True):
+        local = when.astimezone(zone)
+        click.echo(f"  {step.number}  {local:%a %Y-%m-%d %H:%M %Z}  {step.subject}")

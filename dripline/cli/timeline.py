@@ -1,0 +1,67 @@
+"""``dripline timeline SLUG --email EMAIL [--json]``: one subscriber's steps, when, and status."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..store import subscriber_timeline
+from ..timetable import Timetable
+from . import settings_from
+from ._store import db_option, load_campaign_by_slug, open_settings_store
+
+__all__ = ["timeline_command"]
+
+
+@click.command("timeline")
+@click.argument("slug")
+@click.option("--email", required=True, help="The subscriber's address.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@db_option
+@click.pass_context
+def timeline_command(
+    ctx: click.Context, slug: str, email: str, as_json: bool, database_url: str | None
+) -> None:
+    """Show each step's subject, due time (local and UTC) and status for one subscriber."""
+    settings = settings_from(ctx, database_url=database_url)
+    campaign = load_campaign_by_slug(settings, slug)
+    table = Timetable.of(campaign)
+    engine = open_settings_store(settings)
+    try:
+        entries = subscriber_timeline(engine, slug, email)
+    finally:
+        engine.dispose()
+    subjects = {step.number: step.subject for step in campaign.steps}
+    rows = []
+    for entry in entries:
+        zone = table.zone_for(entry.timezone)
+        rows.append(
+            {
+                "step": entry.step,
+                "subject": subjects.get(entry.step, "(step no longer in the campaign)"),
+                "due_local": entry.due_at.astimezone(zone).isoformat(),
+                "due_utc": entry.due_at.isoformat(),
+                "status": entry.status,
+                "zone": zone.key,
+            }
+        )
+    if as_json:
+        keys = ("step", "subject", "due_local", "due_utc", "status")
+        click.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
+        return
+    out = Table(title=f"{email} in {slug}", title_justify="left")
+    for column in ("#", "subject", "due (local)", "due (UTC)", "status"):
+        out.add_column(column, justify="right" if column == "#" else "left")
+    for entry, row in zip(entries, rows, strict=True):
+        local = entry.due_at.astimezone(table.zone_for(entry.timezone))
+        out.add_row(
+            str(row["step"]),
+            row["subject"],
+            f"{local:%a %Y-%m-%d %H:%M %Z}",
+            f"{entry.due_at:%Y-%m-%d %H:%M}",
+            row["status"],
+        )
+    Console().print(out)

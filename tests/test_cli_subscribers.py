@@ -1,0 +1,170 @@
+"""subscribe, import, unsubscribe, timeline, status: run as a user would, on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from dripline.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SLUG = "ketamine-therapy"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("DRIPLINE_DATABASE_URL", "DRIPLINE_ROOT", "DRIPLINE_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    shutil.copytree(ROOT / "campaigns", tmp_path / "campaigns")
+    return tmp_path
+
+
+def run(project: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--root", str(project), *args], catch_exceptions=False)
+
+
+def db_rows(project: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(project / "dripline.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_db_upgrade_creates_the_default_database_in_the_project(project: Path):
+    first = run(project, "db", "upgrade")
+    assert first.exit_code == 0, first.output
+    assert "upgraded from empty" in first.output
+    assert (project / "dripline.db").is_file()
+    assert "schema is current" in run(project, "db", "upgrade").output
+
+
+def test_db_flag_points_elsewhere(project: Path, tmp_path: Path):
+    other = tmp_path / "elsewhere.db"
+    result = run(
+        project, "subscribe", "a@example.com", "--campaign", SLUG, "--db", f"sqlite:///{other}"
+    )
+    assert result.exit_code == 0, result.output
+    assert other.is_file() and not (project / "dripline.db").exists()
+
+
+def test_subscribe_then_timeline_json_is_the_worked_example(project: Path):
+    result = run(
+        project,
+        "subscribe",
+        "Ada@Example.COM",
+        "--campaign",
+        SLUG,
+        "--name",
+        "Ada Lovelace",
+        "--tz",
+        "America/Los_Angeles",
+        "--at",
+        "2026-03-05T20:00",
+    )
+    assert result.exit_code == 0, result.output
+    timeline = run(project, "timeline", SLUG, "--email", "ada@example.com", "--json")
+    entries = json.loads(timeline.output)
+    assert [e["step"] for e in entries] == [1, 2, 3, 4, 5, 6]
+    assert [e["due_local"] for e in entries] == [
+        "2026-03-05T20:00:00-08:00",
+        "2026-03-09T09:00:00-07:00",
+        "2026-03-10T09:00:00-07:00",
+        "2026-03-11T09:00:00-07:00",
+        "2026-03-13T09:00:00-07:00",
+        "2026-03-16T09:00:00-07:00",
+    ]
+    assert entries[1]["due_utc"] == "2026-03-09T16:00:00+00:00"
+    assert entries[0]["subject"].startswith("Reason 1 of 6")
+    assert {e["status"] for e in entries} == {"scheduled"}
+    # Case-insensitive identity: subscribing again changes nothing.
+    again = run(project, "subscribe", "ADA@example.com", "--campaign", SLUG)
+    assert "Already subscribed" in again.output
+    assert db_rows(project, "select count(*) from deliveries") == [(6,)]
+    assert db_rows(project, "select email_key, first_name from subscribers") == [
+        ("ada@example.com", "Ada")
+    ]
+
+
+def test_unsubscribe_cancels_pending_and_status_counts_it(project: Path):
+    run(project, "subscribe", "a@example.com", "--campaign", SLUG)
+    run(project, "subscribe", "b@example.com", "--campaign", SLUG)
+    result = run(project, "unsubscribe", "A@example.com")
+    assert result.exit_code == 0, result.output
+    assert "6 pending" in result.output
+    status = json.loads(run(project, "status", SLUG, "--json").output)
+    assert (status["enrolled"], status["unsubscribed"], status["bounced"]) == (2, 1, 0)
+    assert [
+        (s["step"], s["scheduled"], s["cancelled"], s["sent"], s["failed"]) for s in status["steps"]
+    ] == [(n, 1, 1, 0, 0) for n in range(1, 7)]
+    table = run(project, "status").output
+    assert "2 enrolled, 1 unsubscribed" in table
+
+
+def test_unknown_subscriber_and_campaign_are_clear_errors(project: Path):
+    result = CliRunner().invoke(main, ["--root", str(project), "unsubscribe", "x@example.com"])
+    assert result.exit_code == 1
+    assert "Error: x@example.com is not a subscriber" in result.output
+    result = CliRunner().invoke(main, ["--root", str(project), "status", "nope"])
+    assert result.exit_code == 1 and "no campaign 'nope'" in result.output
+
+
+CSV = """email,name,timezone,subscribed_at,plan
+good1@example.com,Ann One,Europe/London,2026-03-02T10:00,gold
+not-an-address,Bad Address,UTC,2026-03-02T10:00,x
+good2@example.com,Bob Two,,2026-03-02T10:00,silver
+good3@example.com,Cy Three,Mars/Olympus,2026-03-02T10:00,x
+good4@example.com,Di Four,Asia/Kolkata,yesterday,x
+"Müller@Bücher.de","Eve, Five",Asia/Kolkata,2026-03-02T10:00+05:30,bronze
+GOOD1@example.com,Ann Again,UTC,2026-03-03T10:00,dup
+"""
+
+
+def test_import_reports_bad_rows_by_line_and_imports_the_rest(project: Path):
+    csv_file = project / "people.csv"
+    csv_file.write_text(CSV, encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["--root", str(project), "import", str(csv_file), "--campaign", SLUG]
+    )
+    assert result.exit_code == 1
+    assert f"{csv_file}:3: not an email address" in result.output
+    assert f"{csv_file}:5: unknown time zone 'Mars/Olympus'" in result.output
+    assert f"{csv_file}:6: not an ISO 8601 date/time: 'yesterday'" in result.output
+    assert "3 enrolled" in result.output
+    people = db_rows(
+        project, "select email, name, timezone, attributes from subscribers order by id"
+    )
+    assert [(e, n, z) for e, n, z, _ in people] == [
+        ("good1@example.com", "Ann One", "Europe/London"),
+        ("good2@example.com", "Bob Two", None),
+        ("Müller@xn--bcher-kva.de", "Eve, Five", "Asia/Kolkata"),
+    ]
+    assert [json.loads(a) for *_, a in people] == [
+        {"plan": "gold"},
+        {"plan": "silver"},
+        {"plan": "bronze"},
+    ]
+    # Naive subscribed_at is local to the row's zone: 10:00 London = 10:00 UTC in March.
+    assert db_rows(project, "select enrolled_at from enrollments order by id")[0][0].startswith(
+        "2026-03-02 10:00"
+    )
+    before = db_rows(project, "select * from deliveries order by id")
+    assert len(before) == 18
+    again = CliRunner().invoke(
+        main, ["--root", str(project), "import", str(csv_file), "--campaign", SLUG]
+    )
+    assert "0 enrolled" in again.output and "3 already enrolled" in again.output
+    assert db_rows(project, "select * from deliveries order by id") == before
+    assert db_rows(project, "select count(*) from subscribers") == [(3,)]
+
+
+def test_import_without_email_column_names_the_file_and_line(project: Path):
+    csv_file = project / "people.csv"
+    csv_file.write_text("mail,name\nx@example.com,X\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["--root", str(project), "import", str(csv_file), "--campaign", SLUG]
+    )
+    assert result.exit_code == 1
+    assert f"Error: {csv_file}:1: no 'email' column" in result.output
