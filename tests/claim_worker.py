@@ -1,6 +1,6 @@
 """A separate process claiming deliveries in small batches until none are due.
 
-Used by tests/test_store_queue.py: ``claim_worker.py URL NOW OUT GO_FILE``; waits
+Used by tests/test_store_queue.py: ``claim_worker.py URL NOW OUT GO_FILE``; touches OUT.ready, waits
 for GO_FILE so the workers start together, writes the claimed delivery ids to OUT.
 """
 
@@ -22,11 +22,13 @@ def main(url: str, now_text: str, out: str, go: str) -> None:
     table = Timetable.of(load_campaign(ROOT / "campaigns" / "ketamine-therapy"))
     queue = SqlDeliveryQueue(open_store(url), lambda slug: table)
     now = datetime.fromisoformat(now_text)
+    Path(out + ".ready").touch()
     while not Path(go).exists():
         time.sleep(0.01)
     claimed: list[int] = []
-    while batch := queue.claim_due(now, 25):
+    while batch := queue.claim_due(now, 10):
         claimed += [c.delivery_id for c in batch]
+        time.sleep(0.005)  # a dispatcher spends time sending between claims
     Path(out).write_text("\n".join(map(str, claimed)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -179,6 +180,10 @@ def run_workers(url: str, now: datetime, tmp_path: Path, count: int = 2) -> list
         subprocess.Popen([sys.executable, str(WORKER), url, now.isoformat(), str(out), str(go)])
         for out in outs
     ]
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{out}.ready").exists() for out in outs):
+        assert time.monotonic() < deadline, "claim workers did not start"
+        time.sleep(0.01)
     go.touch()
     for proc in procs:
         assert proc.wait(timeout=120) == 0
