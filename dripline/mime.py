@@ -31,6 +31,7 @@ _FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*")
 _ADDRESS = re.compile(r"[^@\s<>()\[\]\\,;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _MAX_LINE = 78
+_UNFOLDED = SMTP.clone(max_line_length=998)
 _WORD_BYTES = 45  # 45 raw bytes -> 60 base64 chars -> a 72-char encoded word
 
 
@@ -65,8 +66,11 @@ def _encoded_words(value: str) -> list[str]:
     return [f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words]  # type: ignore[arg-type]
 
 
+_NEEDS_ENCODING = re.compile(r"[^\x20-\x7e]|=\?")
+
+
 def _needs_encoding(value: str) -> bool:
-    return not value.isascii() or "=?" in value or any(c < " " or c == "\x7f" for c in value)
+    return _NEEDS_ENCODING.search(value) is not None
 
 
 def _fold(name: str, words: list[str]) -> bytes:
@@ -139,4 +143,7 @@ def build_full_message(headers: list[tuple[str, str]], text: str, html: str) -> 
         message[name] = value
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return message.as_bytes()
+    # Bodies were encoded at 76 columns above. Headers are written unfolded (up to 998):
+    # the stdlib would otherwise RFC 2047-encode a long unsubscribe URL, which mail
+    # clients then fail to read as List-Unsubscribe.
+    return message.as_bytes(policy=_UNFOLDED)

@@ -14,6 +14,7 @@ When a value cannot be placed byte-for-byte the way the full path would place it
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,6 +115,24 @@ def _line_of_key(path: Path, key: str) -> int | None:
     return None
 
 
+def _open_block_line(source: str, err: TemplateSyntaxError) -> int:
+    """Where to point for a syntax error: an unclosed block's opening line, else Jinja's line.
+
+    Jinja reports an unclosed ``{% if %}`` at the end of the template, far from the
+    line that needs fixing.
+    """
+    match = re.search(r"innermost block that needs to be closed is '(\w+)'", err.message or "")
+    if match:
+        opened = [
+            number
+            for number, text in enumerate(source.splitlines(), start=1)
+            if re.search(r"\{%-?\s*" + match.group(1) + r"\b", text)
+        ]
+        if opened:
+            return opened[-1]
+    return err.lineno
+
+
 class CompiledStep:
     """One step, parsed and ready: ``render`` (full path) and ``render_bytes`` (fast path)."""
 
@@ -141,7 +160,7 @@ class CompiledStep:
         except TemplateSyntaxError as err:
             line = err.lineno
             if what == "body":
-                line = self.step.body_line + err.lineno - 1
+                line = self.step.body_line + _open_block_line(self.step.body, err) - 1
             else:
                 line = _line_of_key(self.step.path, what)
             raise CampaignError(

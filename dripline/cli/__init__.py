@@ -22,6 +22,8 @@ __all__ = ["main", "settings_from"]
 # command name -> "module:attribute" inside dripline.cli
 COMMANDS: dict[str, str] = {
     "campaigns": "campaigns:campaigns_command",
+    "check": "check:check_command",
+    "render": "render:render_command",
 }
 
 
