@@ -22,6 +22,7 @@ __all__ = ["main", "settings_from"]
 # command name -> "module:attribute" inside dripline.cli
 COMMANDS: dict[str, str] = {
     "campaigns": "campaigns:campaigns_command",
+    "import-article": "import_article:import_article_command",
 }
 
 
