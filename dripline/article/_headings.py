@@ -22,47 +22,10 @@ _LABELLED = re.compile(
 )
 # Words Title Case leaves in lower case.
 _MINOR_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "but",
-        "or",
-        "nor",
-        "for",
-        "so",
-        "yet",
-        "as",
-        "at",
-        "by",
-        "in",
-        "of",
-        "off",
-        "on",
-        "per",
-        "to",
-        "up",
-        "via",
-        "vs",
-        "from",
-        "into",
-        "onto",
-        "over",
-        "than",
-        "with",
-        "your",
-        "its",
-        "their",
-        "our",
-        "his",
-        "her",
-        "my",
-        "is",
-        "are",
-        "be",
-    ]
-)
+    ("a", "an", "the", "and", "but", "or", "nor", "for", "so", "yet", "as", "at", "by", "in",
+     "of", "off", "on", "per", "to", "up", "via", "vs", "from", "into", "onto", "over", "than",
+     "with", "your", "its", "their", "our", "his", "her", "my", "is", "are", "be")
+)  # fmt: skip
 _CLOSING_PUNCTUATION = tuple(".,;:!…")
 _MAX_HEADING_WORDS = 16
 _MAX_HEADING_CHARS = 140

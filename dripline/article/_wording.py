@@ -85,25 +85,9 @@ def sentence_case(heading: str) -> str:
 
 
 _SLUG_SKIPPED = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "of",
-        "for",
-        "to",
-        "in",
-        "on",
-        "with",
-        "your",
-        "you",
-        "its",
-        "is",
-        "are",
-    ]
-)
+    ("a", "an", "the", "and", "or", "of", "for", "from", "to", "in", "on", "at", "by", "as",
+     "with", "your", "you", "its", "is", "are")
+)  # fmt: skip
 
 
 def slugify(text: str, max_words: int = 4, max_length: int = 40) -> str:
@@ -120,21 +104,8 @@ def slugify(text: str, max_words: int = 4, max_length: int = 40) -> str:
     return slug
 
 
-_COUNT_WORDS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-]
+_COUNT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                "ten", "eleven", "twelve")  # fmt: skip
 
 
 def count_word(number: int) -> str:
