@@ -237,3 +237,10 @@ def test_format_is_detected_from_content_when_the_name_says_nothing(tmp_path):
         path = tmp_path / name
         path.write_text(body, encoding="utf-8")
         assert load_article(path).format == expected, name
+
+
+def test_control_and_zero_width_characters_do_not_reach_headings():
+    text = "A Title\n\nIntro.\n\nFirst\x00 Re\u200bason\x07\n\nBody text\x1b here.\n"
+    article = parse_article(text, Path("copied.txt"), "text")
+    assert article.sections[0].heading == "First Reason"
+    assert article.sections[0].blocks == ("Body text here.",)

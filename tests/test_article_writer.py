@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 import tomllib
 from pathlib import Path
 
 import jinja2
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dripline.article import ArticleError, load_article, parse_article, plan_campaign
@@ -122,3 +123,27 @@ def test_duplicate_headings_get_distinct_file_names(tmp_path):
     plan = plan_campaign(parse_article(text, Path("t.txt"), "text"), "t")
     names = [e.file_name for e in plan.emails]
     assert names == ["01-do-this.md", "02-do-this-2.md", "03-reason-3.md"]
+
+
+_PIECES = [
+    *"aAbZ .?!:\n#-*1)[](<>/{}\"'\\%",
+    "\n\n", "<h2>", "</h2>", "<h1>", "<p>", "## ", "# ", "\n---\n", "Reason 3: ", "Top 6 Reasons",
+    "TherapiesKetamine ", "<ul><li>", "&amp;", "<!--", "\x00", "\u00a0", "+++\n", "\r", "{{", "{%",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES), max_size=60).map("".join),
+    st.sampled_from(["text", "markdown", "html"]),
+)
+def test_any_input_is_an_article_error_or_a_campaign_that_loads_and_renders(text, fmt):
+    try:
+        article = parse_article(text, Path("fuzz"), fmt)
+    except ArticleError:
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        campaign = load_campaign(write_campaign_folder(plan_campaign(article, "f"), Path(folder)))
+        for step in campaign.steps:
+            jinja2.Environment().from_string(step.body).render(subscriber={})
+            assert not any(c in step.subject for c in "\r\n\0")

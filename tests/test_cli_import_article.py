@@ -163,3 +163,24 @@ def test_committed_ketamine_campaign_holds_the_text_import_extracts(tmp_path):
         )
     first = _blocks(committed.steps[0].body)
     assert first[1 : 1 + len(article.intro)] == list(article.intro)
+
+
+def test_dry_run_of_a_mismatched_article_shows_the_plan_then_fails(tmp_path):
+    result = _run(tmp_path, str(MISMATCH), "--slug", "lang", "--dry-run")
+    assert result.exit_code == 1
+    assert "## It Connects You to Other Cultures" in result.stdout
+    assert "announces 5 but 4" in result.stderr
+    forced = _run(tmp_path, str(MISMATCH), "--slug", "lang", "--dry-run", "--force")
+    assert forced.exit_code == 0
+    assert not (tmp_path / "campaigns").exists()
+
+
+def test_dry_run_says_when_it_would_replace_a_campaign(tmp_path):
+    assert _run(tmp_path, str(SEED), "--slug", "k").exit_code == 0
+    before = _snapshot(tmp_path / "campaigns" / "k")
+    result = _run(
+        tmp_path, str(FIXTURES / "articles" / "houseplants.html"), "--slug", "k", "--dry-run"
+    )
+    assert result.exit_code == 0
+    assert "replacing the existing campaign: needs --force" in result.stdout
+    assert _snapshot(tmp_path / "campaigns" / "k") == before

@@ -42,10 +42,11 @@ class _Draft:
     blocks: list[_Block] = field(default_factory=list)
 
 
-def _front_matter_title(front: str, body_start: int, source: Path) -> str | None:
-    if front.startswith("+++"):
+def _front_matter_title(fence: str, front: str, source: Path) -> str | None:
+    """The ``title`` of ``+++`` TOML or ``---`` YAML front matter (YAML is only scanned)."""
+    if fence == "+++":
         try:
-            value = tomllib.loads(_FRONT_MATTER.match(front).group(2)).get("title")  # type: ignore[union-attr]
+            value = tomllib.loads(front).get("title")
         except tomllib.TOMLDecodeError as err:
             raise ArticleError(f"invalid TOML front matter: {err}", path=source, line=1) from err
         return value if isinstance(value, str) else None
@@ -59,7 +60,7 @@ def _scan(text: str, source: Path) -> _Draft:
     title = None
     if front_match:
         offset = text.count("\n", 0, front_match.end())
-        title = _front_matter_title(front_match.group(0), offset, source)
+        title = _front_matter_title(front_match.group(1), front_match.group(2), source)
         text = text[front_match.end() :]
     lines = text.splitlines()
     draft = _Draft(title=title, title_line=1 if title else None)

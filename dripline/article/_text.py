@@ -22,6 +22,7 @@ __all__ = ["parse_text"]
 
 _BULLET = re.compile(r"^[-*•·–—▪●◦]\s+(\S.*)$")
 _ORDERED_ITEM = re.compile(r"^\d{1,3}[.)]\s+\S")
+_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u200b-\u200d\ufeff]")
 _WRAP_WIDTH = 100  # a line this short followed by more text in the same block is hard-wrapped
 _SENTENCE_LINE = re.compile(r"[.!?…][\"”’')]*$")
 
@@ -39,7 +40,10 @@ def _read_lines(text: str) -> list[_Line]:
     lines: list[_Line] = []
     block = 0
     for number, raw in enumerate(text.splitlines(), start=1):
-        clean = " ".join(raw.replace("\u00a0", " ").replace("\u200b", "").split())
+        # Control characters and zero-width spaces come along with copied text; a heading
+        # holding one would become a subject line no mail server accepts.
+        visible = _INVISIBLE.sub("", raw.replace("\u00a0", " "))
+        clean = " ".join(visible.split())
         if not clean:
             block += 1
             continue

@@ -53,7 +53,8 @@ def _print_plan(plan: CampaignPlan, target: Path) -> None:
         click.echo(f"  {email.file_name} (day {email.day}{immediately})")
         click.echo(f"    ## {email.heading}")
         click.echo(f"    {_shorten(email.first_sentence)}")
-    click.echo(f"Would write {target}/ (dry run: nothing written)")
+    replacing = " (replacing the existing campaign: needs --force)" if target.exists() else ""
+    click.echo(f"Would write {target}/{replacing} (dry run: nothing written)")
 
 
 @click.command("import-article")
@@ -82,14 +83,9 @@ def import_article_command(
     plan = plan_campaign(article, slug, every)
     target = settings.campaigns_dir / slug
     if dry_run:
+        # The plan first, so a count mismatch can be judged against what was found.
         _print_plan(plan, target)
-        announced = article.announced_count
-        if announced is not None and announced != len(article.sections):
-            click.echo(
-                f"Warning: the title announces {announced} but {len(article.sections)} "
-                "section(s) were found.",
-                err=True,
-            )
+        _check_count(article, force)
         return
     _check_count(article, force)
     written = write_campaign_folder(plan, settings.campaigns_dir, force=force)
