@@ -88,7 +88,8 @@ def test_page_furniture_is_dropped():
 
 def test_title_element_and_dominant_heading_level_when_there_is_no_h1_or_h2():
     html = (
-        "<html><head><title>Three Small Habits</title></head><body><div class='content'>"
+        "<html><head><title>Three Small Habits | Daily Wellness</title></head>"
+        "<body><div class='content'>"
         "<p>Start here.</p><h3>Drink Water</h3><p>Before <a href='https://example.com/cafe'>"
         "coffee</a>.</p><h4>Note</h4><p>Cold is fine.</p><h3>Stretch</h3><ol><li>Arms</li>"
         "<li>Back<ul><li>slowly</li></ul></li></ol><h3>Walk</h3><p>Ten_minutes * 2.</p>"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import lxml.html
 from lxml import etree
+from lxml.html import HtmlElement
 
 from ._boilerplate import is_boilerplate, is_link_list_marker
 from ._headings import strip_numbering
@@ -35,10 +36,11 @@ _FURNITURE_WORDS = re.compile(
 )
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _BLOCKS = frozenset(("p", "ul", "ol", "blockquote", "pre", "table", "dl", *_HEADINGS))
+_TITLE_SEPARATOR = re.compile(r"\s+[|–—·:]\s+|\s+-\s+")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]])")
 
 
-def _is_furniture(element: etree._Element) -> bool:
+def _is_furniture(element: HtmlElement) -> bool:
     if element.tag in _DROPPED_TAGS:
         return True
     if element.get("hidden") is not None or element.get("aria-hidden") == "true":
@@ -49,7 +51,7 @@ def _is_furniture(element: etree._Element) -> bool:
     return bool(_FURNITURE_WORDS.search(marks))
 
 
-def _drop_furniture(root: etree._Element) -> None:
+def _drop_furniture(root: HtmlElement) -> None:
     total = len(root.text_content()) or 1
     doomed = [
         el
@@ -69,7 +71,7 @@ def _text(text: str | None) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", re.sub(r"\s+", " ", text or ""))
 
 
-def _inline(element: etree._Element) -> str:
+def _inline(element: HtmlElement) -> str:
     """An element's content as one line of Markdown: links, emphasis and code kept."""
     parts = [_text(element.text)]
     for child in element:
@@ -82,14 +84,16 @@ def _inline(element: etree._Element) -> str:
             parts.append("\n")
         elif not inner:
             pass
-        elif tag == "a" and child.get("href", "").startswith(("http://", "https://", "mailto:")):
-            parts.append(f"[{inner}]({child.get('href').replace(' ', '%20')})")
+        elif tag == "a" and (href := child.get("href") or "").startswith(
+            ("http://", "https://", "mailto:")
+        ):
+            parts.append(f"[{inner}]({href.replace(' ', '%20')})")
         elif tag in ("strong", "b"):
             parts.append(f"**{inner}**")
         elif tag in ("em", "i", "cite"):
             parts.append(f"*{inner}*")
         elif tag == "code":
-            parts.append(f"`{''.join(child.itertext())}`")
+            parts.append(f"`{child.text_content()}`")
         else:
             parts.append(_inline(child))
         parts.append(_text(child.tail))
@@ -100,7 +104,7 @@ def _clean(line: str) -> str:
     return "\n".join(" ".join(part.split()) for part in line.split("\n")).strip()
 
 
-def _list(element: etree._Element, depth: int = 0) -> str:
+def _list(element: HtmlElement, depth: int = 0) -> str:
     lines: list[str] = []
     number = 1
     for item in element.iterchildren("li"):
@@ -116,23 +120,23 @@ def _list(element: etree._Element, depth: int = 0) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _markdown_block(element: etree._Element) -> str:
+def _markdown_block(element: HtmlElement) -> str:
     if element.tag in ("ul", "ol"):
         return _list(element)
     if element.tag == "blockquote":
         return "\n".join(f"> {line}" for line in _clean(_inline(element)).split("\n"))
     if element.tag == "pre":
-        return "```\n" + "".join(element.itertext()).strip("\n") + "\n```"
+        return "```\n" + element.text_content().strip("\n") + "\n```"
     if element.tag in _HEADINGS:
         return "#" * int(element.tag[1]) + " " + _clean(_inline(element)).replace("\n", " ")
     return _clean(_inline(element))
 
 
-def _holds_blocks(element: etree._Element) -> bool:
+def _holds_blocks(element: HtmlElement) -> bool:
     return any(isinstance(el.tag, str) and el.tag in _BLOCKS for el in element.iterdescendants())
 
 
-def _walk(element: etree._Element, out: list[tuple[etree._Element, str]]) -> None:
+def _walk(element: HtmlElement, out: list[tuple[HtmlElement, str]]) -> None:
     """Collect (element, Markdown) for each block in document order."""
     loose = _clean(_text(element.text))  # text directly inside a <div>: a paragraph too
     if loose:
@@ -153,9 +157,10 @@ def _walk(element: etree._Element, out: list[tuple[etree._Element, str]]) -> Non
             out.append((element, tail))
 
 
-def _content_root(document: etree._Element) -> etree._Element:
+def _content_root(document: HtmlElement) -> HtmlElement:
+    """The element holding the article: the biggest <article>, else <main>, else <body>."""
     for query in ("//article", "//main", "//*[@role='main']", "//body"):
-        found = document.xpath(query)
+        found = [el for el in document.xpath(query) if isinstance(el, HtmlElement)]
         if found:
             return max(found, key=lambda el: len(el.text_content()))
     return document
@@ -168,9 +173,17 @@ def parse_html(text: str, source: Path) -> Article:
     except (etree.ParserError, ValueError) as err:
         raise ArticleError(f"cannot parse the HTML: {err}", path=source) from err
     # The title is read before furniture goes: pages often put the <h1> inside a <header>.
-    h1 = next((h for h in document.iter("h1") if " ".join(h.text_content().split())), None)
-    title_element = h1 if h1 is not None else document.find(".//title")
+    h1 = next(
+        (h for h in document.iter("h1") if isinstance(h, HtmlElement) and h.text_content().strip()),
+        None,
+    )
+    title_tag = next((t for t in document.iter("title") if isinstance(t, HtmlElement)), None)
+    title_element = h1 if h1 is not None else title_tag
     title = " ".join(title_element.text_content().split()) if title_element is not None else ""
+    if h1 is None:
+        # "<title>7 Reasons to Keep Houseplants | Green Living Daily</title>": the site name
+        # is the shorter part.
+        title = max(_TITLE_SEPARATOR.split(title), key=len).strip()
     if not title:
         raise ArticleError("no title: the page has neither an <h1> nor a <title>", path=source)
     if h1 is not None:
@@ -178,7 +191,7 @@ def parse_html(text: str, source: Path) -> Article:
     root = _content_root(document)
     _drop_furniture(root)
 
-    blocks: list[tuple[etree._Element, str]] = []
+    blocks: list[tuple[HtmlElement, str]] = []
     _walk(root, blocks)
     levels = [int(el.tag[1]) for el, md in blocks if el.tag in _HEADINGS[1:]]
     if not levels:
@@ -193,7 +206,8 @@ def parse_html(text: str, source: Path) -> Article:
             words = plain_text(heading)
             skipping = is_link_list_marker(words) or is_boilerplate(words)
             if not skipping:
-                sections.append((strip_numbering(words)[1], element.sourceline, []))
+                line = element.sourceline if isinstance(element.sourceline, int) else None
+                sections.append((strip_numbering(words)[1], line, []))
             continue
         if skipping or not markdown or is_boilerplate(plain_text(markdown)):
             continue
