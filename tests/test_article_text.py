@@ -244,3 +244,29 @@ def test_control_and_zero_width_characters_do_not_reach_headings():
     article = parse_article(text, Path("copied.txt"), "text")
     assert article.sections[0].heading == "First Reason"
     assert article.sections[0].blocks == ("Body text here.",)
+
+
+def test_numbered_glued_heading_is_split_but_numbered_sentences_stay_a_list():
+    text = (
+        "3 Habits for Calm Mornings\n\n"
+        "Start with these steps:\n"
+        "1. Wake up at the same time every day, even on weekends.\n"
+        "2. Drink a glass of water before you look at your phone.\n\n"
+        "1. Make Your Bed\n\nIt takes a minute and the room looks calmer at once.\n\n"
+        "2. Step Outside\n\nDaylight in the first hour sets your body clock.\n\n"
+        "3. Write One LineWrite a single sentence about what you want from the day ahead.\n"
+    )
+    article = parse_article(text, Path("calm.txt"), "text")
+    assert article.intro == (
+        "Start with these steps:",
+        "1. Wake up at the same time every day, even on weekends.\n"
+        "2. Drink a glass of water before you look at your phone.",
+    )
+    assert [s.heading for s in article.sections] == [
+        "Make Your Bed",
+        "Step Outside",
+        "Write One Line",
+    ]
+    assert article.sections[2].blocks == (
+        "Write a single sentence about what you want from the day ahead.",
+    )

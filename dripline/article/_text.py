@@ -91,9 +91,14 @@ def _numbered_headings(body: list[_Line]) -> dict[int, str]:
     """Lines numbered 1, 2, 3... in order, when the article numbers its sections."""
     found: dict[int, str] = {}
     expected = 1
+    default_shape = HeadingShape([])
     for index, line in enumerate(body):
         number, rest = strip_numbering(line.text)
-        if number == expected and (looks_like_heading(rest) or len(rest.split()) >= 8):
+        if number != expected:
+            continue
+        # A long numbered line is a heading only when one is glued to its first sentence;
+        # otherwise it is an item of a numbered list.
+        if looks_like_heading(rest) or split_glued_heading(rest, default_shape) is not None:
             found[index] = rest
             expected += 1
     return found if len(found) >= 2 else {}
@@ -112,7 +117,7 @@ def _plain_headings(body: list[_Line]) -> dict[int, str]:
     return found
 
 
-def _trim_to_count(body: list[_Line], found: dict[int, str], count: int | None) -> dict[int, str]:
+def _trim_to_count(found: dict[int, str], count: int | None) -> dict[int, str]:
     """More headings than the title announces: drop the ones shaped unlike the majority."""
     if count is None or len(found) <= count:
         return found
@@ -195,7 +200,7 @@ def parse_text(text: str, source: Path) -> Article:
             line=title_line.number,
         )
     count = announced_count(title_line.text)
-    found = _numbered_headings(body) or _trim_to_count(body, _plain_headings(body), count)
+    found = _numbered_headings(body) or _trim_to_count(_plain_headings(body), count)
     marked = _glue_split(body, found, count)
 
     intro: list[_Line] = []
