@@ -270,3 +270,23 @@ def test_numbered_glued_heading_is_split_but_numbered_sentences_stay_a_list():
     assert article.sections[2].blocks == (
         "Write a single sentence about what you want from the day ahead.",
     )
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        lambda text: "\n".join(line for line in text.splitlines() if line.strip()),
+        lambda text: text.replace("\n", "\r\n"),
+        lambda text: "\ufeff" + text.replace(" ", "\u00a0", 3),
+    ],
+    ids=["no-blank-lines", "crlf", "bom-and-nbsp"],
+)
+def test_seed_copied_differently_gives_the_same_article(variant):
+    expected = load_article(SEED)
+    text = variant(SEED.read_text(encoding="utf-8"))
+    article = parse_article(text.removeprefix("\ufeff"), SEED, "text")
+    assert article.title == expected.title
+    assert article.intro == expected.intro
+    assert [(s.heading, s.blocks) for s in article.sections] == [
+        (s.heading, s.blocks) for s in expected.sections
+    ]
