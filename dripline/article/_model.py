@@ -53,7 +53,7 @@ _NUMBER_WORDS = {
 _COUNTED_NOUNS = (
     "reasons|ways|tips|things|signs|benefits|steps|questions|mistakes|ideas|facts|myths|"
     "strategies|habits|rules|lessons|secrets|tricks|causes|symptoms|foods|exercises|tools|"
-    "methods|examples|advantages|reasons why|keys|factors|myths|truths|habits|practices"
+    "methods|examples|advantages|keys|factors|truths|practices"
 )
 _COUNT = re.compile(
     rf"\b(?:top\s+)?(\d{{1,2}}|{'|'.join(_NUMBER_WORDS)})\s+(?:[\w’'-]+\s+){{0,2}}?"

@@ -199,10 +199,12 @@ def write_campaign(plan: CampaignPlan, campaigns_dir: Path, *, force: bool = Fal
             (staging / email.file_name).write_text(email.file_text(), encoding="utf-8")
         if target.exists():
             for kept in target.iterdir():
-                if not _is_generated(kept):
-                    shutil.copy2(kept, staging) if kept.is_file() else shutil.copytree(
-                        kept, staging / kept.name
-                    )
+                if _is_generated(kept):
+                    continue
+                if kept.is_dir():
+                    shutil.copytree(kept, staging / kept.name)
+                else:
+                    shutil.copy2(kept, staging)
             retired = target.rename(staging.with_name(staging.name + "-old"))
         staging.rename(target)
     except OSError as err:
