@@ -147,3 +147,13 @@ def test_any_input_is_an_article_error_or_a_campaign_that_loads_and_renders(text
         for step in campaign.steps:
             jinja2.Environment().from_string(step.body).render(subscriber={})
             assert not any(c in step.subject for c in "\r\n\0")
+
+
+def test_failed_write_leaves_the_old_content_and_no_half_campaign(tmp_path):
+    (tmp_path / "k").write_text("not a folder", encoding="utf-8")
+    article = load_article(ALL_ARTICLES[0])
+    with pytest.raises(ArticleError, match="cannot write the campaign") as caught:
+        write_campaign_folder(plan_campaign(article, "k"), tmp_path, force=True)
+    assert caught.value.path == tmp_path / "k"
+    assert (tmp_path / "k").read_text(encoding="utf-8") == "not a folder"
+    assert [p.name for p in tmp_path.iterdir()] == ["k"]
