@@ -23,6 +23,7 @@ __all__ = ["main", "settings_from"]
 COMMANDS: dict[str, str] = {
     "campaigns": "campaigns:campaigns_command",
     "check": "check:check_command",
+    "import-article": "import_article:import_article_command",
     "render": "render:render_command",
 }
 
