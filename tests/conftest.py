@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from dripline.store import make_engine, open_store
 from dripline.timetable import Timetable
 
 ROOT = Path(__file__).resolve().parent.parent
+REPO = ROOT
 POSTGRES_ENV = "DRIPLINE_TEST_POSTGRES_URL"
 
 
@@ -58,3 +60,14 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine = open_store(db_url)
     yield engine
     engine.dispose()
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the repository's campaigns/ and templates/ that a test may edit."""
+    for name in ("campaigns", "templates"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    return tmp_path

@@ -22,8 +22,11 @@ __all__ = ["main", "settings_from"]
 # command name -> "module:attribute" inside dripline.cli
 COMMANDS: dict[str, str] = {
     "campaigns": "campaigns:campaigns_command",
+    "check": "check:check_command",
     "db": "db:db_command",
     "import": "importcsv:import_command",
+    "import-article": "import_article:import_article_command",
+    "render": "render:render_command",
     "status": "status:status_command",
     "subscribe": "subscribe:subscribe_command",
     "timeline": "timeline:timeline_command",

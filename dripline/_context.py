@@ -1,0 +1,81 @@
+"""Template context: what every recipient of a step shares, and subscriber values made safe.
+
+Subscriber values reach bodies only as text, never as template code. They are
+normalised first: control characters dropped, white space collapsed to single
+spaces, empty values removed (so ``default("there")`` applies). Normalising
+here, before either render path sees a value, is what lets the fast path place
+a value byte-for-byte where the full path would put it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from .campaign import Campaign, Step
+from .mime import check_header_value
+
+__all__ = ["clean_fields", "clean_text", "display_name", "step_context"]
+
+_DROPPED_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn"})
+
+
+def clean_text(value: str) -> str:
+    """Drop control, surrogate, private and unassigned characters; collapse white space."""
+    if not value.isascii() or not value.isprintable():
+        value = "".join(
+            char
+            for char in value
+            if char.isspace() or unicodedata.category(char) not in _DROPPED_CATEGORIES
+        )
+    return " ".join(value.split())
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items() if v is not None and v != ""}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Subscriber fields ready for a body: cleaned text, and no empty values."""
+    cleaned = {}
+    for key, value in fields.items():
+        value = _clean(value)
+        if value is None or value == "":
+            continue
+        cleaned[key] = value
+    return cleaned
+
+
+def step_context(campaign: Campaign, step: Step) -> dict[str, Any]:
+    """Template variables that are the same for every recipient of ``step``."""
+    return {
+        "campaign": {
+            "slug": campaign.slug,
+            "name": campaign.name,
+            "lang": campaign.lang,
+            "from_name": campaign.from_name,
+            "from_address": campaign.from_address,
+            "reply_to": campaign.reply_to,
+            "postal_address": campaign.postal_address,
+            "disclaimer": campaign.disclaimer,
+            "steps": len(campaign.steps),
+        },
+        "step": {
+            "number": step.number,
+            "total": len(campaign.steps),
+            "day": step.day,
+            "name": step.name,
+        },
+    }
+
+
+def display_name(recipient: Any) -> str:
+    """The To display name: refused if it could write headers, white space collapsed."""
+    return clean_text(check_header_value("To", str(recipient.fields.get("name") or "")))

@@ -1,0 +1,187 @@
+"""``dripline check``: load every campaign and lint every email as subscribers will get it.
+
+Errors (exit 1): anything that stops a campaign loading or rendering, variables
+that are unknown or missing for a sample subscriber, links that are not http(s)
+or mailto, HTML over 102 KB (Gmail clips it), a missing unsubscribe link or
+postal address. Warnings: subjects over 78 characters, a missing preheader,
+images without alt text, subscriber fields no sample has.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+from jinja2 import nodes
+
+from .campaign import Campaign, Step, load_campaign
+from .errors import DriplineError
+from .render import CampaignRenderer, CompiledStep
+from .samples import load_samples
+
+__all__ = ["GMAIL_CLIP_BYTES", "Finding", "lint_campaign", "lint_folder"]
+
+GMAIL_CLIP_BYTES = 102 * 1024
+MAX_SUBJECT = 78
+STANDARD_FIELDS = frozenset({"email", "name", "first_name", "last_name", "timezone"})
+_TEMPLATE_NAMES = frozenset({"subscriber", "unsubscribe_url", "campaign", "step", "recipient"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # "error" or "warning"
+    message: str
+    path: Path | None = None
+    line: int | None = None
+    step: int | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
+        return f"{where}{self.severity}: {self.message}"
+
+
+class _Elements(HTMLParser):
+    """Collects links and images of a rendered email."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.images: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "a" and attributes.get("href") is not None:
+            self.links.append(attributes["href"] or "")
+        elif tag == "img":
+            self.images.append(attributes)
+
+
+def _line_in(step: Step, needle: str) -> int | None:
+    """The file line where ``needle`` first appears in the step's file, for pointing at it."""
+    try:
+        text = step.path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    index = text.find(needle) if needle else -1
+    return text.count("\n", 0, index) + 1 if index >= 0 else step.body_line
+
+
+def _front_line(step: Step, key: str) -> int | None:
+    return _line_in(step, f"{key} =") or _line_in(step, key)
+
+
+def _subscriber_fields(compiled: CompiledStep) -> Iterator[tuple[str, str]]:
+    """(field, source) for each ``subscriber.<field>`` the step's templates use."""
+    env = compiled.renderer.envs.text
+    for source in (compiled.step.subject, compiled.step.preheader, compiled.body_source):
+        for node in env.parse(source).find_all(nodes.Getattr):
+            if isinstance(node.node, nodes.Name) and node.node.name == "subscriber":
+                yield node.attr, source
+
+
+def _unknown_names(compiled: CompiledStep) -> set[str]:
+    from jinja2 import meta
+
+    env = compiled.renderer.envs.text
+    names: set[str] = set()
+    for source in (compiled.step.subject, compiled.step.preheader, compiled.body_source):
+        names |= meta.find_undeclared_variables(env.parse(source))
+    return names - _TEMPLATE_NAMES
+
+
+def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) -> list[Finding]:
+    step = compiled.step
+    found: list[Finding] = []
+
+    def add(severity: str, message: str, line: int | None = None) -> None:
+        finding = Finding(severity, message, step.path, line, step.number)
+        if finding not in found:
+            found.append(finding)
+
+    for name in sorted(_unknown_names(compiled)):
+        add("error", f"unknown variable {name!r}", _line_in(step, name))
+    for field_name, _ in _subscriber_fields(compiled):
+        if field_name not in STANDARD_FIELDS | sample_fields:
+            add(
+                "warning",
+                f"subscriber.{field_name} is not a standard field and no sample subscriber "
+                "has it (add it to preview.toml)",
+                _line_in(step, f"subscriber.{field_name}"),
+            )
+    if not step.preheader.strip():
+        add("warning", "no preheader: inboxes will show the first words of the body instead", 2)
+
+    for sample in samples:
+        try:
+            email = compiled.render(sample.recipient)
+        except DriplineError as err:
+            text = str(err).split(": cannot render: ", 1)[-1]
+            match = re.search(r"'(?:dict object|[\w.]+)' has no attribute '(\w+)'", text)
+            needle = f"subscriber.{match.group(1)}" if match else ""
+            add(
+                "error",
+                f"for sample {sample.label!r}: unknown or missing variable: {text}",
+                _line_in(step, needle),
+            )
+            continue
+        if len(email.subject) > MAX_SUBJECT:
+            add(
+                "warning",
+                f"subject is {len(email.subject)} characters; inboxes cut it near {MAX_SUBJECT}",
+                _front_line(step, "subject"),
+            )
+        size = len(email.html.encode("utf-8"))
+        if size > GMAIL_CLIP_BYTES:
+            add("error", f"HTML is {size / 1024:.0f} KB; Gmail clips messages over 102 KB")
+        elements = _Elements()
+        elements.feed(email.html)
+        for href in elements.links:
+            if not re.match(r"(?i)(https?://|mailto:)", href):
+                add(
+                    "error",
+                    f"link {href!r} is not an http(s) or mailto link",
+                    _line_in(step, href.split("?")[0]),
+                )
+        for image in elements.images:
+            if not (image.get("alt") or "").strip() and image.get("alt") != "":
+                add(
+                    "warning",
+                    f"image {image.get('src')!r} has no alt text",
+                    _line_in(step, str(image.get("src") or "")),
+                )
+        url = sample.recipient.unsubscribe_url
+        if url and (f'href="{url}"' not in email.html or url not in email.text):
+            add("error", "no unsubscribe link in the HTML or text part (check the layout)")
+        address = compiled.campaign.postal_address
+        if address not in email.html.replace("&amp;", "&") or address not in email.text:
+            add("error", "the postal address is missing from the HTML or text part")
+    return found
+
+
+def lint_campaign(campaign: Campaign, templates_dir: Path, base_url: str) -> list[Finding]:
+    renderer = CampaignRenderer(campaign, templates_dir)
+    samples = load_samples(campaign, base_url)
+    sample_fields = {key for s in samples for key in s.recipient.fields}
+    findings: list[Finding] = []
+    for step in campaign.steps:
+        try:
+            compiled = renderer.step(step.number)
+        except DriplineError as err:
+            findings.append(Finding("error", err.message, err.path, err.line, step.number))
+            continue
+        findings += lint_step(compiled, samples, sample_fields)
+    return findings
+
+
+def lint_folder(folder: Path, templates_dir: Path, base_url: str) -> tuple[Campaign | None, list]:
+    """Load and lint one campaign folder; a load error is returned as a finding."""
+    try:
+        campaign = load_campaign(folder)
+        return campaign, lint_campaign(campaign, templates_dir, base_url)
+    except DriplineError as err:
+        return None, [Finding("error", err.message, err.path, err.line)]

@@ -1,0 +1,78 @@
+"""Markdown email bodies to HTML, with Jinja expressions carried through untouched.
+
+Marketing staff write Markdown that may hold Jinja (``{{ subscriber.first_name }}``).
+Markdown must not see the Jinja (it would escape quotes or percent-encode braces
+in links) and Jinja must not see subscriber values as Markdown, so the Jinja tags
+are swapped for inert placeholders, Markdown runs, then the tags go back.
+Subscriber values are substituted later, into HTML, where they are only text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from markdown_it import MarkdownIt
+
+__all__ = ["add_link_tracking", "markdown_to_html_template"]
+
+_JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_PLACEHOLDER = re.compile(r"dljinja(\d+)q")
+_LONE_BLOCK_TAG = re.compile(r"<p>(dljinja\d+q)</p>\n?")
+_HREF = re.compile(r'(<a\s[^>]*?href=")([^"]*)(")')
+
+_markdown = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
+_markdown.enable("table").enable("strikethrough")
+
+
+def markdown_to_html_template(source: str) -> str:
+    """Markdown (with Jinja tags) to an HTML Jinja template (the same tags, now in HTML)."""
+    tags: list[str] = []
+
+    def protect(match: re.Match[str]) -> str:
+        tags.append(match.group(0))
+        return f"dljinja{len(tags) - 1}q"
+
+    rendered = _markdown.render(_JINJA_TAG.sub(protect, source))
+
+    def restore(match: re.Match[str]) -> str:
+        return tags[int(match.group(1))]
+
+    # A {% if %} alone on its line must not leave an empty paragraph around it.
+    def unwrap(match: re.Match[str]) -> str:
+        tag = tags[int(match.group(1)[7:-1])]
+        return match.group(0) if tag.startswith("{{") else match.group(1)
+
+    rendered = _LONE_BLOCK_TAG.sub(unwrap, rendered)
+    return _PLACEHOLDER.sub(restore, rendered)
+
+
+def _tag_url(url: str, params: Mapping[str, str]) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not params:
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {key for key, _ in query}
+    # Existing parameters win: an author who set utm_content by hand meant it.
+    query += [(key, value) for key, value in params.items() if key not in present]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="{}%' ")))
+
+
+def add_link_tracking(body_html: str, params: Mapping[str, str]) -> str:
+    """Add UTM parameters to every http(s) link of ``body_html``, keeping existing queries.
+
+    Links whose URL is a Jinja expression are left alone: their value is only known
+    per subscriber.
+    """
+    if not params:
+        return body_html
+
+    def tag(match: re.Match[str]) -> str:
+        url = html.unescape(match.group(2))
+        if "{{" in url or "{%" in url:
+            return match.group(0)
+        return match.group(1) + html.escape(_tag_url(url, params), quote=True) + match.group(3)
+
+    return _HREF.sub(tag, body_html)

@@ -1,0 +1,263 @@
+"""Render a campaign step into complete messages: the full path and the per-step fast path.
+
+The full path does everything for one recipient: Jinja, CSS inlining (premailer),
+HTML-to-text, ``EmailMessage``. It is the reference and what previews show.
+
+The fast path (:meth:`CompiledStep.render_bytes`) does the expensive work once
+per step: it renders the templates with inert slot markers where per-subscriber
+values go, inlines CSS, converts to text and quoted-printable encodes the static
+pieces; per recipient it only evaluates the slot expressions, escapes each value
+for where it lands (HTML text, an attribute, a URL, a header) and joins bytes.
+When a value cannot be placed byte-for-byte the way the full path would place it
+(say, a quote inside an attribute), that one message takes the full path.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.utils import format_datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
+from markupsafe import Markup
+
+from ._context import clean_fields, display_name, step_context
+from ._inline import inline_css
+from ._slots import SlottedStep
+from .campaign import Campaign, Step
+from .errors import CampaignError, RenderError
+from .htmltext import html_to_text
+from .markdown import add_link_tracking, markdown_to_html_template
+from .mime import build_full_message, check_header_value
+from .templating import Environments, make_environments
+
+__all__ = ["CampaignRenderer", "CompiledStep", "Recipient", "RenderedEmail"]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a message is for, and the per-subscriber values templates may use."""
+
+    email: str
+    fields: Mapping[str, Any] = field(default_factory=dict)  # name, first_name, attributes...
+    unsubscribe_url: str = ""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """One message, rendered the full way: its parts and its bytes."""
+
+    step: Step
+    recipient: str
+    message_id: str
+    subject: str
+    html: str
+    text: str
+    data: bytes
+
+
+def new_message_id(domain: str) -> str:
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+class CampaignRenderer:
+    """Renders every step of one campaign; steps are compiled once, on first use."""
+
+    def __init__(self, campaign: Campaign, templates_dir: Path, *, list_domain: str | None = None):
+        self.campaign = campaign
+        self.templates_dir = templates_dir
+        self.envs: Environments = make_environments(templates_dir)
+        self.domain = campaign.from_address.rpartition("@")[2]
+        self.list_domain = list_domain or self.domain
+        self._compiled: dict[int, CompiledStep] = {}
+        self._check_layout()
+
+    def _check_layout(self) -> None:
+        for suffix in ("html", "txt"):
+            name = f"{self.campaign.layout}.{suffix}"
+            try:
+                self.envs.html.get_template(name)
+            except TemplateNotFound as err:
+                raise CampaignError(
+                    f"unknown layout {self.campaign.layout!r}: templates/{name} does not exist",
+                    path=self.campaign.toml_path,
+                    line=_line_of_key(self.campaign.toml_path, "layout"),
+                ) from err
+            except TemplateSyntaxError as err:
+                where = self.templates_dir / name
+                raise CampaignError(
+                    f"template error: {err.message}", path=where, line=err.lineno
+                ) from err
+
+    def step(self, number: int) -> CompiledStep:
+        if number not in self._compiled:
+            self._compiled[number] = CompiledStep(self, self.campaign.step(number))
+        return self._compiled[number]
+
+    def compile_all(self) -> list[CompiledStep]:
+        return [self.step(step.number) for step in self.campaign.steps]
+
+
+def _line_of_key(path: Path, key: str) -> int | None:
+    try:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip().startswith(f"{key} ") or line.strip().startswith(f"{key}="):
+                return number
+    except OSError:
+        return None
+    return None
+
+
+def _open_block_line(source: str, err: TemplateSyntaxError) -> int:
+    """Where to point for a syntax error: an unclosed block's opening line, else Jinja's line.
+
+    Jinja reports an unclosed ``{% if %}`` at the end of the template, far from the
+    line that needs fixing.
+    """
+    match = re.search(r"innermost block that needs to be closed is '(\w+)'", err.message or "")
+    if match:
+        opened = [
+            number
+            for number, text in enumerate(source.splitlines(), start=1)
+            if re.search(r"\{%-?\s*" + match.group(1) + r"\b", text)
+        ]
+        if opened:
+            return opened[-1]
+    return err.lineno
+
+
+class CompiledStep:
+    """One step, parsed and ready: ``render`` (full path) and ``render_bytes`` (fast path)."""
+
+    def __init__(self, renderer: CampaignRenderer, step: Step) -> None:
+        self.renderer = renderer
+        self.campaign = renderer.campaign
+        self.step = step
+        envs = renderer.envs
+        self.body_source = add_link_tracking(
+            markdown_to_html_template(step.body), self.campaign.utm
+        )
+        self._subject = self._compile(envs.text, step.subject, "subject")
+        self._preheader = self._compile(envs.text, step.preheader, "preheader")
+        self._body = self._compile(envs.html, self.body_source, "body")
+        self._layout_html = envs.html.get_template(f"{self.campaign.layout}.html")
+        self._layout_text = envs.text.get_template(f"{self.campaign.layout}.txt")
+        self.static_context = step_context(self.campaign, step)
+
+    def _compile(self, env: Any, source: str, what: str) -> Any:
+        try:
+            if what == "body":
+                # Check the Markdown as written so errors point at its lines.
+                env.parse(self.step.body)
+            return env.from_string(source)
+        except TemplateSyntaxError as err:
+            line = err.lineno
+            if what == "body":
+                line = self.step.body_line + _open_block_line(self.step.body, err) - 1
+            else:
+                line = _line_of_key(self.step.path, what)
+            raise CampaignError(
+                f"template error in the {what}: {err.message}", path=self.step.path, line=line
+            ) from err
+
+    def _fail(self, err: Exception) -> RenderError:
+        return RenderError(f"cannot render: {err}", path=self.step.path)
+
+    # -- the full path -----------------------------------------------------------------
+
+    def headers(self, recipient: Recipient, subject: str, when: datetime, message_id: str):
+        campaign = self.campaign
+        display = display_name(recipient)
+        headers = [
+            ("From", str(Address(campaign.from_name, addr_spec=campaign.from_address))),
+            ("To", str(Address(display, addr_spec=recipient.email))),
+        ]
+        if campaign.reply_to:
+            headers.append(("Reply-To", campaign.reply_to))
+        headers += [
+            ("Subject", subject),
+            ("Date", format_datetime(when.astimezone(UTC))),
+            ("Message-ID", message_id),
+            ("List-Id", f"{campaign.name} <{campaign.slug}.{self.renderer.list_domain}>"),
+            ("List-Unsubscribe", self.list_unsubscribe(recipient.unsubscribe_url)),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
+        return headers
+
+    def list_unsubscribe(self, url: str) -> str:
+        mailto = f"<mailto:{self.campaign.from_address}?subject=unsubscribe>"
+        return f"<{url}>, {mailto}" if url else mailto
+
+    def render(
+        self,
+        recipient: Recipient,
+        *,
+        now: datetime | None = None,
+        message_id: str | None = None,
+    ) -> RenderedEmail:
+        """Render one message the full way (Jinja, premailer, text, EmailMessage)."""
+        when = now or datetime.now(UTC)
+        message_id = message_id or new_message_id(self.renderer.domain)
+        raw_fields = dict(recipient.fields)
+        try:
+            subject = self._subject.render(
+                **self.static_context,
+                subscriber={**raw_fields, "email": recipient.email},
+                unsubscribe_url=recipient.unsubscribe_url,
+            )
+            check_header_value("Subject", subject)
+            context = {
+                **self.static_context,
+                "subscriber": {**clean_fields(raw_fields), "email": recipient.email},
+                "unsubscribe_url": recipient.unsubscribe_url,
+            }
+            # Bodies see cleaned values everywhere, the subject in <title> included.
+            shown_subject = self._subject.render(**context)
+            preheader = self._preheader.render(**context)
+            body_html = self._body.render(**context)
+            document = self._layout_html.render(
+                **context, subject=shown_subject, preheader=preheader, body=Markup(body_html)
+            )
+            html = inline_css(document)
+            text = self._layout_text.render(
+                **context,
+                subject=shown_subject,
+                preheader=preheader,
+                body_text=html_to_text(body_html),
+            )
+        except TemplateError as err:
+            raise self._fail(err) from err
+        headers = self.headers(recipient, subject, when, message_id)
+        data = build_full_message(headers, text, html)
+        return RenderedEmail(self.step, recipient.email, message_id, subject, html, text, data)
+
+    # -- the fast path -----------------------------------------------------------------
+
+    @cached_property
+    def slotted(self) -> SlottedStep | None:
+        """The step pre-rendered with slot markers, or None when it must take the full path."""
+        return SlottedStep.build(self)
+
+    def render_bytes(
+        self,
+        recipient: Recipient,
+        *,
+        now: datetime | None = None,
+        message_id: str | None = None,
+    ) -> tuple[str, bytes]:
+        """(Message-ID, message bytes) for one recipient, by substitution when possible."""
+        when = now or datetime.now(UTC)
+        message_id = message_id or new_message_id(self.renderer.domain)
+        slotted = self.slotted
+        if slotted is not None:
+            data = slotted.render(recipient, when, message_id)
+            if data is not None:
+                return message_id, data
+        return message_id, self.render(recipient, now=when, message_id=message_id).data

@@ -1,0 +1,98 @@
+"""Sample subscribers for rendering, linting and previews.
+
+``campaigns/<slug>/preview.toml`` may list profiles::
+
+    [[subscriber]]
+    label = "Alex, with a first name"
+    email = "alex@example.com"
+    name = "Alex Rivera"
+    first_name = "Alex"
+    timezone = "America/Los_Angeles"
+    plan = "pro"            # any other key is a custom attribute
+
+Without that file two built-in profiles are used: one with a first name and one
+without, so the fallback text (``default("there")``) is always exercised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .campaign import Campaign, _parse_toml, _read_text
+from .errors import CampaignError, DriplineError
+from .render import Recipient
+from .tokens import TokenPayload, sign_token, unsubscribe_url
+
+__all__ = ["PREVIEW_FILE", "Sample", "load_samples", "recipient_from_json", "sample_recipient"]
+
+PREVIEW_FILE = "preview.toml"
+# Samples are never sent to real people; their links need a signature, not a secret.
+PREVIEW_SIGNING_KEY = "dripline-preview-only"
+
+_DEFAULT_PROFILES: list[dict[str, Any]] = [
+    {
+        "label": "Alex (has a first name)",
+        "email": "alex@example.com",
+        "name": "Alex Rivera",
+        "first_name": "Alex",
+    },
+    {"label": "No first name on file", "email": "reader@example.com"},
+]
+
+
+@dataclass(frozen=True)
+class Sample:
+    label: str
+    recipient: Recipient
+
+
+def sample_recipient(
+    fields: dict[str, Any], campaign: Campaign, base_url: str, secret_key: str = ""
+) -> Recipient:
+    """A recipient for previews, with a working-looking unsubscribe link."""
+    fields = dict(fields)
+    email = str(fields.pop("email", "reader@example.com"))
+    fields.pop("label", None)
+    # An opaque key, as real subscribers have: no address can be read from a token.
+    key = "sample-" + hashlib.sha256(email.encode("utf-8")).hexdigest()[:12]
+    token = sign_token(TokenPayload("u", key, campaign.slug, 0), secret_key or PREVIEW_SIGNING_KEY)
+    return Recipient(email, fields, unsubscribe_url(base_url, token))
+
+
+def load_samples(campaign: Campaign, base_url: str, secret_key: str = "") -> list[Sample]:
+    path = campaign.path / PREVIEW_FILE
+    profiles = _DEFAULT_PROFILES
+    if path.is_file():
+        data = _parse_toml(_read_text(path), path)
+        listed = data.get("subscriber", [])
+        if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
+            raise CampaignError("expected [[subscriber]] tables", path=path)
+        if listed:
+            profiles = listed
+    samples = []
+    for index, profile in enumerate(profiles, start=1):
+        if "email" not in profile:
+            raise CampaignError(f"[[subscriber]] number {index} has no email", path=path)
+        label = str(profile.get("label") or profile["email"])
+        samples.append(Sample(label, sample_recipient(profile, campaign, base_url, secret_key)))
+    return samples
+
+
+def recipient_from_json(
+    path: Path, campaign: Campaign, base_url: str, secret_key: str = ""
+) -> Recipient:
+    """``--subscriber FILE.json``: an object with email, name, first_name and any attributes."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise DriplineError(f"cannot read: {err.strerror}", path=path) from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        line = getattr(err, "lineno", None)
+        raise DriplineError(f"invalid JSON: {err}", path=path, line=line) from err
+    if not isinstance(data, dict):
+        raise DriplineError("expected a JSON object with email, name, ...", path=path)
+    return sample_recipient(data, campaign, base_url, secret_key)

@@ -1,0 +1,109 @@
+"""Bad campaign files: one clear message naming the file and line, exit 1, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dripline.cli import main
+
+STEP = "campaigns/ketamine-therapy/02-treatment-resistant.md"
+TOML = "campaigns/ketamine-therapy/campaign.toml"
+
+
+def run_check(project: Path, *args: str):
+    return CliRunner().invoke(main, ["--root", str(project), "check", *args])
+
+
+def edit(project: Path, name: str, old: str, new: str) -> Path:
+    path = project / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+CASES = [
+    # (file, old, new, expected line, words in the message)
+    (TOML, 'name = "Top 6', 'name = "Top 6 unclosed\nlayout = ', 3, "invalid TOML"),
+    (
+        STEP,
+        'subject = "Reason 2 of 6: High efficacy in treatment-resistant cases"\n',
+        "",
+        2,
+        "missing subject",
+    ),
+    (TOML, 'layout = "base"', 'layout = "fancy"', 4, "unknown layout 'fancy'"),
+    (STEP, "day = 2", "day = 0", 4, "day offsets out of order"),
+    (
+        TOML,
+        'timezone = "America/Los_Angeles"',
+        'timezone = "Mars/Olympus_Mons"',
+        None,
+        "unknown time zone 'Mars/Olympus_Mons'",
+    ),
+    (
+        STEP,
+        "## High Efficacy",
+        "{% if subscriber.first_name %}\n\n## High Efficacy",
+        None,
+        "template error",
+    ),
+    (STEP, "Hi {{ subscriber.first_name", "Hi {{ subscriber.first_name )", None, "template error"),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "line", "words"), CASES)
+def test_bad_input_names_file_and_line(project, name, old, new, line, words):
+    path = edit(project, name, old, new)
+    if line is None:  # the line the edit put the mistake on
+        text = path.read_text(encoding="utf-8")
+        line = text[: text.index(new.strip().splitlines()[0])].count("\n") + 1
+    result = run_check(project)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    errors = [ln for ln in result.output.splitlines() if "error:" in ln or ln.startswith("Error")]
+    assert len(errors) == 1, result.output
+    assert f"{path}:{line}:" in errors[0], errors[0]
+    assert words in errors[0]
+
+
+def test_non_utf8_file_names_the_line(project):
+    path = project / STEP
+    data = path.read_bytes().replace(b"traditional", b"trad\xe9tional", 1)
+    path.write_bytes(data)
+    line = data[: data.index(b"\xe9")].count(b"\n") + 1
+    result = run_check(project)
+    assert result.exit_code == 1
+    assert f"{path}:{line}: error: not UTF-8 text" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_broken_campaign_does_not_hide_a_valid_one(project):
+    broken = project / "campaigns" / "aaa-broken"
+    broken.mkdir()
+    (broken / "campaign.toml").write_text("name = [\n")
+    result = run_check(project)
+    assert result.exit_code == 1
+    assert "aaa-broken: not loaded, 1 error(s)" in result.output
+    assert "ketamine-therapy: 6 emails, 0 error(s)" in result.output
+
+
+def test_clean_campaign_passes_with_the_long_subject_warning(project):
+    result = run_check(project, "ketamine-therapy")
+    assert result.exit_code == 0, result.output
+    assert "04-fewer-side-effects.md:2: warning: subject is 86 characters" in result.output
+
+
+def test_debug_shows_the_traceback(project):
+    result = CliRunner().invoke(main, ["--root", str(project), "--debug", "check", "nope"])
+    assert result.exit_code == 1
+    assert result.exception is not None  # re-raised for the developer, not swallowed
+
+
+def test_unknown_campaign_is_a_clear_error(project):
+    result = run_check(project, "nope")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no campaign 'nope'")

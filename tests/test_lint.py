@@ -1,0 +1,100 @@
+"""`dripline check` lints what subscribers will get."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from dripline.cli import main
+
+STEP = "campaigns/ketamine-therapy/03-neuroplasticity.md"
+
+
+def check(project: Path):
+    result = CliRunner().invoke(main, ["--root", str(project), "check", "ketamine-therapy"])
+    assert "Traceback" not in result.output
+    return result
+
+
+def append_to_body(project: Path, markdown: str) -> Path:
+    path = project / STEP
+    path.write_text(path.read_text() + "\n" + markdown + "\n")
+    return path
+
+
+def line_of(path: Path, needle: str) -> int:
+    text = path.read_text()
+    return text[: text.index(needle)].count("\n") + 1
+
+
+def test_image_without_alt_text_is_a_warning(project):
+    path = append_to_body(project, '<img src="https://example.com/brain.png">')
+    result = check(project)
+    assert result.exit_code == 0
+    expected = (
+        f"{path}:{line_of(path, 'brain.png')}: warning: image 'https://example.com/brain.png'"
+    )
+    assert expected in result.output
+
+
+def test_links_must_be_http_or_mailto(project):
+    path = append_to_body(project, "[click](javascript:alert(1)) and [file](ftp://example.com/x)")
+    result = check(project)
+    assert result.exit_code == 1
+    assert "link 'ftp://example.com/x' is not an http(s) or mailto link" in result.output
+    assert f"{path}:{line_of(path, 'ftp://')}:" in result.output
+
+
+def test_unknown_variable_is_an_error(project):
+    path = append_to_body(project, "Your code: {{ coupon }}")
+    result = check(project)
+    assert result.exit_code == 1
+    assert f"{path}:{line_of(path, 'coupon')}: error: unknown variable 'coupon'" in result.output
+
+
+def test_missing_subscriber_field_is_an_error_for_samples_without_it(project):
+    path = append_to_body(project, "Your plan: {{ subscriber.plan }}")
+    result = check(project)
+    assert result.exit_code == 1
+    assert "subscriber.plan is not a standard field" in result.output
+    assert f"{path}:{line_of(path, 'subscriber.plan')}: error: for sample" in result.output
+    assert "plan" in result.output
+
+
+def test_field_with_default_is_fine(project):
+    append_to_body(project, 'Your plan: {{ subscriber.plan | default("basic") }}')
+    (project / "campaigns/ketamine-therapy/preview.toml").write_text(
+        '[[subscriber]]\nemail = "a@example.com"\nplan = "pro"\n'
+    )
+    result = check(project)
+    assert result.exit_code == 0, result.output
+    assert "subscriber.plan" not in result.output
+
+
+def test_html_over_102_kb_is_an_error(project):
+    append_to_body(project, "\n\n".join(f"Paragraph {i} " + "padding " * 40 for i in range(400)))
+    result = check(project)
+    assert result.exit_code == 1
+    assert "Gmail clips messages over 102 KB" in result.output
+
+
+def test_layout_without_unsubscribe_or_address_is_an_error(project):
+    layout = project / "templates" / "base.html"
+    text = layout.read_text()
+    text = text.replace('<a href="{{ unsubscribe_url }}">Unsubscribe</a>', "")
+    text = text.replace("{{ campaign.postal_address }}", "")
+    layout.write_text(text)
+    result = check(project)
+    assert result.exit_code == 1
+    assert "no unsubscribe link in the HTML or text part" in result.output
+    assert "the postal address is missing" in result.output
+
+
+def test_missing_preheader_is_a_warning(project):
+    path = project / STEP
+    lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("preheader")]
+    path.write_text("\n".join(lines) + "\n")
+    result = check(project)
+    assert result.exit_code == 0
+    assert f"{path}:2: warning: no preheader" in result.output
