@@ -64,7 +64,8 @@ def _format(message: OutgoingMessage, parsed: EmailMessage) -> str:
     lines.append("")
     text_part = parsed.get_body(preferencelist=("plain",))
     if text_part is not None and isinstance(text_part, EmailMessage):
-        lines.append(text_part.get_content().rstrip("\n"))
+        # The wire format's CRLF survives decoding; a terminal wants plain newlines.
+        lines.append(text_part.get_content().replace("\r\n", "\n").rstrip("\n"))
     else:
         lines.append("(no text/plain part)")
     html_part = parsed.get_body(preferencelist=("html",))
