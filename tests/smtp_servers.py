@@ -155,9 +155,10 @@ def running_server(handler: RecordingHandler, **smtp_options: Any) -> Iterator[C
 class PasswordCheck:
     """An aiosmtpd authenticator that accepts one user and notes the mechanisms used."""
 
-    def __init__(self, user: str, password: str) -> None:
+    def __init__(self, user: str, password: str, *, logins_allowed: int | None = None) -> None:
         self.user, self.password = user, password
         self.mechanisms: list[str] = []
+        self.logins_allowed = logins_allowed  # then the password "changes": all refused
 
     def __call__(
         self, server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any
@@ -166,6 +167,9 @@ class PasswordCheck:
         ok = isinstance(data, LoginPassword) and (
             data.login.decode() == self.user and data.password.decode() == self.password
         )
+        if ok and self.logins_allowed is not None:
+            ok = self.logins_allowed > 0
+            self.logins_allowed -= 1
         return AuthResult(success=ok, handled=False)
 
 

@@ -310,6 +310,25 @@ def test_send_many_reports_each_refusal_in_place() -> None:
     assert len(handler.received) == 4
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_login_refused_mid_batch_stops_it_and_keeps_what_was_sent() -> None:
+    check = PasswordCheck("carol", PASSWORD, logins_allowed=1)  # the second session is refused
+    handler = RecordingHandler(pipelining=True)
+    options = {"authenticator": check, "auth_required": True, "auth_require_tls": False}
+    messages = [make_message(f"user{i}@example.test") for i in range(200)]
+    with running_server(handler, **options) as server:
+        url = f"smtp://carol@127.0.0.1:{server.port}?connections=2"
+        sender = create_sender(url, secrets={"DRIPLINE_SMTP_PASSWORD": PASSWORD})
+        with sender, pytest.raises(SenderConfigError, match="login refused") as stopped:
+            sender.send_many(messages)
+    results = stopped.value.results
+    assert results is not None and len(results) == 200
+    sent = [m.message_id for m, r in zip(messages, results, strict=True) if r is not None]
+    assert all(isinstance(r, SendResult) for r in results if r is not None)
+    assert None in results  # the batch stopped...
+    assert sorted(handler.message_ids()) == sorted(sent)  # ...and every send was reported
+
+
 def test_many_threads_share_n_connections(recording_server: tuple[RecordingHandler, int]) -> None:
     handler, port = recording_server
     sender = create_sender(f"smtp://127.0.0.1:{port}?connections=3")
