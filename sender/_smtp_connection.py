@@ -121,8 +121,11 @@ class SmtpConnection:
         except smtplib.SMTPNotSupportedError as err:
             self._abort()
             raise SenderConfigError(f"{where}: {err}") from None
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError) as err:
+            self._abort()  # the connection died mid-handshake: the network, not the setup
+            raise TransientSendError(f"{where}: TLS handshake interrupted: {err}") from err
         except (ssl.SSLError, ssl.CertificateError) as err:
-            self._abort()
+            self._abort()  # a certificate or protocol mismatch will not fix itself
             raise SenderConfigError(f"{where}: TLS failed: {err}") from err
         except smtplib.SMTPResponseException as err:  # a refused greeting, EHLO or STARTTLS
             self._abort()
@@ -132,9 +135,12 @@ class SmtpConnection:
                     f"{where}: not ready: {reply}", code=err.smtp_code
                 ) from err
             raise SenderConfigError(f"{where}: the server refuses us: {reply}") from err
-        except (OSError, smtplib.SMTPException) as err:  # refused, unreachable, timed out, dropped
+        except (OSError, smtplib.SMTPServerDisconnected) as err:  # refused, timed out, dropped
             self._abort()
             raise TransientSendError(f"{where}: cannot connect: {err}") from err
+        except smtplib.SMTPException as err:  # e.g. no AUTH mechanism we both speak
+            self._abort()
+            raise SenderConfigError(f"{where}: {err}") from None
         self._sock = smtp.sock
         self._features = dict(smtp.esmtp_features)
         self.transactions = 0

@@ -169,6 +169,16 @@ def test_auth_logs_in_and_the_password_never_shows(
     assert PASSWORD not in everything  # ...the password never
 
 
+def test_a_server_without_auth_is_a_configuration_error() -> None:
+    with running_server(RecordingHandler()) as server:  # aiosmtpd offers AUTH only over TLS
+        sender = create_sender(
+            f"smtp://dave@127.0.0.1:{server.port}", secrets={"DRIPLINE_SMTP_PASSWORD": PASSWORD}
+        )
+        with pytest.raises(SenderConfigError, match="AUTH") as err:
+            sender.send(make_message())
+    assert PASSWORD not in "".join(traceback.format_exception(err.value))
+
+
 def test_a_password_in_the_url_is_refused_without_echoing_it() -> None:
     with pytest.raises(SenderConfigError) as err:
         create_sender(f"smtp://bob:{PASSWORD}@127.0.0.1:2525")
