@@ -22,6 +22,7 @@ Only ever talks to 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import shutil
@@ -162,7 +163,7 @@ def main() -> int:
         for n in (1, 4, 8):
             runs[f"dripline-{n}"] = (
                 f"dripline smtp:// connections={n}",
-                lambda n=n: run_dripline(port, n, messages),
+                functools.partial(run_dripline, port, n, messages),
             )
         rates: dict[str, list[float]] = {key: [] for key in runs}
         cpu: dict[str, list[float]] = {key: [] for key in runs}

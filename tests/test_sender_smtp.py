@@ -27,6 +27,7 @@ from smtp_servers import (
 from sender import (
     OutgoingMessage,
     PermanentSendError,
+    Sender,
     SenderConfigError,
     SendError,
     SendResult,
@@ -186,7 +187,7 @@ def test_a_password_in_the_url_is_refused_without_echoing_it() -> None:
     assert PASSWORD not in "".join(traceback.format_exception(err.value))
 
 
-def outcome(sender: SmtpSender, message: OutgoingMessage) -> SendResult | SendError:
+def outcome(sender: Sender, message: OutgoingMessage) -> SendResult | SendError:
     try:
         return sender.send(message)
     except SendError as err:
