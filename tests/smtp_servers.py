@@ -9,6 +9,8 @@
 - ``drop-in-data@``: the whole message is received (and recorded), then the connection is
   cut before the reply: the ambiguous case.
 - ``stall@``: RCPT is answered only after ``stall_seconds``, the first time only.
+- ``stall-in-data@``: the whole message is received (and recorded), and the reply comes
+  only after ``stall_seconds``: ambiguous for a client that gave up waiting.
 """
 
 from __future__ import annotations
@@ -132,6 +134,8 @@ class FaultyHandler(RecordingHandler):
         if any(rcpt.startswith("drop-in-data@") for rcpt in envelope.rcpt_tos):
             server.transport.abort()  # the message arrived whole; the reply never leaves
             await asyncio.sleep(3600)  # cancelled when aiosmtpd sees the connection lost
+        if any(rcpt.startswith("stall-in-data@") for rcpt in envelope.rcpt_tos):
+            await asyncio.sleep(self.stall_seconds)
         return reply
 
 

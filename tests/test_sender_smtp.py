@@ -238,6 +238,21 @@ def test_faults_are_classified_and_a_retry_loop_delivers_each_message_once(
     assert dict(counts) == expected  # exactly once; the ambiguous one did arrive, once
 
 
+def test_no_reply_to_the_end_of_data_in_time_is_ambiguous() -> None:
+    handler = FaultyHandler(pipelining=True, stall_seconds=1.0)
+    slow, after = make_message("stall-in-data@example.test"), make_message("ok@example.test")
+    with (
+        running_server(handler) as server,
+        create_sender(f"smtp://127.0.0.1:{server.port}?timeout=0.3") as sender,
+    ):
+        with pytest.raises(TransientSendError, match="timed out") as late:
+            sender.send(slow)
+        result = sender.send(after)  # on a fresh connection
+    assert late.value.ambiguous and "may have been delivered" in str(late.value)
+    assert result.code == 250
+    assert dict(handler.message_ids()) == {slow.message_id: 1, after.message_id: 1}
+
+
 def test_refused_recipients_do_not_cost_the_connection() -> None:
     handler = FaultyHandler(pipelining=True)
     with (
