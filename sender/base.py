@@ -9,8 +9,9 @@ context-manager support.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self
@@ -87,7 +88,14 @@ class PermanentSendError(SendError):
 
 
 class SenderConfigError(ConfigError):
-    """The sender is misconfigured (bad URL, TLS or login refused): never retried."""
+    """The sender is misconfigured (bad URL, TLS or login refused): never retried.
+
+    Raised from :meth:`Sender.send_many`, ``results`` holds the outcomes of the
+    batch so far (``None`` for messages not attempted), so that what was sent is
+    still recorded.
+    """
+
+    results: list[SendResult | SendError | None] | None = None
 
 
 class Sender(ABC):
@@ -105,6 +113,7 @@ class Sender(ABC):
     def __init__(self) -> None:
         self._opened = False
         self._closed = False
+        self._open_lock = threading.Lock()  # several threads may send through one sender
 
     @classmethod
     @abstractmethod
@@ -118,11 +127,14 @@ class Sender(ABC):
 
     def open(self) -> None:
         """Acquire what sending needs (a connection, a folder). Safe to call twice."""
-        if self._closed:
-            raise SenderConfigError(f"{self.display_url}: the sender was closed")
-        if not self._opened:
-            self._open()
-            self._opened = True
+        if self._opened and not self._closed:
+            return
+        with self._open_lock:
+            if self._closed:
+                raise SenderConfigError(f"{self.display_url}: the sender was closed")
+            if not self._opened:
+                self._open()
+                self._opened = True
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send one message; opens the sender on first use."""
@@ -130,6 +142,26 @@ class Sender(ABC):
             raise PermanentSendError("the message has no recipient")
         self.open()
         return self._send(message)
+
+    def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult | SendError]:
+        """Send a batch: one outcome per message, in the batch's order.
+
+        A :class:`SendError` for one message is that message's outcome and never
+        stops the batch. A :class:`SenderConfigError` means nothing more can go
+        out: it is raised, carrying ``results`` (``None`` where not attempted).
+        This version sends one by one; senders that can send in parallel
+        (``smtp://...?connections=N``) override it.
+        """
+        results: list[SendResult | SendError | None] = [None] * len(messages)
+        for index, message in enumerate(messages):
+            try:
+                results[index] = self.send(message)
+            except SendError as err:
+                results[index] = err
+            except SenderConfigError as err:
+                err.results = results
+                raise
+        return results  # type: ignore[return-value]  # every slot was filled above
 
     def close(self) -> None:
         """Release what ``open`` acquired. Safe to call twice."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from .base import OutgoingMessage, Sender, SenderConfigError, SendResult
+from .base import OutgoingMessage, Sender, SenderConfigError, SendResult, TransientSendError
 
 __all__ = ["MaildirSender"]
 
@@ -38,13 +38,19 @@ class MaildirSender(Sender):
     def _open(self) -> None:
         try:
             self._box = mailbox.Maildir(self.path, create=True)
+            # Maildir(create=True) leaves an existing empty folder without tmp/new/cur.
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(mode=0o700, exist_ok=True)
         except OSError as err:
             raise SenderConfigError(f"maildir:{self.path}: {err.strerror}") from err
 
     def _send(self, message: OutgoingMessage) -> SendResult:
         assert self._box is not None
         # Maildir files use the platform's line ending; mail clients accept both.
-        key = self._box.add(message.data.replace(b"\r\n", b"\n"))
+        try:
+            key = self._box.add(message.data.replace(b"\r\n", b"\n"))
+        except OSError as err:  # disk full, folder removed underneath us: not written
+            raise TransientSendError(f"maildir:{self.path}: {err.strerror or err}") from err
         return SendResult(
             message_id=message.message_id,
             reply=f"saved to {self.path / 'new' / key}",

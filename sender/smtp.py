@@ -1,0 +1,160 @@
+"""``smtp://`` and ``smtps://``: a production SMTP sender for any relay.
+
+URL: ``smtp://[user@]host[:port]?starttls=off|opportunistic|required&cafile=PATH
+&connections=N&rate=N/s&timeout=SECONDS`` (``smtps://`` for implicit TLS). STARTTLS
+is required unless the host is loopback; certificates are always verified. The
+password is ``DRIPLINE_SMTP_PASSWORD`` from the ``secrets`` mapping and is never
+logged, printed or shown (``display_url`` says ``***``).
+
+Connections are kept and reused; a connection that went stale while idle is
+replaced transparently, and one the server dropped (or closed with 421) is
+reopened for the next message. ``?connections=N`` keeps a pool of N sessions:
+``send`` is safe from N threads at once (each takes a session), and
+``send_many`` spreads a batch over the N sessions itself. ``?rate=`` is one token
+bucket for every connection to that relay and account in the process.
+
+Outcomes: :class:`SendResult` for 2xx (reply, queue id, enhanced status);
+:class:`TransientSendError` for 4xx/421/timeouts/drops (``ambiguous`` when the
+connection died after the data was sent); :class:`PermanentSendError` for 5xx
+(``bounce`` for a dead mailbox); :class:`SenderConfigError` when nothing can go
+(login refused, TLS failure, bad URL). See :mod:`sender._outcome` for the rules.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import ssl
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Self
+
+from ._ratelimit import TokenBucket, shared_bucket
+from ._smtp_connection import SmtpConnection, tls_context
+from ._smtp_url import PASSWORD_SECRET, SmtpConfig, parse_smtp_url
+from .base import (
+    OutgoingMessage,
+    Sender,
+    SenderConfigError,
+    SendError,
+    SendResult,
+    TransientSendError,
+)
+
+__all__ = ["PASSWORD_SECRET", "SmtpConfig", "SmtpSender"]
+
+log = logging.getLogger("dripline.sender.smtp")
+
+
+class SmtpSender(Sender):
+    """Sends over a pool of ``config.connections`` reused SMTP sessions."""
+
+    schemes = ("smtp", "smtps")
+
+    def __init__(self, config: SmtpConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._context: ssl.SSLContext | None = None
+        # LIFO: the most recently used session is the one least likely to have gone stale.
+        self._pool: queue.LifoQueue[SmtpConnection] = queue.LifoQueue()
+        self._bucket: TokenBucket | None = None
+        if config.rate_per_second is not None:
+            self._bucket = shared_bucket(
+                config.host, config.port, config.user, config.rate_per_second
+            )
+        self._workers: ThreadPoolExecutor | None = None
+        self._workers_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, secrets: Mapping[str, str] | None = None) -> Self:
+        return cls(parse_smtp_url(url, secrets=secrets))
+
+    @property
+    def display_url(self) -> str:
+        return self.config.display_url
+
+    def _open(self) -> None:
+        needs_tls = self.config.implicit_tls or self.config.starttls != "off"
+        self._context = tls_context(self.config) if needs_tls else None
+        connections = [SmtpConnection(self.config, self._context)]
+        connections += [
+            SmtpConnection(self.config, self._context) for _ in range(self.config.connections - 1)
+        ]
+        # Connect one session now, so a refused login or a bad certificate is reported
+        # before the first message rather than as that message's outcome.
+        connections[0].connect()
+        for connection in reversed(connections):
+            self._pool.put(connection)
+
+    def _close(self) -> None:
+        with self._workers_lock:
+            if self._workers is not None:
+                self._workers.shutdown(wait=True)
+                self._workers = None
+        while True:
+            try:
+                connection = self._pool.get_nowait()
+            except queue.Empty:
+                break
+            connection.close()
+
+    def _send(self, message: OutgoingMessage) -> SendResult:
+        if self._bucket is not None:
+            self._bucket.acquire()
+        connection = self._pool.get()  # blocks while all N sessions are busy
+        try:
+            try:
+                return connection.send(message)
+            except TransientSendError as err:
+                if not getattr(err, "retry_now", False):
+                    raise
+                # The reused session had gone stale before the server accepted MAIL FROM:
+                # nothing of this message reached it, so it goes again on a fresh session.
+                log.info("%s: session went stale (%s); reconnecting", self.display_url, err)
+                return connection.send(message)
+        finally:
+            self._pool.put(connection)
+
+    def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult | SendError]:
+        """Send a batch over all N sessions at once; outcomes come back in the batch's order."""
+        if self.config.connections == 1 or len(messages) <= 1:
+            return super().send_many(messages)
+        self.open()
+        results: list[SendResult | SendError | None] = [None] * len(messages)
+        next_index = itertools.count()  # next() on a count is atomic under the GIL
+        stop = threading.Event()
+        config_errors: list[SenderConfigError] = []
+
+        def drain() -> None:
+            while not stop.is_set():
+                index = next(next_index)
+                if index >= len(messages):
+                    return
+                try:
+                    results[index] = self.send(messages[index])
+                except SendError as err:
+                    results[index] = err
+                except SenderConfigError as err:
+                    config_errors.append(err)
+                    stop.set()
+
+        workers = self._worker_pool()
+        futures = [
+            workers.submit(drain) for _ in range(min(self.config.connections, len(messages)))
+        ]
+        for future in futures:
+            future.result()  # a bug in a worker surfaces here instead of vanishing
+        if config_errors:
+            config_errors[0].results = results
+            raise config_errors[0]
+        return results  # type: ignore[return-value]  # every slot was filled by drain()
+
+    def _worker_pool(self) -> ThreadPoolExecutor:
+        with self._workers_lock:
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(
+                    max_workers=self.config.connections, thread_name_prefix="dripline-smtp"
+                )
+            return self._workers

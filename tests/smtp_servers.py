@@ -1,0 +1,241 @@
+"""Real SMTP servers for the sender tests: aiosmtpd on 127.0.0.1, recording what it received.
+
+``FaultyHandler`` misbehaves on purpose, chosen by the recipient's local part:
+
+- ``defer-once@``: 451 4.3.0 the first time that address is seen, then accepted.
+- ``unknown@``: 550 5.1.1 (bad mailbox), every time.
+- ``policy@``: 550 5.7.1 (relay policy, not the mailbox), every time.
+- ``close421@``: 421 at RCPT and the connection closed, the first time only.
+- ``drop-in-data@``: the whole message is received (and recorded), then the connection is
+  cut before the reply: the ambiguous case.
+- ``stall@``: RCPT is answered only after ``stall_seconds``, the first time only.
+- ``stall-in-data@``: the whole message is received (and recorded), and the reply comes
+  only after ``stall_seconds``: ambiguous for a client that gave up waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import email
+import email.policy
+import ipaddress
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+    at: float  # time.monotonic() when the end of data arrived
+    tls: bool  # the session was encrypted (STARTTLS or implicit TLS)
+
+    @property
+    def message_id(self) -> str:
+        return email.message_from_bytes(self.data, policy=email.policy.default)["Message-ID"]
+
+
+class RecordingHandler:
+    """Accepts everything and keeps it; replies like Postfix, with a queue id."""
+
+    def __init__(self, *, pipelining: bool = False) -> None:
+        self.pipelining = pipelining
+        self.received: list[Received] = []
+        self.sessions: set[SMTPServer] = set()
+        self.lock = threading.Lock()
+
+    def message_ids(self) -> Counter[str]:
+        with self.lock:
+            return Counter(item.message_id for item in self.received)
+
+    async def handle_EHLO(
+        self, server: SMTPServer, session: Session, envelope: Envelope, hostname: str, responses
+    ) -> list[str]:
+        session.host_name = hostname
+        self.sessions.add(server)
+        if self.pipelining:  # aiosmtpd reads commands one by one, so pipelining just works
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            self.received.append(
+                Received(
+                    envelope.mail_from or "",
+                    tuple(envelope.rcpt_tos),
+                    bytes(envelope.original_content or b""),
+                    time.monotonic(),
+                    server.transport.get_extra_info("ssl_object") is not None,
+                )
+            )
+            number = len(self.received)
+        return f"250 2.0.0 Ok: queued as Q{number:05d}"
+
+    def drop_all_connections(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Like an MTA's idle timeout: 421, then close every open session."""
+
+        def drop() -> None:
+            for server in list(self.sessions):
+                if server.transport is not None:
+                    server.transport.write(b"421 4.4.2 Idle timeout, closing\r\n")
+                    server.transport.close()
+            self.sessions.clear()
+
+        loop.call_soon_threadsafe(drop)
+        time.sleep(0.2)
+
+
+class FaultyHandler(RecordingHandler):
+    def __init__(self, *, pipelining: bool = False, stall_seconds: float = 2.0) -> None:
+        super().__init__(pipelining=pipelining)
+        self.stall_seconds = stall_seconds
+        self.seen: Counter[str] = Counter()
+
+    async def handle_RCPT(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        local = address.split("@")[0]
+        self.seen[local] += 1
+        first = self.seen[local] == 1
+        if local == "unknown":
+            return "550 5.1.1 <unknown@example.test>: Recipient address rejected: User unknown"
+        if local == "policy":
+            return "550 5.7.1 Relaying denied by policy"
+        if local == "defer-once" and first:
+            return "451 4.3.0 Temporary lookup failure, try again"
+        if local == "close421" and first:
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.3.2 Service shutting down, closing channel"
+        if local == "stall" and first:
+            await asyncio.sleep(self.stall_seconds)
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        if any(rcpt.startswith("drop-in-data@") for rcpt in envelope.rcpt_tos):
+            server.transport.abort()  # the message arrived whole; the reply never leaves
+            await asyncio.sleep(3600)  # cancelled when aiosmtpd sees the connection lost
+        if any(rcpt.startswith("stall-in-data@") for rcpt in envelope.rcpt_tos):
+            await asyncio.sleep(self.stall_seconds)
+        return reply
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(handler: RecordingHandler, **smtp_options: Any) -> Iterator[Controller]:
+    """An aiosmtpd server on 127.0.0.1 (its port is ``controller.port``) for a ``with`` block."""
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp_options)
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+class PasswordCheck:
+    """An aiosmtpd authenticator that accepts one user and notes the mechanisms used."""
+
+    def __init__(self, user: str, password: str, *, logins_allowed: int | None = None) -> None:
+        self.user, self.password = user, password
+        self.mechanisms: list[str] = []
+        self.logins_allowed = logins_allowed  # then the password "changes": all refused
+
+    def __call__(
+        self, server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        self.mechanisms.append(mechanism)
+        ok = isinstance(data, LoginPassword) and (
+            data.login.decode() == self.user and data.password.decode() == self.password
+        )
+        if ok and self.logins_allowed is not None:
+            ok = self.logins_allowed > 0
+            self.logins_allowed -= 1
+        return AuthResult(success=ok, handled=False)
+
+
+@dataclass(frozen=True)
+class Certificates:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def make_certificates(folder: Path, hostname: str = "localhost") -> Certificates:
+    """A throwaway CA and a server certificate it signed, for localhost and 127.0.0.1."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dripline test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.OID_SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = Certificates(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    paths.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths.key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths

@@ -1,0 +1,99 @@
+"""The SMTP sender against Debian's Postfix on 127.0.0.1, read back from its Maildir.
+
+Runs when SMTP_HOST, SMTP_PORT and MAILDIR are set (``eval "$(bash .ci/postfix.sh start)"``);
+skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import os
+import time
+import uuid
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+
+from sender import OutgoingMessage, PermanentSendError, SendResult, create_sender
+
+HOST, PORT, MAILDIR = (os.environ.get(name) for name in ("SMTP_HOST", "SMTP_PORT", "MAILDIR"))
+pytestmark = pytest.mark.skipif(
+    not (HOST and PORT and MAILDIR), reason="no Postfix: run .ci/postfix.sh start"
+)
+
+TEXT = "Hi Ada,\n\nDay one: what ketamine-assisted therapy is.\n.A dotted line stays.\n"
+HTML = "<html><body><p>Hi Ada,</p><p>Day one: <b>what it is</b>.</p></body></html>\n"
+
+
+def multipart(token: str, to: str) -> OutgoingMessage:
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = "Dripline <news@example.test>"
+    msg["To"] = to
+    msg["Subject"] = f"Day one {token}"
+    msg["Message-ID"] = f"<{token}@example.test>"
+    msg["List-Unsubscribe"] = "<https://example.test/u/abc>"
+    msg.set_content(TEXT)
+    msg.add_alternative(HTML, subtype="html")
+    return OutgoingMessage("news@example.test", (to,), msg.as_bytes(), msg["Message-ID"])
+
+
+def wait_for(token: str, seconds: float = 20.0) -> list[mailbox.MaildirMessage]:
+    box = mailbox.Maildir(MAILDIR, factory=None, create=False)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = [m for m in box if token in (m["Subject"] or "")]
+        if found:
+            return found
+        time.sleep(0.1)
+    return []
+
+
+def test_a_multipart_message_arrives_whole_in_the_maildir() -> None:
+    token = uuid.uuid4().hex
+    to = f"ada-{token[:8]}@example.test"
+    sent = multipart(token, to)
+    with create_sender(f"smtp://{HOST}:{PORT}?timeout=10") as sender:
+        result = sender.send(sent)
+    assert isinstance(result, SendResult) and result.code == 250
+    assert result.enhanced_status == "2.0.0" and result.queue_id
+
+    found = wait_for(token)
+    assert len(found) == 1, "delivered exactly once"
+    got = found[0]
+    assert got["X-Original-To"] == to and got["Return-Path"] == "<news@example.test>"
+    assert got["Message-ID"] == sent.message_id
+    assert got["List-Unsubscribe"] == "<https://example.test/u/abc>"
+    assert result.queue_id in got["Received"]  # Postfix's own queue id, as it replied
+    message = message_from_bytes(got.as_bytes(), policy=policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and text.get_content().replace("\r\n", "\n") == TEXT
+    assert html is not None and html.get_content().replace("\r\n", "\n") == HTML
+
+
+def test_pipelined_batch_over_several_connections() -> None:
+    token = uuid.uuid4().hex
+    messages = [multipart(f"{token}-{i}", f"batch{i}-{token[:8]}@example.test") for i in range(12)]
+    with create_sender(f"smtp://{HOST}:{PORT}?connections=3") as sender:
+        results = sender.send_many(messages)
+    assert all(isinstance(r, SendResult) for r in results)
+    assert len({r.queue_id for r in results}) == 12
+    arrived = wait_for(token)
+    deadline = time.monotonic() + 20
+    while len(arrived) < 12 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        arrived = wait_for(token)
+    assert sorted(m["Message-ID"] for m in arrived) == sorted(m.message_id for m in messages)
+
+
+def test_relaying_elsewhere_is_refused_permanently_but_is_no_bounce() -> None:
+    token = uuid.uuid4().hex
+    with create_sender(f"smtp://{HOST}:{PORT}") as sender:
+        with pytest.raises(PermanentSendError) as refused:
+            sender.send(multipart(token, "someone@elsewhere.invalid"))
+        after = sender.send(multipart(token + "-ok", f"ok-{token[:8]}@example.test"))
+    assert refused.value.code == 554 and refused.value.enhanced_status == "5.7.1"
+    assert not refused.value.bounce  # our relay's policy, not a dead mailbox
+    assert after.code == 250
