@@ -9,7 +9,7 @@ re-sent (at most once per subscriber and step).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -53,6 +53,7 @@ class ClaimedDelivery:
     first_name: str
     timezone: str | None
     attributes: Mapping[str, Any]
+    first_attempt_at: datetime | None = None  # when this delivery was first tried (retries)
 
 
 class DeliveryQueue(Protocol):
@@ -78,6 +79,7 @@ _CANDIDATES = (
         _D.c.step,
         _D.c.due_at,
         _D.c.attempts,
+        _D.c.first_attempt_at,
         _E.c.campaign,
         _E.c.status.label("enrollment_status"),
         _S.c.status.label("subscriber_status"),
@@ -163,6 +165,7 @@ class SqlDeliveryQueue:
                 first_name=r.first_name,
                 timezone=r.timezone,
                 attributes=r.attributes or {},
+                first_attempt_at=from_db_time(r.first_attempt_at) or now,
             )
             for r in sorted(claimed, key=lambda r: (r.due_at, r.id))
         ]
@@ -254,3 +257,37 @@ class SqlDeliveryQueue:
 
     def mark_ambiguous(self, delivery_id: int, error: str) -> None:
         self._finish(delivery_id, status="ambiguous", last_error=error)
+
+    def mark_bounced(self, delivery_id: int, error: str) -> None:
+        """Fail the delivery and bounce its subscriber: every campaign stops for them."""
+        with write_transaction(self.engine) as conn:
+            done = conn.execute(
+                update(_D)
+                .where(and_(_D.c.id == delivery_id, _D.c.status == "sending"))
+                .values(status="failed", last_error=error)
+            )
+            if done.rowcount != 1:
+                raise DeliveryStateError(f"delivery {delivery_id} is not being sent")
+            subscriber_id = conn.scalar(
+                select(_E.c.subscriber_id)
+                .join(_D, _D.c.enrollment_id == _E.c.id)
+                .where(_D.c.id == delivery_id)
+            )
+            conn.execute(update(_S).where(_S.c.id == subscriber_id).values(status="bounced"))
+            enrollments = select(_E.c.id).where(_E.c.subscriber_id == subscriber_id)
+            conn.execute(
+                update(_D)
+                .where(_D.c.enrollment_id.in_(enrollments), _D.c.status == "scheduled")
+                .values(status="cancelled", last_error="subscriber bounced")
+            )
+
+    def release(self, delivery_ids: Sequence[int]) -> None:
+        """Claimed but never attempted (a stop, a dead relay): back to scheduled as they were."""
+        if not delivery_ids:
+            return
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(_D)
+                .where(_D.c.id.in_(list(delivery_ids)), _D.c.status == "sending")
+                .values(status="scheduled", attempts=_D.c.attempts - 1)
+            )

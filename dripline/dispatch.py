@@ -1,0 +1,260 @@
+"""Dispatch: claim due deliveries, render them through the fast path, send, record.
+
+The dispatcher defines the narrow store interface it needs (:class:`DispatchStore`);
+the SQL store implements it. Each outcome is recorded in its own transaction as
+soon as the sender answers, so a crash loses at most the message in flight, and
+that one stays in ``sending`` (reported by ``dripline status``, never re-sent).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sender import (
+    OutgoingMessage,
+    PermanentSendError,
+    Sender,
+    SenderConfigError,
+    SendError,
+    SendResult,
+    TransientSendError,
+)
+from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
+
+from .campaign import Campaign, load_campaign
+from .errors import DriplineError
+from .render import CampaignRenderer, CompiledStep, Recipient
+from .store import ClaimedDelivery
+
+__all__ = ["CampaignLibrary", "DispatchStore", "Dispatcher", "PassReport"]
+
+log = logging.getLogger("dripline.dispatch")
+
+
+class DispatchStore(Protocol):
+    """What dispatch needs from a store. Every method is one transaction."""
+
+    def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
+        """Move up to ``limit`` due deliveries to ``sending`` and return them, oldest first."""
+
+    def mark_sent(
+        self, delivery_id: int, *, message_id: str, sent_at: datetime, reply: str | None = None
+    ) -> None: ...
+
+    def mark_failed(self, delivery_id: int, error: str) -> None: ...
+
+    def mark_deferred(self, delivery_id: int, next_at: datetime, error: str) -> None: ...
+
+    def mark_ambiguous(self, delivery_id: int, error: str) -> None: ...
+
+    def mark_bounced(self, delivery_id: int, error: str) -> None:
+        """Fail this delivery and mark its subscriber bounced (every campaign stops)."""
+
+    def release(self, delivery_ids: Sequence[int]) -> None:
+        """Put claimed deliveries that were never attempted back to ``scheduled``."""
+
+
+@dataclass
+class PassReport:
+    """What one dispatch pass did."""
+
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    bounced: int = 0
+    ambiguous: int = 0
+    released: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: PassReport) -> None:
+        for f in fields(self):
+            if f.name != "errors":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        self.errors += other.errors
+
+    def summary(self) -> str:
+        parts = [f"{f.name} {getattr(self, f.name)}" for f in fields(self) if f.name != "errors"]
+        return ", ".join(parts)
+
+
+class CampaignLibrary:
+    """Campaigns and their compiled steps by slug, loaded once per process."""
+
+    def __init__(self, campaigns_dir: Path, templates_dir: Path) -> None:
+        self.campaigns_dir = campaigns_dir
+        self.templates_dir = templates_dir
+        self._renderers: dict[str, CampaignRenderer] = {}
+
+    def renderer(self, slug: str) -> CampaignRenderer:
+        if slug not in self._renderers:
+            campaign = load_campaign(self.campaigns_dir / slug)
+            self._renderers[slug] = CampaignRenderer(campaign, self.templates_dir)
+        return self._renderers[slug]
+
+    def campaign(self, slug: str) -> Campaign:
+        return self.renderer(slug).campaign
+
+    def step(self, slug: str, number: int) -> CompiledStep:
+        return self.renderer(slug).step(number)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Dispatcher:
+    """Sends what is due: ``dispatch_due(now)`` runs one pass until nothing is due."""
+
+    def __init__(
+        self,
+        store: DispatchStore,
+        sender: Sender,
+        library: CampaignLibrary,
+        unsubscribe_url: Callable[[ClaimedDelivery], str],
+        *,
+        batch_size: int = 500,
+        chunk_size: int = 64,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.library = library
+        self.unsubscribe_url = unsubscribe_url
+        self.batch_size = batch_size
+        self.chunk_size = chunk_size
+        self.retry_policy = retry_policy
+        self.stop = stop or threading.Event()
+
+    def dispatch_due(self, now: datetime) -> PassReport:
+        """Claim and send batches until nothing is due at ``now`` (or a stop is asked)."""
+        report = PassReport()
+        while not self.stop.is_set():
+            batch = self.store.claim_due(now, self.batch_size)
+            if not batch:
+                break
+            report.claimed += len(batch)
+            self._send_batch(batch, now, report)
+            if len(batch) < self.batch_size:
+                break
+        return report
+
+    def _send_batch(
+        self, batch: Sequence[ClaimedDelivery], now: datetime, report: PassReport
+    ) -> None:
+        chunks = list(_chunks(batch, self.chunk_size))
+        for index, chunk in enumerate(chunks):
+            if self.stop.is_set():
+                # Asked to stop: what was claimed but not attempted goes back, untouched.
+                rest = [d.delivery_id for c in chunks[index:] for d in c]
+                self.store.release(rest)
+                report.released += len(rest)
+                return
+            ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = []
+            for delivery in chunk:
+                message = self._render(delivery, now, report)
+                if message is not None:
+                    ready.append((delivery, message))
+            try:
+                results = self.sender.send_many([m for _, m in ready])
+            except SenderConfigError as err:
+                partial = err.results or [None] * len(ready)
+                for (delivery, message), result in zip(ready, partial, strict=True):
+                    if result is not None:
+                        self._record(delivery, message, result, now, report)
+                untried = [
+                    d.delivery_id for (d, _), r in zip(ready, partial, strict=True) if r is None
+                ]
+                untried += [d.delivery_id for c in chunks[index + 1 :] for d in c]
+                self.store.release(untried)
+                report.released += len(untried)
+                raise
+            for (delivery, message), result in zip(ready, results, strict=True):
+                self._record(delivery, message, result, now, report)
+
+    def _render(
+        self, delivery: ClaimedDelivery, now: datetime, report: PassReport
+    ) -> OutgoingMessage | None:
+        try:
+            compiled = self.library.step(delivery.campaign, delivery.step)
+            fields_ = {
+                **dict(delivery.attributes),
+                "name": delivery.name,
+                "first_name": delivery.first_name,
+                "timezone": delivery.timezone,
+            }
+            recipient = Recipient(delivery.email, fields_, self.unsubscribe_url(delivery))
+            message_id, data = compiled.render_bytes(recipient, now=now)
+        except DriplineError as err:
+            # A campaign or template problem: this delivery fails; the batch goes on.
+            self.store.mark_failed(delivery.delivery_id, f"render: {err}")
+            report.failed += 1
+            report.errors.append(f"delivery {delivery.delivery_id}: {err}")
+            log.warning("delivery %s not rendered: %s", delivery.delivery_id, err)
+            return None
+        return OutgoingMessage(
+            envelope_from=compiled.campaign.from_address,
+            recipients=(delivery.email,),
+            data=data,
+            message_id=message_id,
+        )
+
+    def _record(
+        self,
+        delivery: ClaimedDelivery,
+        message: OutgoingMessage,
+        result: SendResult | SendError,
+        now: datetime,
+        report: PassReport,
+    ) -> None:
+        store, delivery_id = self.store, delivery.delivery_id
+        if isinstance(result, SendResult):
+            store.mark_sent(
+                delivery_id, message_id=message.message_id, sent_at=now, reply=result.reply
+            )
+            report.sent += 1
+            return
+        detail = _describe(result)
+        if isinstance(result, TransientSendError) and result.ambiguous:
+            store.mark_ambiguous(delivery_id, detail)
+            report.ambiguous += 1
+        elif isinstance(result, TransientSendError):
+            first = delivery.first_attempt_at or now
+            when = next_attempt_at(
+                first_attempt_at=first,
+                attempts=delivery.attempt,
+                now=now,
+                policy=self.retry_policy,
+            )
+            if when is None:
+                store.mark_failed(
+                    delivery_id, f"gave up after {delivery.attempt} attempts: {detail}"
+                )
+                report.failed += 1
+            else:
+                store.mark_deferred(delivery_id, when, detail)
+                report.deferred += 1
+        elif isinstance(result, PermanentSendError) and result.bounce:
+            store.mark_bounced(delivery_id, detail)
+            report.bounced += 1
+        else:
+            store.mark_failed(delivery_id, detail)
+            report.failed += 1
+
+
+def _describe(error: SendError) -> str:
+    """What to store about a failure: the reply, with its enhanced status code."""
+    parts = [str(error.code)] if error.code else []
+    if error.enhanced_status:
+        parts.append(error.enhanced_status)
+    reply = error.reply or str(error)
+    text = " ".join(parts)
+    return f"{text} {reply}".strip() if text and not reply.startswith(text) else reply

@@ -1,0 +1,72 @@
+"""Wiring for the sending commands: settings -> store, sender, campaigns, dispatcher."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+
+from sender import Sender, create_sender
+
+from .dispatch import CampaignLibrary, Dispatcher
+from .errors import ConfigError
+from .settings import Settings
+from .store import ClaimedDelivery, SqlDeliveryQueue, open_store
+from .timetable import Timetable
+from .tokens import TokenPayload, sign_token, unsubscribe_url
+
+__all__ = ["dispatcher_for", "sender_for", "unsubscribe_link_maker"]
+
+
+def sender_for(settings: Settings) -> Sender:
+    """The configured sender; passwords reach it from the environment, never from the URL."""
+    secrets = {"DRIPLINE_SMTP_PASSWORD": settings.smtp_password} if settings.smtp_password else {}
+    return create_sender(settings.effective_sender_url, secrets=secrets)
+
+
+def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], str]:
+    """Signed one-click unsubscribe URLs under ``DRIPLINE_BASE_URL`` for claimed deliveries."""
+    if not settings.secret_key:
+        raise ConfigError(
+            "DRIPLINE_SECRET_KEY is not set: unsubscribe links cannot be signed "
+            "(set it to a long random string; `dripline demo` makes its own)"
+        )
+
+    def link(delivery: ClaimedDelivery) -> str:
+        key = getattr(delivery, "subscriber_key", "") or f"e{delivery.enrollment_id}"
+        token = sign_token(TokenPayload("u", key, delivery.campaign, 0), settings.secret_key)
+        return unsubscribe_url(settings.base_url, token)
+
+    return link
+
+
+@contextmanager
+def dispatcher_for(
+    settings: Settings,
+    *,
+    stop: threading.Event | None = None,
+    batch_size: int = 500,
+) -> Iterator[Dispatcher]:
+    """A dispatcher over the configured store and sender, closed on exit."""
+    links = unsubscribe_link_maker(settings)
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+
+    @cache
+    def timetable_for(slug: str) -> Timetable:
+        return Timetable.of(library.campaign(slug))
+
+    sender = sender_for(settings)
+    try:
+        with sender:
+            yield Dispatcher(
+                SqlDeliveryQueue(engine, timetable_for),
+                sender,
+                library,
+                links,
+                batch_size=batch_size,
+                stop=stop,
+            )
+    finally:
+        engine.dispose()

@@ -1,0 +1,154 @@
+"""Dispatch end to end: subscribe, `dripline run --once --now ...`, real SMTP servers, the DB."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from smtp_servers import FaultyHandler, RecordingHandler, running_server
+
+from dripline.cli import main
+
+T0 = datetime(2026, 3, 5, 20, 0, tzinfo=UTC)  # Thursday, 12:00 in Los Angeles
+
+
+@pytest.fixture
+def env(project: Path) -> dict[str, str]:
+    # A second campaign, to see that a bounce stops every campaign of that subscriber.
+    shutil.copytree(project / "campaigns/ketamine-therapy", project / "campaigns/second")
+    return {
+        "DRIPLINE_ROOT": str(project),
+        "DRIPLINE_SECRET_KEY": "test-secret",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+    }
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    result = CliRunner(env=env).invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def subscribe(env, address: str, campaign: str = "ketamine-therapy") -> None:
+    cli(
+        env,
+        "subscribe",
+        address,
+        "--campaign",
+        campaign,
+        "--name",
+        "Pat Doe",
+        "--tz",
+        "America/Los_Angeles",
+        "--at",
+        T0.isoformat(),
+    )
+
+
+def run_once(env, sender: str, now: datetime) -> str:
+    return cli(env, "run", "--once", "--now", now.isoformat(), "--sender", sender)
+
+
+def rows(project: Path) -> dict[tuple[str, str, int], sqlite3.Row]:
+    db = sqlite3.connect(project / "dripline.db")
+    db.row_factory = sqlite3.Row
+    found = db.execute(
+        "SELECT s.email, s.status AS subscriber_status, e.campaign, d.* FROM deliveries d "
+        "JOIN enrollments e ON e.id = d.enrollment_id JOIN subscribers s ON s.id = e.subscriber_id"
+    ).fetchall()
+    db.close()
+    return {(r["email"], r["campaign"], r["step"]): r for r in found}
+
+
+def db_time(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def test_outcomes_are_recorded_and_retried_at_the_backoff_times(project, env):
+    people = ["ok", "defer-once", "unknown", "policy", "drop-in-data", "close421"]
+    for person in people:
+        subscribe(env, f"{person}@example.com")
+    subscribe(env, "unknown@example.com", "second")
+    handler = FaultyHandler()
+    with running_server(handler) as server:
+        url = f"smtp://127.0.0.1:{server.port}?timeout=2"
+        run_once(env, url, T0)
+        state = rows(project)
+        first = {p: state[(f"{p}@example.com", "ketamine-therapy", 1)] for p in people}
+        assert first["ok"]["status"] == "sent"
+        assert first["ok"]["reply"].startswith("250 2.0.0 Ok: queued as Q")
+        assert first["defer-once"]["status"] == "scheduled"
+        assert "451" in first["defer-once"]["last_error"]
+        retry_at = db_time(first["defer-once"]["due_at"])
+        assert T0 + timedelta(minutes=5) <= retry_at <= T0 + timedelta(minutes=5.5)
+        assert first["unknown"]["status"] == "failed" and "5.1.1" in first["unknown"]["last_error"]
+        assert first["unknown"]["subscriber_status"] == "bounced"
+        assert state[("unknown@example.com", "second", 2)]["status"] == "cancelled"
+        assert state[("unknown@example.com", "ketamine-therapy", 2)]["status"] == "cancelled"
+        assert first["policy"]["status"] == "failed" and "5.7.1" in first["policy"]["last_error"]
+        assert first["policy"]["subscriber_status"] == "active"
+        assert first["drop-in-data"]["status"] == "ambiguous"
+        assert first["close421"]["status"] == "scheduled"
+
+        # Not yet due: nothing is retried early.
+        run_once(env, url, T0 + timedelta(minutes=4))
+        assert rows(project)[("defer-once@example.com", "ketamine-therapy", 1)]["attempts"] == 1
+
+        run_once(env, url, T0 + timedelta(minutes=6))
+        state = rows(project)
+        for person in ("defer-once", "close421"):
+            row = state[(f"{person}@example.com", "ketamine-therapy", 1)]
+            assert row["status"] == "sent" and row["attempts"] == 2
+
+        # Every message the server took arrived once; the ambiguous one was never re-sent.
+        counts = handler.message_ids()
+        assert all(n == 1 for n in counts.values()), counts
+        received_by = sorted(r.rcpt_tos[0].split("@")[0] for r in handler.received)
+        assert received_by == ["close421", "defer-once", "drop-in-data", "ok"]
+        sent_ids = {r["message_id"] for r in state.values() if r["status"] == "sent"}
+        assert sent_ids <= set(counts)
+
+        # Later steps still reach the others, never the bounced address.
+        run_once(env, url, datetime(2026, 3, 9, 17, 0, tzinfo=UTC))
+        received_by = [r.rcpt_tos[0] for r in handler.received]
+        assert "unknown@example.com" not in received_by
+        assert received_by.count("ok@example.com") == 2
+
+
+def test_messages_carry_the_pass_time_and_a_signed_unsubscribe(project, env):
+    subscribe(env, "ana@example.com")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        run_once(env, f"smtp://127.0.0.1:{server.port}", T0 + timedelta(seconds=30))
+    (received,) = handler.received
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    assert message["Date"].datetime == T0 + timedelta(seconds=30)
+    assert message["Subject"] == "Reason 1 of 6: Rapid relief from symptoms"
+    assert str(message["List-Unsubscribe"]).startswith("<https://news.example.com/u/")
+    assert "ana" not in str(message["List-Unsubscribe"])  # no address readable in the token
+    assert received.mail_from == "hello@example.com"
+    assert (
+        rows(project)[("ana@example.com", "ketamine-therapy", 1)]["message_id"]
+        == (message["Message-ID"])
+    )
+
+
+def test_run_without_a_secret_key_is_a_clear_error(project, env):
+    env = {**env, "DRIPLINE_SECRET_KEY": ""}
+    result = CliRunner(env=env).invoke(main, ["run", "--once", "--sender", "memory:x"])
+    assert result.exit_code == 1
+    assert "DRIPLINE_SECRET_KEY is not set" in result.output
+
+
+def test_unknown_sender_scheme_names_the_installed_ones(project, env):
+    result = CliRunner(env=env).invoke(main, ["run", "--once", "--sender", "carrier-pigeon:x"])
+    assert result.exit_code == 1
+    assert "unknown sender 'carrier-pigeon'" in result.output
+    for scheme in ("maildir:", "memory:", "smtp:", "smtps:", "console:"):
+        assert scheme in result.output
