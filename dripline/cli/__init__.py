@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "campaigns": "campaigns:campaigns_command",
     "check": "check:check_command",
     "db": "db:db_command",
+    "demo": "demo:demo_command",
     "import": "importcsv:import_command",
     "import-article": "import_article:import_article_command",
     "render": "render:render_command",
