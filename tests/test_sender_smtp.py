@@ -198,11 +198,11 @@ def outcome(sender: Sender, message: OutgoingMessage) -> SendResult | SendError:
 def test_faults_are_classified_and_a_retry_loop_delivers_each_message_once(
     pipelining: bool,
 ) -> None:
-    handler = FaultyHandler(pipelining=pipelining, stall_seconds=1.5)
+    handler = FaultyHandler(pipelining=pipelining, stall_seconds=2.5)
     names = ["ok1", "defer-once", "unknown", "policy", "close421", "drop-in-data", "stall", "ok2"]
     messages = {name: make_message(f"{name}@example.test") for name in names}
     with running_server(handler) as server:
-        with create_sender(f"smtp://127.0.0.1:{server.port}?timeout=0.5") as sender:
+        with create_sender(f"smtp://127.0.0.1:{server.port}?timeout=1") as sender:
             assert isinstance(sender, SmtpSender)
             first = {name: outcome(sender, m) for name, m in messages.items()}
             # What a dispatcher does: retry transient failures unless ambiguous.
@@ -239,11 +239,11 @@ def test_faults_are_classified_and_a_retry_loop_delivers_each_message_once(
 
 
 def test_no_reply_to_the_end_of_data_in_time_is_ambiguous() -> None:
-    handler = FaultyHandler(pipelining=True, stall_seconds=1.0)
+    handler = FaultyHandler(pipelining=True, stall_seconds=2.0)
     slow, after = make_message("stall-in-data@example.test"), make_message("ok@example.test")
     with (
         running_server(handler) as server,
-        create_sender(f"smtp://127.0.0.1:{server.port}?timeout=0.3") as sender,
+        create_sender(f"smtp://127.0.0.1:{server.port}?timeout=0.8") as sender,
     ):
         with pytest.raises(TransientSendError, match="timed out") as late:
             sender.send(slow)
