@@ -85,7 +85,18 @@ class SmtpConnection:
         return self._sock is not None
 
     def connect(self) -> None:
-        """Open, greet, secure and log in; raises SenderConfigError or TransientSendError."""
+        """Open, greet, secure and log in; raises SenderConfigError or TransientSendError.
+
+        A TransientSendError from here has ``unreachable`` set: no session could be had at
+        all, so the rest of a batch need not wait for the same timeout one by one.
+        """
+        try:
+            self._handshake()
+        except TransientSendError as err:
+            err.unreachable = True  # type: ignore[attr-defined]
+            raise
+
+    def _handshake(self) -> None:
         cfg = self._config
         where = cfg.display_url
         try:

@@ -149,15 +149,30 @@ class Sender(ABC):
         A :class:`SendError` for one message is that message's outcome and never
         stops the batch. A :class:`SenderConfigError` means nothing more can go
         out: it is raised, carrying ``results`` (``None`` where not attempted).
+        When the sender cannot be opened for a transient reason (the relay is
+        down), or a send fails with ``unreachable`` set (no connection could be
+        had), the messages not yet tried get that :class:`TransientSendError`.
         This version sends one by one; senders that can send in parallel
         (``smtp://...?connections=N``) override it.
         """
         results: list[SendResult | SendError | None] = [None] * len(messages)
+        if messages:
+            try:
+                self.open()
+            except TransientSendError as err:  # nothing can go right now: all of them wait
+                return [err] * len(messages)
+            except SenderConfigError as err:
+                err.results = results
+                raise
         for index, message in enumerate(messages):
             try:
                 results[index] = self.send(message)
             except SendError as err:
                 results[index] = err
+                if getattr(err, "unreachable", False):
+                    # No connection could be had: the rest would each wait for the same
+                    # timeout; they get this outcome untried and are retried later.
+                    return [err if r is None else r for r in results]
             except SenderConfigError as err:
                 err.results = results
                 raise

@@ -121,11 +121,18 @@ class SmtpSender(Sender):
         """Send a batch over all N sessions at once; outcomes come back in the batch's order."""
         if self.config.connections == 1 or len(messages) <= 1:
             return super().send_many(messages)
-        self.open()
         results: list[SendResult | SendError | None] = [None] * len(messages)
+        try:
+            self.open()
+        except TransientSendError as err:  # the relay is unreachable: all of them wait
+            return [err] * len(messages)
+        except SenderConfigError as err:
+            err.results = results
+            raise
         next_index = itertools.count()  # next() on a count is atomic under the GIL
         stop = threading.Event()
         config_errors: list[SenderConfigError] = []
+        unreachable: list[TransientSendError] = []
 
         def drain() -> None:
             while not stop.is_set():
@@ -136,6 +143,11 @@ class SmtpSender(Sender):
                     results[index] = self.send(messages[index])
                 except SendError as err:
                     results[index] = err
+                    if getattr(err, "unreachable", False):
+                        # No session could be opened: the rest would only wait for the
+                        # same timeout one by one; they get this outcome untried.
+                        unreachable.append(err)  # type: ignore[arg-type]
+                        stop.set()
                 except SenderConfigError as err:
                     config_errors.append(err)
                     stop.set()
@@ -149,7 +161,9 @@ class SmtpSender(Sender):
         if config_errors:
             config_errors[0].results = results
             raise config_errors[0]
-        return results  # type: ignore[return-value]  # every slot was filled by drain()
+        if unreachable:
+            results = [unreachable[0] if r is None else r for r in results]
+        return results  # type: ignore[return-value]  # every slot was filled above
 
     def _worker_pool(self) -> ThreadPoolExecutor:
         with self._workers_lock:

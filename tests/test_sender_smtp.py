@@ -198,11 +198,11 @@ def outcome(sender: Sender, message: OutgoingMessage) -> SendResult | SendError:
 def test_faults_are_classified_and_a_retry_loop_delivers_each_message_once(
     pipelining: bool,
 ) -> None:
-    handler = FaultyHandler(pipelining=pipelining, stall_seconds=1.5)
+    handler = FaultyHandler(pipelining=pipelining, stall_seconds=2.5)
     names = ["ok1", "defer-once", "unknown", "policy", "close421", "drop-in-data", "stall", "ok2"]
     messages = {name: make_message(f"{name}@example.test") for name in names}
     with running_server(handler) as server:
-        with create_sender(f"smtp://127.0.0.1:{server.port}?timeout=0.5") as sender:
+        with create_sender(f"smtp://127.0.0.1:{server.port}?timeout=1") as sender:
             assert isinstance(sender, SmtpSender)
             first = {name: outcome(sender, m) for name, m in messages.items()}
             # What a dispatcher does: retry transient failures unless ambiguous.
@@ -239,11 +239,11 @@ def test_faults_are_classified_and_a_retry_loop_delivers_each_message_once(
 
 
 def test_no_reply_to_the_end_of_data_in_time_is_ambiguous() -> None:
-    handler = FaultyHandler(pipelining=True, stall_seconds=1.0)
+    handler = FaultyHandler(pipelining=True, stall_seconds=2.0)
     slow, after = make_message("stall-in-data@example.test"), make_message("ok@example.test")
     with (
         running_server(handler) as server,
-        create_sender(f"smtp://127.0.0.1:{server.port}?timeout=0.3") as sender,
+        create_sender(f"smtp://127.0.0.1:{server.port}?timeout=0.8") as sender,
     ):
         with pytest.raises(TransientSendError, match="timed out") as late:
             sender.send(slow)
@@ -353,6 +353,43 @@ def test_a_login_refused_mid_batch_stops_it_and_keeps_what_was_sent() -> None:
     assert all(isinstance(r, SendResult) for r in results if r is not None)
     assert None in results  # the batch stopped...
     assert sorted(handler.message_ids()) == sorted(sent)  # ...and every send was reported
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_an_unreachable_relay_defers_the_whole_batch_quickly(connections: int) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # accepts connections, never greets: every session times out
+        url = f"smtp://127.0.0.1:{silent.getsockname()[1]}?connections={connections}&timeout=0.3"
+        started = time.monotonic()
+        results = create_sender(url).send_many([make_message() for _ in range(50)])
+        elapsed = time.monotonic() - started
+    assert len(results) == 50
+    assert all(isinstance(r, TransientSendError) and not r.ambiguous for r in results)
+    assert "cannot connect" in str(results[-1])
+    assert elapsed < 3  # not 50 timeouts one after another
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_a_relay_that_goes_away_mid_run_defers_the_rest(connections: int) -> None:
+    handler = RecordingHandler(pipelining=True)
+    first = [make_message() for _ in range(5)]
+    later = [make_message() for _ in range(40)]
+    server = running_server(handler)
+    port = server.__enter__().port
+    url = f"smtp://127.0.0.1:{port}?connections={connections}&timeout=0.3"
+    with create_sender(url) as sender, socket.socket() as silent:
+        assert all(isinstance(r, SendResult) for r in sender.send_many(first))
+        server.__exit__(None, None, None)  # the relay is gone; pooled sessions are dead...
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", port))
+        silent.listen(64)  # ...and what answers on its port now never greets
+        started = time.monotonic()
+        results = sender.send_many(later)
+        elapsed = time.monotonic() - started
+    assert all(isinstance(r, TransientSendError) and not r.ambiguous for r in results)
+    assert elapsed < 2.5  # one round of timeouts, not 40 / connections of them
+    assert dict(handler.message_ids()) == {m.message_id: 1 for m in first}
 
 
 def test_many_threads_share_n_connections(recording_server: tuple[RecordingHandler, int]) -> None:
