@@ -71,3 +71,22 @@ def project(tmp_path: Path) -> Path:
     for name in ("campaigns", "templates"):
         shutil.copytree(REPO / name, tmp_path / name)
     return tmp_path
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (DRIPLINE_REQUIRE_SERVICES=1) a test skipped for a missing service fails the run.
+
+    .ci/run starts PostgreSQL, Postfix and Chromium first; if an install step broke,
+    the tests that need them must not pass by being skipped.
+    """
+    if os.environ.get("DRIPLINE_REQUIRE_SERVICES") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        reporter.write_line(
+            f"DRIPLINE_REQUIRE_SERVICES=1 but {len(skipped)} test(s) were skipped: "
+            "a service CI should have started is missing",
+            red=True,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

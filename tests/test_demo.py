@@ -29,8 +29,9 @@ def test_demo_sends_the_whole_sequence_on_local_time(project: Path):
     for address, messages in by_person.items():
         messages.sort(key=lambda m: m["Date"].datetime)
         subjects = [m["Subject"] for m in messages]
-        assert subjects == [f"Reason {k} of 6: " + s.split(": ", 1)[1]
-                            for k, s in enumerate(subjects, start=1)]
+        assert subjects == [
+            f"Reason {k} of 6: " + s.split(": ", 1)[1] for k, s in enumerate(subjects, start=1)
+        ]
         local = [m["Date"].datetime.astimezone(ZoneInfo(zones[address])) for m in messages]
         for when in local[1:]:
             assert (when.hour, when.minute) == (9, 0)
