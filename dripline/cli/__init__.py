@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "import-article": "import_article:import_article_command",
     "render": "render:render_command",
     "run": "run:run_command",
+    "send-test": "send_test:send_test_command",
     "status": "status:status_command",
     "subscribe": "subscribe:subscribe_command",
     "timeline": "timeline:timeline_command",
