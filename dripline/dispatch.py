@@ -44,7 +44,13 @@ class DispatchStore(Protocol):
         """Move up to ``limit`` due deliveries to ``sending`` and return them, oldest first."""
 
     def mark_sent(
-        self, delivery_id: int, *, message_id: str, sent_at: datetime, reply: str | None = None
+        self,
+        delivery_id: int,
+        *,
+        message_id: str,
+        sent_at: datetime,
+        reply: str | None = None,
+        last_step: bool = True,
     ) -> None: ...
 
     def mark_failed(self, delivery_id: int, error: str) -> None: ...

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 
 from ..errors import DriplineError
 from ..timetable import Timetable
 from ._engine import write_transaction
+from ._fastwrite import FastWriter
 from ._models import Delivery, Enrollment, Subscriber
 from ._values import from_db_time, to_db_time
 
@@ -97,6 +98,24 @@ _CANDIDATES = (
 )
 
 
+# An enrollment is complete once none of its deliveries is still to be sent.
+_OWN_ENROLLMENT = select(_D.c.enrollment_id).where(_D.c.id == bindparam("delivery_id"))
+_STILL_OPEN = (
+    select(_D.c.id)
+    # or_ rather than in_: an IN list compiles to an expanding parameter, not plain SQL.
+    .where(
+        _D.c.enrollment_id == _E.c.id,
+        or_(_D.c.status == "scheduled", _D.c.status == "sending"),
+    )
+    .exists()
+)
+_COMPLETE_ENROLLMENT = (
+    update(_E)
+    .where(_E.c.id == _OWN_ENROLLMENT.scalar_subquery(), _E.c.status == "active", ~_STILL_OPEN)
+    .values(status="completed")
+)
+
+
 class SqlDeliveryQueue:
     """:class:`DeliveryQueue` over SQLAlchemy (SQLite or PostgreSQL).
 
@@ -113,6 +132,8 @@ class SqlDeliveryQueue:
             # overdue step of one subscriber.
             query = query.with_for_update(skip_locked=True, of=[_D, _E])
         self._candidates = query
+        self._finish_statements: dict[tuple[str, ...], Any] = {}
+        self._writer = FastWriter(engine)
 
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
         """Claim up to ``limit`` due deliveries, oldest first.
@@ -206,39 +227,44 @@ class SqlDeliveryQueue:
                 moves,
             )
 
-    def _finish(self, delivery_id: int, **values: Any) -> None:
-        with write_transaction(self.engine) as conn:
-            done = conn.execute(
-                update(_D)
-                .where(and_(_D.c.id == delivery_id, _D.c.status == "sending"))
-                .values(**values)
-            )
-            if done.rowcount != 1:
-                status = conn.scalar(select(_D.c.status).where(_D.c.id == delivery_id))
-                raise DeliveryStateError(
-                    f"delivery {delivery_id} is not being sent (status: {status or 'missing'})"
-                )
-            if values.get("status") == "sent":
-                self._complete_enrollment_if_done(conn, delivery_id)
+    def _finish(self, delivery_id: int, _complete: bool = True, **values: Any) -> None:
+        """Move one delivery out of ``sending``, in its own short transaction.
 
-    @staticmethod
-    def _complete_enrollment_if_done(conn: Connection, delivery_id: int) -> None:
-        enrollment_id = conn.scalar(select(_D.c.enrollment_id).where(_D.c.id == delivery_id))
-        open_rows = conn.scalar(
-            select(_D.c.id)
-            .where(_D.c.enrollment_id == enrollment_id, _D.c.status.in_(["scheduled", "sending"]))
-            .limit(1)
-        )
-        if open_rows is None:
-            conn.execute(
-                update(_E)
-                .where(_E.c.id == enrollment_id, _E.c.status == "active")
-                .values(status="completed")
+        This is the dispatcher's hot path (one call per message): the statements are
+        built once per set of columns and the enrollment's completion is one UPDATE.
+        """
+        statement = self._finish_statements.get(tuple(values))
+        if statement is None:
+            statement = (
+                update(_D)
+                .where(and_(_D.c.id == bindparam("delivery_id"), _D.c.status == "sending"))
+                .values({name: bindparam(f"new_{name}") for name in values})
+            )
+            self._finish_statements[tuple(values)] = statement
+        params = {"delivery_id": delivery_id, **{f"new_{n}": v for n, v in values.items()}}
+        steps: list[tuple[Any, dict[str, Any]]] = [(statement, params)]
+        if values.get("status") == "sent" and _complete:
+            steps.append((_COMPLETE_ENROLLMENT, {"delivery_id": delivery_id}))
+        counts = self._writer.run(steps)
+        if counts[0] != 1:
+            # Nothing changed (the transaction wrote nothing): say what state the row is in.
+            with write_transaction(self.engine) as conn:
+                status = conn.scalar(select(_D.c.status).where(_D.c.id == delivery_id))
+            raise DeliveryStateError(
+                f"delivery {delivery_id} is not being sent (status: {status or 'missing'})"
             )
 
     def mark_sent(
-        self, delivery_id: int, *, message_id: str, sent_at: datetime, reply: str | None = None
+        self,
+        delivery_id: int,
+        *,
+        message_id: str,
+        sent_at: datetime,
+        reply: str | None = None,
+        last_step: bool = True,
     ) -> None:
+        """Record an accepted message. ``last_step=False`` (the dispatcher knows) skips
+        checking whether the enrollment is now complete: steps go out in order."""
         self._finish(
             delivery_id,
             status="sent",
@@ -246,6 +272,7 @@ class SqlDeliveryQueue:
             sent_at=to_db_time(sent_at),
             reply=reply,
             last_error=None,
+            _complete=last_step,
         )
 
     def mark_failed(self, delivery_id: int, error: str) -> None:
