@@ -58,10 +58,11 @@ def dispatcher_for(
         return Timetable.of(library.campaign(slug))
 
     sender = sender_for(settings)
+    queue = SqlDeliveryQueue(engine, timetable_for)
     try:
         with sender:
             yield Dispatcher(
-                SqlDeliveryQueue(engine, timetable_for),
+                queue,
                 sender,
                 library,
                 links,
@@ -69,4 +70,5 @@ def dispatcher_for(
                 stop=stop,
             )
     finally:
+        queue.close()
         engine.dispose()

@@ -278,6 +278,10 @@ class SqlDeliveryQueue:
     def mark_failed(self, delivery_id: int, error: str) -> None:
         self._finish(delivery_id, status="failed", last_error=error)
 
+    def close(self) -> None:
+        """Give back the connection outcomes are written on."""
+        self._writer.close_connection()
+
     def mark_deferred(self, delivery_id: int, next_at: datetime, error: str) -> None:
         """A temporary failure: back to ``scheduled`` at ``next_at`` (attempts are kept)."""
         self._finish(delivery_id, status="scheduled", due_at=to_db_time(next_at), last_error=error)
