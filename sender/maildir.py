@@ -37,10 +37,12 @@ class MaildirSender(Sender):
 
     def _open(self) -> None:
         try:
-            self._box = mailbox.Maildir(self.path, create=True)
-            # Maildir(create=True) leaves an existing empty folder without tmp/new/cur.
+            # Created here with exist_ok, not by Maildir(create=True): that one fails when
+            # two processes create the folder at once, and leaves an existing empty
+            # folder without tmp/new/cur.
             for sub in ("tmp", "new", "cur"):
-                (self.path / sub).mkdir(mode=0o700, exist_ok=True)
+                (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._box = mailbox.Maildir(self.path, create=False)
         except OSError as err:
             raise SenderConfigError(f"maildir:{self.path}: {err.strerror}") from err
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-DRIPLINE = [sys.executable, "-m", "dripline.cli"]
+DRIPLINE = [str(Path(sys.executable).with_name("dripline"))]
 
 
 def write_csv(path: Path, count: int) -> None:
