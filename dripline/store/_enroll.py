@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, text
 
 from ..timetable import Timetable
+from ._bulk import bulk_insert
 from ._engine import write_transaction
 from ._models import Delivery, Enrollment, Subscriber
 from ._values import InvalidSubscriberError, NormalizedEmail, derive_first_name, to_db_time
@@ -81,6 +82,29 @@ def _delivery_rows(
             "attempts": 0,
         }
         for rule, when in zip(table.steps, due, strict=True)
+    ]
+
+
+_DELIVERY_COLUMNS = ("enrollment_id", "step", "due_at", "status", "attempts")
+NaivePlan = tuple[datetime | None, ...]
+
+
+def _delivery_tuples(
+    table: Timetable,
+    enrollment_id: int,
+    enrolled_at: datetime,
+    timezone: str | None,
+    plans: dict[NaivePlan, NaivePlan],
+) -> list[tuple[Any, ...]]:
+    """Rows for :data:`_DELIVERY_COLUMNS`; ``plans`` converts each shared plan only once."""
+    plan = table.due_plan(enrolled_at, timezone)
+    naive = plans.get(plan)
+    if naive is None:
+        naive = plans[plan] = tuple(None if due is None else to_db_time(due) for due in plan)
+    at_enrollment = to_db_time(enrolled_at)
+    return [
+        (enrollment_id, rule.number, at_enrollment if due is None else due, "scheduled", 0)
+        for rule, due in zip(table.steps, naive, strict=True)
     ]
 
 
@@ -163,6 +187,7 @@ def _enroll_chunk(
     now: datetime,
     source: str,
     result: EnrollResult,
+    plans: dict[NaivePlan, NaivePlan],
 ) -> None:
     keys = [p.email.key for p in people]
     known = {
@@ -175,7 +200,8 @@ def _enroll_chunk(
     }
     fresh = [p for p in people if p.email.key not in known]
     if fresh:
-        conn.execute(insert(_SUBSCRIBERS), [_subscriber_row(p, now, source) for p in fresh])
+        rows = [_subscriber_row(p, now, source) for p in fresh]
+        bulk_insert(conn, _SUBSCRIBERS, list(rows[0]), [tuple(r.values()) for r in rows])
         result.subscribers_created += len(fresh)
         for r in conn.execute(
             select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email_key, _SUBSCRIBERS.c.status).where(
@@ -202,15 +228,12 @@ def _enroll_chunk(
             to_enroll.append(person)
     if not to_enroll:
         return
-    conn.execute(
-        insert(_ENROLLMENTS),
+    bulk_insert(
+        conn,
+        _ENROLLMENTS,
+        ("subscriber_id", "campaign", "enrolled_at", "status"),
         [
-            {
-                "subscriber_id": known[p.email.key].id,
-                "campaign": campaign,
-                "enrolled_at": to_db_time(p.subscribed_at or now),
-                "status": "active",
-            }
+            (known[p.email.key].id, campaign, to_db_time(p.subscribed_at or now), "active")
             for p in to_enroll
         ],
     )
@@ -223,13 +246,13 @@ def _enroll_chunk(
             )
         )
     }
-    deliveries: list[dict[str, Any]] = []
+    deliveries: list[tuple[Any, ...]] = []
     for person in to_enroll:
         enrollment_id = enrollment_of[known[person.email.key].id]
-        deliveries += _delivery_rows(
-            table, enrollment_id, person.subscribed_at or now, person.timezone
+        deliveries += _delivery_tuples(
+            table, enrollment_id, person.subscribed_at or now, person.timezone, plans
         )
-    conn.execute(insert(_DELIVERIES), deliveries)
+    bulk_insert(conn, _DELIVERIES, _DELIVERY_COLUMNS, deliveries)
     result.enrolled += len(to_enroll)
     result.deliveries_created += len(deliveries)
 
@@ -255,13 +278,14 @@ def enroll_many(
     """
     now = now or datetime.now(UTC)
     result = EnrollResult()
+    plans: dict[NaivePlan, NaivePlan] = {}
     if defer_delivery_index:
         with write_transaction(engine) as conn:
             conn.execute(text("DROP INDEX IF EXISTS ix_deliveries_status_due"))
     try:
         for chunk in _chunks(people, chunk_size):
             with write_transaction(engine) as conn:
-                _enroll_chunk(conn, table, campaign, chunk, now, source, result)
+                _enroll_chunk(conn, table, campaign, chunk, now, source, result, plans)
             if progress is not None:
                 progress(len(chunk))
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
@@ -170,16 +170,33 @@ class SqlDeliveryQueue:
     def _retime_later_steps(self, conn: Connection, claimed: list[Any], now: datetime) -> None:
         """Move later steps that would land on the send's local day (or before) to later days."""
         by_enrollment = {r.enrollment_id: r for r in claimed}
-        later = conn.execute(
-            select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.due_at)
-            .where(_D.c.enrollment_id.in_(list(by_enrollment)), _D.c.status == "scheduled")
-            .order_by(_D.c.enrollment_id, _D.c.step)
+        # Only a step due before the end of today (local; at most 25 hours ahead anywhere,
+        # DST included) can break the spacing, so first look just at those rows: in normal
+        # running that is the claimed rows themselves. The status is filtered in Python:
+        # given "status = ..." here SQLite leaves the (enrollment_id, step) index for the
+        # (status, due_at) one and walks every scheduled row.
+        horizon = to_db_time(now + timedelta(hours=25))
+        near = conn.execute(
+            select(_D.c.enrollment_id, _D.c.step, _D.c.status).where(
+                _D.c.enrollment_id.in_(list(by_enrollment)), _D.c.due_at < horizon
+            )
         ).all()
-        moves: list[dict[str, Any]] = []
+        suspects = {
+            enrollment_id
+            for enrollment_id, step, status in near
+            if status == "scheduled" and step > by_enrollment[enrollment_id].step
+        }
+        if not suspects:
+            return
         pending: dict[int, list[Any]] = {}
-        for row in later:
-            if row.step > by_enrollment[row.enrollment_id].step:
+        for row in conn.execute(
+            select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.due_at, _D.c.status)
+            .where(_D.c.enrollment_id.in_(list(suspects)))
+            .order_by(_D.c.enrollment_id, _D.c.step)
+        ):
+            if row.status == "scheduled" and row.step > by_enrollment[row.enrollment_id].step:
                 pending.setdefault(row.enrollment_id, []).append(row)
+        moves: list[dict[str, Any]] = []
         for enrollment_id, steps in pending.items():
             sent = by_enrollment[enrollment_id]
             table = self.timetable_for(sent.campaign)
@@ -221,12 +238,8 @@ class SqlDeliveryQueue:
     @staticmethod
     def _complete_enrollment_if_done(conn: Connection, delivery_id: int) -> None:
         enrollment_id = conn.scalar(select(_D.c.enrollment_id).where(_D.c.id == delivery_id))
-        open_rows = conn.scalar(
-            select(_D.c.id)
-            .where(_D.c.enrollment_id == enrollment_id, _D.c.status.in_(["scheduled", "sending"]))
-            .limit(1)
-        )
-        if open_rows is None:
+        statuses = conn.scalars(select(_D.c.status).where(_D.c.enrollment_id == enrollment_id))
+        if not {"scheduled", "sending"} & set(statuses):  # status filtered here: see above
             conn.execute(
                 update(_E)
                 .where(_E.c.id == enrollment_id, _E.c.status == "active")
