@@ -9,7 +9,8 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
-from ._enroll import EnrollResult, NewSubscriber, enroll_many, subscribe
+from ._enroll import EnrollResult, NewSubscriber, subscribe
+from ._enroll_bulk import enroll_many
 from ._migrate import current_revision, head_revision, upgrade
 from ._models import (
     DELIVERY_STATUSES,
