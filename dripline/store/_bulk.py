@@ -70,12 +70,16 @@ class BulkWriter:
         """
         if not values:
             return []
+        return list(self.execute_in(query, values, *args))
+
+    def execute_in(self, query: str, values: Sequence[Any], *args: Any) -> Any:
+        """Run ``query`` (see :meth:`select_in`); returns the driver-level result."""
         if self.placeholder is None:
             names = {f"arg{i}": a for i, a in enumerate(args)}
             parts = query.replace("{in}", "(:values)").split("?")
             sql = parts[0] + "".join(f":arg{i}{part}" for i, part in enumerate(parts[1:]))
             statement = text(sql).bindparams(bindparam("values", expanding=True))
-            return list(self.conn.execute(statement, {**names, "values": list(values)}))
+            return self.conn.execute(statement, {**names, "values": list(values)})
         marks = ", ".join([self.placeholder] * len(values))
         sql = query.replace("?", self.placeholder).replace("{in}", f"({marks})")
-        return list(self.conn.exec_driver_sql(sql, (*args, *values)))
+        return self.conn.exec_driver_sql(sql, (*args, *values))

@@ -64,6 +64,9 @@ def _tune_sqlite(engine: Engine) -> None:
             # inserts all over its B-tree, and with millions of rows a small cache turns
             # every insert into page reads.
             cursor.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            # A big transaction (an index build) grows the WAL file; without a limit it
+            # keeps that size on disk forever after the checkpoint.
+            cursor.execute(f"PRAGMA journal_size_limit = {CACHE_KIB * 1024}")
         finally:
             cursor.close()
 

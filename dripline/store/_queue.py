@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, select, update
 
 from ..errors import DriplineError
 from ..timetable import Timetable
+from ._bulk import BulkWriter
 from ._engine import write_transaction
 from ._models import Delivery, Enrollment, Subscriber
 from ._values import from_db_time, to_db_time
@@ -140,34 +141,46 @@ class SqlDeliveryQueue:
             claimed = list(first_of.values())
             if not claimed:
                 return []
-            self._retime_later_steps(conn, claimed, now)
-            conn.execute(
-                update(_D)
-                .where(_D.c.id.in_([r.id for r in claimed]))
-                .values(
-                    status="sending",
-                    attempts=_D.c.attempts + 1,
-                    first_attempt_at=func.coalesce(_D.c.first_attempt_at, now_db),
-                )
+            writer = BulkWriter(conn)
+            self._retime_later_steps(writer, claimed, now)
+            writer.execute_in(
+                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
+                "first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id IN {in}",
+                [r.id for r in claimed],
+                writer.time(now_db),
             )
         return [
             ClaimedDelivery(
-                delivery_id=r.id,
-                enrollment_id=r.enrollment_id,
-                campaign=r.campaign,
-                step=r.step,
-                due_at=from_db_time(r.due_at) or now,
-                attempt=r.attempts + 1,
-                email=r.email,
-                name=r.name,
-                first_name=r.first_name,
-                timezone=r.timezone,
-                attributes=r.attributes or {},
+                delivery_id=d_id,
+                enrollment_id=enrollment_id,
+                campaign=campaign,
+                step=step,
+                due_at=due_at.replace(tzinfo=UTC),
+                attempt=attempts + 1,
+                email=email,
+                name=name,
+                first_name=first_name,
+                timezone=timezone,
+                attributes=attributes or {},
             )
-            for r in sorted(claimed, key=lambda r: (r.due_at, r.id))
+            for (
+                d_id,
+                enrollment_id,
+                step,
+                due_at,
+                attempts,
+                campaign,
+                _,
+                _,
+                email,
+                name,
+                first_name,
+                timezone,
+                attributes,
+            ) in claimed
         ]
 
-    def _retime_later_steps(self, conn: Connection, claimed: list[Any], now: datetime) -> None:
+    def _retime_later_steps(self, writer: BulkWriter, claimed: list[Any], now: datetime) -> None:
         """Move later steps that would land on the send's local day (or before) to later days."""
         by_enrollment = {r.enrollment_id: r for r in claimed}
         # Only a step due before the end of today (local; at most 25 hours ahead anywhere,
@@ -175,12 +188,14 @@ class SqlDeliveryQueue:
         # running that is the claimed rows themselves. The status is filtered in Python:
         # given "status = ..." here SQLite leaves the (enrollment_id, step) index for the
         # (status, due_at) one and walks every scheduled row.
-        horizon = to_db_time(now + timedelta(hours=25))
-        near = conn.execute(
-            select(_D.c.enrollment_id, _D.c.step, _D.c.status).where(
-                _D.c.enrollment_id.in_(list(by_enrollment)), _D.c.due_at < horizon
-            )
-        ).all()
+        conn = writer.conn
+        horizon = writer.time(to_db_time(now + timedelta(hours=25)))
+        near = writer.select_in(
+            "SELECT enrollment_id, step, status FROM deliveries "
+            "WHERE due_at < ? AND enrollment_id IN {in}",
+            list(by_enrollment),
+            horizon,
+        )
         suspects = {
             enrollment_id
             for enrollment_id, step, status in near
