@@ -71,6 +71,10 @@ class DeliveryQueue(Protocol):
 
     def mark_ambiguous(self, delivery_id: int, error: str) -> None: ...
 
+    def mark_bounced(self, delivery_id: int, error: str) -> int: ...
+
+    def release(self, delivery_id: int, due_at: datetime) -> None: ...
+
 
 _CANDIDATES = (
     select(
@@ -120,6 +124,8 @@ class SqlDeliveryQueue:
         cancelled instead of claimed; of several overdue steps of one subscriber only the
         earliest is claimed and the later steps are re-timed onto later local days.
         """
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)  # naive means UTC throughout the store
         now_db = to_db_time(now)
         with write_transaction(self.engine) as conn:
             rows = conn.execute(self._candidates, {"now": now_db, "limit": limit}).all()
@@ -237,18 +243,22 @@ class SqlDeliveryQueue:
 
     def _finish(self, delivery_id: int, **values: Any) -> None:
         with write_transaction(self.engine) as conn:
-            done = conn.execute(
-                update(_D)
-                .where(and_(_D.c.id == delivery_id, _D.c.status == "sending"))
-                .values(**values)
+            self._finish_in(conn, delivery_id, values)
+
+    def _finish_in(self, conn: Connection, delivery_id: int, values: dict[str, Any]) -> None:
+        """Move a ``sending`` delivery to its outcome; anything else is a state error."""
+        done = conn.execute(
+            update(_D)
+            .where(and_(_D.c.id == delivery_id, _D.c.status == "sending"))
+            .values(**values)
+        )
+        if done.rowcount != 1:
+            status = conn.scalar(select(_D.c.status).where(_D.c.id == delivery_id))
+            raise DeliveryStateError(
+                f"delivery {delivery_id} is not being sent (status: {status or 'missing'})"
             )
-            if done.rowcount != 1:
-                status = conn.scalar(select(_D.c.status).where(_D.c.id == delivery_id))
-                raise DeliveryStateError(
-                    f"delivery {delivery_id} is not being sent (status: {status or 'missing'})"
-                )
-            if values.get("status") == "sent":
-                self._complete_enrollment_if_done(conn, delivery_id)
+        if values.get("status") == "sent":
+            self._complete_enrollment_if_done(conn, delivery_id)
 
     @staticmethod
     def _complete_enrollment_if_done(conn: Connection, delivery_id: int) -> None:
@@ -282,3 +292,42 @@ class SqlDeliveryQueue:
 
     def mark_ambiguous(self, delivery_id: int, error: str) -> None:
         self._finish(delivery_id, status="ambiguous", last_error=error)
+
+    def mark_bounced(self, delivery_id: int, error: str) -> int:
+        """A dead mailbox: this delivery failed, the subscriber is ``bounced`` and every
+        pending delivery of theirs is cancelled, in one transaction. Returns how many."""
+        with write_transaction(self.engine) as conn:
+            self._finish_in(conn, delivery_id, {"status": "failed", "last_error": error})
+            subscriber_id = conn.scalar(
+                select(_E.c.subscriber_id)
+                .join(_D, _D.c.enrollment_id == _E.c.id)
+                .where(_D.c.id == delivery_id)
+            )
+            conn.execute(update(_S).where(_S.c.id == subscriber_id).values(status="bounced"))
+            enrollment_ids = list(
+                conn.scalars(select(_E.c.id).where(_E.c.subscriber_id == subscriber_id))
+            )
+            pending = [
+                row.id
+                for row in conn.execute(
+                    select(_D.c.id, _D.c.status).where(_D.c.enrollment_id.in_(enrollment_ids))
+                )
+                if row.status == "scheduled"
+            ]
+            if pending:
+                conn.execute(
+                    update(_D)
+                    .where(_D.c.id.in_(pending), _D.c.status == "scheduled")
+                    .values(status="cancelled", last_error="address bounced")
+                )
+            return len(pending)
+
+    def release(self, delivery_id: int, due_at: datetime) -> None:
+        """Give a claimed delivery back unsent (shutdown, sender down): ``scheduled`` again,
+        and the attempt it was charged is refunded."""
+        self._finish(
+            delivery_id,
+            status="scheduled",
+            due_at=to_db_time(due_at),
+            attempts=_D.c.attempts - 1,
+        )
