@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="dripline-bench-"))
-    console = Console()
+    console = Console(width=120)
     results = Table(title="bench/schedule.py (SQLite, 2 vCPU)", title_justify="left")
     for column in ("measure", "result", "target"):
         results.add_column(column)
