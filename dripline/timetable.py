@@ -73,12 +73,18 @@ class Timetable:
 
     def due_times(self, enrolled_at: datetime, timezone: str | None) -> list[datetime]:
         """Every step's due time (UTC), in step order, for an enrollment at ``enrolled_at``."""
+        enrolled_utc = _aware(enrolled_at).astimezone(UTC)
+        return [
+            enrolled_utc if due is None else due for due in self.due_plan(enrolled_at, timezone)
+        ]
+
+    def due_plan(self, enrolled_at: datetime, timezone: str | None) -> tuple[datetime | None, ...]:
+        """Like :meth:`due_times` but ``None`` for "at enrollment"; shared by everyone who
+        enrolled on the same local day, so bulk callers can convert each plan once."""
         zone = self.zone_for(timezone)
         local = _aware(enrolled_at).astimezone(zone)
         after_send_time = local.time().replace(tzinfo=None) > self.schedule.send_time
-        cached = _cached_due_times(self, zone.key, local.date(), after_send_time)
-        enrolled_utc = local.astimezone(UTC)
-        return [enrolled_utc if due is None else due for due in cached]
+        return _cached_due_times(self, zone.key, local.date(), after_send_time)
 
     def retime_remaining(
         self, sent_step: int, sent_at: datetime, timezone: str | None

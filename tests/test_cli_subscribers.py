@@ -168,3 +168,16 @@ def test_import_without_email_column_names_the_file_and_line(project: Path):
     )
     assert result.exit_code == 1
     assert f"Error: {csv_file}:1: no 'email' column" in result.output
+
+
+def test_status_reports_rows_left_sending_by_a_crash(project: Path):
+    run(project, "subscribe", "a@example.com", "--campaign", SLUG)
+    with sqlite3.connect(project / "dripline.db") as conn:
+        conn.execute("update deliveries set status = 'sending' where step = 1")
+        conn.execute("update deliveries set status = 'ambiguous' where step = 2")
+    table = run(project, "status", SLUG).output
+    assert "1 delivery(ies) in 'sending'" in table
+    assert "not re-sent automatically" in table
+    assert "1 delivery(ies) 'ambiguous'" in table
+    steps = json.loads(run(project, "status", SLUG, "--json").output)["steps"]
+    assert (steps[0]["sending"], steps[1]["ambiguous"], steps[2]["scheduled"]) == (1, 1, 1)

@@ -13,8 +13,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from ..store import enroll_many
-from ..store._csv import read_subscriber_csv
+from ..store import enroll_many, read_subscriber_csv
 from ..timetable import Timetable
 from . import settings_from
 from ._store import db_option, load_campaign_by_slug, open_settings_store

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from ._csv import CsvReadResult, RowProblem, SubscriberCsvError, read_subscriber_csv
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
-from ._enroll import EnrollResult, NewSubscriber, enroll_many, subscribe
+from ._enroll import EnrollResult, NewSubscriber, subscribe
+from ._enroll_bulk import enroll_many
 from ._migrate import current_revision, head_revision, upgrade
 from ._models import (
     DELIVERY_STATUSES,
@@ -43,6 +45,7 @@ __all__ = [
     "SUBSCRIBER_STATUSES",
     "CampaignStatus",
     "ClaimedDelivery",
+    "CsvReadResult",
     "Delivery",
     "DeliveryQueue",
     "DeliveryStateError",
@@ -52,10 +55,12 @@ __all__ = [
     "NewSubscriber",
     "NormalizedEmail",
     "NotSubscribedError",
+    "RowProblem",
     "SqlDeliveryQueue",
     "StepStatus",
     "StoreError",
     "Subscriber",
+    "SubscriberCsvError",
     "TimelineEntry",
     "campaign_status",
     "check_name",
@@ -68,6 +73,7 @@ __all__ = [
     "normalize_email",
     "open_store",
     "parse_moment",
+    "read_subscriber_csv",
     "read_transaction",
     "subscribe",
     "subscriber_timeline",

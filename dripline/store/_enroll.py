@@ -1,28 +1,23 @@
-"""Putting subscribers into a campaign: one at a time or in bulk, idempotently.
+"""Putting one subscriber into a campaign (bulk enrollment: :mod:`._enroll_bulk`).
 
 Enrolling creates the enrollment and one ``scheduled`` delivery per step, timed by
-the :class:`~dripline.timetable.Timetable`, in the same transaction. Bulk
-enrollment works in chunks with Core ``executemany`` inserts; each chunk is its
-own transaction, and re-running skips what is already there, so an interrupted
-import is finished by running it again.
+the :class:`~dripline.timetable.Timetable`, in the same transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import Engine, insert, select
 
 from ..timetable import Timetable
 from ._engine import write_transaction
 from ._models import Delivery, Enrollment, Subscriber
 from ._values import InvalidSubscriberError, NormalizedEmail, derive_first_name, to_db_time
 
-__all__ = ["EnrollResult", "NewSubscriber", "enroll_many", "subscribe"]
+__all__ = ["EnrollResult", "NewSubscriber", "subscribe", "subscriber_row"]
 
 _SUBSCRIBERS = Subscriber.__table__
 _ENROLLMENTS = Enrollment.__table__
@@ -52,7 +47,7 @@ class EnrollResult:
     deliveries_created: int = 0
 
 
-def _subscriber_row(person: NewSubscriber, now: datetime, source: str) -> dict[str, Any]:
+def subscriber_row(person: NewSubscriber, now: datetime, source: str) -> dict[str, Any]:
     consent = to_db_time(person.subscribed_at or now)
     return {
         "email_key": person.email.key,
@@ -108,7 +103,7 @@ def subscribe(
         ).first()
         if existing is None:
             subscriber_id = conn.execute(
-                insert(_SUBSCRIBERS).values(**_subscriber_row(person, now, source))
+                insert(_SUBSCRIBERS).values(**subscriber_row(person, now, source))
             ).inserted_primary_key[0]
         else:
             subscriber_id = existing.id
@@ -116,7 +111,7 @@ def subscribe(
                 raise InvalidSubscriberError(
                     f"{person.email} bounced before; fix the address instead of re-subscribing"
                 )
-            changes = {k: v for k, v in _subscriber_row(person, now, source).items() if v}
+            changes = {k: v for k, v in subscriber_row(person, now, source).items() if v}
             changes.pop("created_at")
             conn.execute(
                 _SUBSCRIBERS.update().where(_SUBSCRIBERS.c.id == subscriber_id).values(**changes)
@@ -147,130 +142,3 @@ def subscribe(
         deliveries = _delivery_rows(table, enrollment_id, enrolled_at, timezone)
         conn.execute(insert(_DELIVERIES), deliveries)
         return True, [row["due_at"].replace(tzinfo=UTC) for row in deliveries]
-
-
-def _chunks(items: Iterable[NewSubscriber], size: int) -> Iterator[list[NewSubscriber]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def _enroll_chunk(
-    conn: Connection,
-    table: Timetable,
-    campaign: str,
-    people: Sequence[NewSubscriber],
-    now: datetime,
-    source: str,
-    result: EnrollResult,
-) -> None:
-    keys = [p.email.key for p in people]
-    known = {
-        r.email_key: r
-        for r in conn.execute(
-            select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email_key, _SUBSCRIBERS.c.status).where(
-                _SUBSCRIBERS.c.email_key.in_(keys)
-            )
-        )
-    }
-    fresh = [p for p in people if p.email.key not in known]
-    if fresh:
-        conn.execute(insert(_SUBSCRIBERS), [_subscriber_row(p, now, source) for p in fresh])
-        result.subscribers_created += len(fresh)
-        for r in conn.execute(
-            select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.email_key, _SUBSCRIBERS.c.status).where(
-                _SUBSCRIBERS.c.email_key.in_([p.email.key for p in fresh])
-            )
-        ):
-            known[r.email_key] = r
-    ids = [known[k].id for k in keys]
-    enrolled_ids = set(
-        conn.scalars(
-            select(_ENROLLMENTS.c.subscriber_id).where(
-                _ENROLLMENTS.c.campaign == campaign, _ENROLLMENTS.c.subscriber_id.in_(ids)
-            )
-        )
-    )
-    to_enroll: list[NewSubscriber] = []
-    for person in people:
-        row = known[person.email.key]
-        if row.id in enrolled_ids:
-            result.already_enrolled += 1
-        elif row.status != "active":
-            result.inactive_skipped += 1
-        else:
-            to_enroll.append(person)
-    if not to_enroll:
-        return
-    conn.execute(
-        insert(_ENROLLMENTS),
-        [
-            {
-                "subscriber_id": known[p.email.key].id,
-                "campaign": campaign,
-                "enrolled_at": to_db_time(p.subscribed_at or now),
-                "status": "active",
-            }
-            for p in to_enroll
-        ],
-    )
-    new_ids = [known[p.email.key].id for p in to_enroll]
-    enrollment_of: dict[int, int] = {
-        subscriber_id: enrollment_id
-        for subscriber_id, enrollment_id in conn.execute(
-            select(_ENROLLMENTS.c.subscriber_id, _ENROLLMENTS.c.id).where(
-                _ENROLLMENTS.c.campaign == campaign, _ENROLLMENTS.c.subscriber_id.in_(new_ids)
-            )
-        )
-    }
-    deliveries: list[dict[str, Any]] = []
-    for person in to_enroll:
-        enrollment_id = enrollment_of[known[person.email.key].id]
-        deliveries += _delivery_rows(
-            table, enrollment_id, person.subscribed_at or now, person.timezone
-        )
-    conn.execute(insert(_DELIVERIES), deliveries)
-    result.enrolled += len(to_enroll)
-    result.deliveries_created += len(deliveries)
-
-
-def enroll_many(
-    engine: Engine,
-    table: Timetable,
-    campaign: str,
-    people: Iterable[NewSubscriber],
-    *,
-    source: str = "import",
-    now: datetime | None = None,
-    chunk_size: int = 5000,
-    defer_delivery_index: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> EnrollResult:
-    """Enroll many people; existing subscribers keep their details (re-import changes nothing).
-
-    ``defer_delivery_index`` drops the (status, due_at) index during the load and
-    builds it once at the end: about twice as fast for millions of rows, but claims
-    slow down meanwhile, so only bulk loads into a quiet database should use it.
-    ``people`` must not repeat an address (the CSV reader drops repeats).
-    """
-    now = now or datetime.now(UTC)
-    result = EnrollResult()
-    if defer_delivery_index:
-        with write_transaction(engine) as conn:
-            conn.execute(text("DROP INDEX IF EXISTS ix_deliveries_status_due"))
-    try:
-        for chunk in _chunks(people, chunk_size):
-            with write_transaction(engine) as conn:
-                _enroll_chunk(conn, table, campaign, chunk, now, source, result)
-            if progress is not None:
-                progress(len(chunk))
-    finally:
-        if defer_delivery_index:
-            with write_transaction(engine) as conn:
-                conn.execute(
-                    text(
-                        "CREATE INDEX IF NOT EXISTS ix_deliveries_status_due "
-                        "ON deliveries (status, due_at)"
-                    )
-                )
-    return result

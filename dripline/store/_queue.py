@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 
 from ..errors import DriplineError
 from ..timetable import Timetable
+from ._bulk import BulkWriter
 from ._engine import write_transaction
 from ._fastwrite import FastWriter
 from ._models import Delivery, Enrollment, Subscriber
@@ -72,6 +73,10 @@ class DeliveryQueue(Protocol):
 
     def mark_ambiguous(self, delivery_id: int, error: str) -> None: ...
 
+    def mark_bounced(self, delivery_id: int, error: str) -> int: ...
+
+    def release(self, delivery_ids: Sequence[int]) -> None: ...
+
 
 _CANDIDATES = (
     select(
@@ -80,7 +85,6 @@ _CANDIDATES = (
         _D.c.step,
         _D.c.due_at,
         _D.c.attempts,
-        _D.c.first_attempt_at,
         _E.c.campaign,
         _E.c.status.label("enrollment_status"),
         _S.c.status.label("subscriber_status"),
@@ -89,6 +93,7 @@ _CANDIDATES = (
         _S.c.first_name,
         _S.c.timezone,
         _S.c.attributes,
+        _D.c.first_attempt_at,
     )
     .join(_E, _E.c.id == _D.c.enrollment_id)
     .join(_S, _S.c.id == _E.c.subscriber_id)
@@ -142,6 +147,8 @@ class SqlDeliveryQueue:
         cancelled instead of claimed; of several overdue steps of one subscriber only the
         earliest is claimed and the later steps are re-timed onto later local days.
         """
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)  # naive means UTC throughout the store
         now_db = to_db_time(now)
         with write_transaction(self.engine) as conn:
             rows = conn.execute(self._candidates, {"now": now_db, "limit": limit}).all()
@@ -163,47 +170,79 @@ class SqlDeliveryQueue:
             claimed = list(first_of.values())
             if not claimed:
                 return []
-            self._retime_later_steps(conn, claimed, now)
-            conn.execute(
-                update(_D)
-                .where(_D.c.id.in_([r.id for r in claimed]))
-                .values(
-                    status="sending",
-                    attempts=_D.c.attempts + 1,
-                    first_attempt_at=func.coalesce(_D.c.first_attempt_at, now_db),
-                )
+            writer = BulkWriter(conn)
+            self._retime_later_steps(writer, claimed, now)
+            writer.execute_in(
+                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
+                "first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id IN {in}",
+                [r.id for r in claimed],
+                writer.time(now_db),
             )
         return [
             ClaimedDelivery(
-                delivery_id=r.id,
-                enrollment_id=r.enrollment_id,
-                campaign=r.campaign,
-                step=r.step,
-                due_at=from_db_time(r.due_at) or now,
-                attempt=r.attempts + 1,
-                email=r.email,
-                name=r.name,
-                first_name=r.first_name,
-                timezone=r.timezone,
-                attributes=r.attributes or {},
-                first_attempt_at=from_db_time(r.first_attempt_at) or now,
+                delivery_id=d_id,
+                enrollment_id=enrollment_id,
+                campaign=campaign,
+                step=step,
+                due_at=due_at.replace(tzinfo=UTC),
+                attempt=attempts + 1,
+                email=email,
+                name=name,
+                first_name=first_name,
+                timezone=timezone,
+                attributes=attributes or {},
+                first_attempt_at=from_db_time(first_attempt_at) or now,
             )
-            for r in sorted(claimed, key=lambda r: (r.due_at, r.id))
+            for (
+                d_id,
+                enrollment_id,
+                step,
+                due_at,
+                attempts,
+                campaign,
+                _,
+                _,
+                email,
+                name,
+                first_name,
+                timezone,
+                attributes,
+                first_attempt_at,
+            ) in claimed
         ]
 
-    def _retime_later_steps(self, conn: Connection, claimed: list[Any], now: datetime) -> None:
+    def _retime_later_steps(self, writer: BulkWriter, claimed: list[Any], now: datetime) -> None:
         """Move later steps that would land on the send's local day (or before) to later days."""
         by_enrollment = {r.enrollment_id: r for r in claimed}
-        later = conn.execute(
-            select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.due_at)
-            .where(_D.c.enrollment_id.in_(list(by_enrollment)), _D.c.status == "scheduled")
-            .order_by(_D.c.enrollment_id, _D.c.step)
-        ).all()
-        moves: list[dict[str, Any]] = []
+        # Only a step due before the end of today (local; at most 25 hours ahead anywhere,
+        # DST included) can break the spacing, so first look just at those rows: in normal
+        # running that is the claimed rows themselves. The status is filtered in Python:
+        # given "status = ..." here SQLite leaves the (enrollment_id, step) index for the
+        # (status, due_at) one and walks every scheduled row.
+        conn = writer.conn
+        horizon = writer.time(to_db_time(now + timedelta(hours=25)))
+        near = writer.select_in(
+            "SELECT enrollment_id, step, status FROM deliveries "
+            "WHERE due_at < ? AND enrollment_id IN {in}",
+            list(by_enrollment),
+            horizon,
+        )
+        suspects = {
+            enrollment_id
+            for enrollment_id, step, status in near
+            if status == "scheduled" and step > by_enrollment[enrollment_id].step
+        }
+        if not suspects:
+            return
         pending: dict[int, list[Any]] = {}
-        for row in later:
-            if row.step > by_enrollment[row.enrollment_id].step:
+        for row in conn.execute(
+            select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.due_at, _D.c.status)
+            .where(_D.c.enrollment_id.in_(list(suspects)))
+            .order_by(_D.c.enrollment_id, _D.c.step)
+        ):
+            if row.status == "scheduled" and row.step > by_enrollment[row.enrollment_id].step:
                 pending.setdefault(row.enrollment_id, []).append(row)
+        moves: list[dict[str, Any]] = []
         for enrollment_id, steps in pending.items():
             sent = by_enrollment[enrollment_id]
             table = self.timetable_for(sent.campaign)
@@ -227,11 +266,12 @@ class SqlDeliveryQueue:
                 moves,
             )
 
-    def _finish(self, delivery_id: int, _complete: bool = True, **values: Any) -> None:
+    def _finish(self, delivery_id: int, _complete: bool = False, **values: Any) -> None:
         """Move one delivery out of ``sending``, in its own short transaction.
 
-        This is the dispatcher's hot path (one call per message): the statements are
-        built once per set of columns and the enrollment's completion is one UPDATE.
+        This is the dispatcher's hot path (one call per message), so it runs on a kept
+        driver connection (:class:`FastWriter`) with statements built once per set of
+        columns; the enrollment's completion, when asked for, is one more UPDATE.
         """
         statement = self._finish_statements.get(tuple(values))
         if statement is None:
@@ -243,13 +283,25 @@ class SqlDeliveryQueue:
             self._finish_statements[tuple(values)] = statement
         params = {"delivery_id": delivery_id, **{f"new_{n}": v for n, v in values.items()}}
         steps: list[tuple[Any, dict[str, Any]]] = [(statement, params)]
-        if values.get("status") == "sent" and _complete:
+        if _complete:
             steps.append((_COMPLETE_ENROLLMENT, {"delivery_id": delivery_id}))
-        counts = self._writer.run(steps)
-        if counts[0] != 1:
+        if self._writer.run(steps)[0] != 1:
             # Nothing changed (the transaction wrote nothing): say what state the row is in.
             with write_transaction(self.engine) as conn:
                 status = conn.scalar(select(_D.c.status).where(_D.c.id == delivery_id))
+            raise DeliveryStateError(
+                f"delivery {delivery_id} is not being sent (status: {status or 'missing'})"
+            )
+
+    def _finish_in(self, conn: Connection, delivery_id: int, values: dict[str, Any]) -> None:
+        """Move a ``sending`` delivery to its outcome inside ``conn``'s transaction."""
+        done = conn.execute(
+            update(_D)
+            .where(and_(_D.c.id == delivery_id, _D.c.status == "sending"))
+            .values(**values)
+        )
+        if done.rowcount != 1:
+            status = conn.scalar(select(_D.c.status).where(_D.c.id == delivery_id))
             raise DeliveryStateError(
                 f"delivery {delivery_id} is not being sent (status: {status or 'missing'})"
             )
@@ -267,20 +319,16 @@ class SqlDeliveryQueue:
         checking whether the enrollment is now complete: steps go out in order."""
         self._finish(
             delivery_id,
+            _complete=last_step,
             status="sent",
             message_id=message_id,
             sent_at=to_db_time(sent_at),
             reply=reply,
             last_error=None,
-            _complete=last_step,
         )
 
     def mark_failed(self, delivery_id: int, error: str) -> None:
         self._finish(delivery_id, status="failed", last_error=error)
-
-    def close(self) -> None:
-        """Give back the connection outcomes are written on."""
-        self._writer.close_connection()
 
     def mark_deferred(self, delivery_id: int, next_at: datetime, error: str) -> None:
         """A temporary failure: back to ``scheduled`` at ``next_at`` (attempts are kept)."""
@@ -289,31 +337,38 @@ class SqlDeliveryQueue:
     def mark_ambiguous(self, delivery_id: int, error: str) -> None:
         self._finish(delivery_id, status="ambiguous", last_error=error)
 
-    def mark_bounced(self, delivery_id: int, error: str) -> None:
-        """Fail the delivery and bounce its subscriber: every campaign stops for them."""
+    def mark_bounced(self, delivery_id: int, error: str) -> int:
+        """A dead mailbox: this delivery failed, the subscriber is ``bounced`` and every
+        pending delivery of theirs is cancelled, in one transaction. Returns how many."""
         with write_transaction(self.engine) as conn:
-            done = conn.execute(
-                update(_D)
-                .where(and_(_D.c.id == delivery_id, _D.c.status == "sending"))
-                .values(status="failed", last_error=error)
-            )
-            if done.rowcount != 1:
-                raise DeliveryStateError(f"delivery {delivery_id} is not being sent")
+            self._finish_in(conn, delivery_id, {"status": "failed", "last_error": error})
             subscriber_id = conn.scalar(
                 select(_E.c.subscriber_id)
                 .join(_D, _D.c.enrollment_id == _E.c.id)
                 .where(_D.c.id == delivery_id)
             )
             conn.execute(update(_S).where(_S.c.id == subscriber_id).values(status="bounced"))
-            enrollments = select(_E.c.id).where(_E.c.subscriber_id == subscriber_id)
-            conn.execute(
-                update(_D)
-                .where(_D.c.enrollment_id.in_(enrollments), _D.c.status == "scheduled")
-                .values(status="cancelled", last_error="subscriber bounced")
+            enrollment_ids = list(
+                conn.scalars(select(_E.c.id).where(_E.c.subscriber_id == subscriber_id))
             )
+            pending = [
+                row.id
+                for row in conn.execute(
+                    select(_D.c.id, _D.c.status).where(_D.c.enrollment_id.in_(enrollment_ids))
+                )
+                if row.status == "scheduled"
+            ]
+            if pending:
+                conn.execute(
+                    update(_D)
+                    .where(_D.c.id.in_(pending), _D.c.status == "scheduled")
+                    .values(status="cancelled", last_error="address bounced")
+                )
+            return len(pending)
 
     def release(self, delivery_ids: Sequence[int]) -> None:
-        """Claimed but never attempted (a stop, a dead relay): back to scheduled as they were."""
+        """Give claimed deliveries back unsent (shutdown, sender down): ``scheduled`` again
+        as they were, and the attempt each was charged is refunded."""
         if not delivery_ids:
             return
         with write_transaction(self.engine) as conn:
@@ -322,3 +377,7 @@ class SqlDeliveryQueue:
                 .where(_D.c.id.in_(list(delivery_ids)), _D.c.status == "sending")
                 .values(status="scheduled", attempts=_D.c.attempts - 1)
             )
+
+    def close(self) -> None:
+        """Give back the connection outcomes are written on."""
+        self._writer.close_connection()

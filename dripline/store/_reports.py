@@ -157,9 +157,21 @@ def unsubscribe(engine: Engine, email: str, campaign: str | None = None) -> int:
             .where(_E.c.id.in_(enrollment_ids), _E.c.status == "active")
             .values(status="unsubscribed")
         )
+        # Rows are picked by enrollment (its unique index), then updated by id with a
+        # status guard; a status condition next to enrollment_id would lead SQLite onto
+        # the (status, due_at) index and a walk over every scheduled row.
+        pending = [
+            row.id
+            for row in conn.execute(
+                select(_D.c.id, _D.c.status).where(_D.c.enrollment_id.in_(enrollment_ids))
+            )
+            if row.status in _PENDING
+        ]
+        if not pending:
+            return 0
         cancelled = conn.execute(
             update(_D)
-            .where(_D.c.enrollment_id.in_(enrollment_ids), _D.c.status.in_(_PENDING))
+            .where(_D.c.id.in_(pending), _D.c.status.in_(_PENDING))
             .values(status="cancelled", last_error="unsubscribed")
         )
         return cancelled.rowcount

@@ -1,0 +1,78 @@
+"""Reading subscriber CSVs: line numbers that match the file, attributes, whole-file errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dripline.store import SubscriberCsvError, read_subscriber_csv
+
+LA = ZoneInfo("America/Los_Angeles")
+
+
+def read(tmp_path: Path, content: str | bytes):
+    path = tmp_path / "people.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return read_subscriber_csv(path, LA)
+
+
+def test_line_numbers_count_physical_lines_including_quoted_newlines(tmp_path: Path):
+    result = read(
+        tmp_path,
+        "email,name,note\n"
+        'a@example.com,"Ann\nMultiline",x\n'  # lines 2-3
+        "\n"  # line 4: blank, ignored
+        "broken,Bob,y\n"  # line 5
+        "c@example.com,Cy,z,extra\n",  # line 6: more values than columns
+    )
+    assert [(p.line, p.message.split(":")[0]) for p in result.problems] == [
+        (2, "a name must be one line"),
+        (5, "not an email address"),
+        (6, "4 values but the header has fewer columns"),
+    ]
+
+
+def test_attributes_first_name_and_local_dates(tmp_path: Path):
+    result = read(
+        tmp_path,
+        "\ufeffEmail , Name,First_Name,timezone,subscribed_at,Plan\n"
+        "a@example.com,Ann Lee,Annie,,2026-03-05 20:00,gold\n"
+        "b@example.com,Bob,,Asia/Kolkata,2026-03-05T20:00Z,\n",
+    )
+    ann, bob = result.people
+    assert (ann.first_name, ann.timezone, ann.attributes) == ("Annie", None, {"plan": "gold"})
+    # No zone on the row: the naive date is in the campaign default zone (LA here).
+    assert ann.subscribed_at == datetime(2026, 3, 5, 20, 0, tzinfo=LA).astimezone(UTC)
+    assert bob.subscribed_at == datetime(2026, 3, 5, 20, 0, tzinfo=UTC)
+    assert bob.attributes == {"plan": ""}
+
+
+def test_duplicate_addresses_keep_the_first_row(tmp_path: Path):
+    result = read(tmp_path, "email,name\na@example.com,First\nA@EXAMPLE.com,Second\n")
+    assert [p.name for p in result.people] == ["First"]
+    assert result.duplicates == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "the file is empty"),
+        ("mail,name\nx@example.com,X\n", "no 'email' column"),
+        (b"email,name\nx@example.com,J\xf6rg\n", "not UTF-8"),
+    ],
+)
+def test_whole_file_problems_name_the_file(tmp_path: Path, content, message):
+    with pytest.raises(SubscriberCsvError, match=message) as caught:
+        read(tmp_path, content)
+    assert str(caught.value).startswith(str(tmp_path / "people.csv"))
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(SubscriberCsvError, match="cannot read"):
+        read_subscriber_csv(tmp_path / "nope.csv", LA)
