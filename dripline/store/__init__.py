@@ -8,6 +8,18 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from ._consent import (
+    ConfirmedSignup,
+    SignupForm,
+    SignupTicket,
+    confirm_signup,
+    enrolled_campaigns,
+    pending_signup_campaign,
+    request_signup,
+    signup_email,
+    unsubscribe_by_key,
+)
+from ._consent_models import Consent, SignupRequest
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
 from ._enroll import EnrollResult, NewSubscriber, enroll_many, subscribe
 from ._migrate import current_revision, head_revision, upgrade
@@ -43,6 +55,8 @@ __all__ = [
     "SUBSCRIBER_STATUSES",
     "CampaignStatus",
     "ClaimedDelivery",
+    "ConfirmedSignup",
+    "Consent",
     "Delivery",
     "DeliveryQueue",
     "DeliveryStateError",
@@ -52,6 +66,9 @@ __all__ = [
     "NewSubscriber",
     "NormalizedEmail",
     "NotSubscribedError",
+    "SignupForm",
+    "SignupRequest",
+    "SignupTicket",
     "SqlDeliveryQueue",
     "StepStatus",
     "StoreError",
@@ -60,18 +77,24 @@ __all__ = [
     "campaign_status",
     "check_name",
     "check_zone",
+    "confirm_signup",
     "current_revision",
     "derive_first_name",
     "enroll_many",
+    "enrolled_campaigns",
     "head_revision",
     "make_engine",
     "normalize_email",
     "open_store",
     "parse_moment",
+    "pending_signup_campaign",
     "read_transaction",
+    "request_signup",
+    "signup_email",
     "subscribe",
     "subscriber_timeline",
     "unsubscribe",
+    "unsubscribe_by_key",
     "upgrade",
     "write_transaction",
 ]

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
 from ..errors import DriplineError
 from ..timetable import Timetable
 from ._engine import write_transaction
-from ._models import Delivery, Enrollment, Subscriber
+from ._models import Delivery, Enrollment, Subscriber, new_public_key
 from ._values import from_db_time, to_db_time
 
 __all__ = [
@@ -53,6 +53,8 @@ class ClaimedDelivery:
     first_name: str
     timezone: str | None
     attributes: Mapping[str, Any]
+    # The subscriber's random key, for the unsubscribe link (dripline.serve.unsubscribe_url_for).
+    public_key: str = ""
 
 
 class DeliveryQueue(Protocol):
@@ -86,6 +88,8 @@ _CANDIDATES = (
         _S.c.first_name,
         _S.c.timezone,
         _S.c.attributes,
+        _S.c.id.label("subscriber_id"),
+        _S.c.public_key,
     )
     .join(_E, _E.c.id == _D.c.enrollment_id)
     .join(_S, _S.c.id == _E.c.subscriber_id)
@@ -93,6 +97,22 @@ _CANDIDATES = (
     .order_by(_D.c.due_at, _D.c.id)
     .limit(bindparam("limit"))
 )
+
+
+def _ensure_public_keys(conn: Connection, rows: list[Any]) -> dict[int, str]:
+    """Each claimed subscriber's public key, giving one to rows inserted without it."""
+    keys = {r.subscriber_id: r.public_key for r in rows}
+    missing = [{"row_id": i, "new_key": new_public_key()} for i, k in keys.items() if not k]
+    if missing:
+        conn.execute(
+            update(_S)
+            .where(_S.c.id == bindparam("row_id"), _S.c.public_key.is_(None))
+            .values(public_key=bindparam("new_key")),
+            missing,
+        )
+        ids = [m["row_id"] for m in missing]
+        keys.update(conn.execute(select(_S.c.id, _S.c.public_key).where(_S.c.id.in_(ids))).all())
+    return keys
 
 
 class SqlDeliveryQueue:
@@ -141,6 +161,7 @@ class SqlDeliveryQueue:
             if not claimed:
                 return []
             self._retime_later_steps(conn, claimed, now)
+            keys = _ensure_public_keys(conn, claimed)
             conn.execute(
                 update(_D)
                 .where(_D.c.id.in_([r.id for r in claimed]))
@@ -163,6 +184,7 @@ class SqlDeliveryQueue:
                 first_name=r.first_name,
                 timezone=r.timezone,
                 attributes=r.attributes or {},
+                public_key=keys[r.subscriber_id],
             )
             for r in sorted(claimed, key=lambda r: (r.due_at, r.id))
         ]

@@ -1,0 +1,227 @@
+"""Double opt-in in the store: pending sign-ups, confirmation with recorded consent, and
+unsubscribing by a subscriber's public key.
+
+A sign-up never changes an existing subscriber: an active one keeps getting mail, an
+unsubscribed one stays unsubscribed until they confirm. Only the confirmation
+(:func:`confirm_signup`) activates and enrolls, through :func:`~dripline.store.subscribe`,
+so a pending subscriber has no deliveries and nothing marketing can reach them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from ..timetable import Timetable
+from ._consent_models import Consent, SignupRequest
+from ._engine import read_transaction, write_transaction
+from ._enroll import NewSubscriber, subscribe
+from ._models import Enrollment, Subscriber
+from ._reports import unsubscribe
+from ._values import NormalizedEmail, normalize_email, to_db_time
+
+__all__ = [
+    "ConfirmedSignup",
+    "SignupForm",
+    "SignupTicket",
+    "confirm_signup",
+    "enrolled_campaigns",
+    "pending_signup_campaign",
+    "request_signup",
+    "signup_email",
+    "unsubscribe_by_key",
+]
+
+_S = Subscriber.__table__
+_E = Enrollment.__table__
+_R = SignupRequest.__table__
+_C = Consent.__table__
+
+
+@dataclass(frozen=True)
+class SignupForm:
+    """A checked sign-up as posted, with where and how it came in."""
+
+    campaign: str
+    email: NormalizedEmail
+    first_name: str
+    timezone: str | None
+    form: str  # the form's path, e.g. /subscribe/ketamine-therapy
+    consent_text: str
+    ip: str
+    user_agent: str
+
+
+@dataclass(frozen=True)
+class SignupTicket:
+    """What to do after a sign-up: send a confirmation for ``request_key``, or nothing."""
+
+    request_key: str | None  # None: send nothing (see ``reason``)
+    reason: str  # "send", "rate-limited" or "bounced"
+
+
+@dataclass(frozen=True)
+class ConfirmedSignup:
+    campaign: str
+    newly_enrolled: bool
+    due: list[datetime]  # every step's due time (UTC)
+
+
+def request_signup(
+    engine: Engine, signup: SignupForm, *, now: datetime, emails_per_hour: int = 3
+) -> SignupTicket:
+    """Record a sign-up request (creating a pending subscriber for a new address).
+
+    The hourly count of confirmation emails per address is read and bumped in the same
+    write transaction (the subscriber row is locked on PostgreSQL; SQLite writers are
+    serial), so concurrent processes cannot exceed it together.
+    """
+    now_db = to_db_time(now)
+    with write_transaction(engine) as conn:
+        row = conn.execute(
+            select(_S.c.id, _S.c.status).where(_S.c.email_key == signup.email.key).with_for_update()
+        ).first()
+        if row is None:
+            subscriber_id = conn.execute(
+                insert(_S).values(
+                    email_key=signup.email.key,
+                    email=str(signup.email),
+                    name=signup.first_name,
+                    first_name=signup.first_name,
+                    timezone=signup.timezone,
+                    attributes={},
+                    status="pending",
+                    consent_at=now_db,  # replaced by the confirmation time on confirming
+                    consent_source=f"pending: {signup.form}"[:200],
+                    created_at=now_db,
+                )
+            ).inserted_primary_key[0]
+        elif row.status == "bounced":
+            return SignupTicket(None, "bounced")
+        else:
+            subscriber_id = row.id
+        recent = conn.scalar(
+            select(func.count())
+            .select_from(_R)
+            .where(
+                _R.c.email_key == signup.email.key,
+                _R.c.created_at > to_db_time(now - timedelta(hours=1)),
+                _R.c.email_sent.is_(True),
+            )
+        )
+        if (recent or 0) >= emails_per_hour:
+            return SignupTicket(None, "rate-limited")
+        key = secrets.token_urlsafe(16)
+        conn.execute(
+            insert(_R).values(
+                key=key,
+                subscriber_id=subscriber_id,
+                campaign=signup.campaign,
+                email_key=signup.email.key,
+                first_name=signup.first_name,
+                timezone=signup.timezone,
+                form=signup.form,
+                consent_text=signup.consent_text,
+                ip=signup.ip[:64],
+                user_agent=signup.user_agent[:500],
+                created_at=now_db,
+                email_sent=True,  # counted even if the send then fails: a retry is a new email
+                confirmed_at=None,
+            )
+        )
+    return SignupTicket(key, "send")
+
+
+def signup_email(engine: Engine, request_key: str) -> tuple[str, str, str] | None:
+    """(address, first name, campaign) of a sign-up request, for its confirmation email."""
+    with read_transaction(engine) as conn:
+        row = conn.execute(
+            select(_S.c.email, _R.c.first_name, _R.c.campaign)
+            .join(_S, _S.c.id == _R.c.subscriber_id)
+            .where(_R.c.key == request_key)
+        ).first()
+    return None if row is None else (row.email, row.first_name, row.campaign)
+
+
+def pending_signup_campaign(engine: Engine, request_key: str) -> str | None:
+    """The campaign a sign-up request is for, or None if there is no such request."""
+    with read_transaction(engine) as conn:
+        return conn.scalar(select(_R.c.campaign).where(_R.c.key == request_key))
+
+
+def confirm_signup(
+    engine: Engine,
+    table: Timetable,
+    request_key: str,
+    *,
+    ip: str,
+    user_agent: str,
+    now: datetime,
+) -> ConfirmedSignup | None:
+    """Record consent for a sign-up request, then activate and enroll; None if unknown.
+
+    Consent is written first and enrollment second: if the process dies between the
+    two, confirming again finishes the enrollment (a repeat records nothing new).
+    Raises :class:`~dripline.store.InvalidSubscriberError` for an address that bounced.
+    """
+    now_db = to_db_time(now)
+    with write_transaction(engine) as conn:
+        request = conn.execute(
+            select(_R, _S.c.email)
+            .join(_S, _S.c.id == _R.c.subscriber_id)
+            .where(_R.c.key == request_key)
+        ).first()
+        if request is None:
+            return None
+        if request.confirmed_at is None:
+            conn.execute(
+                insert(_C).values(
+                    subscriber_id=request.subscriber_id,
+                    signup_request_id=request.id,
+                    campaign=request.campaign,
+                    given_at=now_db,
+                    ip=ip[:64],
+                    user_agent=user_agent[:500],
+                    form=request.form,
+                    consent_text=request.consent_text,
+                )
+            )
+            conn.execute(update(_R).where(_R.c.id == request.id).values(confirmed_at=now_db))
+    person = NewSubscriber(
+        email=normalize_email(request.email),
+        first_name=request.first_name,
+        timezone=request.timezone,
+        subscribed_at=now,
+    )
+    created, due = subscribe(
+        engine, table, request.campaign, person, source=f"form: {request.form}"[:200], now=now
+    )
+    return ConfirmedSignup(request.campaign, created, due)
+
+
+def enrolled_campaigns(engine: Engine, public_key: str) -> list[str]:
+    """The campaigns the subscriber with ``public_key`` is (or was) enrolled in."""
+    with read_transaction(engine) as conn:
+        return list(
+            conn.scalars(
+                select(_E.c.campaign)
+                .join(_S, _S.c.id == _E.c.subscriber_id)
+                .where(_S.c.public_key == public_key)
+                .order_by(_E.c.campaign)
+            )
+        )
+
+
+def unsubscribe_by_key(engine: Engine, public_key: str, campaign: str) -> int:
+    """Unsubscribe from ``campaign``; pending deliveries are cancelled in the same transaction.
+
+    Returns how many were cancelled (0 on a repeat, which changes nothing).
+    """
+    with read_transaction(engine) as conn:
+        email = conn.scalar(select(_S.c.email).where(_S.c.public_key == public_key))
+    if email is None:
+        return 0
+    return unsubscribe(engine, email, campaign)
