@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "import": "importcsv:import_command",
     "import-article": "import_article:import_article_command",
     "render": "render:render_command",
+    "serve": "serve:serve_command",
     "status": "status:status_command",
     "subscribe": "subscribe:subscribe_command",
     "timeline": "timeline:timeline_command",

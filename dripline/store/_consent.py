@@ -68,6 +68,7 @@ class ConfirmedSignup:
     campaign: str
     newly_enrolled: bool
     due: list[datetime]  # every step's due time (UTC)
+    timezone: str | None  # the subscriber's zone (None: the campaign's default)
 
 
 def request_signup(
@@ -199,7 +200,7 @@ def confirm_signup(
     created, due = subscribe(
         engine, table, request.campaign, person, source=f"form: {request.form}"[:200], now=now
     )
-    return ConfirmedSignup(request.campaign, created, due)
+    return ConfirmedSignup(request.campaign, created, due, request.timezone)
 
 
 def enrolled_campaigns(engine: Engine, public_key: str) -> list[str]:
