@@ -141,8 +141,8 @@ class _Routes:
         return sent_page
 
     async def confirm_page(self, request: Request) -> Response:
-        token = request.path_params["token"]
-        resolved = await run_in_threadpool(self.service.resolve_confirm, token)
+        verified = self.service.verify_confirm(request.path_params["token"])
+        resolved = verified and await run_in_threadpool(self.service.resolve_confirm, verified)
         if resolved is None:
             return _invalid_confirmation()
         campaign = self.service.campaigns[resolved.campaign_slug].campaign
@@ -156,11 +156,13 @@ class _Routes:
         )
 
     async def confirm(self, request: Request) -> Response:
-        token = request.path_params["token"]
+        verified = self.service.verify_confirm(request.path_params["token"])
+        if verified is None:
+            return _invalid_confirmation()
         ip, user_agent = _client(request)
         try:
             done = await run_in_threadpool(
-                self.service.confirm, token, ip=ip, user_agent=user_agent
+                self.service.confirm, verified, ip=ip, user_agent=user_agent
             )
         except InvalidSubscriberError:
             return message_page(
@@ -188,8 +190,8 @@ class _Routes:
         )
 
     async def unsubscribe_page(self, request: Request) -> Response:
-        token = request.path_params["token"]
-        resolved = await run_in_threadpool(self.service.resolve_unsubscribe, token)
+        verified = self.service.verify_unsubscribe(request.path_params["token"])
+        resolved = verified and await run_in_threadpool(self.service.resolve_unsubscribe, verified)
         if resolved is None:
             return _invalid_link()
         campaign = self.service.campaigns.get(resolved.campaign_slug)
@@ -203,7 +205,6 @@ class _Routes:
         )
 
     async def unsubscribe(self, request: Request) -> Response:
-        token = request.path_params["token"]
         form = await _read_form(request)
         if form.get(_ONE_CLICK[0]) != _ONE_CLICK[1]:
             return message_page(
@@ -211,7 +212,8 @@ class _Routes:
                 "Use the Unsubscribe button on the page this link opens.",
                 status=400,
             )
-        resolved = await run_in_threadpool(self.service.unsubscribe, token)
+        verified = self.service.verify_unsubscribe(request.path_params["token"])
+        resolved = verified and await run_in_threadpool(self.service.unsubscribe, verified)
         if resolved is None:
             return _invalid_link()
         campaign = self.service.campaigns.get(resolved.campaign_slug)
@@ -288,5 +290,7 @@ def create_app(
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
+    # "/u/" is no link of ours: answer 404 like any bad token, never redirect to "/u".
+    app.router.redirect_slashes = False
     app.state.service = service
     return app

@@ -67,15 +67,16 @@ class SignupService:
 
     # -- unsubscribe --------------------------------------------------------------------
 
-    def resolve_unsubscribe(self, token: str) -> ResolvedToken | None:
-        verified = self.signer.verify(token, purpose=UNSUBSCRIBE)
-        if verified is None:
-            return None
+    def verify_unsubscribe(self, token: str) -> VerifiedToken | None:
+        """The signature check alone: cheap, no database (routes run it before a thread)."""
+        return self.signer.verify(token, purpose=UNSUBSCRIBE)
+
+    def resolve_unsubscribe(self, verified: VerifiedToken) -> ResolvedToken | None:
         return self._match(verified, enrolled_campaigns(self.engine, verified.key))
 
-    def unsubscribe(self, token: str) -> ResolvedToken | None:
+    def unsubscribe(self, verified: VerifiedToken) -> ResolvedToken | None:
         """Unsubscribe the token's subscriber from its campaign (a repeat changes nothing)."""
-        resolved = self.resolve_unsubscribe(token)
+        resolved = self.resolve_unsubscribe(verified)
         if resolved is not None:
             unsubscribe_by_key(self.engine, resolved.key, resolved.campaign_slug)
         return resolved
@@ -87,19 +88,20 @@ class SignupService:
 
     # -- confirmation -------------------------------------------------------------------
 
-    def resolve_confirm(self, token: str) -> ResolvedToken | None:
-        verified = self.signer.verify(
-            token, purpose=CONFIRM, max_age=CONFIRM_MAX_AGE, now=self.clock()
-        )
-        if verified is None:
-            return None
+    def verify_confirm(self, token: str) -> VerifiedToken | None:
+        """The signature and age check alone (seven days), without the database."""
+        return self.signer.verify(token, purpose=CONFIRM, max_age=CONFIRM_MAX_AGE, now=self.clock())
+
+    def resolve_confirm(self, verified: VerifiedToken) -> ResolvedToken | None:
         slug = pending_signup_campaign(self.engine, verified.key)
         if slug is None or slug not in self.campaigns:
             return None
         return self._match(verified, [slug])
 
-    def confirm(self, token: str, *, ip: str, user_agent: str) -> ConfirmedSignup | None:
-        resolved = self.resolve_confirm(token)
+    def confirm(
+        self, verified: VerifiedToken, *, ip: str, user_agent: str
+    ) -> ConfirmedSignup | None:
+        resolved = self.resolve_confirm(verified)
         if resolved is None:
             return None
         offered = self.campaigns[resolved.campaign_slug]
