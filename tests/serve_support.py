@@ -95,14 +95,14 @@ def plain_body(message: EmailMessage) -> str:
     return part.get_content()  # type: ignore[no-any-return]
 
 
-def confirm_path(message: EmailMessage) -> str:
-    match = re.search(re.escape(BASE) + r"(/confirm/[A-Za-z0-9_-]+)", plain_body(message))
+def confirm_path(message: EmailMessage, base: str = BASE) -> str:
+    match = re.search(re.escape(base) + r"(/confirm/[A-Za-z0-9_-]+)", plain_body(message))
     assert match, plain_body(message)
     return match.group(1)
 
 
-def list_unsubscribe_path(message: EmailMessage) -> str:
-    match = re.match(r"<" + re.escape(BASE) + r"(/u/[A-Za-z0-9_-]+)>", message["List-Unsubscribe"])
+def list_unsubscribe_path(message: EmailMessage, base: str = BASE) -> str:
+    match = re.match(r"<" + re.escape(base) + r"(/u/[A-Za-z0-9_-]+)>", message["List-Unsubscribe"])
     assert match, message["List-Unsubscribe"]
     return match.group(1)
 
