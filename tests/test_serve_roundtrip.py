@@ -216,3 +216,33 @@ def test_post_without_the_one_click_body_changes_nothing(
     response = served.client().post(unsubscribe, data={"List-Unsubscribe": "Something-Else"})
     assert response.status_code == 400
     assert _enrollment_status(engine) == "active"
+
+
+def test_an_old_confirmation_link_never_undoes_an_unsubscribe(
+    served: Served, campaigns: dict[str, Campaign]
+):
+    engine = _confirmed(served, campaigns)
+    client = served.client()
+    client.post(list_unsubscribe_path(served.emails()[-1]), data={"List-Unsubscribe": "One-Click"})
+    served.clock.advance(days=1)
+    assert client.post(confirm_path(served.emails()[0])).status_code == 200
+    assert _enrollment_status(engine) == "unsubscribed"
+    assert _delivery_statuses(engine) == [(1, "sent")] + [(n, "cancelled") for n in range(2, 7)]
+
+
+def test_signing_up_again_after_unsubscribing_resumes_the_steps_not_sent(
+    served: Served, campaigns: dict[str, Campaign]
+):
+    engine = _confirmed(served, campaigns)
+    client = served.client()
+    client.post(list_unsubscribe_path(served.emails()[-1]), data={"List-Unsubscribe": "One-Click"})
+    served.clock.advance(days=5)
+    sign_up(client, timezone="America/New_York")
+    response = client.post(confirm_path(served.emails()[-1]))
+    assert "The next email arrives on" in response.text
+    assert _enrollment_status(engine) == "active"
+    assert _delivery_statuses(engine) == [(1, "sent")] + [(n, "scheduled") for n in range(2, 7)]
+    # Step 2 comes two days after the new confirmation (as after the first email), not at once.
+    assert dispatch_pass(engine, served.settings, campaigns, served.clock.now) == []
+    later = served.clock.now + timedelta(days=2, hours=12)
+    assert [d.step for d in dispatch_pass(engine, served.settings, campaigns, later)] == [2]

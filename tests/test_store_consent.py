@@ -113,7 +113,7 @@ def test_confirm_records_consent_then_enrolls(engine: Engine, timetable: Timetab
     done = confirm_signup(
         engine, timetable, ticket.request_key, ip="198.51.100.4", user_agent="UA/2", now=at
     )
-    assert done is not None and done.newly_enrolled and len(done.due) == 6
+    assert done is not None and done.newly_enrolled and done.next_due == at
     assert done.timezone == "Europe/Paris"
     with read_transaction(engine) as conn:
         (consent,) = conn.execute(select(Consent.__table__)).all()

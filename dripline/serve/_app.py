@@ -174,13 +174,13 @@ class _Routes:
             return _invalid_confirmation()
         offered = self.service.campaigns[done.campaign]
         zone = offered.timetable.zone_for(done.timezone)
-        first = done.due[0].astimezone(zone) if done.due else None
-        now = self.service.clock()
-        when = (
-            "The first email is on its way."
-            if first is None or first <= now
-            else f"The first email arrives on {first:%A %d %B at %H:%M} ({zone.key})."
-        )
+        if done.next_due is None:
+            when = "You have already received every email of this campaign."
+        elif done.next_due <= self.service.clock():
+            when = "The next email is on its way."
+        else:
+            local = done.next_due.astimezone(zone)
+            when = f"The next email arrives on {local:%A %d %B at %H:%M} ({zone.key})."
         return message_page(
             "You are subscribed",
             f"Thank you for confirming. You will receive \u201c{offered.campaign.name}\u201d.",

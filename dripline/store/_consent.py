@@ -19,9 +19,9 @@ from ..timetable import Timetable
 from ._consent_models import Consent, SignupRequest
 from ._engine import read_transaction, write_transaction
 from ._enroll import NewSubscriber, subscribe
-from ._models import Enrollment, Subscriber
+from ._models import Delivery, Enrollment, Subscriber
 from ._reports import unsubscribe
-from ._values import NormalizedEmail, normalize_email, to_db_time
+from ._values import NormalizedEmail, from_db_time, normalize_email, to_db_time
 
 __all__ = [
     "ConfirmedSignup",
@@ -37,6 +37,7 @@ __all__ = [
 
 _S = Subscriber.__table__
 _E = Enrollment.__table__
+_D = Delivery.__table__
 _R = SignupRequest.__table__
 _C = Consent.__table__
 
@@ -67,7 +68,7 @@ class SignupTicket:
 class ConfirmedSignup:
     campaign: str
     newly_enrolled: bool
-    due: list[datetime]  # every step's due time (UTC)
+    next_due: datetime | None  # the next email's due time (UTC); None: nothing left to send
     timezone: str | None  # the subscriber's zone (None: the campaign's default)
 
 
@@ -165,7 +166,10 @@ def confirm_signup(
     """Record consent for a sign-up request, then activate and enroll; None if unknown.
 
     Consent is written first and enrollment second: if the process dies between the
-    two, confirming again finishes the enrollment (a repeat records nothing new).
+    two, confirming again finishes the enrollment. Otherwise a repeat changes nothing:
+    an old link clicked again never undoes a later unsubscribe. A first confirmation by
+    someone who had unsubscribed from the campaign re-opens it: the steps not yet sent
+    are scheduled again, spaced as the campaign says, from now.
     Raises :class:`~dripline.store.InvalidSubscriberError` for an address that bounced.
     """
     now_db = to_db_time(now)
@@ -177,7 +181,8 @@ def confirm_signup(
         ).first()
         if request is None:
             return None
-        if request.confirmed_at is None:
+        first_time = request.confirmed_at is None
+        if first_time:
             conn.execute(
                 insert(_C).values(
                     subscriber_id=request.subscriber_id,
@@ -191,16 +196,69 @@ def confirm_signup(
                 )
             )
             conn.execute(update(_R).where(_R.c.id == request.id).values(confirmed_at=now_db))
-    person = NewSubscriber(
-        email=normalize_email(request.email),
-        first_name=request.first_name,
-        timezone=request.timezone,
-        subscribed_at=now,
-    )
-    created, due = subscribe(
-        engine, table, request.campaign, person, source=f"form: {request.form}"[:200], now=now
-    )
-    return ConfirmedSignup(request.campaign, created, due, request.timezone)
+        enrollment_id = conn.scalar(
+            select(_E.c.id).where(
+                _E.c.subscriber_id == request.subscriber_id, _E.c.campaign == request.campaign
+            )
+        )
+    created = False
+    if first_time or enrollment_id is None:
+        person = NewSubscriber(
+            email=normalize_email(request.email),
+            first_name=request.first_name,
+            timezone=request.timezone,
+            subscribed_at=now,
+        )
+        source = f"form: {request.form}"[:200]
+        created, _ = subscribe(engine, table, request.campaign, person, source=source, now=now)
+        if not created:
+            _reopen_enrollment(engine, table, request.subscriber_id, request.campaign, now)
+    with read_transaction(engine) as conn:
+        timezone = conn.scalar(select(_S.c.timezone).where(_S.c.id == request.subscriber_id))
+        next_due = conn.scalar(
+            select(func.min(_D.c.due_at))
+            .join(_E, _E.c.id == _D.c.enrollment_id)
+            .where(
+                _E.c.subscriber_id == request.subscriber_id,
+                _E.c.campaign == request.campaign,
+                _D.c.status == "scheduled",
+            )
+        )
+    return ConfirmedSignup(request.campaign, created, from_db_time(next_due), timezone)
+
+
+def _reopen_enrollment(
+    engine: Engine, table: Timetable, subscriber_id: int, campaign: str, now: datetime
+) -> None:
+    """Schedule again the steps an unsubscribe cancelled (never those sent or failed)."""
+    with write_transaction(engine) as conn:
+        enrollment = conn.execute(
+            select(_E.c.id, _E.c.status).where(
+                _E.c.subscriber_id == subscriber_id, _E.c.campaign == campaign
+            )
+        ).first()
+        if enrollment is None or enrollment.status != "unsubscribed":
+            return
+        timezone = conn.scalar(select(_S.c.timezone).where(_S.c.id == subscriber_id))
+        rows = conn.execute(
+            select(_D.c.id, _D.c.step, _D.c.status).where(_D.c.enrollment_id == enrollment.id)
+        ).all()
+        reached = [r.step for r in rows if r.status in ("sent", "sending", "ambiguous")]
+        if reached:
+            new_due = table.retime_remaining(max(reached), now, timezone)
+        else:
+            times = table.due_times(now, timezone)
+            new_due = {rule.number: when for rule, when in zip(table.steps, times, strict=True)}
+        for row in rows:
+            if row.status == "cancelled" and row.step in new_due:
+                conn.execute(
+                    update(_D)
+                    .where(_D.c.id == row.id, _D.c.status == "cancelled")
+                    .values(
+                        status="scheduled", due_at=to_db_time(new_due[row.step]), last_error=None
+                    )
+                )
+        conn.execute(update(_E).where(_E.c.id == enrollment.id).values(status="active"))
 
 
 def enrolled_campaigns(engine: Engine, public_key: str) -> list[str]:
