@@ -246,3 +246,19 @@ def test_signing_up_again_after_unsubscribing_resumes_the_steps_not_sent(
     assert dispatch_pass(engine, served.settings, campaigns, served.clock.now) == []
     later = served.clock.now + timedelta(days=2, hours=12)
     assert [d.step for d in dispatch_pass(engine, served.settings, campaigns, later)] == [2]
+
+
+def test_one_click_works_with_a_multipart_body_too(served: Served, campaigns: dict[str, Campaign]):
+    # RFC 8058 allows either form encoding; mailbox providers use both.
+    engine = _confirmed(served, campaigns)
+    unsubscribe = list_unsubscribe_path(served.emails()[-1])
+    response = served.client().post(unsubscribe, files={"List-Unsubscribe": (None, "One-Click")})
+    assert response.status_code == 200
+    assert _enrollment_status(engine) == "unsubscribed"
+
+
+def test_an_oversized_post_is_refused_before_it_is_read(served: Served):
+    client = served.client()
+    response = client.post(f"/subscribe/{SLUG}", data={"email": "a@example.com", "x": "y" * 20_000})
+    assert response.status_code == 413
+    assert served.emails() == []
