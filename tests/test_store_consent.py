@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from alembic import command
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 
 from dripline.store import (
     Consent,
@@ -17,6 +19,7 @@ from dripline.store import (
     confirm_signup,
     make_engine,
     normalize_email,
+    open_store,
     read_transaction,
     request_signup,
     subscribe,
@@ -135,3 +138,46 @@ def test_bounced_address_gets_no_confirmation_email(engine: Engine, timetable: T
     with write_transaction(engine) as conn:
         conn.execute(update(_S).values(status="bounced"))
     assert request_signup(engine, _form("b@example.com"), now=NOW).reason == "bounced"
+
+
+def test_concurrent_sign_ups_of_one_new_address_send_three_emails(db_url: str):
+    # Separate engines stand for separate server processes racing on the same address.
+    engines = [open_store(db_url) for _ in range(8)]
+    start = threading.Barrier(len(engines))
+
+    def attempt(engine: Engine) -> str:
+        start.wait()
+        return request_signup(engine, _form("race@example.com"), now=NOW).reason
+
+    try:
+        with ThreadPoolExecutor(len(engines)) as pool:
+            reasons = sorted(pool.map(attempt, engines))
+        assert reasons == ["rate-limited"] * 5 + ["send"] * 3
+        with read_transaction(engines[0]) as conn:
+            assert conn.scalar(select(func.count()).select_from(_S)) == 1
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_concurrent_confirmations_enroll_once(db_url: str, timetable: Timetable):
+    engines = [open_store(db_url) for _ in range(4)]
+    ticket = request_signup(engines[0], _form(), now=NOW)
+    assert ticket.request_key is not None
+    key = ticket.request_key
+    start = threading.Barrier(len(engines))
+
+    def attempt(engine: Engine) -> bool:
+        start.wait()
+        done = confirm_signup(engine, timetable, key, ip="192.0.2.1", user_agent="UA", now=NOW)
+        return done is not None
+
+    try:
+        with ThreadPoolExecutor(len(engines)) as pool:
+            assert all(pool.map(attempt, engines))
+        with read_transaction(engines[0]) as conn:
+            assert conn.scalar(select(func.count()).select_from(Consent.__table__)) == 1
+            assert conn.scalar(select(func.count()).select_from(Delivery.__table__)) == 6
+    finally:
+        for engine in engines:
+            engine.dispose()

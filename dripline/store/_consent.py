@@ -13,7 +13,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..timetable import Timetable
 from ._consent_models import Consent, SignupRequest
@@ -79,61 +80,74 @@ def request_signup(
 
     The hourly count of confirmation emails per address is read and bumped in the same
     write transaction (the subscriber row is locked on PostgreSQL; SQLite writers are
-    serial), so concurrent processes cannot exceed it together.
+    serial), so concurrent processes cannot exceed it together. Two first sign-ups of
+    one new address can race to insert it; the loser retries and finds the row.
     """
+    for attempt in range(3):
+        try:
+            with write_transaction(engine) as conn:
+                return _record_signup(conn, signup, now, emails_per_hour)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record_signup(
+    conn: Connection, signup: SignupForm, now: datetime, emails_per_hour: int
+) -> SignupTicket:
     now_db = to_db_time(now)
-    with write_transaction(engine) as conn:
-        row = conn.execute(
-            select(_S.c.id, _S.c.status).where(_S.c.email_key == signup.email.key).with_for_update()
-        ).first()
-        if row is None:
-            subscriber_id = conn.execute(
-                insert(_S).values(
-                    email_key=signup.email.key,
-                    email=str(signup.email),
-                    name=signup.first_name,
-                    first_name=signup.first_name,
-                    timezone=signup.timezone,
-                    attributes={},
-                    status="pending",
-                    consent_at=now_db,  # replaced by the confirmation time on confirming
-                    consent_source=f"pending: {signup.form}"[:200],
-                    created_at=now_db,
-                )
-            ).inserted_primary_key[0]
-        elif row.status == "bounced":
-            return SignupTicket(None, "bounced")
-        else:
-            subscriber_id = row.id
-        recent = conn.scalar(
-            select(func.count())
-            .select_from(_R)
-            .where(
-                _R.c.email_key == signup.email.key,
-                _R.c.created_at > to_db_time(now - timedelta(hours=1)),
-                _R.c.email_sent.is_(True),
-            )
-        )
-        if (recent or 0) >= emails_per_hour:
-            return SignupTicket(None, "rate-limited")
-        key = secrets.token_urlsafe(16)
-        conn.execute(
-            insert(_R).values(
-                key=key,
-                subscriber_id=subscriber_id,
-                campaign=signup.campaign,
+    row = conn.execute(
+        select(_S.c.id, _S.c.status).where(_S.c.email_key == signup.email.key).with_for_update()
+    ).first()
+    if row is None:
+        subscriber_id = conn.execute(
+            insert(_S).values(
                 email_key=signup.email.key,
+                email=str(signup.email),
+                name=signup.first_name,
                 first_name=signup.first_name,
                 timezone=signup.timezone,
-                form=signup.form,
-                consent_text=signup.consent_text,
-                ip=signup.ip[:64],
-                user_agent=signup.user_agent[:500],
+                attributes={},
+                status="pending",
+                consent_at=now_db,  # replaced by the confirmation time on confirming
+                consent_source=f"pending: {signup.form}"[:200],
                 created_at=now_db,
-                email_sent=True,  # counted even if the send then fails: a retry is a new email
-                confirmed_at=None,
             )
+        ).inserted_primary_key[0]
+    elif row.status == "bounced":
+        return SignupTicket(None, "bounced")
+    else:
+        subscriber_id = row.id
+    recent = conn.scalar(
+        select(func.count())
+        .select_from(_R)
+        .where(
+            _R.c.email_key == signup.email.key,
+            _R.c.created_at > to_db_time(now - timedelta(hours=1)),
+            _R.c.email_sent.is_(True),
         )
+    )
+    if (recent or 0) >= emails_per_hour:
+        return SignupTicket(None, "rate-limited")
+    key = secrets.token_urlsafe(16)
+    conn.execute(
+        insert(_R).values(
+            key=key,
+            subscriber_id=subscriber_id,
+            campaign=signup.campaign,
+            email_key=signup.email.key,
+            first_name=signup.first_name,
+            timezone=signup.timezone,
+            form=signup.form,
+            consent_text=signup.consent_text,
+            ip=signup.ip[:64],
+            user_agent=signup.user_agent[:500],
+            created_at=now_db,
+            email_sent=True,  # counted even if the send then fails: a retry is a new email
+            confirmed_at=None,
+        )
+    )
     return SignupTicket(key, "send")
 
 
@@ -178,6 +192,7 @@ def confirm_signup(
             select(_R, _S.c.email)
             .join(_S, _S.c.id == _R.c.subscriber_id)
             .where(_R.c.key == request_key)
+            .with_for_update(of=_R)  # a double click waits here on PostgreSQL
         ).first()
         if request is None:
             return None
@@ -210,7 +225,10 @@ def confirm_signup(
             subscribed_at=now,
         )
         source = f"form: {request.form}"[:200]
-        created, _ = subscribe(engine, table, request.campaign, person, source=source, now=now)
+        try:
+            created, _ = subscribe(engine, table, request.campaign, person, source=source, now=now)
+        except IntegrityError:  # a concurrent confirmation enrolled them first
+            created, _ = subscribe(engine, table, request.campaign, person, source=source, now=now)
         if not created:
             _reopen_enrollment(engine, table, request.subscriber_id, request.campaign, now)
     with read_transaction(engine) as conn:
