@@ -245,3 +245,18 @@ def test_refuses_to_start_without_a_secret_key(served: Served):
         create_app(replace(served.settings, secret_key=""))
     with pytest.raises(ConfigError, match="too short"):
         create_app(replace(served.settings, secret_key="short"))
+
+
+def test_a_sender_that_fails_gives_a_try_again_page(served: Served):
+    from dataclasses import replace
+
+    served.settings = replace(served.settings, sender_url="maildir:/proc/no-such-outbox")
+    response = sign_up(served.client())
+    assert response.status_code == 503 and "try again" in response.text
+
+
+def test_refuses_to_start_with_an_unknown_sender(served: Served):
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="unknown sender"):
+        create_app(replace(served.settings, sender_url="pigeon:coop"))

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from sender.base import SendError
+from sender.registry import create_sender
 
 from ..errors import ConfigError
 from ..settings import Settings
@@ -263,6 +264,7 @@ def create_app(
 ) -> Starlette:
     """The web app for ``settings``; raises :class:`ConfigError` when it cannot serve safely."""
     check_serve_settings(settings)
+    create_sender(settings.effective_sender_url)  # a bad sender URL stops us here, not per visitor
     engine = open_store(settings.effective_database_url)
     service = SignupService(
         settings,
