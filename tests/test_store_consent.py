@@ -17,6 +17,7 @@ from dripline.store import (
     SqlDeliveryQueue,
     Subscriber,
     confirm_signup,
+    forget_unconfirmed,
     make_engine,
     normalize_email,
     open_store,
@@ -181,3 +182,19 @@ def test_concurrent_confirmations_enroll_once(db_url: str, timetable: Timetable)
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_addresses_that_never_confirmed_are_forgotten_after_a_while(
+    engine: Engine, timetable: Timetable
+):
+    request_signup(engine, _form("never@example.com"), now=NOW)
+    confirmed = request_signup(engine, _form("yes@example.com"), now=NOW)
+    assert confirmed.request_key is not None
+    confirm_signup(engine, timetable, confirmed.request_key, ip="", user_agent="", now=NOW)
+    request_signup(engine, _form("recent@example.com"), now=NOW + timedelta(days=29))
+    after = timedelta(days=30)
+    assert forget_unconfirmed(engine, now=NOW + timedelta(days=29), after=after) == 0
+    assert forget_unconfirmed(engine, now=NOW + timedelta(days=31), after=after) == 1
+    with read_transaction(engine) as conn:
+        left = sorted(conn.scalars(select(_S.c.email_key)))
+    assert left == ["recent@example.com", "yes@example.com"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,7 +25,7 @@ from sender.registry import create_sender
 
 from ..errors import ConfigError
 from ..settings import Settings
-from ..store import InvalidSubscriberError, open_store
+from ..store import InvalidSubscriberError, forget_unconfirmed, open_store
 from ._campaigns import OfferedCampaign, load_offered_campaigns
 from ._form import EMAIL_MAX, FIRST_NAME_MAX, HONEYPOT_FIELD, SignupFields, read_signup_fields
 from ._limits import SlidingWindowLimiter
@@ -37,6 +37,8 @@ __all__ = ["MIN_SECRET_KEY_LENGTH", "check_serve_settings", "create_app"]
 log = logging.getLogger("dripline.serve")
 
 MIN_SECRET_KEY_LENGTH = 16
+# Addresses that never confirmed are deleted at start-up once their links are long dead.
+UNCONFIRMED_KEPT_FOR = timedelta(days=30)
 _MAX_FORM_BYTES = 16 * 1024  # the sign-up form is a few hundred bytes; refuse bulk posts
 _ONE_CLICK = ("List-Unsubscribe", "One-Click")  # RFC 8058's POST body
 
@@ -266,6 +268,10 @@ def create_app(
     check_serve_settings(settings)
     create_sender(settings.effective_sender_url)  # a bad sender URL stops us here, not per visitor
     engine = open_store(settings.effective_database_url)
+    now = (clock or (lambda: datetime.now(UTC)))()
+    forgotten = forget_unconfirmed(engine, now=now, after=UNCONFIRMED_KEPT_FOR)
+    if forgotten:
+        log.info("forgot %d address(es) that never confirmed a sign-up", forgotten)
     service = SignupService(
         settings,
         engine,

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..timetable import Timetable
@@ -30,6 +30,7 @@ __all__ = [
     "SignupTicket",
     "confirm_signup",
     "enrolled_campaigns",
+    "forget_unconfirmed",
     "pending_signup_campaign",
     "request_signup",
     "signup_email",
@@ -277,6 +278,38 @@ def _reopen_enrollment(
                     )
                 )
         conn.execute(update(_E).where(_E.c.id == enrollment.id).values(status="active"))
+
+
+def forget_unconfirmed(engine: Engine, *, now: datetime, after: timedelta) -> int:
+    """Delete pending subscribers whose newest sign-up is older than ``after``; returns how many.
+
+    Someone who never confirmed never consented: their address is kept only as long as
+    a confirmation link could still be used, plus a margin.
+    """
+    cutoff = to_db_time(now - after)
+    newest = (
+        select(_R.c.subscriber_id, func.max(_R.c.created_at).label("newest"))
+        .group_by(_R.c.subscriber_id)
+        .subquery()
+    )
+    with write_transaction(engine) as conn:
+        stale = list(
+            conn.scalars(
+                select(_S.c.id)
+                .join(newest, newest.c.subscriber_id == _S.c.id, isouter=True)
+                .where(
+                    _S.c.status == "pending",
+                    or_(newest.c.newest.is_(None), newest.c.newest < cutoff),
+                    ~select(_E.c.id).where(_E.c.subscriber_id == _S.c.id).exists(),
+                )
+            )
+        )
+        if stale:
+            # Children first: SQLite enforces the foreign keys but only cascades when told to.
+            conn.execute(delete(_C).where(_C.c.subscriber_id.in_(stale)))
+            conn.execute(delete(_R).where(_R.c.subscriber_id.in_(stale)))
+            conn.execute(delete(_S).where(_S.c.id.in_(stale), _S.c.status == "pending"))
+    return len(stale)
 
 
 def enrolled_campaigns(engine: Engine, public_key: str) -> list[str]:
