@@ -260,3 +260,17 @@ def test_refuses_to_start_with_an_unknown_sender(served: Served):
 
     with pytest.raises(ConfigError, match="unknown sender"):
         create_app(replace(served.settings, sender_url="pigeon:coop"))
+
+
+def test_a_database_failure_gives_a_page_not_a_traceback(served: Served):
+    from serve_support import TestClient
+    from sqlalchemy import text
+
+    app = served.app()
+    with _engine(served).begin() as conn:
+        conn.execute(text("DROP TABLE consents"))
+        conn.execute(text("DROP TABLE signup_requests"))
+    client = TestClient(app, raise_server_exceptions=False)
+    response = sign_up(client)
+    assert response.status_code == 500
+    assert "Something went wrong" in response.text and "Traceback" not in response.text

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from sender.base import SendError
+from sender.base import SenderConfigError, SendError
 from sender.registry import create_sender
 
 from ..errors import ConfigError
@@ -134,7 +134,7 @@ class _Routes:
             await run_in_threadpool(
                 self.service.sign_up, offered, fields, ip=ip, user_agent=user_agent
             )
-        except (SendError, ConfigError) as err:
+        except (SendError, SenderConfigError) as err:
             log.error("confirmation email for %s not sent: %s", offered.slug, err)
             return message_page(
                 "We could not send the confirmation email",
@@ -238,6 +238,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return message_page("Something went wrong", "Please try again later.", status=status)
 
 
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # A bug or an unreachable database: the visitor gets a page, the log gets the traceback.
+    log.error("%s %s failed", request.method, request.url.path.split("/")[1], exc_info=exc)
+    return message_page("Something went wrong", "Please try again later.", status=500)
+
+
 def check_serve_settings(settings: Settings) -> None:
     """Refuse to serve without what links need: a secret key and an absolute base URL."""
     if not settings.secret_key:
@@ -295,7 +301,7 @@ def create_app(
             Route("/u/{token}", routes.unsubscribe_page, methods=["GET"]),
             Route("/u/{token}", routes.unsubscribe, methods=["POST"]),
         ],
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     # "/u/" is no link of ours: answer 404 like any bad token, never redirect to "/u".

@@ -21,7 +21,7 @@ from ._consent_models import Consent, SignupRequest
 from ._engine import read_transaction, write_transaction
 from ._enroll import NewSubscriber, subscribe
 from ._models import Delivery, Enrollment, Subscriber
-from ._reports import unsubscribe
+from ._reports import NotSubscribedError, unsubscribe
 from ._values import NormalizedEmail, from_db_time, normalize_email, to_db_time
 
 __all__ = [
@@ -334,4 +334,7 @@ def unsubscribe_by_key(engine: Engine, public_key: str, campaign: str) -> int:
         email = conn.scalar(select(_S.c.email).where(_S.c.public_key == public_key))
     if email is None:
         return 0
-    return unsubscribe(engine, email, campaign)
+    try:
+        return unsubscribe(engine, email, campaign)
+    except NotSubscribedError:  # deleted in the meantime: there is nothing left to stop
+        return 0
