@@ -34,6 +34,7 @@ __all__ = [
     "VerifiedToken",
     "sign_token",
     "unsubscribe_url",
+    "verify_token",
 ]
 
 UNSUBSCRIBE = "u"
@@ -142,6 +143,17 @@ class TokenSigner:
 
 def sign_token(payload: TokenPayload, secret_key: str) -> str:
     return TokenSigner(secret_key).sign(payload)
+
+
+def verify_token(
+    token: str,
+    secret_key: str,
+    *,
+    purpose: str,
+    max_age: timedelta | None = None,
+    now: datetime | None = None,
+) -> VerifiedToken | None:
+    return TokenSigner(secret_key).verify(token, purpose=purpose, max_age=max_age, now=now)
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from dripline.campaign import load_campaign
 from dripline.serve import confirm_url_for, unsubscribe_url_for
 from dripline.store import Delivery, Subscriber, read_transaction
-from dripline.tokens import CONFIRM, UNSUBSCRIBE, TokenPayload, TokenSigner
+from dripline.tokens import CONFIRM, UNSUBSCRIBE, TokenPayload, TokenSigner, verify_token
 
 SECRET = "unit-test-secret-0123456789"
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -38,6 +38,8 @@ def test_round_trip_and_issue_time():
     assert verified is not None and verified.key == "k3y" and verified.issued == issued
     assert signer.names_campaign(verified, SLUG) and not signer.names_campaign(verified, "other")
     assert signer.verify(token, purpose=CONFIRM) is None
+    assert verify_token(token, SECRET, purpose=UNSUBSCRIBE) == verified
+    assert verify_token(token, SECRET + "x", purpose=UNSUBSCRIBE) is None
 
 
 def test_max_age_is_enforced():
