@@ -99,6 +99,7 @@ def test_bad_input_shows_the_form_again_with_a_message_by_the_field(
     assert response.status_code == 400
     errors = _form_errors(response.text)
     assert list(errors) == [field] and message in errors[field]
+    assert lxml_html.fromstring(response.text).findtext(".//title").startswith("Error: ")
     doc = lxml_html.fromstring(response.text)
     assert doc.cssselect(f"#{field}")[0].get("aria-invalid") == "true"
     typed_email = fields.get("email", "ada@example.com")

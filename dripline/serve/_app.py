@@ -92,7 +92,8 @@ class _Routes:
         return page(
             "subscribe.html",
             status,
-            title=f"Subscribe: {offered.campaign.name}",
+            # "Error:" first in the title: the first thing a screen reader says on reload.
+            title=f"{'Error: ' if fields.errors else ''}Subscribe: {offered.campaign.name}",
             lang=offered.campaign.lang,
             campaign=offered.campaign,
             steps=len(offered.campaign.steps),
