@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 
 from dripline.errors import ConfigError
 from dripline.serve import create_app
-from dripline.serve._limits import SlidingWindowLimiter
+from dripline.serve._form import SlidingWindowLimiter
 from dripline.store import (
     Consent,
     Delivery,

@@ -26,11 +26,16 @@ from sender.registry import create_sender
 from ..errors import ConfigError
 from ..settings import Settings
 from ..store import InvalidSubscriberError, forget_unconfirmed, open_store
-from ._campaigns import OfferedCampaign, load_offered_campaigns
-from ._form import EMAIL_MAX, FIRST_NAME_MAX, HONEYPOT_FIELD, SignupFields, read_signup_fields
-from ._limits import SlidingWindowLimiter
-from ._pages import message_page, page
-from ._service import SignupService
+from ._form import (
+    EMAIL_MAX,
+    FIRST_NAME_MAX,
+    HONEYPOT_FIELD,
+    SignupFields,
+    SlidingWindowLimiter,
+    read_signup_fields,
+)
+from ._service import OfferedCampaign, SignupService, load_offered_campaigns
+from ._views import message_page, page
 
 __all__ = ["MIN_SECRET_KEY_LENGTH", "check_serve_settings", "create_app"]
 

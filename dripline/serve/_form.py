@@ -4,12 +4,18 @@ Every check gives a sentence a visitor can act on; the form is shown again with
 their values and the sentence next to the field. Names go into email bodies and
 must never reach a header, but they are still refused when they hold line breaks
 or control characters: no legitimate name has them, and a later template might.
+
+How often the form may be posted is limited per IP here, in memory (a sliding
+window); the per-address limit on confirmation emails lives in the database.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import unicodedata
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import DriplineError
@@ -20,6 +26,7 @@ __all__ = [
     "FIRST_NAME_MAX",
     "HONEYPOT_FIELD",
     "SignupFields",
+    "SlidingWindowLimiter",
     "read_signup_fields",
 ]
 
@@ -112,3 +119,40 @@ def read_signup_fields(form: Mapping[str, object]) -> SignupFields:
         fields.errors["consent"] = "Tick the box to agree to receive the emails."
     fields.first_name = " ".join(fields.first_name.split()) if fields.ok else fields.first_name
     return fields
+
+
+class SlidingWindowLimiter:
+    """``allow(key)`` is true for at most ``limit`` calls per ``window`` seconds per key."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._max_keys = max_keys
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return False
+            hits.append(now)
+            if len(self._hits) > self._max_keys:
+                self._forget_idle(now)
+            return True
+
+    def _forget_idle(self, now: float) -> None:
+        idle = [k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.window]
+        for key in idle:
+            del self._hits[key]

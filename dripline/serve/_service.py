@@ -3,6 +3,9 @@
 Methods block (database, sender) and are called from a worker thread by the routes.
 Every token failure comes back as ``None``, whatever the reason, so the pages can
 answer them all with the same 404.
+
+Campaigns are loaded once at start-up; one that fails to load is reported (file and
+line) and left out, and its form answers 404 until it is fixed and the server restarted.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from sender.registry import create_sender
 
+from ..campaign import Campaign, campaign_slugs, load_campaign
+from ..errors import DriplineError
 from ..settings import Settings
 from ..store import (
     ConfirmedSignup,
@@ -26,18 +32,51 @@ from ..store import (
     request_signup,
     unsubscribe_by_key,
 )
+from ..timetable import Timetable
 from ..tokens import CONFIRM, UNSUBSCRIBE, TokenSigner, VerifiedToken
-from ._campaigns import OfferedCampaign
-from ._confirm_email import build_confirmation_email
 from ._form import SignupFields
+from ._views import build_confirmation_email
 from .links import CONFIRM_MAX_AGE, confirm_url_for
 
-__all__ = ["ResolvedToken", "SignupService"]
+__all__ = ["OfferedCampaign", "ResolvedToken", "SignupService", "load_offered_campaigns"]
 
 log = logging.getLogger("dripline.serve")
 
 # The secret the SMTP sender reads its password from (see sender/smtp); never in a URL.
 _SMTP_PASSWORD_SECRET = "DRIPLINE_SMTP_PASSWORD"
+
+
+@dataclass(frozen=True)
+class OfferedCampaign:
+    campaign: Campaign
+    timetable: Timetable
+
+    @property
+    def slug(self) -> str:
+        return self.campaign.slug
+
+    @property
+    def consent_text(self) -> str:
+        """The sentence a visitor agrees to; stored word for word with their consent."""
+        c = self.campaign
+        count = len(c.steps)
+        emails = "email" if count == 1 else f"{count} emails"
+        return (
+            f"Yes, send me the {emails} of \u201c{c.name}\u201d from {c.from_name} "
+            f"({c.from_address}). I can unsubscribe at any time with the link in every email."
+        )
+
+
+def load_offered_campaigns(campaigns_dir: Path) -> dict[str, OfferedCampaign]:
+    offered: dict[str, OfferedCampaign] = {}
+    for slug in campaign_slugs(campaigns_dir):
+        try:
+            campaign = load_campaign(campaigns_dir / slug)
+        except DriplineError as err:
+            log.warning("campaign %s is not offered: %s", slug, err)
+            continue
+        offered[slug] = OfferedCampaign(campaign, Timetable.of(campaign))
+    return offered
 
 
 @dataclass(frozen=True)
