@@ -17,6 +17,7 @@ from dripline.store import (
     SqlDeliveryQueue,
     Subscriber,
     confirm_signup,
+    enroll_many,
     forget_unconfirmed,
     make_engine,
     normalize_email,
@@ -198,3 +199,12 @@ def test_addresses_that_never_confirmed_are_forgotten_after_a_while(
     with read_transaction(engine) as conn:
         left = sorted(conn.scalars(select(_S.c.email_key)))
     assert left == ["recent@example.com", "yes@example.com"]
+
+
+def test_an_import_does_not_enroll_a_pending_subscriber(engine: Engine, timetable: Timetable):
+    request_signup(engine, _form("pending@example.com"), now=NOW)
+    people = [NewSubscriber(normalize_email("pending@example.com"))]
+    result = enroll_many(engine, timetable, "ketamine-therapy", people, now=NOW)
+    assert (result.enrolled, result.inactive_skipped) == (0, 1)
+    with read_transaction(engine) as conn:
+        assert conn.scalar(select(func.count()).select_from(Delivery.__table__)) == 0
