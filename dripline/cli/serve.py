@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from ..settings import redact_url
+from ..settings import Settings, redact_url
 from . import settings_from
 from ._store import db_option
 
@@ -34,5 +34,11 @@ def serve_command(ctx: click.Context, host: str, port: int, database_url: str | 
         f"Serving {len(app.state.service.campaigns)} campaign(s) on http://{host}:{port} "
         f"(links use {settings.base_url}; database {redact_url(settings.effective_database_url)})"
     )
+    if settings.base_url == Settings().base_url and port != 8000:
+        click.echo(
+            f"Warning: DRIPLINE_BASE_URL is not set, so links in emails point at "
+            f"{settings.base_url}, not at port {port}",
+            err=True,
+        )
     # No access log: request paths hold tokens, which must not end up in logs.
     uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True)
