@@ -17,7 +17,6 @@ from ._consent import (
     forget_unconfirmed,
     pending_signup_campaign,
     request_signup,
-    signup_email,
     unsubscribe_by_key,
 )
 from ._consent_models import Consent, SignupRequest
@@ -92,7 +91,6 @@ __all__ = [
     "pending_signup_campaign",
     "read_transaction",
     "request_signup",
-    "signup_email",
     "subscribe",
     "subscriber_timeline",
     "unsubscribe",

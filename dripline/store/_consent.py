@@ -33,7 +33,6 @@ __all__ = [
     "forget_unconfirmed",
     "pending_signup_campaign",
     "request_signup",
-    "signup_email",
     "unsubscribe_by_key",
 ]
 
@@ -150,17 +149,6 @@ def _record_signup(
         )
     )
     return SignupTicket(key, "send")
-
-
-def signup_email(engine: Engine, request_key: str) -> tuple[str, str, str] | None:
-    """(address, first name, campaign) of a sign-up request, for its confirmation email."""
-    with read_transaction(engine) as conn:
-        row = conn.execute(
-            select(_S.c.email, _R.c.first_name, _R.c.campaign)
-            .join(_S, _S.c.id == _R.c.subscriber_id)
-            .where(_R.c.key == request_key)
-        ).first()
-    return None if row is None else (row.email, row.first_name, row.campaign)
 
 
 def pending_signup_campaign(engine: Engine, request_key: str) -> str | None:
