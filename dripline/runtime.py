@@ -11,10 +11,10 @@ from sender import Sender, create_sender
 
 from .dispatch import CampaignLibrary, Dispatcher
 from .errors import ConfigError
+from .serve.links import unsubscribe_url_for
 from .settings import Settings
 from .store import ClaimedDelivery, SqlDeliveryQueue, open_store
 from .timetable import Timetable
-from .tokens import TokenPayload, sign_token, unsubscribe_url
 
 __all__ = ["dispatcher_for", "sender_for", "unsubscribe_link_maker"]
 
@@ -26,7 +26,11 @@ def sender_for(settings: Settings) -> Sender:
 
 
 def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], str]:
-    """Signed one-click unsubscribe URLs under ``DRIPLINE_BASE_URL`` for claimed deliveries."""
+    """Signed one-click unsubscribe URLs under ``DRIPLINE_BASE_URL`` for claimed deliveries.
+
+    The token names the subscriber by their random public key (never the address or
+    a row id) and is what ``dripline serve`` verifies at ``/u/TOKEN``.
+    """
     if not settings.secret_key:
         raise ConfigError(
             "DRIPLINE_SECRET_KEY is not set: unsubscribe links cannot be signed "
@@ -34,9 +38,7 @@ def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], st
         )
 
     def link(delivery: ClaimedDelivery) -> str:
-        key = getattr(delivery, "subscriber_key", "") or f"e{delivery.enrollment_id}"
-        token = sign_token(TokenPayload("u", key, delivery.campaign, 0), settings.secret_key)
-        return unsubscribe_url(settings.base_url, token)
+        return unsubscribe_url_for(settings, delivery.public_key, delivery.campaign)
 
     return link
 

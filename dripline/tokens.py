@@ -1,9 +1,17 @@
 """Signed, URL-safe tokens for unsubscribe and confirmation links.
 
-A token names a subscriber and a campaign without showing either: the payload
-is the subscriber's key and the campaign slug, signed with HMAC-SHA256 under
-``DRIPLINE_SECRET_KEY`` and compared in constant time. No address or sequential
-id can be read from it.
+A token is ``base64url(signature || body)`` where the body is a version byte, a
+purpose byte, the issue time, a keyed tag of the campaign and an opaque key (the
+subscriber's random public key, or a sign-up request's random key). Nothing in it
+can be read back to an address, a sequential id or even the campaign: the key is
+random and the campaign appears only as a 6-byte HMAC of its slug, matched on the
+server against the campaigns that key is enrolled in. The signature is
+HMAC-SHA256 under ``DRIPLINE_SECRET_KEY`` (truncated to 128 bits) and compared in
+constant time.
+
+Decoding is strict: only the canonical base64url spelling of a body is accepted,
+since Python's decoder otherwise skips stray characters and ignores the spare
+low bits of the last one, which would let an altered token through.
 """
 
 from __future__ import annotations
@@ -11,61 +19,141 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
+import re
+import struct
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from .errors import ConfigError
 
-__all__ = ["TokenPayload", "sign_token", "unsubscribe_url", "verify_token"]
+__all__ = [
+    "CONFIRM",
+    "UNSUBSCRIBE",
+    "TokenPayload",
+    "TokenSigner",
+    "VerifiedToken",
+    "sign_token",
+    "unsubscribe_url",
+    "verify_token",
+]
 
+UNSUBSCRIBE = "u"
+CONFIRM = "c"
+_PURPOSES = {UNSUBSCRIBE: 1, CONFIRM: 2}
+_VERSION = 1
 _SIGNATURE_BYTES = 16
+_TAG_BYTES = 6
+_HEADER = struct.Struct(">BBI")  # version, purpose, issue time (seconds since the epoch)
+_MAX_KEY_BYTES = 64
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 @dataclass(frozen=True)
 class TokenPayload:
-    purpose: str  # "u" unsubscribe, "c" confirm
-    subscriber: str  # an opaque subscriber key (not the address)
+    """What a token is signed for (the campaign is named by slug here, by tag in the token)."""
+
+    purpose: str  # UNSUBSCRIBE or CONFIRM
+    subscriber: str  # an opaque key (never the address)
     campaign: str
-    issued: int  # days since the epoch, for expiry checks
+    issued: int  # seconds since the epoch (0 for links that never expire)
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A genuine token: its key, when it was issued, and its campaign's tag."""
+
+    purpose: str
+    key: str
+    issued: datetime  # aware UTC
+    campaign_tag: bytes
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _strict_unb64(text: str) -> bytes | None:
+    if not _TOKEN_SHAPE.fullmatch(text) or len(text) % 4 == 1:
+        return None
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return raw if _b64(raw) == text else None  # one spelling per token
 
 
-def _key(secret_key: str) -> bytes:
-    if not secret_key:
-        raise ConfigError("DRIPLINE_SECRET_KEY is not set; links cannot be signed")
-    return hashlib.sha256(b"dripline-token:" + secret_key.encode("utf-8")).digest()
+class TokenSigner:
+    """Signs and checks tokens with keys derived from the secret (one secret, separate uses)."""
+
+    def __init__(self, secret_key: str) -> None:
+        if not secret_key:
+            raise ConfigError("DRIPLINE_SECRET_KEY is not set; links cannot be signed")
+        root = hashlib.sha256(b"dripline-token:" + secret_key.encode("utf-8")).digest()
+        self._mac_key = hmac.new(root, b"signature", hashlib.sha256).digest()
+        self._tag_key = hmac.new(root, b"campaign-tag", hashlib.sha256).digest()
+
+    def campaign_tag(self, slug: str) -> bytes:
+        return hmac.new(self._tag_key, slug.encode("utf-8"), hashlib.sha256).digest()[:_TAG_BYTES]
+
+    def names_campaign(self, token: VerifiedToken, slug: str) -> bool:
+        return hmac.compare_digest(token.campaign_tag, self.campaign_tag(slug))
+
+    def _signature(self, body: bytes) -> bytes:
+        return hmac.new(self._mac_key, body, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+
+    def sign(self, payload: TokenPayload) -> str:
+        key = payload.subscriber.encode("utf-8")
+        if payload.purpose not in _PURPOSES or not key or len(key) > _MAX_KEY_BYTES:
+            raise ValueError(f"cannot sign a token for {payload!r}")
+        header = _HEADER.pack(_VERSION, _PURPOSES[payload.purpose], payload.issued)
+        body = header + self.campaign_tag(payload.campaign) + key
+        return _b64(self._signature(body) + body)
+
+    def verify(
+        self,
+        token: str,
+        *,
+        purpose: str,
+        max_age: timedelta | None = None,
+        now: datetime | None = None,
+    ) -> VerifiedToken | None:
+        """The token's contents if it is genuine, for ``purpose`` and young enough; else None.
+
+        Every failure looks the same to the caller, so a page can answer them alike.
+        """
+        raw = _strict_unb64(token)
+        minimum = _SIGNATURE_BYTES + _HEADER.size + _TAG_BYTES + 1
+        if raw is None or len(raw) < minimum:
+            return None
+        signature, body = raw[:_SIGNATURE_BYTES], raw[_SIGNATURE_BYTES:]
+        if not hmac.compare_digest(signature, self._signature(body)):
+            return None
+        version, kind, issued_at = _HEADER.unpack_from(body)
+        if version != _VERSION or kind != _PURPOSES.get(purpose):
+            return None
+        issued = datetime.fromtimestamp(issued_at, UTC)
+        if max_age is not None:
+            current = now or datetime.now(UTC)
+            if not issued - timedelta(minutes=5) <= current <= issued + max_age:
+                return None
+        tag = body[_HEADER.size : _HEADER.size + _TAG_BYTES]
+        try:
+            key = body[_HEADER.size + _TAG_BYTES :].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return VerifiedToken(purpose, key, issued, tag)
 
 
 def sign_token(payload: TokenPayload, secret_key: str) -> str:
-    body = json.dumps(
-        [payload.purpose, payload.subscriber, payload.campaign, payload.issued],
-        separators=(",", ":"),
-    ).encode("utf-8")
-    signature = hmac.new(_key(secret_key), body, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
-    return _b64(signature + body)
+    return TokenSigner(secret_key).sign(payload)
 
 
-def verify_token(token: str, secret_key: str, *, purpose: str) -> TokenPayload | None:
-    """The payload of a genuine token for ``purpose``, else ``None`` (whatever went wrong)."""
-    try:
-        raw = _unb64(token)
-        signature, body = raw[:_SIGNATURE_BYTES], raw[_SIGNATURE_BYTES:]
-        expected = hmac.new(_key(secret_key), body, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
-        if not hmac.compare_digest(signature, expected):
-            return None
-        kind, subscriber, campaign, issued = json.loads(body)
-    except (ValueError, TypeError):
-        return None
-    if kind != purpose or not isinstance(subscriber, str) or not isinstance(campaign, str):
-        return None
-    return TokenPayload(kind, subscriber, campaign, int(issued))
+def verify_token(
+    token: str,
+    secret_key: str,
+    *,
+    purpose: str,
+    max_age: timedelta | None = None,
+    now: datetime | None = None,
+) -> VerifiedToken | None:
+    return TokenSigner(secret_key).verify(token, purpose=purpose, max_age=max_age, now=now)
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:

@@ -33,7 +33,10 @@ def _reset_postgres(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(
-            text("DROP TABLE IF EXISTS deliveries, enrollments, subscribers, alembic_version")
+            text(
+                "DROP TABLE IF EXISTS consents, signup_requests, deliveries, enrollments, "
+                "subscribers, alembic_version"
+            )
         )
     engine.dispose()
 

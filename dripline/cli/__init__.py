@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "render": "render:render_command",
     "run": "run:run_command",
     "send-test": "send_test:send_test_command",
+    "serve": "serve:serve_command",
     "status": "status:status_command",
     "subscribe": "subscribe:subscribe_command",
     "timeline": "timeline:timeline_command",

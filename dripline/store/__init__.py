@@ -8,6 +8,18 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from ._consent import (
+    ConfirmedSignup,
+    SignupForm,
+    SignupTicket,
+    confirm_signup,
+    enrolled_campaigns,
+    forget_unconfirmed,
+    pending_signup_campaign,
+    request_signup,
+    unsubscribe_by_key,
+)
+from ._consent_models import Consent, SignupRequest
 from ._csv import CsvReadResult, RowProblem, SubscriberCsvError, read_subscriber_csv
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscribe
@@ -45,6 +57,8 @@ __all__ = [
     "SUBSCRIBER_STATUSES",
     "CampaignStatus",
     "ClaimedDelivery",
+    "ConfirmedSignup",
+    "Consent",
     "CsvReadResult",
     "Delivery",
     "DeliveryQueue",
@@ -56,6 +70,9 @@ __all__ = [
     "NormalizedEmail",
     "NotSubscribedError",
     "RowProblem",
+    "SignupForm",
+    "SignupRequest",
+    "SignupTicket",
     "SqlDeliveryQueue",
     "StepStatus",
     "StoreError",
@@ -65,19 +82,25 @@ __all__ = [
     "campaign_status",
     "check_name",
     "check_zone",
+    "confirm_signup",
     "current_revision",
     "derive_first_name",
     "enroll_many",
+    "enrolled_campaigns",
+    "forget_unconfirmed",
     "head_revision",
     "make_engine",
     "normalize_email",
     "open_store",
     "parse_moment",
+    "pending_signup_campaign",
     "read_subscriber_csv",
     "read_transaction",
+    "request_signup",
     "subscribe",
     "subscriber_timeline",
     "unsubscribe",
+    "unsubscribe_by_key",
     "upgrade",
     "write_transaction",
 ]

@@ -7,6 +7,7 @@ return aware UTC datetimes.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "Delivery",
     "Enrollment",
     "Subscriber",
+    "new_public_key",
 ]
 
 SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced", "pending")
@@ -32,6 +34,11 @@ DELIVERY_STATUSES = ("scheduled", "sending", "sent", "failed", "cancelled", "amb
 
 class Base(DeclarativeBase):
     pass
+
+
+def new_public_key() -> str:
+    """A random key naming a subscriber in links (128 bits; reveals nothing about them)."""
+    return secrets.token_urlsafe(16)
 
 
 class Subscriber(Base):
@@ -50,6 +57,11 @@ class Subscriber(Base):
     consent_at: Mapped[datetime] = mapped_column(DateTime)
     consent_source: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Names the subscriber in unsubscribe links. Filled by the Python default on Core inserts;
+    # rows written another way get one on their first claim (see _queue.py), hence nullable.
+    public_key: Mapped[str | None] = mapped_column(
+        String(32), nullable=True, unique=True, index=True, default=new_public_key
+    )
 
 
 class Enrollment(Base):

@@ -21,7 +21,7 @@ from ..timetable import Timetable
 from ._bulk import BulkWriter
 from ._engine import write_transaction
 from ._fastwrite import FastWriter
-from ._models import Delivery, Enrollment, Subscriber
+from ._models import Delivery, Enrollment, Subscriber, new_public_key
 from ._values import from_db_time, to_db_time
 
 __all__ = [
@@ -56,6 +56,8 @@ class ClaimedDelivery:
     timezone: str | None
     attributes: Mapping[str, Any]
     first_attempt_at: datetime | None = None  # when this delivery was first tried (retries)
+    # The subscriber's random key, for the unsubscribe link (dripline.serve.unsubscribe_url_for).
+    public_key: str = ""
 
 
 class DeliveryQueue(Protocol):
@@ -94,6 +96,8 @@ _CANDIDATES = (
         _S.c.timezone,
         _S.c.attributes,
         _D.c.first_attempt_at,
+        _S.c.id.label("subscriber_id"),
+        _S.c.public_key,
     )
     .join(_E, _E.c.id == _D.c.enrollment_id)
     .join(_S, _S.c.id == _E.c.subscriber_id)
@@ -101,6 +105,22 @@ _CANDIDATES = (
     .order_by(_D.c.due_at, _D.c.id)
     .limit(bindparam("limit"))
 )
+
+
+def _ensure_public_keys(conn: Connection, rows: list[Any]) -> dict[int, str]:
+    """Each claimed subscriber's public key, giving one to rows inserted without it."""
+    keys = {r.subscriber_id: r.public_key for r in rows}
+    missing = [{"row_id": i, "new_key": new_public_key()} for i, k in keys.items() if not k]
+    if missing:
+        conn.execute(
+            update(_S)
+            .where(_S.c.id == bindparam("row_id"), _S.c.public_key.is_(None))
+            .values(public_key=bindparam("new_key")),
+            missing,
+        )
+        ids = [m["row_id"] for m in missing]
+        keys.update(conn.execute(select(_S.c.id, _S.c.public_key).where(_S.c.id.in_(ids))).all())
+    return keys
 
 
 # An enrollment is complete once none of its deliveries is still to be sent.
@@ -172,6 +192,7 @@ class SqlDeliveryQueue:
                 return []
             writer = BulkWriter(conn)
             self._retime_later_steps(writer, claimed, now)
+            keys = _ensure_public_keys(conn, claimed)
             writer.execute_in(
                 "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
                 "first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id IN {in}",
@@ -192,6 +213,7 @@ class SqlDeliveryQueue:
                 timezone=timezone,
                 attributes=attributes or {},
                 first_attempt_at=from_db_time(first_attempt_at) or now,
+                public_key=keys[subscriber_id],
             )
             for (
                 d_id,
@@ -208,6 +230,8 @@ class SqlDeliveryQueue:
                 timezone,
                 attributes,
                 first_attempt_at,
+                subscriber_id,
+                _,
             ) in claimed
         ]
 
