@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "campaigns": "campaigns:campaigns_command",
     "check": "check:check_command",
     "import-article": "import_article:import_article_command",
+    "preview": "preview:preview_command",
     "render": "render:render_command",
 }
 

@@ -1,0 +1,109 @@
+"""The campaign timeline as inline SVG: a day axis, each step at its day and send time.
+
+Days the campaign does not send on (weekends, usually) are drawn as hatched
+columns, and a step the weekday rule pushed back shows a dashed line from the
+day its offset names to the day it really goes out. The drawing is a picture
+(``role="img"``) with a text description; the inbox list next to it carries the
+links, so nothing is reachable only by pointing at a circle.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from markupsafe import Markup, escape
+
+from ..campaign import WEEKDAYS, Campaign
+from ._schedule import PlannedSend
+
+__all__ = ["timeline_svg"]
+
+COLUMN = 56  # px per day
+MARGIN = 20
+HEIGHT = 170
+AXIS_Y = 118
+MARKER_Y = 62
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _x(start: date, when_day: date, fraction: float = 0.0) -> float:
+    return MARGIN + ((when_day - start).days + fraction) * COLUMN
+
+
+def _describe(campaign: Campaign, planned: list[PlannedSend]) -> str:
+    parts = []
+    for send in planned:
+        when = send.due.strftime("%a %d %b %H:%M")
+        note = f" (moved {send.shifted_days} day(s) from day {send.step.day})"
+        parts.append(f"step {send.step.number} {when}{note if send.shifted_days else ''}")
+    skipped = [WEEKDAYS[d] for d in range(7) if d not in campaign.schedule.weekdays]
+    no_send = f" No sends on {', '.join(skipped)}." if skipped else ""
+    return "; ".join(parts) + "." + no_send
+
+
+def timeline_svg(campaign: Campaign, planned: list[PlannedSend]) -> Markup:
+    """An ``<svg>`` element for ``planned`` (as returned by ``plan_sends``)."""
+    start = planned[0].due.date() if planned else date.today()
+    start = min([start, *(p.nominal_date for p in planned)])
+    last = max([start, *(p.due.date() for p in planned)])
+    days = (last - start).days + 1
+    width = MARGIN * 2 + days * COLUMN
+    zone = campaign.schedule.timezone
+    out: list[str] = [
+        f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" role="img" '
+        'aria-labelledby="timeline-title timeline-desc">',
+        f'<title id="timeline-title">Send timeline in {escape(zone)}</title>',
+        f'<desc id="timeline-desc">{escape(_describe(campaign, planned))}</desc>',
+        '<defs><pattern id="skip-hatch" width="8" height="8" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="8" height="8" class="tl-skip-bg"/>'
+        '<line x1="0" y1="0" x2="0" y2="8" class="tl-hatch"/></pattern></defs>',
+    ]
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        x = _x(start, day)
+        allowed = day.weekday() in campaign.schedule.weekdays
+        if not allowed:
+            out.append(
+                f'<rect class="tl-skip" x="{x:.1f}" y="14" width="{COLUMN}" '
+                f'height="{AXIS_Y - 14}" fill="url(#skip-hatch)"><title>'
+                f"{_DAY_NAMES[day.weekday()]} {day:%d %b}: no sends</title></rect>"
+            )
+        out.append(
+            f'<line class="tl-tick" x1="{x:.1f}" y1="{AXIS_Y}" x2="{x:.1f}" y2="{AXIS_Y + 6}"/>'
+        )
+        label_class = "tl-day" if allowed else "tl-day tl-day-skip"
+        out.append(
+            f'<text class="{label_class}" x="{x + COLUMN / 2:.1f}" y="{AXIS_Y + 22}" '
+            f'text-anchor="middle">{_DAY_NAMES[day.weekday()]}</text>'
+            f'<text class="{label_class}" x="{x + COLUMN / 2:.1f}" y="{AXIS_Y + 38}" '
+            f'text-anchor="middle">{day:%d %b}</text>'
+        )
+    out.append(
+        f'<line class="tl-axis" x1="{MARGIN}" y1="{AXIS_Y}" x2="{width - MARGIN}" y2="{AXIS_Y}"/>'
+    )
+    for send in planned:
+        due = send.due
+        fraction = (due.hour * 60 + due.minute) / (24 * 60)
+        x = _x(start, due.date(), fraction)
+        if send.shifted_days:
+            nominal_x = _x(start, send.nominal_date, fraction)
+            out.append(
+                f'<line class="tl-shift" x1="{nominal_x:.1f}" y1="{MARKER_Y}" '
+                f'x2="{x - 12:.1f}" y2="{MARKER_Y}"/>'
+                f'<circle class="tl-nominal" cx="{nominal_x:.1f}" cy="{MARKER_Y}" r="5"/>'
+            )
+        subject = escape(send.step.subject)
+        out.append(
+            f'<g class="tl-step" data-step="{send.step.number}">'
+            f"<title>Step {send.step.number}: {subject} ({due:%a %d %b %H:%M})</title>"
+            f'<line class="tl-stem" x1="{x:.1f}" y1="{MARKER_Y + 11}" x2="{x:.1f}" '
+            f'y2="{AXIS_Y}"/>'
+            f'<circle class="tl-marker" cx="{x:.1f}" cy="{MARKER_Y}" r="11"/>'
+            f'<text class="tl-number" x="{x:.1f}" y="{MARKER_Y + 4}" '
+            f'text-anchor="middle">{send.step.number}</text>'
+            f'<text class="tl-time" x="{x:.1f}" y="{MARKER_Y - 18}" '
+            f'text-anchor="middle">{due:%H:%M}</text></g>'
+        )
+    out.append("</svg>")
+    return Markup("".join(out))

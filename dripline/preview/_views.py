@@ -1,0 +1,230 @@
+"""The preview's routes: start page, campaign page, step page, the email document, .eml, events.
+
+Each request takes the current :class:`Snapshot` once and renders everything from
+it. A campaign or step that fails to load or render answers with a page that
+shows the error (file and line) instead: the page keeps listening for changes
+and comes back when the file is fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+
+from ..errors import DriplineError
+from ..render import RenderedEmail
+from ._live import ReloadBroadcaster, event_stream
+from ._message import EMAIL_CSP, SCHEMES, force_color_scheme, message_parts
+from ._pages import PageRenderer
+from ._project import CampaignEntry, Project, Snapshot
+from ._svg import timeline_svg
+
+__all__ = ["StepOptions", "Views"]
+
+WIDTHS = (375, 800)  # phone, desktop
+VIEWS = ("html", "text", "headers", "source")
+
+
+def _choice(raw: str | None, allowed: tuple[Any, ...], convert: type = str) -> Any:
+    try:
+        value = convert(raw) if raw is not None else allowed[0]
+    except ValueError:
+        return allowed[0]
+    return value if value in allowed else allowed[0]
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """How the step page shows a message; every choice lives in the URL, so it survives reloads."""
+
+    sample: int = 0
+    width: int = WIDTHS[0]
+    scheme: str = SCHEMES[0]
+    view: str = VIEWS[0]
+
+    @classmethod
+    def from_request(cls, request: Request, samples: int) -> StepOptions:
+        query = request.query_params
+        sample = _choice(query.get("sample"), tuple(range(max(samples, 1))), int)
+        return cls(
+            sample=sample,
+            width=_choice(query.get("width"), WIDTHS, int),
+            scheme=_choice(query.get("scheme"), SCHEMES),
+            view=_choice(query.get("view"), VIEWS),
+        )
+
+    def query(self, **changes: Any) -> str:
+        chosen = replace(self, **changes)
+        return "?" + urlencode(
+            {
+                "sample": chosen.sample,
+                "width": chosen.width,
+                "scheme": chosen.scheme,
+                "view": chosen.view,
+            }
+        )
+
+
+class Views:
+    """Request handlers bound to one project, page renderer and reload broadcaster."""
+
+    def __init__(
+        self, project: Project, pages: PageRenderer, broadcaster: ReloadBroadcaster
+    ) -> None:
+        self.project = project
+        self.pages = pages
+        self.broadcaster = broadcaster
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def _entry(self, snapshot: Snapshot, request: Request) -> CampaignEntry:
+        entry = snapshot.entry(request.path_params["slug"])
+        if entry is None:
+            raise HTTPException(404, "No such campaign")
+        return entry
+
+    def _number(self, entry: CampaignEntry, request: Request) -> int:
+        number: int = request.path_params["number"]
+        if entry.campaign is not None and not 1 <= number <= len(entry.campaign.steps):
+            raise HTTPException(404, "No such step")
+        return number
+
+    def _broken(self, request: Request, snapshot: Snapshot, entry: CampaignEntry) -> Response:
+        return self.pages.page(
+            request,
+            "broken.html",
+            generation=snapshot.generation,
+            entry=entry,
+            error=entry.error,
+        )
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def index(self, request: Request) -> Response:
+        snapshot = self.project.snapshot
+        rows = []
+        for entry in snapshot.entries.values():
+            findings = snapshot.campaign_findings(entry)
+            errors = [f for f in findings if f.severity == "error"]
+            rows.append({"entry": entry, "errors": errors, "warnings": len(findings) - len(errors)})
+        return self.pages.page(request, "index.html", generation=snapshot.generation, rows=rows)
+
+    def campaign(self, request: Request) -> Response:
+        snapshot = self.project.snapshot
+        entry = self._entry(snapshot, request)
+        if entry.error is not None or entry.campaign is None:
+            return self._broken(request, snapshot, entry)
+        planned = self.project.plan(entry.campaign)
+        inbox = []
+        for send in planned:
+            try:
+                snapshot.compiled(entry, send.step.number)
+                problem = None
+            except DriplineError as err:
+                problem = err
+            inbox.append({"send": send, "problem": problem})
+        return self.pages.page(
+            request,
+            "campaign.html",
+            generation=snapshot.generation,
+            entry=entry,
+            campaign=entry.campaign,
+            planned=planned,
+            inbox=inbox,
+            enrolled=self.project.enrolled_now().astimezone(entry.campaign.schedule.zone),
+            timeline=timeline_svg(entry.campaign, planned),
+        )
+
+    def step(self, request: Request) -> Response:
+        snapshot = self.project.snapshot
+        entry = self._entry(snapshot, request)
+        number = self._number(entry, request)
+        if entry.error is not None or entry.campaign is None:
+            return self._broken(request, snapshot, entry)
+        campaign = entry.campaign
+        options = StepOptions.from_request(request, len(entry.samples))
+        send = self.project.plan(campaign)[number - 1]
+        email = error = None
+        try:
+            email = snapshot.render(entry, number, options.sample, send.due)
+        except DriplineError as err:
+            error = err
+        parts = message_parts(email.data) if email is not None else None
+        base = f"/campaigns/{campaign.slug}"
+        return self.pages.page(
+            request,
+            "step.html",
+            generation=snapshot.generation,
+            entry=entry,
+            campaign=campaign,
+            step=send.step,
+            send=send,
+            email=email,
+            error=error,
+            parts=parts,
+            options=options,
+            samples=entry.samples,
+            widths=WIDTHS,
+            schemes=SCHEMES,
+            findings=snapshot.step_findings(entry, number),
+            step_url=f"{base}/{number}",
+            previous_url=f"{base}/{number - 1}{options.query()}" if number > 1 else None,
+            next_url=(
+                f"{base}/{number + 1}{options.query()}" if number < len(campaign.steps) else None
+            ),
+        )
+
+    # -- the message itself ----------------------------------------------------------------
+
+    def _email(self, request: Request) -> tuple[RenderedEmail, StepOptions]:
+        snapshot = self.project.snapshot
+        entry = self._entry(snapshot, request)
+        number = self._number(entry, request)
+        if entry.error is not None or entry.campaign is None:
+            raise HTTPException(409, f"The campaign does not load: {entry.error}")
+        options = StepOptions.from_request(request, len(entry.samples))
+        send = self.project.plan(entry.campaign)[number - 1]
+        try:
+            email = snapshot.render(entry, number, options.sample, send.due)
+        except DriplineError as err:
+            raise HTTPException(409, f"The email does not render: {err}") from err
+        return email, options
+
+    def email_document(self, request: Request) -> Response:
+        """The HTML part as its own document, for the step page's sandboxed iframe."""
+        email, options = self._email(request)
+        return HTMLResponse(
+            force_color_scheme(email.html, options.scheme),
+            headers={"Content-Security-Policy": EMAIL_CSP, "Cache-Control": "no-store"},
+        )
+
+    def eml(self, request: Request) -> Response:
+        """The exact message bytes, as a file a mail client opens."""
+        email, _ = self._email(request)
+        return Response(
+            email.data,
+            media_type="message/rfc822",
+            headers={
+                "Content-Disposition": f'attachment; filename="{email.step.name}.eml"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    async def events(self, request: Request) -> Response:
+        return StreamingResponse(
+            event_stream(self.project, self.broadcaster),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "Internal error"
+        return self.pages.page(
+            request, "not_found.html", status_code=status, status=status, detail=detail
+        )
