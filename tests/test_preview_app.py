@@ -128,6 +128,12 @@ def test_campaign_page_inbox_lists_sender_subject_preheader_and_day(
         assert row.cssselect("time")[0].get("datetime") == due
         assert row.cssselect("a")[0].get("href") == f"/campaigns/{SLUG}/{step.number}"
     assert "2026-03-09T09:00:00-07:00" in expected_due  # the DST change is in the dates
+    notes = [text_of(n) for n in doc.cssselect(".inbox-note")]
+    assert notes == [
+        "Moved 2 days from Saturday: no emails go out on Saturdays",
+        "Moved 1 day from Monday: each email goes out on a later day than the one before",
+        "Moved 1 day from Sunday: no emails go out on Sundays",
+    ]
 
 
 # -- step pages ------------------------------------------------------------------------

@@ -31,6 +31,14 @@ def test_worked_example_of_the_timetable_issue() -> None:
         "Mon 03-16 09:00 PDT",
     ]
     assert [p.shifted_days for p in planned] == [0, 2, 1, 0, 0, 1]
+    assert [p.moved_because for p in planned] == [
+        "",
+        "no emails go out on Saturdays",
+        "each email goes out on a later day than the one before",
+        "",
+        "",
+        "no emails go out on Sundays",
+    ]
 
 
 def test_steps_stay_in_order_on_distinct_days() -> None:

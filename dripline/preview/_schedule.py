@@ -26,6 +26,7 @@ class PlannedSend:
     step: Step
     due: datetime  # aware, in the campaign's time zone
     nominal_date: date  # enrollment date + day offset, before any weekday shift
+    moved_because: str = ""  # why the due date is later than the nominal one, for people
 
     @property
     def shifted_days(self) -> int:
@@ -50,6 +51,7 @@ def plan_sends(campaign: Campaign, enrolled: datetime) -> list[PlannedSend]:
     previous_day: date | None = None
     for step in campaign.steps:
         nominal = start + timedelta(days=step.day)
+        reason = ""
         if step.send_immediately:
             due = enrolled_local
         else:
@@ -58,11 +60,16 @@ def plan_sends(campaign: Campaign, enrolled: datetime) -> list[PlannedSend]:
             # allowed day rather than "in the past".
             if _local_at(day, campaign) < enrolled_local:
                 day += timedelta(days=1)
+                reason = "the send time had passed on the day of enrollment"
+            elif nominal.weekday() not in schedule.weekdays:
+                reason = f"no emails go out on {nominal:%A}s"
+            elif previous_day is not None and nominal <= previous_day:
+                reason = "each email goes out on a later day than the one before"
             while day.weekday() not in schedule.weekdays or (
                 previous_day is not None and day <= previous_day
             ):
                 day += timedelta(days=1)
             due = _local_at(day, campaign)
-        planned.append(PlannedSend(step, due, nominal))
+        planned.append(PlannedSend(step, due, nominal, reason if due.date() != nominal else ""))
         previous_day = due.date()
     return planned

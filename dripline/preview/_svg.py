@@ -34,7 +34,7 @@ def _describe(campaign: Campaign, planned: list[PlannedSend]) -> str:
     parts = []
     for send in planned:
         when = send.due.strftime("%a %d %b %H:%M")
-        note = f" (moved {send.shifted_days} day(s) from day {send.step.day})"
+        note = f" (moved {send.shifted_days} day(s) from day {send.step.day}: {send.moved_because})"
         parts.append(f"step {send.step.number} {when}{note if send.shifted_days else ''}")
     skipped = [WEEKDAYS[d] for d in range(7) if d not in campaign.schedule.weekdays]
     no_send = f" No sends on {', '.join(skipped)}." if skipped else ""
