@@ -138,3 +138,29 @@ def test_saving_markdown_updates_the_open_page_without_a_manual_reload(
         )
     finally:
         page.close()
+
+
+def test_scripts_in_an_email_never_run_in_the_preview(
+    browser, preview_server, project: Path
+) -> None:
+    # Raw HTML passes through Markdown, so an email can carry a script: the sandbox
+    # (no allow-scripts) and the document's CSP must keep it inert.
+    path = project / "campaigns" / SLUG / "06-other-therapies.md"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + '\n<p id="marker">marker</p>\n\n<script>document.body.dataset.ran = "yes";'
+        "parent.document.title = 'pwned';</script>\n",
+        encoding="utf-8",
+    )
+    preview_server.project.reload()
+    page = browser.new_page(viewport={"width": 800, "height": 900})
+    try:
+        page.goto(f"{preview_server.url}campaigns/{SLUG}/6?width=800")
+        frame = page.frame_locator("iframe.email-frame")
+        sync_api.expect(frame.locator("#marker")).to_have_text("marker")
+        assert frame.locator("script").count() >= 1  # the script is there...
+        page.wait_for_timeout(300)
+        assert frame.locator("body").get_attribute("data-ran") is None  # ...and did not run
+        assert page.title() != "pwned"
+    finally:
+        page.close()

@@ -36,3 +36,4 @@ def preview_command(ctx: click.Context, port: int, open_browser: bool) -> None:
         "Watching campaigns/ and templates/ for changes. Press Ctrl+C to stop."
     )
     server.run()
+    click.echo("Preview stopped.")

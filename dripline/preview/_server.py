@@ -99,6 +99,9 @@ class PreviewServer:
         """Serve until Ctrl+C (or ``stop()``)."""
         try:
             self._server.run(sockets=[self._socket])
+        except KeyboardInterrupt:
+            # uvicorn re-raises Ctrl+C after its clean shutdown; stopping is the normal end.
+            pass
         finally:
             self._socket.close()
 
