@@ -8,12 +8,11 @@ It has no sender: nothing here can send mail.
 
 from __future__ import annotations
 
-from ._app import create_app
-from ._guard import local_hosts
+from ._app import create_app, local_hosts
 from ._message import EMAIL_CSP, force_color_scheme
 from ._project import Project
-from ._schedule import PlannedSend, plan_sends
 from ._server import PreviewServer
+from ._timeline import PlannedSend, plan_sends, timeline_svg
 
 __all__ = [
     "EMAIL_CSP",
@@ -24,4 +23,5 @@ __all__ = [
     "force_color_scheme",
     "local_hosts",
     "plan_sends",
+    "timeline_svg",
 ]

@@ -24,7 +24,7 @@ from ..errors import DriplineError
 from ..lint import Finding, lint_step
 from ..render import CampaignRenderer, CompiledStep, RenderedEmail
 from ..samples import Sample, load_samples
-from ._schedule import PlannedSend, plan_sends
+from ._timeline import PlannedSend, plan_sends
 
 __all__ = ["CampaignEntry", "Project", "Snapshot"]
 

@@ -7,6 +7,8 @@ from datetime import datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from dripline.campaign import load_campaign
 from dripline.preview import plan_sends
 
@@ -71,3 +73,35 @@ def test_send_time_and_weekdays_come_from_the_campaign_and_enrollment_is_convert
     for send in planned[1:]:
         assert send.due.weekday() in (1, 3)
         assert (send.due.hour, send.due.minute) == (7, 30)
+
+
+def test_the_drawing_hatches_every_day_without_sends_and_places_each_step() -> None:
+    import lxml.etree
+
+    from dripline.preview import timeline_svg
+
+    campaign = ketamine()
+    schedule = replace(campaign.schedule, weekdays=(1, 3))  # Tuesdays and Thursdays only
+    campaign = replace(campaign, schedule=schedule)
+    planned = plan_sends(campaign, datetime(2026, 3, 2, 8, 0, tzinfo=LA))  # a Monday
+    svg = lxml.etree.fromstring(str(timeline_svg(campaign, planned)).encode())
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    steps = svg.findall(".//s:g", ns)
+    assert [g.get("data-step") for g in steps] == ["1", "2", "3", "4", "5", "6"]
+    hatched = [r.findtext("s:title", namespaces=ns) for r in svg.findall(".//s:rect", ns)]
+    hatched = [t for t in hatched if t]
+    first, last = planned[0].due.date(), planned[-1].due.date()
+    days = (last - first).days + 1
+    assert len(hatched) == days - sum(
+        1
+        for n in range(days)
+        if (first.toordinal() + n) % 7 in (2, 4)  # ordinal%7: Tue=2, Thu=4
+    )
+    assert all(t.split()[0] not in ("Tue", "Thu") for t in hatched)
+    # Each marker sits in the column of its due day, at its time of day.
+    for group, send in zip(steps, planned, strict=True):
+        x = float(group.find("s:circle", ns).get("cx"))
+        column = (send.due.date() - first).days
+        fraction = (send.due.hour * 60 + send.due.minute) / 1440
+        assert x == pytest.approx(20 + (column + fraction) * 56, abs=0.1)
+    assert "No sends on mon, wed, fri, sat, sun." in svg.findtext("s:desc", namespaces=ns)
