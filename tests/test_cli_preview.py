@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -84,3 +85,29 @@ def test_the_preview_never_loads_a_sender(module: str) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_open_starts_the_browser_on_the_served_address(project: Path, tmp_path: Path) -> None:
+    opened = tmp_path / "opened.txt"
+    fake_browser = tmp_path / "browser.sh"
+    fake_browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n', encoding="utf-8")
+    fake_browser.chmod(0o755)
+    env = {**os.environ, "BROWSER": f"{fake_browser} %s"}
+    process = subprocess.Popen(
+        dripline("--root", str(project), "preview", "--port", "0", "--open"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        url = process.stdout.readline().rsplit(" ", 1)[1].strip()
+        deadline = time.monotonic() + 15
+        while not (opened.exists() and opened.read_text(encoding="utf-8").strip()):
+            assert time.monotonic() < deadline, "the browser was not opened"
+            time.sleep(0.1)
+        assert opened.read_text(encoding="utf-8").strip() == url
+        assert httpx.get(url, timeout=5).status_code == 200  # it was already serving
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
