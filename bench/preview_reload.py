@@ -44,7 +44,7 @@ HEADING = "## Promotes Neuroplasticity for Long-Term Benefits"
 TARGET_MS = 1000.0
 
 
-def listen(url: str, events: queue.Queue[tuple[int, float, float]], stop: threading.Event) -> None:
+def listen(url: str, events: queue.Queue[tuple[str, float, float]], stop: threading.Event) -> None:
     """Follow /events; after each reload, fetch the email document and note both times."""
     document = f"{url}campaigns/{SLUG}/{STEP}/email.html"
     with httpx.Client(timeout=30) as client, client.stream("GET", f"{url}events") as stream:
@@ -58,8 +58,7 @@ def listen(url: str, events: queue.Queue[tuple[int, float, float]], stop: thread
                 seen = time.perf_counter()
                 html = client.get(document).text
                 rendered = time.perf_counter()
-                generation = int(line[6:])
-                events.put((generation, seen, rendered if "Benchmark edit" in html else -1.0))
+                events.put((line[6:], seen, rendered if "Benchmark edit" in html else -1.0))
 
 
 def launch_browser(url: str):  # type: ignore[no-untyped-def]
@@ -105,7 +104,7 @@ def main() -> None:
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         server.started.wait(15)
-        events: queue.Queue[tuple[int, float, float]] = queue.Queue()
+        events: queue.Queue[tuple[str, float, float]] = queue.Queue()
         stop = threading.Event()
         threading.Thread(target=listen, args=(server.url, events, stop), daemon=True).start()
         browser_parts = None if args.no_browser else launch_browser(server.url)
@@ -116,7 +115,7 @@ def main() -> None:
             text = f"Benchmark edit {edit}"
             saved = time.perf_counter()
             path.write_text(original.replace(HEADING, f"## {text}"), encoding="utf-8")
-            _generation, seen, rendered = events.get(timeout=10)
+            _version, seen, rendered = events.get(timeout=10)
             shown: float | None = None
             if browser_parts is not None:
                 page = browser_parts[2]

@@ -136,6 +136,24 @@ def test_campaign_page_inbox_lists_sender_subject_preheader_and_day(
     ]
 
 
+def test_inbox_subjects_are_rendered_for_the_first_sample(
+    client: TestClient, preview: Project, project: Path
+) -> None:
+    path = project / "campaigns" / SLUG / "01-rapid-relief.md"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            'subject = "Reason 1 of 6:',
+            "subject = \"{{ subscriber.first_name | default('Friend') }}, reason 1 of 6:",
+        ),
+        encoding="utf-8",
+    )
+    preview.reload()
+    doc = page(client, f"/campaigns/{SLUG}")
+    first = doc.cssselect("li.inbox-row .inbox-subject")[0]
+    assert text_of(first) == "Maria, reason 1 of 6: Rapid relief from symptoms"
+    assert "Maria, Los Angeles" in text_of(doc.cssselect("#inbox-heading + p")[0])
+
+
 # -- step pages ------------------------------------------------------------------------
 
 

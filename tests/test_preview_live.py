@@ -52,7 +52,9 @@ def test_saving_markdown_pushes_a_reload_event_and_the_page_changes(
     with http.stream("GET", "/events") as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         stream = response.iter_lines()
-        assert read_events(stream, 1) == [("hello", "1")]
+        version = preview_server.project.snapshot.version
+        assert version.endswith("-1")
+        assert read_events(stream, 1) == [("hello", version)]
         path.write_text(
             path.read_text(encoding="utf-8").replace(
                 "## Rapid Relief From Symptoms", "## Relief Within Hours"
@@ -60,11 +62,11 @@ def test_saving_markdown_pushes_a_reload_event_and_the_page_changes(
             encoding="utf-8",
         )
         saved = time.monotonic()
-        assert read_events(stream, 1) == [("reload", "2")]
+        assert read_events(stream, 1) == [("reload", version[:-1] + "2")]
         assert time.monotonic() - saved < 1.0
     page = http.get(f"/campaigns/{SLUG}/1/email.html").text
     assert ">Relief Within Hours</h2>" in page
-    assert 'data-generation="2"' in http.get(f"/campaigns/{SLUG}/1").text
+    assert f'data-version="{version[:-1]}2"' in http.get(f"/campaigns/{SLUG}/1").text
 
 
 def test_a_broken_save_shows_the_error_and_the_server_keeps_serving(

@@ -1,9 +1,9 @@
 """Live reload: watch campaigns/ and templates/, reload the project, tell open pages.
 
 Pages subscribe to ``/events`` (server-sent events). On connect they get the
-current generation (``hello``), so a change that landed between rendering a page
-and opening the stream is not missed; after every change they get ``reload``
-with the new generation and refresh themselves.
+current version (``hello``), so a change that landed between rendering a page
+and opening the stream (or a server restart) is not missed; after every change
+they get ``reload`` with the new version and refresh themselves.
 """
 
 from __future__ import annotations
@@ -31,25 +31,25 @@ KEEPALIVE_SECONDS = 15.0
 
 
 class ReloadBroadcaster:
-    """Fans a new generation number out to every open event stream (event-loop side only)."""
+    """Fans a new snapshot version out to every open event stream (event-loop side only)."""
 
     def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[int | None]] = set()
+        self._queues: set[asyncio.Queue[str | None]] = set()
         self.closed = False
 
-    def subscribe(self) -> asyncio.Queue[int | None]:
-        queue: asyncio.Queue[int | None] = asyncio.Queue()
+    def subscribe(self) -> asyncio.Queue[str | None]:
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
         if self.closed:
             queue.put_nowait(None)
         self._queues.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[int | None]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[str | None]) -> None:
         self._queues.discard(queue)
 
-    def publish(self, generation: int) -> None:
+    def publish(self, version: str) -> None:
         for queue in self._queues:
-            queue.put_nowait(generation)
+            queue.put_nowait(version)
 
     def close(self) -> None:
         """End every stream, so a shutting-down server is not held open by idle pages."""
@@ -67,16 +67,16 @@ async def event_stream(project: Project, broadcaster: ReloadBroadcaster) -> Asyn
     queue = broadcaster.subscribe()
     try:
         # retry: reconnect quickly when the server restarts, so pages come back by themselves.
-        yield f"retry: 500\nevent: hello\ndata: {project.snapshot.generation}\n\n"
+        yield f"retry: 500\nevent: hello\ndata: {project.snapshot.version}\n\n"
         while True:
             try:
-                generation = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                version = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
             except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
-            if generation is None:
+            if version is None:
                 return
-            yield f"event: reload\ndata: {generation}\n\n"
+            yield f"event: reload\ndata: {version}\n\n"
     finally:
         broadcaster.unsubscribe(queue)
 
@@ -88,7 +88,7 @@ def _watched(project: Project) -> list[Path]:
 async def watch_project(
     project: Project, broadcaster: ReloadBroadcaster, stop: asyncio.Event
 ) -> None:
-    """Reload ``project`` after each batch of file changes and announce the new generation."""
+    """Reload ``project`` after each batch of file changes and announce the new version."""
     paths = _watched(project)
     if not paths:
         log.warning("nothing to watch: no campaigns/ or templates/ under %s", project.root)
@@ -107,4 +107,4 @@ async def watch_project(
         except Exception:  # a bug must not stop live reload for every later edit
             log.exception("reloading the project failed")
             continue
-        broadcaster.publish(snapshot.generation)
+        broadcaster.publish(snapshot.version)

@@ -13,6 +13,7 @@ uses, so the preview shows the bytes that would be sent.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,8 +57,13 @@ def _load_entry(folder: Path, templates_dir: Path, base_url: str) -> CampaignEnt
 class Snapshot:
     """Campaigns as loaded at one generation, with per-generation render and lint caches."""
 
-    def __init__(self, generation: int, entries: dict[str, CampaignEntry]) -> None:
+    def __init__(
+        self, generation: int, entries: dict[str, CampaignEntry], instance: str = ""
+    ) -> None:
         self.generation = generation
+        # Pages compare versions to know they are stale; the server instance is part of it
+        # so a page from before a restart refreshes even when generation numbers repeat.
+        self.version = f"{instance}-{generation}" if instance else str(generation)
         self.entries = entries
         self._lock = threading.Lock()
         self._emails: OrderedDict[tuple[str, int, int, datetime], RenderedEmail] = OrderedDict()
@@ -138,6 +144,7 @@ class Project:
         self.base_url = base_url
         self._clock = clock or (lambda: datetime.now(UTC))
         self._reload_lock = threading.Lock()
+        self.instance = uuid.uuid4().hex[:8]
         self._snapshot = self._build(1)
 
     @property
@@ -149,7 +156,7 @@ class Project:
             slug: _load_entry(self.campaigns_dir / slug, self.templates_dir, self.base_url)
             for slug in campaign_slugs(self.campaigns_dir)
         }
-        return Snapshot(generation, entries)
+        return Snapshot(generation, entries, self.instance)
 
     def reload(self) -> Snapshot:
         """Re-read every campaign and template; the new snapshot replaces the old one whole."""

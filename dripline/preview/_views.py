@@ -48,7 +48,7 @@ def weekday_names(days: tuple[int, ...]) -> str:
 
 
 class PageRenderer:
-    """Renders a page template with what every page needs (generation, project paths)."""
+    """Renders a page template with what every page needs (snapshot version, project paths)."""
 
     def __init__(self, project: Project) -> None:
         self.project = project
@@ -69,8 +69,8 @@ class PageRenderer:
     def page(
         self, request: Request, name: str, *, status_code: int = 200, **context: Any
     ) -> HTMLResponse:
-        generation = context.pop("generation", self.project.snapshot.generation)
-        html = self.env.get_template(name).render(request=request, generation=generation, **context)
+        version = context.pop("version", self.project.snapshot.version)
+        html = self.env.get_template(name).render(request=request, version=version, **context)
         return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
@@ -146,7 +146,7 @@ class Views:
         return self.pages.page(
             request,
             "broken.html",
-            generation=snapshot.generation,
+            version=snapshot.version,
             entry=entry,
             error=entry.error,
         )
@@ -160,7 +160,7 @@ class Views:
             findings = snapshot.campaign_findings(entry)
             errors = [f for f in findings if f.severity == "error"]
             rows.append({"entry": entry, "errors": errors, "warnings": len(findings) - len(errors)})
-        return self.pages.page(request, "index.html", generation=snapshot.generation, rows=rows)
+        return self.pages.page(request, "index.html", version=snapshot.version, rows=rows)
 
     def campaign(self, request: Request) -> Response:
         snapshot = self.project.snapshot
@@ -168,18 +168,19 @@ class Views:
         if entry.error is not None or entry.campaign is None:
             return self._broken(request, snapshot, entry)
         planned = self.project.plan(entry.campaign)
+        # The inbox as the first sample subscriber sees it: subjects may use their fields.
         inbox = []
         for send in planned:
             try:
-                snapshot.compiled(entry, send.step.number)
-                problem = None
+                email = snapshot.render(entry, send.step.number, 0, send.due)
+                subject, problem = email.subject, None
             except DriplineError as err:
-                problem = err
-            inbox.append({"send": send, "problem": problem})
+                subject, problem = send.step.subject, err
+            inbox.append({"send": send, "subject": subject, "problem": problem})
         return self.pages.page(
             request,
             "campaign.html",
-            generation=snapshot.generation,
+            version=snapshot.version,
             entry=entry,
             campaign=entry.campaign,
             planned=planned,
@@ -207,7 +208,7 @@ class Views:
         return self.pages.page(
             request,
             "step.html",
-            generation=snapshot.generation,
+            version=snapshot.version,
             entry=entry,
             campaign=campaign,
             step=send.step,

@@ -3,7 +3,7 @@
 // except the automatic refresh.
 (function () {
   "use strict";
-  var shown = document.documentElement.getAttribute("data-generation");
+  var shown = document.documentElement.getAttribute("data-version");
   var status = document.getElementById("live-status");
 
   function refreshIfNewer(event) {
