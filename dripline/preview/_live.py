@@ -57,10 +57,6 @@ class ReloadBroadcaster:
         for queue in self._queues:
             queue.put_nowait(None)
 
-    @property
-    def listeners(self) -> int:
-        return len(self._queues)
-
 
 async def event_stream(project: Project, broadcaster: ReloadBroadcaster) -> AsyncIterator[str]:
     """The text of one ``/events`` response."""

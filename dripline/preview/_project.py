@@ -23,7 +23,7 @@ from pathlib import Path
 from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import DriplineError
 from ..lint import Finding, lint_step
-from ..render import CampaignRenderer, CompiledStep, RenderedEmail
+from ..render import CampaignRenderer, RenderedEmail
 from ..samples import Sample, load_samples
 from ._timeline import PlannedSend, plan_sends
 
@@ -71,12 +71,6 @@ class Snapshot:
 
     def entry(self, slug: str) -> CampaignEntry | None:
         return self.entries.get(slug)
-
-    def compiled(self, entry: CampaignEntry, number: int) -> CompiledStep:
-        """The compiled step; raises the DriplineError that names a broken line."""
-        assert entry.renderer is not None
-        with self._lock:
-            return entry.renderer.step(number)
 
     def render(
         self, entry: CampaignEntry, number: int, sample_index: int, when: datetime

@@ -22,7 +22,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
-from ..campaign import WEEKDAYS
 from ..errors import DriplineError
 from ..render import RenderedEmail
 from ._live import ReloadBroadcaster, event_stream
@@ -63,7 +62,6 @@ class PageRenderer:
             format_due=format_due,
             weekday_names=weekday_names,
             where=project.where,
-            WEEKDAYS=WEEKDAYS,
         )
 
     def page(
