@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,9 +136,8 @@ def test_saving_markdown_updates_the_open_page_without_a_manual_reload(
         )
 
         path.write_text(good.replace(old_heading, "A Brain That Rewires Itself"), "utf-8")
-        saved = time.monotonic()
+        # No reload from here: the page refreshes itself (bench/preview_reload.py times it).
         sync_api.expect(heading).to_have_text("A Brain That Rewires Itself", timeout=5000)
-        assert time.monotonic() - saved < 2.0  # the benchmark measures this properly
         shot(page, "step3-after-edit")
 
         # A broken save shows the file and line in the open page; the fix brings it back.

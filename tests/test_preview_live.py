@@ -61,9 +61,7 @@ def test_saving_markdown_pushes_a_reload_event_and_the_page_changes(
             ),
             encoding="utf-8",
         )
-        saved = time.monotonic()
         assert read_events(stream, 1) == [("reload", version[:-1] + "2")]
-        assert time.monotonic() - saved < 1.0
     page = http.get(f"/campaigns/{SLUG}/1/email.html").text
     assert ">Relief Within Hours</h2>" in page
     assert f'data-version="{version[:-1]}2"' in http.get(f"/campaigns/{SLUG}/1").text
@@ -107,4 +105,5 @@ def test_stopping_ends_open_event_streams_promptly(project: Path) -> None:
         assert read_events(stream, 1) == []  # the stream ends instead of hanging
         thread.join(10)
         assert not thread.is_alive()
-        assert time.monotonic() - began < 3.0
+        # Sooner than uvicorn's 2 s grace period: the streams were ended, not cut off.
+        assert time.monotonic() - began < 1.5
