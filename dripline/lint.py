@@ -22,7 +22,7 @@ from .errors import DriplineError
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
 
-__all__ = ["GMAIL_CLIP_BYTES", "Finding", "lint_campaign", "lint_folder"]
+__all__ = ["GMAIL_CLIP_BYTES", "Finding", "lint_campaign", "lint_folder", "lint_step"]
 
 GMAIL_CLIP_BYTES = 102 * 1024
 MAX_SUBJECT = 78

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo:demo_command",
     "import": "importcsv:import_command",
     "import-article": "import_article:import_article_command",
+    "preview": "preview:preview_command",
     "render": "render:render_command",
     "run": "run:run_command",
     "send-test": "send_test:send_test_command",

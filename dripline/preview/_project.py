@@ -1,0 +1,182 @@
+"""The project as the preview sees it: every campaign loaded once per change, renders cached.
+
+A :class:`Snapshot` is immutable input (the campaigns, their renderers and sample
+subscribers as the files stood at one moment) plus caches of what was rendered
+and linted from it. A file change builds a new snapshot and swaps it in whole, so
+a request never mixes an old campaign with a new template. Loading is cheap
+(milliseconds); rendering and linting happen when a page asks for them.
+
+Everything renders through :meth:`CompiledStep.render`, the code path sending
+uses, so the preview shows the bytes that would be sent.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..campaign import Campaign, campaign_slugs, load_campaign
+from ..errors import DriplineError
+from ..lint import Finding, lint_step
+from ..render import CampaignRenderer, RenderedEmail
+from ..samples import Sample, load_samples
+from ._timeline import PlannedSend, plan_sends
+
+__all__ = ["CampaignEntry", "Project", "Snapshot"]
+
+_MAX_CACHED_EMAILS = 256
+
+
+@dataclass
+class CampaignEntry:
+    """One campaign folder: loaded, or the error that stopped it loading."""
+
+    slug: str
+    campaign: Campaign | None = None
+    renderer: CampaignRenderer | None = None
+    samples: list[Sample] = field(default_factory=list)
+    error: DriplineError | None = None
+
+
+def _load_entry(folder: Path, templates_dir: Path, base_url: str) -> CampaignEntry:
+    entry = CampaignEntry(folder.name)
+    try:
+        entry.campaign = load_campaign(folder)
+        entry.samples = load_samples(entry.campaign, base_url)
+        entry.renderer = CampaignRenderer(entry.campaign, templates_dir)
+    except DriplineError as err:
+        entry.error = err
+    return entry
+
+
+class Snapshot:
+    """Campaigns as loaded at one generation, with per-generation render and lint caches."""
+
+    def __init__(
+        self, generation: int, entries: dict[str, CampaignEntry], instance: str = ""
+    ) -> None:
+        self.generation = generation
+        # Pages compare versions to know they are stale; the server instance is part of it
+        # so a page from before a restart refreshes even when generation numbers repeat.
+        self.version = f"{instance}-{generation}" if instance else str(generation)
+        self.entries = entries
+        self._lock = threading.Lock()
+        self._emails: OrderedDict[tuple[str, int, int, datetime], RenderedEmail] = OrderedDict()
+        self._findings: dict[tuple[str, int], list[Finding]] = {}
+
+    def entry(self, slug: str) -> CampaignEntry | None:
+        return self.entries.get(slug)
+
+    def render(
+        self, entry: CampaignEntry, number: int, sample_index: int, when: datetime
+    ) -> RenderedEmail:
+        """The message ``sample_index`` would get for step ``number``, dated ``when``.
+
+        Cached so the page, its iframe and the ``.eml`` download show one message
+        (one Message-ID) until a file changes.
+        """
+        key = (entry.slug, number, sample_index, when)
+        with self._lock:
+            cached = self._emails.get(key)
+            if cached is not None:
+                self._emails.move_to_end(key)
+                return cached
+            assert entry.renderer is not None
+            compiled = entry.renderer.step(number)
+            email = compiled.render(entry.samples[sample_index].recipient, now=when)
+            self._emails[key] = email
+            if len(self._emails) > _MAX_CACHED_EMAILS:
+                self._emails.popitem(last=False)
+            return email
+
+    def step_findings(self, entry: CampaignEntry, number: int) -> list[Finding]:
+        """What ``dripline check`` reports for this step (the same function does the work)."""
+        key = (entry.slug, number)
+        with self._lock:
+            if key not in self._findings:
+                assert entry.renderer is not None
+                try:
+                    compiled = entry.renderer.step(number)
+                except DriplineError as err:
+                    found = [Finding("error", err.message, err.path, err.line, number)]
+                else:
+                    fields = {k for s in entry.samples for k in s.recipient.fields}
+                    found = lint_step(compiled, entry.samples, fields)
+                self._findings[key] = found
+            return self._findings[key]
+
+    def campaign_findings(self, entry: CampaignEntry) -> list[Finding]:
+        """Every finding of the campaign: its load error, or each step's findings."""
+        if entry.error is not None:
+            err = entry.error
+            return [Finding("error", err.message, err.path, err.line)]
+        assert entry.campaign is not None
+        found: list[Finding] = []
+        for step in entry.campaign.steps:
+            found += self.step_findings(entry, step.number)
+        return found
+
+
+class Project:
+    """The campaigns/ and templates/ folders, reloaded as a whole on every change."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        base_url: str,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.root = root
+        self.campaigns_dir = root / "campaigns"
+        self.templates_dir = root / "templates"
+        self.base_url = base_url
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._reload_lock = threading.Lock()
+        self.instance = uuid.uuid4().hex[:8]
+        self._snapshot = self._build(1)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def _build(self, generation: int) -> Snapshot:
+        entries = {
+            slug: _load_entry(self.campaigns_dir / slug, self.templates_dir, self.base_url)
+            for slug in campaign_slugs(self.campaigns_dir)
+        }
+        return Snapshot(generation, entries, self.instance)
+
+    def reload(self) -> Snapshot:
+        """Re-read every campaign and template; the new snapshot replaces the old one whole."""
+        with self._reload_lock:
+            self._snapshot = self._build(self._snapshot.generation + 1)
+            return self._snapshot
+
+    def enrolled_now(self) -> datetime:
+        """The sample enrollment moment: now, to the minute (so renders can be cached)."""
+        return self._clock().astimezone(UTC).replace(second=0, microsecond=0)
+
+    def plan(self, campaign: Campaign) -> list[PlannedSend]:
+        return plan_sends(campaign, self.enrolled_now())
+
+    def relative(self, path: Path | None) -> str:
+        """A path as the user knows it: relative to the project root when it is inside."""
+        if path is None:
+            return ""
+        try:
+            return str(path.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+    def where(self, err: DriplineError | Finding) -> str:
+        """``campaigns/x/01-a.md:12``: the file and line an error points at."""
+        place = self.relative(err.path)
+        if place and err.line:
+            place += f":{err.line}"
+        return place

@@ -1,0 +1,176 @@
+"""The campaign timeline: when each step reaches a sample subscriber, drawn as inline SVG.
+
+When (the timetable's rule, issue 3): a step is due on the enrollment day in the
+campaign's time zone plus its ``day`` offset, at the campaign's send time, moved
+forward to the next allowed weekday; steps stay in order on distinct local days;
+a ``send = "immediately"`` step is due at the moment of enrollment. The preview
+only draws these dates, so plain ``zoneinfo`` arithmetic is enough: combining a
+local date with a wall-clock time in the zone keeps 09:00 at 09:00 across a
+daylight-saving change, which is what the timetable's ``CronTrigger`` does too.
+
+Drawn: days the campaign does not send on (weekends, usually) are hatched
+columns, and a step the weekday rule pushed back shows a dashed line from the
+day its offset names to the day it really goes out. The drawing is a picture
+(``role="img"``) with a text description; the inbox list next to it carries the
+links, so nothing is reachable only by pointing at a circle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from markupsafe import Markup, escape
+
+from ..campaign import WEEKDAYS, Campaign, Step
+
+__all__ = ["PlannedSend", "plan_sends", "timeline_svg"]
+
+
+@dataclass(frozen=True)
+class PlannedSend:
+    """One step placed on the calendar of a sample enrollment."""
+
+    step: Step
+    due: datetime  # aware, in the campaign's time zone
+    nominal_date: date  # enrollment date + day offset, before any weekday shift
+    moved_because: str = ""  # why the due date is later than the nominal one, for people
+
+    @property
+    def shifted_days(self) -> int:
+        """How many days the weekday and ordering rules pushed the step back."""
+        return (self.due.date() - self.nominal_date).days
+
+
+def _local_at(day: date, campaign: Campaign) -> datetime:
+    schedule = campaign.schedule
+    wall = datetime.combine(day, schedule.send_time, tzinfo=schedule.zone)
+    # A wall time that does not exist (skipped by a spring-forward change) is normalised
+    # through UTC, as a real clock would read it.
+    return wall.astimezone(UTC).astimezone(schedule.zone)
+
+
+def plan_sends(campaign: Campaign, enrolled: datetime) -> list[PlannedSend]:
+    """Due times of every step for a subscriber enrolled at ``enrolled`` (any aware time)."""
+    schedule = campaign.schedule
+    enrolled_local = enrolled.astimezone(schedule.zone)
+    start = enrolled_local.date()
+    planned: list[PlannedSend] = []
+    previous_day: date | None = None
+    for step in campaign.steps:
+        nominal = start + timedelta(days=step.day)
+        reason = ""
+        if step.send_immediately:
+            due = enrolled_local
+        else:
+            day = nominal
+            # A day-0 step whose send time has already passed today goes out on the next
+            # allowed day rather than "in the past".
+            if _local_at(day, campaign) < enrolled_local:
+                day += timedelta(days=1)
+                reason = "the send time had passed on the day of enrollment"
+            elif nominal.weekday() not in schedule.weekdays:
+                reason = f"no emails go out on {nominal:%A}s"
+            elif previous_day is not None and nominal <= previous_day:
+                reason = "each email goes out on a later day than the one before"
+            while day.weekday() not in schedule.weekdays or (
+                previous_day is not None and day <= previous_day
+            ):
+                day += timedelta(days=1)
+            due = _local_at(day, campaign)
+        planned.append(PlannedSend(step, due, nominal, reason if due.date() != nominal else ""))
+        previous_day = due.date()
+    return planned
+
+
+# -- the drawing ------------------------------------------------------------------------
+
+COLUMN = 56  # px per day
+MARGIN = 20
+HEIGHT = 170
+AXIS_Y = 118
+MARKER_Y = 62
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _x(start: date, when_day: date, fraction: float = 0.0) -> float:
+    return MARGIN + ((when_day - start).days + fraction) * COLUMN
+
+
+def _describe(campaign: Campaign, planned: list[PlannedSend]) -> str:
+    parts = []
+    for send in planned:
+        when = send.due.strftime("%a %d %b %H:%M")
+        note = f" (moved {send.shifted_days} day(s) from day {send.step.day}: {send.moved_because})"
+        parts.append(f"step {send.step.number} {when}{note if send.shifted_days else ''}")
+    skipped = [WEEKDAYS[d] for d in range(7) if d not in campaign.schedule.weekdays]
+    no_send = f" No sends on {', '.join(skipped)}." if skipped else ""
+    return "; ".join(parts) + "." + no_send
+
+
+def timeline_svg(campaign: Campaign, planned: list[PlannedSend]) -> Markup:
+    """An ``<svg>`` element for ``planned`` (as returned by ``plan_sends``)."""
+    start = planned[0].due.date() if planned else date.today()
+    start = min([start, *(p.nominal_date for p in planned)])
+    last = max([start, *(p.due.date() for p in planned)])
+    days = (last - start).days + 1
+    width = MARGIN * 2 + days * COLUMN
+    zone = campaign.schedule.timezone
+    out: list[str] = [
+        f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" role="img" '
+        'aria-labelledby="timeline-title timeline-desc">',
+        f'<title id="timeline-title">Send timeline in {escape(zone)}</title>',
+        f'<desc id="timeline-desc">{escape(_describe(campaign, planned))}</desc>',
+        '<defs><pattern id="skip-hatch" width="8" height="8" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="8" height="8" class="tl-skip-bg"/>'
+        '<line x1="0" y1="0" x2="0" y2="8" class="tl-hatch"/></pattern></defs>',
+    ]
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        x = _x(start, day)
+        allowed = day.weekday() in campaign.schedule.weekdays
+        if not allowed:
+            out.append(
+                f'<rect class="tl-skip" x="{x:.1f}" y="14" width="{COLUMN}" '
+                f'height="{AXIS_Y - 14}" fill="url(#skip-hatch)"><title>'
+                f"{_DAY_NAMES[day.weekday()]} {day:%d %b}: no sends</title></rect>"
+            )
+        out.append(
+            f'<line class="tl-tick" x1="{x:.1f}" y1="{AXIS_Y}" x2="{x:.1f}" y2="{AXIS_Y + 6}"/>'
+        )
+        label_class = "tl-day" if allowed else "tl-day tl-day-skip"
+        out.append(
+            f'<text class="{label_class}" x="{x + COLUMN / 2:.1f}" y="{AXIS_Y + 22}" '
+            f'text-anchor="middle">{_DAY_NAMES[day.weekday()]}</text>'
+            f'<text class="{label_class}" x="{x + COLUMN / 2:.1f}" y="{AXIS_Y + 38}" '
+            f'text-anchor="middle">{day:%d %b}</text>'
+        )
+    out.append(
+        f'<line class="tl-axis" x1="{MARGIN}" y1="{AXIS_Y}" x2="{width - MARGIN}" y2="{AXIS_Y}"/>'
+    )
+    for send in planned:
+        due = send.due
+        fraction = (due.hour * 60 + due.minute) / (24 * 60)
+        x = _x(start, due.date(), fraction)
+        if send.shifted_days:
+            nominal_x = _x(start, send.nominal_date, fraction)
+            out.append(
+                f'<line class="tl-shift" x1="{nominal_x:.1f}" y1="{MARKER_Y}" '
+                f'x2="{x - 12:.1f}" y2="{MARKER_Y}"/>'
+                f'<circle class="tl-nominal" cx="{nominal_x:.1f}" cy="{MARKER_Y}" r="5"/>'
+            )
+        subject = escape(send.step.subject)
+        out.append(
+            f'<g class="tl-step" data-step="{send.step.number}">'
+            f"<title>Step {send.step.number}: {subject} ({due:%a %d %b %H:%M})</title>"
+            f'<line class="tl-stem" x1="{x:.1f}" y1="{MARKER_Y + 11}" x2="{x:.1f}" '
+            f'y2="{AXIS_Y}"/>'
+            f'<circle class="tl-marker" cx="{x:.1f}" cy="{MARKER_Y}" r="11"/>'
+            f'<text class="tl-number" x="{x:.1f}" y="{MARKER_Y + 4}" '
+            f'text-anchor="middle">{send.step.number}</text>'
+            f'<text class="tl-time" x="{x:.1f}" y="{MARKER_Y - 18}" '
+            f'text-anchor="middle">{due:%H:%M}</text></g>'
+        )
+    out.append("</svg>")
+    return Markup("".join(out))
