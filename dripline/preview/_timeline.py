@@ -6,7 +6,7 @@ forward to the next allowed weekday; steps stay in order on distinct local days;
 a ``send = "immediately"`` step is due at the moment of enrollment. The preview
 only draws these dates, so plain ``zoneinfo`` arithmetic is enough: combining a
 local date with a wall-clock time in the zone keeps 09:00 at 09:00 across a
-daylight-saving change, which is what the timetable's ``CronTrigger`` does too.
+daylight-saving change; the times come from the timetable itself.
 
 Drawn: days the campaign does not send on (weekends, usually) are hatched
 columns, and a step the weekday rule pushed back shows a dashed line from the
@@ -18,11 +18,12 @@ links, so nothing is reachable only by pointing at a circle.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from markupsafe import Markup, escape
 
 from ..campaign import WEEKDAYS, Campaign, Step
+from ..timetable import Timetable
 
 __all__ = ["PlannedSend", "plan_sends", "timeline_svg"]
 
@@ -42,44 +43,34 @@ class PlannedSend:
         return (self.due.date() - self.nominal_date).days
 
 
-def _local_at(day: date, campaign: Campaign) -> datetime:
-    schedule = campaign.schedule
-    wall = datetime.combine(day, schedule.send_time, tzinfo=schedule.zone)
-    # A wall time that does not exist (skipped by a spring-forward change) is normalised
-    # through UTC, as a real clock would read it.
-    return wall.astimezone(UTC).astimezone(schedule.zone)
+def _reason(campaign: Campaign, nominal: date, due: date, previous: date | None) -> str:
+    """Why the timetable put a step later than its ``day`` offset says, for people."""
+    if due == nominal:
+        return ""
+    if nominal.weekday() not in campaign.schedule.weekdays:
+        return f"no emails go out on {nominal:%A}s"
+    if previous is not None and nominal <= previous:
+        return "each email goes out on a later day than the one before"
+    return "the send time had passed on the day of enrollment"
 
 
 def plan_sends(campaign: Campaign, enrolled: datetime) -> list[PlannedSend]:
-    """Due times of every step for a subscriber enrolled at ``enrolled`` (any aware time)."""
-    schedule = campaign.schedule
-    enrolled_local = enrolled.astimezone(schedule.zone)
-    start = enrolled_local.date()
+    """Due times of every step for a subscriber enrolled at ``enrolled`` (any aware time).
+
+    The times come from :class:`dripline.timetable.Timetable`, the very rule that
+    schedules real deliveries; only the explanations are worked out here.
+    """
+    zone = campaign.schedule.zone
+    start = enrolled.astimezone(zone).date()
+    dues = Timetable.of(campaign).due_times(enrolled, None)
     planned: list[PlannedSend] = []
-    previous_day: date | None = None
-    for step in campaign.steps:
+    previous: date | None = None
+    for step, due_utc in zip(campaign.steps, dues, strict=True):
+        due = due_utc.astimezone(zone)
         nominal = start + timedelta(days=step.day)
-        reason = ""
-        if step.send_immediately:
-            due = enrolled_local
-        else:
-            day = nominal
-            # A day-0 step whose send time has already passed today goes out on the next
-            # allowed day rather than "in the past".
-            if _local_at(day, campaign) < enrolled_local:
-                day += timedelta(days=1)
-                reason = "the send time had passed on the day of enrollment"
-            elif nominal.weekday() not in schedule.weekdays:
-                reason = f"no emails go out on {nominal:%A}s"
-            elif previous_day is not None and nominal <= previous_day:
-                reason = "each email goes out on a later day than the one before"
-            while day.weekday() not in schedule.weekdays or (
-                previous_day is not None and day <= previous_day
-            ):
-                day += timedelta(days=1)
-            due = _local_at(day, campaign)
-        planned.append(PlannedSend(step, due, nominal, reason if due.date() != nominal else ""))
-        previous_day = due.date()
+        reason = "" if step.send_immediately else _reason(campaign, nominal, due.date(), previous)
+        planned.append(PlannedSend(step, due, nominal, reason))
+        previous = due.date()
     return planned
 
 
