@@ -3,10 +3,9 @@
 When (the timetable's rule, issue 3): a step is due on the enrollment day in the
 campaign's time zone plus its ``day`` offset, at the campaign's send time, moved
 forward to the next allowed weekday; steps stay in order on distinct local days;
-a ``send = "immediately"`` step is due at the moment of enrollment. The preview
-only draws these dates, so plain ``zoneinfo`` arithmetic is enough: combining a
-local date with a wall-clock time in the zone keeps 09:00 at 09:00 across a
-daylight-saving change; the times come from the timetable itself.
+a ``send = "immediately"`` step is due at the moment of enrollment. The times
+come from :mod:`dripline.timetable` itself, so the preview shows exactly when
+real deliveries would be due.
 
 Drawn: days the campaign does not send on (weekends, usually) are hatched
 columns, and a step the weekday rule pushed back shows a dashed line from the
