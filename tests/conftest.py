@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,19 @@ def preview_server(project: Path):
     server.stop()
     thread.join(15)
     assert not thread.is_alive(), "the preview server did not stop"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
+    chromium = os.environ.get("CHROMIUM_EXECUTABLE", "/usr/bin/chromium")
+    args = os.environ.get("CHROMIUM_ARGS", "--no-sandbox --disable-gpu --disable-dev-shm-usage")
+    if not Path(chromium).is_file():
+        pytest.skip(f"no Chromium at {chromium} (run .ci/chromium.sh)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium, args=shlex.split(args), timeout=60_000
+        )
+        yield launched
+        launched.close()

@@ -149,21 +149,17 @@ def test_body_links_carry_utm_parameters(rendered):
     assert "utm_" not in unsubscribe
 
 
-def test_render_for_a_subscriber_file(tmp_path):
+def render_for(tmp_path: Path, subscriber_json: str):
+    """`dripline render` into tmp_path/o for the subscriber described by ``subscriber_json``."""
     subscriber = tmp_path / "sub.json"
-    subscriber.write_text('{"email": "kim@example.org", "name": "Kim Park", "first_name": "Kim"}')
-    result = CliRunner().invoke(
-        main,
-        [
-            "--root",
-            str(REPO),
-            "render",
-            "ketamine-therapy",
-            "--out",
-            str(tmp_path / "o"),
-            "--subscriber",
-            str(subscriber),
-        ],
+    subscriber.write_text(subscriber_json)
+    command = ["--root", str(REPO), "render", "ketamine-therapy", "--out", str(tmp_path / "o")]
+    return subscriber, CliRunner().invoke(main, [*command, "--subscriber", str(subscriber)])
+
+
+def test_render_for_a_subscriber_file(tmp_path):
+    _, result = render_for(
+        tmp_path, '{"email": "kim@example.org", "name": "Kim Park", "first_name": "Kim"}'
     )
     assert result.exit_code == 0, result.output
     message = email.message_from_bytes(
@@ -174,41 +170,13 @@ def test_render_for_a_subscriber_file(tmp_path):
 
 
 def test_fallback_greeting_without_first_name(tmp_path):
-    subscriber = tmp_path / "sub.json"
-    subscriber.write_text('{"email": "anon@example.org"}')
-    result = CliRunner().invoke(
-        main,
-        [
-            "--root",
-            str(REPO),
-            "render",
-            "ketamine-therapy",
-            "--out",
-            str(tmp_path / "o"),
-            "--subscriber",
-            str(subscriber),
-        ],
-    )
+    _, result = render_for(tmp_path, '{"email": "anon@example.org"}')
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o" / "01-rapid-relief.txt").read_text().startswith("Hi there,")
 
 
 def test_bad_subscriber_file_is_one_clear_error(tmp_path):
-    subscriber = tmp_path / "sub.json"
-    subscriber.write_text('{"email": "x@example.org",\n "name": }')
-    result = CliRunner().invoke(
-        main,
-        [
-            "--root",
-            str(REPO),
-            "render",
-            "ketamine-therapy",
-            "--out",
-            str(tmp_path / "o"),
-            "--subscriber",
-            str(subscriber),
-        ],
-    )
+    subscriber, result = render_for(tmp_path, '{"email": "x@example.org",\n "name": }')
     assert result.exit_code == 1
     assert f"Error: {subscriber}:2: invalid JSON" in result.output
     assert "Traceback" not in result.output

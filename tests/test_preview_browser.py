@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,16 +26,6 @@ if not Path(CHROMIUM).is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (run .ci/chromium.sh)", allow_module_level=True)
 
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=shlex.split(CHROMIUM_ARGS), timeout=60_000
-        )
-        yield launched
-        launched.close()
 
 
 def heading_of(step_body: str) -> str:

@@ -8,7 +8,6 @@ browser is missing.
 from __future__ import annotations
 
 import os
-import shlex
 import socket
 import threading
 import time
@@ -64,16 +63,6 @@ def live(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Served, str]]:
         server.should_exit = True
         thread.join(timeout=10)
         served.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=shlex.split(CHROMIUM_ARGS), timeout=60_000
-        )
-        yield launched
-        launched.close()
 
 
 def test_sign_up_confirm_and_unsubscribe_in_a_browser(browser, live) -> None:
