@@ -25,6 +25,8 @@ __all__ = [
     "Step",
     "campaign_slugs",
     "load_campaign",
+    "parse_toml",
+    "read_utf8",
 ]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -102,7 +104,8 @@ def campaign_slugs(campaigns_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in campaigns_dir.glob("*/campaign.toml"))
 
 
-def _read_text(path: Path) -> str:
+def read_utf8(path: Path) -> str:
+    """A campaign file's text; not UTF-8 is an error naming the line of the first bad byte."""
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -127,7 +130,8 @@ def _line_of(text: str, key: str, first_line: int = 1) -> int | None:
     return text.count("\n", 0, match.start()) + first_line
 
 
-def _parse_toml(text: str, path: Path, first_line: int = 1) -> dict[str, Any]:
+def parse_toml(text: str, path: Path, first_line: int = 1) -> dict[str, Any]:
+    """TOML, with errors naming ``path`` and the line (``text`` starts at ``first_line``)."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -221,9 +225,9 @@ def _split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
 
 
 def _load_step(path: Path, number: int, slug: str) -> Step:
-    text = _read_text(path)
+    text = read_utf8(path)
     front, body, body_line = _split_front_matter(text, path)
-    data = _parse_toml(front, path, first_line=2)
+    data = parse_toml(front, path, first_line=2)
     fields = _Fields(data, front, path, first=2)
     unknown = sorted(set(data) - {"subject", "preheader", "day", "send"})
     if unknown:
@@ -273,8 +277,8 @@ def load_campaign(folder: Path) -> Campaign:
         raise CampaignError("no campaign.toml in the campaign folder", path=folder)
     if not _SLUG.match(slug):
         raise CampaignError("campaign folder names use a-z, 0-9 and '-'", path=folder)
-    text = _read_text(toml_path)
-    root = _Fields(_parse_toml(text, toml_path), text, toml_path)
+    text = read_utf8(toml_path)
+    root = _Fields(parse_toml(text, toml_path), text, toml_path)
     sender = root.table("from")
     links = root.table("links")
     footer = root.table("footer")

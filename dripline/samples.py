@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .campaign import Campaign, _parse_toml, _read_text
+from .campaign import Campaign, parse_toml, read_utf8
 from .errors import CampaignError, DriplineError
 from .render import Recipient
 from .tokens import TokenPayload, sign_token, unsubscribe_url
@@ -67,7 +67,7 @@ def load_samples(campaign: Campaign, base_url: str, secret_key: str = "") -> lis
     path = campaign.path / PREVIEW_FILE
     profiles = _DEFAULT_PROFILES
     if path.is_file():
-        data = _parse_toml(_read_text(path), path)
+        data = parse_toml(read_utf8(path), path)
         listed = data.get("subscriber", [])
         if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
             raise CampaignError("expected [[subscriber]] tables", path=path)
