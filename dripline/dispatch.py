@@ -20,7 +20,6 @@ from sender import (
     OutgoingMessage,
     PermanentSendError,
     Sender,
-    SenderConfigError,
     SendError,
     SendResult,
     TransientSendError,
@@ -144,47 +143,52 @@ class Dispatcher:
         """Claim and send batches until nothing is due at ``now`` (or a stop is asked)."""
         report = PassReport()
         while not self.stop.is_set():
+            # Until a claim comes back empty: one claim takes only one step per subscriber
+            # of the rows it reads, so a short claim does not mean nothing else is due.
             batch = self.store.claim_due(now, self.batch_size)
             if not batch:
                 break
             report.claimed += len(batch)
             self._send_batch(batch, now, report)
-            if len(batch) < self.batch_size:
-                break
         return report
 
     def _send_batch(
         self, batch: Sequence[ClaimedDelivery], now: datetime, report: PassReport
     ) -> None:
-        chunks = list(_chunks(batch, self.chunk_size))
-        for index, chunk in enumerate(chunks):
-            if self.stop.is_set():
-                # Asked to stop: what was claimed but not attempted goes back, untouched.
-                rest = [d.delivery_id for c in chunks[index:] for d in c]
-                self.store.release(rest)
-                report.released += len(rest)
-                return
-            ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = []
-            for delivery in chunk:
-                message = self._render(delivery, now, report)
-                if message is not None:
-                    ready.append((delivery, message))
-            try:
-                results = self.sender.send_many([m for _, m in ready])
-            except SenderConfigError as err:
-                partial = err.results or [None] * len(ready)
-                for (delivery, message), result in zip(ready, partial, strict=True):
-                    if result is not None:
-                        self._record(delivery, message, result, now, report)
-                untried = [
-                    d.delivery_id for (d, _), r in zip(ready, partial, strict=True) if r is None
-                ]
-                untried += [d.delivery_id for c in chunks[index + 1 :] for d in c]
-                self.store.release(untried)
+        """Send a claimed batch chunk by chunk, recording each outcome as it arrives.
+
+        Whatever happens, nothing claimed is stranded: a delivery is either recorded
+        (sent, deferred, failed, ambiguous) or handed back with ``release`` untried. Only
+        a crash of the process itself leaves rows in ``sending`` (never re-sent).
+        """
+        untried = {d.delivery_id for d in batch}
+        lock = threading.Lock()
+        try:
+            for chunk in _chunks(batch, self.chunk_size):
+                if self.stop.is_set():
+                    break
+                ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = []
+                for delivery in chunk:
+                    message = self._render(delivery, now, report)
+                    if message is None:  # recorded as failed already
+                        untried.discard(delivery.delivery_id)
+                    else:
+                        ready.append((delivery, message))
+
+                def on_result(
+                    index: int, outcome: SendResult | SendError, ready: list = ready
+                ) -> None:
+                    delivery, message = ready[index]
+                    with lock:  # outcomes arrive from the sender's worker threads
+                        untried.discard(delivery.delivery_id)
+                        self._record(delivery, message, outcome, now, report)
+
+                self.sender.send_many([m for _, m in ready], on_result=on_result, stop=self.stop)
+        finally:
+            # Asked to stop, the sender unusable, or a bug: what was never tried goes back.
+            if untried:
+                self.store.release(sorted(untried))
                 report.released += len(untried)
-                raise
-            for (delivery, message), result in zip(ready, results, strict=True):
-                self._record(delivery, message, result, now, report)
 
     def _render(
         self, delivery: ClaimedDelivery, now: datetime, report: PassReport
@@ -199,8 +203,11 @@ class Dispatcher:
             }
             recipient = Recipient(delivery.email, fields_, self.unsubscribe_url(delivery))
             message_id, data = compiled.render_bytes(recipient, now=now)
-        except DriplineError as err:
-            # A campaign or template problem: this delivery fails; the batch goes on.
+        except Exception as err:
+            # A campaign or template problem (or bad subscriber data a template trips on):
+            # this delivery fails; the batch goes on.
+            if not isinstance(err, DriplineError):
+                err = DriplineError(f"{type(err).__name__}: {err}")
             self.store.mark_failed(delivery.delivery_id, f"render: {err}")
             report.failed += 1
             report.errors.append(f"delivery {delivery.delivery_id}: {err}")
@@ -223,8 +230,13 @@ class Dispatcher:
     ) -> None:
         store, delivery_id = self.store, delivery.delivery_id
         if isinstance(result, SendResult):
+            steps = len(self.library.campaign(delivery.campaign).steps)
             store.mark_sent(
-                delivery_id, message_id=message.message_id, sent_at=now, reply=result.reply
+                delivery_id,
+                message_id=message.message_id,
+                sent_at=now,
+                reply=result.reply,
+                last_step=delivery.step >= steps,
             )
             report.sent += 1
             return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self
@@ -26,6 +26,7 @@ __all__ = [
     "Sender",
     "SenderConfigError",
     "TransientSendError",
+    "unexpected_failure",
 ]
 
 
@@ -98,6 +99,36 @@ class SenderConfigError(ConfigError):
     results: list[SendResult | SendError | None] | None = None
 
 
+OutcomeCallback = Callable[[int, "SendResult | SendError"], None]
+
+
+def unexpected_failure(err: Exception) -> TransientSendError:
+    """An exception no sender should raise: the message may have gone, so never re-send it."""
+    return TransientSendError(f"sender failed unexpectedly: {err!r}", ambiguous=True)
+
+
+class _Outcomes:
+    """A batch's outcomes, reported to ``on_result`` as each becomes known."""
+
+    def __init__(self, size: int, on_result: OutcomeCallback | None) -> None:
+        self.results: list[SendResult | SendError | None] = [None] * size
+        self.on_result = on_result
+        self.lock = threading.Lock()
+
+    def set(self, index: int, outcome: SendResult | SendError) -> None:
+        with self.lock:
+            self.results[index] = outcome
+        if self.on_result is not None:
+            self.on_result(index, outcome)
+
+    def fill(self, outcome: SendError) -> list[SendResult | SendError | None]:
+        """Give every message not yet tried the same outcome (the relay is unreachable)."""
+        for index, current in enumerate(self.results):
+            if current is None:
+                self.set(index, outcome)
+        return self.results
+
+
 class Sender(ABC):
     """Sends messages one at a time over a resource opened once.
 
@@ -143,40 +174,58 @@ class Sender(ABC):
         self.open()
         return self._send(message)
 
-    def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult | SendError]:
+    def send_many(
+        self,
+        messages: Sequence[OutgoingMessage],
+        *,
+        on_result: OutcomeCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[SendResult | SendError | None]:
         """Send a batch: one outcome per message, in the batch's order.
 
-        A :class:`SendError` for one message is that message's outcome and never
-        stops the batch. A :class:`SenderConfigError` means nothing more can go
-        out: it is raised, carrying ``results`` (``None`` where not attempted).
-        When the sender cannot be opened for a transient reason (the relay is
-        down), or a send fails with ``unreachable`` set (no connection could be
+        ``on_result(index, outcome)`` is called as soon as each outcome is known, so a
+        caller can record it before the next message goes (it may be called from
+        worker threads). Once ``stop`` is set no further message is started; those
+        not tried have ``None``. A :class:`SendError` for one message is that
+        message's outcome and never stops the batch; an unexpected exception from a
+        plugin becomes an *ambiguous* :class:`TransientSendError` (it may or may not
+        have gone out, so it is not retried). A :class:`SenderConfigError` means
+        nothing more can go out: it is raised, carrying ``results`` (``None`` where not
+        attempted). When the sender cannot be opened for a transient reason (the relay
+        is down), or a send fails with ``unreachable`` set (no connection could be
         had), the messages not yet tried get that :class:`TransientSendError`.
         This version sends one by one; senders that can send in parallel
         (``smtp://...?connections=N``) override it.
         """
-        results: list[SendResult | SendError | None] = [None] * len(messages)
+        outcomes = _Outcomes(len(messages), on_result)
         if messages:
             try:
                 self.open()
             except TransientSendError as err:  # nothing can go right now: all of them wait
-                return [err] * len(messages)
+                return outcomes.fill(err)
             except SenderConfigError as err:
-                err.results = results
+                err.results = outcomes.results
                 raise
         for index, message in enumerate(messages):
+            if stop is not None and stop.is_set():
+                break
+            outcome: SendResult | SendError
             try:
-                results[index] = self.send(message)
+                outcome = self.send(message)
             except SendError as err:
-                results[index] = err
-                if getattr(err, "unreachable", False):
-                    # No connection could be had: the rest would each wait for the same
-                    # timeout; they get this outcome untried and are retried later.
-                    return [err if r is None else r for r in results]
+                outcome = err
             except SenderConfigError as err:
-                err.results = results
+                err.results = outcomes.results
                 raise
-        return results  # type: ignore[return-value]  # every slot was filled above
+            except Exception as err:  # a plugin's bug must not lose the rest of the batch
+                outcome = unexpected_failure(err)
+            # Outside the try: a failure to record (the caller's) is not a send failure.
+            outcomes.set(index, outcome)
+            if getattr(outcome, "unreachable", False):
+                # No connection could be had: the rest would each wait for the same
+                # timeout; they get this outcome untried and are retried later.
+                return outcomes.fill(outcome)  # type: ignore[arg-type]
+        return outcomes.results
 
     def close(self) -> None:
         """Release what ``open`` acquired. Safe to call twice."""

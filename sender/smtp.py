@@ -35,12 +35,15 @@ from ._ratelimit import TokenBucket, shared_bucket
 from ._smtp_connection import SmtpConnection, tls_context
 from ._smtp_url import PASSWORD_SECRET, SmtpConfig, parse_smtp_url
 from .base import (
+    OutcomeCallback,
     OutgoingMessage,
     Sender,
     SenderConfigError,
     SendError,
     SendResult,
     TransientSendError,
+    _Outcomes,
+    unexpected_failure,
 )
 
 __all__ = ["PASSWORD_SECRET", "SmtpConfig", "SmtpSender"]
@@ -117,40 +120,55 @@ class SmtpSender(Sender):
         finally:
             self._pool.put(connection)
 
-    def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult | SendError]:
-        """Send a batch over all N sessions at once; outcomes come back in the batch's order."""
+    def send_many(
+        self,
+        messages: Sequence[OutgoingMessage],
+        *,
+        on_result: OutcomeCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[SendResult | SendError | None]:
+        """Send a batch over all N sessions at once; outcomes come back in the batch's order.
+
+        Same contract as :meth:`Sender.send_many`; ``on_result`` is called from the
+        worker threads as each message is answered.
+        """
         if self.config.connections == 1 or len(messages) <= 1:
-            return super().send_many(messages)
-        results: list[SendResult | SendError | None] = [None] * len(messages)
+            return super().send_many(messages, on_result=on_result, stop=stop)
+        outcomes = _Outcomes(len(messages), on_result)
         try:
             self.open()
         except TransientSendError as err:  # the relay is unreachable: all of them wait
-            return [err] * len(messages)
+            return outcomes.fill(err)
         except SenderConfigError as err:
-            err.results = results
+            err.results = outcomes.results
             raise
         next_index = itertools.count()  # next() on a count is atomic under the GIL
-        stop = threading.Event()
+        halt = threading.Event()
         config_errors: list[SenderConfigError] = []
-        unreachable: list[TransientSendError] = []
+        unreachable: list[SendError] = []
 
         def drain() -> None:
-            while not stop.is_set():
+            while not halt.is_set() and not (stop is not None and stop.is_set()):
                 index = next(next_index)
                 if index >= len(messages):
                     return
+                outcome: SendResult | SendError
                 try:
-                    results[index] = self.send(messages[index])
+                    outcome = self.send(messages[index])
                 except SendError as err:
-                    results[index] = err
-                    if getattr(err, "unreachable", False):
-                        # No session could be opened: the rest would only wait for the
-                        # same timeout one by one; they get this outcome untried.
-                        unreachable.append(err)  # type: ignore[arg-type]
-                        stop.set()
+                    outcome = err
                 except SenderConfigError as err:
                     config_errors.append(err)
-                    stop.set()
+                    halt.set()
+                    return
+                except Exception as err:  # keep the batch going; never re-send this one
+                    outcome = unexpected_failure(err)
+                outcomes.set(index, outcome)  # a failure to record is the caller's, raised
+                if getattr(outcome, "unreachable", False):
+                    # No session could be opened: the rest would only wait for the
+                    # same timeout one by one; they get this outcome untried.
+                    unreachable.append(outcome)  # type: ignore[arg-type]
+                    halt.set()
 
         workers = self._worker_pool()
         futures = [
@@ -159,11 +177,11 @@ class SmtpSender(Sender):
         for future in futures:
             future.result()  # a bug in a worker surfaces here instead of vanishing
         if config_errors:
-            config_errors[0].results = results
+            config_errors[0].results = outcomes.results
             raise config_errors[0]
         if unreachable:
-            results = [unreachable[0] if r is None else r for r in results]
-        return results  # type: ignore[return-value]  # every slot was filled above
+            return outcomes.fill(unreachable[0])
+        return outcomes.results
 
     def _worker_pool(self) -> ThreadPoolExecutor:
         with self._workers_lock:

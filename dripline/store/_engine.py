@@ -28,6 +28,8 @@ CACHE_KIB = 64 * 1024
 class StoreError(ConfigError):
     """The database cannot be opened or used (bad URL, missing driver, unreachable)."""
 
+    connection_lost: bool = False  # the database connection died (worth one retry)
+
 
 def _is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"

@@ -10,6 +10,7 @@ processors, so a datetime is stored exactly as SQLAlchemy would store it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -63,7 +64,21 @@ class FastWriter:
         return self._compiled[key]
 
     def run(self, steps: Sequence[tuple[ClauseElement, Mapping[str, Any]]]) -> list[int]:
-        """Execute ``steps`` in one transaction; the row count of each."""
+        """Execute ``steps`` in one transaction; the row count of each.
+
+        A kept connection can die while idle (a server restart, an idle timeout, a
+        failover). Then the transaction is tried once more on a fresh connection: the
+        statements only move rows that are still in the state they expect, so a
+        transaction that did commit before the connection died changes nothing twice.
+        """
+        try:
+            return self._run_once(steps)
+        except StoreError as err:
+            if not err.connection_lost:
+                raise
+            return self._run_once(steps)
+
+    def _run_once(self, steps: Sequence[tuple[ClauseElement, Mapping[str, Any]]]) -> list[int]:
         with self._lock:
             if self._connection is None:
                 self._connection = self.engine.raw_connection()
@@ -83,18 +98,33 @@ class FastWriter:
                     connection.commit()
                 return counts
             except Exception as err:
-                try:
-                    if self.sqlite:
-                        cursor.execute("ROLLBACK")
-                    else:
-                        connection.rollback()
-                except Exception:  # the connection is gone; drop it and start afresh next time
-                    self.close_connection()
-                if isinstance(err, self.engine.dialect.loaded_dbapi.Error):
-                    raise StoreError(f"database error: {err}") from err
+                dbapi_error = isinstance(err, self.engine.dialect.loaded_dbapi.Error)
+                lost = dbapi_error and self.engine.dialect.is_disconnect(err, connection, cursor)
+                if not lost:
+                    try:
+                        if self.sqlite:
+                            cursor.execute("ROLLBACK")
+                        else:
+                            connection.rollback()
+                    except Exception:  # the connection is unusable after all
+                        lost = True
+                if lost:  # start afresh on the next call
+                    self._discard_connection()
+                if dbapi_error:
+                    failure = StoreError(f"database error: {err}")
+                    failure.connection_lost = lost
+                    raise failure from err
                 raise
             finally:
-                cursor.close()
+                with contextlib.suppress(Exception):  # a cursor of a dead connection
+                    cursor.close()
+
+    def _discard_connection(self) -> None:
+        """Forget a dead connection: the pool must not hand it out again."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # already gone
+                connection.invalidate()
 
     def close_connection(self) -> None:
         if self._connection is not None:
