@@ -1,0 +1,116 @@
+"""A dispatch pass never strands what it claimed, whatever goes wrong in the middle."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from dripline.cli import main
+from dripline.dispatch import CampaignLibrary, Dispatcher
+from dripline.runtime import unsubscribe_link_maker
+from dripline.settings import Settings
+from dripline.store import SqlDeliveryQueue, open_store
+from dripline.timetable import Timetable
+from sender import OutgoingMessage, SendResult
+from sender.memory import MemorySender
+
+T0 = datetime(2026, 3, 5, 20, 0, tzinfo=UTC)
+
+
+class FlakyPlugin(MemorySender):
+    """A third-party sender with a bug: its second message raises a plain exception."""
+
+    calls = 0
+
+    def _send(self, message: OutgoingMessage) -> SendResult:
+        FlakyPlugin.calls += 1
+        if FlakyPlugin.calls == 2:
+            raise ConnectionResetError("peer went away")
+        return super()._send(message)
+
+
+def subscribe(project: Path, address: str, at: datetime, **extra: str) -> None:
+    args = [
+        "--root",
+        str(project),
+        "subscribe",
+        address,
+        "--campaign",
+        "ketamine-therapy",
+        "--tz",
+        "America/Los_Angeles",
+        "--at",
+        at.isoformat(),
+    ]
+    for key, value in extra.items():
+        args += [f"--{key}", value]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+
+
+def statuses(project: Path) -> Counter[str]:
+    db = sqlite3.connect(project / "dripline.db")
+    found = Counter(
+        dict(db.execute("SELECT status, count(*) FROM deliveries WHERE step = 1 GROUP BY status"))
+    )
+    db.close()
+    return found
+
+
+def dispatcher(project: Path, sender, batch_size: int = 500) -> tuple[Dispatcher, object]:
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.campaign(slug)))
+    links = unsubscribe_link_maker(settings)
+    return Dispatcher(queue, sender, library, links, batch_size=batch_size), engine
+
+
+def test_a_plugin_exception_fails_only_its_message(project: Path):
+    for n in range(4):
+        subscribe(project, f"p{n}@example.com", T0)
+    FlakyPlugin.calls = 0
+    MemorySender.clear("flaky")
+    run, engine = dispatcher(project, FlakyPlugin("flaky"))
+    report = run.dispatch_due(T0 + timedelta(minutes=1))
+    engine.dispose()
+    assert report.sent == 3 and report.ambiguous == 1, report.summary()
+    assert len(MemorySender.outbox("flaky")) == 3
+    # The one that raised may have gone out: recorded as ambiguous, never re-sent.
+    assert statuses(project) == Counter({"sent": 3, "ambiguous": 1})
+
+
+def test_a_template_error_on_one_subscriber_fails_only_that_delivery(project: Path):
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    # Passes `dripline check` for a sample without a name, but a name is text and
+    # "text - 1" raises TypeError (not a template error) for those who have one.
+    step.write_text(step.read_text() + "\nScore: {{ subscriber.name | default(0) - 1 }}\n")
+    subscribe(project, "named@example.com", T0, name="Alexandra Long")
+    subscribe(project, "anon1@example.com", T0)
+    subscribe(project, "anon2@example.com", T0)
+    MemorySender.clear("tpl")
+    run, engine = dispatcher(project, MemorySender("tpl"))
+    report = run.dispatch_due(T0 + timedelta(minutes=1))
+    engine.dispose()
+    assert report.sent == 2 and report.failed == 1, report.summary()
+    assert statuses(project) == Counter({"sent": 2, "failed": 1})
+    assert "TypeError" in report.errors[0]
+
+
+def test_one_pass_reaches_everyone_due_even_after_an_outage(project: Path):
+    for n in range(3):  # long overdue: every step is due, only the earliest is claimed
+        subscribe(project, f"old{n}@example.com", T0 - timedelta(days=30))
+    for n in range(3):
+        subscribe(project, f"new{n}@example.com", T0)
+    MemorySender.clear("outage")
+    run, engine = dispatcher(project, MemorySender("outage"), batch_size=6)
+    report = run.dispatch_due(T0 + timedelta(minutes=1))
+    engine.dispose()
+    recipients = sorted(m.recipients[0] for m in MemorySender.outbox("outage"))
+    assert recipients == sorted(
+        [f"old{n}@example.com" for n in range(3)] + [f"new{n}@example.com" for n in range(3)]
+    ), report.summary()
