@@ -15,7 +15,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -23,9 +24,29 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-__all__ = ["run_timetable"]
+__all__ = ["run_timetable", "stop_on_signals"]
 
 log = logging.getLogger("dripline.scheduler")
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT set ``stop`` instead of killing the process.
+
+    The dispatcher checks ``stop`` between messages: it finishes and records the
+    message in flight and hands back what it claimed but did not try.
+    """
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: finishing the message in flight, then stopping", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_timetable(
@@ -51,11 +72,6 @@ def run_timetable(
         if on_pass is not None:
             on_pass(report)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %s: finishing the message in flight, then stopping", signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     scheduler = BackgroundScheduler(
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -63,14 +79,13 @@ def run_timetable(
     scheduler.add_job(
         job, IntervalTrigger(seconds=tick), id="dispatch", next_run_time=datetime.now(UTC)
     )
-    scheduler.start()
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        scheduler.shutdown(wait=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signals(stop):
+        scheduler.start()
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            scheduler.shutdown(wait=True)
 
 
 if __name__ == "__main__":

@@ -61,16 +61,12 @@ def dispatcher_for(
 
     sender = sender_for(settings)
     queue = SqlDeliveryQueue(engine, timetable_for)
+    # Not `with sender:`, which opens at once: the sender opens on its first message, so
+    # a relay that is down when `dripline run` starts defers that pass's messages for a
+    # retry instead of ending the process.
     try:
-        with sender:
-            yield Dispatcher(
-                queue,
-                sender,
-                library,
-                links,
-                batch_size=batch_size,
-                stop=stop,
-            )
+        yield Dispatcher(queue, sender, library, links, batch_size=batch_size, stop=stop)
     finally:
+        sender.close()
         queue.close()
         engine.dispose()

@@ -106,3 +106,25 @@ def test_sigterm_finishes_the_message_in_flight_and_exits_cleanly(project, env):
     assert counts["sent"] == len(list(new.iterdir())) > 0
     assert counts["sent"] < 3000  # it really stopped mid-way
     assert counts["sent"] + counts["scheduled"] == 6 * 3000
+
+
+def test_sigterm_during_a_single_pass_hands_back_what_was_not_sent(project, env):
+    enroll(project, env, 3000)
+    process = subprocess.Popen(
+        [*DRIPLINE, "run", "--once", "--now", "2026-03-05T20:00:30Z", "--batch", "3000"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    new = project / "outbox" / "new"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (new.is_dir() and any(new.iterdir())):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "stopped by a signal" in output
+    counts = statuses(project)
+    assert counts["sending"] == 0
+    assert 0 < counts["sent"] == len(list(new.iterdir())) < 3000

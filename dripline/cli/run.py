@@ -24,9 +24,13 @@ def parse_now(value: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as err:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError) as err:
         raise DriplineError(f"--now: not an ISO 8601 date and time: {value!r}") from err
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not 1970 <= moment.astimezone(UTC).year <= 9000:
+        raise DriplineError(f"--now: {value!r} is outside the years 1970 to 9000")
+    return moment
 
 
 @click.command("run")
@@ -74,16 +78,18 @@ def run_command(
     if now is not None and not once:
         raise DriplineError("--now only makes sense with --once (a single pass at that instant)")
     stop = threading.Event()
+    import scheduler  # the top-level timetable module of this project
+
     with dispatcher_for(settings, stop=stop, batch_size=batch) as dispatcher:
         where = f"{redact_url(settings.effective_database_url)} -> {dispatcher.sender.display_url}"
         if once:
-            report = dispatcher.dispatch_due(now or datetime.now(UTC))
-            click.echo(f"dispatch pass ({where}): {report.summary()}")
+            with scheduler.stop_on_signals(stop):
+                report = dispatcher.dispatch_due(now or datetime.now(UTC))
+            stopped = " (stopped by a signal)" if stop.is_set() else ""
+            click.echo(f"dispatch pass ({where}){stopped}: {report.summary()}")
             for error in report.errors[:20]:
                 click.echo(f"  {error}", err=True)
             return
-        import scheduler  # the top-level timetable module of this project
-
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         click.echo(f"dripline run: every {tick:g} s ({where}); Ctrl-C or SIGTERM stops")
 
