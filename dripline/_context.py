@@ -77,5 +77,13 @@ def step_context(campaign: Campaign, step: Step) -> dict[str, Any]:
 
 
 def display_name(recipient: Any) -> str:
-    """The To display name: refused if it could write headers, white space collapsed."""
-    return clean_text(check_header_value("To", str(recipient.fields.get("name") or "")))
+    """The To display name: refused if it could write headers, white space collapsed.
+
+    A name holding ``=?`` would be read as an RFC 2047 encoded word by mail readers
+    (and by Python's own email package): rather than fail every email to that
+    subscriber, the message goes to the bare address.
+    """
+    name = str(recipient.fields.get("name") or "")
+    if "=?" in name:
+        return ""
+    return clean_text(check_header_value("To", name))

@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from ._context import clean_fields, display_name
 from ._inline import inline_css
+from .errors import RenderError
 from .htmltext import html_to_text
 from .mime import check_header_value, encode_address, encode_header, qp_piece, soft_break
 from .templating import SLOT_PATTERN, SlotLoader, SlotTable, make_environments, rewrite_slots
@@ -190,7 +191,9 @@ class SlottedStep:
             if any(isinstance(v, Markup) for v in clean):
                 return None
             clean_text = [str(v) for v in clean]
-        except TemplateError as err:
+        except RenderError:
+            raise
+        except Exception as err:  # Jinja's, or what a filter raised on subscriber data
             raise self.compiled._fail(err) from err
         if any(v == "" for v in clean_text):
             return None  # an empty value can change how text around it is spaced

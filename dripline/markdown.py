@@ -50,14 +50,21 @@ def markdown_to_html_template(source: str) -> str:
 
 
 def _tag_url(url: str, params: Mapping[str, str]) -> str:
+    """``url`` with the campaign's parameters appended; its own query is kept byte for byte.
+
+    Decoding and re-encoding the query would turn ``%25`` into a bare ``%`` and
+    ``%7B%7B`` into ``{{`` (live template code), so only the new pairs are encoded.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not params:
         return url
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    present = {key for key, _ in query}
+    present = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
     # Existing parameters win: an author who set utm_content by hand meant it.
-    query += [(key, value) for key, value in params.items() if key not in present]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="{}%' ")))
+    extra = urlencode([(k, v) for k, v in params.items() if k not in present])
+    if not extra:
+        return url
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit(parts._replace(query=query))
 
 
 def add_link_tracking(body_html: str, params: Mapping[str, str]) -> str:

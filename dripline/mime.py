@@ -19,6 +19,7 @@ from email.policy import SMTP
 from .errors import HeaderInjectionError, RenderError
 
 __all__ = [
+    "check_address",
     "check_header_value",
     "encode_address",
     "encode_header",
@@ -110,12 +111,18 @@ def _phrase(display_name: str) -> list[str]:
     return ['"' + quoted + '"']
 
 
-def encode_address(name: str, display_name: str, address: str) -> bytes:
-    """An address header (From, To, Reply-To): ``Display Name <user@example.com>``."""
-    check_header_value(name, display_name)
+def check_address(name: str, address: str) -> str:
+    """Refuse an address this message could not carry (non-ASCII local part, odd syntax)."""
     check_header_value(name, address)
     if not address.isascii() or not _ADDRESS.fullmatch(address):
         raise RenderError(f"{name}: not a deliverable ASCII address: {address!r}")
+    return address
+
+
+def encode_address(name: str, display_name: str, address: str) -> bytes:
+    """An address header (From, To, Reply-To): ``Display Name <user@example.com>``."""
+    check_header_value(name, display_name)
+    check_address(name, address)
     if not display_name:
         return f"{name}: {address}\r\n".encode("ascii")
     return _fold(name, [*_phrase(display_name), f"<{address}>"])

@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
+from jinja2 import TemplateNotFound, TemplateSyntaxError
 from markupsafe import Markup
 
 from ._context import clean_fields, display_name, step_context
@@ -35,7 +35,7 @@ from .campaign import Campaign, Step
 from .errors import CampaignError, RenderError
 from .htmltext import html_to_text
 from .markdown import add_link_tracking, markdown_to_html_template
-from .mime import build_full_message, check_header_value
+from .mime import build_full_message, check_address, check_header_value
 from .templating import Environments, make_environments
 
 __all__ = ["CampaignRenderer", "CompiledStep", "Recipient", "RenderedEmail"]
@@ -175,6 +175,7 @@ class CompiledStep:
     def headers(self, recipient: Recipient, subject: str, when: datetime, message_id: str):
         campaign = self.campaign
         display = display_name(recipient)
+        check_address("To", recipient.email)
         headers = [
             ("From", str(Address(campaign.from_name, addr_spec=campaign.from_address))),
             ("To", str(Address(display, addr_spec=recipient.email))),
@@ -232,7 +233,9 @@ class CompiledStep:
                 preheader=preheader,
                 body_text=html_to_text(body_html),
             )
-        except TemplateError as err:
+        except RenderError:
+            raise
+        except Exception as err:  # Jinja's, or what a filter raised on subscriber data
             raise self._fail(err) from err
         headers = self.headers(recipient, subject, when, message_id)
         data = build_full_message(headers, text, html)

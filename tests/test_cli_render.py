@@ -190,3 +190,20 @@ def test_copied_project_renders_too(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "o").glob("*.eml"))) == 6
+
+
+def test_link_tracking_keeps_existing_query_strings_byte_for_byte():
+    from dripline.markdown import add_link_tracking, markdown_to_html_template
+
+    body = markdown_to_html_template(
+        "[a](https://x.com/p?off=50%25) [b](https://x.com/?q=%7B%7Bx%7D%7D#top) "
+        "[c](https://x.com/?utm_source=mine) [d](mailto:a@example.com)"
+    )
+    tagged = add_link_tracking(body, {"utm_source": "dripline", "utm_medium": "e mail"})
+    assert (
+        'href="https://x.com/p?off=50%25&amp;utm_source=dripline&amp;utm_medium=e+mail"' in tagged
+    )
+    assert "q=%7B%7Bx%7D%7D&amp;utm_source=dripline" in tagged and "#top" in tagged
+    assert "{{" not in tagged
+    assert 'href="https://x.com/?utm_source=mine&amp;utm_medium=e+mail"' in tagged
+    assert 'href="mailto:a@example.com"' in tagged

@@ -82,3 +82,23 @@ def test_login_password_comes_from_the_environment_and_is_never_printed(project:
     assert len(handler.received) == 1
     assert password not in result.output
     assert "mailer" in result.output
+
+
+def test_a_bad_to_address_is_one_clear_error(project: Path):
+    for bad in ("a@example.com, c@example.com", "a@b@example.com", "<a@example.com>", "nobody"):
+        result = CliRunner().invoke(
+            main,
+            [
+                "--root",
+                str(project),
+                "send-test",
+                "ketamine-therapy",
+                "--to",
+                bad,
+                "--sender",
+                "memory:bad-to",
+            ],
+        )
+        assert result.exit_code == 1, (bad, result.output)
+        assert result.output.startswith("Error: --to: "), result.output
+        assert "Traceback" not in result.output

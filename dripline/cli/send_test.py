@@ -10,6 +10,7 @@ from ..errors import DriplineError
 from ..render import CampaignRenderer
 from ..runtime import sender_for
 from ..samples import load_samples
+from ..store import normalize_email
 from . import settings_from
 from ._store import load_campaign_by_slug
 
@@ -33,8 +34,10 @@ def send_test_command(
     """Render a step with sample data and send it to ADDRESS, printing the server's reply."""
     settings = settings_from(ctx, sender_url=sender_url)
     campaign = load_campaign_by_slug(settings, slug)
-    if any(c in to_address for c in "\r\n\0") or "@" not in to_address:
-        raise DriplineError(f"--to: not an email address: {to_address!r}")
+    try:
+        to_address = str(normalize_email(to_address))
+    except DriplineError as err:
+        raise DriplineError(f"--to: {err}") from err
     sample = load_samples(campaign, settings.base_url, settings.secret_key)[0].recipient
     recipient = type(sample)(to_address, sample.fields, sample.unsubscribe_url)
     compiled = CampaignRenderer(campaign, settings.templates_dir).step(number)
