@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateNotFound, TemplateSyntaxError
+from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
 from markupsafe import Markup
 
 from ._context import clean_fields, display_name, step_context
@@ -168,7 +168,8 @@ class CompiledStep:
             ) from err
 
     def _fail(self, err: Exception) -> RenderError:
-        return RenderError(f"cannot render: {err}", path=self.step.path)
+        kind = "" if isinstance(err, TemplateError) else f"{type(err).__name__}: "
+        return RenderError(f"cannot render: {kind}{err}", path=self.step.path)
 
     # -- the full path -----------------------------------------------------------------
 
