@@ -84,38 +84,10 @@ def test_two_workers_on_one_sqlite_file_send_each_delivery_once(project, env):
     assert all("sent " in out for out in outputs)
 
 
-def test_sigterm_finishes_the_message_in_flight_and_exits_cleanly(project, env):
-    enroll(project, env, 3000)
+def terminate_after_first_email(project: Path, env: dict[str, str], *args: str) -> str:
+    """Start `dripline ARGS`, send SIGTERM once the first email is in the outbox; its output."""
     process = subprocess.Popen(
-        [*DRIPLINE, "run", "--tick", "0.2", "--batch", "50"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    new = project / "outbox" / "new"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (new.is_dir() and any(new.iterdir())):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, output
-    assert "stopped cleanly" in output
-    counts = statuses(project)
-    assert counts["sending"] == 0  # nothing left half-done
-    assert counts["sent"] == len(list(new.iterdir())) > 0
-    assert counts["sent"] < 3000  # it really stopped mid-way
-    assert counts["sent"] + counts["scheduled"] == 6 * 3000
-
-
-def test_sigterm_during_a_single_pass_hands_back_what_was_not_sent(project, env):
-    enroll(project, env, 3000)
-    process = subprocess.Popen(
-        [*DRIPLINE, "run", "--once", "--now", "2026-03-05T20:00:30Z", "--batch", "3000"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [*DRIPLINE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     new = project / "outbox" / "new"
     deadline = time.monotonic() + 60
@@ -124,7 +96,25 @@ def test_sigterm_during_a_single_pass_hands_back_what_was_not_sent(project, env)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
-    assert "stopped by a signal" in output
+    # Nothing left half-done, and it really stopped mid-way.
     counts = statuses(project)
     assert counts["sending"] == 0
     assert 0 < counts["sent"] == len(list(new.iterdir())) < 3000
+    return output
+
+
+def test_sigterm_finishes_the_message_in_flight_and_exits_cleanly(project, env):
+    enroll(project, env, 3000)
+    output = terminate_after_first_email(project, env, "run", "--tick", "0.2", "--batch", "50")
+    assert "stopped cleanly" in output
+    counts = statuses(project)
+    assert counts["sent"] + counts["scheduled"] == 6 * 3000
+
+
+def test_sigterm_during_a_single_pass_hands_back_what_was_not_sent(project, env):
+    enroll(project, env, 3000)
+    output = terminate_after_first_email(
+        project, env, "run", "--once", "--now", "2026-03-05T20:00:30Z", "--batch", "3000"
+    )
+    assert "stopped by a signal" in output
+    assert statuses(project)["sent"] + statuses(project)["scheduled"] == 6 * 3000
