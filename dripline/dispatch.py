@@ -27,7 +27,7 @@ from sender import (
 from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 
 from .campaign import Campaign, load_campaign
-from .errors import DriplineError
+from .errors import CampaignError, DriplineError
 from .render import CampaignRenderer, CompiledStep, Recipient
 from .store import ClaimedDelivery
 
@@ -90,12 +90,40 @@ class PassReport:
 
 
 class CampaignLibrary:
-    """Campaigns and their compiled steps by slug, loaded once per process."""
+    """Campaigns and their compiled steps by slug, loaded on first use.
+
+    :meth:`refresh` (called at the start of every dispatch pass) drops what was
+    loaded when a file under ``campaigns/`` or ``templates/`` changed, so a long
+    running ``dripline run`` sends what is in git now, not what was there at start.
+    """
 
     def __init__(self, campaigns_dir: Path, templates_dir: Path) -> None:
         self.campaigns_dir = campaigns_dir
         self.templates_dir = templates_dir
         self._renderers: dict[str, CampaignRenderer] = {}
+        self._signature = self._files_signature()
+
+    def _files_signature(self) -> tuple[int, int]:
+        """(newest modification time, number of files) of the campaign and template files."""
+        newest = count = 0
+        for folder in (self.campaigns_dir, self.templates_dir):
+            if folder.is_dir():
+                for path in folder.rglob("*"):
+                    try:
+                        newest = max(newest, path.stat().st_mtime_ns)
+                    except OSError:  # removed while we looked
+                        continue
+                    count += 1
+        return newest, count
+
+    def refresh(self) -> bool:
+        """Forget loaded campaigns if their files changed; True when it did."""
+        signature = self._files_signature()
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        self._renderers.clear()
+        return True
 
     def renderer(self, slug: str) -> CampaignRenderer:
         if slug not in self._renderers:
@@ -142,6 +170,8 @@ class Dispatcher:
     def dispatch_due(self, now: datetime) -> PassReport:
         """Claim and send batches until nothing is due at ``now`` (or a stop is asked)."""
         report = PassReport()
+        if self.library.refresh():
+            log.info("campaign or template files changed: reloaded")
         while not self.stop.is_set():
             # Until a claim comes back empty: one claim takes only one step per subscriber
             # of the rows it reads, so a short claim does not mean nothing else is due.
@@ -169,7 +199,15 @@ class Dispatcher:
                     break
                 ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = []
                 for delivery in chunk:
-                    message = self._render(delivery, now, report)
+                    try:
+                        message = self._render(delivery, now, report)
+                    except CampaignError as err:
+                        # The campaign's files are broken (an edit in progress?): not this
+                        # subscriber's fault, so retry later like a busy relay.
+                        untried.discard(delivery.delivery_id)
+                        report.errors.append(f"delivery {delivery.delivery_id}: {err}")
+                        self._retry_later(delivery, now, f"campaign: {err}", report)
+                        continue
                     if message is None:  # recorded as failed already
                         untried.discard(delivery.delivery_id)
                     else:
@@ -203,8 +241,10 @@ class Dispatcher:
             }
             recipient = Recipient(delivery.email, fields_, self.unsubscribe_url(delivery))
             message_id, data = compiled.render_bytes(recipient, now=now)
+        except CampaignError:
+            raise  # the campaign's files are broken: the caller retries later
         except Exception as err:
-            # A campaign or template problem (or bad subscriber data a template trips on):
+            # This subscriber's message cannot be rendered (data a template trips on):
             # this delivery fails; the batch goes on.
             if not isinstance(err, DriplineError):
                 err = DriplineError(f"{type(err).__name__}: {err}")
@@ -230,7 +270,10 @@ class Dispatcher:
     ) -> None:
         store, delivery_id = self.store, delivery.delivery_id
         if isinstance(result, SendResult):
-            steps = len(self.library.campaign(delivery.campaign).steps)
+            try:
+                steps = len(self.library.campaign(delivery.campaign).steps)
+            except DriplineError:  # never let a campaign question lose a sent outcome
+                steps = delivery.step
             store.mark_sent(
                 delivery_id,
                 message_id=message.message_id,
@@ -245,27 +288,32 @@ class Dispatcher:
             store.mark_ambiguous(delivery_id, detail)
             report.ambiguous += 1
         elif isinstance(result, TransientSendError):
-            first = delivery.first_attempt_at or now
-            when = next_attempt_at(
-                first_attempt_at=first,
-                attempts=delivery.attempt,
-                now=now,
-                policy=self.retry_policy,
-            )
-            if when is None:
-                store.mark_failed(
-                    delivery_id, f"gave up after {delivery.attempt} attempts: {detail}"
-                )
-                report.failed += 1
-            else:
-                store.mark_deferred(delivery_id, when, detail)
-                report.deferred += 1
+            self._retry_later(delivery, now, detail, report)
         elif isinstance(result, PermanentSendError) and result.bounce:
             store.mark_bounced(delivery_id, detail)
             report.bounced += 1
         else:
             store.mark_failed(delivery_id, detail)
             report.failed += 1
+
+    def _retry_later(
+        self, delivery: ClaimedDelivery, now: datetime, detail: str, report: PassReport
+    ) -> None:
+        """Back to ``scheduled`` at the next backoff time, or failed once past the deadline."""
+        when = next_attempt_at(
+            first_attempt_at=delivery.first_attempt_at or now,
+            attempts=delivery.attempt,
+            now=now,
+            policy=self.retry_policy,
+        )
+        if when is None:
+            self.store.mark_failed(
+                delivery.delivery_id, f"gave up after {delivery.attempt} attempts: {detail}"
+            )
+            report.failed += 1
+        else:
+            self.store.mark_deferred(delivery.delivery_id, when, detail)
+            report.deferred += 1
 
 
 def _describe(error: SendError) -> str:

@@ -114,3 +114,36 @@ def test_one_pass_reaches_everyone_due_even_after_an_outage(project: Path):
     assert recipients == sorted(
         [f"old{n}@example.com" for n in range(3)] + [f"new{n}@example.com" for n in range(3)]
     ), report.summary()
+
+
+def test_a_running_dispatcher_sends_the_campaign_as_edited_now(project: Path):
+    subscribe(project, "reader@example.com", T0)
+    MemorySender.clear("edits")
+    run, engine = dispatcher(project, MemorySender("edits"))
+    run.dispatch_due(T0 + timedelta(minutes=1))
+    step = project / "campaigns/ketamine-therapy/02-treatment-resistant.md"
+    step.write_text(step.read_text().replace("Reason 2 of 6: High", "Reason 2 of 6: Very high"))
+    run.dispatch_due(datetime(2026, 3, 9, 17, 0, tzinfo=UTC))  # step 2 is due
+    engine.dispose()
+    subjects = [
+        m.data.split(b"\r\nSubject: ")[1].split(b"\r\n")[0] for m in MemorySender.outbox("edits")
+    ]
+    assert subjects[1].startswith(b"Reason 2 of 6: Very high efficacy")
+
+
+def test_a_broken_campaign_edit_defers_instead_of_failing(project: Path):
+    subscribe(project, "reader@example.com", T0)
+    toml = project / "campaigns/ketamine-therapy/campaign.toml"
+    good = toml.read_text()
+    toml.write_text(good.replace('timezone = "America/Los_Angeles"', 'timezone = "Nowhere/X"'))
+    MemorySender.clear("broken")
+    run, engine = dispatcher(project, MemorySender("broken"))
+    report = run.dispatch_due(T0 + timedelta(minutes=1))
+    assert report.deferred == 1 and report.failed == 0, report.summary()
+    assert "unknown time zone" in report.errors[0]
+    assert statuses(project) == Counter({"scheduled": 1})
+    toml.write_text(good)  # fixed: the retry goes out
+    report = run.dispatch_due(T0 + timedelta(minutes=7))
+    engine.dispose()
+    assert report.sent == 1, report.summary()
+    assert len(MemorySender.outbox("broken")) == 1
