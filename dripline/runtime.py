@@ -11,7 +11,6 @@ from sender import Sender, create_sender
 
 from .dispatch import CampaignLibrary, Dispatcher
 from .errors import ConfigError
-from .serve.links import unsubscribe_url_for
 from .settings import Settings
 from .store import ClaimedDelivery, SqlDeliveryQueue, open_store
 from .timetable import Timetable
@@ -21,6 +20,8 @@ __all__ = ["dispatcher_for", "sender_for", "unsubscribe_link_maker"]
 
 def sender_for(settings: Settings) -> Sender:
     """The configured sender; passwords reach it from the environment, never from the URL."""
+    # The name sender.smtp looks the password up by; the plugin itself is imported only
+    # when an smtp:// URL asks for it.
     secrets = {"DRIPLINE_SMTP_PASSWORD": settings.smtp_password} if settings.smtp_password else {}
     return create_sender(settings.effective_sender_url, secrets=secrets)
 
@@ -36,6 +37,9 @@ def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], st
             "DRIPLINE_SECRET_KEY is not set: unsubscribe links cannot be signed "
             "(set it to a long random string; `dripline demo` makes its own)"
         )
+
+    # Imported here: dripline.serve imports this module for sender_for.
+    from .serve.links import unsubscribe_url_for
 
     def link(delivery: ClaimedDelivery) -> str:
         return unsubscribe_url_for(settings, delivery.public_key, delivery.campaign)

@@ -21,9 +21,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from sender.base import SenderConfigError, SendError
-from sender.registry import create_sender
 
 from ..errors import ConfigError
+from ..runtime import sender_for
 from ..settings import Settings
 from ..store import InvalidSubscriberError, forget_unconfirmed, open_store
 from ._form import (
@@ -278,7 +278,7 @@ def create_app(
 ) -> Starlette:
     """The web app for ``settings``; raises :class:`ConfigError` when it cannot serve safely."""
     check_serve_settings(settings)
-    create_sender(settings.effective_sender_url)  # a bad sender URL stops us here, not per visitor
+    sender_for(settings)  # a bad sender URL stops us here, not per visitor
     engine = open_store(settings.effective_database_url)
     now = (clock or (lambda: datetime.now(UTC)))()
     forgotten = forget_unconfirmed(engine, now=now, after=UNCONFIRMED_KEPT_FOR)

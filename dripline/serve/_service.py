@@ -18,10 +18,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from sender.registry import create_sender
-
 from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import DriplineError
+from ..runtime import sender_for
 from ..settings import Settings
 from ..store import (
     ConfirmedSignup,
@@ -43,7 +42,6 @@ __all__ = ["OfferedCampaign", "ResolvedToken", "SignupService", "load_offered_ca
 log = logging.getLogger("dripline.serve")
 
 # The secret the SMTP sender reads its password from (see sender/smtp); never in a URL.
-_SMTP_PASSWORD_SECRET = "DRIPLINE_SMTP_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -187,7 +185,6 @@ class SignupService:
         message = build_confirmation_email(
             offered.campaign, str(fields.checked_email), fields.first_name, url, now=now
         )
-        secrets = {_SMTP_PASSWORD_SECRET: self.settings.smtp_password}
-        with create_sender(self.settings.effective_sender_url, secrets=secrets) as sender:
+        with sender_for(self.settings) as sender:
             sender.send(message)
         return "sent"
