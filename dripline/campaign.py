@@ -24,6 +24,7 @@ __all__ = [
     "Schedule",
     "Step",
     "campaign_slugs",
+    "line_of_key",
     "load_campaign",
     "parse_toml",
     "read_utf8",
@@ -128,6 +129,14 @@ def _line_of(text: str, key: str, first_line: int = 1) -> int | None:
     if match is None:
         return None
     return text.count("\n", 0, match.start()) + first_line
+
+
+def line_of_key(path: Path, key: str) -> int | None:
+    """The line of ``path`` where ``key =`` is set, for pointing an error at it."""
+    try:
+        return _line_of(path.read_text(encoding="utf-8"), key)
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def parse_toml(text: str, path: Path, first_line: int = 1) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jinja2 import nodes
 
-from .campaign import Campaign, Step, load_campaign
+from .campaign import Campaign, Step, line_of_key, load_campaign
 from .errors import DriplineError
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
@@ -69,10 +69,6 @@ def _line_in(step: Step, needle: str) -> int | None:
         return None
     index = text.find(needle) if needle else -1
     return text.count("\n", 0, index) + 1 if index >= 0 else step.body_line
-
-
-def _front_line(step: Step, key: str) -> int | None:
-    return _line_in(step, f"{key} =") or _line_in(step, key)
 
 
 def _subscriber_fields(compiled: CompiledStep) -> Iterator[tuple[str, str]]:
@@ -133,7 +129,7 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
             add(
                 "warning",
                 f"subject is {len(email.subject)} characters; inboxes cut it near {MAX_SUBJECT}",
-                _front_line(step, "subject"),
+                line_of_key(step.path, "subject"),
             )
         size = len(email.html.encode("utf-8"))
         if size > GMAIL_CLIP_BYTES:

@@ -31,7 +31,7 @@ from markupsafe import Markup
 from ._context import clean_fields, display_name, step_context
 from ._inline import inline_css
 from ._slots import SlottedStep
-from .campaign import Campaign, Step
+from .campaign import Campaign, Step, line_of_key
 from .errors import CampaignError, RenderError
 from .htmltext import html_to_text
 from .markdown import add_link_tracking, markdown_to_html_template
@@ -88,7 +88,7 @@ class CampaignRenderer:
                 raise CampaignError(
                     f"unknown layout {self.campaign.layout!r}: templates/{name} does not exist",
                     path=self.campaign.toml_path,
-                    line=_line_of_key(self.campaign.toml_path, "layout"),
+                    line=line_of_key(self.campaign.toml_path, "layout"),
                 ) from err
             except TemplateSyntaxError as err:
                 where = self.templates_dir / name
@@ -103,16 +103,6 @@ class CampaignRenderer:
 
     def compile_all(self) -> list[CompiledStep]:
         return [self.step(step.number) for step in self.campaign.steps]
-
-
-def _line_of_key(path: Path, key: str) -> int | None:
-    try:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip().startswith(f"{key} ") or line.strip().startswith(f"{key}="):
-                return number
-    except OSError:
-        return None
-    return None
 
 
 def _open_block_line(source: str, err: TemplateSyntaxError) -> int:
@@ -162,7 +152,7 @@ class CompiledStep:
             if what == "body":
                 line = self.step.body_line + _open_block_line(self.step.body, err) - 1
             else:
-                line = _line_of_key(self.step.path, what)
+                line = line_of_key(self.step.path, what)
             raise CampaignError(
                 f"template error in the {what}: {err.message}", path=self.step.path, line=line
             ) from err
