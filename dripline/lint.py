@@ -10,12 +10,11 @@ images without alt text, subscriber fields no sample has.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from jinja2 import nodes
+from jinja2 import meta, nodes
 
 from .campaign import Campaign, Step, line_of_key, load_campaign
 from .errors import DriplineError
@@ -71,23 +70,20 @@ def _line_in(step: Step, needle: str) -> int | None:
     return text.count("\n", 0, index) + 1 if index >= 0 else step.body_line
 
 
-def _subscriber_fields(compiled: CompiledStep) -> Iterator[tuple[str, str]]:
-    """(field, source) for each ``subscriber.<field>`` the step's templates use."""
+def _names_used(compiled: CompiledStep) -> tuple[set[str], list[str]]:
+    """(unknown top-level names, ``subscriber.<field>`` names) in the step's templates."""
     env = compiled.renderer.envs.text
+    unknown: set[str] = set()
+    fields: list[str] = []
     for source in (compiled.step.subject, compiled.step.preheader, compiled.body_source):
-        for node in env.parse(source).find_all(nodes.Getattr):
-            if isinstance(node.node, nodes.Name) and node.node.name == "subscriber":
-                yield node.attr, source
-
-
-def _unknown_names(compiled: CompiledStep) -> set[str]:
-    from jinja2 import meta
-
-    env = compiled.renderer.envs.text
-    names: set[str] = set()
-    for source in (compiled.step.subject, compiled.step.preheader, compiled.body_source):
-        names |= meta.find_undeclared_variables(env.parse(source))
-    return names - _TEMPLATE_NAMES
+        tree = env.parse(source)
+        unknown |= meta.find_undeclared_variables(tree)
+        fields += [
+            node.attr
+            for node in tree.find_all(nodes.Getattr)
+            if isinstance(node.node, nodes.Name) and node.node.name == "subscriber"
+        ]
+    return unknown - _TEMPLATE_NAMES, fields
 
 
 def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) -> list[Finding]:
@@ -99,9 +95,10 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
         if finding not in found:
             found.append(finding)
 
-    for name in sorted(_unknown_names(compiled)):
+    unknown, fields = _names_used(compiled)
+    for name in sorted(unknown):
         add("error", f"unknown variable {name!r}", _line_in(step, name))
-    for field_name, _ in _subscriber_fields(compiled):
+    for field_name in fields:
         if field_name not in STANDARD_FIELDS | sample_fields:
             add(
                 "warning",
