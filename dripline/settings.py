@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,6 @@ from .errors import ConfigError
 __all__ = ["SETTINGS_FILE", "Settings", "load_settings", "redact_url"]
 
 SETTINGS_FILE = "dripline.toml"
-
-# Settings whose values are secrets: never printed, never logged.
-_SECRET_FIELDS = frozenset({"secret_key", "smtp_password"})
 
 
 @dataclass(frozen=True)
@@ -52,18 +49,6 @@ class Settings:
     def effective_sender_url(self) -> str:
         """The configured sender, or a Maildir outbox in the project root."""
         return self.sender_url or f"maildir:{(self.root / 'outbox').resolve()}"
-
-    def public_dict(self) -> dict[str, Any]:
-        """The settings with secrets masked, for ``--debug`` output."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in _SECRET_FIELDS:
-                value = "***" if value else ""
-            elif f.name.endswith("_url") and isinstance(value, str):
-                value = redact_url(value)
-            out[f.name] = str(value) if isinstance(value, Path) else value
-        return out
 
 
 def redact_url(url: str) -> str:
