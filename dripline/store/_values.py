@@ -73,6 +73,11 @@ def normalize_email(raw: str) -> NormalizedEmail:
     return NormalizedEmail(address)
 
 
+def _label(column: str) -> str:
+    """How a message names where a value came from: a CSV column or a flag (``--name``)."""
+    return column if column.startswith("-") else f"column {column!r}"
+
+
 def check_value(value: str, column: str, *, limit: int = VALUE_MAX) -> str:
     """``value`` of ``column`` if every email can carry it; raises InvalidSubscriberError.
 
@@ -80,11 +85,11 @@ def check_value(value: str, column: str, *, limit: int = VALUE_MAX) -> str:
     """
     problem = header_value_problem(value)
     if problem is not None:
-        raise InvalidSubscriberError(f"column {column!r} holds {problem}")
+        raise InvalidSubscriberError(f"{_label(column)} holds {problem}")
     cleaned = value.strip()
     if len(cleaned) > limit:
         raise InvalidSubscriberError(
-            f"column {column!r} is limited to {limit:,} characters (it has {len(cleaned):,})"
+            f"{_label(column)} is limited to {limit:,} characters (it has {len(cleaned):,})"
         )
     return cleaned
 
@@ -92,8 +97,8 @@ def check_value(value: str, column: str, *, limit: int = VALUE_MAX) -> str:
 def check_name(name: str, column: str = "name") -> str:
     """A name on one line, white space collapsed; raises InvalidSubscriberError."""
     if any(c in name for c in "\r\n\0"):
-        raise InvalidSubscriberError(f"column {column!r}: a name must be one line")
-    limit = FIRST_NAME_MAX if column == "first_name" else NAME_MAX
+        raise InvalidSubscriberError(f"{_label(column)}: a name must be one line")
+    limit = FIRST_NAME_MAX if "first" in column else NAME_MAX
     return " ".join(check_value(name, column, limit=limit).split())
 
 
