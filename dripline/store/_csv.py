@@ -41,7 +41,7 @@ _ALIASES = {
     "name": {"name", "fullname", "displayname"},
     "first_name": {"firstname", "givenname", "forename", "vorname", "prenom", "prénom"},
     "last_name": {"lastname", "surname", "familyname", "nachname"},
-    "timezone": {"timezone", "tz", "zone", "tzname", "olsontimezone", "ianatimezone"},
+    "timezone": {"timezone", "tz", "zone", "tzname", "ianatimezone", "zeitzone", "fuseau"},
     "country": {"country", "countrycode", "land", "pays"},
     "subscribed_at": {"subscribedat", "subscribed", "subscriptiondate", "signedupat", "optinat"},
 }
