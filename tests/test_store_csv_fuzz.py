@@ -78,7 +78,7 @@ def make_project(folder: Path) -> None:
     text = step.read_text(encoding="utf-8")
     text = text.replace(
         'subject = "Reason 1 of 6: Rapid relief from symptoms"',
-        'subject = "For {{ subscriber.first_name | default(\'\') }} '
+        "subject = \"For {{ subscriber.first_name | default('') }} "
         "{{ subscriber.name | default('') }} ({{ subscriber.plan | default('') }})\"",
     )
     text = text.replace(

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from smtp_servers import RecordingHandler, running_server
 
 from dripline.cli import main
 from dripline.store import derive_first_name
+from dripline.store._names import _parsed_first, _plain_first
 
 NAMES = [
     # (full name as people type it, the name to greet them by; "" means "there")
@@ -115,3 +118,20 @@ def test_greetings_in_sent_mail_use_the_derived_name_and_an_explicit_one_wins(
     with sqlite3.connect(project / "dripline.db") as conn:
         stored = dict(conn.execute("SELECT email, first_name FROM subscribers").fetchall())
     assert stored["smith@example.com"] == "" and stored["chidi@example.com"] == "Chidi"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["Ada", "Lee", "Mae", "Van", "And", "Dr", "Jr", "Bin", "E", "Y"]),
+            st.text("abcdefgHIJKLmnopQRSTuvwxyz-'", min_size=1, max_size=9),
+        ),
+        min_size=1,
+        max_size=4,
+    ).map(" ".join)
+)
+def test_the_shortcut_for_plain_names_agrees_with_the_parser(name: str) -> None:
+    plain = _plain_first(name)
+    if plain is not None:
+        assert plain == _parsed_first(name), name
