@@ -277,3 +277,14 @@ def test_a_database_failure_gives_a_page_not_a_traceback(served: Served):
     response = sign_up(client)
     assert response.status_code == 500
     assert "Something went wrong" in response.text and "Traceback" not in response.text
+
+
+def test_the_country_field_is_checked_and_upper_cased() -> None:
+    from dripline.serve._form import read_signup_fields
+
+    fields = read_signup_fields(
+        {"email": "lena@example.com", "first_name": "Lena", "country": "de", "consent": "yes"}
+    )
+    assert fields.ok and fields.checked_country == "DE"
+    bad = read_signup_fields({"email": "x@example.com", "country": "Germany", "consent": "yes"})
+    assert list(bad.errors) == ["country"] and "two-letter code" in bad.errors["country"]
