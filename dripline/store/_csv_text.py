@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ SEPARATORS = (",", ";", "\t")
 SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+\Z")
 _SNIFF_BYTES = 64 * 1024
+_FIELD_LIMIT = 2**31 - 1  # the largest a C long takes everywhere
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,8 @@ def records(lines: list[str], separator: str, start: int = 0) -> Iterator[Record
     The reader is strict about quotes, so a malformed record is an error here; it is
     reported and reading starts again on the line after the one it began on.
     """
-    if csv.field_size_limit() < sys.maxsize // 2:
-        csv.field_size_limit(sys.maxsize // 2)  # sizes are checked per value, per row
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)  # sizes are checked per value, per row
     while start < len(lines):
         reader = csv.reader(iter(lines[start:]), delimiter=separator, strict=True)
         first = start + 1  # the physical line the next record starts on
