@@ -31,6 +31,10 @@ NAMES = [
     ("J. Robert Oppenheimer", "Robert"),  # goes by the middle name
     ("J. R. R. Tolkien", ""),  # initials only: no first name to use
     ("Smith, J.", ""),
+    ("J.R.R. Tolkien", ""),  # initials without spaces are still initials
+    ("Dr. h.c. Anna Schmidt", "Anna"),  # h.c. (honoris causa) is a title, not "Hi h.c.,"
+    ("Prof. Dr. Dr. h.c. Max Mustermann", "Max"),
+    ("Robert'); DROP TABLE subscribers;--", ""),  # not "Hi DROP,": only initials are skipped
     ("Mr. Smith", ""),  # a title and a surname: "Hi Mr.," is worse than "Hi there,"
     ("Madonna", "Madonna"),  # single name
     ("JANE DOE", "Jane"),  # all caps
@@ -66,6 +70,8 @@ def test_greetings_in_sent_mail_use_the_derived_name_and_an_explicit_one_wins(
         'chidi@example.com,"Okafor, Chidi",,2026-03-05T20:00Z\n'
         "lena@example.com,Dr. Lena Weber,,2026-03-05T20:00Z\n"
         "smith@example.com,Mr. Smith,,2026-03-05T20:00Z\n"
+        "anna@example.com,Prof. Dr. h.c. Anna Schmidt,,2026-03-05T20:00Z\n"
+        "bobby@example.com,Robert'); DROP TABLE subscribers;--,,2026-03-05T20:00Z\n"
         "kim@example.com,Kim Jae-won,Jae,2026-03-05T20:00Z\n",
         encoding="utf-8",
     )
@@ -112,6 +118,8 @@ def test_greetings_in_sent_mail_use_the_derived_name_and_an_explicit_one_wins(
         "chidi@example.com": "Hi Chidi,",
         "lena@example.com": "Hi Lena,",
         "smith@example.com": "Hi there,",
+        "anna@example.com": "Hi Anna,",
+        "bobby@example.com": "Hi there,",
         "kim@example.com": "Hi Jae,",  # the first_name column wins
         "tunde@example.com": "Hi Tunde,",
     }

@@ -11,6 +11,7 @@ given explicitly (CSV column, form field) is never replaced by this.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
@@ -23,6 +24,9 @@ __all__ = ["derive_first_name"]
 # anyone's name: "Chidi 🌍" greets "Chidi".
 _DROPPED = frozenset({"So", "Sk", "Cf", "Cc", "Co", "Cn", "Cs"})
 _FIRST_NAME_MAX = 100  # the subscribers.first_name column
+# "J.", "J.R.R.", "h.c." (honoris causa, a German academic title): single letters, each
+# followed by a dot. nameparser reads them as a first name; nobody is greeted by them.
+_INITIALS = re.compile(r"(?:\w\.)+\Z")
 
 
 def _without_symbols(text: str) -> str:
@@ -38,7 +42,7 @@ def _without_symbols(text: str) -> str:
 
 def _plausible(word: str) -> bool:
     """A given name: letters (with ' - . inside), not an initial, no digits or @."""
-    if not word or len(word) > _FIRST_NAME_MAX:
+    if not word or len(word) > _FIRST_NAME_MAX or _INITIALS.match(word):
         return False
     if any(c.isdigit() or c in "@/\\_:;<>()[]{}" for c in word):
         return False
@@ -95,7 +99,9 @@ def _parsed_first(text: str) -> str:
     parsed = HumanName(text)
     parsed.capitalize()  # only changes names written all upper or all lower case
     first = parsed.first.strip()
-    if not _plausible(first) and parsed.middle:
-        # "J. Robert Oppenheimer": people who sign with an initial go by the next name.
+    if (not first or _INITIALS.match(first)) and parsed.middle:
+        # "J. Robert Oppenheimer": people who sign with an initial go by the next name
+        # ("Dr. h.c. Anna Schmidt" too). Any other implausible word is not an initial, and
+        # the words after it are no safer ("Robert'); DROP TABLE" must not greet "DROP").
         first = parsed.middle.split()[0]
     return first if _plausible(first) else ""
