@@ -7,11 +7,16 @@ quoting style, and the header wording its users type.
 
 from __future__ import annotations
 
+import random
+import re
+import shutil
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 
+from dripline.cli import main
 from dripline.store import SubscriberCsvError, read_subscriber_csv
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -190,3 +195,71 @@ def test_a_time_zone_column_is_the_subscribers_zone_not_an_attribute(tmp_path: P
     result = read(tmp_path, "Email,Time Zone\na@example.com,Asia/Kolkata\n")
     (person,) = result.people
     assert (person.timezone, person.attributes) == ("Asia/Kolkata", {})
+
+
+@pytest.mark.parametrize(
+    ("first_line", "separator"), [("sep=;", ";"), ('"sep=,"', ","), ("SEP=|", "|")]
+)
+def test_excels_sep_line_names_the_separator_and_the_header_follows(
+    tmp_path: Path, first_line: str, separator: str
+) -> None:
+    # Files made for Excel in a ';' locale start with "sep=;" so that Excel opens them right.
+    rows = [["E-Mail", "Vorname", "Land"], ["karl@example.com", "Karl", "de"]]
+    result = read(tmp_path, BOM + first_line + "\r\n" + export(rows, sep=separator, newline="\r\n"))
+    assert result.problems == []
+    assert [(str(p.email), p.first_name, p.attributes) for p in result.people] == [
+        ("karl@example.com", "Karl", {"country": "DE"})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            ["Email", "Time Zone", "timezone"],
+            "columns 2 ('Time Zone') and 3 ('timezone') both hold the 'timezone' field",
+        ),
+        (["E-mail", "Email", "Name"], "columns 1 ('E-mail') and 2 ('Email') both hold the 'email'"),
+        (["Email", "E-mail", "Name"], "columns 1 ('Email') and 2 ('E-mail') both hold the 'email'"),
+        (["email", "Notes", "notes"], "columns 2 ('Notes') and 3 ('notes') both hold 'notes'"),
+    ],
+)
+def test_two_columns_for_one_field_are_refused_naming_both(
+    tmp_path: Path, header: list[str], message: str
+) -> None:
+    # Taking either silently loses the other: "garbage" used to win over Europe/Paris.
+    data = export([header, ["a@example.com", "Europe/Paris", "garbage"]], sep=",", newline="\r\n")
+    with pytest.raises(SubscriberCsvError, match=re.escape(message)) as caught:
+        read(tmp_path, data)
+    assert str(caught.value).startswith(f"{tmp_path / 'people.csv'}:1: ")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + bytes(range(256)) * 8,  # .xlsx
+        bytes(random.Random(13).randrange(256) for _ in range(4000)),
+    ],
+    ids=["xlsx", "random"],
+)
+def test_a_binary_file_is_one_short_message_not_a_dump(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "people.csv"
+    path.write_bytes(data)
+    shutil.copytree(Path(__file__).resolve().parent.parent / "campaigns", tmp_path / "campaigns")
+    result = CliRunner().invoke(
+        main,
+        ["--root", str(tmp_path), "import", str(path), "--campaign", "ketamine-therapy"],
+    )
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    (line,) = result.output.splitlines()
+    assert line == (
+        f"Error: {path}:1: this is not a CSV text file (its first line holds binary data, "
+        "as an Excel .xlsx workbook does); save the sheet as CSV UTF-8"
+    )
+
+
+def test_a_long_header_cell_is_shortened_in_the_message(tmp_path: Path) -> None:
+    with pytest.raises(SubscriberCsvError) as caught:
+        read(tmp_path, "x" * 100_000 + ",name\na,b\n")
+    assert len(str(caught.value)) < 500

@@ -3,8 +3,9 @@
 Columns ``email``, ``name``, ``first_name``, ``last_name``, ``timezone``,
 ``country`` and ``subscribed_at`` are the subscriber's fields (only ``email`` is
 required); headers match loosely (``E-mail``, ``First Name``, ``Time Zone``,
-``tz``...). Any other column becomes an attribute, available to templates as
-``subscriber.<column>`` (header lower-cased). ``country`` (ISO 3166-1 alpha-2)
+``tz``...), and no two columns may hold the same field. Any other column becomes
+an attribute, available to templates as ``subscriber.<column>`` (header
+lower-cased). An Excel ``sep=;`` first line names the separator. ``country`` (ISO 3166-1 alpha-2)
 is stored as an attribute too; ``holidays = "subscriber"`` reads it.
 
 Every value is checked with the rules the renderer applies (see
@@ -47,6 +48,8 @@ _ALIASES = {
 }
 _FIELD_OF = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
 _SQUASH = re.compile(r"[\s\-_.]+")
+_SEP_LINE = re.compile(r'"?sep=([^"\r\n]|\\t)"?[\r\n]*\Z', re.IGNORECASE)
+_HEADER_SHOWN = 40  # characters of each header cell quoted in a message
 
 
 class SubscriberCsvError(DriplineError):
@@ -77,12 +80,39 @@ def _has_email(header: list[str]) -> bool:
 
 
 def _columns(header: list[str]) -> list[str]:
-    """The key each header cell stores its values under: a field name or an attribute."""
+    """The key each header cell stores its values under: a field name or an attribute.
+
+    Raises :class:`ValueError` when two columns would store under the same key
+    ("Time Zone" and "timezone", "E-mail" and "Email", "notes" twice): which one the
+    file means cannot be told, and taking either would lose the other in silence.
+    """
     columns: list[str] = []
-    for cell in header:
-        name = _field_of(cell)
-        columns.append(name if name and name not in columns else cell.strip().lower())
+    where: dict[str, int] = {}
+    for index, cell in enumerate(header):
+        key = _field_of(cell) or cell.strip().lower()
+        if key and key in where:
+            first = where[key]
+            what = f"the {key!r} field" if _field_of(cell) else f"{key!r}"
+            raise ValueError(
+                f"columns {first + 1} ({header[first].strip()!r}) and {index + 1} "
+                f"({cell.strip()!r}) both hold {what}; remove or rename one"
+            )
+        where[key] = index
+        columns.append(key)
     return columns
+
+
+def _binary(values: list[str]) -> bool:
+    """A header no spreadsheet writes: NUL or other control characters, undecodable bytes."""
+    return any(
+        c == "\0" or "\udc80" <= c <= "\udcff" or (ord(c) < 32 and c not in "\t\r\n")
+        for value in values
+        for c in value
+    )
+
+
+def _shorten(cell: str) -> str:
+    return cell if len(cell) <= _HEADER_SHOWN else cell[:_HEADER_SHOWN] + "..."
 
 
 def _undecodable(values: list[str], columns: list[str]) -> str | None:
@@ -146,19 +176,34 @@ def read_subscriber_csv(path: Path, default_zone: ZoneInfo) -> CsvReadResult:
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
         raise SubscriberCsvError("the file is empty (expected a header row)", path=path)
-    separator = choose_separator(sample, lines[first], _has_email)
+    hinted = _SEP_LINE.match(lines[first])
+    if hinted:
+        # Excel's "sep=;" first line names the separator; the header is the next line.
+        separator = "\t" if hinted.group(1) == "\\t" else hinted.group(1)
+        first = next((i for i in range(first + 1, len(lines)) if lines[i].strip()), None)
+        if first is None:
+            raise SubscriberCsvError("the file has no header row after its sep= line", path=path)
+    else:
+        separator = choose_separator(sample, lines[first], _has_email)
     result = CsvReadResult(separator=separator)
     rows = records(lines, separator, first)
     header = next(rows)
     if header.problem is not None:
         raise SubscriberCsvError(header.problem, path=path, line=header.line)
+    if _binary(header.values):
+        raise SubscriberCsvError(
+            "this is not a CSV text file (its first line holds binary data, as an Excel "
+            ".xlsx workbook does); save the sheet as CSV UTF-8",
+            path=path,
+            line=header.line,
+        )
     if not _has_email(header.values):
         hints = [
             f"the file looks {SEPARATOR_NAMES[other]}-separated ({other!r})"
             for other in (";", "\t", ",")
             if other != separator and lines[first].count(other) >= 1
         ]
-        found = ", ".join(repr(h) for h in header.values[:8])
+        found = ", ".join(repr(_shorten(h)) for h in header.values[:8])
         raise SubscriberCsvError(
             "no 'email' column in the header row (columns: email, name, first_name, "
             f"timezone, country, subscribed_at, and any attributes; found {found})"
@@ -166,7 +211,10 @@ def read_subscriber_csv(path: Path, default_zone: ZoneInfo) -> CsvReadResult:
             path=path,
             line=header.line,
         )
-    columns = _columns(header.values)
+    try:
+        columns = _columns(header.values)
+    except ValueError as err:
+        raise SubscriberCsvError(str(err), path=path, line=header.line) from err
     seen: set[str] = set()
     warned_zones: set[str] = set()
     for record in rows:
