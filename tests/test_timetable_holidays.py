@@ -216,3 +216,27 @@ def test_preview_shows_a_holiday_like_a_weekend_with_its_name(project: Path) -> 
     assert "Thu 26 Nov: Thanksgiving Day, no sends" in hatched
     assert "Sat 28 Nov: no sends" in hatched
     assert "Thanksgiving Day (Thu 26 Nov)" in doc.cssselect("svg.timeline desc")[0].text
+
+
+def test_preview_names_every_holiday_a_step_was_pushed_past(project: Path) -> None:
+    # Fridays only, from Sunday 2026-11-29: step 5 (day 8, a Monday) must follow step 4
+    # on Fri 12-18, and then Christmas Day and New Year's Day are Fridays too.
+    set_schedule(
+        project,
+        'timezone = "America/Los_Angeles"\nsend_time = "09:00"\n'
+        'weekdays = ["fri"]\nholidays = "US"',
+    )
+    enrolled = datetime(2026, 11, 29, 7, 45, tzinfo=LA)
+    planned = plan_sends(load_campaign(project / "campaigns" / SLUG), enrolled)
+    assert [f"{p.due:%a %m-%d}" for p in planned[3:5]] == ["Fri 12-18", "Fri 01-08"]
+    preview = Project(project, base_url="http://127.0.0.1:8765", clock=lambda: enrolled)
+    client = TestClient(
+        create_app(preview, port=8765, watch=False), base_url="http://127.0.0.1:8765"
+    )
+    doc = lxml.html.fromstring(client.get(f"/campaigns/{SLUG}").text)
+    notes = [" ".join(n.text_content().split()) for n in doc.cssselect(".inbox-note")]
+    assert notes[3] == (
+        "Moved 32 days from Monday: no emails go out on Mondays; each email goes out on a "
+        "later day than the one before; then public holidays: Christmas Day (Fri 25 Dec), "
+        "New Year's Day (Fri 01 Jan)"
+    )

@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 
 from markupsafe import Markup, escape
 
-from .._holidays import holiday_name
+from .._holidays import Region, holiday_name
 from ..campaign import WEEKDAYS, Campaign, Step
 from ..timetable import Timetable
 
@@ -53,18 +53,39 @@ class PlannedSend:
 
 
 def _reason(
-    campaign: Campaign, nominal: date, due: date, previous: date | None, holiday: str | None
+    campaign: Campaign,
+    nominal: date,
+    due: date,
+    previous: date | None,
+    holiday: str | None,
+    region: Region | None,
 ) -> str:
-    """Why the timetable put a step later than its ``day`` offset says, for people."""
+    """Why the timetable put a step later than its ``day`` offset says, for people: every
+    cause, so a step pushed past Christmas and New Year's Day says so rather than only
+    "no emails go out on Mondays" for a move of a month."""
     if due == nominal:
         return ""
+    reasons: list[str] = []
     if nominal.weekday() not in campaign.schedule.weekdays:
-        return f"no emails go out on {nominal:%A}s"
-    if holiday:
-        return f"no emails go out on public holidays ({holiday}, {nominal:%a %d %b})"
+        reasons.append(f"no emails go out on {nominal:%A}s")
+    elif holiday:
+        reasons.append(f"no emails go out on public holidays ({holiday}, {nominal:%a %d %b})")
     if previous is not None and nominal <= previous:
-        return "each email goes out on a later day than the one before"
-    return "the send time had passed on the day of enrollment"
+        reasons.append("each email goes out on a later day than the one before")
+    if not reasons:
+        reasons.append("the send time had passed on the day of enrollment")
+    # Holidays on otherwise allowed days between where the rules above put the step
+    # and where it goes out: they pushed it on too.
+    floor = max(nominal, previous or nominal)
+    skipped = [
+        f"{name} ({day:%a %d %b})"
+        for offset in range(1, (due - floor).days)
+        if (day := floor + timedelta(days=offset)).weekday() in campaign.schedule.weekdays
+        and (name := holiday_name(region, day))
+    ]
+    if skipped:
+        reasons.append(f"then public holidays: {', '.join(skipped)}")
+    return "; ".join(reasons)
 
 
 def plan_sends(campaign: Campaign, enrolled: datetime) -> list[PlannedSend]:
@@ -87,7 +108,7 @@ def plan_sends(campaign: Campaign, enrolled: datetime) -> list[PlannedSend]:
         reason = (
             ""
             if step.send_immediately
-            else _reason(campaign, nominal, due.date(), previous, holiday)
+            else _reason(campaign, nominal, due.date(), previous, holiday, region)
         )
         planned.append(PlannedSend(step, due, nominal, reason, holiday or ""))
         previous = due.date()
