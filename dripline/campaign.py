@@ -20,6 +20,7 @@ from ._holidays import parse_region
 from .errors import CampaignError
 
 __all__ = [
+    "DAY_MAX",
     "WEEKDAYS",
     "Campaign",
     "Schedule",
@@ -31,6 +32,7 @@ __all__ = [
     "read_utf8",
 ]
 
+DAY_MAX = 36_500  # the latest a step may be, in days after enrollment
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _STEP_FILE = re.compile(r"^(\d{2})-([a-z0-9][a-z0-9-]*)\.md$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -270,6 +272,8 @@ def _load_step(path: Path, number: int, slug: str) -> Step:
         )
     if not isinstance(day, int) or isinstance(day, bool) or day < 0:
         raise fields.fail("day", "day must be a whole number of days, 0 or more")
+    if day > DAY_MAX:  # a typo; past the calendar's end it cannot even be scheduled
+        raise fields.fail("day", f"day must be at most {DAY_MAX:,} (a hundred years)")
     send = data.get("send")
     if send is not None and send != "immediately":
         raise fields.fail("send", 'send may only be "immediately"')

@@ -37,6 +37,8 @@ CASES = [
     ),
     (TOML, 'layout = "base"', 'layout = "fancy"', 4, "unknown layout 'fancy'"),
     (STEP, "day = 2", "day = 0", 4, "day offsets out of order"),
+    # Past the calendar's end a step cannot be scheduled (it was an OverflowError traceback).
+    (STEP, "day = 2", "day = 99999999", 4, "day must be at most 36,500"),
     (
         TOML,
         'timezone = "America/Los_Angeles"',

@@ -160,6 +160,34 @@ def test_import_reports_bad_rows_by_line_and_imports_the_rest(project: Path):
     assert db_rows(project, "select count(*) from subscribers") == [(3,)]
 
 
+def test_subscription_times_off_the_calendar_are_their_rows_problem_not_a_traceback(
+    project: Path,
+):
+    csv_file = project / "people.csv"
+    csv_file.write_text(
+        "email,timezone,subscribed_at\n"
+        "tokyo@example.com,Asia/Tokyo,0001-01-01T00:00\n"  # before year 1 in UTC
+        "chicago@example.com,America/Chicago,9999-12-31T23:00\n"  # after 9999 in UTC
+        "late@example.com,,9999-12-25\n"  # steps would be due after 9999
+        "ok@example.com,,2026-03-02T10:00\n",
+        encoding="utf-8",
+    )
+    result = run(project, "import", str(csv_file), "--campaign", SLUG)
+    assert result.exit_code == 1
+    for line, value in ((2, "0001-01-01T00:00"), (3, "9999-12-31T23:00"), (4, "9999-12-25")):
+        assert (
+            f"Error: {csv_file}:{line}: the subscription time '{value}' is outside the years "
+            "1970 to 9000"
+        ) in result.output
+    assert "1 enrolled" in result.output
+    assert db_rows(project, "select email from subscribers") == [("ok@example.com",)]
+    at = run(project, "subscribe", "z@example.com", "--campaign", SLUG, "--at", "9999-12-31T23:00")
+    assert at.exit_code == 1
+    assert at.output == (
+        "Error: the subscription time '9999-12-31T23:00' is outside the years 1970 to 9000\n"
+    )
+
+
 def test_import_without_email_column_names_the_file_and_line(project: Path):
     csv_file = project / "people.csv"
     csv_file.write_text("mail,name\nx@example.com,X\n", encoding="utf-8")

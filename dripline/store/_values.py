@@ -39,6 +39,7 @@ __all__ = [
 
 NAME_MAX = 200  # the subscribers.name column
 FIRST_NAME_MAX = 100  # the subscribers.first_name column
+MOMENT_YEARS = (1970, 9000)  # a subscription time outside these is a typo
 VALUE_MAX = 10_000  # one attribute value: a sentence or a URL, not a document
 
 
@@ -163,7 +164,11 @@ def zone_warning(name: str | None) -> str | None:
 
 
 def parse_moment(text: str, zone: ZoneInfo) -> datetime:
-    """An ISO 8601 date/time; without an offset it is read in ``zone``. Returns aware UTC."""
+    """An ISO 8601 date/time; without an offset it is read in ``zone``. Returns aware UTC.
+
+    Raises :class:`InvalidSubscriberError` for text that is not one, or a moment outside
+    the years :data:`MOMENT_YEARS` (where due dates would leave the calendar).
+    """
     raw = text.strip()
     try:
         moment = datetime.fromisoformat(raw.replace(" ", "T", 1) if "T" not in raw else raw)
@@ -173,7 +178,17 @@ def parse_moment(text: str, zone: ZoneInfo) -> datetime:
         ) from err
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        utc = None
+    # The bounds of ``dripline run --now``: every step's due date stays a real date.
+    if utc is None or not MOMENT_YEARS[0] <= utc.year <= MOMENT_YEARS[1]:
+        raise InvalidSubscriberError(
+            f"the subscription time {text.strip()!r} is outside the years "
+            f"{MOMENT_YEARS[0]} to {MOMENT_YEARS[1]}"
+        )
+    return utc
 
 
 def to_db_time(moment: datetime) -> datetime:
