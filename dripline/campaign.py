@@ -7,6 +7,7 @@ known, the line.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Iterator
@@ -196,7 +197,19 @@ def _check_address(fields: _Fields, key: str, value: str) -> str:
     return value
 
 
+_SCHEDULE_KEYS = ("timezone", "send_time", "weekdays", "holidays", "holidays_default")
+
+
 def _parse_schedule(fields: _Fields) -> Schedule:
+    # A misspelt key ("holiday") would silently skip no holidays at all.
+    for key in fields.data:
+        if key not in _SCHEDULE_KEYS:
+            close = difflib.get_close_matches(key, _SCHEDULE_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise fields.fail(
+                key,
+                f"unknown key schedule.{key} ({hint}keys: {', '.join(_SCHEDULE_KEYS)})",
+            )
     tz_name = fields.string("timezone", required=False, default="UTC")
     try:
         ZoneInfo(tz_name)
@@ -217,12 +230,21 @@ def _parse_schedule(fields: _Fields) -> Schedule:
         if key not in WEEKDAYS:
             raise fields.fail("weekdays", f"unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
         days.append(WEEKDAYS.index(key))
+    holidays = _holiday_setting(fields, "holidays", allow_subscriber=True)
+    holidays_default = _holiday_setting(fields, "holidays_default", allow_subscriber=False)
+    if holidays_default and holidays != "subscriber":
+        # Read only for subscribers without a country; alone it would skip nothing.
+        raise fields.fail(
+            "holidays_default",
+            'schedule.holidays_default only applies with holidays = "subscriber" '
+            '(for one calendar for everyone, set holidays = "US")',
+        )
     return Schedule(
         timezone=tz_name,
         send_time=time(int(match.group(1)), int(match.group(2))),
         weekdays=tuple(sorted(set(days))),
-        holidays=_holiday_setting(fields, "holidays", allow_subscriber=True),
-        holidays_default=_holiday_setting(fields, "holidays_default", allow_subscriber=False),
+        holidays=holidays,
+        holidays_default=holidays_default,
     )
 
 

@@ -163,6 +163,13 @@ def test_a_subdivision_adds_its_own_holidays(project: Path) -> None:
         ('holidays = "XX"', "schedule.holidays: unknown country code 'XX'"),
         ('holidays = "US-ZZ"', "schedule.holidays: unknown subdivision 'US-ZZ'"),
         ('holidays = "subscriber"\nholidays_default = "Germany"', "holidays_default"),
+        # A misspelt key used to skip no holidays at all, without a word.
+        ('holiday = "US"', "unknown key schedule.holiday (did you mean 'holidays'?"),
+        ('holidays_default = "US"', 'holidays_default only applies with holidays = "subscriber"'),
+        (
+            'holidays = "US"\nholidays_default = "DE"',
+            'holidays_default only applies with holidays = "subscriber"',
+        ),
     ],
 )
 def test_bad_holiday_settings_name_file_and_line(project: Path, line: str, message: str) -> None:
