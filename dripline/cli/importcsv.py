@@ -57,12 +57,15 @@ def import_command(ctx: click.Context, csv_file: Path, slug: str, database_url: 
             )
     finally:
         engine.dispose()
+    for address, why in result.suppressed:
+        click.echo(f"Error: {csv_file}: {address} not imported: {why}", err=True)
     click.echo(
         f"{csv_file}: {result.enrolled} enrolled in {slug} "
         f"({result.subscribers_created} new subscribers), "
         f"{result.already_enrolled} already enrolled, "
         f"{result.inactive_skipped} unsubscribed/bounced skipped, "
-        f"{read.duplicates} duplicate row(s), {len(read.problems)} invalid row(s) skipped"
+        f"{read.duplicates} duplicate row(s), {len(read.problems)} invalid row(s) skipped, "
+        f"{len(result.suppressed)} suppressed address(es) refused"
     )
-    if read.problems:
+    if read.problems or result.suppressed:
         ctx.exit(1)
