@@ -44,10 +44,7 @@ class Sent:
     delivery_id: int
     email: str
     message_id: str
-
-    @property
-    def verp(self) -> str:
-        return verp_address(RETURN_PATH, TokenSigner(SECRET).return_path_token(self.delivery_id))
+    verp: str  # the envelope sender it went out with
 
 
 def subscribe_and_send_first_step(
@@ -59,8 +56,13 @@ def subscribe_and_send_first_step(
             cli(env, "subscribe", person, "--campaign", campaign, "--at", T0.isoformat())
     cli(env, "run", "--once", "--now", (T0 + timedelta(minutes=1)).isoformat(), "--sender", sender)
     db = db_rows(Path(env["DRIPLINE_ROOT"]))
+    signer = TokenSigner(env["DRIPLINE_SECRET_KEY"])
+
+    def verp(delivery_id: int) -> str:
+        return verp_address(env["DRIPLINE_RETURN_PATH"], signer.return_path_token(delivery_id))
+
     return {
-        r["email"]: Sent(r["id"], r["email"], r["message_id"])
+        r["email"]: Sent(r["id"], r["email"], r["message_id"], verp(r["id"]))
         for r in db
         if r["status"] == "sent" and r["campaign"] == "ketamine-therapy"
     }
