@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import cache
 
 from sender import Sender, create_sender
@@ -12,11 +13,17 @@ from sender import Sender, create_sender
 from .dispatch import CampaignLibrary, Dispatcher
 from .errors import ConfigError
 from .settings import Settings
-from .store import ClaimedDelivery, SqlDeliveryQueue, open_store
+from .store import BouncePolicy, ClaimedDelivery, SqlDeliveryQueue, open_store
 from .timetable import Timetable
 from .tokens import TokenSigner, verp_address
 
-__all__ = ["dispatcher_for", "envelope_sender_maker", "sender_for", "unsubscribe_link_maker"]
+__all__ = [
+    "bounce_policy_for",
+    "dispatcher_for",
+    "envelope_sender_maker",
+    "sender_for",
+    "unsubscribe_link_maker",
+]
 
 
 def sender_for(settings: Settings) -> Sender:
@@ -46,6 +53,14 @@ def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], st
         return unsubscribe_url_for(settings, delivery.public_key, delivery.campaign)
 
     return link
+
+
+def bounce_policy_for(settings: Settings) -> BouncePolicy:
+    """How many soft bounces within how many days suppress an address (``[bounces]``)."""
+    return BouncePolicy(
+        soft_limit=settings.soft_bounce_limit,
+        soft_window=timedelta(days=settings.soft_bounce_window_days),
+    )
 
 
 def envelope_sender_maker(settings: Settings) -> Callable[[ClaimedDelivery], str] | None:

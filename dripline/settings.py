@@ -39,6 +39,9 @@ class Settings:
     # Provider webhooks (dripline serve). A PEM certificate used instead of fetching the
     # SNS SigningCertURL (tests; offline set-ups). The URL's host is checked either way.
     ses_certificate_file: str = ""
+    # The SNS topic(s) allowed to post (comma-separated ARNs): anyone can have SNS sign a
+    # message, so the topic is what says it is ours. Unset: /webhooks/ses is off.
+    ses_topic_arn: str = ""
     postmark_webhook_user: str = ""
     postmark_webhook_password: str = ""
     sendgrid_public_key: str = ""  # base64 DER (as SendGrid shows it) or PEM
@@ -86,6 +89,7 @@ _ENV_NAMES = {
     "soft_bounce_limit": "DRIPLINE_SOFT_BOUNCE_LIMIT",
     "soft_bounce_window_days": "DRIPLINE_SOFT_BOUNCE_DAYS",
     "ses_certificate_file": "DRIPLINE_SES_CERTIFICATE_FILE",
+    "ses_topic_arn": "DRIPLINE_SES_TOPIC_ARN",
     "postmark_webhook_user": "DRIPLINE_POSTMARK_WEBHOOK_USER",
     "postmark_webhook_password": "DRIPLINE_POSTMARK_WEBHOOK_PASSWORD",
     "sendgrid_public_key": "DRIPLINE_SENDGRID_WEBHOOK_PUBLIC_KEY",
@@ -98,7 +102,12 @@ _FILE_KEYS = {"database_url", "sender_url", "base_url"}
 _FILE_TABLES = {
     "sending": {"return_path"},
     "bounces": {"soft_bounce_limit", "soft_bounce_window_days"},
-    "webhooks": {"ses_certificate_file", "sendgrid_public_key", "postmark_webhook_user"},
+    "webhooks": {
+        "ses_certificate_file",
+        "ses_topic_arn",
+        "sendgrid_public_key",
+        "postmark_webhook_user",
+    },
 }
 _INTEGERS = {"soft_bounce_limit", "soft_bounce_window_days"}
 

@@ -8,16 +8,15 @@ with ``DRIPLINE_IMAP_PASSWORD``); ``list``/``show`` let someone review each deci
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 
 from ..errors import DriplineError
-from ..settings import Settings
+from ..runtime import bounce_policy_for
 from ..store import (
-    BouncePolicy,
     get_bounce,
     list_bounces,
     parse_moment,
@@ -27,14 +26,7 @@ from ..tokens import TokenSigner
 from . import settings_from
 from ._store import db_option, open_settings_store
 
-__all__ = ["bounces_command", "policy_for"]
-
-
-def policy_for(settings: Settings) -> BouncePolicy:
-    return BouncePolicy(
-        soft_limit=settings.soft_bounce_limit,
-        soft_window=timedelta(days=settings.soft_bounce_window_days),
-    )
+__all__ = ["bounces_command"]
 
 
 @click.group("bounces")
@@ -84,7 +76,7 @@ def process_command(
             now=datetime.now(UTC),
             signer=signer,
             return_path=settings.return_path,
-            policy=policy_for(settings),
+            policy=bounce_policy_for(settings),
             dry_run=dry_run,
         )
     finally:
