@@ -250,3 +250,45 @@ def test_list_since_and_bad_input(project, env, tmp_path):
     assert both.exit_code == 1 and "exactly one of --maildir" in both.output
     missing = invoke(env, "bounces", "process", "--maildir", str(tmp_path / "nope"))
     assert missing.exit_code == 1 and "not a Maildir" in missing.output
+
+
+def test_status_counts_bounces_and_complaints_per_step_and_warns_over_the_rates(
+    project, env, tmp_path
+):
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    now = ("--now", (T0 + timedelta(days=2)).isoformat())
+    out = cli(env, "status", "ketamine-therapy", *now)
+    assert "4 sent, 0 hard bounce(s) (0.00%), 0 complaint(s) (0.00%)" in out
+    assert "Warning" not in out
+    ada, bob = sent["ada@example.org"], sent["bob@example.org"]
+    box = tmp_path / "box"
+    maildir_with(
+        box,
+        {
+            "dsn": report(
+                "postfix-user-unknown.eml", verp=ada.verp, rcpt=ada.email, message_id=ada.message_id
+            ),
+            "arf": report(
+                "arf-complaint.eml", verp=bob.verp, rcpt=bob.email, message_id=bob.message_id
+            ),
+        },
+    )
+    cli(env, "bounces", "process", "--maildir", str(box))
+    status = json.loads(cli(env, "status", "ketamine-therapy", "--json", *now))
+    first = status["steps"][0]
+    assert (first["step"], first["bounces"], first["complaints"]) == (1, 1, 1)
+    assert all(s["bounces"] == s["complaints"] == 0 for s in status["steps"][1:])
+    window = status["last_30_days"]
+    assert (window["sent"], window["hard_bounces"], window["complaints"]) == (4, 1, 1)
+    assert window["bounce_rate"] == 0.25 and window["complaint_rate"] == 0.25
+    assert len(window["warnings"]) == 2
+    table = cli(env, "status", "ketamine-therapy", *now)
+    assert "Warning: complaint rate 25.00% over the last 30 days is above 0.3%" in table
+    assert "Warning: bounce rate 25.00% over the last 30 days is above 2%" in table
+    # The second campaign had no bounce of its own.
+    other = json.loads(cli(env, "status", "second", "--json", *now))["last_30_days"]
+    assert (other["hard_bounces"], other["complaints"], other["warnings"]) == (0, 0, [])
+    # Outside the window nothing counts towards the rates; the per-step counts stay.
+    later = json.loads(cli(env, "status", "--json", "--now", "2026-06-01"))
+    assert later["last_30_days"]["sent"] == 0 and later["last_30_days"]["warnings"] == []
+    assert later["steps"][0]["bounces"] == 1

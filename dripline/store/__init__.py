@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from ._bounce_models import BOUNCE_KINDS, COMPLAINT, HARD, SOFT, BounceEvent, Suppression
+from ._bounce_reports import BOUNCE_RATE_LIMIT, COMPLAINT_RATE_LIMIT, BounceFigures, bounce_figures
 from ._bounces import (
     BounceNotFoundError,
     BouncePolicy,
@@ -76,12 +77,15 @@ from ._values import (
 
 __all__ = [
     "BOUNCE_KINDS",
+    "BOUNCE_RATE_LIMIT",
     "COMPLAINT",
+    "COMPLAINT_RATE_LIMIT",
     "DELIVERY_STATUSES",
     "HARD",
     "SOFT",
     "SUBSCRIBER_STATUSES",
     "BounceEvent",
+    "BounceFigures",
     "BounceNotFoundError",
     "BouncePolicy",
     "BounceRecord",
@@ -115,6 +119,7 @@ __all__ = [
     "SuppressionEntry",
     "TimelineEntry",
     "add_suppression",
+    "bounce_figures",
     "campaign_status",
     "check_name",
     "check_zone",
