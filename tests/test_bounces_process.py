@@ -292,3 +292,84 @@ def test_status_counts_bounces_and_complaints_per_step_and_warns_over_the_rates(
     later = json.loads(cli(env, "status", "--json", "--now", "2026-06-01"))
     assert later["last_30_days"]["sent"] == 0 and later["last_30_days"]["warnings"] == []
     assert later["steps"][0]["bounces"] == 1
+
+
+def test_hostile_mail_is_left_alone_and_the_rest_processed(project, env, tmp_path):
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    ada = sent["ada@example.org"]
+    junk = {
+        "binary": bytes(range(256)) * 50,
+        "empty": b"",
+        "broken-mime": b"Content-Type: multipart/report; report-type=delivery-status; "
+        b'boundary="x"\r\nFrom: MAILER-DAEMON@x\r\n\r\n--x\r\nContent-Type: '
+        b"message/delivery-status\r\n\r\nAction: failed\r\nStatus: 5.\xff\r\n"
+        b"Final-Recipient: rfc822; <<<>>>\r\n",
+        "long-header": b"Subject: " + b"A" * 200_000 + b"\r\n\r\nbody\r\n",
+        "no-address-dsn": report(
+            "postfix-user-unknown.eml", verp="x@y", rcpt="", message_id="<nope@x>"
+        ),
+    }
+    good = report(
+        "postfix-user-unknown.eml", verp=ada.verp, rcpt=ada.email, message_id=ada.message_id
+    )
+    box = tmp_path / "box"
+    names = maildir_with(box, {**junk, "good": good})
+    out = cli(env, "bounces", "process", "--maildir", str(box))
+    assert "1 processed" in out, out
+    assert state_of(project, ada.email)[0] == "bounced"
+    left = maildir_files(box)["new"]
+    assert left == {names[k] for k in junk}
+    for name in junk:
+        assert (box / "new" / names[name]).read_bytes().replace(b"\r\n", b"\n") == junk[
+            name
+        ].replace(b"\r\n", b"\n")
+
+
+def test_a_process_killed_midway_loses_nothing_and_records_nothing_twice(project, env, tmp_path):
+    """SIGKILL during a run: every report is recorded once, and the rerun finishes the moves."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    people = [f"p{i}@example.org" for i in range(30)]
+    sent = subscribe_and_send_first_step(env, people)
+    box = tmp_path / "box"
+    maildir_with(
+        box,
+        {
+            p: report(
+                "postfix-user-unknown.eml",
+                verp=sent[p].verp,
+                rcpt=p,
+                message_id=sent[p].message_id,
+            )
+            for p in people
+        },
+    )
+    command = [sys.executable, "-m", "dripline.cli", "bounces", "process", "--maildir", str(box)]
+    child = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    db = project / "dripline.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            with sqlite3.connect(db) as conn:
+                done = conn.execute("SELECT count(*) FROM bounce_events").fetchone()[0]
+        except sqlite3.OperationalError:  # the table is not there yet
+            done = 0
+        if done >= 3:
+            break
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+    cli(env, "bounces", "process", "--maildir", str(box))
+    events = json.loads(cli(env, "bounces", "list", "--json"))
+    assert sorted(e["email"] for e in events) == sorted(people)  # each exactly once
+    assert maildir_files(box)["new"] == set()
+    assert len(maildir_files(box)["cur"]) == len(people)
+    assert all(state_of(project, p)[0] == "bounced" for p in people)

@@ -12,6 +12,7 @@ records nothing twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,6 +26,7 @@ from ._mailbox import BounceMailbox
 __all__ = ["MessageOutcome", "ProcessReport", "process_mailbox"]
 
 SOURCE = "mailbox"
+log = logging.getLogger("dripline.bounces")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,12 @@ def process_mailbox(
     """
     report = ProcessReport()
     for key, raw in mailbox.messages():
-        classified = classify(raw)
+        try:
+            classified = classify(raw)
+        except Exception as err:  # a parser tripped on hostile mail: leave it, go on
+            log.warning("%s: %s: not readable as mail (%r); left in place", mailbox, key, err)
+            report.outcomes.append(MessageOutcome(key, "not a bounce"))
+            continue
         if classified is None:
             report.outcomes.append(MessageOutcome(key, "not a bounce"))
             continue
