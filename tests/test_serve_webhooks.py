@@ -389,3 +389,29 @@ def test_unconfigured_providers_are_off(tmp_path, sqlite_url):
             assert client.post(f"/webhooks/{provider}", json={}).status_code == 404
     finally:
         served.close()
+
+
+def test_ses_subscription_confirmation_is_verified_logged_and_changes_nothing(
+    served, engine, keys, caplog
+):
+    client = served.client()
+    fields = {
+        "Type": "SubscriptionConfirmation",
+        "Token": "abc123",
+        "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&T=1",
+    }
+    body = json.loads(sns_body(keys, {"text": "confirm"}, **fields))
+    with caplog.at_level("WARNING", logger="dripline.serve.webhooks"):
+        ok = client.post("/webhooks/ses", content=json.dumps(body))
+    assert ok.status_code == 200 and ok.json()["events"] == 0
+    assert "ConfirmSubscription" in caplog.text and TOPIC in caplog.text
+    forged = client.post("/webhooks/ses", content=json.dumps({**body, "Token": "other"}))
+    assert forged.status_code == 403
+    assert event_count(engine) == 0
+
+
+def test_oversized_webhook_bodies_are_refused(served, engine):
+    client = served.client()
+    huge = b"[" + b" " * (1024 * 1024) + b"]"
+    assert client.post("/webhooks/mailgun", content=huge).status_code == 413
+    assert event_count(engine) == 0

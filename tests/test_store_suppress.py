@@ -64,7 +64,7 @@ def test_csv_import_refuses_a_suppressed_address_with_the_reason(env, project, t
     file.write_text("email,name\nada@example.org,Ada\nBo@Example.org,Bo\ncy@example.org,Cy\n")
     result = invoke(env, "import", str(file), "--campaign", "ketamine-therapy")
     assert result.exit_code == 1
-    assert f"Error: {file}: Bo@example.org not imported: suppressed since" in result.output
+    assert f"Error: {file}:3: Bo@example.org not imported: suppressed since" in result.output
     assert "complained by phone" in result.output
     assert "2 enrolled" in result.output and "1 suppressed address(es) refused" in result.output
     assert {r["email"] for r in db_rows(project)} == {"ada@example.org", "cy@example.org"}

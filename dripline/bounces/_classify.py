@@ -5,9 +5,10 @@
 - An RFC 3464 delivery status notification, or a non-standard bounce that
   :mod:`flufl.bounce` (GNU Mailman's detectors: Exim, Exchange, qmail, ...)
   recognises, is a bounce: hard for a 5.x.x status (or a permanent failure), soft
-  for 4.x.x. A non-standard bounce counts only when it comes from a mailer (a null
-  return path, or a MAILER-DAEMON/postmaster sender), so flufl's looser heuristics
-  never turn a person's reply into one.
+  for 4.x.x (a relay giving up on a full mailbox). Delay warnings ("Action: delayed")
+  are not bounces: the relay is still trying. A non-standard bounce counts only when
+  it comes from a mailer (a null return path, or a MAILER-DAEMON/postmaster sender),
+  so flufl's looser heuristics never turn a person's reply into one.
 - Anything else (vacation notices, other auto-replies, people replying) is ``None``:
   the caller leaves it alone.
 """
@@ -145,13 +146,11 @@ def classify(raw: bytes) -> Classified | None:
         return None
     if not blocks and not _from_a_mailer(msg):
         return None  # flufl's heuristics matched a message no mailer sent: leave it
-    failing = [
-        b
-        for b in blocks
-        if _clean(b.get("Action")).lower().startswith(("fail", "delayed", "error"))
-    ]
+    failing = [b for b in blocks if _clean(b.get("Action")).lower().startswith(("fail", "error"))]
     if blocks and not failing:
-        return None  # "delivered", "relayed", "expanded": a success notice, not a bounce
+        # "delivered", "relayed", "expanded": success notices; "delayed": a warning while the
+        # relay keeps trying (it may still arrive). None of them is a bounce.
+        return None
     status = _clean(failing[0].get("Status")).split(" ")[0] if failing else ""
     if status[:1] == "5" or (not status and permanent):
         kind = HARD

@@ -37,6 +37,7 @@ class CsvReadResult:
     people: list[NewSubscriber] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     duplicates: int = 0  # repeats of an address earlier in the file (the first one wins)
+    line_of: dict[str, int] = field(default_factory=dict)  # address key -> its row's line
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -109,4 +110,5 @@ def read_subscriber_csv(path: Path, default_zone: ZoneInfo) -> CsvReadResult:
             continue
         seen[person.email.key] = line
         result.people.append(person)
+    result.line_of = seen
     return result
