@@ -47,6 +47,16 @@ _SUBSCRIPTION_KEYS += ("Type",)
 _MAX_CERTIFICATE_BYTES = 64 * 1024
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect could lead off Amazon's hosts after the URL was checked: refuse it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_FETCH = urllib.request.build_opener(_NoRedirects)
+
+
 def sns_string_to_sign(message: Mapping[str, Any]) -> bytes | None:
     """The canonical ``Key\\nvalue\\n`` string SNS signs, or None when a field is missing."""
     kind = message.get("Type")
@@ -81,7 +91,7 @@ class SnsCertificates:
         if self.local_file:
             data = Path(self.local_file).read_bytes()
         else:
-            with urllib.request.urlopen(url, timeout=self.timeout) as response:
+            with _FETCH.open(url, timeout=self.timeout) as response:
                 data = response.read(_MAX_CERTIFICATE_BYTES + 1)
             if len(data) > _MAX_CERTIFICATE_BYTES:
                 return None
