@@ -73,7 +73,7 @@ def test_hard_bounce_by_token_then_undo(engine, timetable):
     assert statuses(engine, "bo@example.com") == ["sent"] + ["scheduled"] * 5
     assert record_bounce(engine, report, now=now).action == "duplicate"
     assert [e.email for e in list_suppressions(engine)] == ["ada@example.com"]
-    with pytest.raises(SuppressedError, match="hard 5.1.1 via mailbox"):
+    with pytest.raises(SuppressedError, match=r"hard 5\.1\.1 via mailbox"):
         subscribe(engine, timetable, SLUG, NewSubscriber(normalize_email("ada@example.com")))
 
     restored = undo_bounce(engine, done.event_id, now=now)
