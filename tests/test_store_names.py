@@ -143,3 +143,32 @@ def test_the_shortcut_for_plain_names_agrees_with_the_parser(name: str) -> None:
     plain = _plain_first(name)
     if plain is not None:
         assert plain == _parsed_first(name), name
+
+
+_WORDS = st.lists(
+    st.one_of(
+        st.sampled_from(["Ada", "Lee", "Mae", "Van", "And", "Dr", "Jr", "Bin", "E", "Y", "Md"]),
+        st.text("abcdefgHIJKLmnopQRSTuvwxyz-", min_size=1, max_size=9),
+    ),
+    min_size=1,
+    max_size=3,
+).map(" ".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_WORDS, st.sampled_from([", ", ",", " , ", ",  "]), _WORDS)
+def test_the_shortcut_for_last_comma_first_agrees_with_the_parser(
+    last: str, comma: str, given: str
+) -> None:
+    # CRMs export "Lastname, Firstname"; the parser took ~1 ms each of them.
+    name = f"{last}{comma}{given}"
+    plain = _plain_first(name)
+    if plain is not None:
+        assert plain == _parsed_first(name), name
+
+
+def test_the_shortcut_takes_last_comma_first_names() -> None:
+    assert _plain_first("Okafor, Chidi") == "Chidi"
+    assert _plain_first("Okafor, Chidi Ann") == "Chidi"
+    assert _plain_first("van der Berg, Anna") is None  # particles: the parser decides
+    assert _plain_first("King, Martin Jr") is None
