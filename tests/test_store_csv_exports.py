@@ -238,7 +238,7 @@ def test_two_columns_for_one_field_are_refused_naming_both(
     "data",
     [
         b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + bytes(range(256)) * 8,  # .xlsx
-        bytes(random.Random(13).randrange(256) for _ in range(4000)),
+        random.Random(13).randbytes(4000),
     ],
     ids=["xlsx", "random"],
 )
@@ -263,3 +263,25 @@ def test_a_long_header_cell_is_shortened_in_the_message(tmp_path: Path) -> None:
     with pytest.raises(SubscriberCsvError) as caught:
         read(tmp_path, "x" * 100_000 + ",name\na,b\n")
     assert len(str(caught.value)) < 500
+
+
+def test_damaged_utf16_is_the_damaged_rows_problem_not_a_traceback(tmp_path: Path) -> None:
+    # Excel "Unicode Text" cut short by a copy (odd last byte), and a lone surrogate.
+    rows = [["Email", "Name"], ["a@example.com", "Ann"], ["b@example.com", "Bob"]]
+    whole = export(rows, sep="\t", newline="\r\n").encode("utf-16")
+    truncated = read(tmp_path, whole + b"c")
+    assert [(p.line, p.message) for p in truncated.problems] == [
+        (4, "column 'email': not UTF-16 text (byte 0x63); save the file as CSV UTF-8")
+    ]
+    assert [str(p.email) for p in truncated.people] == ["a@example.com", "b@example.com"]
+    lone = whole.replace("Ann".encode("utf-16-le"), b"\x00\xd8nn")
+    damaged = read(tmp_path, lone)
+    assert [p.line for p in damaged.problems] == [2]
+    assert "not UTF-16 text" in damaged.problems[0].message
+    assert [str(p.email) for p in damaged.people] == ["b@example.com"]
+
+
+def test_a_binary_file_behind_a_utf16_mark_is_one_message(tmp_path: Path) -> None:
+    noise = random.Random(16).randbytes(3001)  # odd: the last UTF-16 unit is cut short
+    with pytest.raises(SubscriberCsvError, match="not a CSV text file"):
+        read(tmp_path, b"\xff\xfe" + noise)

@@ -21,7 +21,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ..errors import DriplineError
-from ._csv_text import SEPARATOR_NAMES, choose_separator, decode_csv, records, split_lines
+from ._csv_text import (
+    SEPARATOR_NAMES,
+    choose_separator,
+    decode_csv,
+    encoding_of,
+    records,
+    split_lines,
+)
 from ._enroll import NewSubscriber
 from ._values import (
     check_country,
@@ -106,7 +113,7 @@ def _columns(header: list[str]) -> list[str]:
 def _binary(values: list[str]) -> bool:
     """A header no spreadsheet writes: NUL or other control characters, undecodable bytes."""
     return any(
-        c == "\0" or "\udc80" <= c <= "\udcff" or (ord(c) < 32 and c not in "\t\r\n")
+        c == "\0" or "\udc00" <= c <= "\udcff" or (ord(c) < 32 and c not in "\t\r\n")
         for value in values
         for c in value
     )
@@ -116,13 +123,13 @@ def _shorten(cell: str) -> str:
     return cell if len(cell) <= _HEADER_SHOWN else cell[:_HEADER_SHOWN] + "..."
 
 
-def _undecodable(values: list[str], columns: list[str]) -> str | None:
+def _undecodable(values: list[str], columns: list[str], encoding: str) -> str | None:
     for index, value in enumerate(values):
         for char in value:
-            if "\udc80" <= char <= "\udcff":
+            if "\udc00" <= char <= "\udcff":  # a byte kept by decode_csv
                 column = columns[index] if index < len(columns) else f"#{index + 1}"
                 return (
-                    f"column {column!r}: not UTF-8 text (byte 0x{ord(char) - 0xDC00:02X}); "
+                    f"column {column!r}: not {encoding} text (byte 0x{ord(char) - 0xDC00:02X}); "
                     "save the file as CSV UTF-8"
                 )
     return None
@@ -158,13 +165,14 @@ def _person(row: dict[str, str], default_zone: ZoneInfo) -> NewSubscriber:
     )
 
 
-def _read_lines(path: Path) -> tuple[list[str], str]:
+def _read_lines(path: Path) -> tuple[list[str], str, str]:
+    """The file's physical lines, a sample for the sniffer, and its encoding's name."""
     try:
         data = path.read_bytes()
     except OSError as err:
         raise SubscriberCsvError(f"cannot read: {err.strerror}", path=path) from err
     lines = split_lines(decode_csv(data))
-    return lines, "".join(lines[:200])
+    return lines, "".join(lines[:200]), encoding_of(data)
 
 
 def read_subscriber_csv(path: Path, default_zone: ZoneInfo) -> CsvReadResult:
@@ -173,7 +181,7 @@ def read_subscriber_csv(path: Path, default_zone: ZoneInfo) -> CsvReadResult:
     Raises :class:`SubscriberCsvError` when the file cannot be read at all (missing,
     empty, no email column); a bad row is a :class:`RowProblem` and the rest is read.
     """
-    lines, sample = _read_lines(path)
+    lines, sample, encoding = _read_lines(path)
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
         raise SubscriberCsvError("the file is empty (expected a header row)", path=path)
@@ -225,7 +233,7 @@ def read_subscriber_csv(path: Path, default_zone: ZoneInfo) -> CsvReadResult:
         values = record.values
         if not any(v.strip() for v in values):
             continue
-        problem = _undecodable(values, columns)
+        problem = _undecodable(values, columns, encoding)
         if problem is None and len(values) > len(columns):
             problem = f"{len(values)} values but the header has {len(columns)} columns"
         if problem is not None:

@@ -17,6 +17,7 @@ mark is a comma, tab for "Unicode Text") and the text encoding. Here:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ __all__ = [
     "Record",
     "choose_separator",
     "decode_csv",
+    "encoding_of",
     "records",
     "split_lines",
 ]
@@ -47,11 +49,28 @@ class Record:
     problem: str | None = None
 
 
+def _keep_bad_bytes(err: UnicodeError) -> tuple[str, int]:
+    """Like ``surrogateescape``, for UTF-16 too: byte ``b`` becomes U+DC00 + ``b``
+    (a truncated last unit, a lone surrogate), so its record can be reported."""
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    bad = err.object[err.start : err.end]
+    return "".join(chr(0xDC00 + b) for b in bad), err.end
+
+
+codecs.register_error("dripline-keep-bad-bytes", _keep_bad_bytes)
+
+
+def encoding_of(data: bytes) -> str:
+    """ "UTF-16" when ``data`` starts with a UTF-16 byte-order mark, else "UTF-8"."""
+    return "UTF-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "UTF-8"
+
+
 def decode_csv(data: bytes) -> str:
-    """Text with undecodable bytes kept as lone surrogates (U+DC80..U+DCFF), to be
-    reported at their own line by whoever reads the record."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="surrogateescape").removeprefix("\ufeff")
+    """Text with undecodable bytes kept as lone surrogates (U+DC00..U+DCFF, the byte's
+    value after U+DC00), to be reported at their own line by whoever reads the record."""
+    if encoding_of(data) == "UTF-16":
+        return data.decode("utf-16", errors="dripline-keep-bad-bytes").removeprefix("\ufeff")
     return data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
 
 
