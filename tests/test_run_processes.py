@@ -118,3 +118,47 @@ def test_sigterm_during_a_single_pass_hands_back_what_was_not_sent(project, env)
     )
     assert "stopped by a signal" in output
     assert statuses(project)["sent"] + statuses(project)["scheduled"] == 6 * 3000
+
+
+def test_an_import_killed_midway_keeps_whole_chunks_and_a_rerun_finishes_it(project, env):
+    # Chunks of 5,000 people are transactions: after SIGKILL each person is there with
+    # all six deliveries or not at all, and importing the file again adds only the rest.
+    total = 60_000
+    write_csv(project / "people.csv", total)
+    env = {k: v for k, v in env.items() if k != "DRIPLINE_DATABASE_URL"}
+    command = [*DRIPLINE, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy"]
+    importer = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def count(table: str) -> int:
+        try:
+            with sqlite3.connect(f"file:{project / 'dripline.db'}?mode=ro", uri=True) as db:
+                return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+
+    deadline = time.monotonic() + 300
+    while count("enrollments") == 0:
+        assert importer.poll() is None, importer.stderr.read() if importer.stderr else ""
+        assert time.monotonic() < deadline, "the import never committed a chunk"
+        time.sleep(0.02)
+    importer.send_signal(signal.SIGKILL)
+    importer.wait(timeout=60)
+    assert importer.returncode == -signal.SIGKILL
+    people, enrolled, deliveries = count("subscribers"), count("enrollments"), count("deliveries")
+    assert 0 < enrolled < total, "killed too late to show anything"
+    assert people == enrolled and enrolled % 5000 == 0
+    assert deliveries == 6 * enrolled
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"{total - enrolled} enrolled" in again.stdout
+    assert f"{enrolled} already enrolled" in again.stdout
+    with sqlite3.connect(project / "dripline.db") as db:
+        assert db.execute(
+            "SELECT count(*), count(DISTINCT email_key) FROM subscribers"
+        ).fetchone() == (
+            total,
+            total,
+        )
+        assert db.execute(
+            "SELECT count(*), count(DISTINCT enrollment_id || '-' || step) FROM deliveries"
+        ).fetchone() == (6 * total, 6 * total)
