@@ -229,8 +229,8 @@ def test_fixed_offset_zones_are_accepted_with_a_warning_naming_a_place(project: 
     warnings = [line for line in imported.output.splitlines() if line.startswith("Warning:")]
     assert warnings == [
         f"Warning: {csv_file}:2: time zone 'Etc/GMT+5' is a fixed UTC offset with no "
-        "daylight saving; use the Area/City name of the place, e.g. America/New_York "
-        "(first of its rows)"
+        "daylight saving (and it is UTC-5: the sign of Etc/GMT names is inverted); use the "
+        "Area/City name of the place, e.g. America/New_York (first of its rows)"
     ]
 
 

@@ -9,6 +9,7 @@ message builder can carry (:func:`dripline.mime.address_problem`).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -147,6 +148,9 @@ _SUGGESTIONS = {
 }
 
 
+_POSIX_OFFSET = re.compile(r"GMT([+-])(\d{1,2})")
+
+
 def zone_warning(name: str | None) -> str | None:
     """A warning for a zone name that is an offset rather than a place (``EST``,
     ``Etc/GMT+5``): valid, but it never follows a place's daylight-saving changes."""
@@ -160,6 +164,12 @@ def zone_warning(name: str | None) -> str | None:
         what = "is a legacy rule name, not a place (its daylight saving may differ from theirs)"
     else:
         what = "is a fixed UTC offset with no daylight saving"
+        sign = _POSIX_OFFSET.fullmatch(key)
+        if sign and sign.group(2) != "0":
+            # POSIX signs: Etc/GMT+5 is five hours *behind* UTC, the opposite of what
+            # someone writing it for UTC+5 (Pakistan) meant.
+            real = "-" if sign.group(1) == "+" else "+"
+            what += f" (and it is UTC{real}{sign.group(2)}: the sign of Etc/GMT names is inverted)"
     return f"time zone {name!r} {what}; use {suggestion}"
 
 
