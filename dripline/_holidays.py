@@ -36,10 +36,21 @@ def check_country(code: str) -> str:
     """
     cleaned = code.strip().upper()
     if cleaned not in _supported():
+        two = _alpha2_of(cleaned)
+        hint = f"its ISO 3166-1 alpha-2 code, {two}" if two else "an ISO 3166-1 alpha-2 code"
         raise ValueError(
-            f"unknown country code {code!r} (use an ISO 3166-1 alpha-2 code such as US or DE)"
+            f"unknown country code {code!r} (use {hint}{'' if two else ' such as US or DE'})"
         )
     return cleaned
+
+
+def _alpha2_of(code: str) -> str | None:
+    """The alpha-2 code for an ISO 3166-1 alpha-3 one ("USA" -> "US"), which people
+    type too: the package names its country classes by alpha-3 code (``holidays.USA``)."""
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        return None
+    country = getattr(getattr(holidays, code, None), "country", None)
+    return country if isinstance(country, str) and country in _supported() else None
 
 
 def parse_region(text: str) -> Region:

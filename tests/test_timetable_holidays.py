@@ -188,7 +188,8 @@ def test_bad_holiday_settings_name_file_and_line(project: Path, line: str, messa
 def test_a_bad_country_in_a_csv_row_is_that_rows_problem(project: Path) -> None:
     people = project / "people.csv"
     people.write_text(
-        "email,country\nok@example.com,DE\nbad@example.com,Germany\nalso@example.com,\n",
+        "email,country\nok@example.com,DE\nbad@example.com,Germany\nalso@example.com,\n"
+        "three@example.com,usa\n",
         encoding="utf-8",
     )
     result = CliRunner().invoke(
@@ -196,6 +197,10 @@ def test_a_bad_country_in_a_csv_row_is_that_rows_problem(project: Path) -> None:
     )
     assert result.exit_code == 1
     assert f"Error: {people}:3: unknown country code 'Germany'" in result.output
+    # A three-letter code is the commonest mistake: the message gives the right one.
+    assert (
+        f"Error: {people}:5: unknown country code 'usa' (use its ISO 3166-1 alpha-2 code, US)"
+    ) in result.output
     assert "2 enrolled" in result.output
 
 
