@@ -88,7 +88,8 @@ def test_values_the_renderer_would_refuse_are_refused_at_import_with_line_and_co
         "del@example.com,Bob,B\x7fob,x\n"  # line 4: DEL in a first name
         'nul@example.com,Cy,,"a\x00b"\n'  # line 5: NUL in a custom column
         "enc@example.com,Di,,=?utf-8?q?x?=\n"  # line 6: an encoded-word marker
-        "ok@example.com,Eve,,gold\n",
+        "ok@example.com,Eve,,gold\n"
+        "csi@example.com,Fay\x9b31m,,x\n",  # line 8: C1 CSI, a terminal's ESC [
     )
     assert [(p.line, p.message.split(":")[0]) for p in result.problems] == [
         (2, "cannot send to 'zoë@example.com'"),
@@ -96,6 +97,7 @@ def test_values_the_renderer_would_refuse_are_refused_at_import_with_line_and_co
         (4, "column 'first_name' holds a line break or control character (U+007F)"),
         (5, "column 'plan' holds a line break or control character (U+0000)"),
         (6, "column 'plan' holds an encoded-word marker '=?'"),
+        (8, "column 'name' holds a line break or control character (U+009B)"),
     ]
     assert "SMTPUTF8" in result.problems[0].message
     assert [str(p.email) for p in result.people] == ["ok@example.com"]
