@@ -115,9 +115,9 @@ def test_headers_are_complete_and_valid(rendered):
         # The raw header holds the URL itself (not RFC 2047-encoded): clients parse it as is.
         # It may be folded between its two URLs (RFC 5322 folding white space).
         unfolded = re.sub(rb"\r\n(?=[ \t])", b"", raw)
-        raw_unsubscribe = re.search(
-            rb"^List-Unsubscribe: (.*?)\r?$", unfolded, re.MULTILINE
-        ).group(1)
+        raw_unsubscribe = re.search(rb"^List-Unsubscribe: (.*?)\r?$", unfolded, re.MULTILINE).group(
+            1
+        )
         url, mailto = re.fullmatch(
             rb"<(http[^>]+/u/[\w-]+)>, <(mailto:[^>]+)>", raw_unsubscribe
         ).groups()
