@@ -72,13 +72,19 @@ def check_header_value(name: str, value: str) -> str:
     return value
 
 
-def _encoded_words(value: str) -> list[str]:
-    """RFC 2047 'B' encoded words of at most 75 chars, never splitting a character."""
+def _encoded_words(value: str, first_room: int = _MAX_LINE) -> list[str]:
+    """RFC 2047 'B' encoded words of at most 75 chars, never splitting a character.
+
+    ``first_room``: columns left on the header's first line, so the first word fits there.
+    """
+    # 12 characters of "=?utf-8?b?" and "?=", then 4 base64 characters per 3 bytes.
+    limit = min(_WORD_BYTES, max(3, (first_room - 12) // 4 * 3))
     chunks: list[bytes] = []
     chunk = b""
     for char in value:
         raw = char.encode("utf-8", "surrogatepass")
-        if len(chunk) + len(raw) > _WORD_BYTES:
+        if chunk and len(chunk) + len(raw) > limit:
+            limit = _WORD_BYTES
             chunks.append(chunk)
             chunk = b""
         chunk += raw
@@ -121,7 +127,7 @@ def encode_header(name: str, value: str) -> bytes:
     check_header_value(name, value)
     if not _needs_encoding(value):
         return _fold(name, value.split(" "))
-    return _fold(name, _encoded_words(value))
+    return _fold(name, _encoded_words(value, _MAX_LINE - len(name) - 2))
 
 
 def raw_header(name: str, value: str) -> bytes:
@@ -135,9 +141,9 @@ def raw_header(name: str, value: str) -> bytes:
     return _fold(name, value.split(" "))
 
 
-def _phrase(display_name: str) -> list[str]:
+def _phrase(display_name: str, first_room: int) -> list[str]:
     if _needs_encoding(display_name):
-        return _encoded_words(display_name)
+        return _encoded_words(display_name, first_room)
     if _ATOM_PHRASE.fullmatch(display_name):
         return display_name.split(" ")
     quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
@@ -161,13 +167,14 @@ def encode_address(name: str, display_name: str, address: str, *, utf8: bool = F
     check_address(name, address, utf8=utf8)
     if not display_name:
         return _fold(name, [address])
-    return _fold(name, [*_phrase(display_name), f"<{address}>"])
+    return _fold(name, [*_phrase(display_name, _MAX_LINE - len(name) - 2), f"<{address}>"])
 
 
 def encode_list_id(phrase: str, list_id: str) -> bytes:
     """``List-Id: Campaign name <slug.example.com>`` (RFC 2919), the phrase encoded as needed."""
     check_header_value("List-Id", list_id)
-    return _fold("List-Id", [*_phrase(phrase), f"<{list_id}>"] if phrase else [f"<{list_id}>"])
+    words = [*_phrase(phrase, _MAX_LINE - 9), f"<{list_id}>"] if phrase else [f"<{list_id}>"]
+    return _fold("List-Id", words)
 
 
 def _fit(line: bytes, limit: int, out: list[bytes]) -> None:
@@ -218,7 +225,7 @@ def multipart_head(boundary: str) -> bytes:
     """The MIME headers closing a multipart/alternative message's header block."""
     return (
         b"MIME-Version: 1.0\r\n"
-        + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode()
+        + f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode()
     )
 
 
