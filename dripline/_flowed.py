@@ -22,8 +22,11 @@ WIDTH = 76
 _QUOTE = re.compile(r"(>+) ?")
 
 
+_SPECIAL = (" ", ">", "From ")
+
+
 def _stuff(line: str) -> str:
-    return " " + line if line.startswith((" ", ">", "From ")) else line
+    return " " + line if line.startswith(_SPECIAL) else line
 
 
 def flow_line(line: str) -> str:

@@ -105,6 +105,9 @@ def _needs_encoding(value: str) -> bool:
 
 def _fold(name: str, words: Iterable[str]) -> bytes:
     """``Name: word word ...``, folding before a word that would pass 78 characters."""
+    words = list(words)
+    if len(words) == 1 and len(name) + 2 + len(words[0]) <= _MAX_LINE:
+        return f"{name}: {words[0]}\r\n".encode("utf-8")  # the common case, kept fast
     lines: list[str] = []
     line = f"{name}:"
     for index, word in enumerate(words):
@@ -200,6 +203,8 @@ def qp_encode(text: str, *, soft_end: bool = False) -> bytes:
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    if len(encoded) < MAX_QP_LINE:  # one short line (most subscriber values): nothing to cut
+        return encoded.replace(b"\n", b"\r\n")
     lines = encoded.split(b"\n")
     last = len(lines) - 1
     if all(len(line) <= MAX_QP_LINE for line in lines) and not (
