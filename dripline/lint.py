@@ -209,7 +209,11 @@ def lint_campaign(campaign: Campaign, templates_dir: Path, base_url: str) -> lis
         try:
             compiled = renderer.step(step.number)
         except DriplineError as err:
-            findings.append(Finding("error", err.message, err.path, err.line, step.number))
+            # A campaign.toml problem fails every step the same way: say it once.
+            if not any(
+                (f.message, f.path, f.line) == (err.message, err.path, err.line) for f in findings
+            ):
+                findings.append(Finding("error", err.message, err.path, err.line, step.number))
             continue
         findings += lint_step(compiled, samples, sample_fields)
     return findings

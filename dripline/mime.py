@@ -107,7 +107,7 @@ def _fold(name: str, words: Iterable[str]) -> bytes:
     """``Name: word word ...``, folding before a word that would pass 78 characters."""
     words = list(words)
     if len(words) == 1 and len(name) + 2 + len(words[0]) <= _MAX_LINE:
-        return f"{name}: {words[0]}\r\n".encode("utf-8")  # the common case, kept fast
+        return f"{name}: {words[0]}\r\n".encode()  # the common case, kept fast
     lines: list[str] = []
     line = f"{name}:"
     for index, word in enumerate(words):

@@ -159,15 +159,18 @@ class CompiledStep:
         self.static_context = step_context(self.campaign, step)
         self.boundary = f"==dripline-{uuid.uuid4().hex}=="
         campaign = self.campaign
-        self._static_from = encode_address("From", campaign.from_name, campaign.from_address)
-        self._static_reply_to = (
-            encode_address("Reply-To", "", campaign.reply_to) if campaign.reply_to else b""
-        )
-        self._static_tail = (
-            encode_list_id(campaign.name, f"{campaign.slug}.{renderer.list_domain}")
-            + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-            + multipart_head(self.boundary)
-        )
+        try:
+            self._static_from = encode_address("From", campaign.from_name, campaign.from_address)
+            self._static_reply_to = (
+                encode_address("Reply-To", "", campaign.reply_to) if campaign.reply_to else b""
+            )
+            self._static_tail = (
+                encode_list_id(campaign.name, f"{campaign.slug}.{renderer.list_domain}")
+                + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+                + multipart_head(self.boundary)
+            )
+        except RenderError as err:  # the campaign's name or sender cannot be a header
+            raise CampaignError(err.message, path=campaign.toml_path) from err
 
     def _compile(self, env: Any, source: str, what: str) -> Any:
         try:
