@@ -27,6 +27,7 @@ from .errors import HeaderInjectionError, RenderError
 __all__ = [
     "MAX_QP_LINE",
     "check_address",
+    "check_header_injection",
     "check_header_value",
     "encode_address",
     "encode_header",
@@ -35,6 +36,7 @@ __all__ = [
     "multipart_head",
     "qp_encode",
     "raw_header",
+    "soft_break",
 ]
 
 # CR, LF, NUL, other controls, and what str.splitlines() treats as line ends.

@@ -169,3 +169,11 @@ def test_html_part_nearing_the_clipping_size_is_a_warning(project):
     assert result.exit_code == 0, result.output
     found = re.search(r"warning: HTML part is ([\d.]+) KB as sent", result.output)
     assert found and 90 <= float(found.group(1)) <= 102
+
+
+def test_sender_name_no_header_can_carry_is_one_campaign_error(project):
+    toml = project / "campaigns/ketamine-therapy/campaign.toml"
+    toml.write_text(toml.read_text().replace("Clearwater Mind Clinic", "Clearwater\\u0092s"))
+    result = check(project)
+    assert result.exit_code == 1
+    assert result.output.count(f"{toml}: error: From holds U+0092") == 1
