@@ -242,7 +242,7 @@ class CompiledStep:
         now: datetime | None = None,
         message_id: str | None = None,
     ) -> RenderedEmail:
-        """Render one message the full way (Jinja, premailer, text, EmailMessage)."""
+        """Render one message the full way (Jinja, premailer, text, MIME)."""
         when = now or datetime.now(UTC)
         message_id = message_id or new_message_id(self.renderer.domain)
         raw_fields = dict(recipient.fields)
