@@ -48,6 +48,7 @@ _HARD_LIMIT = 998
 _LONG_WORD = 60  # a word this long could not fold under 78 after "Subject: "
 _WORD_BYTES = 45  # 45 raw bytes -> 60 base64 chars -> a 72-char encoded word
 MAX_QP_LINE = 76
+_ANY_BAD = re.compile(f"{_FORBIDDEN.pattern}|{INVISIBLE.pattern}")
 
 
 def check_header_injection(name: str, value: str) -> str:
@@ -67,6 +68,8 @@ def check_header_value(name: str, value: str) -> str:
         RenderError: an invisible character: C1 control, U+FFFD, zero-width space,
             bidi override (see :mod:`dripline._invisible`).
     """
+    if _ANY_BAD.search(value) is None:  # one search for the common, clean case
+        return value
     check_header_injection(name, value)
     found = INVISIBLE.search(value)
     if found:
@@ -108,8 +111,9 @@ def _needs_encoding(value: str) -> bool:
 def _fold(name: str, words: Iterable[str]) -> bytes:
     """``Name: word word ...``, folding before a word that would pass 78 characters."""
     words = list(words)
-    if len(words) == 1 and len(name) + 2 + len(words[0]) <= _MAX_LINE:
-        return f"{name}: {words[0]}\r\n".encode()  # the common case, kept fast
+    joined = " ".join(words)
+    if len(name) + 2 + len(joined) <= _MAX_LINE:
+        return f"{name}: {joined}\r\n".encode()  # the common case, kept fast
     lines: list[str] = []
     line = f"{name}:"
     for index, word in enumerate(words):
@@ -203,7 +207,8 @@ def qp_encode(text: str, *, soft_end: bool = False) -> bytes:
     last line keeps a column free for it. ``binascii`` alone writes 77-character
     lines when a line ends in white space.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
     if len(encoded) < MAX_QP_LINE:  # one short line (most subscriber values): nothing to cut
         return encoded.replace(b"\n", b"\r\n")
