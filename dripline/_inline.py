@@ -35,7 +35,9 @@ _VALID = {
 
 
 class _EmailPremailer(Premailer):
-    def _style_to_basic_html_attributes(self, element: Any, style_content: str, force=False):
+    def _style_to_basic_html_attributes(
+        self, element: Any, style_content: str, force: bool = False
+    ) -> None:
         super()._style_to_basic_html_attributes(element, style_content, force=force)
         for name, valid in _VALID.items():
             value = element.attrib.get(name)
