@@ -26,12 +26,14 @@ from .errors import HeaderInjectionError, RenderError
 
 __all__ = [
     "MAX_QP_LINE",
+    "address_problem",
     "check_address",
     "check_header_injection",
     "check_header_value",
     "encode_address",
     "encode_header",
     "encode_list_id",
+    "header_value_problem",
     "multipart_body",
     "multipart_head",
     "qp_encode",
@@ -75,6 +77,40 @@ def check_header_value(name: str, value: str) -> str:
     if found:
         raise RenderError(f"{name} holds {describe(found.group())}: {value[:60]!r}")
     return value
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why a subscriber's ``value`` may not be stored (import, sign-up form), or None.
+
+    The import and the sign-up form ask this, so a value they accept can never fail
+    a send later, whichever template (subject included) it ends up in: line breaks
+    and controls (what :func:`check_header_value` refuses as injection), invisible
+    characters (what it refuses in a subject) and, to keep stored data plain, ``=?``
+    (which the renderer itself would encode).
+    """
+    found = _FORBIDDEN.search(value)
+    if found is not None:
+        return f"a line break or control character (U+{ord(found.group()):04X})"
+    found = INVISIBLE.search(value)
+    if found is not None:
+        return describe(found.group())
+    if "=?" in value:
+        return "an encoded-word marker '=?'"
+    return None
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` cannot be a recipient of a message built here, or None."""
+    if header_value_problem(address) is not None:
+        return "it holds a line break or control character"
+    if not address.isascii():
+        return (
+            "the part before the @ is not ASCII; such an address needs SMTPUTF8 "
+            "(RFC 6531) all the way, which dripline does not send"
+        )
+    if not _ADDRESS.fullmatch(address):
+        return "it is not a plain user@domain address"
+    return None
 
 
 def _encoded_words(value: str, first_room: int = _MAX_LINE) -> list[str]:
@@ -159,21 +195,23 @@ def _phrase(display_name: str, first_room: int) -> list[str]:
     return ['"' + quoted + '"']
 
 
-def check_address(name: str, address: str, *, utf8: bool = False) -> str:
-    """Refuse an address this message could not carry (odd syntax; non-ASCII unless ``utf8``)."""
+def check_address(name: str, address: str) -> str:
+    """Refuse an address this message could not carry (non-ASCII local part, odd syntax)."""
     check_header_value(name, address)
-    if (not utf8 and not address.isascii()) or not _ADDRESS.fullmatch(address):
+    if not address.isascii() or not _ADDRESS.fullmatch(address):
         raise RenderError(f"{name}: not a deliverable ASCII address: {address!r}")
     return address
 
 
-def encode_address(name: str, display_name: str, address: str, *, utf8: bool = False) -> bytes:
+def encode_address(name: str, display_name: str, address: str) -> bytes:
     """An address header (From, To, Reply-To): ``Display Name <user@example.com>``.
 
-    ``utf8`` allows a non-ASCII local part, written raw (RFC 6532; needs SMTPUTF8).
+    Raises:
+        RenderError: the name holds a control or invisible character, or the address is
+            not a plain ASCII ``user@domain`` (see :func:`address_problem`).
     """
     check_header_value(name, display_name)
-    check_address(name, address, utf8=utf8)
+    check_address(name, address)
     if not display_name:
         return _fold(name, [address])
     return _fold(name, [*_phrase(display_name, _MAX_LINE - len(name) - 2), f"<{address}>"])

@@ -140,9 +140,6 @@ def build_confirmation_email(
 ) -> OutgoingMessage:
     """The confirmation message for ``to_address``, From the campaign's sender.
 
-    A non-ASCII local part (the domain is already punycode) is written raw in ``To``
-    (RFC 6532); the sender then asks the relay for SMTPUTF8 (RFC 6531).
-
     Raises:
         RenderError: ``to_address`` cannot be carried in a header.
     """
@@ -152,7 +149,7 @@ def build_confirmation_email(
     first_name = clean_text(first_name)
     head = (
         encode_address("From", campaign.from_name, campaign.from_address)
-        + encode_address("To", "", to_address, utf8=not to_address.isascii())
+        + encode_address("To", "", to_address)
         + (encode_address("Reply-To", "", campaign.reply_to) if campaign.reply_to else b"")
         + encode_header("Subject", _subject(campaign))
         + f"Date: {format_datetime((now or datetime.now(UTC)).astimezone(UTC))}\r\n".encode()
