@@ -97,7 +97,7 @@ def test_values_the_renderer_would_refuse_are_refused_at_import_with_line_and_co
         (4, "column 'first_name' holds a line break or control character (U+007F)"),
         (5, "column 'plan' holds a line break or control character (U+0000)"),
         (6, "column 'plan' holds an encoded-word marker '=?'"),
-        (8, "column 'name' holds a line break or control character (U+009B)"),
+        (8, "column 'name' holds U+009B (a C1 control character"),
     ]
     assert "SMTPUTF8" in result.problems[0].message
     assert [str(p.email) for p in result.people] == ["ok@example.com"]

@@ -283,5 +283,19 @@ def test_damaged_utf16_is_the_damaged_rows_problem_not_a_traceback(tmp_path: Pat
 
 def test_a_binary_file_behind_a_utf16_mark_is_one_message(tmp_path: Path) -> None:
     noise = random.Random(16).randbytes(3001)  # odd: the last UTF-16 unit is cut short
-    with pytest.raises(SubscriberCsvError, match="not a CSV text file"):
+    with pytest.raises(SubscriberCsvError, match="the header row is not UTF-16 text") as caught:
         read(tmp_path, b"\xff\xfe" + noise)
+    assert len(str(caught.value)) < 300
+
+
+def test_a_header_saved_as_windows_1252_is_named_not_stored_as_a_garbled_column(
+    tmp_path: Path,
+) -> None:
+    # Excel "CSV (semicolon delimited)" in a German locale: Windows-1252, "Prénom" in it.
+    data = "E-Mail;Prénom;Nachname\r\nw@example.com;Ann;Y\r\n".encode("cp1252")
+    with pytest.raises(SubscriberCsvError) as caught:
+        read(tmp_path, data)
+    assert str(caught.value) == (
+        f"{tmp_path / 'people.csv'}:1: the header row is not UTF-8 text (byte 0xE9 in "
+        "column 2, 'Pr?nom'); save the file as CSV UTF-8"
+    )

@@ -110,13 +110,23 @@ def _columns(header: list[str]) -> list[str]:
     return columns
 
 
-def _binary(values: list[str]) -> bool:
-    """A header no spreadsheet writes: NUL or other control characters, undecodable bytes."""
-    return any(
-        c == "\0" or "\udc00" <= c <= "\udcff" or (ord(c) < 32 and c not in "\t\r\n")
-        for value in values
-        for c in value
-    )
+def _header_problem(values: list[str], encoding: str) -> str | None:
+    """Why a header row is no spreadsheet's: binary data, or bytes that are not text
+    (column names with those can be neither matched nor stored as attribute names)."""
+    if any(ord(c) < 32 and c not in "\t\r\n" for value in values for c in value):
+        return (
+            "this is not a CSV text file (its first line holds binary data, as an Excel "
+            ".xlsx workbook does); save the sheet as CSV UTF-8"
+        )
+    for number, cell in enumerate(values, 1):
+        bad = next((c for c in cell if "\udc00" <= c <= "\udcff"), None)
+        if bad is not None:
+            shown = "".join("?" if "\udc00" <= c <= "\udcff" else c for c in _shorten(cell))
+            return (
+                f"the header row is not {encoding} text (byte 0x{ord(bad) - 0xDC00:02X} in "
+                f"column {number}, {shown!r}); save the file as CSV UTF-8"
+            )
+    return None
 
 
 def _shorten(cell: str) -> str:
@@ -199,13 +209,9 @@ def read_subscriber_csv(path: Path, default_zone: ZoneInfo) -> CsvReadResult:
     header = next(rows)
     if header.problem is not None:
         raise SubscriberCsvError(header.problem, path=path, line=header.line)
-    if _binary(header.values):
-        raise SubscriberCsvError(
-            "this is not a CSV text file (its first line holds binary data, as an Excel "
-            ".xlsx workbook does); save the sheet as CSV UTF-8",
-            path=path,
-            line=header.line,
-        )
+    problem = _header_problem(header.values, encoding)
+    if problem is not None:
+        raise SubscriberCsvError(problem, path=path, line=header.line)
     if not _has_email(header.values):
         hints = [
             f"the file looks {SEPARATOR_NAMES[other]}-separated ({other!r})"

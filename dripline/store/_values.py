@@ -42,7 +42,6 @@ NAME_MAX = 200  # the subscribers.name column
 FIRST_NAME_MAX = 100  # the subscribers.first_name column
 MOMENT_YEARS = (1970, 9000)  # a subscription time outside these is a typo
 VALUE_MAX = 10_000  # one attribute value: a sentence or a URL, not a document
-_C1 = re.compile("[\x80-\x9f]")  # C1 controls (U+0080..U+009F)
 
 
 class InvalidSubscriberError(DriplineError):
@@ -87,10 +86,6 @@ def check_value(value: str, column: str, *, limit: int = VALUE_MAX) -> str:
     White space is trimmed; inside, it stays as given (an attribute may be a URL).
     """
     problem = header_value_problem(value)
-    if problem is None and (c1 := _C1.search(value)) is not None:
-        # The renderer lets C1 controls through (stored rows may hold them), but U+009B is
-        # a terminal's CSI like ESC [, and the sign-up form refuses them: so does import.
-        problem = f"a line break or control character (U+{ord(c1.group()):04X})"
     if problem is not None:
         raise InvalidSubscriberError(f"{_label(column)} holds {problem}")
     cleaned = value.strip()
