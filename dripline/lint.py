@@ -10,7 +10,6 @@ images without alt text, subscriber fields no sample has.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from jinja2 import meta, nodes
 
 from .campaign import Campaign, Step, line_of_key, load_campaign
 from .errors import DriplineError
+from .findings import Finding
+from .preflight import StepPreflight
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
 
@@ -27,21 +28,6 @@ GMAIL_CLIP_BYTES = 102 * 1024
 MAX_SUBJECT = 78
 STANDARD_FIELDS = frozenset({"email", "name", "first_name", "last_name", "timezone"})
 _TEMPLATE_NAMES = frozenset({"subscriber", "unsubscribe_url", "campaign", "step", "recipient"})
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: str  # "error" or "warning"
-    message: str
-    path: Path | None = None
-    line: int | None = None
-    step: int | None = None
-
-    def __str__(self) -> str:
-        where = ""
-        if self.path is not None:
-            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
-        return f"{where}{self.severity}: {self.message}"
 
 
 class _Elements(HTMLParser):
@@ -90,14 +76,15 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
     step = compiled.step
     found: list[Finding] = []
 
-    def add(severity: str, message: str, line: int | None = None) -> None:
-        finding = Finding(severity, message, step.path, line, step.number)
+    def add(severity: str, message: str, line: int | None = None, rule: str = "lint") -> None:
+        finding = Finding(severity, message, step.path, line, step.number, rule)
         if finding not in found:
             found.append(finding)
 
+    preflight = StepPreflight(compiled)
     unknown, fields = _names_used(compiled)
     for name in sorted(unknown):
-        add("error", f"unknown variable {name!r}", _line_in(step, name))
+        add("error", f"unknown variable {name!r}", _line_in(step, name), "unknown-variable")
     for field_name in fields:
         if field_name not in STANDARD_FIELDS | sample_fields:
             add(
@@ -105,9 +92,15 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                 f"subscriber.{field_name} is not a standard field and no sample subscriber "
                 "has it (add it to preview.toml)",
                 _line_in(step, f"subscriber.{field_name}"),
+                "unknown-field",
             )
     if not step.preheader.strip():
-        add("warning", "no preheader: inboxes will show the first words of the body instead", 2)
+        add(
+            "warning",
+            "no preheader: inboxes will show the first words of the body instead",
+            2,
+            "no-preheader",
+        )
 
     for sample in samples:
         try:
@@ -120,6 +113,7 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                 "error",
                 f"for sample {sample.label!r}: unknown or missing variable: {text}",
                 _line_in(step, needle),
+                "render",
             )
             continue
         if len(email.subject) > MAX_SUBJECT:
@@ -127,10 +121,12 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                 "warning",
                 f"subject is {len(email.subject)} characters; inboxes cut it near {MAX_SUBJECT}",
                 line_of_key(step.path, "subject"),
+                "subject-length",
             )
         size = len(email.html.encode("utf-8"))
         if size > GMAIL_CLIP_BYTES:
-            add("error", f"HTML is {size / 1024:.0f} KB; Gmail clips messages over 102 KB")
+            message = f"HTML is {size / 1024:.0f} KB; Gmail clips messages over 102 KB"
+            add("error", message, rule="gmail-clip")
         elements = _Elements()
         elements.feed(email.html)
         for href in elements.links:
@@ -139,6 +135,7 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                     "error",
                     f"link {href!r} is not an http(s) or mailto link",
                     _line_in(step, href.split("?")[0]),
+                    "link-scheme",
                 )
         for image in elements.images:
             if not (image.get("alt") or "").strip() and image.get("alt") != "":
@@ -146,13 +143,20 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                     "warning",
                     f"image {image.get('src')!r} has no alt text",
                     _line_in(step, str(image.get("src") or "")),
+                    "img-alt",
                 )
         url = sample.recipient.unsubscribe_url
         if url and (f'href="{url}"' not in email.html or url not in email.text):
-            add("error", "no unsubscribe link in the HTML or text part (check the layout)")
+            message = "no unsubscribe link in the HTML or text part (check the layout)"
+            add("error", message, rule="unsubscribe")
         address = compiled.campaign.postal_address
         if address not in email.html.replace("&amp;", "&") or address not in email.text:
-            add("error", "the postal address is missing from the HTML or text part")
+            message = "the postal address is missing from the HTML or text part"
+            add("error", message, rule="postal-address")
+        # Client support (caniemail) and accessibility: dripline.preflight.
+        for finding in preflight.check(email.html):
+            if finding not in found:
+                found.append(finding)
     return found
 
 
@@ -161,13 +165,21 @@ def lint_campaign(campaign: Campaign, templates_dir: Path, base_url: str) -> lis
     samples = load_samples(campaign, base_url)
     sample_fields = {key for s in samples for key in s.recipient.fields}
     findings: list[Finding] = []
+    reported: set[tuple] = set()
     for step in campaign.steps:
         try:
             compiled = renderer.step(step.number)
         except DriplineError as err:
-            findings.append(Finding("error", err.message, err.path, err.line, step.number))
+            findings.append(
+                Finding("error", err.message, err.path, err.line, step.number, "template")
+            )
             continue
-        findings += lint_step(compiled, samples, sample_fields)
+        for finding in lint_step(compiled, samples, sample_fields):
+            # What the shared layout causes is the same for every step: say it once.
+            key = (finding.rule, finding.path, finding.line, finding.message)
+            if finding.path == step.path or key not in reported:
+                reported.add(key)
+                findings.append(finding)
     return findings
 
 
@@ -177,4 +189,4 @@ def lint_folder(folder: Path, templates_dir: Path, base_url: str) -> tuple[Campa
         campaign = load_campaign(folder)
         return campaign, lint_campaign(campaign, templates_dir, base_url)
     except DriplineError as err:
-        return None, [Finding("error", err.message, err.path, err.line)]
+        return None, [Finding("error", err.message, err.path, err.line, rule="load")]
