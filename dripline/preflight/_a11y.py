@@ -84,8 +84,7 @@ def _styles(document: lxml.html.HtmlElement) -> Iterator[tuple[lxml.html.HtmlEle
             background=background or parent.background,
             font_px=size,
             bold=weight in ("bold", "bolder")
-            or (weight.isdigit()
-            and int(weight) >= 700)
+            or (weight.isdigit() and int(weight) >= 700)
             or (parent.bold and weight not in ("normal", "400"))
             or element.tag in _BOLD_TAGS,
             hidden=hidden,
