@@ -117,7 +117,8 @@ def _contrast(document: lxml.html.HtmlElement, locator: Locator, add) -> None:
         needed = 3.0 if large else 4.5
         if ratio < needed:
             color = re.escape(style.color)
-            line = locator.find((rf"color\s*:\s*{color}", re.escape(text[:40])))
+            # The text itself first: the same colour may be declared on several lines.
+            line = locator.find((re.escape(text[:40]), rf"color\s*:\s*{color}"))
             sample = text if len(text) <= 40 else text[:40] + "…"
             add(
                 "a11y-contrast",
