@@ -48,7 +48,8 @@ def test_grey_on_white_text_is_reported_with_its_line_and_ratio(project):
     faint = line_of(path, "Faint small print")
     assert "#aaa on #fff has contrast 2.32:1, below WCAG AA 4.5:1" in messages[faint]
     assert all(f["file"] == str(path) and f["severity"] == "warning" for f in found)
-    # Premailer writes #aaaaaa as #aaa. #949494 on white is 3.03:1: enough for 24px text (3:1), not for body text (4.5:1).
+    # Premailer writes #aaaaaa as #aaa. #949494 on white is 3.03:1: enough for 24px text
+    # (3:1), not for body text (4.5:1).
     assert line_of(path, "Large grey") not in messages
     assert "3.03:1, below WCAG AA 4.5:1" in messages[line_of(path, "The same grey")]
 

@@ -30,7 +30,8 @@ day = 0
 send = "immediately"
 +++
 
-<a href="https://example.com/claim"><img src="https://example.com/prize.jpg" alt="Prize" width="600" height="800"></a>
+<a href="https://example.com/claim"><img src="https://example.com/prize.jpg" alt="Prize"
+width="600" height="800"></a>
 """
 
 
