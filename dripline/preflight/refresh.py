@@ -107,7 +107,7 @@ def parse_front_matter(text: str) -> dict[str, Any]:
                 index += 1
             try:
                 data[key] = _value(_tokens("\n".join(block)), 0)[0]
-            except (IndexError, json.JSONDecodeError) as err:
+            except (IndexError, json.JSONDecodeError, FeatureFileError) as err:
                 raise FeatureFileError(f"{key}: {err}") from err
         else:
             data[key] = _scalar(rest.strip()) if rest.strip().startswith('"') else rest.strip()
