@@ -28,6 +28,7 @@ class Finding:
     step: int | None = None
     rule: str = "lint"
     clients: tuple[str, ...] = ()
+    feature: str = ""  # the caniemail feature id of a client-support finding
 
     def __str__(self) -> str:
         where = ""

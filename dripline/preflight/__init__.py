@@ -10,6 +10,7 @@ against ``[lint] spam_threshold``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..campaign import Campaign, line_of_key
@@ -18,8 +19,15 @@ from ..findings import Finding
 from ..render import CampaignRenderer, CompiledStep
 from ..samples import Sample, load_samples
 from ._a11y import accessibility_findings
-from ._caniemail import DEFAULT_CLIENTS, client_name, resolve_clients, snapshot_info
-from ._clients import client_findings
+from ._caniemail import (
+    DEFAULT_CLIENTS,
+    client_name,
+    known_features,
+    resolve_clients,
+    snapshot_info,
+    support,
+)
+from ._clients import client_findings, plain_note
 from ._features import parse_html
 from ._locate import IGNORE_DIRECTIVE, Locator
 from ._spam import SpamReport, SpamRule, spam_reports, spamassassin_path
@@ -30,13 +38,49 @@ __all__ = [
     "SpamReport",
     "SpamRule",
     "StepPreflight",
+    "ClientGap",
     "campaign_spam_findings",
+    "gaps_by_client",
+    "target_clients",
     "client_name",
     "snapshot_info",
     "spam_findings",
     "spam_reports",
     "spamassassin_path",
 ]
+
+
+@dataclass(frozen=True)
+class ClientGap:
+    """One feature one client lacks: for the preview's "by client" view."""
+
+    finding: Finding
+    title: str  # caniemail's name of the feature
+    supported: str  # "not supported" or "partly supported"
+    notes: tuple[str, ...]  # caniemail's notes on which part, for partial support
+
+
+def gaps_by_client(findings: list[Finding]) -> list[tuple[str, list[ClientGap]]]:
+    """Client-support findings regrouped per client: [(client name, gaps)], clients in order."""
+    grouped: dict[str, list[ClientGap]] = {}
+    titles = known_features()
+    for finding in findings:
+        if finding.rule != "client-support":
+            continue
+        for client in finding.clients:
+            level = support(finding.feature, client)
+            supported = "not supported" if level.status == "n" else "partly supported"
+            gap = ClientGap(
+                finding, titles.get(finding.feature, finding.feature), supported, level.notes
+            )
+            grouped.setdefault(client_name(client), []).append(gap)
+    return list(grouped.items())
+
+
+def target_clients(campaign: Campaign) -> list[str]:
+    """The names of the clients ``campaign`` is checked against (``[lint] clients``)."""
+    clients, _ = resolve_clients(campaign.lint.clients or DEFAULT_CLIENTS)
+    return [client_name(c) for c in clients]
 
 
 class StepPreflight:

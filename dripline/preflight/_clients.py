@@ -20,10 +20,10 @@ from ._caniemail import client_name, known_features, support
 from ._features import features_used
 from ._locate import Locator
 
-__all__ = ["client_findings"]
+__all__ = ["client_findings", "plain_note"]
 
 
-def _note(text: str) -> str:
+def plain_note(text: str) -> str:
     # caniemail's notes are Markdown: keep link texts, drop the URLs.
     return re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text).strip()
 
@@ -61,7 +61,7 @@ def client_findings(
             if level.status == "n":
                 missing.append(client)
             elif level.status == "a":
-                partial[" ".join(_note(n) for n in level.notes)].append(client)
+                partial[" ".join(plain_note(n) for n in level.notes)].append(client)
         if not missing and not partial:
             continue
         source, line = locator.find(use.patterns)
@@ -71,6 +71,8 @@ def client_findings(
         lacking = tuple(c for c in clients if c in missing or any(c in p for p in partial.values()))
         message = _message(use.detail, use.feature, missing, partial)
         found.append(
-            Finding("warning", message, source.path, line, step, "client-support", lacking)
+            Finding(
+                "warning", message, source.path, line, step, "client-support", lacking, use.feature
+            )
         )
     return found

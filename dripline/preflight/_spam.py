@@ -68,7 +68,9 @@ def _parse_report(text: str) -> SpamReport:
             continue
         hit = _RULE.match(line)
         if hit:
-            rules.append(SpamRule(float(hit.group(1)), hit.group(2), hit.group(3).strip()))
+            # "+ 0.0" turns SpamAssassin's "-0.0" (informational rules) into 0.
+            points = float(hit.group(1)) + 0.0
+            rules.append(SpamRule(points, hit.group(2), hit.group(3).strip()))
         elif rules and line.startswith(" " * 10):
             # A long description continues, indented, on the next line.
             last = rules[-1]

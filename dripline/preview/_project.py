@@ -23,11 +23,12 @@ from pathlib import Path
 from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import DriplineError
 from ..lint import Finding, lint_step
+from ..preflight import SpamReport, spam_reports, spamassassin_path
 from ..render import CampaignRenderer, RenderedEmail
 from ..samples import Sample, load_samples
 from ._timeline import PlannedSend, plan_sends
 
-__all__ = ["CampaignEntry", "Project", "Snapshot"]
+__all__ = ["CampaignEntry", "Project", "Snapshot", "SpamScore"]
 
 _MAX_CACHED_EMAILS = 256
 
@@ -54,6 +55,23 @@ def _load_entry(folder: Path, templates_dir: Path, base_url: str) -> CampaignEnt
     return entry
 
 
+@dataclass(frozen=True)
+class SpamScore:
+    """What the step page says about spam: a report, or why there is none."""
+
+    report: SpamReport | None = None
+    threshold: float = 5.0
+    problem: str = ""  # SpamAssassin missing or failing
+
+    @property
+    def severity(self) -> str:
+        if self.report is None:
+            return "info"
+        if self.report.score > self.threshold:
+            return "error"
+        return "warning" if self.report.score > self.threshold / 2 else "ok"
+
+
 class Snapshot:
     """Campaigns as loaded at one generation, with per-generation render and lint caches."""
 
@@ -68,6 +86,7 @@ class Snapshot:
         self._lock = threading.Lock()
         self._emails: OrderedDict[tuple[str, int, int, datetime], RenderedEmail] = OrderedDict()
         self._findings: dict[tuple[str, int], list[Finding]] = {}
+        self._spam: dict[tuple[str, int, int, datetime], SpamScore] = {}
 
     def entry(self, slug: str) -> CampaignEntry | None:
         return self.entries.get(slug)
@@ -109,6 +128,26 @@ class Snapshot:
                     found = lint_step(compiled, entry.samples, fields)
                 self._findings[key] = found
             return self._findings[key]
+
+    def spam_score(
+        self, entry: CampaignEntry, number: int, sample_index: int, when: datetime
+    ) -> SpamScore:
+        """SpamAssassin's score of the message :meth:`render` gives, cached like it."""
+        assert entry.campaign is not None
+        threshold = entry.campaign.lint.spam_threshold
+        key = (entry.slug, number, sample_index, when)
+        if key in self._spam:
+            return self._spam[key]
+        if spamassassin_path() is None:
+            return SpamScore(threshold=threshold, problem="SpamAssassin is not installed")
+        email = self.render(entry, number, sample_index, when)
+        try:
+            score = SpamScore(spam_reports([email.data])[0], threshold)
+        except DriplineError as err:
+            score = SpamScore(threshold=threshold, problem=str(err))
+        with self._lock:
+            self._spam[key] = score
+        return score
 
     def campaign_findings(self, entry: CampaignEntry) -> list[Finding]:
         """Every finding of the campaign: its load error, or each step's findings."""

@@ -25,6 +25,28 @@
     };
   }
 
+  // The step page's spam score: SpamAssassin takes a second or more, so the page shows
+  // without it and the score is put in when its own page answers.
+  var slots = document.querySelectorAll("[data-spam-src]");
+  for (var j = 0; j < slots.length; j++) {
+    (function (slot) {
+      slot.innerHTML = "<p class=\"muted\">Scoring with SpamAssassin…</p>";
+      fetch(slot.getAttribute("data-spam-src"), { credentials: "same-origin" })
+        .then(function (response) { return response.text(); })
+        .then(function (html) {
+          var page = new DOMParser().parseFromString(html, "text/html");
+          var result = page.getElementById("spam-result");
+          slot.innerHTML = "";
+          if (result) {
+            slot.appendChild(document.importNode(result, true));
+          } else {
+            slot.textContent = "No spam score: the email does not render.";
+          }
+        })
+        .catch(function () { slot.textContent = "No spam score: the preview server did not answer."; });
+    })(slots[j]);
+  }
+
   document.documentElement.classList.add("js");
   var selects = document.querySelectorAll("select[data-autosubmit]");
   for (var i = 0; i < selects.length; i++) {
