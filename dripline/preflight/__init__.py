@@ -35,18 +35,18 @@ from ._spam import SpamReport, SpamRule, spam_reports, spamassassin_path
 __all__ = [
     "DEFAULT_CLIENTS",
     "IGNORE_DIRECTIVE",
+    "ClientGap",
     "SpamReport",
     "SpamRule",
     "StepPreflight",
-    "ClientGap",
     "campaign_spam_findings",
-    "gaps_by_client",
-    "target_clients",
     "client_name",
+    "gaps_by_client",
     "snapshot_info",
     "spam_findings",
     "spam_reports",
     "spamassassin_path",
+    "target_clients",
 ]
 
 
@@ -71,7 +71,10 @@ def gaps_by_client(findings: list[Finding]) -> list[tuple[str, list[ClientGap]]]
             level = support(finding.feature, client)
             supported = "not supported" if level.status == "n" else "partly supported"
             gap = ClientGap(
-                finding, titles.get(finding.feature, finding.feature), supported, level.notes
+                finding,
+                titles.get(finding.feature, finding.feature),
+                supported,
+                tuple(plain_note(n) for n in level.notes),
             )
             grouped.setdefault(client_name(client), []).append(gap)
     return list(grouped.items())
