@@ -4,7 +4,10 @@ Errors (exit 1): anything that stops a campaign loading or rendering, variables
 that are unknown or missing for a sample subscriber, links that are not http(s)
 or mailto, HTML over 102 KB (Gmail clips it), a missing unsubscribe link or
 postal address. Warnings: subjects over 78 characters, a missing preheader,
-images without alt text, subscriber fields no sample has.
+images without alt text, subscriber fields no sample has, and what
+:mod:`dripline.preflight` finds in each rendered HTML part: features a target
+mail client lacks (caniemail) and accessibility problems. Every finding names
+its ``rule`` (for ``check --json``).
 """
 
 from __future__ import annotations

@@ -151,3 +151,21 @@ def test_the_snapshot_names_its_source_date_and_licence():
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", info["date"])
     licence = ROOT / "dripline" / "preflight" / "data" / "caniemail-LICENSE.txt"
     assert "MIT License" in licence.read_text(encoding="utf-8")
+
+
+def test_hostile_html_and_css_in_a_step_never_stop_the_check(project):
+    path = append_to_body(
+        project,
+        '<div style="color:;;:display:flex(((; font-size: 1e999px; font-weight: 9999999">A</div>\n\n'
+        '<p style="color: rgb(999, -1, x); background: url(data:image/png;base64,AAAA;)">B</p>\n\n'
+        "<style>@media (prefers-color-scheme: dark) { .x { color: red; } .y { { ( }</style>\n\n"
+        '<table><tr><td style="position:absolute">unclosed <b><i>tags\n\n'
+        "[link](https://example.com/after)",
+    )
+    result = check(project, "--json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    # Everything that can be judged still is: the absolute position, the late <style>.
+    absolute = [f for f in found if f["message"].startswith("position:absolute")]
+    assert absolute and absolute[0]["line"] == line_of(path, "position:absolute")
+    assert any("prefers-color-scheme" in f["message"] for f in found)

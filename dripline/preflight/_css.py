@@ -85,7 +85,7 @@ def _split_outside_parens(text: str, separator: str) -> list[str]:
 
 
 def declarations(text: str) -> list[Declaration]:
-    """The declarations of a ``style`` attribute or a rule body, in order."""
+    """The declarations of a ``style`` attribute or a rule body, in order (junk skipped)."""
     found: list[Declaration] = []
     for chunk in _split_outside_parens(_COMMENT.sub("", text), ";"):
         prop, colon, value = chunk.partition(":")
