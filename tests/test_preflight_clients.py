@@ -53,6 +53,8 @@ def test_flex_and_absolute_position_in_a_step_are_reported_for_outlook_windows(p
     assert int(flex.group(1)) == line_of(path, "display:flex")
     assert int(absolute.group(1)) == line_of(path, "position:absolute")
     assert "not supported in" in flex.group(0) and "Outlook Windows" in flex.group(0)
+    # The layout's own display:none (the preheader) stays the layout's, not this step's.
+    assert "display:none" not in result.output
     assert "Outlook Windows" in absolute.group(0).split(";")[0]  # among the unsupported
     # Partial support says which part (Apple Mail: relative and absolute, not sticky/fixed).
     assert "only partly supported in Apple Mail iOS, Apple Mail macOS" in absolute.group(0)

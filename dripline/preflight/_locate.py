@@ -59,7 +59,7 @@ class Source:
 
 
 class Locator:
-    """Finds where a pattern comes from: the step's body, else the layout, else the body's start."""
+    """Finds where a use comes from: the step's body, else the layout, else the body's start."""
 
     def __init__(self, compiled: CompiledStep) -> None:
         step = compiled.step
@@ -68,8 +68,10 @@ class Locator:
         self.layout = Source.read(layout)
 
     def find(self, patterns: Sequence[str]) -> tuple[Source, int]:
-        for source in (self.step, self.layout):
-            for pattern in patterns:
+        """The first place a pattern matches; patterns go from exact to loose, so an exact
+        match in the layout wins over a loose one in the step."""
+        for pattern in patterns:
+            for source in (self.step, self.layout):
                 line = source.line_of(pattern)
                 if line is not None:
                     return source, line
