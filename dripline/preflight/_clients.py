@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import lxml.html
@@ -39,6 +40,20 @@ def _message(detail: str, feature: str, missing: list[str], partial: dict[str, l
     return f"{detail}: {title} ({feature}) is " + "; ".join(parts)
 
 
+@cache
+def _gaps(feature: str, clients: tuple[str, ...]) -> tuple[list[str], dict[str, list[str]]]:
+    """(clients without ``feature``, {caniemail's notes: clients with part of it})."""
+    missing: list[str] = []
+    partial: dict[str, list[str]] = defaultdict(list)
+    for client in clients:
+        level = support(feature, client)
+        if level.status == "n":
+            missing.append(client)
+        elif level.status == "a":
+            partial[" ".join(plain_note(n) for n in level.notes)].append(client)
+    return missing, dict(partial)
+
+
 def client_findings(
     document: lxml.html.HtmlElement,
     locator: Locator,
@@ -54,14 +69,7 @@ def client_findings(
         if (use.feature, use.detail) in looked_up:
             continue
         looked_up.add((use.feature, use.detail))
-        missing: list[str] = []
-        partial: dict[str, list[str]] = defaultdict(list)
-        for client in clients:
-            level = support(use.feature, client)
-            if level.status == "n":
-                missing.append(client)
-            elif level.status == "a":
-                partial[" ".join(plain_note(n) for n in level.notes)].append(client)
+        missing, partial = _gaps(use.feature, clients)
         if not missing and not partial:
             continue
         source, line = locator.find(use.patterns)

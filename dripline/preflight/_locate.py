@@ -66,10 +66,17 @@ class Locator:
         layout = compiled.renderer.templates_dir / f"{compiled.campaign.layout}.html"
         self.step = Source.read(step.path, step.body_line)
         self.layout = Source.read(layout)
+        self._found: dict[tuple[str, ...], tuple[Source, int]] = {}
 
     def find(self, patterns: Sequence[str]) -> tuple[Source, int]:
         """The first place a pattern matches; patterns go from exact to loose, so an exact
         match in the layout wins over a loose one in the step."""
+        key = tuple(patterns)
+        if key not in self._found:
+            self._found[key] = self._search(key)
+        return self._found[key]
+
+    def _search(self, patterns: tuple[str, ...]) -> tuple[Source, int]:
         for pattern in patterns:
             for source in (self.step, self.layout):
                 line = source.line_of(pattern)
