@@ -12,6 +12,8 @@ uses, so the preview shows the bytes that would be sent.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -31,6 +33,14 @@ from ._timeline import PlannedSend, plan_sends
 __all__ = ["CampaignEntry", "Project", "Snapshot", "SpamScore"]
 
 _MAX_CACHED_EMAILS = 256
+_SPAM_CACHE: OrderedDict[str, SpamReport] = OrderedDict()
+_SPAM_LOCK = threading.Lock()
+_PER_RENDER = re.compile(rb"^(Message-ID|Date):[^\r\n]*\r?\n", re.I | re.M)
+
+
+def _content_key(data: bytes) -> str:
+    """A digest of a message without the headers that change on every render."""
+    return hashlib.sha256(_PER_RENDER.sub(b"", data)).hexdigest()
 
 
 @dataclass
@@ -86,7 +96,6 @@ class Snapshot:
         self._lock = threading.Lock()
         self._emails: OrderedDict[tuple[str, int, int, datetime], RenderedEmail] = OrderedDict()
         self._findings: dict[tuple[str, int], list[Finding]] = {}
-        self._spam: dict[tuple[str, int, int, datetime], SpamScore] = {}
 
     def entry(self, slug: str) -> CampaignEntry | None:
         return self.entries.get(slug)
@@ -132,22 +141,29 @@ class Snapshot:
     def spam_score(
         self, entry: CampaignEntry, number: int, sample_index: int, when: datetime
     ) -> SpamScore:
-        """SpamAssassin's score of the message :meth:`render` gives, cached like it."""
+        """SpamAssassin's score of the message :meth:`render` gives.
+
+        Cached by the message's content (Message-ID and Date aside) across snapshots:
+        saving one file re-scores only the emails it changed.
+        """
         assert entry.campaign is not None
         threshold = entry.campaign.lint.spam_threshold
-        key = (entry.slug, number, sample_index, when)
-        if key in self._spam:
-            return self._spam[key]
         if spamassassin_path() is None:
             return SpamScore(threshold=threshold, problem="SpamAssassin is not installed")
         email = self.render(entry, number, sample_index, when)
-        try:
-            score = SpamScore(spam_reports([email.data])[0], threshold)
-        except DriplineError as err:
-            score = SpamScore(threshold=threshold, problem=str(err))
-        with self._lock:
-            self._spam[key] = score
-        return score
+        key = _content_key(email.data)
+        with _SPAM_LOCK:
+            report = _SPAM_CACHE.get(key)
+        if report is None:
+            try:
+                report = spam_reports([email.data])[0]
+            except DriplineError as err:
+                return SpamScore(threshold=threshold, problem=str(err))
+            with _SPAM_LOCK:
+                _SPAM_CACHE[key] = report
+                while len(_SPAM_CACHE) > _MAX_CACHED_EMAILS:
+                    _SPAM_CACHE.popitem(last=False)
+        return SpamScore(report, threshold)
 
     def campaign_findings(self, entry: CampaignEntry) -> list[Finding]:
         """Every finding of the campaign: its load error, or each step's findings."""
