@@ -185,7 +185,9 @@ def test_step_page_fills_in_the_spam_score_and_lists_client_gaps(
     page = browser.new_page(viewport={"width": 375, "height": 900})
     try:
         page.goto(f"{preview_server.url}campaigns/{SLUG}/5?width=375")
-        # preview.js fetches the score; it replaces the link once SpamAssassin answers.
+        # preview.js fetches the score when its section comes into view, and puts it in
+        # place of the link once SpamAssassin answers.
+        page.locator("#spam-heading").scroll_into_view_if_needed()
         score = page.locator(".spam-slot .spam-score")
         sync_api.expect(score).to_contain_text("points for Maria, Los Angeles", timeout=60_000)
         sync_api.expect(page.locator(".spam-slot .spam-rules")).to_contain_text(
