@@ -15,6 +15,7 @@ import lxml.html
 import pytest
 from starlette.testclient import TestClient
 
+from dripline._flowed import unflow
 from dripline.campaign import load_campaign
 from dripline.lint import lint_folder
 from dripline.preview import Project, create_app, force_color_scheme, plan_sends
@@ -273,7 +274,8 @@ def test_text_headers_and_source_tabs_show_the_message(client: TestClient) -> No
     eml = client.get(f"/campaigns/{SLUG}/3/message.eml?sample=0").content
     message = message_from_bytes(eml, policy=default_policy)
     text = page(client, base + "&view=text").cssselect("pre.plain-text")[0].text_content()
-    assert text == message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    # What a format=flowed reader shows: paragraphs whole, not cut at 76 columns.
+    assert text == unflow(message.get_body(("plain",)).get_content())
     headers = page(client, base + "&view=headers")
     rows = {
         text_of(r.cssselect("th")[0]): text_of(r.cssselect("td")[0])
@@ -474,13 +476,10 @@ def test_spam_score_page_shows_score_and_rules_for_the_sample(client: TestClient
     doc = page(client, f"/campaigns/{SLUG}/2/spam?sample=1")
     result = doc.get_element_by_id("spam-result")
     score = text_of(result.cssselect(".spam-score")[0])
-    assert score.startswith("0.7 points for No first name on file, threshold 5")
+    assert re.match(r"[\d.]+ points for No first name on file, threshold 5 ", score)
+    assert float(score.split()[0]) < 2.5
     rows = [[text_of(c) for c in tr.cssselect("th, td")] for tr in result.cssselect("tbody tr")]
-    assert [
-        "0.7",
-        "HTML_FONT_LOW_CONTRAST",
-        "BODY: HTML font color similar or identical to background",
-    ] in rows
+    assert ["0", "HTML_MESSAGE", "BODY: HTML included in message"] in rows
 
 
 def test_spam_score_page_says_when_spamassassin_is_missing(

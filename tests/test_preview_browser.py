@@ -190,9 +190,7 @@ def test_step_page_fills_in_the_spam_score_and_lists_client_gaps(
         page.locator("#spam-heading").scroll_into_view_if_needed()
         score = page.locator(".spam-slot .spam-score")
         sync_api.expect(score).to_contain_text("points for Maria, Los Angeles", timeout=60_000)
-        sync_api.expect(page.locator(".spam-slot .spam-rules")).to_contain_text(
-            "HTML_FONT_LOW_CONTRAST"
-        )
+        sync_api.expect(page.locator(".spam-slot .spam-rules")).to_contain_text("HTML_MESSAGE")
         outlook = page.locator("h3.client-name", has_text="Outlook Windows")
         sync_api.expect(outlook).to_be_visible()
         sync_api.expect(page.locator("ul.client-gaps").first).to_contain_text("css-position")
