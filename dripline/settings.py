@@ -31,6 +31,10 @@ class Settings:
     secret_key: str = ""
     smtp_password: str = ""
     debug: bool = False
+    # How long a dispatcher's claims stay its own without a heartbeat (dripline run --lease).
+    lease_seconds: float = 60.0
+    # Seconds one message render or step compile may take before the step is deferred.
+    render_budget: float = 5.0
 
     @property
     def campaigns_dir(self) -> Path:
@@ -69,6 +73,8 @@ _ENV_NAMES = {
     "secret_key": "DRIPLINE_SECRET_KEY",
     "smtp_password": "DRIPLINE_SMTP_PASSWORD",
     "debug": "DRIPLINE_DEBUG",
+    "lease_seconds": "DRIPLINE_LEASE_SECONDS",
+    "render_budget": "DRIPLINE_RENDER_BUDGET",
 }
 
 # Keys dripline.toml may set. Secrets are deliberately absent: they come from the environment.
@@ -82,6 +88,14 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    if name in ("lease_seconds", "render_budget"):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not number > 0 or number == float("inf"):
+            raise ConfigError(f"{origin}: {name} must be a positive number of seconds")
+        return number
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: {name} must be a string")
     return value

@@ -24,6 +24,8 @@ from ._csv import CsvReadResult, RowProblem, SubscriberCsvError, read_subscriber
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscribe
 from ._enroll_bulk import enroll_many
+from ._leases import DEFAULT_LEASE_SECONDS, ExpiredLeases
+from ._maintenance import expire_leases, requeue_ambiguous
 from ._migrate import current_revision, head_revision, upgrade
 from ._models import (
     DELIVERY_STATUSES,
@@ -32,7 +34,9 @@ from ._models import (
     Enrollment,
     Subscriber,
 )
+from ._outcomes import Outcome, SettleResult
 from ._queue import ClaimedDelivery, DeliveryQueue, DeliveryStateError, SqlDeliveryQueue
+from ._ratelimit import DatabaseRateLimit
 from ._reports import (
     CampaignStatus,
     NotSubscribedError,
@@ -53,6 +57,7 @@ from ._values import (
 )
 
 __all__ = [
+    "DEFAULT_LEASE_SECONDS",
     "DELIVERY_STATUSES",
     "SUBSCRIBER_STATUSES",
     "CampaignStatus",
@@ -60,16 +65,20 @@ __all__ = [
     "ConfirmedSignup",
     "Consent",
     "CsvReadResult",
+    "DatabaseRateLimit",
     "Delivery",
     "DeliveryQueue",
     "DeliveryStateError",
     "EnrollResult",
     "Enrollment",
+    "ExpiredLeases",
     "InvalidSubscriberError",
     "NewSubscriber",
     "NormalizedEmail",
     "NotSubscribedError",
+    "Outcome",
     "RowProblem",
+    "SettleResult",
     "SignupForm",
     "SignupRequest",
     "SignupTicket",
@@ -87,6 +96,7 @@ __all__ = [
     "derive_first_name",
     "enroll_many",
     "enrolled_campaigns",
+    "expire_leases",
     "forget_unconfirmed",
     "head_revision",
     "make_engine",
@@ -97,6 +107,7 @@ __all__ = [
     "read_subscriber_csv",
     "read_transaction",
     "request_signup",
+    "requeue_ambiguous",
     "subscribe",
     "subscriber_timeline",
     "unsubscribe",
