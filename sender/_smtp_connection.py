@@ -157,6 +157,8 @@ class SmtpConnection:
             else:
                 smtp = _DeadlineSMTP(timeout=cfg.timeout)
             self._smtp = smtp
+            # What SMTP(host) sets before connecting: TLS checks the certificate against it.
+            smtp._host = cfg.host  # type: ignore[attr-defined]
             smtp.connect(cfg.host, cfg.port)
             smtp.ehlo_or_helo_if_needed()
             if cfg.starttls != "off":
@@ -249,7 +251,11 @@ class SmtpConnection:
             self._abort()
             # Until the final "." was written whole the server cannot have queued the message.
             ambiguous = phase is Phase.MESSAGE and not isinstance(err, _WriteFailed)
-            what = "timed out" if isinstance(err, TimeoutError) else f"connection lost ({err})"
+            what = (
+                f"timed out: no complete reply within {self._config.timeout:g} s"
+                if isinstance(err, TimeoutError)
+                else f"connection lost ({err})"
+            )
             detail = " after the message data was sent; it may have been delivered" * ambiguous
             transient = TransientSendError(f"{phase.value}: {what}{detail}", ambiguous=ambiguous)
             transient.retry_now = reused and phase is Phase.MAIL  # type: ignore[attr-defined]
