@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["DEFAULT_RENDER_BUDGET", "BudgetExceeded", "RenderBudget"]
+__all__ = ["DEFAULT_RENDER_BUDGET", "BudgetExceeded", "RenderBudget", "RenderCancelled"]
 
 DEFAULT_RENDER_BUDGET = 5.0  # seconds per message render or step compile
 
@@ -27,6 +27,10 @@ T = TypeVar("T")
 
 class BudgetExceeded(Exception):
     """Raised inside the rendering thread when its budget ran out."""
+
+
+class RenderCancelled(BudgetExceeded):
+    """The ``cancel`` event was set while rendering (SIGTERM): stop now, not at the budget."""
 
 
 def _interrupt(thread_id: int, exc: type[BaseException] | None) -> None:
@@ -41,22 +45,25 @@ class RenderBudget:
     def __init__(self, seconds: float | None = DEFAULT_RENDER_BUDGET) -> None:
         self.seconds = seconds
         self._cond = threading.Condition()
-        self._armed: dict[int, float] = {}  # thread id -> monotonic deadline
-        self._fired: set[int] = set()
+        # thread id -> (monotonic deadline, cancel event)
+        self._armed: dict[int, tuple[float, threading.Event | None]] = {}
+        self._fired: dict[int, type[BudgetExceeded]] = {}
         self._watchdog: threading.Thread | None = None
 
-    def run(self, call: Callable[[], T]) -> T:
-        """``call()``, or :class:`BudgetExceeded` once it has run ``seconds``.
+    def run(self, call: Callable[[], T], cancel: threading.Event | None = None) -> T:
+        """``call()``, or :class:`BudgetExceeded` once it has run ``seconds``
+        (:class:`RenderCancelled` as soon as ``cancel`` is set, checked every 0.1 s).
 
         The exception may arrive wrapped (a template engine re-raising it as its own
-        error); :meth:`run` always raises a plain :class:`BudgetExceeded` then.
+        error); :meth:`run` always raises the plain exception then.
         """
-        if self.seconds is None:
+        if self.seconds is None and cancel is None:
             return call()
         me = threading.get_ident()
         with self._cond:
-            self._armed[me] = time.monotonic() + self.seconds
-            self._fired.discard(me)
+            limit = self.seconds if self.seconds is not None else float("inf")
+            self._armed[me] = (time.monotonic() + limit, cancel)
+            self._fired.pop(me, None)
             if self._watchdog is None:
                 self._watchdog = threading.Thread(
                     target=self._watch, name="dripline-render-budget", daemon=True
@@ -66,20 +73,21 @@ class RenderBudget:
         try:
             result = call()
         except BaseException as err:
-            if self._disarm(me):
-                raise BudgetExceeded(f"took longer than {self.seconds:g} s") from err
+            fired = self._disarm(me)
+            if fired is not None:
+                raise fired(f"stopped after {self.seconds:g} s") from err
             raise
-        if self._disarm(me):
-            raise BudgetExceeded(f"took longer than {self.seconds:g} s")
+        fired = self._disarm(me)
+        if fired is not None:
+            raise fired(f"stopped after {self.seconds:g} s")
         return result
 
-    def _disarm(self, me: int) -> bool:
-        """Stop watching this thread; True if the budget ran out (a late interrupt is cancelled)."""
+    def _disarm(self, me: int) -> type[BudgetExceeded] | None:
+        """Stop watching this thread; what fired, if anything (a late interrupt is cancelled)."""
         with self._cond:
             self._armed.pop(me, None)
-            fired = me in self._fired
-            if fired:
-                self._fired.discard(me)
+            fired = self._fired.pop(me, None)
+            if fired is not None:
                 _interrupt(me, None)  # not yet delivered? then it never will be
         return fired
 
@@ -87,10 +95,14 @@ class RenderBudget:
         with self._cond:
             while True:
                 now = time.monotonic()
-                for thread_id, deadline in list(self._armed.items()):
-                    if deadline <= now:
+                for thread_id, (deadline, cancel) in list(self._armed.items()):
+                    cancelled = cancel is not None and cancel.is_set()
+                    if deadline <= now or cancelled:
                         del self._armed[thread_id]
-                        self._fired.add(thread_id)
-                        _interrupt(thread_id, BudgetExceeded)
-                upcoming = min(self._armed.values(), default=None)
+                        kind = RenderCancelled if cancelled else BudgetExceeded
+                        self._fired[thread_id] = kind
+                        _interrupt(thread_id, kind)
+                wake = [d for d, _ in self._armed.values()]
+                wake += [now + 0.1 for _, c in self._armed.values() if c is not None]
+                upcoming = min(wake, default=None)
                 self._cond.wait(None if upcoming is None else max(0.0, upcoming - now))

@@ -11,15 +11,16 @@ like those of a broken campaign file while other campaigns go on.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from types import TracebackType
 
-from ._budget import DEFAULT_RENDER_BUDGET, BudgetExceeded, RenderBudget
+from ._budget import DEFAULT_RENDER_BUDGET, BudgetExceeded, RenderBudget, RenderCancelled
 from .campaign import Campaign, load_campaign
 from .errors import CampaignError
 from .render import CampaignRenderer, CompiledStep, Recipient
 
-__all__ = ["CampaignLibrary", "StepTooSlowError"]
+__all__ = ["CampaignLibrary", "RenderCancelled", "StepTooSlowError"]
 
 log = logging.getLogger("dripline.dispatch")
 
@@ -96,24 +97,40 @@ class CampaignLibrary:
     def campaign(self, slug: str) -> Campaign:
         return self.renderer(slug).campaign
 
-    def step(self, slug: str, number: int) -> CompiledStep:
-        """The compiled step (within the budget); raises CampaignError, StepTooSlowError."""
+    def step(
+        self, slug: str, number: int, *, cancel: threading.Event | None = None
+    ) -> CompiledStep:
+        """The compiled step, within the budget.
+
+        Raises CampaignError, StepTooSlowError, or RenderCancelled once ``cancel`` is set.
+        """
         slow = self._too_slow.get((slug, number))
         if slow is not None:
             raise slow
         try:
-            return self.budget.run(lambda: self.renderer(slug).step(number))
+            return self.budget.run(lambda: self.renderer(slug).step(number), cancel)
+        except RenderCancelled:
+            raise
         except BudgetExceeded as err:
             raise self._slow(slug, number, "compiling it", err) from None
 
     def render_bytes(
-        self, compiled: CompiledStep, recipient: Recipient, **options: object
+        self,
+        compiled: CompiledStep,
+        recipient: Recipient,
+        *,
+        cancel: threading.Event | None = None,
+        **options: object,
     ) -> tuple[str, bytes]:
-        """``compiled.render_bytes`` within the budget; raises StepTooSlowError past it."""
+        """``compiled.render_bytes`` within the budget; raises StepTooSlowError past it
+        (RenderCancelled once ``cancel`` is set)."""
         try:
             return self.budget.run(
-                lambda: compiled.render_bytes(recipient, **options)  # type: ignore[arg-type]
+                lambda: compiled.render_bytes(recipient, **options),  # type: ignore[arg-type]
+                cancel,
             )
+        except RenderCancelled:
+            raise
         except BudgetExceeded as err:
             slug, number = compiled.campaign.slug, compiled.step.number
             raise self._slow(slug, number, "rendering a message", err) from None

@@ -31,7 +31,7 @@ from sender import (
 )
 from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 
-from ._library import CampaignLibrary, StepTooSlowError
+from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
 from .errors import CampaignError, DriplineError
 from .render import Recipient
 from .store import ClaimedDelivery, Outcome, SettleResult
@@ -268,7 +268,7 @@ class Dispatcher:
     ) -> OutgoingMessage | Outcome:
         """The message, or the outcome of a delivery that cannot be rendered."""
         try:
-            compiled = self.library.step(delivery.campaign, delivery.step)
+            compiled = self.library.step(delivery.campaign, delivery.step, cancel=self.stop)
             fields_ = {
                 **dict(delivery.attributes),
                 "name": delivery.name,
@@ -276,7 +276,12 @@ class Dispatcher:
                 "timezone": delivery.timezone,
             }
             recipient = Recipient(delivery.email, fields_, self.unsubscribe_url(delivery))
-            message_id, data = self.library.render_bytes(compiled, recipient, now=now)
+            message_id, data = self.library.render_bytes(
+                compiled, recipient, now=now, cancel=self.stop
+            )
+        except RenderCancelled:  # SIGTERM while a template ran: hand it back untried
+            report.released += 1
+            return Outcome(delivery.delivery_id, "released")
         except CampaignError as err:
             # The campaign's files are broken (an edit in progress?) or a step's template
             # runs away: not this subscriber's fault, so retry later like a busy relay.
