@@ -23,6 +23,7 @@ __all__ = ["DEFAULT_RENDER_BUDGET", "BudgetExceeded", "RenderBudget", "RenderCan
 DEFAULT_RENDER_BUDGET = 5.0  # seconds per message render or step compile
 
 T = TypeVar("T")
+_LOOK = 0.1  # seconds between the watchdog's looks: the budget's (and a cancel's) precision
 
 
 class BudgetExceeded(Exception):
@@ -52,7 +53,7 @@ class RenderBudget:
 
     def run(self, call: Callable[[], T], cancel: threading.Event | None = None) -> T:
         """``call()``, or :class:`BudgetExceeded` once it has run ``seconds``
-        (:class:`RenderCancelled` as soon as ``cancel`` is set, checked every 0.1 s).
+        (:class:`RenderCancelled` as soon as ``cancel`` is set; both checked every 0.1 s).
 
         The exception may arrive wrapped (a template engine re-raising it as its own
         error); :meth:`run` always raises the plain exception then.
@@ -69,7 +70,8 @@ class RenderBudget:
                     target=self._watch, name="dripline-render-budget", daemon=True
                 )
                 self._watchdog.start()
-            self._cond.notify()
+            # No notify: the watchdog looks every _LOOK seconds, so arming costs no wake-up
+            # (it runs for every message).
         try:
             result = call()
         except BaseException as err:
@@ -102,7 +104,4 @@ class RenderBudget:
                         kind = RenderCancelled if cancelled else BudgetExceeded
                         self._fired[thread_id] = kind
                         _interrupt(thread_id, kind)
-                wake = [d for d, _ in self._armed.values()]
-                wake += [now + 0.1 for _, c in self._armed.values() if c is not None]
-                upcoming = min(wake, default=None)
-                self._cond.wait(None if upcoming is None else max(0.0, upcoming - now))
+                self._cond.wait(_LOOK)

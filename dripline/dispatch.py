@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Protocol
@@ -159,6 +161,7 @@ class Dispatcher:
         self.stop = stop or threading.Event()
         self.relay_failures = relay_failures
         self._clean = True  # the last pass settled everything it claimed
+        self._sending: ThreadPoolExecutor | None = None
 
     def dispatch_due(self, now: datetime) -> PassReport:
         """Claim and send batches until nothing is due at ``now`` (or a stop is asked)."""
@@ -197,20 +200,34 @@ class Dispatcher:
         lock = threading.Lock()
         outcomes: list[Outcome] = []  # written with the next chunk's move to 'sending'
         in_flight: dict[int, ClaimedDelivery] = {}  # 'sending', no outcome yet
+        rendered: list[ClaimedDelivery] = []  # taken from the batch, not yet 'sending'
+        sending: Future[object] | None = None  # the chunk the sender is working on
+        size = self.chunk_size * max(1, getattr(self.sender, "parallelism", 1))
         position = 0
         try:
             while position < len(batch) and not self.stop.is_set() and not relay.paused:
-                chunk = batch[position : position + self.chunk_size]
+                chunk = batch[position : position + size]
                 position += len(chunk)
+                rendered = list(chunk)
+                # Rendered while the sender still works on the previous chunk.
                 ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = []
+                failures: list[Outcome] = []
                 for delivery in chunk:
-                    rendered = self._render(delivery, now, report)
-                    if isinstance(rendered, Outcome):
-                        outcomes.append(rendered)
+                    message = self._render(delivery, now, report)
+                    if isinstance(message, Outcome):
+                        failures.append(message)
                     else:
-                        ready.append((delivery, rendered))
-                settled = self._settle(outcomes, [d.delivery_id for d, _ in ready], now, report)
-                outcomes.clear()
+                        ready.append((delivery, message))
+                if sending is not None:
+                    sending, done = None, sending
+                    done.result()
+                if self.stop.is_set() or relay.paused:
+                    break  # this chunk stays untried (handed back below)
+                rendered = []
+                with lock:
+                    outcomes.extend(failures)
+                    settled = self._settle(outcomes, [d.delivery_id for d, _ in ready], now, report)
+                    outcomes.clear()
                 ready = [(d, m) for d, m in ready if d.delivery_id in settled.attempting]
                 in_flight.update((d.delivery_id, d) for d, _ in ready)
                 halt = _EitherEvent(self.stop)
@@ -228,16 +245,35 @@ class Dispatcher:
                     if relay.note(result):
                         halt.set()  # start no further message on this relay
 
-                self.sender.send_many([m for _, m in ready], on_result=on_result, stop=halt)
+                sending = self._sender_thread().submit(
+                    self.sender.send_many, [m for _, m in ready], on_result=on_result, stop=halt
+                )
+            if sending is not None:
+                sending, done = None, sending
+                done.result()
         finally:
+            if sending is not None:  # an exception above: let the chunk in flight end first
+                futures_wait([sending])
             # Asked to stop, the relay given up on, the sender unusable, or a bug: what
             # was never tried goes back (deferred with backoff when the relay is down).
             with lock:
-                untried = [*in_flight.values(), *batch[position:]]
+                untried = [*in_flight.values(), *rendered, *batch[position:]]
                 for delivery in untried:
                     outcomes.append(self._untried(delivery, now, relay.paused, report))
             if outcomes:
                 self._settle(outcomes, [], now, report)
+
+    def _sender_thread(self) -> ThreadPoolExecutor:
+        """One thread that runs ``send_many``, so the next chunk renders meanwhile."""
+        if self._sending is None:
+            self._sending = ThreadPoolExecutor(1, thread_name_prefix="dripline-send")
+        return self._sending
+
+    def close(self) -> None:
+        """Stop the sending thread (the sender and store are the caller's to close)."""
+        if self._sending is not None:
+            self._sending.shutdown(wait=True)
+            self._sending = None
 
     def _settle(
         self, outcomes: list[Outcome], attempt: list[int], now: datetime, report: PassReport
@@ -279,9 +315,8 @@ class Dispatcher:
             message_id, data = self.library.render_bytes(
                 compiled, recipient, now=now, cancel=self.stop
             )
-        except RenderCancelled:  # SIGTERM while a template ran: hand it back untried
-            report.released += 1
-            return Outcome(delivery.delivery_id, "released")
+        except RenderCancelled:  # SIGTERM while a template ran: handed back (and counted)
+            return Outcome(delivery.delivery_id, "released")  # with the untried chunk
         except CampaignError as err:
             # The campaign's files are broken (an edit in progress?) or a step's template
             # runs away: not this subscriber's fault, so retry later like a busy relay.

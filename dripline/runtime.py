@@ -111,8 +111,12 @@ def dispatcher_for(
     # a relay that is down when `dripline run` starts defers that pass's messages for a
     # retry instead of ending the process.
     try:
-        with _heartbeat(queue, settings.lease_seconds / 3):
-            yield Dispatcher(queue, sender, library, links, batch_size=batch_size, stop=stop)
+        dispatcher = Dispatcher(queue, sender, library, links, batch_size=batch_size, stop=stop)
+        try:
+            with _heartbeat(queue, settings.lease_seconds / 3):
+                yield dispatcher
+        finally:
+            dispatcher.close()
     finally:
         sender.close()
         queue.close()

@@ -82,6 +82,11 @@ class SmtpSender(Sender):
         return self.config.display_url
 
     @property
+    def parallelism(self) -> int:
+        """How many messages are in flight at once (``?connections=``)."""
+        return self.config.connections
+
+    @property
     def rate_limit(self) -> tuple[str, float] | None:
         """(relay account key, messages per second) of ``?rate=``, or None without one."""
         if self.config.rate_per_second is None:
