@@ -201,26 +201,15 @@ class SqlDeliveryQueue:
             now = now.replace(tzinfo=UTC)  # naive means UTC throughout the store
         now_db = to_db_time(now)
         wall = self.clock()
-        with write_transaction(self.engine) as conn:
-            worker_id = self._hold_lease(conn, wall)
-            expire_dead_workers(conn, wall, worker_id)
-            writer = BulkWriter(conn)
-            # Rows cancelled or held back leave the claim short: read again (a few times)
-            # rather than report "nothing due" while due rows remain behind them.
-            for _ in range(_READS_PER_CLAIM):
-                rows = conn.execute(self._candidates, {"now": now_db, "limit": limit}).all()
-                claimed = self._claimable(conn, writer, rows, now)
-                if claimed or len(rows) < limit:
-                    break
-            if not claimed:
-                return []
-            retime_later_steps(writer, claimed, now, self.timetable_for)
-            keys = _ensure_public_keys(conn, claimed)
-            writer.execute_in(
-                "UPDATE deliveries SET status = 'claimed', worker_id = ? WHERE id IN {in}",
-                [r.id for r in claimed],
-                worker_id,
-            )
+        before = (self.worker_id, self._renewed_at)
+        try:
+            claimed, keys = self._claim(now, now_db, wall, limit)
+        except BaseException:
+            # Rolled back: a registration or renewal in it never happened.
+            self.worker_id, self._renewed_at = before
+            raise
+        if not claimed:
+            return []
         return [
             ClaimedDelivery(
                 delivery_id=d_id,
@@ -256,6 +245,32 @@ class SqlDeliveryQueue:
                 _,
             ) in claimed
         ]
+
+    def _claim(
+        self, now: datetime, now_db: Any, wall: datetime, limit: int
+    ) -> tuple[list[Any], dict[int, str]]:
+        """The claim's transaction (see :meth:`claim_due`): the rows, subscribers' keys."""
+        with write_transaction(self.engine) as conn:
+            worker_id = self._hold_lease(conn, wall)
+            expire_dead_workers(conn, wall, worker_id)
+            writer = BulkWriter(conn)
+            # Rows cancelled or held back leave the claim short: read again (a few times)
+            # rather than report "nothing due" while due rows remain behind them.
+            for _ in range(_READS_PER_CLAIM):
+                rows = conn.execute(self._candidates, {"now": now_db, "limit": limit}).all()
+                claimed = self._claimable(conn, writer, rows, now)
+                if claimed or len(rows) < limit:
+                    break
+            if not claimed:
+                return [], {}
+            retime_later_steps(writer, claimed, now, self.timetable_for)
+            keys = _ensure_public_keys(conn, claimed)
+            writer.execute_in(
+                "UPDATE deliveries SET status = 'claimed', worker_id = ? WHERE id IN {in}",
+                [r.id for r in claimed],
+                worker_id,
+            )
+        return claimed, keys
 
     @staticmethod
     def _claimable(
