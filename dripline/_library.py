@@ -107,6 +107,10 @@ class CampaignLibrary:
         slow = self._too_slow.get((slug, number))
         if slow is not None:
             raise slow
+        # The hot path: compiled already, so there is nothing to run under the budget.
+        loaded = self._renderers.get(slug)
+        if loaded is not None and number in loaded._compiled:
+            return loaded._compiled[number]
         try:
             return self.budget.run(lambda: self.renderer(slug).step(number), cancel)
         except RenderCancelled:
