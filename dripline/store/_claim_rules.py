@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select, update
 from ..timetable import Timetable
 from ._bulk import BulkWriter
 from ._models import Delivery
-from ._values import from_db_time, to_db_time
+from ._values import country_of, from_db_time, to_db_time
 
 __all__ = ["hold_back_out_of_order", "retime_later_steps"]
 
@@ -106,7 +106,8 @@ def retime_later_steps(
         next_day = (from_db_time(steps[0].due_at) or now).astimezone(zone).date()
         if next_day > send_day:
             continue  # the spacing is intact: nothing to move
-        new_times = table.retime_remaining(sent.step, now, sent.timezone)
+        country = country_of(sent.attributes)
+        new_times = table.retime_remaining(sent.step, now, sent.timezone, country)
         moves += [
             {"row_id": s.id, "new_due": to_db_time(new_times[s.step])}
             for s in steps
