@@ -150,6 +150,7 @@ class Dispatcher:
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         stop: threading.Event | None = None,
         relay_failures: int = DEFAULT_RELAY_FAILURES,
+        envelope_sender: Callable[[ClaimedDelivery], str] | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -162,6 +163,8 @@ class Dispatcher:
         self.relay_failures = relay_failures
         self._clean = True  # the last pass settled everything it claimed
         self._sending: ThreadPoolExecutor | None = None
+        # VERP (runtime.envelope_sender_maker): a per-delivery envelope sender; else From.
+        self.envelope_sender = envelope_sender
 
     def dispatch_due(self, now: datetime) -> PassReport:
         """Claim and send batches until nothing is due at ``now`` (or a stop is asked)."""
@@ -332,7 +335,11 @@ class Dispatcher:
             log.warning("delivery %s not rendered: %s", delivery.delivery_id, err)
             return Outcome(delivery.delivery_id, "failed", error=f"render: {err}")
         return OutgoingMessage(
-            envelope_from=compiled.campaign.from_address,
+            envelope_from=(
+                self.envelope_sender(delivery)
+                if self.envelope_sender is not None
+                else compiled.campaign.from_address
+            ),
             recipients=(delivery.email,),
             data=data,
             message_id=message_id,

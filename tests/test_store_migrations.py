@@ -43,7 +43,7 @@ def test_leases_migration_keeps_rows_and_turns_rows_stuck_in_sending_ambiguous(d
     config = _config()
     with write_transaction(engine) as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0006")
+        command.upgrade(config, "0005")  # the revision before 0003
     with engine.begin() as conn:
         conn.execute(
             text(

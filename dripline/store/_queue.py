@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
 from ..errors import DriplineError
 from ..timetable import Timetable
+from ._bounce_models import Suppression
 from ._bulk import BulkWriter
 from ._claim_rules import hold_back_out_of_order, retime_later_steps
 from ._engine import write_transaction
@@ -47,6 +48,7 @@ _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
 _W = Worker.__table__
+_SUPPRESSED = Suppression.__table__
 _READS_PER_CLAIM = 4
 
 
@@ -102,9 +104,11 @@ _CANDIDATES = (
         _D.c.first_attempt_at,
         _S.c.id.label("subscriber_id"),
         _S.c.public_key,
+        _SUPPRESSED.c.id.label("suppression_id"),
     )
     .join(_E, _E.c.id == _D.c.enrollment_id)
     .join(_S, _S.c.id == _E.c.subscriber_id)
+    .outerjoin(_SUPPRESSED, _SUPPRESSED.c.email_key == _S.c.email_key)
     .where(_D.c.status == "scheduled", _D.c.due_at <= bindparam("now"))
     .order_by(_D.c.due_at, _D.c.id)
     .limit(bindparam("limit"))
@@ -192,8 +196,8 @@ class SqlDeliveryQueue:
         """Claim up to ``limit`` due deliveries for this worker, oldest first.
 
         In the same transaction: dead workers' claims are handed back (:mod:`._leases`);
-        deliveries of unsubscribed or bounced subscribers are cancelled instead of
-        claimed; of several overdue steps of one subscriber only the earliest is claimed
+        deliveries of unsubscribed, bounced or suppressed subscribers are cancelled instead
+        of claimed; of several overdue steps of one subscriber only the earliest is claimed
         and the later steps are re-timed onto later local days; a step whose earlier
         step is still unfinished waits for it.
         """
@@ -243,6 +247,7 @@ class SqlDeliveryQueue:
                 first_attempt_at,
                 subscriber_id,
                 _,
+                _,
             ) in claimed
         ]
 
@@ -276,12 +281,16 @@ class SqlDeliveryQueue:
     def _claimable(
         conn: Connection, writer: BulkWriter, rows: list[Any], now: datetime
     ) -> list[Any]:
-        """The rows to claim: inactive subscribers' cancelled, one step per enrollment,
-        none ahead of an unfinished earlier step."""
+        """The rows to claim: inactive or suppressed subscribers' cancelled, one step per
+        enrollment, none ahead of an unfinished earlier step."""
         cancel: list[int] = []
         first_of: dict[int, Any] = {}
         for row in rows:
-            if row.subscriber_status != "active" or row.enrollment_status != "active":
+            if (
+                row.subscriber_status != "active"
+                or row.enrollment_status != "active"
+                or row.suppression_id is not None
+            ):
                 cancel.append(row.id)
             elif row.enrollment_id not in first_of or row.step < first_of[row.enrollment_id].step:
                 first_of[row.enrollment_id] = row

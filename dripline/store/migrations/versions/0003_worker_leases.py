@@ -1,7 +1,7 @@
 """Worker leases: a row per running dispatcher, claimed deliveries owned by one, shared rates.
 
 Revision ID: 0003
-Revises: 0006
+Revises: 0005
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
