@@ -87,9 +87,12 @@ def test_matching_falls_back_to_message_id_then_address(project, env, tmp_path):
             "by-id": report(
                 "postfix-user-unknown.eml", verp=foreign, rcpt=bob.email, message_id=ada.message_id
             ),
-            # No token, no Message-ID we know: the address decides.
+            # No token (the bare return path), no Message-ID we know: the address decides.
             "by-address": report(
-                "exim-no-such-user.eml", verp=foreign, rcpt=cy.email, message_id="<x@elsewhere>"
+                "exim-no-such-user.eml",
+                verp=env["DRIPLINE_RETURN_PATH"],
+                rcpt=cy.email,
+                message_id="<x@elsewhere>",
             ),
             # Nothing of ours: left alone.
             "stranger": report(
@@ -373,3 +376,85 @@ def test_a_process_killed_midway_loses_nothing_and_records_nothing_twice(project
     assert maildir_files(box)["new"] == set()
     assert len(maildir_files(box)["cur"]) == len(people)
     assert all(state_of(project, p)[0] == "bounced" for p in people)
+
+
+def _fingerprint(path: Path) -> tuple[bytes, float, int]:
+    stat = path.stat()
+    return path.read_bytes(), stat.st_mtime, stat.st_mode
+
+
+def test_foreign_tokens_and_forwarded_reports_are_left_byte_for_byte(project, env, tmp_path):
+    """A DSN whose VERP token our key did not sign (forged, or another installation sharing
+    the bounce mailbox) must not fall back to the address; nor may a DSN forwarded inside a
+    digest count. Both stay in new/ untouched, and their subscribers stay active."""
+    import email
+    from email.message import EmailMessage
+
+    from dripline.tokens import TokenSigner, verp_address
+
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    ada, bob, cy, di = (sent[p] for p in PEOPLE)
+    local, _, domain = bob.verp.partition("@")
+    flipped = local[:-1] + ("a" if local[-1] != "a" else "b")
+    other_key = TokenSigner("another-installation-secret")
+    other_verp = verp_address(
+        env["DRIPLINE_RETURN_PATH"], other_key.return_path_token(cy.delivery_id)
+    )
+    forwarded = report(
+        "postfix-user-unknown.eml", verp=di.verp, rcpt=di.email, message_id=di.message_id
+    )
+    digest = EmailMessage()
+    digest["From"] = "postmaster@lists.example.org"
+    digest["To"] = env["DRIPLINE_RETURN_PATH"]
+    digest["Subject"] = "mail-admins digest: look at this bounce"
+    digest.set_content("Forwarded for your records.\n")
+    digest.add_attachment(email.message_from_bytes(forwarded))
+    foreign = {
+        "tampered": report(
+            "postfix-user-unknown.eml",
+            verp=f"{flipped}@{domain}",
+            rcpt=bob.email,
+            message_id="<t@forger.example>",
+        ),
+        "other-installation": report(
+            "postfix-user-unknown.eml", verp=other_verp, rcpt=cy.email, message_id="<o@x.example>"
+        ),
+        "digest": digest.as_bytes(),
+    }
+    good = report(
+        "postfix-user-unknown.eml", verp=ada.verp, rcpt=ada.email, message_id=ada.message_id
+    )
+    box = tmp_path / "box"
+    names = maildir_with(box, {**foreign, "good": good})
+    before = {k: _fingerprint(box / "new" / names[k]) for k in foreign}
+
+    out = cli(env, "bounces", "process", "--maildir", str(box))
+    assert "1 processed" in out and "2 unmatched" in out, out
+    assert state_of(project, ada.email)[0] == "bounced"
+    for person in (bob, cy, di):
+        status, deliveries = state_of(project, person.email)
+        assert status == "active" and "cancelled" not in deliveries.values(), person.email
+    assert [e["email"] for e in json.loads(cli(env, "bounces", "list", "--json"))] == [ada.email]
+    assert cli(env, "suppress", "export").count("@") == 1
+    assert maildir_files(box)["new"] == {names[k] for k in foreign}
+    assert {k: _fingerprint(box / "new" / names[k]) for k in foreign} == before
+
+
+def test_a_localized_ndr_with_8bit_headers_is_processed_without_a_traceback(project, env, tmp_path):
+    """Raw UTF-8 in a mailer's From: made flufl.bounce's Sina detector raise (a traceback on
+    the terminal) and the bounce was never acted on."""
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    ada = sent["ada@example.org"]
+    ndr = report("exchange-ndr.eml", verp=ada.verp, rcpt=ada.email, message_id=ada.message_id)
+    ndr = ndr.replace(
+        b"From: System Administrator <postmaster@corp.example.com>",
+        "From: Système de messagerie <postmaster@corp.example.com>".encode(),
+    ).replace(b"Subject: Undeliverable:", "Subject: Non remis : Grüße".encode())
+    box = tmp_path / "box"
+    maildir_with(box, {"ndr": ndr})
+    result = invoke(env, "bounces", "process", "--maildir", str(box))
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "1 processed" in result.output, result.output
+    assert state_of(project, ada.email)[0] == "bounced"
+    (event,) = json.loads(cli(env, "bounces", "list", "--json"))
+    assert event["matched_by"] == "token" and event["delivery_id"] == ada.delivery_id

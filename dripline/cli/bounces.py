@@ -88,7 +88,9 @@ def process_command(
         if found is not None:
             code = f" {found.status_code}" if found.status_code else ""
             detail = f" {found.kind}{code} {found.email or '?'}"
-        event = f" (event {outcome.event_id})" if outcome.event_id else ""
+        # A dry run's new event ids were rolled back: only a duplicate's id is real.
+        real = outcome.event_id and (not dry_run or outcome.verdict == "duplicate")
+        event = f" (event {outcome.event_id})" if real else ""
         moved = f" -> {outcome.moved_to}" if outcome.moved_to else ""
         click.echo(f"{outcome.key}:{detail} {outcome.verdict}{event}{moved}")
     left = sum(report.count(v) for v in ("not a bounce", "unmatched", "already processed"))
