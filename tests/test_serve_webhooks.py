@@ -415,3 +415,39 @@ def test_oversized_webhook_bodies_are_refused(served, engine):
     huge = b"[" + b" " * (1024 * 1024) + b"]"
     assert client.post("/webhooks/mailgun", content=huge).status_code == 413
     assert event_count(engine) == 0
+
+
+def test_mailgun_refuses_stale_timestamps_and_a_signature_reused_for_another_event(served, engine):
+    """Mailgun's HMAC covers timestamp + token, not the event: a signature lifted from one
+    request must not carry a forged complaint, and an old one must not be replayed."""
+    client = served.client()
+
+    def signed(event: dict, timestamp: str, token: str) -> dict:
+        digest = hmac.new(
+            MAILGUN_KEY.encode(), f"{timestamp}{token}".encode(), hashlib.sha256
+        ).hexdigest()
+        return {
+            "signature": {"timestamp": timestamp, "token": token, "signature": digest},
+            "event-data": event,
+        }
+
+    now = str(int(served.clock.now.timestamp()))
+    delivered = {"id": "mg-10", "event": "delivered", "recipient": "ada@example.org"}
+    genuine = signed(delivered, now, "t" * 50)
+    assert client.post("/webhooks/mailgun", json=genuine).status_code == 200
+    assert client.post("/webhooks/mailgun", json=genuine).status_code == 200  # a retry
+    forged = {"id": "mg-11", "event": "complained", "recipient": "ada@example.org"}
+    lifted = {**genuine, "event-data": forged}
+    assert client.post("/webhooks/mailgun", json=lifted).status_code == 403
+    stale = str(int((served.clock.now - timedelta(hours=2)).timestamp()))
+    assert client.post("/webhooks/mailgun", json=signed(forged, stale, "s" * 50)).status_code == 403
+    future = str(int((served.clock.now + timedelta(hours=2)).timestamp()))
+    assert (
+        client.post("/webhooks/mailgun", json=signed(forged, future, "f" * 50)).status_code == 403
+    )
+    odd = signed(forged, now, "o" * 50)
+    odd["signature"]["signature"] = "é" * 64  # non-ASCII: refused, not a 500
+    assert client.post("/webhooks/mailgun", json=odd).status_code == 403
+    assert event_count(engine) == 0
+    assert people(engine)["ada@example.org"][0] == "active"
+    assert list_suppressions(engine) == []
