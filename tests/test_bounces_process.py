@@ -458,3 +458,30 @@ def test_a_localized_ndr_with_8bit_headers_is_processed_without_a_traceback(proj
     assert state_of(project, ada.email)[0] == "bounced"
     (event,) = json.loads(cli(env, "bounces", "list", "--json"))
     assert event["matched_by"] == "token" and event["delivery_id"] == ada.delivery_id
+
+
+def test_run_refuses_a_return_path_whose_verp_address_is_over_254_octets(project, env):
+    cli(
+        env,
+        "subscribe",
+        "ada@example.org",
+        "--campaign",
+        "ketamine-therapy",
+        "--at",
+        T0.isoformat(),
+    )
+    domain = ".".join(["a" * 63] * 3 + ["c" * 40]) + ".example.net"
+    long_env = {**env, "DRIPLINE_RETURN_PATH": f"bounces@{domain}"}
+    result = invoke(
+        long_env,
+        "run",
+        "--once",
+        "--now",
+        (T0 + timedelta(minutes=1)).isoformat(),
+        "--sender",
+        "memory:",
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: DRIPLINE_RETURN_PATH:") and "254" in result.output
+    assert "Traceback" not in result.output
+    assert set(state_of(project, "ada@example.org")[1].values()) == {"scheduled"}
