@@ -485,3 +485,44 @@ def test_run_refuses_a_return_path_whose_verp_address_is_over_254_octets(project
     assert result.output.startswith("Error: DRIPLINE_RETURN_PATH:") and "254" in result.output
     assert "Traceback" not in result.output
     assert set(state_of(project, "ada@example.org")[1].values()) == {"scheduled"}
+
+
+def test_status_rates_are_over_the_messages_sent_in_the_window(project, env, tmp_path):
+    """A report is set against the message it is about: bounces of earlier mail must not
+    show as "0 sent, 1 hard bounce(s) (0.00%)", nor push a later window's rate over 100%."""
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    ada, bob = sent["ada@example.org"], sent["bob@example.org"]
+    box = tmp_path / "box"
+    maildir_with(
+        box,
+        {
+            "dsn": report(
+                "postfix-user-unknown.eml", verp=ada.verp, rcpt=ada.email, message_id=ada.message_id
+            ),
+            "dsn-again": report(  # the same message reported twice counts once
+                "gmail-account-disabled.eml",
+                verp=ada.verp,
+                rcpt=ada.email,
+                message_id=ada.message_id,
+            ),
+            "arf": report(
+                "arf-complaint.eml", verp=bob.verp, rcpt=bob.email, message_id=bob.message_id
+            ),
+        },
+    )
+    cli(env, "bounces", "process", "--maildir", str(box))
+    first = json.loads(cli(env, "status", "ketamine-therapy", "--json", "--now", "2026-03-07"))
+    window = first["last_30_days"]
+    assert (window["sent"], window["hard_bounces"], window["complaints"]) == (4, 1, 1)
+    assert window["bounce_rate"] == 0.25 and len(window["warnings"]) == 2
+    # 35 days on, the others get step 2; ada bounced and bob complained, so they do not.
+    later = (T0 + timedelta(days=35)).isoformat()
+    cli(env, "run", "--once", "--now", later, "--sender", "memory:")
+    status = json.loads(cli(env, "status", "ketamine-therapy", "--json", "--now", later))
+    window = status["last_30_days"]
+    assert (window["sent"], window["hard_bounces"], window["complaints"]) == (2, 0, 0)
+    assert window["warnings"] == [] and window["bounce_rate"] == 0.0
+    # Today, long after every send: nothing sent, so nothing bounced in the window.
+    today = cli(env, "status", "ketamine-therapy")
+    assert "last 30 days: 0 sent, 0 hard bounce(s) (0.00%), 0 complaint(s) (0.00%)" in today
+    assert status["steps"][0]["bounces"] == 2 and status["steps"][0]["complaints"] == 1
