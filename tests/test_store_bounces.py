@@ -159,3 +159,33 @@ def test_migration_0005_on_a_database_holding_rows(tmp_path):
     with engine.connect() as conn:
         assert conn.scalar(select(Subscriber.__table__.c.email)) == "ada@example.com"
     engine.dispose()
+
+
+def test_a_report_holding_nul_characters_is_recorded(engine, timetable):
+    """PostgreSQL refuses NUL in text (and in query parameters): a DSN or webhook body that
+    carries one must still be recorded, not crash the run."""
+    sent = enrol_and_send_first(engine, timetable, "ada@example.com", "bo@example.com")
+    report = BounceReport(
+        kind="hard",
+        source="mailbox",
+        status_code="5.1.1",
+        diagnostic="user\x00 unknown",
+        external_id="nul\x00id",
+        delivery_id=sent["ada@example.com"],
+        message_id="<x\x00@y>",
+        raw="Return-Path: <>\r\n\r\nbinary \x00 junk",
+    )
+    done = record_bounce(engine, report, now=AT + timedelta(days=1))
+    assert done.action == "bounced"
+    by_id = replace_fields(report, delivery_id=None, message_id="<bo\x00@example.com>", email=None)
+    assert record_bounce(engine, by_id, now=AT + timedelta(days=1)).action == "unmatched"
+    (event,) = list_bounces(engine)
+    assert event.raw == "Return-Path: <>\r\n\r\nbinary \ufffd junk"
+    assert event.diagnostic == "user\ufffd unknown"
+    assert record_bounce(engine, report, now=AT + timedelta(days=2)).action == "duplicate"
+
+
+def replace_fields(report: BounceReport, **changes: object) -> BounceReport:
+    from dataclasses import replace
+
+    return replace(report, external_id="other", **changes)

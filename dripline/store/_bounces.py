@@ -15,7 +15,7 @@ What changed is kept with the event, so :func:`undo_bounce` can reverse exactly 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -236,6 +236,7 @@ def record_bounce(
     policy = policy or BouncePolicy()
     if report.kind not in (HARD, SOFT, COMPLAINT):
         raise ValueError(f"unknown bounce kind {report.kind!r}")
+    report = _without_nul(report)
     try:
         with write_transaction(engine) as conn:
             outcome = _record(conn, report, now, policy)
@@ -245,6 +246,17 @@ def record_bounce(
     except IntegrityError:
         # A concurrent copy of the same report won the insert: this one is the replay.
         return RecordedBounce("duplicate")
+
+
+def _without_nul(report: BounceReport) -> BounceReport:
+    """NUL characters replaced by U+FFFD: PostgreSQL text cannot hold them (not even as a
+    query parameter), and hostile mail or a webhook body may carry one."""
+    changed = {
+        f.name: value.replace("\x00", "\ufffd")
+        for f in fields(report)
+        if isinstance(value := getattr(report, f.name), str) and "\x00" in value
+    }
+    return replace(report, **changed) if changed else report
 
 
 def _record(
