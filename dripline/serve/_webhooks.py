@@ -183,10 +183,16 @@ class _Webhooks:
         size = request.headers.get("content-length", "")
         if size.isdigit() and int(size) > _MAX_BODY:
             raise _Refused(413)
-        body = await request.body()
-        if len(body) > _MAX_BODY:
-            raise _Refused(413)
-        return body
+        # Read in chunks and stop at the limit: a chunked upload has no Content-Length,
+        # and request.body() would hold all of it in memory before it could be measured.
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > _MAX_BODY:
+                raise _Refused(413)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     @staticmethod
     def _json(body: bytes) -> Any:
