@@ -189,3 +189,27 @@ def replace_fields(report: BounceReport, **changes: object) -> BounceReport:
     from dataclasses import replace
 
     return replace(report, external_id="other", **changes)
+
+
+def test_migration_0007_indexes_message_ids_and_the_lookup_uses_it(tmp_path):
+    """A report without a token is matched by Message-ID; on a database of millions of
+    deliveries that lookup must be an index search, not a scan (SQLite's query plan)."""
+    from sqlalchemy import text
+
+    from dripline.store._models import Delivery
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0005")
+    upgrade(engine)
+    indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("deliveries")}
+    assert indexes["ix_deliveries_message_id"] == ["message_id"]
+    lookup = select(Delivery.__table__.c.id).where(Delivery.__table__.c.message_id == "<x@y>")
+    compiled = lookup.compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as conn:
+        plan = " ".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+    assert "USING INDEX ix_deliveries_message_id" in plan or "USING COVERING INDEX" in plan, plan
+    engine.dispose()
