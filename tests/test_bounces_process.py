@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -526,3 +527,62 @@ def test_status_rates_are_over_the_messages_sent_in_the_window(project, env, tmp
     today = cli(env, "status", "ketamine-therapy")
     assert "last 30 days: 0 sent, 0 hard bounce(s) (0.00%), 0 complaint(s) (0.00%)" in today
     assert status["steps"][0]["bounces"] == 2 and status["steps"][0]["complaints"] == 1
+
+
+def test_a_message_renamed_by_another_client_between_read_and_move_is_still_moved(
+    project, env, tmp_path
+):
+    """Dovecot serving the same Maildir moves new/ mail to cur/ (and sets flags) whenever a
+    client looks: the file read is then gone from where it was read. The report is still
+    recorded once and moved, and the run goes on to the next message."""
+    from datetime import UTC, datetime
+
+    from dripline.bounces import MaildirMailbox, process_mailbox
+    from dripline.store import BouncePolicy, open_store
+    from dripline.tokens import TokenSigner
+
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    box = tmp_path / "box"
+    names = maildir_with(
+        box,
+        {
+            p: report(
+                "postfix-user-unknown.eml",
+                verp=sent[p].verp,
+                rcpt=p,
+                message_id=sent[p].message_id,
+            )
+            for p in PEOPLE
+        },
+    )
+
+    class SharedWithDovecot(MaildirMailbox):
+        def messages(self):  # type: ignore[override]
+            for key, data in super().messages():
+                sub, _, name = key.partition("/")
+                if name == names[PEOPLE[1]]:
+                    (self.path / sub / name).unlink()  # deleted by a client meanwhile
+                else:
+                    os.rename(self.path / sub / name, self.path / "cur" / f"{name}:2,RS")
+                yield key, data
+
+    engine = open_store(f"sqlite:///{project / 'dripline.db'}")
+    try:
+        result = process_mailbox(
+            engine,
+            SharedWithDovecot(box),
+            now=datetime.now(UTC),
+            signer=TokenSigner(env["DRIPLINE_SECRET_KEY"]),
+            return_path=env["DRIPLINE_RETURN_PATH"],
+            policy=BouncePolicy(),
+        )
+    finally:
+        engine.dispose()
+    assert [o.verdict for o in result.outcomes] == ["bounced"] * 4
+    assert maildir_files(box) == {
+        "new": set(),
+        "cur": {f"{names[p]}:2,RS" for p in PEOPLE if p != PEOPLE[1]},
+    }
+    assert all(state_of(project, p)[0] == "bounced" for p in PEOPLE)
+    again = cli(env, "bounces", "process", "--maildir", str(box))
+    assert "0 processed" in again and len(json.loads(cli(env, "bounces", "list", "--json"))) == 4

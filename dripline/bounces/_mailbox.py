@@ -9,6 +9,7 @@ to a folder (``UID MOVE``, RFC 6851; else COPY then expunge that UID, RFC 4315).
 from __future__ import annotations
 
 import contextlib
+import glob
 import imaplib
 import os
 import re
@@ -87,15 +88,36 @@ class MaildirMailbox:
         flags = name.partition(":2,")[2]
         return self.target == self.path and sub == "cur" and _PROCESSED_FLAG in flags
 
-    def move_processed(self, key: str) -> str:
+    def _now_at(self, key: str) -> Path | None:
+        """Where the message read as ``key`` is now. Dovecot (or any client) serving the same
+        Maildir may have renamed it since (new/ -> cur/, flags changed); its unique name,
+        the part before ``:2,``, stays."""
         sub, _, name = key.partition("/")
-        base, _, info = name.partition(":2,")
-        flags = "".join(sorted(set(info) | {_PROCESSED_FLAG})) if ":2," in name else "S"
-        for folder in ("tmp", "new", "cur"):
-            (self.target / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
-        destination = self.target / "cur" / f"{base}:2,{flags}"
-        os.rename(self.path / sub / name, destination)
-        return str(destination.relative_to(self.path))
+        if (self.path / sub / name).exists():
+            return self.path / sub / name
+        base = name.partition(":2,")[0]
+        for folder in ("cur", "new"):
+            for candidate in (self.path / folder).glob(f"{glob.escape(base)}*"):
+                if candidate.name == base or candidate.name.startswith(f"{base}:2,"):
+                    return candidate
+        return None
+
+    def move_processed(self, key: str) -> str:
+        for _ in range(3):  # a client may rename it again between the look and the move
+            source = self._now_at(key)
+            if source is None:
+                return "(gone: moved or deleted by another mail client)"
+            base, _, info = source.name.partition(":2,")
+            flags = "".join(sorted(set(info) | {_PROCESSED_FLAG}))
+            for folder in ("tmp", "new", "cur"):
+                (self.target / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+            destination = self.target / "cur" / f"{base}:2,{flags}"
+            try:
+                os.rename(source, destination)
+            except FileNotFoundError:
+                continue
+            return str(destination.relative_to(self.path))
+        raise MailboxError(f"{self.describe()}: {key} keeps being renamed by another client")
 
     def close(self) -> None:
         pass
@@ -221,6 +243,8 @@ class ImapMailbox:
 
 
 def _text(value: object) -> str:
+    if isinstance(value, BaseException) and value.args:
+        return _text(value.args)  # the server's words, not the repr of its bytes
     if isinstance(value, list | tuple):
         return " ".join(_text(v) for v in value)
     if isinstance(value, bytes):
