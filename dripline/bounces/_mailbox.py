@@ -208,17 +208,35 @@ class ImapMailbox:
     def describe(self) -> str:
         return self.config.display_url
 
+    @contextlib.contextmanager
+    def _talking(self, doing: str) -> Iterator[None]:
+        """A server that stalls (the socket timeout) or drops the connection mid-run is one
+        clear MailboxError; what was recorded so far stays recorded, the rest is left."""
+        try:
+            yield
+        except imaplib.IMAP4.error as err:
+            raise MailboxError(f"{self.describe()}: {doing}: {_text(err)}") from err
+        except (OSError, ssl.SSLError) as err:
+            reason = "no answer (timed out)" if isinstance(err, TimeoutError) else err
+            raise MailboxError(f"{self.describe()}: {doing}: {reason}") from err
+
     def messages(self) -> Iterator[tuple[str, bytes]]:
-        kind, data = self.imap.uid("SEARCH", "ALL")
+        with self._talking("listing messages"):
+            kind, data = self.imap.uid("SEARCH", "ALL")
         if kind != "OK":
             raise MailboxError(f"{self.describe()}: SEARCH failed: {_text(data)}")
         for uid in (data[0] or b"").split():
-            kind, fetched = self.imap.uid("FETCH", uid.decode(), "(BODY.PEEK[])")
+            with self._talking(f"reading UID {uid.decode()}"):
+                kind, fetched = self.imap.uid("FETCH", uid.decode(), "(BODY.PEEK[])")
             body = next((item[1] for item in fetched if isinstance(item, tuple)), None)
             if kind == "OK" and body is not None:
                 yield uid.decode(), bytes(body)
 
     def move_processed(self, key: str) -> str:
+        with self._talking(f"moving UID {key}"):
+            return self._move(key)
+
+    def _move(self, key: str) -> str:
         target = _quote(self.move_to)
         if not self._target_ready:
             self.imap.create(target)  # "already exists" is fine
