@@ -586,3 +586,30 @@ def test_a_message_renamed_by_another_client_between_read_and_move_is_still_move
     assert all(state_of(project, p)[0] == "bounced" for p in PEOPLE)
     again = cli(env, "bounces", "process", "--maildir", str(box))
     assert "0 processed" in again and len(json.loads(cli(env, "bounces", "list", "--json"))) == 4
+
+
+def test_show_and_process_print_a_hostile_reports_control_characters_escaped(
+    project, env, tmp_path
+):
+    """A report's text is whoever sent it: escape sequences in it must reach the reviewer's
+    terminal as visible text, not be obeyed (clearing the screen, retitling the window)."""
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    ada = sent["ada@example.org"]
+    hostile = report(
+        "postfix-user-unknown.eml", verp=ada.verp, rcpt=ada.email, message_id=ada.message_id
+    ).replace(b"This is the mail system", b"\x1b]0;owned\x07\x1b[2JThis is the mail system")
+    stranger = report(
+        "postfix-user-unknown.eml",
+        verp="someone@example.test",
+        rcpt="x\x1b[2J@example.net",
+        message_id="<s@x>",
+    )
+    box = tmp_path / "box"
+    maildir_with(box, {"hostile": hostile, "stranger": stranger})
+    out = cli(env, "bounces", "process", "--maildir", str(box))
+    (event,) = json.loads(cli(env, "bounces", "list", "--json"))
+    shown = cli(env, "bounces", "show", str(event["id"]))
+    for text in (out, shown):
+        assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;owned\\x07\\x1b[2JThis is the mail system" in shown
+    assert "Reporting-MTA: dns; mx.example.com" in shown  # the rest of the report as it was

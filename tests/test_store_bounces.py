@@ -213,3 +213,20 @@ def test_migration_0007_indexes_message_ids_and_the_lookup_uses_it(tmp_path):
         plan = " ".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
     assert "USING INDEX ix_deliveries_message_id" in plan or "USING COVERING INDEX" in plan, plan
     engine.dispose()
+
+
+def test_a_status_that_is_no_rfc3463_code_is_dropped_not_a_crash(engine, timetable):
+    """The status column holds an RFC 3463 code; PostgreSQL refuses a longer value, so a
+    hostile DSN's or webhook's "Status: 5.1.1-and-much-more" must not stop the run."""
+    sent = enrol_and_send_first(engine, timetable, "ada@example.com")
+    report = BounceReport(
+        kind="hard",
+        source="sendgrid",
+        status_code="5.1.1" + "9" * 40,
+        diagnostic="550 5.1.1 no such user",
+        external_id="long-status",
+        delivery_id=sent["ada@example.com"],
+    )
+    assert record_bounce(engine, report, now=AT + timedelta(days=1)).action == "bounced"
+    (event,) = list_bounces(engine)
+    assert event.status_code is None and event.diagnostic == "550 5.1.1 no such user"
