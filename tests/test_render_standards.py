@@ -272,6 +272,16 @@ def test_quoted_printable_lines_stop_at_76(example):
             assert len(line) <= 76, line
 
 
+def test_from_and_dot_lines_in_pre_blocks_are_encoded_on_both_paths(example):
+    # RFC 2049 section 3 (8): a <pre> line "From here" reached the wire as is in the HTML
+    # part, and an mbox delivery shows it as ">From here".
+    body = "<pre>\n  def f():\nFrom here\n.\n</pre>\n\nFrom {{ subscriber.first_name }}\n"
+    for data in example(body):
+        assert_wire_clean(data)
+        html = parse(data).get_body(("html",)).get_content().replace("\r\n", "\n")
+        assert "\n  def f():\nFrom here\n.\n</pre>" in html
+
+
 def test_long_accented_subject_is_split_into_short_encoded_words(example):
     # Item 2: a ~150-character subject was one 283-character line, one 140-character word.
     subject = "Réservez dès maintenant votre séance découverte : thérapie à la kétamine " * 2
