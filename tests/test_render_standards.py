@@ -377,3 +377,24 @@ def test_invisible_characters_in_subscriber_values_are_dropped_from_bodies(tmp_p
     full, fast = render_both(renderer.step(1), person)
     same_message(full, fast)
     assert_standards(full, subject="Hi", name="Ana", preheader="Hello Oslo")
+
+
+def test_long_words_urls_and_pre_lines_stay_inside_a_phone_screen(example, browser):
+    # A pasted 2,000-character URL, a 500-character word or a long <pre> line made the
+    # whole email 8,500 px wide: readers had to scroll sideways to read any of it.
+    url = "https://example.com/" + "a" * 980 + "?q=" + "b" * 1000
+    body = (
+        f"See {url} or [the long link]({url}).\n\n{'x' * 500}\n\n"
+        f"<pre>\n  return {'y' * 200}\n</pre>\n"
+    )
+    page = browser.new_page(viewport={"width": 375, "height": 800})
+    try:
+        for data in example(body):
+            message = parse(data)
+            page.set_content(message.get_body(("html",)).get_content())
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, width
+            pre = page.locator("pre").inner_text()
+            assert f"  return {'y' * 200}" in pre  # wrapped on screen, not reflowed
+    finally:
+        page.close()
