@@ -320,6 +320,25 @@ def test_important_never_reaches_an_attribute(example):
         assert "!important" in style
 
 
+def test_important_is_removed_as_a_priority_only_never_from_urls(example):
+    # Stripping "!important" anywhere in any attribute changed where a link goes and which
+    # image a style loads; only a declaration's priority (before ";" or the end) goes.
+    link = "https://example.com/notes/why-this-is!important?x=1"
+    image = "https://example.com/img/a!IMPORTANT.png"
+    body = (
+        f"<table><tr><td style=\"background-image:url('{image}'); color: red ! IMPORTANT\">"
+        f'<a href="{link}">Notes</a></td></tr></table>\n'
+    )
+    for data in example(body):
+        html = parse(data).get_body(("html",)).get_content()
+        cell = lxml.html.fragment_fromstring(
+            re.search(r"<td style=[^>]*>.*?</td>", html, re.S).group(0)
+        )
+        style = cell.get("style").replace(" ", "")
+        assert f"url('{image}')" in style and style.endswith("color:red")
+        assert cell.find("a").get("href").startswith(link)  # utm parameters follow
+
+
 def test_short_preheader_is_padded_past_the_inbox_preview(example):
     # Item 4: "Quick update" was followed by 12 invisible characters, then the body.
     for data in example("This is a test.\n", preheader="Quick update"):
