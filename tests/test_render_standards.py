@@ -351,6 +351,16 @@ def test_short_preheader_is_padded_past_the_inbox_preview(example):
         assert len(padding) >= 140  # a desktop preview's worth on its own
 
 
+def test_no_preheader_no_padding_so_the_preview_shows_the_body(example):
+    # `check` warns "no preheader: inboxes will show the first words of the body instead",
+    # but 150 invisible characters of padding made the inbox preview blank.
+    for data in example("This is a test.\n", preheader=""):
+        html = parse(data).get_body(("html",)).get_content()
+        hidden = lxml.html.document_fromstring(html.encode()).find_class("preheader")
+        assert [h.text_content() for h in hidden] in ([], [""])
+        assert PADDING_UNIT not in html
+
+
 def test_text_part_keeps_table_rows_and_hard_breaks(example):
     # Item 6: a table became one line; a hard break joined an address onto one line.
     for data in example(f"Our programs:\n\n{TABLE}\n{ADDRESS}"):
