@@ -203,7 +203,7 @@ def test_migration_0007_indexes_message_ids_and_the_lookup_uses_it(tmp_path):
     config = _config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0005")
+        command.upgrade(config, "0003")
     upgrade(engine)
     indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("deliveries")}
     assert indexes["ix_deliveries_message_id"] == ["message_id"]

@@ -3,7 +3,7 @@ matched to its delivery by the Message-ID it returns, and without the index each
 lookup read the whole deliveries table (millions of rows at scale).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0003
 Create Date: 2026-11-29
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
