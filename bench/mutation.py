@@ -1,0 +1,225 @@
+"""Test strength of the core modules, measured by mutation testing (mutmut). Prints a table.
+
+    .venv/bin/python bench/mutation.py tokens          # one module (a minute or two)
+    .venv/bin/python bench/mutation.py all             # every core module, one after another
+    .venv/bin/python bench/mutation.py --list          # the modules and the tests run on each
+
+Each module is measured in its own scratch copy of the working tree (tracked and
+untracked-but-not-ignored files, so it measures what a fresh clone would hold plus
+your edits), with a ``[tool.mutmut]`` section written for that module only: mutmut
+mutates that one file (flipped comparisons, numbers +1, swapped ``and``/``or``,
+changed strings, dropped arguments, ``return None``...) and, for each mutant,
+runs the tests of the module's own test files that reach the mutated function.
+A mutant is *killed* when some test fails, *survived* when all pass, *timed out*
+when the tests run 15 times longer than unmutated.
+
+Equivalent mutants (ones no test can tell apart, e.g. a changed cache size) are
+listed in ``EQUIVALENT`` below with the reason, and counted apart: the score is
+``killed / (mutants - equivalent)``. Not part of CI: a module takes minutes on two
+cores, so ``--max-children`` defaults to 1 and the run is bounded by ``--timeout``.
+mutmut mutates inside functions only: module constants (the token version byte,
+signature length) are held by the golden tests in tests/test_tokens.py instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str  # the file mutated
+    tests: tuple[str, ...]  # the test files run against its mutants
+
+
+MODULES: dict[str, Module] = {
+    "tokens": Module("dripline/tokens.py", ("tests/test_tokens.py", "tests/test_serve_tokens.py")),
+    "retry": Module("sender/retry.py", ("tests/test_sender_retry.py",)),
+    "timetable": Module("dripline/timetable.py", ("tests/test_timetable.py",)),
+    "slots": Module("dripline/_slots.py", ("tests/test_render_fastpath.py", "tests/test_slots.py")),
+    "dispatch": Module(
+        "dripline/dispatch.py", ("tests/test_dispatch.py", "tests/test_dispatch_resilience.py")
+    ),
+    "queue": Module("dripline/store/_queue.py", ("tests/test_store_queue.py",)),
+    "fastwrite": Module(
+        "dripline/store/_fastwrite.py", ("tests/test_store_queue.py", "tests/test_dispatch.py")
+    ),
+}
+
+# Mutants no test can tell from the original, with the reason. Keys are mutmut's
+# mutant names (``module.x_function__mutmut_N``); a name that no longer exists
+# (the code moved on) is reported, so the list cannot silently go stale.
+EQUIVALENT: dict[str, str] = {}
+
+_LINE = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>.+)$")
+
+
+def _project_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    return [Path(p) for p in listed.split("\0") if p and (ROOT / p).is_file()]
+
+
+def _scratch_copy(module: Module, into: Path) -> None:
+    for relative in _project_files():
+        target = into / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, target)
+    tests = [t for t in module.tests if (into / t).exists()]
+    pyproject = (into / "pyproject.toml").read_text()
+    pyproject = re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[|\Z)", "", pyproject)
+    pyproject += (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["dripline", "sender"]\n'
+        f'only_mutate = ["{module.path}"]\n'
+        'also_copy = ["scheduler.py", "campaigns", "templates"]\n'
+        f"pytest_add_cli_args_test_selection = {tests!r}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q"]\n'
+        "use_git_change_detection = false\n"
+    ).replace("'", '"')
+    (into / "pyproject.toml").write_text(pyproject)
+
+
+@dataclass
+class Result:
+    name: str
+    statuses: dict[str, str]  # mutant name -> mutmut status
+    seconds: float
+    diffs: dict[str, str]
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for s in self.statuses.values() if s in statuses)
+
+
+def measure(name: str, *, max_children: int, timeout: float, keep: bool) -> Result:
+    module = MODULES[name]
+    scratch = Path(tempfile.mkdtemp(prefix=f"dripline-mutation-{name}-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    started = time.monotonic()
+    try:
+        _scratch_copy(module, scratch)
+        mutmut = [sys.executable, "-m", "mutmut"]
+        run = [*mutmut, "run", "--max-children", str(max_children)]
+        try:
+            subprocess.run(
+                run, cwd=scratch, env=env, timeout=timeout, capture_output=True, check=False
+            )
+        except subprocess.TimeoutExpired:
+            print(f"{name}: stopped after {timeout:.0f} s; unchecked mutants are listed as such")
+        listing = subprocess.run(
+            [*mutmut, "results", "--all", "true"],
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        statuses = {
+            m["name"]: m["status"] for line in listing.splitlines() if (m := _LINE.match(line))
+        }
+        diffs = {}
+        for mutant, status in statuses.items():
+            if status != "killed":
+                shown = subprocess.run(
+                    [*mutmut, "show", mutant],
+                    cwd=scratch,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout
+                diffs[mutant] = "\n".join(
+                    line
+                    for line in shown.splitlines()
+                    if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+                )
+        return Result(name, statuses, time.monotonic() - started, diffs)
+    finally:
+        if keep:
+            print(f"{name}: scratch copy kept at {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _row(result: Result) -> tuple[str, ...]:
+    equivalent = [m for m in result.statuses if m in EQUIVALENT]
+    survived = [m for m, s in result.statuses.items() if s == "survived" and m not in EQUIVALENT]
+    killed = result.count("killed")
+    timed_out = result.count("timeout")
+    counted = len(result.statuses) - len(equivalent)
+    score = 100.0 * (killed + timed_out) / counted if counted else 0.0
+    return (
+        MODULES[result.name].path,
+        str(len(result.statuses)),
+        str(killed),
+        str(len(survived)),
+        str(timed_out),
+        str(len(equivalent)),
+        str(len(result.statuses) - killed - timed_out - len(survived) - len(equivalent)),
+        f"{score:.0f}%",
+        f"{result.seconds:.0f}",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("module", nargs="?", choices=[*MODULES, "all"], default="all")
+    parser.add_argument("--list", action="store_true", help="show the modules and their tests")
+    parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per module at most")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    args = parser.parse_args()
+    if args.list:
+        for name, module in MODULES.items():
+            print(f"{name:10} {module.path:28} {' '.join(module.tests)}")
+        return
+
+    names = list(MODULES) if args.module == "all" else [args.module]
+    results = [
+        measure(n, max_children=args.max_children, timeout=args.timeout, keep=args.keep)
+        for n in names
+    ]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load}, commit {commit}")
+    args_text = " ".join(sys.argv[1:])
+    print(f"command: python bench/mutation.py {args_text} (mutmut, one mutant at a time)")
+    header = ("module", "mutants", "killed", "survived", "timed out", "equivalent", "other",
+              "score", "seconds")  # fmt: skip
+    rows = [header, *(_row(r) for r in results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows[1:]:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    for result in results:
+        prefix = MODULES[result.name].path.removesuffix(".py").replace("/", ".")
+        stale = [m for m in EQUIVALENT if m.startswith(prefix + ".") and m not in result.statuses]
+        for mutant in stale:
+            print(f"\nstale EQUIVALENT entry (no such mutant now): {mutant}")
+        for mutant, diff in result.diffs.items():
+            status = result.statuses[mutant]
+            why = f"equivalent: {EQUIVALENT[mutant]}" if mutant in EQUIVALENT else status
+            print(f"\n{mutant} ({why})\n{diff}")
+
+
+if __name__ == "__main__":
+    main()
