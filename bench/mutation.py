@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,7 +108,9 @@ class Result:
         return sum(1 for s in self.statuses.values() if s in statuses)
 
 
-def measure(name: str, *, max_children: int, timeout: float, keep: bool) -> Result:
+def measure(
+    name: str, *, max_children: int, timeout: float, keep: bool, only: Sequence[str] = ()
+) -> Result:
     module = MODULES[name]
     scratch = Path(tempfile.mkdtemp(prefix=f"dripline-mutation-{name}-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
@@ -115,11 +118,14 @@ def measure(name: str, *, max_children: int, timeout: float, keep: bool) -> Resu
     try:
         _scratch_copy(module, scratch)
         mutmut = [sys.executable, "-m", "mutmut"]
-        run = [*mutmut, "run", "--max-children", str(max_children)]
+        run = [*mutmut, "run", "--max-children", str(max_children), *only]
         try:
-            subprocess.run(
+            done = subprocess.run(
                 run, cwd=scratch, env=env, timeout=timeout, capture_output=True, check=False
             )
+            if done.returncode != 0:  # e.g. the unmutated tests fail: say why, not just "0%"
+                tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
+                print(f"{name}: mutmut exited {done.returncode}:", *tail, sep="\n  ")
         except subprocess.TimeoutExpired:
             print(f"{name}: stopped after {timeout:.0f} s; unchecked mutants are listed as such")
         listing = subprocess.run(
@@ -157,6 +163,14 @@ def measure(name: str, *, max_children: int, timeout: float, keep: bool) -> Resu
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _revision() -> str:
+    """The commit measured, marked when the working tree has changes on top of it."""
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+    return commit.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def _row(result: Result) -> tuple[str, ...]:
     equivalent = [m for m in result.statuses if m in EQUIVALENT]
     survived = [m for m, s in result.statuses.items() if s == "survived" and m not in EQUIVALENT]
@@ -184,6 +198,7 @@ def main() -> None:
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per module at most")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    parser.add_argument("--only", nargs="+", default=(), help="only these mutant names")
     args = parser.parse_args()
     if args.list:
         for name, module in MODULES.items():
@@ -191,14 +206,14 @@ def main() -> None:
         return
 
     names = list(MODULES) if args.module == "all" else [args.module]
+    commit = _revision()
     results = [
-        measure(n, max_children=args.max_children, timeout=args.timeout, keep=args.keep)
+        measure(
+            n, max_children=args.max_children, timeout=args.timeout, keep=args.keep, only=args.only
+        )
         for n in names
     ]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
     print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load}, commit {commit}")
     args_text = " ".join(sys.argv[1:])
     print(f"command: python bench/mutation.py {args_text} (mutmut, one mutant at a time)")
