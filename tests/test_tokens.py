@@ -234,3 +234,5 @@ def test_unsubscribe_url_joins_base_and_token() -> None:
     assert unsubscribe_url("https://mail.example.com/", token) == expected
     assert unsubscribe_url("https://mail.example.com//", token) == expected
     assert unsubscribe_url("/relative/", token) == f"/relative/u/{token}"
+    # Only slashes are trimmed, whatever the base ends with.
+    assert unsubscribe_url("https://x.example/MAX/", token) == f"https://x.example/MAX/u/{token}"
