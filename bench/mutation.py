@@ -24,6 +24,7 @@ signature length) are held by the golden tests in tests/test_tokens.py instead.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -75,6 +76,13 @@ EQUIVALENT: dict[str, str] = {
     ),
 }
 
+# `mutmut show` for many mutants in one process (one process per mutant takes minutes).
+_SHOW = """
+import json, sys
+from mutmut.mutation.diff_apply import find_mutant, get_diff_for_mutant
+names = json.load(sys.stdin)
+print(json.dumps({n: get_diff_for_mutant(n, path=find_mutant(n).path) for n in names}))
+"""
 _LINE = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>.+)$")
 
 
@@ -150,22 +158,24 @@ def measure(
         statuses = {
             m["name"]: m["status"] for line in listing.splitlines() if (m := _LINE.match(line))
         }
-        diffs = {}
-        for mutant, status in statuses.items():
-            if status != "killed":
-                shown = subprocess.run(
-                    [*mutmut, "show", mutant],
-                    cwd=scratch,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                ).stdout
-                diffs[mutant] = "\n".join(
-                    line
-                    for line in shown.splitlines()
-                    if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
-                )
+        unkilled = [m for m, status in statuses.items() if status != "killed"]
+        shown = subprocess.run(
+            [sys.executable, "-c", _SHOW],
+            cwd=scratch,
+            env=env,
+            input=json.dumps(unkilled),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        diffs = {
+            mutant: "\n".join(
+                line
+                for line in diff.splitlines()
+                if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+            )
+            for mutant, diff in (json.loads(shown.stdout or "{}")).items()
+        }
         return Result(name, statuses, time.monotonic() - started, diffs)
     finally:
         if keep:
