@@ -69,7 +69,8 @@ MODULES: dict[str, Module] = {
     ),
     "queue": Module("dripline/store/_queue.py", ("tests/test_store_queue.py",)),
     "fastwrite": Module(
-        "dripline/store/_fastwrite.py", ("tests/test_store_queue.py", "tests/test_dispatch.py")
+        "dripline/store/_fastwrite.py",
+        ("tests/test_store_fastwrite.py", "tests/test_store_queue.py"),
     ),
 }
 
@@ -83,6 +84,15 @@ EQUIVALENT: dict[str, str] = {
     "dripline.tokens.xǁTokenSignerǁcampaign_tag__mutmut_9": _CODEC,
     "dripline.tokens.xǁTokenSignerǁsign__mutmut_4": _CODEC,
     "dripline.tokens.xǁTokenSignerǁverify__mutmut_46": _CODEC,
+    "dripline.timetable.xǁTimetableǁregion_for__mutmut_7": (
+        "parse_region upper-cases the country code itself (check_country)"
+    ),
+    "dripline.timetable.xǁTimetableǁdue_plan__mutmut_4": (
+        "enrolled_utc only meets aware datetimes (astimezone, >): any zone is the same instant"
+    ),
+    "dripline.timetable.xǁTimetableǁnext_send_day__mutmut_3": (
+        "366 vs 367 tries: no real calendar has a year of holidays; the bound is a safety net"
+    ),
     "dripline.tokens.x__strict_unb64__mutmut_14": (
         "'=' * (len % 4) instead of (-len % 4) pads 3 where 1 is needed; Python's base64 "
         "decoder ignores surplus padding, and the canonical re-encoding check follows"

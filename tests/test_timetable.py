@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from dripline.campaign import Campaign, load_campaign
+from dripline.errors import DriplineError
 from dripline.timetable import (
     Timetable,
     UnknownTimeZoneError,
@@ -197,6 +198,13 @@ def test_due_times_function_gives_aware_utc_whatever_the_machine_zone(
         # Naive datetimes are UTC, as the store keeps them.
         naive = datetime(2026, 3, 6, 4, 0)
         assert due_times(CAMPAIGN, naive, "America/Los_Angeles") == due
+        # 15:00 in Los Angeles is already the next day in Kolkata: the subscriber's day counts.
+        sent_at = datetime(2026, 3, 12, 15, 0, tzinfo=LA)
+        retimed = retime_remaining(CAMPAIGN, 2, sent_at, "America/Los_Angeles")
+        assert retimed == {
+            n: datetime(2026, 3, d, 16, 0, tzinfo=UTC)
+            for n, d in ((3, 16), (4, 17), (5, 18), (6, 20))
+        }
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
@@ -225,3 +233,51 @@ def test_retime_keeps_steps_on_distinct_later_days_even_when_days_are_equal() ->
     new = retime_remaining(campaign, 2, sent_at, "America/Los_Angeles")
     days = [new[n].astimezone(LA).date() for n in (3, 4, 5, 6)]
     assert days == sorted(set(days)) and days[0] > sent_at.date()
+
+
+def _with_holidays(setting: str | None, default: str | None = None) -> Campaign:
+    schedule = replace(CAMPAIGN.schedule, holidays=setting, holidays_default=default)
+    return replace(CAMPAIGN, schedule=schedule)
+
+
+def test_next_send_day_walks_one_day_at_a_time_past_weekends_and_holidays() -> None:
+    table = Timetable.of(_with_holidays("US"))
+    us = table.region_for(None)
+    assert us == ("US", None)
+    assert table.next_send_day(date(2026, 3, 7), us) == date(2026, 3, 9)  # Saturday -> Monday
+    assert table.next_send_day(date(2026, 3, 8), us) == date(2026, 3, 9)  # Sunday -> Monday
+    assert table.next_send_day(date(2026, 3, 9), us) == date(2026, 3, 9)  # Monday itself
+    assert table.next_send_day(date(2026, 11, 26), us) == date(2026, 11, 27)  # Thanksgiving
+    assert table.next_send_day(date(2026, 11, 26), None) == date(2026, 11, 26)
+    assert table.skip_reason(date(2026, 3, 7), us) == "weekday"
+    assert table.skip_reason(date(2026, 11, 26), us) == "Thanksgiving Day"
+    assert table.skip_reason(date(2026, 11, 26), None) is None
+    assert table.skip_reason(date(2026, 11, 27), us) is None
+
+
+def test_a_schedule_that_never_sends_is_a_clear_error() -> None:
+    never = Timetable(replace(CAMPAIGN.schedule, weekdays=()), Timetable.of(CAMPAIGN).steps)
+    with pytest.raises(DriplineError, match=r"^no allowed send day in the year after 2026-03-05$"):
+        never.next_send_day(date(2026, 3, 5), None)
+
+
+def test_retime_skips_the_subscribers_own_holidays() -> None:
+    campaign = _with_holidays("subscriber")
+    sent_at = datetime(2026, 11, 24, 9, 0, tzinfo=LA)  # step 2 on the Tuesday
+    us = retime_remaining(campaign, 2, sent_at, "America/Los_Angeles", "US")
+    de = retime_remaining(campaign, 2, sent_at, "America/Los_Angeles", "DE")
+    # Step 3 is two days later: Thanksgiving for an American, a working day for a German.
+    assert us[3] == datetime(2026, 11, 27, 9, 0, tzinfo=LA).astimezone(UTC)
+    assert de[3] == datetime(2026, 11, 26, 9, 0, tzinfo=LA).astimezone(UTC)
+    table = Timetable.of(campaign)
+    assert table.retime_remaining(2, sent_at, "America/Los_Angeles", "US") == us
+
+
+def test_due_times_function_passes_zone_and_country_through() -> None:
+    campaign = _with_holidays("subscriber")
+    enrolled = datetime(2026, 11, 24, 8, 0, tzinfo=LA)  # day 2 is Thanksgiving
+    us = due_times(campaign, enrolled, "America/New_York", "US")
+    de = due_times(campaign, enrolled, "America/New_York", "DE")
+    assert us[1] == datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert de[1] == datetime(2026, 11, 26, 9, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert due_times(campaign, enrolled, None, "US")[1] == datetime(2026, 11, 27, 9, 0, tzinfo=LA)
