@@ -201,10 +201,8 @@ def test_due_times_function_gives_aware_utc_whatever_the_machine_zone(
         # 15:00 in Los Angeles is already the next day in Kolkata: the subscriber's day counts.
         sent_at = datetime(2026, 3, 12, 15, 0, tzinfo=LA)
         retimed = retime_remaining(CAMPAIGN, 2, sent_at, "America/Los_Angeles")
-        assert retimed == {
-            n: datetime(2026, 3, d, 16, 0, tzinfo=UTC)
-            for n, d in ((3, 16), (4, 17), (5, 18), (6, 20))
-        }
+        days = {3: 16, 4: 17, 5: 18, 6: 20}
+        assert retimed == {n: datetime(2026, 3, d, 16, 0, tzinfo=UTC) for n, d in days.items()}
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
