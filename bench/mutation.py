@@ -216,7 +216,7 @@ def _revision() -> str:
 
 
 def _row(result: Result) -> tuple[str, ...]:
-    equivalent = [m for m in result.statuses if m in EQUIVALENT]
+    equivalent = [m for m, s in result.statuses.items() if s == "survived" and m in EQUIVALENT]
     survived = [m for m, s in result.statuses.items() if s == "survived" and m not in EQUIVALENT]
     killed = result.count("killed")
     timed_out = result.count("timeout")
@@ -261,23 +261,49 @@ def main() -> None:
     print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load}, commit {commit}")
     args_text = " ".join(sys.argv[1:])
     print(f"command: python bench/mutation.py {args_text} (mutmut, one mutant at a time)")
-    header = ("module", "mutants", "killed", "survived", "timed out", "equivalent", "other",
-              "score", "seconds")  # fmt: skip
-    rows = [header, *(_row(r) for r in results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows[1:]:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    header = ("module", "mutants", "killed", "survived", "timed out", "equivalent",
+              "no test/other", "score", "seconds")  # fmt: skip
+    _table([header, *(_row(r) for r in results)])
+    equivalents = [
+        (_pretty(mutant), _changed_line(r.diffs.get(mutant, "")), EQUIVALENT[mutant])
+        for r in results
+        for mutant, status in r.statuses.items()
+        if status == "survived" and mutant in EQUIVALENT
+    ]
+    if equivalents:
+        print("\nEquivalent mutants (not counted):\n")
+        _table([("mutant", "changed to", "why no test can tell"), *equivalents])
     for result in results:
         prefix = MODULES[result.name].path.removesuffix(".py").replace("/", ".")
-        stale = [m for m in EQUIVALENT if m.startswith(prefix + ".") and m not in result.statuses]
-        for mutant in stale:
-            print(f"\nstale EQUIVALENT entry (no such mutant now): {mutant}")
+        for mutant in EQUIVALENT:
+            if mutant.startswith(prefix + ".") and result.statuses.get(mutant) != "survived":
+                now = result.statuses.get(mutant, "no such mutant now")
+                print(f"\nEQUIVALENT lists {mutant}, but it is {now}: update the list")
         for mutant, diff in result.diffs.items():
-            status = result.statuses[mutant]
-            why = f"equivalent: {EQUIVALENT[mutant]}" if mutant in EQUIVALENT else status
-            print(f"\n{mutant} ({why})\n{diff}")
+            if mutant not in EQUIVALENT:
+                print(f"\n{mutant} ({result.statuses[mutant]})\n{diff}")
+
+
+def _pretty(mutant: str) -> str:
+    """``dripline.tokens.xǁTokenSignerǁsign__mutmut_4`` -> ``tokens: TokenSigner.sign #4``."""
+    module, _, rest = mutant.rpartition(".")
+    function, _, number = rest.rpartition("__mutmut_")
+    function = function.removeprefix("x_").removeprefix("xǁ").replace("ǁ", ".", 1).rstrip("ǁ")
+    return f"{module.rpartition('.')[2]}: {function} #{number}"
+
+
+def _changed_line(diff: str) -> str:
+    added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+")]
+    return f"`{added[0]}`".replace("|", "\\|") if added else "(see mutmut show)"
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    """A Markdown table, columns padded so it also reads well in a terminal."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
 if __name__ == "__main__":
