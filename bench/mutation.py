@@ -156,9 +156,17 @@ def measure(
     module = MODULES[name]
     scratch = Path(tempfile.mkdtemp(prefix=f"dripline-mutation-{name}-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    # Tests that start Python subprocesses (claim workers, `dripline run`) import the
+    # mutated copy too; the mutant to switch on travels in mutmut's environment variable.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(scratch / "mutants"), env.get("PYTHONPATH", "")) if p
+    )
     started = time.monotonic()
     try:
         _scratch_copy(module, scratch)
+        # Made before mutmut starts: Python never looks again into a path entry that was
+        # missing at start-up, and PYTHONPATH names this one.
+        (scratch / "mutants").mkdir()
         mutmut = [sys.executable, "-m", "mutmut"]
         run = [*mutmut, "run", "--max-children", str(max_children), *only]
         try:
@@ -166,7 +174,8 @@ def measure(
                 run, cwd=scratch, env=env, timeout=timeout, capture_output=True, check=False
             )
             if done.returncode != 0:  # e.g. the unmutated tests fail: say why, not just "0%"
-                tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
+                output = (done.stdout + done.stderr).decode(errors="replace")
+                tail = [line[-200:] for line in output.strip().splitlines()[-8:]]
                 print(f"{name}: mutmut exited {done.returncode}:", *tail, sep="\n  ")
         except subprocess.TimeoutExpired:
             print(f"{name}: stopped after {timeout:.0f} s; unchecked mutants are listed as such")

@@ -81,6 +81,23 @@ def test_a_call_is_one_transaction_with_a_row_count_per_step(engine: Engine) -> 
     writer.close_connection()
 
 
+def test_datetimes_are_stored_exactly_as_sqlalchemy_stores_them(engine: Engine) -> None:
+    whole_second = datetime(2026, 3, 5, 20, 0, 0)  # no microseconds: where formats differ
+    with engine.begin() as conn:
+        conn.execute(update(PROBE).where(PROBE.c.id == 1).values(at=whole_second))
+    writer = FastWriter(engine)
+    step = {"row": 2, "expected": "sending", "new_state": "sent", "new_at": whole_second}
+    assert writer.run([(MOVE, step)]) == [1]
+    writer.close_connection()
+    with engine.connect() as conn:  # raw SQL: the stored text on SQLite, not a parsed value
+        stored = dict(conn.execute(text("SELECT id, at FROM fastwrite_probe")).all())
+    assert stored[2] == stored[1] and stored[1] is not None
+    with engine.connect() as conn:  # so comparisons in SQL treat both rows alike
+        same = conn.scalar(text("SELECT count(*) FROM fastwrite_probe WHERE at = :at"), {
+            "at": stored[1]})  # fmt: skip
+    assert same == 2
+
+
 def test_a_failing_step_undoes_the_whole_call_and_the_writer_goes_on(engine: Engine) -> None:
     writer = FastWriter(engine)
     with pytest.raises(StoreError, match=r"^database error: ") as failed:
