@@ -112,7 +112,9 @@ def test_a_failing_step_undoes_the_whole_call_and_the_writer_goes_on(engine: Eng
     assert writer.run([(MOVE, {"row": 1, "expected": "sending", "new_state": "failed",
                                "new_at": None})]) == [1]  # fmt: skip
     assert _states(engine)[1] == ("failed", None)
+    assert engine.pool.checkedout() == 1  # the one kept connection
     writer.close_connection()
+    assert engine.pool.checkedout() == 0  # given back to the pool
     writer.close_connection()  # twice is harmless
     assert writer.run([(ADD, {"new_id": 9})]) == [1]  # a fresh connection after close
     writer.close_connection()
