@@ -48,7 +48,10 @@ class Module:
 
 _SWEEP = "tests/test_timetable_sweep.py"
 MODULES: dict[str, Module] = {
-    "tokens": Module("dripline/tokens.py", ("tests/test_tokens.py", "tests/test_serve_tokens.py")),
+    "tokens": Module(
+        "dripline/tokens.py",
+        ("tests/test_tokens.py", "tests/test_tokens_return_path.py", "tests/test_serve_tokens.py"),
+    ),
     "retry": Module("sender/retry.py", ("tests/test_sender_retry.py",)),
     "timetable": Module(
         "dripline/timetable.py",
