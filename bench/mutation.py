@@ -66,7 +66,9 @@ MODULES: dict[str, Module] = {
             f"{_SWEEP}::test_chicago_midnight_after_spring_forward_weekend_is_monday",
         ),
     ),
-    "slots": Module("dripline/_slots.py", ("tests/test_render_fastpath.py", "tests/test_slots.py")),
+    "slots": Module(
+        "dripline/_slots.py", ("tests/test_render_fastpath.py", "tests/test_render_standards.py")
+    ),
     "dispatch": Module(
         "dripline/dispatch.py", ("tests/test_dispatch.py", "tests/test_dispatch_resilience.py")
     ),
