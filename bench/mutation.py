@@ -69,7 +69,7 @@ MODULES: dict[str, Module] = {
     ),
     "slots": Module(
         "dripline/_slots.py",
-        ("tests/test_render_fastpath.py", "tests/test_render_standards.py"),
+        ("tests/test_slots.py", "tests/test_render_fastpath.py", "tests/test_render_standards.py"),
         # The two property tests (500 rendered examples) cost a minute per mutant.
         skip=(
             "tests/test_render_fastpath.py::test_fast_path_matches_full_render",
