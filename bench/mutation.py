@@ -95,6 +95,12 @@ _LOST = (
     "ROLLBACK); the PostgreSQL kill test fails only if both are broken"
 )
 _SUPPRESS = "closing a cursor or invalidating a dead connection has never raised here"
+_NONE_START = "str.rfind(x, None, end) is str.rfind(x, 0, end)"
+_START_ONE = (
+    "a closing mark at index 0 has no opening mark before it: both sides of the > are -1 either way"
+)
+_NONE_SLICE = "s[None:i] is s[0:i]"
+_EMPTY_PIECE = "an empty piece kept in the list adds nothing when the pieces are joined"
 _CODEC = "codec names are case-insensitive: 'UTF-8'/'ASCII' is the same codec"
 EQUIVALENT: dict[str, str] = {
     "dripline.tokens.x__b64__mutmut_7": _CODEC,
@@ -129,6 +135,12 @@ EQUIVALENT: dict[str, str] = {
         "a connection not invalidated is still detected dead by the pool's pre-ping "
         "before anyone else gets it"
     ),
+    **{f"dripline._slots.x__context_at__mutmut_{n}": _NONE_START for n in (2, 12, 25, 34, 43, 53)},
+    **{f"dripline._slots.x__context_at__mutmut_{n}": _START_ONE for n in (19, 40, 60)},
+    "dripline._slots.x__split__mutmut_2": _NONE_SLICE,
+    "dripline._slots.x__parts__mutmut_2": _NONE_SLICE,
+    "dripline._slots.x__split__mutmut_21": _EMPTY_PIECE,
+    "dripline._slots.x__split_text__mutmut_33": _EMPTY_PIECE,
     "dripline.tokens.x__strict_unb64__mutmut_14": (
         "'=' * (len % 4) instead of (-len % 4) pads 3 where 1 is needed; Python's base64 "
         "decoder ignores surplus padding, and the canonical re-encoding check follows"
