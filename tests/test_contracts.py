@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ DOC = ROOT / "docs" / "contracts.md"
 _SCENARIO = re.compile(r"Scenario:\s*```sh\n(.*?)```", re.S)
 _CONTRACT = re.compile(r"^### `(dripline [^`]*--json[^`]*)`\n.*?```json\n(.*?)```", re.S | re.M)
 MORE = "..."
+NOW_MARK = "<time>"
 
 
 def _contracts() -> list[tuple[str, object]]:
@@ -56,6 +58,12 @@ def conforms(example: object, actual: object, where: str = "$") -> list[str]:
         for i, item in enumerate(actual[len(shown) :], start=len(shown)):
             problems += _same_shape(shown[0], item, f"{where}[{i}]") if shown else []
         return problems
+    if example == NOW_MARK:  # the moment the command ran
+        ok = isinstance(actual, str) and datetime.fromisoformat(actual).tzinfo is not None
+        return [] if ok else [f"{where}: {actual!r} is not an ISO 8601 time with offset"]
+    if isinstance(example, str) and example.startswith(".../"):  # a path under the project
+        ok = isinstance(actual, str) and actual.endswith(example[3:])
+        return [] if ok else [f"{where}: {actual!r} does not end with {example[3:]!r}"]
     if type(example) is not type(actual) or example != actual:
         return [f"{where}: {actual!r} != documented {example!r}"]
     return []
@@ -75,6 +83,7 @@ def _same_shape(example: object, actual: object, where: str) -> list[str]:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("contracts")
     shutil.copytree(ROOT / "campaigns", root / "campaigns")
+    shutil.copytree(ROOT / "templates", root / "templates")
     scenario = _SCENARIO.search(DOC.read_text())
     assert scenario, "docs/contracts.md lost its scenario block"
     for line in scenario.group(1).splitlines():
@@ -120,3 +129,7 @@ def test_the_checker_catches_each_kind_of_break() -> None:
     assert conforms(doc, {"a": 1, "b": []})  # fewer items than shown
     assert conforms({"n": 1}, {"n": True})  # bool is not int
     assert conforms([1, 2], [1, 2, 3])  # no "...": exactly the items shown
+    assert conforms({"t": NOW_MARK}, {"t": "2026-11-29T16:18:51+00:00"}) == []
+    assert conforms({"t": NOW_MARK}, {"t": "2026-11-29T16:18:51"})  # no offset
+    assert conforms({"f": ".../a/b.md"}, {"f": "/tmp/x/a/b.md"}) == []
+    assert conforms({"f": ".../a/b.md"}, {"f": "/tmp/x/a/c.md"})
