@@ -101,6 +101,10 @@ _START_ONE = (
 )
 _NONE_SLICE = "s[None:i] is s[0:i]"
 _EMPTY_PIECE = "an empty piece kept in the list adds nothing when the pieces are joined"
+_NO_X = (
+    "rstrip('XX=XX') also strips a final 'X', but 19 bytes in base32 end in a character "
+    "whose last two bits are zero (A, E, I, ...), never X"
+)
 _CODEC = "codec names are case-insensitive: 'UTF-8'/'ASCII' is the same codec"
 EQUIVALENT: dict[str, str] = {
     "dripline.tokens.x__b64__mutmut_7": _CODEC,
@@ -141,6 +145,13 @@ EQUIVALENT: dict[str, str] = {
     "dripline._slots.x__parts__mutmut_2": _NONE_SLICE,
     "dripline._slots.x__split__mutmut_21": _EMPTY_PIECE,
     "dripline._slots.x__split_text__mutmut_33": _EMPTY_PIECE,
+    "dripline.tokens.xǁTokenSignerǁ_verp_pad__mutmut_11": (
+        "int.from_bytes defaults to big-endian since Python 3.11 (the oldest supported)"
+    ),
+    "dripline.tokens.xǁTokenSignerǁreturn_path_token__mutmut_24": _CODEC,
+    "dripline.tokens.xǁTokenSignerǁread_return_path_token__mutmut_24": _CODEC,
+    "dripline.tokens.xǁTokenSignerǁreturn_path_token__mutmut_25": _NO_X,
+    "dripline.tokens.xǁTokenSignerǁread_return_path_token__mutmut_25": _NO_X,
     "dripline.tokens.x__strict_unb64__mutmut_14": (
         "'=' * (len % 4) instead of (-len % 4) pads 3 where 1 is needed; Python's base64 "
         "decoder ignores surplus padding, and the canonical re-encoding check follows"
