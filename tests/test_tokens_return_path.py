@@ -111,3 +111,20 @@ def test_split_reads_the_token_back_from_the_forms_bounces_arrive_in() -> None:
     assert split_verp_address(f"bounces+{TOKEN}@example.org", path) is None
     assert split_verp_address(f"other+{TOKEN}@example.com", path) is None
     assert split_verp_address("bounces@example.com", path) is None
+
+
+def test_verp_address_total_length_and_plain_syntax() -> None:
+    token = TokenSigner(SECRET).return_path_token(7)
+    long_domain = ".".join(["a" * 63] * 3 + ["c" * 40]) + ".example.net"  # 244 octets, valid
+    with pytest.raises(ValueError, match="254"):
+        verp_address(f"bounces@{long_domain}", token)
+    fits = ".".join(["a" * 63] * 3) + ".example.net"
+    assert len(verp_address(f"bounces@{fits}", token)) <= 254
+    for bad in (
+        "bounces@exa mple.com",
+        "bounces@example.com>",
+        "<bounces@example.com",
+        "b\x00@x.com",
+    ):
+        with pytest.raises(ValueError, match="plain"):
+            verp_address(bad, token)
