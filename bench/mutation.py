@@ -77,9 +77,17 @@ MODULES: dict[str, Module] = {
         ),
     ),
     "dispatch": Module(
-        "dripline/dispatch.py", ("tests/test_dispatch.py", "tests/test_dispatch_resilience.py")
+        "dripline/dispatch.py",
+        (
+            "tests/test_dispatch.py",
+            "tests/test_dispatch_resilience.py",
+            "tests/test_dispatch_deadlines.py",
+            "tests/test_dispatch_budget.py",
+        ),
     ),
-    "queue": Module("dripline/store/_queue.py", ("tests/test_store_queue.py",)),
+    "queue": Module(
+        "dripline/store/_queue.py", ("tests/test_store_queue.py", "tests/test_store_leases.py")
+    ),
     "fastwrite": Module(
         "dripline/store/_fastwrite.py",
         ("tests/test_store_fastwrite.py", "tests/test_store_queue.py"),
