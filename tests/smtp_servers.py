@@ -94,8 +94,14 @@ class RecordingHandler:
                     server.transport.close()
             self.sessions.clear()
 
-        loop.call_soon_threadsafe(drop)
-        time.sleep(0.2)
+        done = threading.Event()
+
+        def drop_then_tell() -> None:
+            drop()
+            done.set()
+
+        loop.call_soon_threadsafe(drop_then_tell)
+        assert done.wait(30), "the server loop did not drop its sessions"
 
 
 class GatedHandler(RecordingHandler):
@@ -172,6 +178,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def connection_attempts(listener: socket.socket) -> int:
+    """How many connections reached a listening socket that never accepted them (its backlog)."""
+    listener.setblocking(False)
+    count = 0
+    while True:
+        try:
+            accepted, _ = listener.accept()
+        except BlockingIOError:
+            return count
+        accepted.close()
+        count += 1
 
 
 @contextlib.contextmanager

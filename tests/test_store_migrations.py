@@ -1,13 +1,32 @@
-"""The shipped Alembic migrations create exactly the schema the models describe."""
+"""The shipped Alembic migrations create exactly the schema the models describe, and keep
+the rows of a database made at the first revision meaningful through every later one."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, inspect, text
 
-from dripline.store import current_revision, head_revision, open_store, upgrade
+from dripline.campaign import Campaign
+from dripline.store import (
+    SqlDeliveryQueue,
+    campaign_status,
+    current_revision,
+    head_revision,
+    make_engine,
+    open_store,
+    subscriber_timeline,
+    upgrade,
+)
+from dripline.store._migrate import _config
 from dripline.store._models import Base
+from dripline.timetable import Timetable
 
 
 def test_first_use_migrates_to_head_and_schema_matches_models(engine: Engine):
@@ -29,6 +48,185 @@ def test_sqlite_runs_in_wal_mode_with_busy_timeout(sqlite_url: str):
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
     engine.dispose()
+
+
+# --- every migration, from the first revision, on a database that holds rows ---
+#
+# The database is built at revision 0001 and filled with the rows a user of 0001 had
+# (an active subscriber half-way through the campaign, an unsubscribed one, a failed
+# delivery), then upgraded one revision at a time to head. After every revision the
+# rows 0001 wrote must read back the same; at head the current code must still make
+# sense of them (status counts, timeline, the dispatcher's claim). A new migration is
+# covered without touching this test; one that deliberately rewrites stored values
+# adds its mapping to REWRITES, and one with new tables worth checking adds a check.
+
+SLUG = "ketamine-therapy"
+T = datetime(2026, 3, 5, 20, 0)  # naive UTC, as the tables hold it
+
+SUBSCRIBERS = [
+    # id, email_key, email, name, first_name, timezone, attributes, status
+    (1, "ada@example.com", "Ada@Example.com", "Ada Lovelace", "Ada", "America/Los_Angeles",
+     {"plan": "gold"}, "active"),
+    (2, "bob@example.com", "bob@example.com", "Bob", "Bob", None, {}, "unsubscribed"),
+    (3, "cy@example.com", "cy@example.com", "", "", "Europe/London", {"n": 3}, "active"),
+]  # fmt: skip
+_SUBSCRIBER_COLUMNS = (
+    "id",
+    "email_key",
+    "email",
+    "name",
+    "first_name",
+    "timezone",
+    "attributes",
+    "status",
+)
+ENROLLMENTS = [(1, 1, "active"), (2, 2, "unsubscribed"), (3, 3, "active")]  # id = subscriber
+ADA_DUE = [T, *(datetime(2026, 3, d, 16, 0) for d in (9, 10, 11, 13, 16))]
+
+
+def _deliveries() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for enrollment in (1, 2, 3):
+        for step, due in enumerate(ADA_DUE, start=1):
+            row: dict[str, object] = {
+                "enrollment_id": enrollment,
+                "step": step,
+                "due_at": due,
+                "status": "scheduled",
+                "attempts": 0,
+                "first_attempt_at": None,
+                "last_error": None,
+                "message_id": None,
+                "sent_at": None,
+                "reply": None,
+            }
+            if enrollment == 1 and step == 1:
+                row |= {"status": "sent", "attempts": 1, "first_attempt_at": T, "sent_at": T,
+                        "message_id": "<1.1@example.test>", "reply": "250 2.0.0 Ok"}  # fmt: skip
+            elif enrollment == 2:
+                row |= {"status": "cancelled", "last_error": "subscriber unsubscribed"}
+            elif enrollment == 3 and step == 1:
+                row |= {"status": "failed", "attempts": 3, "first_attempt_at": T,
+                        "last_error": "550 5.1.1 no such user"}  # fmt: skip
+            rows.append(row)
+    return rows
+
+
+# revision -> how it rewrites the snapshot taken before it (identity when absent)
+REWRITES: dict[str, Callable[[dict[str, list[tuple]]], dict[str, list[tuple]]]] = {}
+
+_SNAPSHOT = {
+    "subscribers": "SELECT id, email_key, email, name, first_name, timezone, status, "
+    "consent_at, consent_source, created_at FROM subscribers ORDER BY id",
+    "enrollments": "SELECT id, subscriber_id, campaign, enrolled_at, status "
+    "FROM enrollments ORDER BY id",
+    "deliveries": "SELECT enrollment_id, step, due_at, status, attempts, first_attempt_at, "
+    "last_error, message_id, sent_at, reply FROM deliveries ORDER BY enrollment_id, step",
+}
+
+
+def _snapshot(engine: Engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        snap = {
+            name: [tuple(r) for r in conn.execute(text(sql))] for name, sql in _SNAPSHOT.items()
+        }
+        attributes = conn.execute(text("SELECT attributes FROM subscribers ORDER BY id"))
+        snap["attributes"] = [(json.loads(a) if isinstance(a, str) else a,) for (a,) in attributes]
+    # SQLite hands raw DateTime columns back as text: compare moments, not spellings.
+    return {name: [tuple(_moment(v) for v in row) for row in rows] for name, rows in snap.items()}
+
+
+def _moment(value: object) -> object:
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == " ":
+        return datetime.fromisoformat(value)
+    return value
+
+
+def _fill_revision_0001(engine: Engine) -> None:
+    with engine.begin() as conn:
+        tables = MetaData()
+        tables.reflect(conn, only=["subscribers", "enrollments", "deliveries"])
+        conn.execute(
+            tables.tables["subscribers"].insert(),
+            [
+                dict(zip(_SUBSCRIBER_COLUMNS, row, strict=True))
+                | {"consent_at": T, "consent_source": "import people.csv", "created_at": T}
+                for row in SUBSCRIBERS
+            ],
+        )
+        conn.execute(
+            tables.tables["enrollments"].insert(),
+            [
+                {"id": i, "subscriber_id": s, "campaign": SLUG, "enrolled_at": T, "status": st}
+                for i, s, st in ENROLLMENTS
+            ],
+        )
+        conn.execute(tables.tables["deliveries"].insert(), _deliveries())
+
+
+def _chain() -> list[str]:
+    """Every revision, oldest first."""
+    return [
+        r.revision for r in reversed(list(ScriptDirectory.from_config(_config()).walk_revisions()))
+    ]
+
+
+def _upgrade_to(engine: Engine, revision: str) -> None:
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def test_rows_written_at_0001_stay_meaningful_through_every_migration(
+    db_url: str, campaign: Campaign
+):
+    chain = _chain()
+    assert chain[0] == "0001" and chain[-1] == head_revision()
+    engine = make_engine(db_url)
+    try:
+        _upgrade_to(engine, "0001")
+        _fill_revision_0001(engine)
+        expected = _snapshot(engine)
+        assert len(expected["deliveries"]) == 18
+        for revision in chain[1:]:
+            _upgrade_to(engine, revision)
+            assert current_revision(engine) == revision
+            expected = REWRITES.get(revision, lambda snap: snap)(expected)
+            assert _snapshot(engine) == expected, f"rows changed meaning at {revision}"
+
+        # 0002: every subscriber already on file got a distinct key for their links.
+        with engine.connect() as conn:
+            keys = conn.scalars(text("SELECT public_key FROM subscribers")).all()
+        assert len(set(keys)) == 3 and all(k and len(k) >= 16 for k in keys)
+
+        # Head: the schema is the models' and today's code reads the old rows right.
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        status = campaign_status(engine, SLUG)
+        assert (status.enrolled, status.unsubscribed, status.bounced) == (3, 1, 0)
+        step1 = status.steps[0]
+        assert (step1.step, step1.counts["sent"], step1.counts["failed"]) == (1, 1, 1)
+        assert step1.counts["cancelled"] == 1
+        timeline = subscriber_timeline(engine, SLUG, "ADA@example.com")
+        assert [(e.step, e.status) for e in timeline][:2] == [(1, "sent"), (2, "scheduled")]
+        assert [e.due_at for e in timeline] == [d.replace(tzinfo=UTC) for d in ADA_DUE]
+        assert timeline[0].sent_at == T.replace(tzinfo=UTC)
+
+        queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(campaign))
+        now = datetime(2026, 3, 9, 16, 0, 1, tzinfo=UTC)
+        claimed = queue.claim_due(now, 10)
+        # Ada's step 2 and Cy's step 2 are due; Bob's are cancelled, Cy's step 1 failed.
+        assert sorted((c.email, c.step, c.attempt) for c in claimed) == [
+            ("Ada@Example.com", 2, 1),
+            ("cy@example.com", 2, 1),
+        ]
+        ada = next(c for c in claimed if c.step == 2 and c.first_name == "Ada")
+        assert ada.attributes == {"plan": "gold"} and ada.timezone == "America/Los_Angeles"
+        assert ada.public_key in keys
+        queue.close()
+    finally:
+        engine.dispose()
 
 
 def test_leases_migration_keeps_rows_and_turns_rows_stuck_in_sending_ambiguous(db_url: str):

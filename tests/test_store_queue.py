@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from dripline.store import (
+    ClaimedDelivery,
     Delivery,
     DeliveryStateError,
     Enrollment,
@@ -201,3 +202,147 @@ def test_two_processes_never_claim_the_same_delivery(engine, db_url, timetable, 
     with engine.connect() as conn:
         claimed = set(conn.scalars(select(Delivery.id).where(Delivery.status == "claimed")))
     assert claimed == set(everything)
+
+
+# --- what a claim hands over, and what every outcome leaves in the table ---
+
+
+def _row(engine: Engine, delivery_id: int):
+    with engine.connect() as conn:
+        return conn.execute(select(Delivery).where(Delivery.id == delivery_id)).one()
+
+
+def test_a_claim_hands_over_everything_rendering_needs(engine, timetable):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    ada = NewSubscriber(
+        email=normalize_email("Ada@Example.com"),
+        name="Ada Lovelace",
+        timezone="Europe/London",
+        subscribed_at=at,
+        attributes={"plan": "gold", "visits": 3},
+    )
+    subscribe(engine, timetable, SLUG, ada)
+    subscribe(engine, timetable, SLUG, person("bob@example.com", at, tz=None))
+    q = queue(engine, timetable)
+    now = at + timedelta(seconds=30)
+    claimed = {c.email: c for c in q.claim_due(now.replace(tzinfo=None) - now.utcoffset(), 10)}
+    with engine.connect() as conn:
+        keys = dict(conn.execute(select(Subscriber.email, Subscriber.public_key)).all())
+        enrollment = conn.scalar(select(Enrollment.id).join(Subscriber).where(Subscriber.id == 1))
+    first = claimed["Ada@example.com"]
+    assert first == ClaimedDelivery(
+        delivery_id=first.delivery_id,
+        enrollment_id=enrollment,
+        campaign=SLUG,
+        step=1,
+        due_at=at.astimezone(UTC),
+        attempt=1,
+        email="Ada@example.com",
+        name="Ada Lovelace",
+        first_name="Ada",
+        timezone="Europe/London",
+        attributes={"plan": "gold", "visits": 3},
+        first_attempt_at=now.astimezone(UTC),  # a naive `now` is UTC
+        public_key=keys["Ada@example.com"],
+    )
+    assert first.due_at.tzinfo is UTC and len(first.public_key) >= 16
+    bob = claimed["bob@example.com"]
+    assert (bob.timezone, bob.attributes, bob.public_key) == (None, {}, keys["bob@example.com"])
+
+
+def test_every_outcome_keeps_its_reason(engine, timetable):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    for n in range(4):
+        subscribe(engine, timetable, SLUG, person(f"p{n}@example.com", at))
+    q = queue(engine, timetable)
+    deferred, failed, ambiguous, sent = q.claim_due(at, 10)
+    retry_at = at + timedelta(minutes=5)
+    q.mark_deferred(deferred.delivery_id, retry_at, "421 4.7.0 try later")
+    q.mark_failed(failed.delivery_id, "550 5.7.1 policy")
+    q.mark_ambiguous(ambiguous.delivery_id, "connection lost after DATA")
+    q.mark_sent(sent.delivery_id, message_id="<s@x>", sent_at=at, reply="250 ok")
+    rows = {
+        name: _row(engine, c.delivery_id)
+        for name, c in [("d", deferred), ("f", failed), ("a", ambiguous), ("s", sent)]
+    }
+    assert (rows["d"].status, rows["d"].last_error) == ("scheduled", "421 4.7.0 try later")
+    assert rows["d"].due_at == retry_at.astimezone(UTC).replace(tzinfo=None)
+    assert (rows["f"].status, rows["f"].last_error) == ("failed", "550 5.7.1 policy")
+    assert (rows["a"].status, rows["a"].last_error) == ("ambiguous", "connection lost after DATA")
+    assert (rows["s"].status, rows["s"].last_error) == ("sent", None)
+    # Sent after a deferral: the old reason is cleared.
+    (retried,) = q.claim_due(retry_at, 10)
+    q.mark_sent(retried.delivery_id, message_id="<r@x>", sent_at=retry_at, reply="250 ok")
+    assert _row(engine, retried.delivery_id).last_error is None
+    with pytest.raises(
+        DeliveryStateError, match=r"^delivery 999999 is not being sent \(status: missing\)$"
+    ):
+        q.mark_failed(999_999, "x")
+
+
+def test_a_bounce_fails_the_delivery_and_cancels_only_that_subscribers_mail(engine, timetable):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    subscribe(engine, timetable, SLUG, person("gone@example.com", at))
+    subscribe(engine, timetable, SLUG, person("stays@example.com", at))
+    q = queue(engine, timetable)
+    claimed = {c.email: c for c in q.claim_due(at, 10)}
+    q.mark_bounced(claimed["gone@example.com"].delivery_id, "550 5.1.1 no such user")
+    gone = _row(engine, claimed["gone@example.com"].delivery_id)
+    assert (gone.status, gone.last_error) == ("failed", "550 5.1.1 no such user")
+    assert statuses(engine, "gone@example.com") == ["failed"] + ["cancelled"] * 5
+    with engine.connect() as conn:
+        people = dict(conn.execute(select(Subscriber.email, Subscriber.status)).all())
+        reasons = set(
+            conn.scalars(select(Delivery.last_error).where(Delivery.status == "cancelled"))
+        )
+    assert people == {"gone@example.com": "bounced", "stays@example.com": "active"}
+    assert reasons == {"address bounced"}
+    assert statuses(engine, "stays@example.com") == ["claimed"] + ["scheduled"] * 5
+    with pytest.raises(DeliveryStateError, match=r"\(status: failed\)"):
+        q.mark_bounced(claimed["gone@example.com"].delivery_id, "again")
+
+
+def test_release_puts_claims_back_as_they_were(engine, timetable):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    for n in range(3):
+        subscribe(engine, timetable, SLUG, person(f"p{n}@example.com", at))
+    q = queue(engine, timetable)
+    a, b, c = q.claim_due(at, 10)
+    q.mark_sent(c.delivery_id, message_id="<c@x>", sent_at=at)
+    q.release([])  # nothing to do
+    q.release([a.delivery_id, b.delivery_id, c.delivery_id])  # c was sent: stays sent
+    assert [_row(engine, d.delivery_id).status for d in (a, b, c)] == [
+        "scheduled",
+        "scheduled",
+        "sent",
+    ]
+    again = q.claim_due(at, 10)
+    assert sorted(d.delivery_id for d in again) == sorted([a.delivery_id, b.delivery_id])
+    assert {d.attempt for d in again} == {1}  # the refunded attempt is not counted
+
+
+def test_only_inactive_subscribers_rows_are_cancelled_at_claim(engine, timetable):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    subscribe(engine, timetable, SLUG, person("gone@example.com", at))
+    subscribe(engine, timetable, SLUG, person("ada@example.com", at))
+    with engine.begin() as conn:
+        conn.execute(update(Subscriber).where(Subscriber.email == "gone@example.com")
+                     .values(status="unsubscribed"))  # fmt: skip
+    q = queue(engine, timetable)
+    first = [c.email for c in q.claim_due(at, 1)]  # the oldest row is the inactive one's
+    with engine.connect() as conn:
+        cancelled = conn.execute(
+            select(Delivery.step, Delivery.last_error).where(Delivery.status == "cancelled")
+        ).all()
+    assert cancelled == [(1, "subscriber is no longer active")]
+    assert first + [c.email for c in q.claim_due(at, 10)] == ["ada@example.com"]
+    assert statuses(engine, "ada@example.com")[0] == "claimed"
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_claim_takes_exactly_limit_oldest_first(engine, timetable, limit: int):
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    for n in range(3):  # one a minute: p0 is the oldest
+        subscribe(engine, timetable, SLUG, person(f"p{n}@example.com", at + timedelta(minutes=n)))
+    claimed = queue(engine, timetable).claim_due(at + timedelta(hours=1), limit)
+    assert [c.email for c in claimed] == [f"p{n}@example.com" for n in range(limit)]

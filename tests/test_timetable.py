@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import time
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from dripline.campaign import load_campaign
-from dripline.timetable import Timetable, UnknownTimeZoneError, resolve_zone
+from dripline.campaign import Campaign, load_campaign
+from dripline.errors import DriplineError
+from dripline.timetable import (
+    Timetable,
+    UnknownTimeZoneError,
+    due_times,
+    resolve_zone,
+    retime_remaining,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMPAIGN = load_campaign(ROOT / "campaigns" / "ketamine-therapy")
@@ -139,3 +148,134 @@ def test_retime_after_outage_keeps_spacing_on_later_days():
         "Wed 2026-03-18 09:00 PDT",  # step 5 is 6 days after step 2
         "Fri 2026-03-20 09:00 PDT",
     ]
+
+
+# --- the module's public functions and its limits, each on both sides ---
+
+LA = ZoneInfo("America/Los_Angeles")
+
+
+def _with_day0_step() -> Campaign:
+    """The campaign with step 1 at the send time of enrollment day instead of immediately."""
+    first = replace(CAMPAIGN.steps[0], send_immediately=False, day=0)
+    return replace(CAMPAIGN, steps=(first, *CAMPAIGN.steps[1:]))
+
+
+@pytest.mark.parametrize(
+    ("enrolled", "first_due"),
+    [
+        (datetime(2026, 3, 5, 8, 59, 59, tzinfo=LA), datetime(2026, 3, 5, 9, 0, tzinfo=LA)),
+        # Exactly at the send time: that very slot, not the next day's.
+        (datetime(2026, 3, 5, 9, 0, tzinfo=LA), datetime(2026, 3, 5, 9, 0, tzinfo=LA)),
+        # A microsecond after it: the slot has passed, the next allowed day.
+        (datetime(2026, 3, 5, 9, 0, 0, 1, tzinfo=LA), datetime(2026, 3, 6, 9, 0, tzinfo=LA)),
+        # Friday after the send time: Monday (weekends are not allowed).
+        (datetime(2026, 3, 6, 9, 1, tzinfo=LA), datetime(2026, 3, 9, 9, 0, tzinfo=LA)),
+    ],
+    ids=["before", "exactly-at", "just-after", "friday-after"],
+)
+def test_enrolling_at_the_send_time_gets_that_days_slot(
+    enrolled: datetime, first_due: datetime
+) -> None:
+    due = due_times(_with_day0_step(), enrolled, "America/Los_Angeles")
+    assert due[0] == first_due and due[0] >= enrolled
+    assert len(due) == len(CAMPAIGN.steps)
+    assert due[1] > due[0]
+
+
+def test_due_times_function_gives_aware_utc_whatever_the_machine_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # a server not on UTC must not leak its zone
+    time.tzset()
+    try:
+        enrolled = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+        due = due_times(CAMPAIGN, enrolled, "America/Los_Angeles")
+        assert due == Timetable.of(CAMPAIGN).due_times(enrolled, "America/Los_Angeles")
+        assert all(d.tzinfo is UTC for d in due)
+        assert due[0] == datetime(2026, 3, 6, 4, 0, tzinfo=UTC)  # step 1: at enrollment
+        assert due[1] == datetime(2026, 3, 9, 16, 0, tzinfo=UTC)
+        # Naive datetimes are UTC, as the store keeps them.
+        naive = datetime(2026, 3, 6, 4, 0)
+        assert due_times(CAMPAIGN, naive, "America/Los_Angeles") == due
+        # 15:00 in Los Angeles is already the next day in Kolkata: the subscriber's day counts.
+        sent_at = datetime(2026, 3, 12, 15, 0, tzinfo=LA)
+        retimed = retime_remaining(CAMPAIGN, 2, sent_at, "America/Los_Angeles")
+        days = {3: 16, 4: 17, 5: 18, 6: 20}
+        assert retimed == {n: datetime(2026, 3, d, 16, 0, tzinfo=UTC) for n, d in days.items()}
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_retime_remaining_function_matches_the_method() -> None:
+    sent_at = datetime(2026, 3, 12, 15, 0, tzinfo=LA)
+    new = retime_remaining(CAMPAIGN, 2, sent_at, "America/Los_Angeles")
+    assert new == Timetable.of(CAMPAIGN).retime_remaining(2, sent_at, "America/Los_Angeles")
+    assert new[3] == datetime(2026, 3, 16, 16, 0, tzinfo=UTC)
+    assert all(d.tzinfo is UTC for d in new.values())
+    assert retime_remaining(CAMPAIGN, 6, sent_at, None) == {}  # nothing after the last step
+    # A subscriber without a zone is retimed in the campaign's zone.
+    assert retime_remaining(CAMPAIGN, 2, sent_at, None) == new
+    # In another zone the slots are that zone's 09:00.
+    london = retime_remaining(CAMPAIGN, 2, sent_at, "Europe/London")
+    assert london[3] == datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
+
+
+def test_retime_keeps_steps_on_distinct_later_days_even_when_days_are_equal() -> None:
+    # Steps 3 and 4 both on day 4: each still gets a later local day than the one before.
+    steps = list(CAMPAIGN.steps)
+    steps[3] = replace(steps[3], day=steps[2].day)
+    campaign = replace(CAMPAIGN, steps=tuple(steps))
+    sent_at = datetime(2026, 3, 9, 9, 0, tzinfo=LA)  # step 2 on Monday
+    new = retime_remaining(campaign, 2, sent_at, "America/Los_Angeles")
+    days = [new[n].astimezone(LA).date() for n in (3, 4, 5, 6)]
+    assert days == sorted(set(days)) and days[0] > sent_at.date()
+
+
+def _with_holidays(setting: str | None, default: str | None = None) -> Campaign:
+    schedule = replace(CAMPAIGN.schedule, holidays=setting, holidays_default=default)
+    return replace(CAMPAIGN, schedule=schedule)
+
+
+def test_next_send_day_walks_one_day_at_a_time_past_weekends_and_holidays() -> None:
+    table = Timetable.of(_with_holidays("US"))
+    us = table.region_for(None)
+    assert us == ("US", None)
+    assert table.next_send_day(date(2026, 3, 7), us) == date(2026, 3, 9)  # Saturday -> Monday
+    assert table.next_send_day(date(2026, 3, 8), us) == date(2026, 3, 9)  # Sunday -> Monday
+    assert table.next_send_day(date(2026, 3, 9), us) == date(2026, 3, 9)  # Monday itself
+    assert table.next_send_day(date(2026, 11, 26), us) == date(2026, 11, 27)  # Thanksgiving
+    assert table.next_send_day(date(2026, 11, 26), None) == date(2026, 11, 26)
+    assert table.skip_reason(date(2026, 3, 7), us) == "weekday"
+    assert table.skip_reason(date(2026, 11, 26), us) == "Thanksgiving Day"
+    assert table.skip_reason(date(2026, 11, 26), None) is None
+    assert table.skip_reason(date(2026, 11, 27), us) is None
+
+
+def test_a_schedule_that_never_sends_is_a_clear_error() -> None:
+    never = Timetable(replace(CAMPAIGN.schedule, weekdays=()), Timetable.of(CAMPAIGN).steps)
+    with pytest.raises(DriplineError, match=r"^no allowed send day in the year after 2026-03-05$"):
+        never.next_send_day(date(2026, 3, 5), None)
+
+
+def test_retime_skips_the_subscribers_own_holidays() -> None:
+    campaign = _with_holidays("subscriber")
+    sent_at = datetime(2026, 11, 24, 9, 0, tzinfo=LA)  # step 2 on the Tuesday
+    us = retime_remaining(campaign, 2, sent_at, "America/Los_Angeles", "US")
+    de = retime_remaining(campaign, 2, sent_at, "America/Los_Angeles", "DE")
+    # Step 3 is two days later: Thanksgiving for an American, a working day for a German.
+    assert us[3] == datetime(2026, 11, 27, 9, 0, tzinfo=LA).astimezone(UTC)
+    assert de[3] == datetime(2026, 11, 26, 9, 0, tzinfo=LA).astimezone(UTC)
+    table = Timetable.of(campaign)
+    assert table.retime_remaining(2, sent_at, "America/Los_Angeles", "US") == us
+
+
+def test_due_times_function_passes_zone_and_country_through() -> None:
+    campaign = _with_holidays("subscriber")
+    enrolled = datetime(2026, 11, 24, 8, 0, tzinfo=LA)  # day 2 is Thanksgiving
+    us = due_times(campaign, enrolled, "America/New_York", "US")
+    de = due_times(campaign, enrolled, "America/New_York", "DE")
+    assert us[1] == datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert de[1] == datetime(2026, 11, 26, 9, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert due_times(campaign, enrolled, None, "US")[1] == datetime(2026, 11, 27, 9, 0, tzinfo=LA)

@@ -83,6 +83,36 @@ def test_verp_address_local_part_limits() -> None:
         verp_address("not-an-address", token)
 
 
+# --- each limit of verp_address and split_verp_address, on both sides ---
+
+TOKEN = "ae4df2u34mgfeyt6gatyrhyzkhrbixa"  # 31 characters
+
+
+def test_the_local_part_may_be_exactly_64_octets_not_65() -> None:
+    local = "b" * (64 - 1 - len(TOKEN))  # local + "+" + token == 64
+    assert verp_address(f"{local}@example.com", TOKEN) == f"{local}+{TOKEN}@example.com"
+    with pytest.raises(ValueError, match=r"local part .* is over 64 octets$"):
+        verp_address(f"{local}b@example.com", TOKEN)
+
+
+@pytest.mark.parametrize(
+    "return_path", ["bounces", "@example.com", "bounces@", "bounces+x@example.com", ""]
+)
+def test_a_return_path_that_is_no_plain_address_is_refused(return_path: str) -> None:
+    with pytest.raises(ValueError, match=r"must be local@domain without '\+'$"):
+        verp_address(return_path, TOKEN)
+
+
+def test_split_reads_the_token_back_from_the_forms_bounces_arrive_in() -> None:
+    path = "bounces@example.com"
+    assert split_verp_address(f"bounces+{TOKEN}@example.com", path) == TOKEN
+    assert split_verp_address(f"<bounces+{TOKEN}@Example.COM>", path) == TOKEN
+    assert split_verp_address(f" BOUNCES+{TOKEN}@example.com ", path) == TOKEN
+    assert split_verp_address(f"bounces+{TOKEN}@example.org", path) is None
+    assert split_verp_address(f"other+{TOKEN}@example.com", path) is None
+    assert split_verp_address("bounces@example.com", path) is None
+
+
 def test_verp_address_total_length_and_plain_syntax() -> None:
     token = TokenSigner(SECRET).return_path_token(7)
     long_domain = ".".join(["a" * 63] * 3 + ["c" * 40]) + ".example.net"  # 244 octets, valid

@@ -31,8 +31,12 @@ class _Compiled:
         self.sql = compiled.string
         self.positional = compiled.positional
         self.order = list(compiled.positiontup or [])
+        # The dialect's own type (SQLite's DATETIME, not the generic DateTime, whose
+        # processor is None): the driver's default adapter would write 00:00:00 where
+        # SQLAlchemy writes 00:00:00.000000, and text comparisons would differ.
         self.processors = {
-            name: bind.type.bind_processor(engine.dialect) for name, bind in compiled.binds.items()
+            name: bind.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
+            for name, bind in compiled.binds.items()
         }
         self.literals = {
             name: bind.value for name, bind in compiled.binds.items() if bind.value is not None

@@ -1,0 +1,390 @@
+"""Test strength of the core modules, measured by mutation testing (mutmut). Prints a table.
+
+    .venv/bin/python bench/mutation.py tokens          # one module (a minute or two)
+    .venv/bin/python bench/mutation.py all             # every core module, one after another
+    .venv/bin/python bench/mutation.py --list          # the modules and the tests run on each
+
+Each module is measured in its own scratch copy of the working tree (tracked and
+untracked-but-not-ignored files, so it measures what a fresh clone would hold plus
+your edits), with a ``[tool.mutmut]`` section written for that module only: mutmut
+mutates that one file (flipped comparisons, numbers +1, swapped ``and``/``or``,
+changed strings, dropped arguments, ``return None``...) and, for each mutant,
+runs the tests of the module's own test files that reach the mutated function.
+A mutant is *killed* when some test fails, *survived* when all pass, *timed out*
+when the tests run 15 times longer than unmutated.
+
+Equivalent mutants (ones no test can tell apart, e.g. a changed cache size) are
+listed in ``EQUIVALENT`` below with the reason, and counted apart: the score is
+``killed / (mutants - equivalent)``. Not part of CI: a module takes minutes on two
+cores, so ``--max-children`` defaults to 1 and the run is bounded by ``--timeout``.
+mutmut mutates inside functions only: module constants (the token version byte,
+signature length) are held by the golden tests in tests/test_tokens.py instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str  # the file mutated
+    tests: tuple[str, ...]  # the test files run against its mutants
+    skip: tuple[str, ...] = ()  # tests left out of the mutation run, for time (said in the table)
+
+
+_SWEEP = "tests/test_timetable_sweep.py"
+MODULES: dict[str, Module] = {
+    "tokens": Module(
+        "dripline/tokens.py",
+        ("tests/test_tokens.py", "tests/test_tokens_return_path.py", "tests/test_serve_tokens.py"),
+    ),
+    "retry": Module("sender/retry.py", ("tests/test_sender_retry.py",)),
+    "timetable": Module(
+        "dripline/timetable.py",
+        (
+            "tests/test_timetable.py",
+            "tests/test_timetable_holidays.py",
+            # The full 30-zone sweep takes a minute per surviving mutant: three zones of it.
+            f"{_SWEEP}::test_due_times_match_the_reference[America/Chicago]",
+            f"{_SWEEP}::test_due_times_match_the_reference[Australia/Lord_Howe]",
+            f"{_SWEEP}::test_due_times_match_the_reference[America/Santiago]",
+            f"{_SWEEP}::test_reference_moves_a_missing_time_forward_and_takes_the_first_of_two",
+            f"{_SWEEP}::test_chicago_midnight_after_spring_forward_weekend_is_monday",
+        ),
+    ),
+    "slots": Module(
+        "dripline/_slots.py",
+        ("tests/test_slots.py", "tests/test_render_fastpath.py", "tests/test_render_standards.py"),
+        # The two property tests (500 rendered examples) cost a minute per mutant.
+        skip=(
+            "tests/test_render_fastpath.py::test_fast_path_matches_full_render",
+            "tests/test_render_standards.py::test_every_message_is_standards_clean_on_both_paths",
+        ),
+    ),
+    "dispatch": Module(
+        "dripline/dispatch.py",
+        (
+            "tests/test_dispatch.py",
+            "tests/test_dispatch_resilience.py",
+            "tests/test_dispatch_deadlines.py",
+            "tests/test_dispatch_budget.py",
+        ),
+    ),
+    "queue": Module(
+        "dripline/store/_queue.py", ("tests/test_store_queue.py", "tests/test_store_leases.py")
+    ),
+    "fastwrite": Module(
+        "dripline/store/_fastwrite.py",
+        ("tests/test_store_fastwrite.py", "tests/test_store_queue.py"),
+    ),
+}
+
+# Mutants no test can tell from the original, with the reason. Keys are mutmut's
+# mutant names (``module.x_function__mutmut_N``); a name that no longer exists
+# (the code moved on) is reported, so the list cannot silently go stale.
+_SQL_CASE = "SQL keywords are case-insensitive"
+_LOST = (
+    "a lost connection is recognised twice (the dialect's is_disconnect, then the failing "
+    "ROLLBACK); the PostgreSQL kill test fails only if both are broken"
+)
+_SUPPRESS = "closing a cursor or invalidating a dead connection has never raised here"
+_NONE_START = "str.rfind(x, None, end) is str.rfind(x, 0, end)"
+_START_ONE = (
+    "a closing mark at index 0 has no opening mark before it: both sides of the > are -1 either way"
+)
+_NONE_SLICE = "s[None:i] is s[0:i]"
+_EMPTY_PIECE = "an empty piece kept in the list adds nothing when the pieces are joined"
+_NO_X = (
+    "rstrip('XX=XX') also strips a final 'X', but 19 bytes in base32 end in a character "
+    "whose last two bits are zero (A, E, I, ...), never X"
+)
+_CODEC = "codec names are case-insensitive: 'UTF-8'/'ASCII' is the same codec"
+EQUIVALENT: dict[str, str] = {
+    "dripline.tokens.x__b64__mutmut_7": _CODEC,
+    "dripline.tokens.xǁTokenSignerǁ__init____mutmut_13": _CODEC,
+    "dripline.tokens.xǁTokenSignerǁcampaign_tag__mutmut_9": _CODEC,
+    "dripline.tokens.xǁTokenSignerǁsign__mutmut_4": _CODEC,
+    "dripline.tokens.xǁTokenSignerǁverify__mutmut_46": _CODEC,
+    "dripline.timetable.xǁTimetableǁregion_for__mutmut_7": (
+        "parse_region upper-cases the country code itself (check_country)"
+    ),
+    "dripline.timetable.xǁTimetableǁdue_plan__mutmut_4": (
+        "enrolled_utc only meets aware datetimes (astimezone, >): any zone is the same instant"
+    ),
+    "dripline.timetable.xǁTimetableǁnext_send_day__mutmut_3": (
+        "366 vs 367 tries: no real calendar has a year of holidays; the bound is a safety net"
+    ),
+    **{
+        f"dripline.store._fastwrite.xǁFastWriterǁ_run_once__mutmut_{n}": _SQL_CASE
+        for n in (7, 19, 32)
+    },
+    "dripline.store._fastwrite.xǁ_Compiledǁ__init____mutmut_9": (
+        "the bind processors of the column types used (DateTime, String, Integer) ignore "
+        "the dialect argument once dialect_impl() has chosen the type"
+    ),
+    **{
+        f"dripline.store._fastwrite.xǁFastWriterǁ_run_once__mutmut_{n}": _LOST
+        for n in (23, 24, 25, 33, 34)
+    },
+    "dripline.store._fastwrite.xǁFastWriterǁ_run_once__mutmut_38": _SUPPRESS,
+    "dripline.store._fastwrite.xǁFastWriterǁ_discard_connection__mutmut_3": _SUPPRESS,
+    "dripline.store._fastwrite.xǁFastWriterǁ_discard_connection__mutmut_2": (
+        "a connection not invalidated is still detected dead by the pool's pre-ping "
+        "before anyone else gets it"
+    ),
+    **{f"dripline._slots.x__context_at__mutmut_{n}": _NONE_START for n in (2, 12, 25, 34, 43, 53)},
+    **{f"dripline._slots.x__context_at__mutmut_{n}": _START_ONE for n in (19, 40, 60)},
+    "dripline._slots.x__split__mutmut_2": _NONE_SLICE,
+    "dripline._slots.x__parts__mutmut_2": _NONE_SLICE,
+    "dripline._slots.x__split__mutmut_21": _EMPTY_PIECE,
+    "dripline._slots.x__split_text__mutmut_33": _EMPTY_PIECE,
+    "dripline.tokens.xǁTokenSignerǁ_verp_pad__mutmut_11": (
+        "int.from_bytes defaults to big-endian since Python 3.11 (the oldest supported)"
+    ),
+    "dripline.tokens.xǁTokenSignerǁreturn_path_token__mutmut_24": _CODEC,
+    "dripline.tokens.xǁTokenSignerǁread_return_path_token__mutmut_24": _CODEC,
+    "dripline.tokens.xǁTokenSignerǁreturn_path_token__mutmut_25": _NO_X,
+    "dripline.tokens.xǁTokenSignerǁread_return_path_token__mutmut_25": _NO_X,
+    "dripline.tokens.x__strict_unb64__mutmut_14": (
+        "'=' * (len % 4) instead of (-len % 4) pads 3 where 1 is needed; Python's base64 "
+        "decoder ignores surplus padding, and the canonical re-encoding check follows"
+    ),
+}
+
+# `mutmut show` for many mutants in one process (one process per mutant takes minutes).
+_SHOW = """
+import json, sys
+from mutmut.mutation.diff_apply import find_mutant, get_diff_for_mutant
+names = json.load(sys.stdin)
+print(json.dumps({n: get_diff_for_mutant(n, path=find_mutant(n).path) for n in names}))
+"""
+_LINE = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>.+)$")
+
+
+def _project_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    return [Path(p) for p in listed.split("\0") if p and (ROOT / p).is_file()]
+
+
+def _scratch_copy(module: Module, into: Path) -> None:
+    for relative in _project_files():
+        target = into / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, target)
+    tests = [t for t in module.tests if (into / t.split("::")[0]).exists()]
+    deselect = [arg for test in module.skip for arg in ("--deselect", test)]
+    pyproject = (into / "pyproject.toml").read_text()
+    pyproject = re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[|\Z)", "", pyproject)
+    pyproject += (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["dripline", "sender"]\n'
+        f'only_mutate = ["{module.path}"]\n'
+        'also_copy = ["scheduler.py", "campaigns", "templates"]\n'
+        f"pytest_add_cli_args_test_selection = {tests!r}\n"
+        f"pytest_add_cli_args = {['-p', 'no:cacheprovider', '-x', '-q', *deselect]!r}\n"
+        "use_git_change_detection = false\n"
+    ).replace("'", '"')
+    (into / "pyproject.toml").write_text(pyproject)
+
+
+@dataclass
+class Result:
+    name: str
+    statuses: dict[str, str]  # mutant name -> mutmut status
+    seconds: float
+    diffs: dict[str, str]
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for s in self.statuses.values() if s in statuses)
+
+
+def measure(
+    name: str, *, max_children: int, timeout: float, keep: bool, only: Sequence[str] = ()
+) -> Result:
+    module = MODULES[name]
+    scratch = Path(tempfile.mkdtemp(prefix=f"dripline-mutation-{name}-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    # Tests that start Python subprocesses (claim workers, `dripline run`) import the
+    # mutated copy too; the mutant to switch on travels in mutmut's environment variable.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(scratch / "mutants"), env.get("PYTHONPATH", "")) if p
+    )
+    started = time.monotonic()
+    try:
+        _scratch_copy(module, scratch)
+        # Made before mutmut starts: Python never looks again into a path entry that was
+        # missing at start-up, and PYTHONPATH names this one.
+        (scratch / "mutants").mkdir()
+        mutmut = [sys.executable, "-m", "mutmut"]
+        run = [*mutmut, "run", "--max-children", str(max_children), *only]
+        try:
+            done = subprocess.run(
+                run, cwd=scratch, env=env, timeout=timeout, capture_output=True, check=False
+            )
+            if done.returncode != 0:  # e.g. the unmutated tests fail: say why, not just "0%"
+                output = (done.stdout + done.stderr).decode(errors="replace")
+                tail = [line[-200:] for line in output.strip().splitlines()[-8:]]
+                print(f"{name}: mutmut exited {done.returncode}:", *tail, sep="\n  ")
+        except subprocess.TimeoutExpired:
+            print(f"{name}: stopped after {timeout:.0f} s; unchecked mutants are listed as such")
+        listing = subprocess.run(
+            [*mutmut, "results", "--all", "true"],
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        statuses = {
+            m["name"]: m["status"] for line in listing.splitlines() if (m := _LINE.match(line))
+        }
+        unkilled = [m for m, status in statuses.items() if status != "killed"]
+        shown = subprocess.run(
+            [sys.executable, "-c", _SHOW],
+            cwd=scratch,
+            env=env,
+            input=json.dumps(unkilled),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        diffs = {
+            mutant: "\n".join(
+                line
+                for line in diff.splitlines()
+                if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+            )
+            for mutant, diff in (json.loads(shown.stdout or "{}")).items()
+        }
+        return Result(name, statuses, time.monotonic() - started, diffs)
+    finally:
+        if keep:
+            print(f"{name}: scratch copy kept at {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _revision() -> str:
+    """The commit measured, marked when the working tree has changes on top of it."""
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+    return commit.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def _row(result: Result) -> tuple[str, ...]:
+    equivalent = [m for m, s in result.statuses.items() if s == "survived" and m in EQUIVALENT]
+    survived = [m for m, s in result.statuses.items() if s == "survived" and m not in EQUIVALENT]
+    killed = result.count("killed")
+    timed_out = result.count("timeout")
+    counted = len(result.statuses) - len(equivalent)
+    score = 100.0 * (killed + timed_out) / counted if counted else 0.0
+    return (
+        MODULES[result.name].path,
+        str(len(result.statuses)),
+        str(killed),
+        str(len(survived)),
+        str(timed_out),
+        str(len(equivalent)),
+        str(len(result.statuses) - killed - timed_out - len(survived) - len(equivalent)),
+        f"{score:.0f}%",
+        f"{result.seconds:.0f}",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("module", nargs="?", choices=[*MODULES, "all"], default="all")
+    parser.add_argument("--list", action="store_true", help="show the modules and their tests")
+    parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per module at most")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    parser.add_argument("--only", nargs="+", default=(), help="only these mutant names")
+    args = parser.parse_args()
+    if args.list:
+        for name, module in MODULES.items():
+            print(f"{name:10} {module.path:28} {' '.join(module.tests)}")
+        return
+
+    names = list(MODULES) if args.module == "all" else [args.module]
+    commit = _revision()
+    results = [
+        measure(
+            n, max_children=args.max_children, timeout=args.timeout, keep=args.keep, only=args.only
+        )
+        for n in names
+    ]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load}, commit {commit}")
+    args_text = " ".join(sys.argv[1:])
+    print(f"command: python bench/mutation.py {args_text} (mutmut, one mutant at a time)")
+    header = ("module", "mutants", "killed", "survived", "timed out", "equivalent",
+              "no test/other", "score", "seconds")  # fmt: skip
+    _table([header, *(_row(r) for r in results)])
+    for result in results:
+        for test in MODULES[result.name].skip:
+            print(f"{MODULES[result.name].path}: left out for time: {test}")
+    equivalents = [
+        (_pretty(mutant), _changed_line(r.diffs.get(mutant, "")), EQUIVALENT[mutant])
+        for r in results
+        for mutant, status in r.statuses.items()
+        if status == "survived" and mutant in EQUIVALENT
+    ]
+    if equivalents:
+        print("\nEquivalent mutants (not counted):\n")
+        _table([("mutant", "changed to", "why no test can tell"), *equivalents])
+    for result in results:
+        prefix = MODULES[result.name].path.removesuffix(".py").replace("/", ".")
+        for mutant in EQUIVALENT:
+            if mutant.startswith(prefix + ".") and result.statuses.get(mutant) != "survived":
+                now = result.statuses.get(mutant, "no such mutant now")
+                print(f"\nEQUIVALENT lists {mutant}, but it is {now}: update the list")
+        for mutant, diff in result.diffs.items():
+            if mutant not in EQUIVALENT:
+                print(f"\n{mutant} ({result.statuses[mutant]})\n{diff}")
+
+
+def _pretty(mutant: str) -> str:
+    """``dripline.tokens.xǁTokenSignerǁsign__mutmut_4`` -> ``tokens: TokenSigner.sign #4``."""
+    module, _, rest = mutant.rpartition(".")
+    function, _, number = rest.rpartition("__mutmut_")
+    function = function.removeprefix("x_").removeprefix("xǁ").replace("ǁ", ".", 1).rstrip("ǁ")
+    return f"{module.rpartition('.')[2]}: {function} #{number}"
+
+
+def _changed_line(diff: str) -> str:
+    added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+")]
+    return f"`{added[0]}`".replace("|", "\\|") if added else "(see mutmut show)"
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    """A Markdown table, columns padded so it also reads well in a terminal."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
+if __name__ == "__main__":
+    main()

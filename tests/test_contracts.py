@@ -1,0 +1,135 @@
+"""The ``--json`` outputs documented in docs/contracts.md, checked against the real commands.
+
+The document is the golden fixture: its scenario is run as written, then every command under
+a ``###`` heading, and each output must match the example below the heading (same keys in the
+same order, same types, same values; ``"..."`` in a list means more items of the first one's
+shape). Renaming, dropping or retyping a key fails here; so does an undocumented new key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dripline.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "contracts.md"
+_SCENARIO = re.compile(r"Scenario:\s*```sh\n(.*?)```", re.S)
+_CONTRACT = re.compile(r"^### `(dripline [^`]*--json[^`]*)`\n.*?```json\n(.*?)```", re.S | re.M)
+MORE = "..."
+NOW_MARK = "<time>"
+
+
+def _contracts() -> list[tuple[str, object]]:
+    return [
+        (command, json.loads(example)) for command, example in _CONTRACT.findall(DOC.read_text())
+    ]
+
+
+def conforms(example: object, actual: object, where: str = "$") -> list[str]:
+    """Where ``actual`` differs from ``example`` (empty when it matches the contract)."""
+    if isinstance(example, dict):
+        if not isinstance(actual, dict):
+            return [f"{where}: expected an object, got {type(actual).__name__}"]
+        if list(actual) != list(example):
+            return [f"{where}: keys {list(actual)} != documented {list(example)}"]
+        return [p for k in example for p in conforms(example[k], actual[k], f"{where}.{k}")]
+    if isinstance(example, list):
+        if not isinstance(actual, list):
+            return [f"{where}: expected a list, got {type(actual).__name__}"]
+        shown = [e for e in example if e != MORE]
+        if (MORE in example and len(actual) < len(shown)) or (
+            MORE not in example and len(actual) != len(shown)
+        ):
+            return [f"{where}: {len(actual)} items, documented {len(shown)}"]
+        problems = [
+            p
+            for i, (e, a) in enumerate(zip(shown, actual, strict=False))
+            for p in conforms(e, a, f"{where}[{i}]")
+        ]
+        for i, item in enumerate(actual[len(shown) :], start=len(shown)):
+            problems += _same_shape(shown[0], item, f"{where}[{i}]") if shown else []
+        return problems
+    if example == NOW_MARK:  # the moment the command ran
+        ok = isinstance(actual, str) and datetime.fromisoformat(actual).tzinfo is not None
+        return [] if ok else [f"{where}: {actual!r} is not an ISO 8601 time with offset"]
+    if isinstance(example, str) and example.startswith(".../"):  # a path under the project
+        ok = isinstance(actual, str) and actual.endswith(example[3:])
+        return [] if ok else [f"{where}: {actual!r} does not end with {example[3:]!r}"]
+    if type(example) is not type(actual) or example != actual:
+        return [f"{where}: {actual!r} != documented {example!r}"]
+    return []
+
+
+def _same_shape(example: object, actual: object, where: str) -> list[str]:
+    if isinstance(example, dict):
+        if not isinstance(actual, dict) or list(actual) != list(example):
+            return [f"{where}: keys differ from the documented item"]
+        return [p for k in example for p in _same_shape(example[k], actual[k], f"{where}.{k}")]
+    if type(example) is not type(actual):
+        return [f"{where}: {type(actual).__name__} != documented {type(example).__name__}"]
+    return []
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("contracts")
+    shutil.copytree(ROOT / "campaigns", root / "campaigns")
+    shutil.copytree(ROOT / "templates", root / "templates")
+    scenario = _SCENARIO.search(DOC.read_text())
+    assert scenario, "docs/contracts.md lost its scenario block"
+    for line in scenario.group(1).splitlines():
+        result = _run(root, line)
+        assert result.exit_code == 0, f"{line}\n{result.output}"
+    return root
+
+
+def _run(root: Path, command: str):
+    args = shlex.split(command)
+    assert args[0] == "dripline"
+    return CliRunner().invoke(main, ["--root", str(root), *args[1:]], catch_exceptions=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("DRIPLINE_DATABASE_URL", "DRIPLINE_ROOT", "DRIPLINE_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_every_documented_json_command_is_checked() -> None:
+    commands = [command for command, _ in _contracts()]
+    assert "dripline status ketamine-therapy --json" in commands
+    assert any(c.startswith("dripline timeline ") for c in commands)
+
+
+@pytest.mark.parametrize(("command", "example"), _contracts(), ids=lambda v: str(v)[:40])
+def test_json_output_matches_its_documented_contract(
+    project: Path, command: str, example: object
+) -> None:
+    result = _run(project, command)
+    assert result.exit_code == 0, result.output
+    assert conforms(example, json.loads(result.output)) == []
+
+
+def test_the_checker_catches_each_kind_of_break() -> None:
+    doc = {"a": 1, "b": [{"c": "x", "d": 2}, MORE]}
+    assert conforms(doc, {"a": 1, "b": [{"c": "x", "d": 2}, {"c": "y", "d": 3}]}) == []
+    assert conforms(doc, {"a": 1, "b": [{"c": "x", "d": 2}], "e": 0})  # undocumented key
+    assert conforms(doc, {"b": [{"c": "x", "d": 2}], "a": 1})  # order
+    assert conforms(doc, {"a": "1", "b": [{"c": "x", "d": 2}]})  # type
+    assert conforms(doc, {"a": 1, "b": [{"c": "x", "d": 2}, {"c": "y"}]})  # later item's shape
+    assert conforms(doc, {"a": 1, "b": []})  # fewer items than shown
+    assert conforms({"n": 1}, {"n": True})  # bool is not int
+    assert conforms([1, 2], [1, 2, 3])  # no "...": exactly the items shown
+    assert conforms({"t": NOW_MARK}, {"t": "2026-11-29T16:18:51+00:00"}) == []
+    assert conforms({"t": NOW_MARK}, {"t": "2026-11-29T16:18:51"})  # no offset
+    assert conforms({"f": ".../a/b.md"}, {"f": "/tmp/x/a/b.md"}) == []
+    assert conforms({"f": ".../a/b.md"}, {"f": "/tmp/x/a/c.md"})

@@ -1,0 +1,141 @@
+"""The fast path itself: where a marker sits, how a value is placed there, and that plain
+values really take the fast path (the other render tests would pass on a fast path that
+always gave up, since render_bytes then falls back to the full render)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dripline._slots import ATTRIBUTE, RAW, TEXT, URL, _context_at, _place
+from dripline.campaign import load_campaign
+from dripline.render import CampaignRenderer, Recipient
+
+REPO = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 3, 5, 17, 0, tzinfo=UTC)
+MID = "<m@example.com>"
+
+
+@pytest.mark.parametrize(
+    ("html", "context"),
+    [
+        ("M", TEXT),  # nothing before it at all
+        ("<p>M</p>", TEXT),
+        ("<p>a</p>M<p>", TEXT),
+        ("M<!-- later -->", TEXT),
+        ("<!--M-->", RAW),  # a comment that starts the document
+        ("<p><!-- M --></p>", RAW),
+        ("<!--a--><!--M", RAW),  # the latest comment counts, not the first
+        ("<!--a--><!--b-->M", TEXT),
+        ("<!--M-->x-->", RAW),
+        ("<style>M</style>", RAW),
+        ("<p><style>p{}</style>M", TEXT),
+        ("<style></style><style>M", RAW),
+        ("M<style>", TEXT),
+        ("<p><script>var a = 'M'</script>", RAW),
+        ("<script></script>M</script>", TEXT),
+        ('<a href="M">', URL),
+        ('<a href="M" class="x">text</a>', URL),
+        ("<A HREF='M'>", URL),
+        ("<img src=M>", URL),
+        ('<p><a title="t" href="https://x/?r=M">', URL),
+        ('<td title="M">', ATTRIBUTE),
+        ('<td style="color: M">', ATTRIBUTE),
+        ("<td M>", ATTRIBUTE),  # no attribute name before it
+        ('<a href="x">M</a>', TEXT),
+        ("<a>M<b", TEXT),
+    ],
+)
+def test_a_markers_context_is_where_it_sits(html: str, context: str) -> None:
+    assert _context_at(html, html.index("M")) == context
+
+
+@pytest.mark.parametrize(
+    ("value", "context", "placed"),
+    [
+        ("Ada & <Bob>", TEXT, "Ada &amp; &lt;Bob&gt;"),
+        ("Ada Lovelace", ATTRIBUTE, "Ada Lovelace"),
+        ('say "hi"', ATTRIBUTE, None),  # quotes: libxml2 would write &quot;
+        ("50% off!", ATTRIBUTE, None),  # "!" goes with !important in an attribute
+        ("a-b_c.d/e?f=1#g", URL, "a-b_c.d/e?f=1#g"),
+        ("a b", URL, None),  # a space in a URL is written %20
+        ("Ada Lovelace", RAW, "Ada Lovelace"),
+        ("a--b", RAW, None),  # could end a comment early
+    ],
+)
+def test_a_value_is_written_as_the_full_path_would_or_not_at_all(
+    value: str, context: str, placed: str | None
+) -> None:
+    assert _place(value, context) == placed
+
+
+def summary(data: bytes) -> dict[str, object]:
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert not message.defects
+    headers = {k: str(v).strip() for k, v in message.items() if k != "Content-Type"}
+    parts = [(p.get_content_type(), p.get_content()) for p in message.iter_parts()]
+    return {"headers": headers, "parts": parts}
+
+
+@pytest.fixture(scope="module")
+def ketamine() -> CampaignRenderer:
+    return CampaignRenderer(
+        load_campaign(REPO / "campaigns" / "ketamine-therapy"), REPO / "templates"
+    )
+
+
+@pytest.mark.parametrize("first_name", ["Ada", "Ada & <Co>"])
+def test_plain_values_take_the_fast_path_and_match_the_full_render(
+    ketamine: CampaignRenderer, first_name: str
+) -> None:
+    recipient = Recipient(
+        "ada@example.com",
+        {"name": "Ada Lovelace", "first_name": first_name, "city": "Paris"},
+        "https://news.example.com/u/AbC-123_x",
+    )
+    for compiled in ketamine.compile_all():
+        assert compiled.slotted is not None
+        fast = compiled.slotted.render(recipient, NOW, MID)
+        assert fast is not None, compiled.step.name
+        full = compiled.render(recipient, now=NOW, message_id=MID).data
+        assert summary(fast) == summary(full), compiled.step.name
+        assert first_name.split()[0].encode() in fast
+
+
+def _probe(tmp_path: Path, subject: str, body: str) -> CampaignRenderer:
+    folder = tmp_path / "campaigns" / "probe"
+    folder.mkdir(parents=True)
+    (folder / "campaign.toml").write_text(
+        (REPO / "campaigns" / "ketamine-therapy" / "campaign.toml").read_text()
+    )
+    (folder / "01-probe.md").write_text(
+        f'+++\nsubject = "{subject}"\npreheader = "Hello"\nday = 0\n+++\n\n{body}\n'
+    )
+    return CampaignRenderer(load_campaign(folder), REPO / "templates")
+
+
+def test_subject_and_link_values_on_the_fast_path(tmp_path: Path) -> None:
+    renderer = _probe(
+        tmp_path,
+        "For {{ subscriber.email }} in {{ subscriber.city }}",
+        "Hi {{ subscriber.first_name }}: [page](https://example.com/p?ref={{ subscriber.ref }})",
+    )
+    (compiled,) = renderer.compile_all()
+    assert compiled.slotted is not None
+
+    def recipient(ref: str, city: str = "Paris") -> Recipient:
+        fields = {"name": "Ada", "first_name": "Ada", "city": city, "ref": ref}
+        return Recipient("ada@example.com", fields, "https://news.example.com/u/k")
+
+    fast = compiled.slotted.render(recipient("abc-1"), NOW, MID)
+    assert fast is not None
+    full = compiled.render(recipient("abc-1"), now=NOW, message_id=MID).data
+    assert summary(fast) == summary(full)
+    assert summary(fast)["headers"]["Subject"] == "For ada@example.com in Paris"
+    assert b"ref=3Dabc-1" in fast or b"ref=abc-1" in fast
+    # A value the fast path cannot place byte for byte: the full path.
+    assert compiled.slotted.render(recipient("a b"), NOW, MID) is None
