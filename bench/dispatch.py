@@ -64,6 +64,7 @@ def prepare(folder: Path, count: int) -> Settings:
         database_url=f"sqlite:///{folder / 'bench.db'}",
         secret_key="bench-only",
         base_url="https://news.example.com",
+        allow_example_addresses=True,  # the sample campaign's example.com sender, to a sink
     )
     engine = open_store(settings.database_url)
     people = (

@@ -97,9 +97,18 @@ class CampaignLibrary:
     running ``dripline run`` sends what is in git now, not what was there at start.
     """
 
-    def __init__(self, campaigns_dir: Path, templates_dir: Path) -> None:
+    def __init__(
+        self,
+        campaigns_dir: Path,
+        templates_dir: Path,
+        *,
+        vet: Callable[[Campaign], None] | None = None,
+    ) -> None:
         self.campaigns_dir = campaigns_dir
         self.templates_dir = templates_dir
+        # Raises CampaignError for a campaign that must not be sent as it stands
+        # (placeholders left in it): its deliveries wait, like a broken file's.
+        self.vet = vet
         self._renderers: dict[str, CampaignRenderer] = {}
         self._signature = self._files_signature()
 
@@ -128,6 +137,8 @@ class CampaignLibrary:
     def renderer(self, slug: str) -> CampaignRenderer:
         if slug not in self._renderers:
             campaign = load_campaign(self.campaigns_dir / slug)
+            if self.vet is not None:
+                self.vet(campaign)
             self._renderers[slug] = CampaignRenderer(campaign, self.templates_dir)
         return self._renderers[slug]
 

@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
+from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError, meta
 from markupsafe import Markup
 
 from ._context import clean_fields, display_name, step_context
@@ -36,7 +36,13 @@ from .errors import CampaignError, RenderError
 from .htmltext import html_to_text
 from .markdown import add_link_tracking, markdown_to_html_template
 from .mime import build_full_message, check_address, check_header_value
-from .templating import Environments, make_environments
+from .templating import (
+    Environments,
+    RenderBudgetExceeded,
+    make_environments,
+    template_cycle,
+    time_budget,
+)
 
 __all__ = ["CampaignRenderer", "CompiledStep", "Recipient", "RenderedEmail"]
 
@@ -70,9 +76,18 @@ def new_message_id(domain: str) -> str:
 class CampaignRenderer:
     """Renders every step of one campaign; steps are compiled once, on first use."""
 
-    def __init__(self, campaign: Campaign, templates_dir: Path, *, list_domain: str | None = None):
+    def __init__(
+        self,
+        campaign: Campaign,
+        templates_dir: Path,
+        *,
+        list_domain: str | None = None,
+        render_budget: float | None = None,
+    ):
         self.campaign = campaign
         self.templates_dir = templates_dir
+        # Seconds one full render may take (None: no limit); see templating.time_budget.
+        self.render_budget = render_budget
         self.envs: Environments = make_environments(templates_dir)
         self.domain = campaign.from_address.rpartition("@")[2]
         self.list_domain = list_domain or self.domain
@@ -95,6 +110,22 @@ class CampaignRenderer:
                 raise CampaignError(
                     f"template error: {err.message}", path=where, line=err.lineno
                 ) from err
+        layouts = [f"{self.campaign.layout}.{suffix}" for suffix in ("html", "txt")]
+        self.check_cycle(template_cycle(self.envs.html, layouts))
+
+    def check_cycle(self, cycle: list[str] | None, path: Path | None = None, source: str = ""):
+        """A loop of templates is one error naming them all, at the first one's reference."""
+        if not cycle:
+            return
+        if path is None:
+            path = self.templates_dir / cycle[0]
+            source = self.envs.html.loader.get_source(self.envs.html, cycle[0])[0]  # type: ignore[union-attr]
+        index = source.find(cycle[1])
+        raise CampaignError(
+            "templates include or extend each other in a loop: " + " -> ".join(cycle),
+            path=path,
+            line=source.count("\n", 0, index) + 1 if index >= 0 else None,
+        )
 
     def step(self, number: int) -> CompiledStep:
         if number not in self._compiled:
@@ -137,6 +168,10 @@ class CompiledStep:
         self._subject = self._compile(envs.text, step.subject, "subject")
         self._preheader = self._compile(envs.text, step.preheader, "preheader")
         self._body = self._compile(envs.html, self.body_source, "body")
+        body_cycle = template_cycle(envs.html, self._referenced(envs))
+        if body_cycle:
+            text = step.path.read_text(encoding="utf-8")
+            renderer.check_cycle(["(this email)", *body_cycle], step.path, text)
         self._layout_html = envs.html.get_template(f"{self.campaign.layout}.html")
         self._layout_text = envs.text.get_template(f"{self.campaign.layout}.txt")
         self.static_context = step_context(self.campaign, step)
@@ -156,6 +191,23 @@ class CompiledStep:
             raise CampaignError(
                 f"template error in the {what}: {err.message}", path=self.step.path, line=line
             ) from err
+
+    def _referenced(self, envs: Environments) -> list[str]:
+        """Templates the step's own text includes or extends by name."""
+        tree = envs.html.parse(self.body_source)
+        return [name for name in meta.find_referenced_templates(tree) if isinstance(name, str)]
+
+    def _over_budget(self, err: RenderBudgetExceeded) -> RenderBudgetExceeded:
+        """Point at the template that was running: a layout file, or this step's file."""
+        if err.template is not None:
+            where = self.renderer.templates_dir / err.template
+            return RenderBudgetExceeded(err.message, path=where, line=err.template_line)
+        # The body is compiled from Markdown, so its lines differ from the file's: point at
+        # the first loop of the step, the likely culprit, else where the body starts.
+        match = re.search(r"\{%-?\s*for\b", self.step.body)
+        offset = self.step.body.count("\n", 0, match.start()) if match else 0
+        line = self.step.body_line + offset
+        return RenderBudgetExceeded(err.message, path=self.step.path, line=line)
 
     def _fail(self, err: Exception) -> RenderError:
         kind = "" if isinstance(err, TemplateError) else f"{type(err).__name__}: "
@@ -198,6 +250,15 @@ class CompiledStep:
         when = now or datetime.now(UTC)
         message_id = message_id or new_message_id(self.renderer.domain)
         raw_fields = dict(recipient.fields)
+        try:
+            with time_budget(self.renderer.render_budget):
+                return self._render(recipient, when, message_id, raw_fields)
+        except RenderBudgetExceeded as err:
+            raise self._over_budget(err) from err
+
+    def _render(
+        self, recipient: Recipient, when: datetime, message_id: str, raw_fields: dict[str, Any]
+    ) -> RenderedEmail:
         try:
             subject = self._subject.render(
                 **self.static_context,

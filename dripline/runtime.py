@@ -5,17 +5,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, partial
 
-from sender import Sender, create_sender
+from sender import Sender, create_sender, sender_class
 
 from .dispatch import CampaignLibrary, Dispatcher
-from .errors import ConfigError
+from .errors import ConfigError, DriplineError
+from .guards import ready_to_send, require_public_links, unready_campaigns
 from .settings import Settings
 from .store import ClaimedDelivery, SqlDeliveryQueue, open_store
 from .timetable import Timetable
 
-__all__ = ["dispatcher_for", "sender_for", "unsubscribe_link_maker"]
+__all__ = [
+    "check_ready_to_send",
+    "dispatcher_for",
+    "sender_for",
+    "unsubscribe_link_maker",
+]
 
 
 def sender_for(settings: Settings) -> Sender:
@@ -47,6 +53,37 @@ def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], st
     return link
 
 
+def check_ready_to_send(settings: Settings, *, campaigns: bool = True) -> None:
+    """Refuse to start sending what must not reach subscribers (see :mod:`dripline.guards`).
+
+    Raises :class:`ConfigError` when links would point at a non-https base URL and the
+    sender reaches people, and :class:`DriplineError` listing every campaign problem
+    (placeholders; example-domain senders unless allowed) when ``campaigns``.
+    """
+    scheme = settings.effective_sender_url.partition(":")[0].lower()
+    require_public_links(
+        settings.base_url,
+        reaches_recipients=sender_class(scheme).reaches_recipients,
+        allow_local=settings.allow_local_links,
+    )
+    if not campaigns:
+        return
+    problems = unready_campaigns(
+        settings.campaigns_dir, allow_example_addresses=settings.allow_example_addresses
+    )
+    if problems:
+        listed = "\n".join(f"  {problem}" for problem in problems)
+        allow = (
+            "; --allow-example-addresses sends from example domains anyway"
+            if any(p.kind == "example" for p in problems)
+            else ""
+        )
+        raise DriplineError(
+            f"not starting: {len(problems)} problem(s) would reach subscribers:\n{listed}\n"
+            f"Fix them (dripline check lists them too){allow}"
+        )
+
+
 @contextmanager
 def dispatcher_for(
     settings: Settings,
@@ -57,7 +94,11 @@ def dispatcher_for(
     """A dispatcher over the configured store and sender, closed on exit."""
     links = unsubscribe_link_maker(settings)
     engine = open_store(settings.effective_database_url)
-    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    library = CampaignLibrary(
+        settings.campaigns_dir,
+        settings.templates_dir,
+        vet=partial(ready_to_send, allow_example_addresses=settings.allow_example_addresses),
+    )
 
     @cache
     def timetable_for(slug: str) -> Timetable:

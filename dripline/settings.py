@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ._keys import key_line, suggestion, unknown_keys
 from .errors import ConfigError
 
-__all__ = ["SETTINGS_FILE", "Settings", "load_settings", "redact_url"]
+__all__ = ["SETTINGS_FILE", "Settings", "database_url_from", "load_settings", "redact_url"]
 
 SETTINGS_FILE = "dripline.toml"
 
@@ -31,6 +32,11 @@ class Settings:
     secret_key: str = ""
     smtp_password: str = ""
     debug: bool = False
+    # Send although links point at a non-https base URL (a local test inbox such as Mailpit).
+    allow_local_links: bool = False
+    # Send from (or with Reply-To) addresses at reserved example domains (example.com, .test).
+    allow_example_addresses: bool = False
+    render_budget: float = 5.0  # seconds one step may take to render before it is an error
 
     @property
     def campaigns_dir(self) -> Path:
@@ -69,21 +75,44 @@ _ENV_NAMES = {
     "secret_key": "DRIPLINE_SECRET_KEY",
     "smtp_password": "DRIPLINE_SMTP_PASSWORD",
     "debug": "DRIPLINE_DEBUG",
+    "allow_local_links": "DRIPLINE_ALLOW_LOCAL_LINKS",
+    "allow_example_addresses": "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES",
+    "render_budget": "DRIPLINE_RENDER_BUDGET",
 }
 
-# Keys dripline.toml may set. Secrets are deliberately absent: they come from the environment.
-_FILE_KEYS = {"database_url", "sender_url", "base_url"}
+# Keys dripline.toml may set (any other key is an error naming the closest). Secrets are
+# deliberately absent: they come from the environment. So are the allow_* exceptions: a
+# committed file must not switch off a safety check for every machine that runs it.
+_FILE_KEYS = frozenset({"database_url", "sender_url", "base_url", "render_budget"})
+_FLAGS = frozenset({"debug", "allow_local_links", "allow_example_addresses"})
 
 
-def _coerce(name: str, value: Any, origin: str) -> Any:
+def database_url_from(value: str, base: Path) -> str:
+    """A SQLAlchemy URL as given, or a plain file path (relative to ``base``) as SQLite."""
+    if "://" in value or value.startswith("sqlite:"):
+        return value
+    return f"sqlite:///{(base / Path(value).expanduser()).resolve()}"
+
+
+def _coerce(name: str, value: Any, origin: str, base: Path) -> Any:
     if name == "root":
         return Path(value).expanduser()
-    if name == "debug":
+    if name in _FLAGS:
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    if name == "render_budget":
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = -1.0
+        if not 0 < seconds <= 3600:
+            raise ConfigError(f"{origin}: render_budget must be seconds (0 to 3600): {value!r}")
+        return seconds
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: {name} must be a string")
+    if name == "database_url" and value:
+        return database_url_from(value, base)
     return value
 
 
@@ -107,25 +136,29 @@ def load_settings(
     settings_file = root / SETTINGS_FILE
     if settings_file.is_file():
         try:
-            data = tomllib.loads(settings_file.read_text(encoding="utf-8"))
+            text = settings_file.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"cannot read settings: {err}", path=settings_file) from err
-        unknown = sorted(set(data) - _FILE_KEYS)
-        if unknown:
+        for key in unknown_keys(data, _FILE_KEYS):
             raise ConfigError(
-                f"unknown setting(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(_FILE_KEYS))}",
+                f"unknown setting {key!r}; {suggestion(key, _FILE_KEYS)}",
                 path=settings_file,
+                line=key_line(text, key),
             )
         settings = replace(
-            settings, **{k: _coerce(k, v, str(settings_file)) for k, v in data.items()}
+            settings,
+            **{k: _coerce(k, v, str(settings_file), root) for k, v in data.items()},
         )
 
+    here = Path.cwd()
     from_env = {
-        name: _coerce(name, env[var], var)
+        name: _coerce(name, env[var], var, here)
         for name, var in _ENV_NAMES.items()
         if name != "root" and env.get(var)
     }
     settings = replace(settings, **from_env)
-    from_flags = {k: _coerce(k, v, f"--{k}") for k, v in given.items() if k != "root"}
+    from_flags = {
+        k: _coerce(k, v, f"--{k.replace('_', '-')}", here) for k, v in given.items() if k != "root"
+    }
     return replace(settings, **from_flags)

@@ -34,6 +34,9 @@ def env(project: Path) -> dict[str, str]:
         "DRIPLINE_ROOT": str(project),
         "DRIPLINE_SECRET_KEY": "test-secret",
         "DRIPLINE_SENDER": f"maildir:{project / 'outbox'}",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        # The sample campaign sends from example.com into a test Maildir.
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
     }
 
 

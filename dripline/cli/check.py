@@ -8,6 +8,7 @@ from ..campaign import campaign_slugs
 from ..errors import DriplineError
 from ..lint import lint_folder
 from . import settings_from
+from ._store import campaign_folder
 
 __all__ = ["check_command"]
 
@@ -23,10 +24,10 @@ def check_command(ctx: click.Context, slug: str | None) -> None:
         raise DriplineError(f"no campaigns under {settings.campaigns_dir}")
     errors = warnings = 0
     for name in slugs:
-        folder = settings.campaigns_dir / name
-        if not folder.is_dir():
-            raise DriplineError(f"no campaign {name!r} in {settings.campaigns_dir}")
-        campaign, findings = lint_folder(folder, settings.templates_dir, settings.base_url)
+        folder = campaign_folder(settings, name)
+        campaign, findings = lint_folder(
+            folder, settings.templates_dir, settings.base_url, render_budget=settings.render_budget
+        )
         for finding in findings:
             click.echo(str(finding), err=finding.severity == "error")
         campaign_errors = sum(f.severity == "error" for f in findings)

@@ -9,6 +9,7 @@ import click
 from ..store import NewSubscriber, check_name, check_zone, normalize_email, parse_moment, subscribe
 from ..timetable import Timetable
 from . import settings_from
+from ._options import option_value
 from ._store import db_option, load_campaign_by_slug, open_settings_store
 
 __all__ = ["subscribe_command"]
@@ -41,14 +42,16 @@ def subscribe_command(
     settings = settings_from(ctx, database_url=database_url)
     campaign = load_campaign_by_slug(settings, slug)
     table = Timetable.of(campaign)
-    zone_name = check_zone(timezone)
+    with option_value("--tz"):
+        zone_name = check_zone(timezone)
     zone = table.zone_for(zone_name)
-    person = NewSubscriber(
-        email=normalize_email(email),
-        name=check_name(name),
-        timezone=zone_name,
-        subscribed_at=parse_moment(subscribed_at, zone) if subscribed_at else None,
-    )
+    with option_value("EMAIL"):
+        address = normalize_email(email)
+    with option_value("--name"):
+        full_name = check_name(name)
+    with option_value("--at"):
+        moment = parse_moment(subscribed_at, zone) if subscribed_at else None
+    person = NewSubscriber(email=address, name=full_name, timezone=zone_name, subscribed_at=moment)
     engine = open_settings_store(settings)
     try:
         created, due = subscribe(engine, table, slug, person, now=datetime.now(UTC))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import DriplineError
-from ..lint import Finding, lint_step
+from ..lint import Finding, guard_findings, lint_step
 from ..render import CampaignRenderer, RenderedEmail
 from ..samples import Sample, load_samples
 from ._timeline import PlannedSend, plan_sends
@@ -116,7 +116,7 @@ class Snapshot:
             err = entry.error
             return [Finding("error", err.message, err.path, err.line)]
         assert entry.campaign is not None
-        found: list[Finding] = []
+        found = guard_findings(entry.campaign)
         for step in entry.campaign.steps:
             found += self.step_findings(entry, step.number)
         return found
