@@ -16,6 +16,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from dripline.campaign import campaign_slugs
 from dripline.cli import main
 
 SECRET = "cli-test-secret-0123456789abcdef"
@@ -94,5 +95,6 @@ def test_serves_the_form_and_mails_a_confirmation(server: tuple[str, subprocess.
     assert message["To"] == "ada@example.com"
     process.terminate()
     output = process.communicate(timeout=10)[0]
-    assert "Serving 1 campaign(s) on http://127.0.0.1:" in output
+    count = len(campaign_slugs(project / "campaigns"))  # whatever the project holds
+    assert f"Serving {count} campaign(s) on http://127.0.0.1:" in output
     assert SECRET not in output and "/confirm/" not in output  # no secrets, no tokens logged
