@@ -47,18 +47,19 @@ def key_line(text: str, key: str, table: str | None = None, first_line: int = 1)
     """
     start = 0
     if table:
-        header = re.search(rf"^\s*\[\s*{re.escape(table)}\s*\]", text, re.MULTILINE)
+        header = re.search(rf"^[ \t]*\[\s*{re.escape(table)}\s*\]", text, re.MULTILINE)
         if header is None:
             return None
         start = header.end()
     quoted = rf"(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')"
-    pattern = re.compile(rf"^\s*(?:{quoted}\s*=|\[\[?\s*{quoted}\s*\]\]?)", re.MULTILINE)
+    # [ \t]*, not \s*: the match must start on the key's own line, not a blank one above.
+    pattern = re.compile(rf"^[ \t]*(?:{quoted}\s*=|\[\[?\s*{quoted}\s*\]\]?)", re.MULTILINE)
     match = pattern.search(text, start)
     if match is None:
         return None
     if table:
         # Stop at the next table header: the key must belong to [table].
-        following = re.compile(r"^\s*\[", re.MULTILINE).search(text, start)
+        following = re.compile(r"^[ \t]*\[", re.MULTILINE).search(text, start)
         if following is not None and following.start() < match.start():
             return None
     return text.count("\n", 0, match.start()) + first_line

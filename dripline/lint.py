@@ -182,8 +182,19 @@ def lint_campaign(
         except DriplineError as err:
             findings.append(Finding("error", err.message, err.path, err.line, step.number))
             continue
-        findings += lint_step(compiled, samples, sample_fields)
+        for finding in lint_step(compiled, samples, sample_fields):
+            # A fault in the layout shows in every step: report it once, where it is.
+            if finding.path == step.path or not _reported(findings, finding):
+                findings.append(finding)
     return findings
+
+
+def _reported(findings: list[Finding], finding: Finding) -> bool:
+    return any(
+        (f.severity, f.message, f.path, f.line)
+        == (finding.severity, finding.message, finding.path, finding.line)
+        for f in findings
+    )
 
 
 def guard_findings(campaign: Campaign) -> list[Finding]:

@@ -181,3 +181,28 @@ def test_status_reports_rows_left_sending_by_a_crash(project: Path):
     assert "1 delivery(ies) 'ambiguous'" in table
     steps = json.loads(run(project, "status", SLUG, "--json").output)["steps"]
     assert (steps[0]["sending"], steps[1]["ambiguous"], steps[2]["scheduled"]) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("command", [["status"], ["timeline", SLUG, "--email", "a@example.com"]])
+def test_read_only_commands_never_create_a_database(project: Path, command):
+    result = CliRunner().invoke(main, ["--root", str(project), *command])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: no database at {project / 'dripline.db'}")
+    assert "--db demo/dripline.db after `dripline demo`" in result.output
+    assert not (project / "dripline.db").exists()
+    elsewhere = project / "other.db"
+    result = CliRunner().invoke(main, ["--root", str(project), *command, "--db", str(elsewhere)])
+    assert result.exit_code == 1 and not elsewhere.exists()
+
+
+def test_db_accepts_a_plain_file_path(project: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(project)
+    added = run(project, "subscribe", "a@example.com", "--campaign", SLUG, "--db", "people.db")
+    assert added.exit_code == 0, added.output
+    assert (project / "people.db").is_file() and not (project / "dripline.db").exists()
+    with sqlite3.connect(project / "people.db") as conn:
+        assert conn.execute("SELECT email FROM subscribers").fetchall() == [("a@example.com",)]
+    status = run(project, "status", SLUG, "--json", "--db", "people.db")
+    assert json.loads(status.output)["enrolled"] == 1
+    url = run(project, "status", SLUG, "--json", "--db", f"sqlite:///{project / 'people.db'}")
+    assert json.loads(url.output)["enrolled"] == 1

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -121,3 +122,51 @@ def test_sigterm_during_a_single_pass_hands_back_what_was_not_sent(project, env)
     )
     assert "stopped by a signal" in output
     assert statuses(project)["sent"] + statuses(project)["scheduled"] == 6 * 3000
+
+
+def run_until(env: dict[str, str], wanted: str, count: int, *args: str) -> list[str]:
+    """Start `dripline run ARGS`, stop it (SIGTERM) once ``wanted`` was printed ``count`` times."""
+    process = subprocess.Popen(
+        [*DRIPLINE, "run", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + 60
+    while sum(wanted in line for line in list(lines)) < count:
+        assert process.poll() is None, "".join(lines)
+        assert time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    reader.join(10)
+    return lines
+
+
+def test_run_logs_one_line_per_pass_that_did_something_and_a_quiet_heartbeat(project, env):
+    subprocess.run(
+        [*DRIPLINE, "subscribe", "ana@example.com", "--campaign", "ketamine-therapy"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    lines = run_until(env, "still running", 2, "--tick", "0.1", "--heartbeat", "0.5")
+    text = "".join(lines)
+    assert "apscheduler" not in text and "Running job" not in text, text
+    passes = [line for line in lines if "claimed " in line]
+    assert len(passes) == 1 and "sent 1," in passes[0], text
+    heartbeats = [line for line in lines if "still running" in line]
+    assert heartbeats[0].rstrip().endswith("nothing was due in the last 5 pass(es)")
+    # Start, the pass that sent, two heartbeats, the clean stop: nothing per idle tick.
+    assert len(lines) <= 6, text
+    assert len(outbox(project)) == 1
+
+
+def test_run_verbose_shows_every_tick(project, env):
+    lines = run_until(env, "nothing due", 3, "--tick", "0.1", "-v")
+    text = "".join(lines)
+    assert "apscheduler" in text and "Running job" in text

@@ -40,10 +40,13 @@ def configure_run_logging(verbose: int) -> None:
     """One line per pass that did something; ``-v`` adds dripline's and APScheduler's details.
 
     APScheduler logs two INFO lines on every tick ("Running job", "executed
-    successfully"): thousands a day that bury the lines that matter.
+    successfully"), and a warning for every tick a long pass spans ("skipped: maximum
+    number of running instances reached", which is the design: one pass at a time):
+    thousands a day that bury the lines that matter. A failing pass is logged by
+    dripline itself.
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(name)s: %(message)s",
     )
-    logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.ERROR)
