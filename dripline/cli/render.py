@@ -39,7 +39,9 @@ def render_command(
     """Render every step of SLUG for one subscriber into files you can open."""
     settings = settings_from(ctx)
     campaign = load_campaign(campaign_folder(settings, slug))
-    renderer = CampaignRenderer(campaign, settings.templates_dir)
+    renderer = CampaignRenderer(
+        campaign, settings.templates_dir, render_budget=settings.render_budget
+    )
     if subscriber_file is not None:
         recipient = recipient_from_json(subscriber_file, campaign, settings.base_url)
     else:

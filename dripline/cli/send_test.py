@@ -47,7 +47,9 @@ def send_test_command(
         to_address = str(normalize_email(to_address))
     sample = load_samples(campaign, settings.base_url, settings.secret_key)[0].recipient
     recipient = type(sample)(to_address, sample.fields, sample.unsubscribe_url)
-    compiled = CampaignRenderer(campaign, settings.templates_dir).step(number)
+    compiled = CampaignRenderer(
+        campaign, settings.templates_dir, render_budget=settings.render_budget
+    ).step(number)
     email = compiled.render(recipient)
     message = OutgoingMessage(
         envelope_from=campaign.from_address,

@@ -30,6 +30,7 @@ from ._timeline import PlannedSend, plan_sends
 __all__ = ["CampaignEntry", "Project", "Snapshot"]
 
 _MAX_CACHED_EMAILS = 256
+PREVIEW_RENDER_BUDGET = 5.0  # seconds, as dripline check's default
 
 
 @dataclass
@@ -48,7 +49,10 @@ def _load_entry(folder: Path, templates_dir: Path, base_url: str) -> CampaignEnt
     try:
         entry.campaign = load_campaign(folder)
         entry.samples = load_samples(entry.campaign, base_url)
-        entry.renderer = CampaignRenderer(entry.campaign, templates_dir)
+        # A runaway template must not hold a preview page (and its server thread) forever.
+        entry.renderer = CampaignRenderer(
+            entry.campaign, templates_dir, render_budget=PREVIEW_RENDER_BUDGET
+        )
     except DriplineError as err:
         entry.error = err
     return entry
