@@ -39,9 +39,9 @@ from .mime import build_full_message, check_address, check_header_value
 from .templating import (
     Environments,
     RenderBudgetExceeded,
+    TimeBudget,
     make_environments,
     template_cycle,
-    time_budget,
 )
 
 __all__ = ["CampaignRenderer", "CompiledStep", "Recipient", "RenderedEmail"]
@@ -250,41 +250,36 @@ class CompiledStep:
         when = now or datetime.now(UTC)
         message_id = message_id or new_message_id(self.renderer.domain)
         raw_fields = dict(recipient.fields)
+        budget = TimeBudget(self.renderer.render_budget)
         try:
-            with time_budget(self.renderer.render_budget):
-                return self._render(recipient, when, message_id, raw_fields)
+            return self._render(recipient, when, message_id, raw_fields, budget)
         except RenderBudgetExceeded as err:
             raise self._over_budget(err) from err
 
     def _render(
-        self, recipient: Recipient, when: datetime, message_id: str, raw_fields: dict[str, Any]
+        self,
+        recipient: Recipient,
+        when: datetime,
+        message_id: str,
+        raw_fields: dict[str, Any],
+        budget: TimeBudget,
     ) -> RenderedEmail:
         try:
-            subject = self._subject.render(
-                **self.static_context,
-                subscriber={**raw_fields, "email": recipient.email},
-                unsubscribe_url=recipient.unsubscribe_url,
-            )
-            check_header_value("Subject", subject)
-            context = {
-                **self.static_context,
-                "subscriber": {**clean_fields(raw_fields), "email": recipient.email},
-                "unsubscribe_url": recipient.unsubscribe_url,
-            }
-            # Bodies see cleaned values everywhere, the subject in <title> included.
-            shown_subject = self._subject.render(**context)
-            preheader = self._preheader.render(**context)
-            body_html = self._body.render(**context)
-            document = self._layout_html.render(
-                **context, subject=shown_subject, preheader=preheader, body=Markup(body_html)
-            )
+            context = self._context(recipient, raw_fields)
+            with budget.watch():
+                subject, shown_subject, preheader, body_html, document = self._templates(
+                    recipient, raw_fields, context
+                )
+            # No template code runs in CSS inlining and text conversion: outside the watch.
             html = inline_css(document)
-            text = self._layout_text.render(
-                **context,
-                subject=shown_subject,
-                preheader=preheader,
-                body_text=html_to_text(body_html),
-            )
+            body_text = html_to_text(body_html)
+            with budget.watch():
+                text = self._layout_text.render(
+                    **context,
+                    subject=shown_subject,
+                    preheader=preheader,
+                    body_text=body_text,
+                )
         except RenderError:
             raise
         except Exception as err:  # Jinja's, or what a filter raised on subscriber data
@@ -292,6 +287,32 @@ class CompiledStep:
         headers = self.headers(recipient, subject, when, message_id)
         data = build_full_message(headers, text, html)
         return RenderedEmail(self.step, recipient.email, message_id, subject, html, text, data)
+
+    def _context(self, recipient: Recipient, raw_fields: dict[str, Any]) -> dict[str, Any]:
+        # Bodies see cleaned values everywhere, the subject in <title> included.
+        return {
+            **self.static_context,
+            "subscriber": {**clean_fields(raw_fields), "email": recipient.email},
+            "unsubscribe_url": recipient.unsubscribe_url,
+        }
+
+    def _templates(
+        self, recipient: Recipient, raw_fields: dict[str, Any], context: dict[str, Any]
+    ) -> tuple[str, str, str, str, str]:
+        """(subject, subject as shown in the body, preheader, body HTML, HTML document)."""
+        subject = self._subject.render(
+            **self.static_context,
+            subscriber={**raw_fields, "email": recipient.email},
+            unsubscribe_url=recipient.unsubscribe_url,
+        )
+        check_header_value("Subject", subject)
+        shown_subject = self._subject.render(**context)
+        preheader = self._preheader.render(**context)
+        body_html = self._body.render(**context)
+        document = self._layout_html.render(
+            **context, subject=shown_subject, preheader=preheader, body=Markup(body_html)
+        )
+        return subject, shown_subject, preheader, body_html, document
 
     # -- the fast path -----------------------------------------------------------------
 

@@ -35,6 +35,7 @@ __all__ = [
     "Environments",
     "RenderBudgetExceeded",
     "SlotTable",
+    "TimeBudget",
     "make_environments",
     "rewrite_slots",
     "template_cycle",
@@ -200,36 +201,53 @@ def _jinja_position(frame: FrameType | None) -> tuple[str | None, int | None]:
     return None, None
 
 
-@contextmanager
-def time_budget(seconds: float | None, what: str = "rendering") -> Iterator[None]:
-    """Raise :class:`RenderBudgetExceeded` inside the block once ``seconds`` (wall clock) pass.
+class TimeBudget:
+    """A wall-clock budget (seconds; None: unlimited) shared by several stretches of work.
 
-    Works in any thread (a profile hook of the calling thread, checked on function calls
-    and returns, which every Jinja loop makes), costs nothing outside the block and
-    restores any profiler in use. ``None`` means no budget.
+    The clock starts at construction; :meth:`watch` guards one stretch (Jinja rendering)
+    and leaves out what runs no template code between stretches (CSS inlining), which
+    then costs no tracing overhead.
     """
-    if seconds is None:
-        yield
-        return
-    deadline = time.monotonic() + seconds
-    previous = sys.getprofile()
-    calls = 0
 
-    def check(frame: FrameType, event: str, arg: object) -> None:
-        nonlocal calls
-        calls += 1
-        if calls % 256 or time.monotonic() <= deadline:
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
+    @contextmanager
+    def watch(self, what: str = "rendering") -> Iterator[None]:
+        """Raise :class:`RenderBudgetExceeded` inside the block once the deadline passes.
+
+        Works in any thread (a profile hook of the calling thread, checked on function
+        calls and returns, which every Jinja loop makes), costs nothing outside the block
+        and restores any profiler in use.
+        """
+        if self.deadline is None:
+            yield
             return
-        sys.setprofile(None)
-        error = RenderBudgetExceeded(
-            f"{what} took longer than {seconds:g} s (the render budget, "
-            "DRIPLINE_RENDER_BUDGET): a loop that never ends, or one far too large?"
-        )
-        error.template, error.template_line = _jinja_position(frame)
-        raise error
+        deadline, seconds = self.deadline, self.seconds
+        previous = sys.getprofile()
+        calls = 0
 
-    sys.setprofile(check)
-    try:
-        yield
-    finally:
-        sys.setprofile(previous)
+        def check(frame: FrameType, event: str, arg: object) -> None:
+            nonlocal calls
+            calls += 1
+            if calls % 256 or time.monotonic() <= deadline:
+                return
+            sys.setprofile(None)
+            error = RenderBudgetExceeded(
+                f"{what} took longer than {seconds:g} s (the render budget, "
+                "DRIPLINE_RENDER_BUDGET): a loop that never ends, or one far too large?"
+            )
+            error.template, error.template_line = _jinja_position(frame)
+            raise error
+
+        sys.setprofile(check)
+        try:
+            yield
+        finally:
+            sys.setprofile(previous)
+
+
+def time_budget(seconds: float | None, what: str = "rendering") -> Any:
+    """``with time_budget(5.0):`` one stretch of work under a fresh :class:`TimeBudget`."""
+    return TimeBudget(seconds).watch(what)
