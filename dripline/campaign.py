@@ -32,9 +32,9 @@ __all__ = [
     "read_utf8",
 ]
 
-# Every key campaign.toml may hold, table by table ("" is the top level). The code that
-# reads a key declares it here, beside that code below; any other key is a typo and an
-# error naming its line and the closest known key.
+# Every key campaign.toml may hold, table by table ("" is the top level): the one place a
+# feature that reads a new key declares it. Any other key is a typo, and an error naming
+# its line and the closest known key.
 CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset(
         {"name", "layout", "lang", "reply_to", "from", "links", "footer", "schedule", "lint"}
@@ -142,7 +142,7 @@ def read_utf8(path: Path, limit: int = MAX_STEP_BYTES) -> str:
         if info.st_size > limit:
             raise CampaignError(
                 f"the file is {info.st_size / 1024 / 1024:.1f} MB; campaign files are limited "
-                f"to {limit // 1024} KB",
+                f"to {limit / 1024 / 1024:g} MB",
                 path=path,
             )
         with path.open("rb") as handle:
@@ -150,7 +150,7 @@ def read_utf8(path: Path, limit: int = MAX_STEP_BYTES) -> str:
     except OSError as err:
         raise CampaignError(f"cannot read: {err.strerror}", path=path) from err
     if len(data) > limit:
-        raise CampaignError(f"the file is over {limit // 1024} KB", path=path)
+        raise CampaignError(f"the file is over {limit / 1024 / 1024:g} MB", path=path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:

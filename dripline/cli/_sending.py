@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
-__all__ = ["allow_local_links_option", "allow_options", "configure_run_logging"]
+from ..dispatch import PassReport
+
+__all__ = ["PassLog", "allow_local_links_option", "allow_options", "configure_run_logging"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,3 +53,30 @@ def configure_run_logging(verbose: int) -> None:
         format="%(asctime)s %(name)s: %(message)s",
     )
     logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+class PassLog:
+    """One line per pass that did something, and a quiet heartbeat while nothing is due.
+
+    The heartbeat counts passes (``every`` of them), not wall-clock time, so it
+    follows the timetable's own clock.
+    """
+
+    def __init__(self, every: int, verbose: bool = False) -> None:
+        self.every = every
+        self.verbose = verbose
+        self.idle = 0
+
+    def __call__(self, report: PassReport) -> None:
+        stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z"
+        if report.claimed or report.errors:
+            self.idle = 0
+            click.echo(f"{stamp} {report.summary()}")
+            for error in report.errors[:20]:
+                click.echo(f"  {error}", err=True)
+            return
+        self.idle += 1
+        if self.verbose:
+            click.echo(f"{stamp} nothing due")
+        elif self.idle % self.every == 0:
+            click.echo(f"{stamp} still running: nothing was due in the last {self.idle} pass(es)")

@@ -7,15 +7,14 @@ from datetime import UTC, datetime
 
 import click
 
-from ..dispatch import PassReport
 from ..errors import DriplineError
 from ..runtime import check_ready_to_send, dispatcher_for
 from ..settings import redact_url
 from . import settings_from
-from ._sending import allow_options, configure_run_logging
+from ._sending import PassLog, allow_options, configure_run_logging
 from ._store import db_option
 
-__all__ = ["PassLog", "parse_now", "run_command"]
+__all__ = ["parse_now", "run_command"]
 
 
 def parse_now(value: str | None, option: str = "--now") -> datetime | None:
@@ -121,30 +120,3 @@ def run_command(
             on_pass=PassLog(every=max(1, round(heartbeat / tick)), verbose=bool(verbose)),
         )
         click.echo("dripline run: stopped cleanly")
-
-
-class PassLog:
-    """One line per pass that did something, and a quiet heartbeat while nothing is due.
-
-    The heartbeat counts passes (``every`` of them), not wall-clock time, so it
-    follows the timetable's own clock.
-    """
-
-    def __init__(self, every: int, verbose: bool = False) -> None:
-        self.every = every
-        self.verbose = verbose
-        self.idle = 0
-
-    def __call__(self, report: PassReport) -> None:
-        stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z"
-        if report.claimed or report.errors:
-            self.idle = 0
-            click.echo(f"{stamp} {report.summary()}")
-            for error in report.errors[:20]:
-                click.echo(f"  {error}", err=True)
-            return
-        self.idle += 1
-        if self.verbose:
-            click.echo(f"{stamp} nothing due")
-        elif self.idle % self.every == 0:
-            click.echo(f"{stamp} still running: nothing was due in the last {self.idle} pass(es)")
