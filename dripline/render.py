@@ -113,13 +113,15 @@ class CampaignRenderer:
         layouts = [f"{self.campaign.layout}.{suffix}" for suffix in ("html", "txt")]
         self.check_cycle(template_cycle(self.envs.html, layouts))
 
-    def check_cycle(self, cycle: list[str] | None, path: Path | None = None, source: str = ""):
+    def check_cycle(
+        self, cycle: list[str] | None, path: Path | None = None, source: str = ""
+    ) -> None:
         """A loop of templates is one error naming them all, at the first one's reference."""
         if not cycle:
             return
         if path is None:
             path = self.templates_dir / cycle[0]
-            source = self.envs.html.loader.get_source(self.envs.html, cycle[0])[0]  # type: ignore[union-attr]
+            source = path.read_text(encoding="utf-8")
         index = source.find(cycle[1])
         raise CampaignError(
             "templates include or extend each other in a loop: " + " -> ".join(cycle),

@@ -18,7 +18,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -248,6 +248,6 @@ class TimeBudget:
             sys.setprofile(previous)
 
 
-def time_budget(seconds: float | None, what: str = "rendering") -> Any:
+def time_budget(seconds: float | None, what: str = "rendering") -> AbstractContextManager[None]:
     """``with time_budget(5.0):`` one stretch of work under a fresh :class:`TimeBudget`."""
     return TimeBudget(seconds).watch(what)
