@@ -126,6 +126,14 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
             found.append(Finding("error", err.message, err.path, err.line, step.number))
             break
         except DriplineError as err:
+            if isinstance(err.__cause__, RecursionError):
+                # A macro or template calling itself without end fails for every sample.
+                add(
+                    "error",
+                    "a template or macro calls itself without end (RecursionError)",
+                    _line_in(step, "{% macro"),
+                )
+                break
             text = str(err).split(": cannot render: ", 1)[-1]
             match = re.search(r"'(?:dict object|[\w.]+)' has no attribute '(\w+)'", text)
             needle = f"subscriber.{match.group(1)}" if match else ""

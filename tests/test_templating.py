@@ -69,6 +69,19 @@ def test_a_step_including_a_looping_template_is_one_error_at_its_line(project):
     ]
 
 
+def test_a_macro_calling_itself_is_one_error_for_the_step(project):
+    line = insert_before_heading(
+        project / STEP, "{% macro tip() %}{{ tip() }}{% endmacro %}{{ tip() }}"
+    )
+    done = check(project)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if ": error: " in line]
+    assert errors == [
+        f"{project / STEP}:{line}: error: a template or macro calls itself without end "
+        "(RecursionError)"
+    ]
+
+
 def test_a_runaway_step_is_an_error_for_that_step_and_other_campaigns_are_checked(project):
     shutil.copytree(SECOND, project / "campaigns" / SECOND.name)
     line = insert_before_heading(project / STEP, LOOP)
