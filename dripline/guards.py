@@ -114,7 +114,8 @@ def campaign_problems(campaign: Campaign) -> list[Problem]:
                     Problem(
                         "example",
                         f"{name} {value} is at {domain}, a domain reserved for examples "
-                        "(RFC 2606): replies and bounces go nowhere; use a real address",
+                        "(RFC 2606, RFC 6761): replies and bounces go nowhere; use a real "
+                        "address",
                         campaign.toml_path,
                         line,
                     )

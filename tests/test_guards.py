@@ -224,6 +224,20 @@ def test_a_campaign_edited_into_a_placeholder_while_running_is_not_sent(project,
     assert outbox(project) == [] and statuses(project)[0] == "scheduled"
 
 
+def test_a_placeholder_written_into_an_email_fails_check_at_its_line(project, env):
+    step = project / "campaigns" / "ketamine-therapy" / "02-treatment-resistant.md"
+    text = step.read_text(encoding="utf-8").replace(
+        "## High Efficacy", "Edit me: a quote from Dr. Lee goes here.\n\n## High Efficacy", 1
+    )
+    step.write_text(text, encoding="utf-8")
+    check = dripline(env, "check", "ketamine-therapy")
+    assert check.returncode == 1
+    assert (
+        f"{step}:{line_of(step, 'Edit me:')}: error: the email still holds a placeholder "
+        "('Edit me'): write that part" in check.stderr
+    )
+
+
 @pytest.mark.parametrize(
     ("domain", "reserved"),
     [
