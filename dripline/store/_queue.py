@@ -22,7 +22,7 @@ from ._bulk import BulkWriter
 from ._engine import write_transaction
 from ._fastwrite import FastWriter
 from ._models import Delivery, Enrollment, Subscriber, new_public_key
-from ._values import from_db_time, to_db_time
+from ._values import country_of, from_db_time, to_db_time
 
 __all__ = [
     "ClaimedDelivery",
@@ -275,7 +275,8 @@ class SqlDeliveryQueue:
             next_day = (from_db_time(steps[0].due_at) or now).astimezone(zone).date()
             if next_day > send_day:
                 continue  # the spacing is intact: nothing to move
-            new_times = table.retime_remaining(sent.step, now, sent.timezone)
+            country = country_of(sent.attributes)
+            new_times = table.retime_remaining(sent.step, now, sent.timezone, country)
             moves += [
                 {"row_id": s.id, "new_due": to_db_time(new_times[s.step])}
                 for s in steps
