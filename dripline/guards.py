@@ -6,7 +6,8 @@
 - **Example addresses.** A sender or Reply-To address at a domain reserved for
   documentation (``example.com/.net/.org``, RFC 2606; ``.test``, ``.example``,
   ``.invalid``, ``.localhost``, RFC 6761) is a warning in ``check`` and an error in
-  ``run`` unless explicitly allowed (``--allow-example-addresses``; the demo does).
+  ``run`` unless explicitly allowed (``--allow-example-addresses``; the demo does) or
+  the sender reaches no one (``console:``, ``memory:``).
 - **Links.** Real mail carries unsubscribe links under ``DRIPLINE_BASE_URL``: ``run`` and
   ``send-test`` refuse to start unless it is an ``https://`` address, the sender reaches
   no one (``console:``, ``memory:``) or ``--allow-local-links`` says so.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import cache, partial
 
 from sender import Sender, create_sender, sender_class
@@ -13,12 +14,15 @@ from .dispatch import CampaignLibrary, Dispatcher
 from .errors import ConfigError, DriplineError
 from .guards import ready_to_send, require_public_links, unready_campaigns
 from .settings import Settings
-from .store import ClaimedDelivery, SqlDeliveryQueue, open_store
+from .store import BouncePolicy, ClaimedDelivery, SqlDeliveryQueue, open_store
 from .timetable import Timetable
+from .tokens import TokenSigner, verp_address
 
 __all__ = [
+    "bounce_policy_for",
     "check_ready_to_send",
     "dispatcher_for",
+    "envelope_sender_maker",
     "sender_for",
     "unsubscribe_link_maker",
 ]
@@ -53,6 +57,48 @@ def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], st
     return link
 
 
+def bounce_policy_for(settings: Settings) -> BouncePolicy:
+    """How many soft bounces within how many days suppress an address (``[bounces]``)."""
+    return BouncePolicy(
+        soft_limit=settings.soft_bounce_limit,
+        soft_window=timedelta(days=settings.soft_bounce_window_days),
+    )
+
+
+def envelope_sender_maker(settings: Settings) -> Callable[[ClaimedDelivery], str] | None:
+    """VERP envelope senders ``local+TOKEN@domain`` from ``DRIPLINE_RETURN_PATH``, or None.
+
+    TOKEN names the delivery (:meth:`~dripline.tokens.TokenSigner.return_path_token`), so a
+    bounce that comes back days later finds it. Raises ConfigError for a bad return path.
+    """
+    if not settings.return_path:
+        return None
+    if not settings.secret_key:
+        raise ConfigError("DRIPLINE_RETURN_PATH needs DRIPLINE_SECRET_KEY to sign its tokens")
+    signer = TokenSigner(settings.secret_key)
+    try:
+        verp_address(settings.return_path, signer.return_path_token(0))
+    except ValueError as err:
+        raise ConfigError(f"DRIPLINE_RETURN_PATH: {err}") from None
+
+    def envelope_sender(delivery: ClaimedDelivery) -> str:
+        token = signer.return_path_token(delivery.delivery_id)
+        return verp_address(settings.return_path, token)
+
+    return envelope_sender
+
+
+def _reaches_recipients(settings: Settings) -> bool:
+    """False for senders that deliver to no one (``console:``, ``memory:``)."""
+    scheme = settings.effective_sender_url.partition(":")[0].lower()
+    return sender_class(scheme).reaches_recipients
+
+
+def _examples_allowed(settings: Settings) -> bool:
+    """Example-domain senders are fine when allowed, or when the mail reaches no one."""
+    return settings.allow_example_addresses or not _reaches_recipients(settings)
+
+
 def check_ready_to_send(settings: Settings, *, campaigns: bool = True) -> None:
     """Refuse to start sending what must not reach subscribers (see :mod:`dripline.guards`).
 
@@ -60,16 +106,15 @@ def check_ready_to_send(settings: Settings, *, campaigns: bool = True) -> None:
     sender reaches people, and :class:`DriplineError` listing every campaign problem
     (placeholders; example-domain senders unless allowed) when ``campaigns``.
     """
-    scheme = settings.effective_sender_url.partition(":")[0].lower()
     require_public_links(
         settings.base_url,
-        reaches_recipients=sender_class(scheme).reaches_recipients,
+        reaches_recipients=_reaches_recipients(settings),
         allow_local=settings.allow_local_links,
     )
     if not campaigns:
         return
     problems = unready_campaigns(
-        settings.campaigns_dir, allow_example_addresses=settings.allow_example_addresses
+        settings.campaigns_dir, allow_example_addresses=_examples_allowed(settings)
     )
     if problems:
         listed = "\n".join(f"  {problem}" for problem in problems)
@@ -93,11 +138,12 @@ def dispatcher_for(
 ) -> Iterator[Dispatcher]:
     """A dispatcher over the configured store and sender, closed on exit."""
     links = unsubscribe_link_maker(settings)
+    envelope_sender = envelope_sender_maker(settings)
     engine = open_store(settings.effective_database_url)
     library = CampaignLibrary(
         settings.campaigns_dir,
         settings.templates_dir,
-        vet=partial(ready_to_send, allow_example_addresses=settings.allow_example_addresses),
+        vet=partial(ready_to_send, allow_example_addresses=_examples_allowed(settings)),
     )
 
     @cache
@@ -110,7 +156,15 @@ def dispatcher_for(
     # a relay that is down when `dripline run` starts defers that pass's messages for a
     # retry instead of ending the process.
     try:
-        yield Dispatcher(queue, sender, library, links, batch_size=batch_size, stop=stop)
+        yield Dispatcher(
+            queue,
+            sender,
+            library,
+            links,
+            batch_size=batch_size,
+            stop=stop,
+            envelope_sender=envelope_sender,
+        )
     finally:
         sender.close()
         queue.close()

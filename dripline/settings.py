@@ -32,6 +32,21 @@ class Settings:
     secret_key: str = ""
     smtp_password: str = ""
     debug: bool = False
+    # VERP: envelope sender local+TOKEN@domain for every message ("" = the campaign's From).
+    return_path: str = ""
+    imap_password: str = ""
+    soft_bounce_limit: int = 3  # soft bounces within the window that suppress an address
+    soft_bounce_window_days: int = 30
+    # Provider webhooks (dripline serve). A PEM certificate used instead of fetching the
+    # SNS SigningCertURL (tests; offline set-ups). The URL's host is checked either way.
+    ses_certificate_file: str = ""
+    # The SNS topic(s) allowed to post (comma-separated ARNs): anyone can have SNS sign a
+    # message, so the topic is what says it is ours. Unset: /webhooks/ses is off.
+    ses_topic_arn: str = ""
+    postmark_webhook_user: str = ""
+    postmark_webhook_password: str = ""
+    sendgrid_public_key: str = ""  # base64 DER (as SendGrid shows it) or PEM
+    mailgun_signing_key: str = ""
     # Send although links point at a non-https base URL (a local test inbox such as Mailpit).
     allow_local_links: bool = False
     # Send from (or with Reply-To) addresses at reserved example domains (example.com, .test).
@@ -78,12 +93,36 @@ _ENV_NAMES = {
     "allow_local_links": "DRIPLINE_ALLOW_LOCAL_LINKS",
     "allow_example_addresses": "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES",
     "render_budget": "DRIPLINE_RENDER_BUDGET",
+    "return_path": "DRIPLINE_RETURN_PATH",
+    "imap_password": "DRIPLINE_IMAP_PASSWORD",
+    "soft_bounce_limit": "DRIPLINE_SOFT_BOUNCE_LIMIT",
+    "soft_bounce_window_days": "DRIPLINE_SOFT_BOUNCE_DAYS",
+    "ses_certificate_file": "DRIPLINE_SES_CERTIFICATE_FILE",
+    "ses_topic_arn": "DRIPLINE_SES_TOPIC_ARN",
+    "postmark_webhook_user": "DRIPLINE_POSTMARK_WEBHOOK_USER",
+    "postmark_webhook_password": "DRIPLINE_POSTMARK_WEBHOOK_PASSWORD",
+    "sendgrid_public_key": "DRIPLINE_SENDGRID_WEBHOOK_PUBLIC_KEY",
+    "mailgun_signing_key": "DRIPLINE_MAILGUN_WEBHOOK_SIGNING_KEY",
 }
 
-# Keys dripline.toml may set (any other key is an error naming the closest). Secrets are
-# deliberately absent: they come from the environment. So are the allow_* exceptions: a
-# committed file must not switch off a safety check for every machine that runs it.
+# Keys dripline.toml may set (any other key is an error naming its line and the closest
+# known key). Secrets are deliberately absent: they come from the environment. So are the
+# allow_* exceptions: a committed file must not switch off a safety check everywhere.
 _FILE_KEYS = frozenset({"database_url", "sender_url", "base_url", "render_budget"})
+# Keys of dripline.toml's tables, e.g. ``[sending] return_path = "bounces@example.com"``.
+_FILE_TABLES: dict[str, frozenset[str]] = {
+    "sending": frozenset({"return_path"}),
+    "bounces": frozenset({"soft_bounce_limit", "soft_bounce_window_days"}),
+    "webhooks": frozenset(
+        {
+            "ses_certificate_file",
+            "ses_topic_arn",
+            "sendgrid_public_key",
+            "postmark_webhook_user",
+        }
+    ),
+}
+_INTEGERS = {"soft_bounce_limit", "soft_bounce_window_days"}
 _FLAGS = frozenset({"debug", "allow_local_links", "allow_example_addresses"})
 
 
@@ -109,6 +148,14 @@ def _coerce(name: str, value: Any, origin: str, base: Path) -> Any:
         if not 0 < seconds <= 3600:
             raise ConfigError(f"{origin}: render_budget must be seconds (0 to 3600): {value!r}")
         return seconds
+    if name in _INTEGERS:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}: {name} must be a whole number, not {value!r}") from None
+        if number < 1 or isinstance(value, bool):
+            raise ConfigError(f"{origin}: {name} must be 1 or more, not {value!r}")
+        return number
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: {name} must be a string")
     if name == "database_url" and value:
@@ -140,15 +187,31 @@ def load_settings(
             data = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"cannot read settings: {err}", path=settings_file) from err
-        for key in unknown_keys(data, _FILE_KEYS):
+        flat = {k: v for k, v in data.items() if k not in _FILE_TABLES}
+        # A table's keys are also accepted at the top level, as before.
+        top_known = _FILE_KEYS | set(_FILE_TABLES) | set().union(*_FILE_TABLES.values())
+        for key in unknown_keys(data, top_known):
             raise ConfigError(
-                f"unknown setting {key!r}; {suggestion(key, _FILE_KEYS)}",
+                f"unknown setting {key!r}; {suggestion(key, top_known)}",
                 path=settings_file,
                 line=key_line(text, key),
             )
+        for table, keys in _FILE_TABLES.items():
+            section = data.get(table, {})
+            if not isinstance(section, dict):
+                raise ConfigError(
+                    f"[{table}] must be a table", path=settings_file, line=key_line(text, table)
+                )
+            for key in unknown_keys(section, keys):
+                raise ConfigError(
+                    f"unknown setting '{table}.{key}'; {suggestion(key, keys)}",
+                    path=settings_file,
+                    line=key_line(text, key, table),
+                )
+            flat.update(section)
         settings = replace(
             settings,
-            **{k: _coerce(k, v, str(settings_file), root) for k, v in data.items()},
+            **{k: _coerce(k, v, str(settings_file), root) for k, v in flat.items()},
         )
 
     here = Path.cwd()

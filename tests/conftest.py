@@ -35,8 +35,8 @@ def _reset_postgres(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "DROP TABLE IF EXISTS consents, signup_requests, deliveries, enrollments, "
-                "subscribers, alembic_version"
+                "DROP TABLE IF EXISTS suppressions, bounce_events, consents, signup_requests, "
+                "deliveries, enrollments, subscribers, alembic_version"
             )
         )
     engine.dispose()

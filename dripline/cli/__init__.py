@@ -21,6 +21,7 @@ __all__ = ["main", "settings_from"]
 
 # command name -> "module:attribute" inside dripline.cli
 COMMANDS: dict[str, str] = {
+    "bounces": "bounces:bounces_command",
     "campaigns": "campaigns:campaigns_command",
     "check": "check:check_command",
     "db": "db:db_command",
@@ -34,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "serve": "serve:serve_command",
     "status": "status:status_command",
     "subscribe": "subscribe:subscribe_command",
+    "suppress": "suppress:suppress_command",
     "timeline": "timeline:timeline_command",
     "unsubscribe": "unsubscribe:unsubscribe_command",
 }
