@@ -6,13 +6,15 @@ or mailto, an HTML part over 102 KB as sent (Gmail clips it), a missing
 unsubscribe link or postal address, control characters, U+FFFD or bidi
 overrides in a step file. Warnings: subjects over 78 characters, a missing
 preheader, images without alt text, subscriber fields no sample has, an HTML
-part over 90 KB as sent, zero-width characters in a step file.
+part over 90 KB as sent, zero-width characters in a step file; and what
+:mod:`dripline.preflight` finds in each rendered HTML part: features a target
+mail client lacks (caniemail) and accessibility problems. Every finding names
+its ``rule`` (for ``check --json``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email import message_from_bytes
 from email.policy import default as default_policy
 from html.parser import HTMLParser
@@ -23,7 +25,9 @@ from jinja2 import UndefinedError, meta, nodes
 from ._lint_chars import invisible_findings
 from .campaign import Campaign, Step, line_of_key, load_campaign
 from .errors import DriplineError
+from .findings import Finding
 from .guards import campaign_problems
+from .preflight import StepPreflight
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
 from .templating import RenderBudgetExceeded
@@ -46,21 +50,6 @@ GMAIL_WARN_BYTES = 90 * 1024
 MAX_SUBJECT = 78
 STANDARD_FIELDS = frozenset({"email", "name", "first_name", "last_name", "timezone"})
 _TEMPLATE_NAMES = frozenset({"subscriber", "unsubscribe_url", "campaign", "step", "recipient"})
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: str  # "error" or "warning"
-    message: str
-    path: Path | None = None
-    line: int | None = None
-    step: int | None = None
-
-    def __str__(self) -> str:
-        where = ""
-        if self.path is not None:
-            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
-        return f"{where}{self.severity}: {self.message}"
 
 
 class _Elements(HTMLParser):
@@ -142,14 +131,15 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
     step = compiled.step
     found: list[Finding] = []
 
-    def add(severity: str, message: str, line: int | None = None) -> None:
-        finding = Finding(severity, message, step.path, line, step.number)
+    def add(severity: str, message: str, line: int | None = None, rule: str = "lint") -> None:
+        finding = Finding(severity, message, step.path, line, step.number, rule)
         if finding not in found:
             found.append(finding)
 
+    preflight = StepPreflight(compiled)
     unknown, fields = _names_used(compiled)
     for name in sorted(unknown):
-        add("error", f"unknown variable {name!r}", _line_in(step, name))
+        add("error", f"unknown variable {name!r}", _line_in(step, name), "unknown-variable")
     for field_name in fields:
         if field_name not in STANDARD_FIELDS | sample_fields:
             add(
@@ -157,18 +147,26 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                 f"subscriber.{field_name} is not a standard field and no sample subscriber "
                 "has it (add it to preview.toml)",
                 _line_in(step, f"subscriber.{field_name}"),
+                "unknown-field",
             )
     if not step.preheader.strip():
-        add("warning", "no preheader: inboxes will show the first words of the body instead", 2)
+        add(
+            "warning",
+            "no preheader: inboxes will show the first words of the body instead",
+            2,
+            "no-preheader",
+        )
     for severity, message, line in invisible_findings(step):
-        add(severity, message, line)
+        add(severity, message, line, "invisible-characters")
 
     for sample in samples:
         try:
             email = compiled.render(sample.recipient)
         except RenderBudgetExceeded as err:
             # Every other sample would take as long: one error for the step is enough.
-            found.append(Finding("error", err.message, err.path, err.line, step.number))
+            found.append(
+                Finding("error", err.message, err.path, err.line, step.number, "render-budget")
+            )
             break
         except DriplineError as err:
             if isinstance(err.__cause__, RecursionError):
@@ -177,19 +175,21 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                     "error",
                     "a template or macro calls itself without end (RecursionError)",
                     _line_in(step, "{% macro"),
+                    "render",
                 )
                 break
-            add("error", *_render_failure(err, step, sample.label))
+            add("error", *_render_failure(err, step, sample.label), "render")
             continue
         if len(email.subject) > MAX_SUBJECT:
             add(
                 "warning",
                 f"subject is {len(email.subject)} characters; inboxes cut it near {MAX_SUBJECT}",
                 line_of_key(step.path, "subject"),
+                "subject-length",
             )
         size_finding = _size_finding(email.data)
         if size_finding:
-            add(*size_finding)
+            add(*size_finding, None, "gmail-clip")
         elements = _Elements()
         elements.feed(email.html)
         for href in elements.links:
@@ -198,6 +198,7 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                     "error",
                     f"link {href!r} is not an http(s) or mailto link",
                     _line_in(step, href.split("?")[0]),
+                    "link-scheme",
                 )
         for image in elements.images:
             if not (image.get("alt") or "").strip() and image.get("alt") != "":
@@ -205,13 +206,20 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                     "warning",
                     f"image {image.get('src')!r} has no alt text",
                     _line_in(step, str(image.get("src") or "")),
+                    "img-alt",
                 )
         url = sample.recipient.unsubscribe_url
         if url and (f'href="{url}"' not in email.html or url not in email.text):
-            add("error", "no unsubscribe link in the HTML or text part (check the layout)")
+            message = "no unsubscribe link in the HTML or text part (check the layout)"
+            add("error", message, rule="unsubscribe")
         address = compiled.campaign.postal_address
         if address not in email.html.replace("&amp;", "&") or address not in email.text:
-            add("error", "the postal address is missing from the HTML or text part")
+            message = "the postal address is missing from the HTML or text part"
+            add("error", message, rule="postal-address")
+        # Client support (caniemail) and accessibility: dripline.preflight.
+        for finding in preflight.check(email.html):
+            if finding not in found:
+                found.append(finding)
     return found
 
 
@@ -222,34 +230,38 @@ def lint_campaign(
     samples = load_samples(campaign, base_url)
     sample_fields = {key for s in samples for key in s.recipient.fields}
     findings = guard_findings(campaign)
+    reported: set[tuple] = set()
     for step in campaign.steps:
         try:
             compiled = renderer.step(step.number)
         except DriplineError as err:
             # A campaign.toml problem fails every step the same way: say it once.
-            failure = Finding("error", err.message, err.path, err.line, step.number)
-            if not _reported(findings, failure):
-                findings.append(failure)
+            if not any(
+                (f.message, f.path, f.line) == (err.message, err.path, err.line) for f in findings
+            ):
+                findings.append(
+                    Finding("error", err.message, err.path, err.line, step.number, "template")
+                )
             continue
         for finding in lint_step(compiled, samples, sample_fields):
-            # A fault in the layout shows in every step: report it once, where it is.
-            if finding.path == step.path or not _reported(findings, finding):
+            # What the shared layout causes is the same for every step: say it once.
+            key = (finding.rule, finding.path, finding.line, finding.message)
+            if finding.path == step.path or key not in reported:
+                reported.add(key)
                 findings.append(finding)
     return findings
-
-
-def _reported(findings: list[Finding], finding: Finding) -> bool:
-    return any(
-        (f.severity, f.message, f.path, f.line)
-        == (finding.severity, finding.message, finding.path, finding.line)
-        for f in findings
-    )
 
 
 def guard_findings(campaign: Campaign) -> list[Finding]:
     """Placeholders are errors; sender addresses at example domains are warnings."""
     return [
-        Finding("error" if p.kind == "placeholder" else "warning", p.message, p.path, p.line)
+        Finding(
+            "error" if p.kind == "placeholder" else "warning",
+            p.message,
+            p.path,
+            p.line,
+            rule="placeholder" if p.kind == "placeholder" else "example-address",
+        )
         for p in campaign_problems(campaign)
     ]
 
@@ -268,4 +280,4 @@ def lint_folder(
             campaign, templates_dir, base_url, render_budget=render_budget
         )
     except DriplineError as err:
-        return None, [Finding("error", err.message, err.path, err.line)]
+        return None, [Finding("error", err.message, err.path, err.line, rule="load")]
