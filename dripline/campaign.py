@@ -44,9 +44,9 @@ CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
     "from": frozenset({"name", "address"}),
     "links": frozenset({"utm_source", "utm_medium", "utm_campaign"}),
     "footer": frozenset({"postal_address", "disclaimer"}),
-    # holidays / holidays_default: public holidays skipped like a disallowed weekday.
+    # holidays / holidays_default (read by _holiday_setting): public holidays skipped.
     "schedule": frozenset({"timezone", "send_time", "weekdays", "holidays", "holidays_default"}),
-    # Read by dripline.lint: the spam-score threshold and the target email clients.
+    # Read by _parse_lint: the spam-score threshold and the target email clients.
     "lint": frozenset({"spam_threshold", "clients"}),
 }
 # Every key a step's front matter may hold (id: a stable step identity that survives
@@ -285,9 +285,7 @@ def _parse_schedule(fields: _Fields) -> Schedule:
 
 
 def _parse_lint(fields: _Fields) -> LintSettings:
-    unknown = sorted(set(fields.data) - {"spam_threshold", "clients"})
-    if unknown:
-        raise fields.fail(unknown[0], f"unknown key {unknown[0]!r} in [lint]")
+    # Unknown keys were reported already (CAMPAIGN_KEYS["lint"], with the closest key).
     threshold = fields.data.get("spam_threshold", 5.0)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
         raise fields.fail("spam_threshold", "lint.spam_threshold must be a number above 0")
