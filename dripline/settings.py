@@ -32,6 +32,11 @@ class Settings:
     secret_key: str = ""
     smtp_password: str = ""
     debug: bool = False
+    # How long a dispatcher's claims stay its own without a heartbeat (dripline run --lease).
+    lease_seconds: float = 60.0
+    # Seconds one message render or step compile may take: run defers the step; check,
+    # render and send-test report it at its file and line.
+    render_budget: float = 5.0
     # VERP: envelope sender local+TOKEN@domain for every message ("" = the campaign's From).
     return_path: str = ""
     imap_password: str = ""
@@ -51,7 +56,6 @@ class Settings:
     allow_local_links: bool = False
     # Send from (or with Reply-To) addresses at reserved example domains (example.com, .test).
     allow_example_addresses: bool = False
-    render_budget: float = 5.0  # seconds one step may take to render before it is an error
 
     @property
     def campaigns_dir(self) -> Path:
@@ -92,6 +96,7 @@ _ENV_NAMES = {
     "debug": "DRIPLINE_DEBUG",
     "allow_local_links": "DRIPLINE_ALLOW_LOCAL_LINKS",
     "allow_example_addresses": "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES",
+    "lease_seconds": "DRIPLINE_LEASE_SECONDS",
     "render_budget": "DRIPLINE_RENDER_BUDGET",
     "return_path": "DRIPLINE_RETURN_PATH",
     "imap_password": "DRIPLINE_IMAP_PASSWORD",
@@ -140,14 +145,14 @@ def _coerce(name: str, value: Any, origin: str, base: Path) -> Any:
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in {"1", "true", "yes", "on"}
-    if name == "render_budget":
+    if name in ("lease_seconds", "render_budget"):
         try:
-            seconds = float(value)
+            number = float(value)
         except (TypeError, ValueError):
-            seconds = -1.0
-        if not 0 < seconds <= 3600:
-            raise ConfigError(f"{origin}: render_budget must be seconds (0 to 3600): {value!r}")
-        return seconds
+            number = float("nan")
+        if not number > 0 or number == float("inf"):
+            raise ConfigError(f"{origin}: {name} must be a positive number of seconds")
+        return number
     if name in _INTEGERS:
         try:
             number = int(value)

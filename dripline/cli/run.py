@@ -1,4 +1,4 @@
-"""``dripline run [--once] [--now ISO8601] [--tick SECONDS]``: the timetable."""
+"""``dripline run [--once] [--now ISO8601] [--tick SECONDS] [--lease SECONDS]``: the timetable."""
 
 from __future__ import annotations
 
@@ -57,6 +57,15 @@ def parse_now(value: str | None, option: str = "--now") -> datetime | None:
     help="Deliveries claimed per transaction.",
 )
 @click.option(
+    "--lease",
+    "lease_seconds",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="How long this worker's claims stay its own without a heartbeat "
+    "(default: DRIPLINE_LEASE_SECONDS, else 60).",
+)
+@click.option(
     "--sender",
     "sender_url",
     metavar="URL",
@@ -79,6 +88,7 @@ def run_command(
     now_text: str | None,
     tick: float,
     batch: int,
+    lease_seconds: float | None,
     sender_url: str | None,
     heartbeat: float,
     verbose: int,
@@ -91,6 +101,7 @@ def run_command(
         ctx,
         database_url=database_url,
         sender_url=sender_url,
+        lease_seconds=lease_seconds,
         allow_local_links=allow_local_links,
         allow_example_addresses=allow_example_addresses,
     )
