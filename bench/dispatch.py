@@ -50,6 +50,7 @@ def prepare(database_url: str, count: int) -> Settings:
         database_url=database_url,
         secret_key="bench-only",
         base_url="https://news.example.com",
+        allow_example_addresses=True,  # the sample campaign's example.com sender, to a sink
     )
     engine = open_store(settings.database_url)
     people = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -57,9 +58,13 @@ class CampaignLibrary:
         templates_dir: Path,
         *,
         render_budget: float | None = DEFAULT_RENDER_BUDGET,
+        vet: Callable[[Campaign], None] | None = None,
     ) -> None:
         self.campaigns_dir = campaigns_dir
         self.templates_dir = templates_dir
+        # Raises CampaignError for a campaign that must not be sent as it stands
+        # (placeholders left in it): its deliveries wait, like a broken file's.
+        self.vet = vet
         self.budget = RenderBudget(render_budget)
         self._renderers: dict[str, CampaignRenderer] = {}
         self._too_slow: dict[tuple[str, int], StepTooSlowError] = {}
@@ -91,6 +96,8 @@ class CampaignLibrary:
     def renderer(self, slug: str) -> CampaignRenderer:
         if slug not in self._renderers:
             campaign = load_campaign(self.campaigns_dir / slug)
+            if self.vet is not None:
+                self.vet(campaign)
             self._renderers[slug] = CampaignRenderer(campaign, self.templates_dir)
         return self._renderers[slug]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._holidays import parse_region
+from ._keys import key_line, suggestion, unknown_keys
 from .errors import CampaignError
 
 __all__ = [
@@ -35,6 +37,29 @@ __all__ = [
 ]
 
 DAY_MAX = 36_500  # the latest a step may be, in days after enrollment
+
+# Every key campaign.toml may hold, table by table ("" is the top level): the one place a
+# feature that reads a new key declares it. Any other key is a typo, and an error naming
+# its line and the closest known key.
+CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset(
+        {"name", "layout", "lang", "reply_to", "from", "links", "footer", "schedule", "lint"}
+    ),
+    "from": frozenset({"name", "address"}),
+    "links": frozenset({"utm_source", "utm_medium", "utm_campaign"}),
+    "footer": frozenset({"postal_address", "disclaimer"}),
+    # holidays / holidays_default (read by _holiday_setting): public holidays skipped.
+    "schedule": frozenset({"timezone", "send_time", "weekdays", "holidays", "holidays_default"}),
+    # Read by _parse_lint: the spam-score threshold and the target email clients.
+    "lint": frozenset({"spam_threshold", "clients"}),
+}
+# Every key a step's front matter may hold (id: a stable step identity that survives
+# renumbering; backfill: also send the step to those already past it).
+STEP_KEYS = frozenset({"subject", "preheader", "day", "send", "id", "backfill"})
+# Step files larger than this are refused before they are read: an email is kilobytes,
+# and a mistaken symlink or a pasted export must not take minutes and gigabytes.
+MAX_STEP_BYTES = 1024 * 1024
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _STEP_FILE = re.compile(r"^(\d{2})-([a-z0-9][a-z0-9-]*)\.md$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -123,12 +148,28 @@ def campaign_slugs(campaigns_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in campaigns_dir.glob("*/campaign.toml"))
 
 
-def read_utf8(path: Path) -> str:
-    """A campaign file's text; not UTF-8 is an error naming the line of the first bad byte."""
+def read_utf8(path: Path, limit: int = MAX_STEP_BYTES) -> str:
+    """A campaign file's text; not UTF-8 is an error naming the line of the first bad byte.
+
+    Anything but a regular file (a symlink to ``/dev/zero``, a FIFO, a folder) and files
+    over ``limit`` bytes are refused before reading, so they cannot hang or exhaust memory.
+    """
     try:
-        data = path.read_bytes()
+        info = path.stat()  # follows symlinks: what would be read
+        if not stat.S_ISREG(info.st_mode):
+            raise CampaignError("not a regular file (a device, folder or pipe?)", path=path)
+        if info.st_size > limit:
+            raise CampaignError(
+                f"the file is {info.st_size / 1024 / 1024:.1f} MB; campaign files are limited "
+                f"to {limit / 1024 / 1024:g} MB",
+                path=path,
+            )
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)  # the size may change after stat()
     except OSError as err:
         raise CampaignError(f"cannot read: {err.strerror}", path=path) from err
+    if len(data) > limit:
+        raise CampaignError(f"the file is over {limit / 1024 / 1024:g} MB", path=path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -199,6 +240,16 @@ class _Fields:
             raise self.fail(key, f"{key} must be a table ([{key}])")
         return _Fields(value, self.text, self.path, f"{key}.", self.first)
 
+    def reject_unknown(self, known: frozenset[str], what: str) -> None:
+        """An unknown key (a typo) is an error naming its line and the closest known key."""
+        for key in unknown_keys(self.data, known):
+            table = self.prefix.rstrip(".") or None
+            raise CampaignError(
+                f"unknown key {key!r} in {what}; {suggestion(key, known)}",
+                path=self.path,
+                line=key_line(self.text, key, table, self.first),
+            )
+
 
 def _check_address(fields: _Fields, key: str, value: str) -> str:
     shape = r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+"
@@ -259,9 +310,7 @@ def _parse_schedule(fields: _Fields) -> Schedule:
 
 
 def _parse_lint(fields: _Fields) -> LintSettings:
-    unknown = sorted(set(fields.data) - {"spam_threshold", "clients"})
-    if unknown:
-        raise fields.fail(unknown[0], f"unknown key {unknown[0]!r} in [lint]")
+    # Unknown keys were reported already (CAMPAIGN_KEYS["lint"], with the closest key).
     threshold = fields.data.get("spam_threshold", 5.0)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
         raise fields.fail("spam_threshold", "lint.spam_threshold must be a number above 0")
@@ -309,9 +358,7 @@ def _load_step(path: Path, number: int, slug: str) -> Step:
     front, body, body_line = _split_front_matter(text, path)
     data = parse_toml(front, path, first_line=2)
     fields = _Fields(data, front, path, first=2)
-    unknown = sorted(set(data) - {"subject", "preheader", "day", "send"})
-    if unknown:
-        raise fields.fail(unknown[0], f"unknown front-matter key {unknown[0]!r}")
+    fields.reject_unknown(STEP_KEYS, "the front matter")
     day = data.get("day")
     if "day" not in data:
         raise CampaignError(
@@ -361,6 +408,10 @@ def load_campaign(folder: Path) -> Campaign:
         raise CampaignError("campaign folder names use a-z, 0-9 and '-'", path=folder)
     text = read_utf8(toml_path)
     root = _Fields(parse_toml(text, toml_path), text, toml_path)
+    root.reject_unknown(CAMPAIGN_KEYS[""], "campaign.toml")
+    for table in root.data:
+        if table and table in CAMPAIGN_KEYS and isinstance(root.data[table], dict):
+            root.table(table).reject_unknown(CAMPAIGN_KEYS[table], f"[{table}]")
     sender = root.table("from")
     links = root.table("links")
     footer = root.table("footer")

@@ -26,14 +26,17 @@ from ._lint_chars import invisible_findings
 from .campaign import Campaign, Step, line_of_key, load_campaign
 from .errors import DriplineError
 from .findings import Finding
+from .guards import campaign_problems
 from .preflight import StepPreflight
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
+from .templating import RenderBudgetExceeded
 
 __all__ = [
     "GMAIL_CLIP_BYTES",
     "GMAIL_WARN_BYTES",
     "Finding",
+    "guard_findings",
     "html_part_size",
     "lint_campaign",
     "lint_folder",
@@ -159,7 +162,22 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
     for sample in samples:
         try:
             email = compiled.render(sample.recipient)
+        except RenderBudgetExceeded as err:
+            # Every other sample would take as long: one error for the step is enough.
+            found.append(
+                Finding("error", err.message, err.path, err.line, step.number, "render-budget")
+            )
+            break
         except DriplineError as err:
+            if isinstance(err.__cause__, RecursionError):
+                # A macro or template calling itself without end fails for every sample.
+                add(
+                    "error",
+                    "a template or macro calls itself without end (RecursionError)",
+                    _line_in(step, "{% macro"),
+                    "render",
+                )
+                break
             add("error", *_render_failure(err, step, sample.label), "render")
             continue
         if len(email.subject) > MAX_SUBJECT:
@@ -205,11 +223,13 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
     return found
 
 
-def lint_campaign(campaign: Campaign, templates_dir: Path, base_url: str) -> list[Finding]:
-    renderer = CampaignRenderer(campaign, templates_dir)
+def lint_campaign(
+    campaign: Campaign, templates_dir: Path, base_url: str, *, render_budget: float | None = None
+) -> list[Finding]:
+    renderer = CampaignRenderer(campaign, templates_dir, render_budget=render_budget)
     samples = load_samples(campaign, base_url)
     sample_fields = {key for s in samples for key in s.recipient.fields}
-    findings: list[Finding] = []
+    findings = guard_findings(campaign)
     reported: set[tuple] = set()
     for step in campaign.steps:
         try:
@@ -232,10 +252,32 @@ def lint_campaign(campaign: Campaign, templates_dir: Path, base_url: str) -> lis
     return findings
 
 
-def lint_folder(folder: Path, templates_dir: Path, base_url: str) -> tuple[Campaign | None, list]:
-    """Load and lint one campaign folder; a load error is returned as a finding."""
+def guard_findings(campaign: Campaign) -> list[Finding]:
+    """Placeholders are errors; sender addresses at example domains are warnings."""
+    return [
+        Finding(
+            "error" if p.kind == "placeholder" else "warning",
+            p.message,
+            p.path,
+            p.line,
+            rule="placeholder" if p.kind == "placeholder" else "example-address",
+        )
+        for p in campaign_problems(campaign)
+    ]
+
+
+def lint_folder(
+    folder: Path, templates_dir: Path, base_url: str, *, render_budget: float | None = None
+) -> tuple[Campaign | None, list]:
+    """Load and lint one campaign folder; a load error is returned as a finding.
+
+    ``render_budget``: seconds one sample render may take (a runaway template is an
+    error for its step, and the other steps and campaigns are still checked).
+    """
     try:
         campaign = load_campaign(folder)
-        return campaign, lint_campaign(campaign, templates_dir, base_url)
+        return campaign, lint_campaign(
+            campaign, templates_dir, base_url, render_budget=render_budget
+        )
     except DriplineError as err:
         return None, [Finding("error", err.message, err.path, err.line, rule="load")]

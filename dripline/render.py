@@ -30,7 +30,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
+from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError, meta
 from markupsafe import Markup
 
 from ._context import clean_fields, display_name, step_context
@@ -51,7 +51,13 @@ from .mime import (
     qp_encode,
     raw_header,
 )
-from .templating import Environments, make_environments
+from .templating import (
+    Environments,
+    RenderBudgetExceeded,
+    TimeBudget,
+    make_environments,
+    template_cycle,
+)
 
 __all__ = ["CampaignRenderer", "CompiledStep", "Recipient", "RenderedEmail"]
 
@@ -112,9 +118,18 @@ def new_message_id(domain: str) -> str:
 class CampaignRenderer:
     """Renders every step of one campaign; steps are compiled once, on first use."""
 
-    def __init__(self, campaign: Campaign, templates_dir: Path, *, list_domain: str | None = None):
+    def __init__(
+        self,
+        campaign: Campaign,
+        templates_dir: Path,
+        *,
+        list_domain: str | None = None,
+        render_budget: float | None = None,
+    ):
         self.campaign = campaign
         self.templates_dir = templates_dir
+        # Seconds one full render may take (None: no limit); see templating.time_budget.
+        self.render_budget = render_budget
         self.envs: Environments = make_environments(templates_dir)
         self.domain = campaign.from_address.rpartition("@")[2]
         self.list_domain = list_domain or self.domain
@@ -137,6 +152,24 @@ class CampaignRenderer:
                 raise CampaignError(
                     f"template error: {err.message}", path=where, line=err.lineno
                 ) from err
+        layouts = [f"{self.campaign.layout}.{suffix}" for suffix in ("html", "txt")]
+        self.check_cycle(template_cycle(self.envs.html, layouts))
+
+    def check_cycle(
+        self, cycle: list[str] | None, path: Path | None = None, source: str = ""
+    ) -> None:
+        """A loop of templates is one error naming them all, at the first one's reference."""
+        if not cycle:
+            return
+        if path is None:
+            path = self.templates_dir / cycle[0]
+            source = path.read_text(encoding="utf-8")
+        index = source.find(cycle[1])
+        raise CampaignError(
+            "templates include or extend each other in a loop: " + " -> ".join(cycle),
+            path=path,
+            line=source.count("\n", 0, index) + 1 if index >= 0 else None,
+        )
 
     def step(self, number: int) -> CompiledStep:
         if number not in self._compiled:
@@ -179,6 +212,10 @@ class CompiledStep:
         self._subject = self._compile(envs.text, step.subject, "subject")
         self._preheader = self._compile(envs.text, step.preheader, "preheader")
         self._body = self._compile(envs.html, self.body_source, "body")
+        body_cycle = template_cycle(envs.html, self._referenced(envs))
+        if body_cycle:
+            text = step.path.read_text(encoding="utf-8")
+            renderer.check_cycle(["(this email)", *body_cycle], step.path, text)
         self._layout_html = envs.html.get_template(f"{self.campaign.layout}.html")
         self._layout_text = envs.text.get_template(f"{self.campaign.layout}.txt")
         self.static_context = step_context(self.campaign, step)
@@ -212,6 +249,23 @@ class CompiledStep:
             raise CampaignError(
                 f"template error in the {what}: {err.message}", path=self.step.path, line=line
             ) from err
+
+    def _referenced(self, envs: Environments) -> list[str]:
+        """Templates the step's own text includes or extends by name."""
+        tree = envs.html.parse(self.body_source)
+        return [name for name in meta.find_referenced_templates(tree) if isinstance(name, str)]
+
+    def _over_budget(self, err: RenderBudgetExceeded) -> RenderBudgetExceeded:
+        """Point at the template that was running: a layout file, or this step's file."""
+        if err.template is not None:
+            where = self.renderer.templates_dir / err.template
+            return RenderBudgetExceeded(err.message, path=where, line=err.template_line)
+        # The body is compiled from Markdown, so its lines differ from the file's: point at
+        # the first loop of the step, the likely culprit, else where the body starts.
+        match = re.search(r"\{%-?\s*for\b", self.step.body)
+        offset = self.step.body.count("\n", 0, match.start()) if match else 0
+        line = self.step.body_line + offset
+        return RenderBudgetExceeded(err.message, path=self.step.path, line=line)
 
     def _fail(self, err: Exception) -> RenderError:
         kind = "" if isinstance(err, TemplateError) else f"{type(err).__name__}: "
@@ -271,32 +325,36 @@ class CompiledStep:
         when = now or datetime.now(UTC)
         message_id = message_id or new_message_id(self.renderer.domain)
         raw_fields = dict(recipient.fields)
+        budget = TimeBudget(self.renderer.render_budget)
         try:
-            subject = self._subject.render(
-                **self.static_context,
-                subscriber={**raw_fields, "email": recipient.email},
-                unsubscribe_url=recipient.unsubscribe_url,
-            )
-            self.check_subject(subject)
-            context = {
-                **self.static_context,
-                "subscriber": {**clean_fields(raw_fields), "email": recipient.email},
-                "unsubscribe_url": recipient.unsubscribe_url,
-            }
-            # Bodies see cleaned values everywhere, the subject in <title> included.
-            shown_subject = self._subject.render(**context)
-            preheader = self._preheader.render(**context)
-            body_html = self._body.render(**context)
-            document = self._layout_html.render(
-                **context, subject=shown_subject, preheader=preheader, body=Markup(body_html)
-            )
+            return self._render(recipient, when, message_id, raw_fields, budget)
+        except RenderBudgetExceeded as err:
+            raise self._over_budget(err) from err
+
+    def _render(
+        self,
+        recipient: Recipient,
+        when: datetime,
+        message_id: str,
+        raw_fields: dict[str, Any],
+        budget: TimeBudget,
+    ) -> RenderedEmail:
+        try:
+            context = self._context(recipient, raw_fields)
+            with budget.watch():
+                subject, shown_subject, preheader, body_html, document = self._templates(
+                    recipient, raw_fields, context
+                )
+            # No template code runs in CSS inlining and text conversion: outside the watch.
             html = inline_css(document)
-            text = self._layout_text.render(
-                **context,
-                subject=shown_subject,
-                preheader=preheader,
-                body_text=html_to_text(body_html),
-            )
+            body_text = html_to_text(body_html)
+            with budget.watch():
+                text = self._layout_text.render(
+                    **context,
+                    subject=shown_subject,
+                    preheader=preheader,
+                    body_text=body_text,
+                )
         except RenderError:
             raise
         except Exception as err:  # Jinja's, or what a filter raised on subscriber data
@@ -304,6 +362,32 @@ class CompiledStep:
         head = self.head(recipient, subject, when, message_id)
         data = head + multipart_body(self.boundary, [qp_encode(flow_text(text))], [qp_encode(html)])
         return RenderedEmail(self.step, recipient.email, message_id, subject, html, text, data)
+
+    def _context(self, recipient: Recipient, raw_fields: dict[str, Any]) -> dict[str, Any]:
+        # Bodies see cleaned values everywhere, the subject in <title> included.
+        return {
+            **self.static_context,
+            "subscriber": {**clean_fields(raw_fields), "email": recipient.email},
+            "unsubscribe_url": recipient.unsubscribe_url,
+        }
+
+    def _templates(
+        self, recipient: Recipient, raw_fields: dict[str, Any], context: dict[str, Any]
+    ) -> tuple[str, str, str, str, str]:
+        """(subject, subject as shown in the body, preheader, body HTML, HTML document)."""
+        subject = self._subject.render(
+            **self.static_context,
+            subscriber={**raw_fields, "email": recipient.email},
+            unsubscribe_url=recipient.unsubscribe_url,
+        )
+        self.check_subject(subject)
+        shown_subject = self._subject.render(**context)
+        preheader = self._preheader.render(**context)
+        body_html = self._body.render(**context)
+        document = self._layout_html.render(
+            **context, subject=shown_subject, preheader=preheader, body=Markup(body_html)
+        )
+        return subject, shown_subject, preheader, body_html, document
 
     # -- the fast path -----------------------------------------------------------------
 

@@ -7,14 +7,15 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from functools import cache
+from functools import cache, partial
 
 from sqlalchemy import Engine
 
-from sender import Sender, create_sender
+from sender import Sender, create_sender, sender_class
 
 from .dispatch import CampaignLibrary, Dispatcher
 from .errors import ConfigError, DriplineError
+from .guards import ready_to_send, require_public_links, unready_campaigns
 from .settings import Settings
 from .store import (
     BouncePolicy,
@@ -28,6 +29,7 @@ from .tokens import TokenSigner, verp_address
 
 __all__ = [
     "bounce_policy_for",
+    "check_ready_to_send",
     "dispatcher_for",
     "envelope_sender_maker",
     "sender_for",
@@ -126,6 +128,47 @@ def envelope_sender_maker(settings: Settings) -> Callable[[ClaimedDelivery], str
     return envelope_sender
 
 
+def _reaches_recipients(settings: Settings) -> bool:
+    """False for senders that deliver to no one (``console:``, ``memory:``)."""
+    scheme = settings.effective_sender_url.partition(":")[0].lower()
+    return sender_class(scheme).reaches_recipients
+
+
+def _examples_allowed(settings: Settings) -> bool:
+    """Example-domain senders are fine when allowed, or when the mail reaches no one."""
+    return settings.allow_example_addresses or not _reaches_recipients(settings)
+
+
+def check_ready_to_send(settings: Settings, *, campaigns: bool = True) -> None:
+    """Refuse to start sending what must not reach subscribers (see :mod:`dripline.guards`).
+
+    Raises :class:`ConfigError` when links would point at a non-https base URL and the
+    sender reaches people, and :class:`DriplineError` listing every campaign problem
+    (placeholders; example-domain senders unless allowed) when ``campaigns``.
+    """
+    require_public_links(
+        settings.base_url,
+        reaches_recipients=_reaches_recipients(settings),
+        allow_local=settings.allow_local_links,
+    )
+    if not campaigns:
+        return
+    problems = unready_campaigns(
+        settings.campaigns_dir, allow_example_addresses=_examples_allowed(settings)
+    )
+    if problems:
+        listed = "\n".join(f"  {problem}" for problem in problems)
+        allow = (
+            "; --allow-example-addresses sends from example domains anyway"
+            if any(p.kind == "example" for p in problems)
+            else ""
+        )
+        raise DriplineError(
+            f"not starting: {len(problems)} problem(s) would reach subscribers:\n{listed}\n"
+            f"Fix them (dripline check lists them too){allow}"
+        )
+
+
 @contextmanager
 def dispatcher_for(
     settings: Settings,
@@ -143,7 +186,10 @@ def dispatcher_for(
     envelope_sender = envelope_sender_maker(settings)
     engine = open_store(settings.effective_database_url)
     library = CampaignLibrary(
-        settings.campaigns_dir, settings.templates_dir, render_budget=settings.render_budget
+        settings.campaigns_dir,
+        settings.templates_dir,
+        render_budget=settings.render_budget,
+        vet=partial(ready_to_send, allow_example_addresses=_examples_allowed(settings)),
     )
 
     @cache

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._keys import key_line, suggestion, unknown_keys
 from .campaign import Campaign, parse_toml, read_utf8
 from .errors import CampaignError, DriplineError
 from .render import Recipient
@@ -30,6 +31,9 @@ from .tokens import TokenPayload, sign_token, unsubscribe_url
 __all__ = ["PREVIEW_FILE", "Sample", "load_samples", "recipient_from_json", "sample_recipient"]
 
 PREVIEW_FILE = "preview.toml"
+# Every top-level key preview.toml may hold; inside a [[subscriber]] any key besides the
+# standard ones is a custom attribute, so only the top level can hold a typo.
+PREVIEW_KEYS = frozenset({"subscriber"})
 # Samples are never sent to real people; their links need a signature, not a secret.
 PREVIEW_SIGNING_KEY = "dripline-preview-only"
 
@@ -67,7 +71,15 @@ def load_samples(campaign: Campaign, base_url: str, secret_key: str = "") -> lis
     path = campaign.path / PREVIEW_FILE
     profiles = _DEFAULT_PROFILES
     if path.is_file():
-        data = parse_toml(read_utf8(path), path)
+        text = read_utf8(path)
+        data = parse_toml(text, path)
+        for key in unknown_keys(data, PREVIEW_KEYS):
+            raise CampaignError(
+                f"unknown key {key!r} in {PREVIEW_FILE}; {suggestion(key, PREVIEW_KEYS)} "
+                "(sample subscribers are [[subscriber]] tables)",
+                path=path,
+                line=key_line(text, key),
+            )
         listed = data.get("subscriber", [])
         if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
             raise CampaignError("expected [[subscriber]] tables", path=path)

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ._keys import key_line, suggestion, unknown_keys
 from .errors import ConfigError
 
-__all__ = ["SETTINGS_FILE", "Settings", "load_settings", "redact_url"]
+__all__ = ["SETTINGS_FILE", "Settings", "database_url_from", "load_settings", "redact_url"]
 
 SETTINGS_FILE = "dripline.toml"
 
@@ -33,7 +34,8 @@ class Settings:
     debug: bool = False
     # How long a dispatcher's claims stay its own without a heartbeat (dripline run --lease).
     lease_seconds: float = 60.0
-    # Seconds one message render or step compile may take before the step is deferred.
+    # Seconds one message render or step compile may take: run defers the step; check,
+    # render and send-test report it at its file and line.
     render_budget: float = 5.0
     # VERP: envelope sender local+TOKEN@domain for every message ("" = the campaign's From).
     return_path: str = ""
@@ -50,6 +52,10 @@ class Settings:
     postmark_webhook_password: str = ""
     sendgrid_public_key: str = ""  # base64 DER (as SendGrid shows it) or PEM
     mailgun_signing_key: str = ""
+    # Send although links point at a non-https base URL (a local test inbox such as Mailpit).
+    allow_local_links: bool = False
+    # Send from (or with Reply-To) addresses at reserved example domains (example.com, .test).
+    allow_example_addresses: bool = False
 
     @property
     def campaigns_dir(self) -> Path:
@@ -88,6 +94,8 @@ _ENV_NAMES = {
     "secret_key": "DRIPLINE_SECRET_KEY",
     "smtp_password": "DRIPLINE_SMTP_PASSWORD",
     "debug": "DRIPLINE_DEBUG",
+    "allow_local_links": "DRIPLINE_ALLOW_LOCAL_LINKS",
+    "allow_example_addresses": "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES",
     "lease_seconds": "DRIPLINE_LEASE_SECONDS",
     "render_budget": "DRIPLINE_RENDER_BUDGET",
     "return_path": "DRIPLINE_RETURN_PATH",
@@ -102,26 +110,38 @@ _ENV_NAMES = {
     "mailgun_signing_key": "DRIPLINE_MAILGUN_WEBHOOK_SIGNING_KEY",
 }
 
-# Keys dripline.toml may set. Secrets are deliberately absent: they come from the environment.
-_FILE_KEYS = {"database_url", "sender_url", "base_url"}
+# Keys dripline.toml may set (any other key is an error naming its line and the closest
+# known key). Secrets are deliberately absent: they come from the environment. So are the
+# allow_* exceptions: a committed file must not switch off a safety check everywhere.
+_FILE_KEYS = frozenset({"database_url", "sender_url", "base_url", "render_budget"})
 # Keys of dripline.toml's tables, e.g. ``[sending] return_path = "bounces@example.com"``.
-_FILE_TABLES = {
-    "sending": {"return_path"},
-    "bounces": {"soft_bounce_limit", "soft_bounce_window_days"},
-    "webhooks": {
-        "ses_certificate_file",
-        "ses_topic_arn",
-        "sendgrid_public_key",
-        "postmark_webhook_user",
-    },
+_FILE_TABLES: dict[str, frozenset[str]] = {
+    "sending": frozenset({"return_path"}),
+    "bounces": frozenset({"soft_bounce_limit", "soft_bounce_window_days"}),
+    "webhooks": frozenset(
+        {
+            "ses_certificate_file",
+            "ses_topic_arn",
+            "sendgrid_public_key",
+            "postmark_webhook_user",
+        }
+    ),
 }
 _INTEGERS = {"soft_bounce_limit", "soft_bounce_window_days"}
+_FLAGS = frozenset({"debug", "allow_local_links", "allow_example_addresses"})
 
 
-def _coerce(name: str, value: Any, origin: str) -> Any:
+def database_url_from(value: str, base: Path) -> str:
+    """A SQLAlchemy URL as given, or a plain file path (relative to ``base``) as SQLite."""
+    if "://" in value or value.startswith("sqlite:"):
+        return value
+    return f"sqlite:///{(base / Path(value).expanduser()).resolve()}"
+
+
+def _coerce(name: str, value: Any, origin: str, base: Path) -> Any:
     if name == "root":
         return Path(value).expanduser()
-    if name == "debug":
+    if name in _FLAGS:
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in {"1", "true", "yes", "on"}
@@ -143,6 +163,8 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         return number
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: {name} must be a string")
+    if name == "database_url" and value:
+        return database_url_from(value, base)
     return value
 
 
@@ -166,31 +188,45 @@ def load_settings(
     settings_file = root / SETTINGS_FILE
     if settings_file.is_file():
         try:
-            data = tomllib.loads(settings_file.read_text(encoding="utf-8"))
+            text = settings_file.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"cannot read settings: {err}", path=settings_file) from err
         flat = {k: v for k, v in data.items() if k not in _FILE_TABLES}
+        # A table's keys are also accepted at the top level, as before.
+        top_known = _FILE_KEYS | set(_FILE_TABLES) | set().union(*_FILE_TABLES.values())
+        for key in unknown_keys(data, top_known):
+            raise ConfigError(
+                f"unknown setting {key!r}; {suggestion(key, top_known)}",
+                path=settings_file,
+                line=key_line(text, key),
+            )
         for table, keys in _FILE_TABLES.items():
             section = data.get(table, {})
             if not isinstance(section, dict):
-                raise ConfigError(f"[{table}] must be a table", path=settings_file)
-            flat.update({k if k in keys else f"{table}.{k}": v for k, v in section.items()})
-        allowed = _FILE_KEYS | {f"[{t}] {k}" for t, keys in _FILE_TABLES.items() for k in keys}
-        unknown = sorted(set(flat) - _FILE_KEYS - set().union(*_FILE_TABLES.values()))
-        if unknown:
-            raise ConfigError(
-                f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
-                path=settings_file,
-            )
+                raise ConfigError(
+                    f"[{table}] must be a table", path=settings_file, line=key_line(text, table)
+                )
+            for key in unknown_keys(section, keys):
+                raise ConfigError(
+                    f"unknown setting '{table}.{key}'; {suggestion(key, keys)}",
+                    path=settings_file,
+                    line=key_line(text, key, table),
+                )
+            flat.update(section)
         settings = replace(
-            settings, **{k: _coerce(k, v, str(settings_file)) for k, v in flat.items()}
+            settings,
+            **{k: _coerce(k, v, str(settings_file), root) for k, v in flat.items()},
         )
 
+    here = Path.cwd()
     from_env = {
-        name: _coerce(name, env[var], var)
+        name: _coerce(name, env[var], var, here)
         for name, var in _ENV_NAMES.items()
         if name != "root" and env.get(var)
     }
     settings = replace(settings, **from_env)
-    from_flags = {k: _coerce(k, v, f"--{k}") for k, v in given.items() if k != "root"}
+    from_flags = {
+        k: _coerce(k, v, f"--{k.replace('_', '-')}", here) for k, v in given.items() if k != "root"
+    }
     return replace(settings, **from_flags)

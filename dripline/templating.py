@@ -15,21 +15,31 @@ Templates whose control flow depends on subscriber data cannot be split that way
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from jinja2 import BaseLoader, FileSystemLoader, StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .errors import RenderError
+
 __all__ = [
     "PER_SUBSCRIBER_NAMES",
     "SLOT_PATTERN",
     "Environments",
+    "RenderBudgetExceeded",
     "SlotTable",
+    "TimeBudget",
     "make_environments",
     "rewrite_slots",
+    "template_cycle",
+    "time_budget",
 ]
 
 # Names whose values differ between recipients of the same step.
@@ -130,3 +140,114 @@ class SlotLoader(BaseLoader):
     def get_source(self, environment: Any, template: str) -> tuple[str, str | None, Any]:
         source, filename, uptodate = self.inner.get_source(environment, template)
         return self.rewrite(source, template), filename, uptodate
+
+
+# -- guards against templates that never finish ----------------------------------------
+
+
+def template_cycle(env: ImmutableSandboxedEnvironment, names: list[str]) -> list[str] | None:
+    """The first ``{% extends %}``/``{% include %}``/``{% import %}`` cycle reachable from
+    ``names`` (template names under the loader), as ``[a, b, a]``; None when there is none.
+
+    Jinja would recurse until Python's stack runs out. Names computed at render time
+    cannot be followed and are skipped; templates that fail to load or parse are left
+    for the normal error path.
+    """
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return None
+        done.add(name)
+        try:
+            source = env.loader.get_source(env, name)[0] if env.loader else ""
+            referenced = list(meta.find_referenced_templates(env.parse(source)))
+        except Exception:  # missing or broken: reported where it is used
+            return None
+        for child in referenced:
+            if isinstance(child, str):
+                cycle = visit(child, [*path, name])
+                if cycle:
+                    return cycle
+        return None
+
+    for start in names:
+        cycle = visit(start, [])
+        if cycle:
+            return cycle
+    return None
+
+
+class RenderBudgetExceeded(RenderError):
+    """Rendering took longer than its time budget (a runaway loop in a template?).
+
+    ``template`` and ``template_line`` say which template (None: one made from a string,
+    such as a step's body) was running, and on which of its lines, when time ran out.
+    """
+
+    template: str | None = None
+    template_line: int | None = None
+
+
+def _jinja_position(frame: FrameType | None) -> tuple[str | None, int | None]:
+    """The innermost Jinja template on the stack and its line, from its compiled code."""
+    while frame is not None:
+        template = frame.f_globals.get("__jinja_template__")
+        if template is not None:
+            return template.name, template.get_corresponding_lineno(frame.f_lineno)
+        frame = frame.f_back
+    return None, None
+
+
+class TimeBudget:
+    """A wall-clock budget (seconds; None: unlimited) shared by several stretches of work.
+
+    The clock starts at construction; :meth:`watch` guards one stretch (Jinja rendering)
+    and leaves out what runs no template code between stretches (CSS inlining), which
+    then costs no tracing overhead.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
+    @contextmanager
+    def watch(self, what: str = "rendering") -> Iterator[None]:
+        """Raise :class:`RenderBudgetExceeded` inside the block once the deadline passes.
+
+        Works in any thread (a profile hook of the calling thread, checked on function
+        calls and returns, which every Jinja loop makes), costs nothing outside the block
+        and restores any profiler in use.
+        """
+        if self.deadline is None:
+            yield
+            return
+        deadline, seconds = self.deadline, self.seconds
+        previous = sys.getprofile()
+        calls = 0
+
+        def check(frame: FrameType, event: str, arg: object) -> None:
+            nonlocal calls
+            calls += 1
+            if calls % 256 or time.monotonic() <= deadline:
+                return
+            sys.setprofile(None)
+            error = RenderBudgetExceeded(
+                f"{what} took longer than {seconds:g} s (the render budget, "
+                "DRIPLINE_RENDER_BUDGET): a loop that never ends, or one far too large?"
+            )
+            error.template, error.template_line = _jinja_position(frame)
+            raise error
+
+        sys.setprofile(check)
+        try:
+            yield
+        finally:
+            sys.setprofile(previous)
+
+
+def time_budget(seconds: float | None, what: str = "rendering") -> AbstractContextManager[None]:
+    """``with time_budget(5.0):`` one stretch of work under a fresh :class:`TimeBudget`."""
+    return TimeBudget(seconds).watch(what)

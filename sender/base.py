@@ -140,6 +140,9 @@ class Sender(ABC):
 
     #: URL schemes this class serves, for messages that list what is installed.
     schemes: ClassVar[tuple[str, ...]] = ()
+    #: False for senders whose messages can reach no one (printed, kept in memory): links
+    #: in them may point anywhere. A plugin that delivers mail keeps the default.
+    reaches_recipients: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._opened = False

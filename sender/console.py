@@ -25,6 +25,7 @@ class ConsoleSender(Sender):
     """Writes every message to ``stream`` (stdout by default), one block per message."""
 
     schemes = ("console",)
+    reaches_recipients = False  # printed to a terminal
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()

@@ -15,6 +15,7 @@ class MemorySender(Sender):
     """Appends every message to ``MemorySender.outbox(NAME)``; nothing leaves the process."""
 
     schemes = ("memory",)
+    reaches_recipients = False  # kept in this process
     _outboxes: ClassVar[dict[str, list[OutgoingMessage]]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 

@@ -25,6 +25,8 @@ def environment(project: Path, **extra: str) -> dict[str, str]:
         "DRIPLINE_SECRET_KEY": SECRET,
         "DRIPLINE_BASE_URL": "https://news.example.com",
         "DRIPLINE_RETURN_PATH": RETURN_PATH,
+        # The sample campaign sends from example.com to test servers.
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
         **extra,
     }
 

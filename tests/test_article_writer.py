@@ -62,11 +62,19 @@ def test_every_fixture_article_becomes_a_campaign_that_loads(path, tmp_path):
         assert len(blocks) == at + len(section.blocks) + 2
     first = _blocks(campaign.steps[0].body)
     assert first[1 : 1 + len(article.intro)] == list(article.intro)
-    # The generated campaign passes `dripline check` unchanged.
+    # `dripline check` fails on exactly the placeholders left to fill in, and nothing else.
     shutil.copytree(Path(__file__).resolve().parent.parent / "templates", tmp_path / "templates")
     result = CliRunner().invoke(main, ["--root", str(tmp_path), "check", "imported"])
-    assert result.exit_code == 0, result.output
-    assert "imported: " in result.output and "0 error(s)" in result.output
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    toml = folder / "campaign.toml"
+    assert [line.split(": error: ")[1].split(" is ")[0] for line in errors] == [
+        "from.name",
+        "from.address",
+        "footer.postal_address",
+    ], result.output
+    assert all(line.startswith(f"{toml}:") and "placeholder" in line for line in errors)
+    assert "imported: " in result.output and "3 error(s)" in result.output
 
 
 def test_article_text_that_looks_like_jinja_reaches_the_reader_as_written(tmp_path):

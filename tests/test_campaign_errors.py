@@ -109,3 +109,22 @@ def test_unknown_campaign_is_a_clear_error(project):
     result = run_check(project, "nope")
     assert result.exit_code == 1
     assert result.output.startswith("Error: no campaign 'nope'")
+
+
+def test_a_step_that_is_not_a_regular_file_is_refused_at_once(project):
+    folder = project / "campaigns" / "ketamine-therapy"
+    (folder / "07-endless.md").symlink_to("/dev/zero")
+    result = run_check(project)
+    assert result.exit_code == 1
+    assert f"{folder / '07-endless.md'}: error: not a regular file" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_step_over_one_megabyte_is_refused_before_it_is_read(project):
+    folder = project / "campaigns" / "ketamine-therapy"
+    body = "+++\nsubject = 'Huge'\nday = 20\n+++\n\n" + "All work and no play. " * 100_000
+    (folder / "07-huge.md").write_text(body)
+    result = run_check(project)
+    assert result.exit_code == 1
+    expected = "error: the file is 2.1 MB; campaign files are limited to 1 MB"
+    assert f"{folder / '07-huge.md'}: {expected}" in result.output

@@ -28,6 +28,7 @@ def test_send_test_delivers_the_step_and_prints_the_reply(project: Path):
                 "qa@example.com",
                 "--sender",
                 f"smtp://127.0.0.1:{server.port}",
+                "--allow-local-links",  # a test server, not a subscriber
             ],
         )
     assert result.exit_code == 0, result.output
@@ -52,6 +53,7 @@ def test_a_refusal_is_one_clear_error(project: Path):
                 "unknown@example.com",
                 "--sender",
                 f"smtp://127.0.0.1:{server.port}",
+                "--allow-local-links",  # a test server, not a subscriber
             ],
         )
     assert result.exit_code == 1
@@ -65,7 +67,8 @@ def test_login_password_comes_from_the_environment_and_is_never_printed(project:
     with running_server(
         handler, authenticator=PasswordCheck("mailer", password), auth_require_tls=False
     ) as server:
-        result = CliRunner(env={"DRIPLINE_SMTP_PASSWORD": password}).invoke(
+        env = {"DRIPLINE_SMTP_PASSWORD": password, "DRIPLINE_BASE_URL": "https://mail.example.org"}
+        result = CliRunner(env=env).invoke(
             main,
             [
                 "--root",

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from dripline.campaign import campaign_slugs
 from dripline.cli import main
 
 SECRET = "cli-test-secret-0123456789abcdef"
@@ -94,5 +95,33 @@ def test_serves_the_form_and_mails_a_confirmation(server: tuple[str, subprocess.
     assert message["To"] == "ada@example.com"
     process.terminate()
     output = process.communicate(timeout=10)[0]
-    assert "Serving 1 campaign(s) on http://127.0.0.1:" in output
+    count = len(campaign_slugs(project / "campaigns"))  # whatever the project holds
+    assert f"Serving {count} campaign(s) on http://127.0.0.1:" in output
     assert SECRET not in output and "/confirm/" not in output  # no secrets, no tokens logged
+
+
+def test_a_busy_port_is_one_line_and_exit_1(project: Path):
+    env = {
+        **os.environ,
+        "DRIPLINE_ROOT": str(project),
+        "DRIPLINE_SECRET_KEY": SECRET,
+        "DRIPLINE_BASE_URL": "https://mail.example.org",
+        "DRIPLINE_DATABASE_URL": f"sqlite:///{project / 'serve.db'}",
+    }
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [str(DRIPLINE), "serve", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stdout == ""  # never claimed to be serving
+    assert done.stderr == (
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(is another dripline serve running? choose another --port)\n"
+    )

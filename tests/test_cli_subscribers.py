@@ -246,6 +246,31 @@ def test_status_hands_back_a_dead_workers_rows_and_requeue_resends_ambiguous(pro
     assert (steps[0]["ambiguous"], steps[0]["scheduled"]) == (0, 1)
 
 
+@pytest.mark.parametrize("command", [["status"], ["timeline", SLUG, "--email", "a@example.com"]])
+def test_read_only_commands_never_create_a_database(project: Path, command):
+    result = CliRunner().invoke(main, ["--root", str(project), *command])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: no database at {project / 'dripline.db'}")
+    assert "--db demo/dripline.db after `dripline demo`" in result.output
+    assert not (project / "dripline.db").exists()
+    elsewhere = project / "other.db"
+    result = CliRunner().invoke(main, ["--root", str(project), *command, "--db", str(elsewhere)])
+    assert result.exit_code == 1 and not elsewhere.exists()
+
+
+def test_db_accepts_a_plain_file_path(project: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(project)
+    added = run(project, "subscribe", "a@example.com", "--campaign", SLUG, "--db", "people.db")
+    assert added.exit_code == 0, added.output
+    assert (project / "people.db").is_file() and not (project / "dripline.db").exists()
+    with sqlite3.connect(project / "people.db") as conn:
+        assert conn.execute("SELECT email FROM subscribers").fetchall() == [("a@example.com",)]
+    status = run(project, "status", SLUG, "--json", "--db", "people.db")
+    assert json.loads(status.output)["enrolled"] == 1
+    url = run(project, "status", SLUG, "--json", "--db", f"sqlite:///{project / 'people.db'}")
+    assert json.loads(url.output)["enrolled"] == 1
+
+
 def test_fixed_offset_zones_are_accepted_with_a_warning_naming_a_place(project: Path):
     result = run(project, "subscribe", "est@example.com", "--campaign", SLUG, "--tz", "EST")
     assert result.exit_code == 0, result.output

@@ -26,6 +26,8 @@ def env(project: Path) -> dict[str, str]:
         "DRIPLINE_ROOT": str(project),
         "DRIPLINE_SECRET_KEY": "test-secret",
         "DRIPLINE_BASE_URL": "https://news.example.com",
+        # The sample campaign sends from example.com to example.com test servers.
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
     }
 
 

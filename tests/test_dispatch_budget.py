@@ -85,6 +85,8 @@ def test_sigterm_while_a_template_runs_away_stops_the_pass_at_once(project: Path
         "DRIPLINE_ROOT": str(project),
         "DRIPLINE_SECRET_KEY": "test-secret",
         "DRIPLINE_SENDER": f"maildir:{project / 'outbox'}",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",  # the sample campaign, into a test Maildir
         "DRIPLINE_RENDER_BUDGET": "600",  # far longer than the guard below
     }
     process = subprocess.Popen(

@@ -126,6 +126,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(
             "DRIPLINE_DATABASE_URL": url,
             "DRIPLINE_SECRET_KEY": "test-secret",
             "DRIPLINE_BASE_URL": "https://news.example.com",
+            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",  # the sample campaign, to a test server
             "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}?timeout=20",
         }
         people = project / "people.csv"

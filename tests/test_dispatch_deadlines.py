@@ -37,6 +37,7 @@ def enrolled(project: Path, count: int) -> dict[str, str]:
         "DRIPLINE_ROOT": str(project),
         "DRIPLINE_SECRET_KEY": "test-secret",
         "DRIPLINE_BASE_URL": "https://news.example.com",
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",  # the sample campaign, to test servers
     }
     people = project / "people.csv"
     people.write_text(

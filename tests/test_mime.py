@@ -44,7 +44,8 @@ def test_quoted_printable_pieces_join_to_the_text_with_short_lines(pieces):
 
 
 @settings(max_examples=300)
-@given(value=TEXT.filter(lambda v: v.isprintable()))
+# U+FFFD is printable but refused in headers (text that failed to decode).
+@given(value=TEXT.filter(lambda v: v.isprintable() and "\ufffd" not in v))
 def test_subjects_encode_into_short_words_that_decode_back(value):
     header = encode_header("Subject", value)
     lines = header.split(b"\r\n")

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -34,6 +35,9 @@ def env(project: Path) -> dict[str, str]:
         "DRIPLINE_ROOT": str(project),
         "DRIPLINE_SECRET_KEY": "test-secret",
         "DRIPLINE_SENDER": f"maildir:{project / 'outbox'}",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        # The sample campaign sends from example.com into a test Maildir.
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
     }
 
 
@@ -162,3 +166,52 @@ def test_an_import_killed_midway_keeps_whole_chunks_and_a_rerun_finishes_it(proj
         assert db.execute(
             "SELECT count(*), count(DISTINCT enrollment_id || '-' || step) FROM deliveries"
         ).fetchone() == (6 * total, 6 * total)
+
+
+def run_until(env: dict[str, str], wanted: str, count: int, *args: str) -> list[str]:
+    """Start `dripline run ARGS`, stop it (SIGTERM) once ``wanted`` was printed ``count`` times."""
+    process = subprocess.Popen(
+        [*DRIPLINE, "run", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + 60
+    while sum(wanted in line for line in list(lines)) < count:
+        assert process.poll() is None, "".join(lines)
+        assert time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    reader.join(10)
+    return lines
+
+
+def test_run_logs_one_line_per_pass_that_did_something_and_a_quiet_heartbeat(project, env):
+    subprocess.run(
+        [*DRIPLINE, "subscribe", "ana@example.com", "--campaign", "ketamine-therapy"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    lines = run_until(env, "still running", 2, "--tick", "0.1", "--heartbeat", "0.5")
+    text = "".join(lines)
+    assert "apscheduler" not in text and "Running job" not in text, text
+    passes = [line for line in lines if "claimed " in line]
+    assert len(passes) == 1 and "sent 1," in passes[0], text
+    heartbeats = [line for line in lines if "still running" in line]
+    assert heartbeats[0].rstrip().endswith("nothing was due in the last 5 pass(es)")
+    # Start-up lines, the pass that sent, two heartbeats, the clean stop: nothing per idle tick.
+    expected = ("dripline run:", "registered", "claimed ", "still running", "signal 15")
+    assert [line for line in lines if not any(k in line for k in expected)] == [], text
+    assert len(outbox(project)) == 1
+
+
+def test_run_verbose_shows_every_tick(project, env):
+    lines = run_until(env, "nothing due", 3, "--tick", "0.1", "-v")
+    text = "".join(lines)
+    assert "apscheduler" in text and "Running job" in text

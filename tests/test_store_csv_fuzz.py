@@ -113,6 +113,8 @@ def test_every_accepted_row_renders_and_is_sent(
             "DRIPLINE_ROOT": str(project),
             "DRIPLINE_SECRET_KEY": "test-secret",
             "DRIPLINE_BASE_URL": "https://news.example.com",
+            # The sample campaign sends from example.com to a test server.
+            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
         }
         imported = CliRunner(env=env).invoke(
             main, ["import", str(people), "--campaign", SLUG], catch_exceptions=False

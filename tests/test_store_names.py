@@ -79,6 +79,8 @@ def test_greetings_in_sent_mail_use_the_derived_name_and_an_explicit_one_wins(
         "DRIPLINE_ROOT": str(project),
         "DRIPLINE_SECRET_KEY": "test-secret",
         "DRIPLINE_BASE_URL": "https://news.example.com",
+        # The sample campaign sends from example.com to a test server.
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
     }
     result = CliRunner(env=env).invoke(
         main, ["import", str(people), "--campaign", "ketamine-therapy"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ._sentences import ends_like_sentence, sentences
+
 __all__ = [
     "HeadingShape",
     "is_title_case",
@@ -26,7 +28,6 @@ _MINOR_WORDS = frozenset(
      "of", "off", "on", "per", "to", "up", "via", "vs", "from", "into", "onto", "over", "than",
      "with", "your", "its", "their", "our", "his", "her", "my", "is", "are", "be")
 )  # fmt: skip
-_CLOSING_PUNCTUATION = tuple(".,;:!…")
 _MAX_HEADING_WORDS = 16
 _MAX_HEADING_CHARS = 140
 
@@ -40,12 +41,15 @@ def strip_numbering(line: str) -> tuple[int | None, str]:
 
 
 def looks_like_heading(line: str) -> bool:
-    """A short line that does not end like a sentence (a question mark is fine)."""
+    """A short line that does not end like a sentence (a question mark is fine).
+
+    A full stop that belongs to an abbreviation ("After 9 p.m.") does not end a sentence.
+    """
     words = line.split()
     return (
         0 < len(words) <= _MAX_HEADING_WORDS
         and len(line) <= _MAX_HEADING_CHARS
-        and not line.endswith(_CLOSING_PUNCTUATION)
+        and not ends_like_sentence(line)
         and (line[0].isupper() or line[0].isdigit() or line[0] in "\"“‘'¿")
     )
 
@@ -101,8 +105,8 @@ def split_glued_heading(line: str, shape: HeadingShape) -> tuple[str, str] | Non
         glued_word = heading.split()[-1] if heading.split() else ""
         if len([c for c in glued_word if c.isalpha()]) < 3 and not heading.endswith("?"):
             continue  # "mRNA", "McDonald": a word with a capital inside, not a glue point
-        if any(mark in heading for mark in (". ", "! ", "; ", ", ")):
-            continue  # the "heading" holds a sentence break: it is prose
+        if any(mark in heading for mark in ("! ", "; ", ", ")) or len(sentences(heading)) > 1:
+            continue  # the "heading" holds a sentence break ("Dr. Smith" is none): it is prose
         if not shape.fits(heading) or not looks_like_heading(heading):
             continue
         if len(rest.split()) < 6 or not rest.rstrip("\"”’')").endswith((".", "!", "?", "…")):

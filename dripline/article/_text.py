@@ -17,6 +17,7 @@ from pathlib import Path
 from ._boilerplate import is_boilerplate, is_link_list_marker
 from ._headings import HeadingShape, looks_like_heading, split_glued_heading, strip_numbering
 from ._model import Article, ArticleError, Section, announced_count
+from ._sentences import ends_like_sentence
 
 __all__ = ["parse_text"]
 
@@ -24,7 +25,6 @@ _BULLET = re.compile(r"^[-*•·–—▪●◦]\s+(\S.*)$")
 _ORDERED_ITEM = re.compile(r"^\d{1,3}[.)]\s+\S")
 _INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u200b-\u200d\ufeff]")
 _WRAP_WIDTH = 100  # a line this short followed by more text in the same block is hard-wrapped
-_SENTENCE_LINE = re.compile(r"[.!?…][\"”’')]*$")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def _read_lines(text: str) -> list[_Line]:
 def _is_short(line: _Line) -> bool:
     """Headline-like: what lists of links to other articles are made of."""
     text = _BULLET.sub(r"\1", line.text)
-    return len(text.split()) <= 16 and not _SENTENCE_LINE.search(text)
+    return len(text.split()) <= 16 and not ends_like_sentence(text.rstrip("?"))
 
 
 def _drop_boilerplate(lines: list[_Line]) -> list[_Line]:

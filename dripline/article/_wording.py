@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ._sentences import sentences
+
 __all__ = [
     "PREHEADER_MAX",
     "count_word",
@@ -24,8 +26,6 @@ _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _EMPHASIS = re.compile(r"(\*{1,3}|_{1,3}|`)(?=\S)(.+?)(?<=\S)\1")
 _LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+", re.MULTILINE)
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
-# A sentence ends at . ! ? (maybe followed by a closing quote or bracket) before a capital.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’')\]]?\s+(?=[\"“‘(\[]?[A-Z0-9])")
 
 
 def plain_text(markdown: str) -> str:
@@ -38,9 +38,10 @@ def plain_text(markdown: str) -> str:
 
 
 def first_sentence(markdown: str) -> str:
-    """The first sentence of a Markdown block, as plain text."""
+    """The first sentence of a Markdown block, as plain text ("Dr." and "9 a.m." end none)."""
     text = plain_text(markdown)
-    return _SENTENCE_END.split(text, maxsplit=1)[0].strip()
+    found = sentences(text)
+    return found[0] if found else text
 
 
 def preheader(markdown: str) -> str:
@@ -58,28 +59,53 @@ def preheader(markdown: str) -> str:
     return " ".join(words) + _ELLIPSIS
 
 
+# Names sentence case keeps capitalised ("may" is left out: "You May Sleep Better").
+_PROPER_NAMES = frozenset(
+    ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
+     "february", "march", "april", "june", "july", "august", "september", "october",
+     "november", "december")
+)  # fmt: skip
+_QUOTES_AND_PUNCTUATION = "\"“”‘’'([{¿¡,.;:!?)]}"
+_OPENING = re.compile(r"^([^\w]*)(.*)$", re.DOTALL)
+
+
+def _capitalised(part: str) -> str:
+    """ "Wind" for "wind", "“Wind" for "“wind": the first letter, after opening quotes."""
+    match = _OPENING.match(part)
+    assert match is not None  # the pattern matches any string
+    opening, rest = match.groups()
+    return opening + rest[:1].upper() + rest[1:].lower()
+
+
 def _sentence_case_word(word: str, first: bool) -> str:
     parts = word.split("-")
     out = []
     for index, part in enumerate(parts):
         letters = [c for c in part if c.isalpha()]
         upper = sum(c.isupper() for c in letters)
+        bare = part.strip(_QUOTES_AND_PUNCTUATION)
         keep = (
             upper >= 2  # an acronym: CBT, SSRIs, COVID-19
             or part == "I"
             or any(c.isupper() for c in letters[1:])  # iPhone, McDonald
+            or (bool(part[:1]) and not part[0].isalpha() and part[0] not in _QUOTES_AND_PUNCTUATION)
+            or bare.lower().rstrip("s") in _PROPER_NAMES  # "Wednesdays", "March"
         )
         if keep:
             out.append(part)
         elif first and index == 0:
-            out.append(part[:1].upper() + part[1:].lower())
+            out.append(_capitalised(part))
         else:
             out.append(part.lower())
     return "-".join(out)
 
 
 def sentence_case(heading: str) -> str:
-    """ "Rapid Relief From Symptoms" -> "Rapid relief from symptoms", keeping acronyms."""
+    """ "Rapid Relief From Symptoms" -> "Rapid relief from symptoms", keeping acronyms.
+
+    An opening quote keeps the first word capitalised: "“Wind Down” Before Bed" ->
+    "“Wind down” before bed".
+    """
     words = heading.split(" ")
     return " ".join(_sentence_case_word(w, i == 0) for i, w in enumerate(words))
 

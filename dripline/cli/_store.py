@@ -3,42 +3,78 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import ArgumentError
 
+from .._keys import closest
 from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import CampaignError
 from ..settings import Settings
-from ..store import open_store
+from ..store import StoreError, open_store
 
-__all__ = ["db_option", "load_campaign_by_slug", "open_settings_store"]
+__all__ = ["campaign_folder", "db_option", "load_campaign_by_slug", "open_settings_store"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def db_option(func: F) -> F:
-    """``--db URL``: any SQLAlchemy URL (default: DRIPLINE_DATABASE_URL, else dripline.db)."""
+    """``--db URL|FILE``: a SQLAlchemy URL or a SQLite file path (see ``database_url_from``)."""
     return click.option(
         "--db",
         "database_url",
         default=None,
-        metavar="URL",
-        help="Database URL (default: DRIPLINE_DATABASE_URL, else dripline.db in the project).",
+        metavar="URL|FILE",
+        help="A SQLAlchemy URL or a SQLite file (default: DRIPLINE_DATABASE_URL, else "
+        "dripline.db in the project).",
     )(func)
 
 
-def open_settings_store(settings: Settings) -> Engine:
-    """The configured store, migrated to the current schema on first use."""
-    return open_store(settings.effective_database_url)
+def _sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None for other databases, in-memory, or a bad URL)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # open_store reports it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def open_settings_store(settings: Settings, *, existing: bool = False) -> Engine:
+    """The configured store, migrated to the current schema on first use.
+
+    With ``existing`` (commands that only read) a SQLite file that does not exist is an
+    error rather than a new empty database.
+    """
+    url = settings.effective_database_url
+    path = _sqlite_file(url) if existing else None
+    if path is not None and not path.is_file():
+        raise StoreError(
+            f"no database at {path}: nothing was enrolled there yet (`dripline subscribe` "
+            "and `dripline import` create it); use --db FILE for another one, e.g. "
+            "--db demo/dripline.db after `dripline demo`"
+        )
+    return open_store(url)
+
+
+def campaign_folder(settings: Settings, slug: str) -> Path:
+    """``campaigns/SLUG``; an unknown slug is an error listing the campaigns, closest first."""
+    folder = settings.campaigns_dir / slug
+    if (folder / "campaign.toml").is_file():
+        return folder
+    slugs = campaign_slugs(settings.campaigns_dir)
+    if not slugs:
+        raise CampaignError(f"no campaign {slug!r}: no campaigns under {settings.campaigns_dir}")
+    match = closest(slug, slugs)
+    hint = f"did you mean {match!r}? " if match else ""
+    listed = ", ".join(slugs)
+    where = settings.campaigns_dir
+    raise CampaignError(f"no campaign {slug!r} under {where}; {hint}(campaigns: {listed})")
 
 
 def load_campaign_by_slug(settings: Settings, slug: str) -> Campaign:
-    folder = settings.campaigns_dir / slug
-    if not (folder / "campaign.toml").is_file():
-        known = ", ".join(campaign_slugs(settings.campaigns_dir)) or "none"
-        raise CampaignError(
-            f"no campaign {slug!r} under {settings.campaigns_dir} (campaigns: {known})"
-        )
-    return load_campaign(folder)
+    return load_campaign(campaign_folder(settings, slug))

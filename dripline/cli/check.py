@@ -16,6 +16,7 @@ from ..findings import Finding
 from ..lint import lint_folder
 from ..preflight import campaign_spam_findings, spamassassin_path
 from . import settings_from
+from ._store import campaign_folder
 
 __all__ = ["check_command"]
 
@@ -43,10 +44,10 @@ def check_command(ctx: click.Context, slug: str | None, spam: bool, as_json: boo
     errors = 0
     objects: list[dict] = []
     for name in slugs:
-        folder = settings.campaigns_dir / name
-        if not folder.is_dir():
-            raise DriplineError(f"no campaign {name!r} in {settings.campaigns_dir}")
-        campaign, findings = lint_folder(folder, settings.templates_dir, settings.base_url)
+        folder = campaign_folder(settings, name)
+        campaign, findings = lint_folder(
+            folder, settings.templates_dir, settings.base_url, render_budget=settings.render_budget
+        )
         if spam and campaign is not None:
             findings += campaign_spam_findings(campaign, settings.templates_dir, settings.base_url)
         campaign_errors = sum(f.severity == "error" for f in findings)

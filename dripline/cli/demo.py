@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from ..demo import DemoResult, run_demo
 from ..demo import local as local_time
-from ..demo import run_demo
 from . import settings_from
 from ._store import load_campaign_by_slug
 from .run import parse_now
@@ -32,7 +35,7 @@ def demo_command(ctx: click.Context, slug: str, start_text: str | None) -> None:
     """Run a campaign end to end in demo/ (SQLite + Maildir), moving a simulated clock."""
     settings = settings_from(ctx)
     campaign = load_campaign_by_slug(settings, slug)
-    start = parse_now(start_text) or datetime.now(UTC).replace(second=0, microsecond=0)
+    start = parse_now(start_text, "--start") or datetime.now(UTC).replace(second=0, microsecond=0)
     result = run_demo(settings, campaign, start)
 
     console = Console()
@@ -57,6 +60,30 @@ def demo_command(ctx: click.Context, slug: str, start_text: str | None) -> None:
     emails = sorted((result.outbox / "new").iterdir()) if (result.outbox / "new").is_dir() else []
     console.print(
         f"{len(emails)} emails are in the Maildir {result.outbox} (one file each in "
-        f"{result.outbox / 'new'}; open the folder with any mail client, e.g. "
-        f"`mutt -f {result.outbox}`, or a file as .eml)."
+        f"{result.outbox / 'new'}; open the folder with any mail client, or a file as .eml)."
     )
+    # Plain echo, not rich: a command wrapped at the terminal's width cannot be pasted.
+    click.echo("Look inside (the demo's own database and outbox, not ./dripline.db):")
+    for command in inspect_commands(settings.root, slug, result):
+        click.echo(f"  {command}")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it is inside it, shell-quoted."""
+    with contextlib.suppress(ValueError):  # outside the current folder: keep it absolute
+        path = path.resolve().relative_to(Path.cwd().resolve())
+    return shlex.quote(str(path))
+
+
+def inspect_commands(root: Path, slug: str, result: DemoResult) -> list[str]:
+    """Commands that read what the demo wrote, runnable as printed from the current folder."""
+    here = Path.cwd().resolve() == root.resolve()
+    dripline = "dripline" if here else f"dripline --root {_shown(root)}"
+    database = _shown(result.database)
+    person = next(iter(result.timelines))
+    return [
+        f"{dripline} status {slug} --db {database}",
+        f"{dripline} timeline {slug} --email {person} --db {database}",
+        f"ls {_shown(result.outbox / 'new')}",
+        f"mutt -f {_shown(result.outbox)}",
+    ]

@@ -9,6 +9,7 @@ import click
 from ..article import Article, ArticleError, CampaignPlan, load_article, plan_campaign
 from ..article import write_campaign as write_campaign_folder
 from . import settings_from
+from ._options import option_value
 
 __all__ = ["import_article_command"]
 
@@ -80,7 +81,8 @@ def import_article_command(
     """Turn an "N reasons" article (.txt, .md, .html) into campaigns/SLUG/, one email per reason."""
     settings = settings_from(ctx)
     article = load_article(file)
-    plan = plan_campaign(article, slug, every)
+    with option_value("--slug"):
+        plan = plan_campaign(article, slug, every)
     target = settings.campaigns_dir / slug
     if dry_run:
         # The plan first, so a count mismatch can be judged against what was found.

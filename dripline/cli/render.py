@@ -11,6 +11,7 @@ from ..errors import DriplineError
 from ..render import CampaignRenderer
 from ..samples import load_samples, recipient_from_json
 from . import settings_from
+from ._store import campaign_folder
 
 __all__ = ["render_command"]
 
@@ -37,11 +38,10 @@ def render_command(
 ) -> None:
     """Render every step of SLUG for one subscriber into files you can open."""
     settings = settings_from(ctx)
-    folder = settings.campaigns_dir / slug
-    if not (folder / "campaign.toml").is_file():
-        raise DriplineError(f"no campaign {slug!r} in {settings.campaigns_dir}")
-    campaign = load_campaign(folder)
-    renderer = CampaignRenderer(campaign, settings.templates_dir)
+    campaign = load_campaign(campaign_folder(settings, slug))
+    renderer = CampaignRenderer(
+        campaign, settings.templates_dir, render_budget=settings.render_budget
+    )
     if subscriber_file is not None:
         recipient = recipient_from_json(subscriber_file, campaign, settings.base_url)
     else:

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from datetime import UTC, datetime
 
 import click
 
-from ..dispatch import PassReport
 from ..errors import DriplineError
-from ..runtime import dispatcher_for
+from ..runtime import check_ready_to_send, dispatcher_for
 from ..settings import redact_url
 from . import settings_from
+from ._sending import PassLog, allow_options, configure_run_logging
 from ._store import db_option
 
 __all__ = ["parse_now", "run_command"]
 
 
-def parse_now(value: str | None) -> datetime | None:
-    """``--now``: an ISO 8601 instant with an offset (or Z); naive means UTC."""
+def parse_now(value: str | None, option: str = "--now") -> datetime | None:
+    """An ISO 8601 instant with an offset (or Z); naive means UTC. Errors name ``option``."""
     if value is None:
         return None
     try:
@@ -27,9 +26,11 @@ def parse_now(value: str | None) -> datetime | None:
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         moment.astimezone(UTC)
     except (ValueError, OverflowError) as err:
-        raise DriplineError(f"--now: not an ISO 8601 date and time: {value!r}") from err
+        raise DriplineError(
+            f"{option}: not an ISO 8601 date and time: {value!r} (e.g. 2026-03-05T09:00:00Z)"
+        ) from err
     if not 1970 <= moment.astimezone(UTC).year <= 9000:
-        raise DriplineError(f"--now: {value!r} is outside the years 1970 to 9000")
+        raise DriplineError(f"{option}: {value!r} is outside the years 1970 to 9000")
     return moment
 
 
@@ -70,6 +71,15 @@ def parse_now(value: str | None) -> datetime | None:
     metavar="URL",
     help="Sender URL (default: DRIPLINE_SENDER, else maildir:outbox).",
 )
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.1),
+    default=3600.0,
+    show_default=True,
+    help="Seconds between 'still running' lines while nothing is due.",
+)
+@click.option("-v", "--verbose", count=True, help="Log every pass and the scheduler's ticks.")
+@allow_options
 @db_option
 @click.pass_context
 def run_command(
@@ -80,15 +90,25 @@ def run_command(
     batch: int,
     lease_seconds: float | None,
     sender_url: str | None,
+    heartbeat: float,
+    verbose: int,
+    allow_local_links: bool | None,
+    allow_example_addresses: bool | None,
     database_url: str | None,
 ) -> None:
     """Send every due email; keep running on a timetable unless --once."""
     settings = settings_from(
-        ctx, database_url=database_url, sender_url=sender_url, lease_seconds=lease_seconds
+        ctx,
+        database_url=database_url,
+        sender_url=sender_url,
+        lease_seconds=lease_seconds,
+        allow_local_links=allow_local_links,
+        allow_example_addresses=allow_example_addresses,
     )
     now = parse_now(now_text)
     if now is not None and not once:
         raise DriplineError("--now only makes sense with --once (a single pass at that instant)")
+    check_ready_to_send(settings)
     stop = threading.Event()
     import scheduler  # the top-level timetable module of this project
 
@@ -102,12 +122,12 @@ def run_command(
             for error in report.errors[:20]:
                 click.echo(f"  {error}", err=True)
             return
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        configure_run_logging(verbose)
         click.echo(f"dripline run: every {tick:g} s ({where}); Ctrl-C or SIGTERM stops")
-
-        def on_pass(report: PassReport) -> None:
-            if report.claimed:
-                click.echo(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z {report.summary()}")
-
-        scheduler.run_timetable(dispatcher.dispatch_due, tick=tick, stop=stop, on_pass=on_pass)
+        scheduler.run_timetable(
+            dispatcher.dispatch_due,
+            tick=tick,
+            stop=stop,
+            on_pass=PassLog(every=max(1, round(heartbeat / tick)), verbose=bool(verbose)),
+        )
         click.echo("dripline run: stopped cleanly")

@@ -8,10 +8,12 @@ from sender import OutgoingMessage, SendError
 
 from ..errors import DriplineError
 from ..render import CampaignRenderer
-from ..runtime import sender_for
+from ..runtime import check_ready_to_send, sender_for
 from ..samples import load_samples
 from ..store import normalize_email
 from . import settings_from
+from ._options import option_value
+from ._sending import allow_local_links_option
 from ._store import load_campaign_by_slug
 
 __all__ = ["send_test_command"]
@@ -27,20 +29,27 @@ __all__ = ["send_test_command"]
     metavar="URL",
     help="Sender URL (default: DRIPLINE_SENDER, else maildir:outbox).",
 )
+@allow_local_links_option
 @click.pass_context
 def send_test_command(
-    ctx: click.Context, slug: str, number: int, to_address: str, sender_url: str | None
+    ctx: click.Context,
+    slug: str,
+    number: int,
+    to_address: str,
+    sender_url: str | None,
+    allow_local_links: bool | None,
 ) -> None:
     """Render a step with sample data and send it to ADDRESS, printing the server's reply."""
-    settings = settings_from(ctx, sender_url=sender_url)
+    settings = settings_from(ctx, sender_url=sender_url, allow_local_links=allow_local_links)
     campaign = load_campaign_by_slug(settings, slug)
-    try:
+    check_ready_to_send(settings, campaigns=False)
+    with option_value("--to"):
         to_address = str(normalize_email(to_address))
-    except DriplineError as err:
-        raise DriplineError(f"--to: {err}") from err
     sample = load_samples(campaign, settings.base_url, settings.secret_key)[0].recipient
     recipient = type(sample)(to_address, sample.fields, sample.unsubscribe_url)
-    compiled = CampaignRenderer(campaign, settings.templates_dir).step(number)
+    compiled = CampaignRenderer(
+        campaign, settings.templates_dir, render_budget=settings.render_budget
+    ).step(number)
     email = compiled.render(recipient)
     message = OutgoingMessage(
         envelope_from=campaign.from_address,

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from .._listen import listen_socket
 from ..settings import Settings, redact_url
 from . import settings_from
 from ._store import db_option
@@ -29,6 +30,10 @@ def serve_command(ctx: click.Context, host: str, port: int, database_url: str | 
 
     settings = settings_from(ctx, database_url=database_url)
     app = create_app(settings)  # refuses (Error: ...) before anything listens
+    # Bound before "Serving ..." is printed: a busy port is one line and exit 1.
+    sock = listen_socket(
+        host, port, busy_hint="is another dripline serve running? choose another --port"
+    )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     click.echo(
         f"Serving {len(app.state.service.campaigns)} campaign(s) on http://{host}:{port} "
@@ -41,4 +46,8 @@ def serve_command(ctx: click.Context, host: str, port: int, database_url: str | 
             err=True,
         )
     # No access log: request paths hold tokens, which must not end up in logs.
-    uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True)
+    config = uvicorn.Config(app, access_log=False, proxy_headers=True)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

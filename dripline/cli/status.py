@@ -46,7 +46,7 @@ def status_command(
     settings = settings_from(ctx, database_url=database_url)
     if slug is not None:
         load_campaign_by_slug(settings, slug)  # a typo is an error, not an empty report
-    engine = open_settings_store(settings)
+    engine = open_settings_store(settings, existing=True)
     try:
         # A worker that died is noticed by whoever looks next: its claims are handed back.
         expire_leases(engine)

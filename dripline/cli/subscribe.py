@@ -18,6 +18,7 @@ from ..store import (
 )
 from ..timetable import Timetable
 from . import settings_from
+from ._options import option_value
 from ._store import db_option, load_campaign_by_slug, open_settings_store
 
 __all__ = ["subscribe_command"]
@@ -63,18 +64,23 @@ def subscribe_command(
     settings = settings_from(ctx, database_url=database_url)
     campaign = load_campaign_by_slug(settings, slug)
     table = Timetable.of(campaign)
-    zone_name = check_zone(timezone)
+    with option_value("--tz"):
+        zone_name = check_zone(timezone)
     warning = zone_warning(zone_name)
     if warning:
         click.echo(f"Warning: --tz: {warning}", err=True)
     zone = table.zone_for(zone_name)
-    code = check_country(country)
+    with option_value("--country"):
+        code = check_country(country)
+    address = normalize_email(email)  # its errors quote the address itself
+    with option_value("--at"):
+        moment = parse_moment(subscribed_at, zone) if subscribed_at else None
     person = NewSubscriber(
-        email=normalize_email(email),
+        email=address,
         name=check_name(name, "--name"),
         first_name=check_name(first_name, "--first-name"),
         timezone=zone_name,
-        subscribed_at=parse_moment(subscribed_at, zone) if subscribed_at else None,
+        subscribed_at=moment,
         attributes={"country": code} if code else {},
     )
     engine = open_settings_store(settings)

@@ -29,7 +29,7 @@ def timeline_command(
     settings = settings_from(ctx, database_url=database_url)
     campaign = load_campaign_by_slug(settings, slug)
     table = Timetable.of(campaign)
-    engine = open_settings_store(settings)
+    engine = open_settings_store(settings, existing=True)
     try:
         entries = subscriber_timeline(engine, slug, email)
     finally:

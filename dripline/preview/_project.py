@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import DriplineError
-from ..lint import Finding, lint_step
+from ..lint import Finding, guard_findings, lint_step
 from ..preflight import SpamReport, spam_reports, spamassassin_path
 from ..render import CampaignRenderer, RenderedEmail
 from ..samples import Sample, load_samples
@@ -33,6 +33,7 @@ from ._timeline import PlannedSend, plan_sends
 __all__ = ["CampaignEntry", "Project", "Snapshot", "SpamScore"]
 
 _MAX_CACHED_EMAILS = 256
+PREVIEW_RENDER_BUDGET = 5.0  # seconds, as dripline check's default
 _SPAM_CACHE: OrderedDict[str, SpamReport] = OrderedDict()
 _SPAM_LOCK = threading.Lock()
 _PER_RENDER = re.compile(rb"^(Message-ID|Date):[^\r\n]*\r?\n", re.I | re.M)
@@ -59,7 +60,10 @@ def _load_entry(folder: Path, templates_dir: Path, base_url: str) -> CampaignEnt
     try:
         entry.campaign = load_campaign(folder)
         entry.samples = load_samples(entry.campaign, base_url)
-        entry.renderer = CampaignRenderer(entry.campaign, templates_dir)
+        # A runaway template must not hold a preview page (and its server thread) forever.
+        entry.renderer = CampaignRenderer(
+            entry.campaign, templates_dir, render_budget=PREVIEW_RENDER_BUDGET
+        )
     except DriplineError as err:
         entry.error = err
     return entry
@@ -171,7 +175,7 @@ class Snapshot:
             err = entry.error
             return [Finding("error", err.message, err.path, err.line)]
         assert entry.campaign is not None
-        found: list[Finding] = []
+        found = guard_findings(entry.campaign)
         for step in entry.campaign.steps:
             found += self.step_findings(entry, step.number)
         return found

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from ..errors import DriplineError
+from .._listen import listen_socket
 from ._app import create_app
 from ._live import ReloadBroadcaster
 from ._project import Project
@@ -23,17 +23,9 @@ LOOPBACK = "127.0.0.1"
 
 def _listen_socket(port: int) -> socket.socket:
     """A socket bound to loopback: the preview is never reachable from another machine."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((LOOPBACK, port))
-    except OSError as err:
-        sock.close()
-        raise DriplineError(
-            f"cannot listen on {LOOPBACK}:{port}: {err.strerror} "
-            "(is another preview running? choose another --port)"
-        ) from err
-    return sock
+    return listen_socket(
+        LOOPBACK, port, busy_hint="is another preview running? choose another --port"
+    )
 
 
 class _Uvicorn(uvicorn.Server):

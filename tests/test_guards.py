@@ -1,0 +1,263 @@
+"""Guard rails (dripline/guards.py): nothing half-finished reaches a subscriber.
+
+Real `dripline` processes; what reached the Maildir and the database is read back.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from smtp_servers import RecordingHandler, running_server
+
+from dripline.cli import main
+from dripline.guards import is_reserved_domain
+
+DRIPLINE = str(Path(sys.executable).with_name("dripline"))
+ARTICLE = Path(__file__).resolve().parent / "fixtures" / "articles" / "sleep-evening-routine.txt"
+NOW = "2026-03-05T20:00:30Z"
+
+
+@pytest.fixture
+def env(project: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DRIPLINE_")}
+    return {
+        **clean,
+        "DRIPLINE_ROOT": str(project),
+        "DRIPLINE_SECRET_KEY": "test-secret-for-guard-rails",
+        "DRIPLINE_SENDER": f"maildir:{project / 'outbox'}",
+    }
+
+
+def dripline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DRIPLINE, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def subscribe(env: dict[str, str], slug: str = "ketamine-therapy") -> None:
+    done = dripline(
+        env, "subscribe", "ana@example.com", "--campaign", slug, "--at", "2026-03-05T12:00-08:00"
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def statuses(project: Path) -> list[str]:
+    with sqlite3.connect(project / "dripline.db") as db:
+        return [row[0] for row in db.execute("SELECT status FROM deliveries ORDER BY id")]
+
+
+def outbox(project: Path) -> list[email.message.EmailMessage]:
+    folder = project / "outbox" / "new"
+    if not folder.is_dir():
+        return []
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in sorted(folder.iterdir())
+    ]
+
+
+def line_of(path: Path, needle: str) -> int:
+    text = path.read_text(encoding="utf-8")
+    return text[: text.index(needle)].count("\n") + 1
+
+
+# -- 1. links to localhost ----------------------------------------------------------------
+
+
+def test_run_refuses_to_send_links_to_localhost_naming_the_base_url(project, env):
+    env["DRIPLINE_ALLOW_EXAMPLE_ADDRESSES"] = "1"
+    subscribe(env)
+    done = dripline(env, "run", "--once", "--now", NOW)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: DRIPLINE_BASE_URL is not set")
+    assert "--allow-local-links" in done.stderr and "Traceback" not in done.stderr
+    assert outbox(project) == [] and set(statuses(project)) == {"scheduled"}
+
+    done = dripline({**env, "DRIPLINE_BASE_URL": "http://mail.example.org"}, "run", "--once")
+    assert done.returncode == 1
+    assert "DRIPLINE_BASE_URL is 'http://mail.example.org', not https://" in done.stderr
+    assert outbox(project) == []
+
+
+def test_allow_local_links_sends_to_a_local_test_inbox(project, env):
+    env["DRIPLINE_ALLOW_EXAMPLE_ADDRESSES"] = "1"
+    subscribe(env)
+    done = dripline(env, "run", "--once", "--now", NOW, "--allow-local-links")
+    assert done.returncode == 0, done.stderr
+    (message,) = outbox(project)
+    assert "<http://127.0.0.1:8000/u/" in message["List-Unsubscribe"]
+    assert statuses(project)[0] == "sent"
+
+
+def test_an_https_base_url_or_a_sender_that_reaches_no_one_needs_no_flag(project, env):
+    env["DRIPLINE_ALLOW_EXAMPLE_ADDRESSES"] = "1"
+    subscribe(env)
+    done = dripline(env, "run", "--once", "--now", NOW, "--sender", "console:")
+    assert done.returncode == 0, done.stderr
+    assert "List-Unsubscribe: <http://127.0.0.1:8000/u/" in done.stdout  # printed, not sent
+    assert outbox(project) == []
+    env["DRIPLINE_BASE_URL"] = "https://news.example.org"
+    done = dripline(env, "run", "--once", "--now", "2026-03-20T20:00:30Z")
+    assert done.returncode == 0, done.stderr
+    (message,) = outbox(project)  # step 2, overdue by then
+    assert "<https://news.example.org/u/" in message["List-Unsubscribe"]
+
+
+def test_send_test_refuses_links_to_localhost_over_smtp(project, env):
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        args = ("send-test", "ketamine-therapy", "--to", "qa@example.com")
+        smtp = ("--sender", f"smtp://127.0.0.1:{server.port}")
+        refused = dripline(env, *args, *smtp)
+        assert refused.returncode == 1
+        assert refused.stderr.startswith("Error: DRIPLINE_BASE_URL is not set")
+        assert handler.received == []
+        allowed = dripline(env, *args, *smtp, "--allow-local-links")
+        assert allowed.returncode == 0, allowed.stderr
+        assert len(handler.received) == 1
+    assert dripline(env, *args, "--sender", "memory:x").returncode == 0
+
+
+# -- 2. placeholders and example domains -----------------------------------------------
+
+
+def test_an_imported_campaign_fails_check_and_is_never_sent(project, env):
+    env["DRIPLINE_BASE_URL"] = "https://news.example.org"
+    imported = dripline(env, "import-article", str(ARTICLE), "--slug", "sleep")
+    assert imported.returncode == 0, imported.stderr
+    toml = project / "campaigns" / "sleep" / "campaign.toml"
+
+    check = dripline(env, "check", "sleep")
+    assert check.returncode == 1
+    errors = [line for line in check.stderr.splitlines() if ": error: " in line]
+    sender_line = line_of(toml, "name = 'EDIT ME".replace("'", '"'))
+    address_line = line_of(toml, "address = ")
+    postal_line = line_of(toml, "postal_address")
+    assert errors == [
+        f"{toml}:{sender_line}: error: from.name is still a placeholder "
+        "('EDIT ME: sender name'): fill in the sender's name, as inboxes show it",
+        f"{toml}:{address_line}: error: from.address is still a placeholder "
+        "('edit-me@example.com'): fill in the address the campaign is sent from",
+        f"{toml}:{postal_line}: error: footer.postal_address is still a "
+        "placeholder ('EDIT ME: company name, street address, city, postal code, country'): "
+        "fill in your real postal address (the law requires one in commercial email)",
+    ]
+
+    subscribe(env, "sleep")
+    # Not even an explicit allowance for example addresses sends a placeholder.
+    done = dripline(env, "run", "--once", "--now", NOW, "--allow-example-addresses")
+    assert done.returncode == 1
+    assert "Error: not starting: 3 problem(s) would reach subscribers" in done.stderr
+    assert f"{toml}:{postal_line}: footer.postal_address" in done.stderr
+    assert outbox(project) == [] and set(statuses(project)) == {"scheduled"}
+
+    # Filled in: checked clean of placeholders, and sent.
+    text = toml.read_text(encoding="utf-8")
+    text = text.replace("EDIT ME: sender name", "Sleep Well Clinic")
+    text = text.replace("edit-me@example.com", "news@sleepwell-clinic.com")
+    text = text.replace(
+        "EDIT ME: company name, street address, city, postal code, country",
+        "Sleep Well Clinic, 1 High Street, Bristol BS1 4DJ, UK",
+    )
+    toml.write_text(text, encoding="utf-8")
+    assert dripline(env, "check", "sleep").returncode == 0
+    done = dripline(env, "run", "--once", "--now", NOW)
+    assert done.returncode == 1  # the ketamine sample's example.com sender still blocks
+    assert "ketamine-therapy/campaign.toml:10: from.address hello@example.com" in done.stderr
+    done = dripline(env, "run", "--once", "--now", NOW, "--allow-example-addresses")
+    assert done.returncode == 0, done.stderr
+    (message,) = outbox(project)
+    assert message["From"].addresses[0].addr_spec == "news@sleepwell-clinic.com"
+
+
+def test_example_domains_are_a_warning_in_check_and_an_error_in_run(project, env):
+    env["DRIPLINE_BASE_URL"] = "https://news.example.org"
+    toml = project / "campaigns" / "ketamine-therapy" / "campaign.toml"
+    check = dripline(env, "check")
+    assert check.returncode == 0, check.stderr
+    assert (
+        f"{toml}:6: warning: reply_to care@example.com is at example.com, a domain reserved "
+        "for examples" in check.stdout
+    )
+    assert f"{toml}:10: warning: from.address hello@example.com" in check.stdout
+    subscribe(env)
+    done = dripline(env, "run", "--once", "--now", NOW)
+    assert done.returncode == 1
+    assert f"{toml}:6: reply_to care@example.com" in done.stderr
+    assert "--allow-example-addresses sends from example domains anyway" in done.stderr
+    assert outbox(project) == [] and set(statuses(project)) == {"scheduled"}
+    done = dripline({**env, "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1"}, "run", "--once", "--now", NOW)
+    assert done.returncode == 0, done.stderr
+    assert len(outbox(project)) == 1
+
+
+def test_a_campaign_edited_into_a_placeholder_while_running_is_not_sent(project, env):
+    """The start-up check passed; a later pass still never sends the edited campaign."""
+    from datetime import UTC, datetime
+
+    from dripline.runtime import dispatcher_for
+    from dripline.settings import load_settings
+
+    env["DRIPLINE_BASE_URL"] = "https://news.example.org"
+    env["DRIPLINE_ALLOW_EXAMPLE_ADDRESSES"] = "1"
+    subscribe(env)
+    settings = load_settings(environ=env)
+    toml = project / "campaigns" / "ketamine-therapy" / "campaign.toml"
+    with dispatcher_for(settings) as dispatcher:
+        toml.write_text(
+            toml.read_text(encoding="utf-8").replace(
+                'name = "Clearwater Mind Clinic"', 'name = "EDIT ME: sender name"'
+            ),
+            encoding="utf-8",
+        )
+        report = dispatcher.dispatch_due(datetime(2026, 3, 5, 20, 0, 30, tzinfo=UTC))
+    assert report.sent == 0 and report.deferred == 1
+    assert f"{toml}:9: not sent: from.name is still a placeholder" in report.errors[0]
+    assert outbox(project) == [] and statuses(project)[0] == "scheduled"
+
+
+def test_a_placeholder_written_into_an_email_fails_check_at_its_line(project, env):
+    step = project / "campaigns" / "ketamine-therapy" / "02-treatment-resistant.md"
+    text = step.read_text(encoding="utf-8").replace(
+        "## High Efficacy", "Edit me: a quote from Dr. Lee goes here.\n\n## High Efficacy", 1
+    )
+    step.write_text(text, encoding="utf-8")
+    check = dripline(env, "check", "ketamine-therapy")
+    assert check.returncode == 1
+    assert (
+        f"{step}:{line_of(step, 'Edit me:')}: error: the email still holds a placeholder "
+        "('Edit me'): write that part" in check.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("domain", "reserved"),
+    [
+        ("example.com", True),
+        ("news.EXAMPLE.org", True),
+        ("shop.test", True),
+        ("mail.invalid", True),
+        ("localhost", True),
+        ("example.co.uk", False),
+        ("myexample.com", False),
+        ("clinic.com", False),
+    ],
+)
+def test_reserved_domains_follow_rfc_2606_and_6761(domain, reserved):
+    assert is_reserved_domain(domain) is reserved
+
+
+def test_the_demo_sends_without_a_base_url_or_real_addresses(project):
+    result = CliRunner(env={"DRIPLINE_BASE_URL": None, "DRIPLINE_SECRET_KEY": None}).invoke(
+        main, ["--root", str(project), "demo", "--start", "2026-03-05T20:00:00Z"]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(list((project / "demo" / "outbox" / "new").iterdir())) == 24
