@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 
 from .campaign import Campaign, load_campaign
 from .errors import CampaignError, DriplineError
+from .ledger import body_digest, campaign_commit, sent_subject
 from .render import CampaignRenderer, CompiledStep, Recipient
 from .store import ClaimedDelivery
 
@@ -50,6 +51,9 @@ class DispatchStore(Protocol):
         sent_at: datetime,
         reply: str | None = None,
         last_step: bool = True,
+        subject: str | None = None,
+        body_digest: str | None = None,
+        campaign_commit: str | None = None,
     ) -> None: ...
 
     def mark_failed(self, delivery_id: int, error: str) -> None: ...
@@ -64,6 +68,15 @@ class DispatchStore(Protocol):
     def release(self, delivery_ids: Sequence[int]) -> None:
         """Put claimed deliveries that were never attempted back to ``scheduled``."""
 
+    def hold(self, steps: Iterable[tuple[str, str]]) -> None:
+        """Claim no deliveries of these (campaign, step identity) pairs."""
+
+    def scheduled_steps(self) -> dict[str, set[str]]:
+        """Each campaign's step identities that still have scheduled deliveries."""
+
+    def schedule_version(self) -> int:
+        """A number that changes whenever a campaign revision is applied."""
+
 
 @dataclass
 class PassReport:
@@ -77,15 +90,21 @@ class PassReport:
     ambiguous: int = 0
     released: int = 0
     errors: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # "campaign/step-id" not in the files
 
     def add(self, other: PassReport) -> None:
         for f in fields(self):
-            if f.name != "errors":
+            if f.name not in ("errors", "held"):
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         self.errors += other.errors
+        self.held = sorted(set(self.held) | set(other.held))
 
     def summary(self) -> str:
-        parts = [f"{f.name} {getattr(self, f.name)}" for f in fields(self) if f.name != "errors"]
+        parts = [
+            f"{f.name} {getattr(self, f.name)}"
+            for f in fields(self)
+            if f.name not in ("errors", "held")
+        ]
         return ", ".join(parts)
 
 
@@ -137,6 +156,19 @@ class CampaignLibrary:
     def step(self, slug: str, number: int) -> CompiledStep:
         return self.renderer(slug).step(number)
 
+    def step_by_id(self, slug: str, identity: str) -> CompiledStep | None:
+        """The compiled step with ``identity`` as the files have it now, or None if gone."""
+        renderer = self.renderer(slug)
+        step = renderer.campaign.step_by_id(identity)
+        return None if step is None else renderer.step(step.number)
+
+    def step_ids(self, slug: str) -> tuple[str, ...] | None:
+        """The campaign's step identities, or None when it does not load."""
+        try:
+            return self.campaign(slug).step_ids
+        except DriplineError:
+            return None
+
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
@@ -166,21 +198,61 @@ class Dispatcher:
         self.chunk_size = chunk_size
         self.retry_policy = retry_policy
         self.stop = stop or threading.Event()
+        self.project_root = library.campaigns_dir.parent
+        self._held: frozenset[tuple[str, str]] = frozenset()
+        self._held_seen: tuple[int, int] | None = None  # (files generation, schedule version)
+        self._files_generation = 0
+        self._commit: str | None = None
 
     def dispatch_due(self, now: datetime) -> PassReport:
-        """Claim and send batches until nothing is due at ``now`` (or a stop is asked)."""
+        """Claim and send batches until nothing is due at ``now`` (or a stop is asked).
+
+        Deliveries are rendered by step identity from the files as they are now (a
+        content edit goes out at once); a step whose file is gone is held (not sent, not
+        failed, one warning per pass) until ``dripline apply`` cancels it.
+        """
         report = PassReport()
         if self.library.refresh():
+            self._files_generation += 1
             log.info("campaign or template files changed: reloaded")
+        self._hold_removed_steps(report)
+        self._commit = None
+        first = True
         while not self.stop.is_set():
             # Until a claim comes back empty: one claim takes only one step per subscriber
             # of the rows it reads, so a short claim does not mean nothing else is due.
             batch = self.store.claim_due(now, self.batch_size)
             if not batch:
                 break
+            if first:  # once per pass, and only when something goes out
+                self._commit = campaign_commit(self.project_root)
+                first = False
             report.claimed += len(batch)
             self._send_batch(batch, now, report)
         return report
+
+    def _hold_removed_steps(self, report: PassReport) -> None:
+        """Hold scheduled deliveries of steps no campaign file has (until applied)."""
+        seen = (self._files_generation, self.store.schedule_version())
+        if seen != self._held_seen:
+            held: set[tuple[str, str]] = set()
+            for campaign, identities in self.store.scheduled_steps().items():
+                current = self.library.step_ids(campaign)
+                if current is not None:  # a broken campaign defers instead (see _send_batch)
+                    held |= {(campaign, i) for i in identities if i not in current}
+            self._held = frozenset(held)
+            self._held_seen = seen
+            self.store.hold(self._held)
+        for campaign, identity in sorted(self._held):
+            report.held.append(f"{campaign}/{identity}")
+            log.warning(
+                "campaign %s: step %r has scheduled deliveries but no file any more; they are "
+                "held (not sent): run `dripline plan %s` and `dripline apply %s`",
+                campaign,
+                identity,
+                campaign,
+                campaign,
+            )
 
     def _send_batch(
         self, batch: Sequence[ClaimedDelivery], now: datetime, report: PassReport
@@ -232,7 +304,13 @@ class Dispatcher:
         self, delivery: ClaimedDelivery, now: datetime, report: PassReport
     ) -> OutgoingMessage | None:
         try:
-            compiled = self.library.step(delivery.campaign, delivery.step)
+            compiled = self.library.step_by_id(delivery.campaign, delivery.step_id)
+            if compiled is None:
+                # Removed from the files after this pass began: back to the queue, held
+                # from the next pass on.
+                raise CampaignError(
+                    f"step {delivery.step_id!r} is no longer in campaign {delivery.campaign!r}"
+                )
             fields_ = {
                 **dict(delivery.attributes),
                 "name": delivery.name,
@@ -271,15 +349,19 @@ class Dispatcher:
         store, delivery_id = self.store, delivery.delivery_id
         if isinstance(result, SendResult):
             try:
-                steps = len(self.library.campaign(delivery.campaign).steps)
+                identities = self.library.campaign(delivery.campaign).step_ids
+                last = delivery.step_id == identities[-1] or delivery.step >= len(identities)
             except DriplineError:  # never let a campaign question lose a sent outcome
-                steps = delivery.step
+                last = True
             store.mark_sent(
                 delivery_id,
                 message_id=message.message_id,
                 sent_at=now,
                 reply=result.reply,
-                last_step=delivery.step >= steps,
+                last_step=last,
+                subject=sent_subject(message.data),
+                body_digest=body_digest(message.data),
+                campaign_commit=self._commit,
             )
             report.sent += 1
             return

@@ -3,8 +3,10 @@
 Errors (exit 1): anything that stops a campaign loading or rendering, variables
 that are unknown or missing for a sample subscriber, links that are not http(s)
 or mailto, HTML over 102 KB (Gmail clips it), a missing unsubscribe link or
-postal address. Warnings: subjects over 78 characters, a missing preheader,
-images without alt text, subscriber fields no sample has.
+postal address, two steps with one identity, a stale snapshot (when the campaign
+has a ``.snapshots`` folder: see :mod:`dripline.snapshots`). Warnings: subjects
+over 78 characters, a missing preheader, images without alt text, subscriber
+fields no sample has.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .campaign import Campaign, Step, line_of_key, load_campaign
 from .errors import DriplineError
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
+from .snapshots import stale_snapshots
 
 __all__ = ["GMAIL_CLIP_BYTES", "Finding", "lint_campaign", "lint_folder", "lint_step"]
 
@@ -175,6 +178,16 @@ def lint_folder(folder: Path, templates_dir: Path, base_url: str) -> tuple[Campa
     """Load and lint one campaign folder; a load error is returned as a finding."""
     try:
         campaign = load_campaign(folder)
-        return campaign, lint_campaign(campaign, templates_dir, base_url)
+        findings = lint_campaign(campaign, templates_dir, base_url)
     except DriplineError as err:
         return None, [Finding("error", err.message, err.path, err.line)]
+    if not any(f.severity == "error" for f in findings):
+        try:
+            stale = stale_snapshots(campaign, templates_dir, base_url)
+        except DriplineError as err:
+            stale = [(folder / ".snapshots", str(err))]
+        findings += [
+            Finding("error", f"snapshot {why}: run `dripline snapshot {campaign.slug}`", path)
+            for path, why in stale
+        ]
+    return campaign, findings

@@ -56,7 +56,7 @@ def dispatcher_for(
 ) -> Iterator[Dispatcher]:
     """A dispatcher over the configured store and sender, closed on exit."""
     links = unsubscribe_link_maker(settings)
-    engine = open_store(settings.effective_database_url)
+    engine = open_store(settings.effective_database_url, campaigns_dir=settings.campaigns_dir)
     library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
 
     @cache

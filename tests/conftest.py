@@ -35,7 +35,8 @@ def _reset_postgres(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "DROP TABLE IF EXISTS consents, signup_requests, deliveries, enrollments, "
+                "DROP TABLE IF EXISTS campaign_revisions, consents, signup_requests, deliveries, "
+                "enrollments, "
                 "subscribers, alembic_version"
             )
         )

@@ -31,7 +31,7 @@ def db_option(func: F) -> F:
 
 def open_settings_store(settings: Settings) -> Engine:
     """The configured store, migrated to the current schema on first use."""
-    return open_store(settings.effective_database_url)
+    return open_store(settings.effective_database_url, campaigns_dir=settings.campaigns_dir)
 
 
 def load_campaign_by_slug(settings: Settings, slug: str) -> Campaign:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import click
 
-from ..dispatch import PassReport
+from ..dispatch import CampaignLibrary, PassReport
 from ..errors import DriplineError
 from ..runtime import dispatcher_for
-from ..settings import redact_url
+from ..settings import Settings, redact_url
 from . import settings_from
-from ._store import db_option
+from ._plans import apply_all
+from ._store import db_option, open_settings_store
 
 __all__ = ["parse_now", "run_command"]
 
@@ -31,6 +33,25 @@ def parse_now(value: str | None) -> datetime | None:
     if not 1970 <= moment.astimezone(UTC).year <= 9000:
         raise DriplineError(f"--now: {value!r} is outside the years 1970 to 9000")
     return moment
+
+
+def _applying(
+    settings: Settings, dispatch: Callable[[datetime], PassReport]
+) -> Callable[[datetime], PassReport]:
+    """``dispatch`` preceded by applying pending plans when the campaign files changed."""
+    watcher = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    engine = open_settings_store(settings)
+    first = [True]
+
+    def run_pass(now: datetime) -> PassReport:
+        if watcher.refresh() or first[0]:
+            for plan in apply_all(settings, engine, None, now):
+                if plan.changes:
+                    click.echo(f"{plan.campaign}: applied ({plan.summary()})")
+            first[0] = False
+        return dispatch(now)
+
+    return run_pass
 
 
 @click.command("run")
@@ -61,6 +82,12 @@ def parse_now(value: str | None) -> datetime | None:
     metavar="URL",
     help="Sender URL (default: DRIPLINE_SENDER, else maildir:outbox).",
 )
+@click.option(
+    "--apply",
+    "apply_plans",
+    is_flag=True,
+    help="Apply pending campaign plans at the start of each pass (deploys from CI).",
+)
 @db_option
 @click.pass_context
 def run_command(
@@ -71,6 +98,7 @@ def run_command(
     batch: int,
     sender_url: str | None,
     database_url: str | None,
+    apply_plans: bool,
 ) -> None:
     """Send every due email; keep running on a timetable unless --once."""
     settings = settings_from(ctx, database_url=database_url, sender_url=sender_url)
@@ -82,13 +110,22 @@ def run_command(
 
     with dispatcher_for(settings, stop=stop, batch_size=batch) as dispatcher:
         where = f"{redact_url(settings.effective_database_url)} -> {dispatcher.sender.display_url}"
+        dispatch = dispatcher.dispatch_due
+        if apply_plans:
+            dispatch = _applying(settings, dispatch)
         if once:
             with scheduler.stop_on_signals(stop):
-                report = dispatcher.dispatch_due(now or datetime.now(UTC))
+                report = dispatch(now or datetime.now(UTC))
             stopped = " (stopped by a signal)" if stop.is_set() else ""
             click.echo(f"dispatch pass ({where}){stopped}: {report.summary()}")
             for error in report.errors[:20]:
                 click.echo(f"  {error}", err=True)
+            for held in report.held:
+                click.echo(
+                    f"  held: {held} has no file any more; its deliveries wait for "
+                    "`dripline plan` / `dripline apply`",
+                    err=True,
+                )
             return
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         click.echo(f"dripline run: every {tick:g} s ({where}); Ctrl-C or SIGTERM stops")
@@ -97,5 +134,5 @@ def run_command(
             if report.claimed:
                 click.echo(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z {report.summary()}")
 
-        scheduler.run_timetable(dispatcher.dispatch_due, tick=tick, stop=stop, on_pass=on_pass)
+        scheduler.run_timetable(dispatch, tick=tick, stop=stop, on_pass=on_pass)
         click.echo("dripline run: stopped cleanly")

@@ -9,6 +9,7 @@ import click
 from ..store import NewSubscriber, check_name, check_zone, normalize_email, parse_moment, subscribe
 from ..timetable import Timetable
 from . import settings_from
+from ._plans import record_baseline
 from ._store import db_option, load_campaign_by_slug, open_settings_store
 
 __all__ = ["subscribe_command"]
@@ -52,10 +53,11 @@ def subscribe_command(
     engine = open_settings_store(settings)
     try:
         created, due = subscribe(engine, table, slug, person, now=datetime.now(UTC))
+        record_baseline(settings, engine, campaign)
     finally:
         engine.dispose()
     verb = "Subscribed" if created else "Already subscribed:"
     click.echo(f"{verb} {person.email} to {slug} ({zone.key})")
-    for step, when in zip(campaign.steps, due, strict=True):
+    for step, when in zip(campaign.steps, due, strict=False):
         local = when.astimezone(zone)
         click.echo(f"  {step.number}  {local:%a %Y-%m-%d %H:%M %Z}  {step.subject}")

@@ -6,6 +6,8 @@ dispatcher talks to it through the narrow :class:`DeliveryQueue` protocol.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Engine
 
 from ._consent import (
@@ -28,6 +30,7 @@ from ._migrate import current_revision, head_revision, upgrade
 from ._models import (
     DELIVERY_STATUSES,
     SUBSCRIBER_STATUSES,
+    CampaignRevision,
     Delivery,
     Enrollment,
     Subscriber,
@@ -36,9 +39,11 @@ from ._queue import ClaimedDelivery, DeliveryQueue, DeliveryStateError, SqlDeliv
 from ._reports import (
     CampaignStatus,
     NotSubscribedError,
+    SentMessage,
     StepStatus,
     TimelineEntry,
     campaign_status,
+    subscriber_history,
     subscriber_timeline,
     unsubscribe,
 )
@@ -55,6 +60,7 @@ from ._values import (
 __all__ = [
     "DELIVERY_STATUSES",
     "SUBSCRIBER_STATUSES",
+    "CampaignRevision",
     "CampaignStatus",
     "ClaimedDelivery",
     "ConfirmedSignup",
@@ -70,6 +76,7 @@ __all__ = [
     "NormalizedEmail",
     "NotSubscribedError",
     "RowProblem",
+    "SentMessage",
     "SignupForm",
     "SignupRequest",
     "SignupTicket",
@@ -98,6 +105,7 @@ __all__ = [
     "read_transaction",
     "request_signup",
     "subscribe",
+    "subscriber_history",
     "subscriber_timeline",
     "unsubscribe",
     "unsubscribe_by_key",
@@ -106,9 +114,13 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, migrate: bool = True) -> Engine:
-    """An engine on ``url`` with the schema brought up to date (unless ``migrate`` is off)."""
+def open_store(url: str, *, migrate: bool = True, campaigns_dir: Path | None = None) -> Engine:
+    """An engine on ``url`` with the schema brought up to date (unless ``migrate`` is off).
+
+    ``campaigns_dir`` (the project's ``campaigns/``) is read by migrations that map
+    existing rows onto the campaign files.
+    """
     engine = make_engine(url)
     if migrate:
-        upgrade(engine)
+        upgrade(engine, campaigns_dir)
     return engine

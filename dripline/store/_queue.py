@@ -9,19 +9,19 @@ re-sent (at most once per subscriber and step).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 
 from ..errors import DriplineError
 from ..timetable import Timetable
 from ._bulk import BulkWriter
-from ._engine import write_transaction
+from ._engine import read_transaction, write_transaction
 from ._fastwrite import FastWriter
-from ._models import Delivery, Enrollment, Subscriber, new_public_key
+from ._models import CampaignRevision, Delivery, Enrollment, Subscriber, new_public_key
 from ._values import from_db_time, to_db_time
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
 _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
+_R = CampaignRevision.__table__
 
 
 class DeliveryStateError(DriplineError):
@@ -58,6 +59,7 @@ class ClaimedDelivery:
     first_attempt_at: datetime | None = None  # when this delivery was first tried (retries)
     # The subscriber's random key, for the unsubscribe link (dripline.serve.unsubscribe_url_for).
     public_key: str = ""
+    step_id: str = ""  # the step's identity: what is rendered (``step`` only orders)
 
 
 class DeliveryQueue(Protocol):
@@ -98,6 +100,7 @@ _CANDIDATES = (
         _D.c.first_attempt_at,
         _S.c.id.label("subscriber_id"),
         _S.c.public_key,
+        _D.c.step_id,
     )
     .join(_E, _E.c.id == _D.c.enrollment_id)
     .join(_S, _S.c.id == _E.c.subscriber_id)
@@ -156,9 +159,43 @@ class SqlDeliveryQueue:
             # Locking the enrollment too keeps two workers from each taking a different
             # overdue step of one subscriber.
             query = query.with_for_update(skip_locked=True, of=[_D, _E])
-        self._candidates = query
+        self._base_candidates = self._candidates = query
+        self._held: frozenset[tuple[str, str]] = frozenset()
         self._finish_statements: dict[tuple[str, ...], Any] = {}
         self._writer = FastWriter(engine)
+
+    def hold(self, steps: Iterable[tuple[str, str]]) -> None:
+        """Leave deliveries of these (campaign, step identity) pairs unclaimed from now on.
+
+        A step whose file is gone is held until ``dripline apply`` cancels it (or the file
+        comes back); the filter is part of the claim's SQL, so held rows never fill a batch.
+        """
+        held = frozenset(steps)
+        if held == self._held:
+            return
+        self._held = held
+        query = self._base_candidates
+        for campaign, step_id in sorted(held):
+            query = query.where(~and_(_E.c.campaign == campaign, _D.c.step_id == step_id))
+        self._candidates = query
+
+    def scheduled_steps(self) -> dict[str, set[str]]:
+        """Each campaign's step identities that still have scheduled deliveries."""
+        found: dict[str, set[str]] = {}
+        with read_transaction(self.engine) as conn:
+            for campaign, step_id in conn.execute(
+                select(_E.c.campaign, _D.c.step_id)
+                .join(_E, _E.c.id == _D.c.enrollment_id)
+                .where(_D.c.status == "scheduled")
+                .distinct()
+            ):
+                found.setdefault(campaign, set()).add(step_id)
+        return found
+
+    def schedule_version(self) -> int:
+        """Changes whenever ``dripline apply`` records a campaign revision (one tiny query)."""
+        with read_transaction(self.engine) as conn:
+            return conn.scalar(select(func.max(_R.c.id))) or 0
 
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
         """Claim up to ``limit`` due deliveries, oldest first.
@@ -214,6 +251,7 @@ class SqlDeliveryQueue:
                 attributes=attributes or {},
                 first_attempt_at=from_db_time(first_attempt_at) or now,
                 public_key=keys[subscriber_id],
+                step_id=step_id,
             )
             for (
                 d_id,
@@ -232,6 +270,7 @@ class SqlDeliveryQueue:
                 first_attempt_at,
                 subscriber_id,
                 _,
+                step_id,
             ) in claimed
         ]
 
@@ -260,7 +299,7 @@ class SqlDeliveryQueue:
             return
         pending: dict[int, list[Any]] = {}
         for row in conn.execute(
-            select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.due_at, _D.c.status)
+            select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.due_at, _D.c.status, _D.c.step_id)
             .where(_D.c.enrollment_id.in_(list(suspects)))
             .order_by(_D.c.enrollment_id, _D.c.step)
         ):
@@ -275,12 +314,16 @@ class SqlDeliveryQueue:
             next_day = (from_db_time(steps[0].due_at) or now).astimezone(zone).date()
             if next_day > send_day:
                 continue  # the spacing is intact: nothing to move
-            new_times = table.retime_remaining(sent.step, now, sent.timezone)
-            moves += [
-                {"row_id": s.id, "new_due": to_db_time(new_times[s.step])}
-                for s in steps
-                if s.step in new_times
-            ]
+            # The campaign files give the spacing; rows are matched to them by identity (a
+            # step no file has any more is held, so it is not moved).
+            sent_number = table.number_of(sent.step_id)
+            if sent_number is None:
+                continue
+            new_times = table.retime_remaining(sent_number, now, sent.timezone)
+            for s in steps:
+                number = table.number_of(s.step_id)
+                if number in new_times:
+                    moves.append({"row_id": s.id, "new_due": to_db_time(new_times[number])})
         if moves:
             conn.execute(
                 update(_D)
@@ -338,9 +381,16 @@ class SqlDeliveryQueue:
         sent_at: datetime,
         reply: str | None = None,
         last_step: bool = True,
+        subject: str | None = None,
+        body_digest: str | None = None,
+        campaign_commit: str | None = None,
     ) -> None:
-        """Record an accepted message. ``last_step=False`` (the dispatcher knows) skips
-        checking whether the enrollment is now complete: steps go out in order."""
+        """Record an accepted message, with the ledger of what went out: ``subject`` as
+        sent, ``body_digest`` (SHA-256 hex of the rendered body) and ``campaign_commit``
+        (the project's git commit, ``-dirty`` when the files differ from it).
+
+        ``last_step=False`` (the dispatcher knows) skips checking whether the enrollment
+        is now complete: steps go out in order."""
         self._finish(
             delivery_id,
             _complete=last_step,
@@ -349,6 +399,9 @@ class SqlDeliveryQueue:
             sent_at=to_db_time(sent_at),
             reply=reply,
             last_error=None,
+            subject=subject,
+            body_digest=body_digest,
+            campaign_commit=campaign_commit,
         )
 
     def mark_failed(self, delivery_id: int, error: str) -> None:

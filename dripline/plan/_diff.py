@@ -1,0 +1,382 @@
+"""Compare a campaign's files with what is live in the database: the plan.
+
+What is live is the newest recorded revision's state (see :mod:`._state`), plus the
+deliveries themselves: a step that still has scheduled deliveries but no file is
+"removed" even when no revision names it. The plan is computed inside the caller's
+transaction so ``dripline apply`` acts on exactly what it showed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from ..store import CampaignRevision, Delivery, Enrollment, Subscriber
+from ._state import timetable_of
+
+__all__ = [
+    "AddedStep",
+    "CampaignPlan",
+    "ContentChange",
+    "RemovedStep",
+    "RetimedStep",
+    "compute_plan",
+]
+
+_D = Delivery.__table__
+_E = Enrollment.__table__
+_S = Subscriber.__table__
+_R = CampaignRevision.__table__
+_REACHED = ("sent", "sending", "ambiguous", "failed")
+_EXAMPLES = 3
+
+
+@dataclass
+class AddedStep:
+    id: str
+    position: int
+    backfill: bool
+    enrollments: int = 0  # who will get it
+    past: int = 0  # active enrollments already past its position (they do not get it)
+    examples: list[tuple[str, datetime]] = field(default_factory=list)  # (email, due UTC)
+
+
+@dataclass
+class RemovedStep:
+    id: str
+    cancelled: int = 0  # scheduled deliveries apply cancels
+
+
+@dataclass
+class RetimedStep:
+    id: str
+    changes: list[str]  # e.g. "position 2 -> 3", "day 3 -> 4"
+    deliveries: int = 0  # scheduled deliveries that get a new due time
+    examples: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+
+
+@dataclass
+class ContentChange:
+    id: str
+    changed: list[str]  # "subject", "body", "layout or HTML"
+    pending: int = 0  # scheduled deliveries that will get the new version
+    diff: str = ""  # unified diff of the plain text for the first sample subscriber
+
+
+@dataclass
+class _Ops:
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    cancels: list[int] = field(default_factory=list)
+    retimes: list[tuple[int, datetime]] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)
+    reactivate: set[int] = field(default_factory=set)
+
+
+@dataclass
+class CampaignPlan:
+    """What applying the files would change for people already in ``campaign``."""
+
+    campaign: str
+    state: dict[str, Any]  # the files' state, recorded by apply
+    added: list[AddedStep] = field(default_factory=list)
+    removed: list[RemovedStep] = field(default_factory=list)
+    retimed: list[RetimedStep] = field(default_factory=list)
+    content: list[ContentChange] = field(default_factory=list)
+    live_revision: int | None = None  # the revision row now live (None: none recorded)
+    ops: _Ops = field(default_factory=_Ops)
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.added or self.removed or self.retimed or self.content)
+
+    def summary(self) -> str:
+        if not self.changes:
+            return "no changes"
+        return (
+            f"{len(self.added)} step(s) added, {len(self.removed)} removed, "
+            f"{len(self.retimed)} moved or re-timed, {len(self.content)} with new content"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign,
+            "changes": self.changes,
+            "summary": self.summary(),
+            "added": [
+                {
+                    "step": a.id,
+                    "position": a.position,
+                    "backfill": a.backfill,
+                    "enrollments": a.enrollments,
+                    "already_past": a.past,
+                    "examples": [{"email": e, "due": d.isoformat()} for e, d in a.examples],
+                }
+                for a in self.added
+            ],
+            "removed": [{"step": r.id, "cancelled": r.cancelled} for r in self.removed],
+            "retimed": [
+                {
+                    "step": r.id,
+                    "changes": r.changes,
+                    "deliveries": r.deliveries,
+                    "examples": [
+                        {"email": e, "old": o.isoformat(), "new": n.isoformat()}
+                        for e, o, n in r.examples
+                    ],
+                }
+                for r in self.retimed
+            ],
+            "content": [
+                {"step": c.id, "changed": c.changed, "pending": c.pending, "diff": c.diff}
+                for c in self.content
+            ],
+        }
+
+    def lines(self) -> list[str]:
+        """The plan as text, one change per line (diffs indented under their step)."""
+        out = [f"{self.campaign}: {self.summary()}"]
+        for a in self.added:
+            who = "also those already past it (backfill)" if a.backfill else "not those past it"
+            out.append(
+                f"  + {a.id} (new step {a.position}): {a.enrollments} enrollment(s) get it; "
+                f"{a.past} already past it ({who})"
+            )
+            out += [f"      {e}: due {d:%Y-%m-%d %H:%M} UTC" for e, d in a.examples]
+        for r in self.removed:
+            out.append(f"  - {r.id}: {r.cancelled} scheduled delivery(ies) will be cancelled")
+        for t in self.retimed:
+            out.append(
+                f"  ~ {t.id} ({', '.join(t.changes)}): {t.deliveries} scheduled delivery(ies) "
+                "get a new due time"
+            )
+            out += [
+                f"      {e}: {o:%Y-%m-%d %H:%M} -> {n:%Y-%m-%d %H:%M} UTC" for e, o, n in t.examples
+            ]
+        for c in self.content:
+            out.append(
+                f"  * {c.id} ({', '.join(c.changed)} changed): {c.pending} pending "
+                "delivery(ies) will get the new version"
+            )
+            out += [f"      {line}" for line in c.diff.splitlines()]
+        return out
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _synthesized(new_state: dict[str, Any], db_steps: dict[str, int]) -> dict[str, Any]:
+    """The live state when no revision was recorded: the deliveries' identities, with the
+    files' timing and content for those the files still have (so only identities differ)."""
+    by_id = {s["id"]: s for s in new_state["steps"]}
+    steps = []
+    for identity, position in sorted(db_steps.items(), key=lambda item: item[1]):
+        known = by_id.get(identity)
+        steps.append(
+            {**known, "position": position}
+            if known
+            else {"id": identity, "position": position, "day": None, "immediately": False}
+        )
+    return {"schedule": new_state["schedule"], "steps": steps}
+
+
+def _timing_changes(old: dict[str, Any], new: dict[str, Any], schedule: bool) -> list[str]:
+    changes = []
+    if old["position"] != new["position"]:
+        changes.append(f"moved from {old['position']} to {new['position']} (among kept steps)")
+    if old.get("day") != new["day"]:
+        changes.append(f"day {old.get('day')} -> {new['day']}")
+    if old.get("immediately") != new["immediately"]:
+        changes.append("send immediately" if new["immediately"] else "no longer immediate")
+    if schedule:
+        changes.append("schedule (send_time, weekdays or time zone)")
+    return changes
+
+
+def _content_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    if "text" not in old:
+        return []
+    changed = []
+    if old["subject"] != new["subject"]:
+        changed.append("subject")
+    if old["text"] != new["text"]:
+        changed.append("body")
+    if old["html_digest"] != new["html_digest"] and not changed:
+        changed.append("layout or HTML")
+    return changed
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    before = [f"Subject: {old['subject']}", "", *old["text"].splitlines()]
+    after = [f"Subject: {new['subject']}", "", *new["text"].splitlines()]
+    lines = difflib.unified_diff(
+        before, after, f"{old['id']} (live)", f"{new['id']} (campaign files)", lineterm=""
+    )
+    return "\n".join(lines)
+
+
+def compute_plan(
+    conn: Connection, campaign: str, new_state: dict[str, Any], now: datetime
+) -> CampaignPlan:
+    """The plan for ``campaign``: what applying ``new_state`` changes, read in ``conn``."""
+    revision = conn.execute(
+        select(_R.c.id, _R.c.state)
+        .where(_R.c.campaign == campaign)
+        .order_by(_R.c.id.desc())
+        .limit(1)
+    ).first()
+    enrollments = conn.execute(
+        select(
+            _E.c.id,
+            _E.c.status,
+            _E.c.enrolled_at,
+            _S.c.status.label("s_status"),
+            _S.c.email,
+            _S.c.timezone,
+        )
+        .join(_S, _S.c.id == _E.c.subscriber_id)
+        .where(_E.c.campaign == campaign)
+        .order_by(_E.c.id)
+    ).all()
+    rows: dict[int, dict[str, Any]] = {}
+    db_steps: dict[str, int] = {}
+    for row in conn.execute(
+        select(
+            _D.c.id,
+            _D.c.enrollment_id,
+            _D.c.step_id,
+            _D.c.step,
+            _D.c.status,
+            _D.c.due_at,
+            _D.c.sent_at,
+            _D.c.first_attempt_at,
+        )
+        .join(_E, _E.c.id == _D.c.enrollment_id)
+        .where(_E.c.campaign == campaign)
+    ):
+        rows.setdefault(row.enrollment_id, {})[row.step_id] = row
+        db_steps[row.step_id] = min(db_steps.get(row.step_id, row.step), row.step)
+    plan = CampaignPlan(campaign, new_state, live_revision=revision.id if revision else None)
+    if revision is None and not db_steps:
+        return plan  # nothing is live: the first enrollment records the baseline
+    old_state = revision.state if revision else _synthesized(new_state, db_steps)
+    old_by_id = {s["id"]: s for s in old_state["steps"]}
+    new_steps = new_state["steps"]
+    new_by_id = {s["id"]: s for s in new_steps}
+    new_ids = [s["id"] for s in new_steps]
+    schedule_changed = old_state["schedule"] != new_state["schedule"]
+
+    plan.added = [
+        AddedStep(s["id"], s["position"], s["backfill"])
+        for s in new_steps
+        if s["id"] not in old_by_id
+    ]
+    gone = [s["id"] for s in old_state["steps"] if s["id"] not in new_by_id]
+    gone += sorted(i for i in db_steps if i not in new_by_id and i not in gone)
+    plan.removed = [RemovedStep(i) for i in gone]
+    timing: dict[str, RetimedStep] = {}
+    # Moved means reordered among the steps both sides have: an insert or removal that only
+    # renumbers the others is not a move (their positions are still updated).
+    shared_old = [s["id"] for s in old_state["steps"] if s["id"] in new_by_id]
+    shared_new = [i for i in new_ids if i in old_by_id]
+    for s in new_steps:
+        old = old_by_id.get(s["id"])
+        if old is None:
+            continue
+        rank = (shared_old.index(s["id"]) + 1, shared_new.index(s["id"]) + 1)
+        changes = _timing_changes(
+            {**old, "position": rank[0]}, {**s, "position": rank[1]}, schedule_changed
+        )
+        if changes:
+            timing[s["id"]] = RetimedStep(s["id"], changes)
+        if (
+            old["position"] != s["position"]
+            or db_steps.get(s["id"], s["position"]) != s["position"]
+        ):
+            plan.ops.positions[s["id"]] = s["position"]
+        changed = _content_changes(old, s)
+        if changed:
+            plan.content.append(ContentChange(s["id"], changed, diff=_diff(old, s)))
+    content_ids = {c.id: c for c in plan.content}
+    removed = {r.id: r for r in plan.removed}
+
+    table = timetable_of(new_state)
+    for e in enrollments:
+        own = rows.get(e.id, {})
+        for identity, row in own.items():
+            if row.status != "scheduled":
+                continue
+            if identity in removed:
+                removed[identity].cancelled += 1
+                plan.ops.cancels.append(row.id)
+            elif identity in content_ids and e.status == "active":
+                content_ids[identity].pending += 1
+        if e.s_status != "active" or e.status not in ("active", "completed"):
+            continue
+        gets: list[AddedStep] = []
+        for step in plan.added:
+            if step.id in own:
+                continue
+            later = [own[i] for i in new_ids[step.position :] if i in own]
+            reached = e.status == "completed" or any(r.status != "scheduled" for r in later)
+            if not reached or step.backfill:
+                gets.append(step)
+            elif e.status == "active":
+                step.past += 1
+        moved = [i for i, r in own.items() if r.status == "scheduled" and i in timing]
+        if not gets and not moved:
+            continue
+        enrolled_at = _utc(e.enrolled_at)
+        expected = dict(zip(new_ids, table.due_times(enrolled_at, e.timezone), strict=True))
+        done = [
+            (new_by_id[i]["position"], _utc(r.sent_at or r.first_attempt_at) or now)
+            for i, r in own.items()
+            if i in new_by_id and r.status in _REACHED
+        ]
+        after_anchor: dict[int, datetime] = {}
+        if done:
+            anchor_position, anchor_time = max(done)
+            after_anchor = table.retime_remaining(anchor_position, anchor_time, e.timezone)
+
+        def due_for(
+            identity: str, expected: dict = expected, after_anchor: dict = after_anchor
+        ) -> datetime:
+            due = expected[identity]
+            later = after_anchor.get(new_by_id[identity]["position"])
+            if later is not None and later > due:
+                due = later  # keep the spacing after what this person was last sent
+            return max(due, now)
+
+        for step in gets:
+            due = due_for(step.id)
+            step.enrollments += 1
+            if len(step.examples) < _EXAMPLES:
+                step.examples.append((e.email, due))
+            plan.ops.inserts.append(
+                {
+                    "enrollment_id": e.id,
+                    "step": step.position,
+                    "step_id": step.id,
+                    "due_at": due,
+                    "status": "scheduled",
+                    "attempts": 0,
+                }
+            )
+            if e.status == "completed":
+                plan.ops.reactivate.add(e.id)
+        for identity in moved:
+            row = own[identity]
+            old_due, new_due = _utc(row.due_at), due_for(identity)
+            if old_due is None or new_due == old_due or (old_due <= now and new_due <= now):
+                continue  # unchanged, or due already either way
+            entry = timing[identity]
+            entry.deliveries += 1
+            if len(entry.examples) < _EXAMPLES:
+                entry.examples.append((e.email, old_due, new_due))
+            plan.ops.retimes.append((row.id, new_due))
+    plan.retimed = list(timing.values())
+    return plan
