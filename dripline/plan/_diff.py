@@ -87,6 +87,7 @@ class CampaignPlan:
     retimed: list[RetimedStep] = field(default_factory=list)
     content: list[ContentChange] = field(default_factory=list)
     live_revision: int | None = None  # the revision row now live (None: none recorded)
+    live_enrollments: int = 0  # active enrollments: the people a change reaches
     ops: _Ops = field(default_factory=_Ops)
 
     @property
@@ -260,7 +261,12 @@ def compute_plan(
     ):
         rows.setdefault(row.enrollment_id, {})[row.step_id] = row
         db_steps[row.step_id] = min(db_steps.get(row.step_id, row.step), row.step)
-    plan = CampaignPlan(campaign, new_state, live_revision=revision.id if revision else None)
+    plan = CampaignPlan(
+        campaign,
+        new_state,
+        live_revision=revision.id if revision else None,
+        live_enrollments=sum(e.status == "active" for e in enrollments),
+    )
     if revision is None and not db_steps:
         return plan  # nothing is live: the first enrollment records the baseline
     old_state = revision.state if revision else _synthesized(new_state, db_steps)
