@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, or_, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from ..store import (
     CampaignRevision,
@@ -27,6 +27,8 @@ __all__ = ["apply_campaign", "ensure_baseline", "plan_campaign", "revisions"]
 _D = Delivery.__table__
 _E = Enrollment.__table__
 _R = CampaignRevision.__table__
+# Delivery states nothing happens to any more; any other is still open.
+_FINAL = ("sent", "failed", "cancelled", "ambiguous")
 
 
 def _db(moment: datetime) -> datetime:
@@ -91,10 +93,7 @@ def apply_campaign(
         # An enrollment whose remaining steps were all removed is complete.
         still_open = (
             select(_D.c.id)
-            .where(
-                _D.c.enrollment_id == _E.c.id,
-                or_(_D.c.status == "scheduled", _D.c.status == "sending"),
-            )
+            .where(_D.c.enrollment_id == _E.c.id, _D.c.status.not_in(_FINAL))
             .exists()
         )
         if ops.cancels:

@@ -31,7 +31,8 @@ _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
 _R = CampaignRevision.__table__
-_REACHED = ("sent", "sending", "ambiguous", "failed")
+# A delivery past 'scheduled' (claimed by a worker, being sent, or done): its step was reached.
+_REACHED = ("claimed", "sent", "sending", "ambiguous", "failed")
 _EXAMPLES = 3
 
 
@@ -245,6 +246,7 @@ def compute_plan(
     ).all()
     rows: dict[int, dict[str, Any]] = {}
     db_steps: dict[str, int] = {}
+    waiting: set[str] = set()  # identities with scheduled deliveries
     for row in conn.execute(
         select(
             _D.c.id,
@@ -261,6 +263,8 @@ def compute_plan(
     ):
         rows.setdefault(row.enrollment_id, {})[row.step_id] = row
         db_steps[row.step_id] = min(db_steps.get(row.step_id, row.step), row.step)
+        if row.status == "scheduled":
+            waiting.add(row.step_id)
     plan = CampaignPlan(
         campaign,
         new_state,
@@ -269,7 +273,12 @@ def compute_plan(
     )
     if revision is None and not db_steps:
         return plan  # nothing is live: the first enrollment records the baseline
-    old_state = revision.state if revision else _synthesized(new_state, db_steps)
+    if revision is not None:
+        old_state = revision.state
+    else:  # identities only cancelled rows still name are history, not live steps
+        in_files = {s["id"] for s in new_state["steps"]}
+        live = {i: n for i, n in db_steps.items() if i in in_files or i in waiting}
+        old_state = _synthesized(new_state, live)
     old_by_id = {s["id"]: s for s in old_state["steps"]}
     new_steps = new_state["steps"]
     new_by_id = {s["id"]: s for s in new_steps}
@@ -282,7 +291,8 @@ def compute_plan(
         if s["id"] not in old_by_id
     ]
     gone = [s["id"] for s in old_state["steps"] if s["id"] not in new_by_id]
-    gone += sorted(i for i in db_steps if i not in new_by_id and i not in gone)
+    # A step no revision names (the database predates revisions) but still scheduled.
+    gone += sorted(i for i in waiting if i not in new_by_id and i not in gone)
     plan.removed = [RemovedStep(i) for i in gone]
     timing: dict[str, RetimedStep] = {}
     # Moved means reordered among the steps both sides have: an insert or removal that only
@@ -333,9 +343,12 @@ def compute_plan(
                 gets.append(step)
             elif e.status == "active":
                 step.past += 1
-        moved = [i for i, r in own.items() if r.status == "scheduled" and i in timing]
-        if not gets and not moved:
+        pending = [i for i, r in own.items() if r.status == "scheduled" and i in new_by_id]
+        if not gets and not any(i in timing for i in pending):
             continue
+        # This person's schedule changes: every step still to come is timed afresh, so the
+        # steps after a moved or inserted one stay apart from it.
+        moved = pending
         enrolled_at = _utc(e.enrolled_at)
         expected = dict(zip(new_ids, table.due_times(enrolled_at, e.timezone), strict=True))
         done = [
@@ -379,10 +392,12 @@ def compute_plan(
             old_due, new_due = _utc(row.due_at), due_for(identity)
             if old_due is None or new_due == old_due or (old_due <= now and new_due <= now):
                 continue  # unchanged, or due already either way
-            entry = timing[identity]
+            entry = timing.setdefault(
+                identity, RetimedStep(identity, ["kept apart from a changed step"])
+            )
             entry.deliveries += 1
             if len(entry.examples) < _EXAMPLES:
                 entry.examples.append((e.email, old_due, new_due))
             plan.ops.retimes.append((row.id, new_due))
-    plan.retimed = list(timing.values())
+    plan.retimed = sorted(timing.values(), key=lambda t: new_by_id[t.id]["position"])
     return plan

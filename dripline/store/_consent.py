@@ -262,6 +262,7 @@ def _reopen_enrollment(
         else:
             times = table.due_times(now, timezone)
             new_due = {rule.number: when for rule, when in zip(table.steps, times, strict=True)}
+        reopened = 0
         for row in rows:
             number = position[row.id]
             if row.status == "cancelled" and number in new_due:
@@ -270,7 +271,10 @@ def _reopen_enrollment(
                     .where(_D.c.id == row.id, _D.c.status == "cancelled")
                     .values(status="scheduled", due_at=to_db_time(new_due[number]), last_error=None)
                 )
-        conn.execute(update(_E).where(_E.c.id == enrollment.id).values(status="active"))
+                reopened += 1
+        # Unsubscribed after the sequence had finished: nothing is left to send.
+        status = "active" if reopened or any(r.status == "scheduled" for r in rows) else "completed"
+        conn.execute(update(_E).where(_E.c.id == enrollment.id).values(status=status))
 
 
 def forget_unconfirmed(engine: Engine, *, now: datetime, after: timedelta) -> int:
