@@ -246,8 +246,8 @@ class Dispatcher:
         for campaign, identity in sorted(self._held):
             report.held.append(f"{campaign}/{identity}")
             log.warning(
-                "campaign %s: step %r has scheduled deliveries but no file any more; they are "
-                "held (not sent): run `dripline plan %s` and `dripline apply %s`",
+                "campaign %s: step %r has no file any more; its scheduled deliveries are held "
+                "(not sent, not failed): see `dripline plan %s`, then `dripline apply %s`",
                 campaign,
                 identity,
                 campaign,

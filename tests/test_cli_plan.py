@@ -132,10 +132,13 @@ def test_removed_step_is_held_until_apply_cancels_it(project: Path, env: dict[st
     run_pass(env, "2026-03-02T16:01:00Z")
     remove_step(project, "neuroplasticity")  # "Reason 3", due Friday 6 March
 
-    friday = run_pass(env, "2026-03-04T18:00:00Z")  # Reason 2 is due and goes out
-    assert "held: ketamine-therapy/neuroplasticity" in friday
-    held = run_pass(env, "2026-03-06T18:00:00Z")
-    assert "held: ketamine-therapy/neuroplasticity" in held and "sent 0" in held
+    warning = "step 'neuroplasticity' has no file any more; its scheduled deliveries are held"
+    # Real processes: the warning is what an operator sees on stderr.
+    wednesday = run_pass(env, "2026-03-04T18:00:00Z", P)  # Reason 2 is due and goes out
+    assert wednesday.count(warning) == 1 and "sent 1" in wednesday
+    assert f"`dripline plan {SLUG}`" in wednesday
+    held = run_pass(env, "2026-03-06T18:00:00Z", P)
+    assert held.count(warning) == 1 and "sent 0" in held
     assert reasons(subjects_for(project, "reader@")) == REASONS[:2]
     status = dripline_json(env, "timeline", SLUG, "--email", "reader@example.com")
     assert {r["id"]: r["status"] for r in status}["neuroplasticity"] == "scheduled"
@@ -144,8 +147,8 @@ def test_removed_step_is_held_until_apply_cancels_it(project: Path, env: dict[st
     assert plan["removed"] == [{"step": "neuroplasticity", "cancelled": 1}]
     assert plan["added"] == []
     dripline(env, "apply", SLUG, "--yes", "--now", "2026-03-06T18:00:00Z")
-    after = run_pass(env, "2026-03-09T18:00:00Z")
-    assert "held: " not in after
+    after = run_pass(env, "2026-03-09T18:00:00Z", P)
+    assert "has no file any more" not in after and "sent 1" in after
     for moment in PASSES[4:]:
         run_pass(env, moment)
     got = reasons(subjects_for(project, "reader@"))
@@ -306,9 +309,9 @@ def test_run_apply_applies_pending_plans_before_the_pass(project: Path, env: dic
     subscribe(env, "reader@example.com", "2026-03-02T08:00")
     run_pass(env, "2026-03-02T16:01:00Z")
     remove_step(project, "treatment-resistant")  # due Wednesday 4 March
-    done = dripline(env, "run", "--once", "--apply", "--now", "2026-03-04T18:00:00Z")
+    done = dripline(env, "run", "--once", "--apply", "--now", "2026-03-04T18:00:00Z", process=P)
     assert "ketamine-therapy: applied (0 step(s) added, 1 removed" in done.stdout
-    assert "held: " not in done.stdout + done.stderr
+    assert "has no file any more" not in done.stdout + done.stderr
     timeline = dripline_json(env, "timeline", SLUG, "--email", "reader@example.com")
     assert {r["id"]: r["status"] for r in timeline}["treatment-resistant"] == "cancelled"
     assert "no changes" in dripline(env, "plan", SLUG, "--now", "2026-03-04T18:00:00Z").stdout

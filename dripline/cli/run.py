@@ -120,12 +120,6 @@ def run_command(
             click.echo(f"dispatch pass ({where}){stopped}: {report.summary()}")
             for error in report.errors[:20]:
                 click.echo(f"  {error}", err=True)
-            for held in report.held:
-                click.echo(
-                    f"  held: {held} has no file any more; its deliveries wait for "
-                    "`dripline plan` / `dripline apply`",
-                    err=True,
-                )
             return
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         click.echo(f"dripline run: every {tick:g} s ({where}); Ctrl-C or SIGTERM stops")

@@ -10,7 +10,7 @@ transaction.
 from __future__ import annotations
 
 from ._apply import apply_campaign, ensure_baseline, plan_campaign, revisions
-from ._diff import AddedStep, CampaignPlan, ContentChange, RemovedStep, RetimedStep
+from ._model import AddedStep, CampaignPlan, ContentChange, RemovedStep, RetimedStep
 from ._state import campaign_state, timetable_of
 
 __all__ = [

@@ -20,7 +20,8 @@ from ..store import (
     read_transaction,
     write_transaction,
 )
-from ._diff import CampaignPlan, compute_plan
+from ._diff import compute_plan
+from ._model import CampaignPlan
 
 __all__ = ["apply_campaign", "ensure_baseline", "plan_campaign", "revisions"]
 
