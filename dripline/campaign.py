@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ._holidays import parse_region
 from .errors import CampaignError
 
 __all__ = [
@@ -47,6 +48,10 @@ class Schedule:
     timezone: str = "UTC"
     send_time: time = time(9, 0)
     weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday is 0, as in datetime.weekday()
+    # Public holidays skipped like a disallowed weekday: a region ("US", "US-CA"),
+    # "subscriber" (each subscriber's ``country`` attribute), or None for no holidays.
+    holidays: str | None = None
+    holidays_default: str | None = None  # the region for "subscriber" without a country
 
     @property
     def zone(self) -> ZoneInfo:
@@ -238,7 +243,24 @@ def _parse_schedule(fields: _Fields) -> Schedule:
         timezone=tz_name,
         send_time=time(int(match.group(1)), int(match.group(2))),
         weekdays=tuple(sorted(set(days))),
+        holidays=_holiday_setting(fields, "holidays", allow_subscriber=True),
+        holidays_default=_holiday_setting(fields, "holidays_default", allow_subscriber=False),
     )
+
+
+def _holiday_setting(fields: _Fields, key: str, *, allow_subscriber: bool) -> str | None:
+    """A ``[schedule]`` holidays region ("US", "US-CA"), "subscriber", or None when unset."""
+    raw = fields.string(key, required=False, default="").strip()
+    if not raw:
+        return None
+    if allow_subscriber and raw.lower() == "subscriber":
+        return "subscriber"
+    try:
+        country, subdivision = parse_region(raw)
+    except ValueError as err:
+        choices = '"US", "US-CA"' + (' or "subscriber"' if allow_subscriber else "")
+        raise fields.fail(key, f"{fields.prefix}{key}: {err}; use {choices}") from err
+    return f"{country}-{subdivision}" if subdivision else country
 
 
 def _split_front_matter(text: str, path: Path) -> tuple[str, str, int]:

@@ -19,10 +19,12 @@ from email.policy import SMTP
 from .errors import HeaderInjectionError, RenderError
 
 __all__ = [
+    "address_problem",
     "check_address",
     "check_header_value",
     "encode_address",
     "encode_header",
+    "header_value_problem",
     "qp_piece",
     "soft_break",
 ]
@@ -43,13 +45,38 @@ def check_header_value(name: str, value: str) -> str:
     header is assigned) decode it as an RFC 2047 encoded word, so data could make
     a header display as text it does not hold.
     """
-    if _FORBIDDEN.search(value):
-        raise HeaderInjectionError(
-            f"{name} would hold a line break or control character: {value[:60]!r}"
-        )
-    if "=?" in value:
-        raise HeaderInjectionError(f"{name} would hold an encoded-word marker '=?': {value[:60]!r}")
+    problem = header_value_problem(value)
+    if problem is not None:
+        raise HeaderInjectionError(f"{name} would hold {problem}: {value[:60]!r}")
     return value
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why ``value`` may not reach a header (see :func:`check_header_value`), or None.
+
+    The import and the sign-up form ask this too, so a value they accept can never
+    fail a send later for this reason.
+    """
+    found = _FORBIDDEN.search(value)
+    if found is not None:
+        return f"a line break or control character (U+{ord(found.group()):04X})"
+    if "=?" in value:
+        return "an encoded-word marker '=?'"
+    return None
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` cannot be a recipient of a message built here, or None."""
+    if header_value_problem(address) is not None:
+        return "it holds a line break or control character"
+    if not address.isascii():
+        return (
+            "the part before the @ is not ASCII; such an address needs SMTPUTF8 "
+            "(RFC 6531) all the way, which dripline does not send"
+        )
+    if not _ADDRESS.fullmatch(address):
+        return "it is not a plain user@domain address"
+    return None
 
 
 def _encoded_words(value: str) -> list[str]:

@@ -117,7 +117,7 @@ not-an-address,Bad Address,UTC,2026-03-02T10:00,x
 good2@example.com,Bob Two,,2026-03-02T10:00,silver
 good3@example.com,Cy Three,Mars/Olympus,2026-03-02T10:00,x
 good4@example.com,Di Four,Asia/Kolkata,yesterday,x
-"Müller@Bücher.de","Eve, Five",Asia/Kolkata,2026-03-02T10:00+05:30,bronze
+"Mueller@Bücher.de","Eve, Five",Asia/Kolkata,2026-03-02T10:00+05:30,bronze
 GOOD1@example.com,Ann Again,UTC,2026-03-03T10:00,dup
 """
 
@@ -139,7 +139,7 @@ def test_import_reports_bad_rows_by_line_and_imports_the_rest(project: Path):
     assert [(e, n, z) for e, n, z, _ in people] == [
         ("good1@example.com", "Ann One", "Europe/London"),
         ("good2@example.com", "Bob Two", None),
-        ("Müller@xn--bcher-kva.de", "Eve, Five", "Asia/Kolkata"),
+        ("Mueller@xn--bcher-kva.de", "Eve, Five", "Asia/Kolkata"),
     ]
     assert [json.loads(a) for *_, a in people] == [
         {"plan": "gold"},
@@ -181,3 +181,46 @@ def test_status_reports_rows_left_sending_by_a_crash(project: Path):
     assert "1 delivery(ies) 'ambiguous'" in table
     steps = json.loads(run(project, "status", SLUG, "--json").output)["steps"]
     assert (steps[0]["sending"], steps[1]["ambiguous"], steps[2]["scheduled"]) == (1, 1, 1)
+
+
+def test_fixed_offset_zones_are_accepted_with_a_warning_naming_a_place(project: Path):
+    result = run(project, "subscribe", "est@example.com", "--campaign", SLUG, "--tz", "EST")
+    assert result.exit_code == 0, result.output
+    assert "Warning: --tz: time zone 'EST' is a fixed UTC offset with no daylight saving" in (
+        result.output
+    )
+    assert "use America/New_York" in result.output
+    assert db_rows(project, "select timezone from subscribers") == [("EST",)]
+    csv_file = project / "people.csv"
+    csv_file.write_text(
+        "email,tz\na@example.com,Etc/GMT+5\nb@example.com,Etc/GMT+5\nc@example.com,Europe/Oslo\n",
+        encoding="utf-8",
+    )
+    imported = run(project, "import", str(csv_file), "--campaign", SLUG)
+    assert imported.exit_code == 0, imported.output
+    warnings = [line for line in imported.output.splitlines() if line.startswith("Warning:")]
+    assert warnings == [
+        f"Warning: {csv_file}:2: time zone 'Etc/GMT+5' is a fixed UTC offset with no "
+        "daylight saving; use the Area/City name of the place, e.g. America/New_York "
+        "(first of its rows)"
+    ]
+
+
+def test_subscribe_greets_by_the_parsed_first_name_and_refuses_non_ascii_local_parts(
+    project: Path,
+):
+    result = run(
+        project, "subscribe", "chidi@example.com", "--campaign", SLUG, "--name", "Okafor, Chidi"
+    )
+    assert result.exit_code == 0, result.output
+    assert db_rows(project, "select name, first_name from subscribers") == [
+        ("Okafor, Chidi", "Chidi")
+    ]
+    refused = CliRunner().invoke(
+        main, ["--root", str(project), "subscribe", "zoë@example.com", "--campaign", SLUG]
+    )
+    assert refused.exit_code == 1
+    assert "Error: cannot send to 'zoë@example.com': the part before the @ is not ASCII" in (
+        refused.output
+    )
+    assert "Traceback" not in refused.output

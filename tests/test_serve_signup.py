@@ -87,6 +87,8 @@ def test_unknown_campaign_is_404(served: Served):
         ({"first_name": "A" * 101}, "first_name", "at most 100 characters"),
         ({"email": "a" * 250 + "@example.com"}, "email", "too long"),
         ({"email": "not an address"}, "email", "like name@example.com"),
+        ({"email": "zoë@example.com"}, "email", "non-Latin letters before the @"),
+        ({"first_name": "=?utf-8?q?Boss?="}, "first_name", "'=?'"),
         ({"email": ""}, "email", "Enter your email"),
         ({"email": "ada@example.com\r\nBcc: x@example.com"}, "email", "line breaks"),
         ({"consent": ""}, "consent", "Tick the box"),
@@ -110,10 +112,10 @@ def test_bad_input_shows_the_form_again_with_a_message_by_the_field(
 
 
 def test_international_domain_is_accepted_and_mailed_in_punycode(served: Served):
-    response = sign_up(served.client(), email="jörg@bücher.example", first_name="Jörg")
+    response = sign_up(served.client(), email="joerg@bücher.example", first_name="Jörg")
     assert response.status_code == 200
     (message,) = served.emails()
-    assert message["To"] == "jörg@xn--bcher-kva.example"
+    assert message["To"] == "joerg@xn--bcher-kva.example"
     assert "Hi Jörg," in plain_body(message)
 
 
@@ -275,3 +277,14 @@ def test_a_database_failure_gives_a_page_not_a_traceback(served: Served):
     response = sign_up(client)
     assert response.status_code == 500
     assert "Something went wrong" in response.text and "Traceback" not in response.text
+
+
+def test_the_country_field_is_checked_and_upper_cased() -> None:
+    from dripline.serve._form import read_signup_fields
+
+    fields = read_signup_fields(
+        {"email": "lena@example.com", "first_name": "Lena", "country": "de", "consent": "yes"}
+    )
+    assert fields.ok and fields.checked_country == "DE"
+    bad = read_signup_fields({"email": "x@example.com", "country": "Germany", "consent": "yes"})
+    assert list(bad.errors) == ["country"] and "two-letter code" in bad.errors["country"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from alembic import command
 from sqlalchemy import Engine, func, select, text, update
@@ -208,3 +209,29 @@ def test_an_import_does_not_enroll_a_pending_subscriber(engine: Engine, timetabl
     assert (result.enrolled, result.inactive_skipped) == (0, 1)
     with read_transaction(engine) as conn:
         assert conn.scalar(select(func.count()).select_from(Delivery.__table__)) == 0
+
+
+def test_a_country_from_the_sign_up_is_kept_and_its_holidays_skipped(engine: Engine, campaign):
+    from dataclasses import replace
+
+    schedule = replace(
+        campaign.schedule,
+        timezone="Europe/Berlin",
+        weekdays=tuple(range(7)),
+        holidays="subscriber",
+    )
+    table = Timetable.of(replace(campaign, schedule=schedule))
+    form = replace(_form("lena@example.com"), timezone="Europe/Berlin", country="DE")
+    ticket = request_signup(engine, form, now=NOW)
+    thursday = datetime(2026, 10, 1, 6, 0, tzinfo=UTC)  # 08:00 in Berlin
+    confirm_signup(engine, table, ticket.request_key, ip="192.0.2.7", user_agent="UA", now=thursday)
+    with read_transaction(engine) as conn:
+        attributes = conn.scalar(select(_S.c.attributes))
+        due = [from_db(d) for d in conn.scalars(select(Delivery.due_at).order_by(Delivery.step))]
+    assert attributes == {"country": "DE"}
+    # Day 2 is Saturday 10-03, German Unity Day: Sunday 10-04 instead.
+    assert f"{due[1].astimezone(ZoneInfo('Europe/Berlin')):%a %m-%d %H:%M}" == "Sun 10-04 09:00"
+
+
+def from_db(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC)

@@ -31,10 +31,10 @@ def test_line_numbers_count_physical_lines_including_quoted_newlines(tmp_path: P
         "broken,Bob,y\n"  # line 5
         "c@example.com,Cy,z,extra\n",  # line 6: more values than columns
     )
-    assert [(p.line, p.message.split(":")[0]) for p in result.problems] == [
-        (2, "a name must be one line"),
-        (5, "not an email address"),
-        (6, "4 values but the header has fewer columns"),
+    assert [(p.line, p.message.split(" (")[0]) for p in result.problems] == [
+        (2, "column 'name': a name must be one line"),
+        (5, "not an email address: 'broken'"),
+        (6, "4 values but the header has 3 columns"),
     ]
 
 
@@ -64,7 +64,6 @@ def test_duplicate_addresses_keep_the_first_row(tmp_path: Path):
     [
         ("", "the file is empty"),
         ("mail,name\nx@example.com,X\n", "no 'email' column"),
-        (b"email,name\nx@example.com,J\xf6rg\n", "not UTF-8"),
     ],
 )
 def test_whole_file_problems_name_the_file(tmp_path: Path, content, message):
@@ -76,3 +75,27 @@ def test_whole_file_problems_name_the_file(tmp_path: Path, content, message):
 def test_missing_file_is_a_clear_error(tmp_path: Path):
     with pytest.raises(SubscriberCsvError, match="cannot read"):
         read_subscriber_csv(tmp_path / "nope.csv", LA)
+
+
+def test_values_the_renderer_would_refuse_are_refused_at_import_with_line_and_column(
+    tmp_path: Path,
+):
+    result = read(
+        tmp_path,
+        "email,name,first_name,plan\n"
+        "zoë@example.com,Zoë,,x\n"  # line 2: non-ASCII local part
+        "esc@example.com,Ann\x1b[31m,,x\n"  # line 3: ESC in a name
+        "del@example.com,Bob,B\x7fob,x\n"  # line 4: DEL in a first name
+        'nul@example.com,Cy,,"a\x00b"\n'  # line 5: NUL in a custom column
+        "enc@example.com,Di,,=?utf-8?q?x?=\n"  # line 6: an encoded-word marker
+        "ok@example.com,Eve,,gold\n",
+    )
+    assert [(p.line, p.message.split(":")[0]) for p in result.problems] == [
+        (2, "cannot send to 'zoë@example.com'"),
+        (3, "column 'name' holds a line break or control character (U+001B)"),
+        (4, "column 'first_name' holds a line break or control character (U+007F)"),
+        (5, "column 'plan' holds a line break or control character (U+0000)"),
+        (6, "column 'plan' holds an encoded-word marker '=?'"),
+    ]
+    assert "SMTPUTF8" in result.problems[0].message
+    assert [str(p.email) for p in result.people] == ["ok@example.com"]

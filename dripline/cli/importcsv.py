@@ -35,6 +35,8 @@ def import_command(ctx: click.Context, csv_file: Path, slug: str, database_url: 
     read = read_subscriber_csv(csv_file, campaign.schedule.zone)
     for problem in read.problems:
         click.echo(f"Error: {csv_file}:{problem.line}: {problem.message}", err=True)
+    for warning in read.warnings:
+        click.echo(f"Warning: {csv_file}:{warning.line}: {warning.message}", err=True)
     engine = open_settings_store(settings)
     console = Console(stderr=True)
     try:

@@ -6,7 +6,16 @@ from datetime import UTC, datetime
 
 import click
 
-from ..store import NewSubscriber, check_name, check_zone, normalize_email, parse_moment, subscribe
+from ..store import (
+    NewSubscriber,
+    check_country,
+    check_name,
+    check_zone,
+    normalize_email,
+    parse_moment,
+    subscribe,
+    zone_warning,
+)
 from ..timetable import Timetable
 from . import settings_from
 from ._plans import record_baseline
@@ -18,8 +27,19 @@ __all__ = ["subscribe_command"]
 @click.command("subscribe")
 @click.argument("email")
 @click.option("--campaign", "slug", required=True, help="Campaign slug (folder name).")
-@click.option("--name", default="", help="Full name; the first word greets them.")
+@click.option(
+    "--name", default="", help='Full name ("Ada Lovelace", "Okafor, Chidi"); greets them.'
+)
+@click.option(
+    "--first-name", default="", help="First name to greet them by (default: from --name)."
+)
 @click.option("--tz", "timezone", default=None, metavar="Area/City", help="IANA time zone.")
+@click.option(
+    "--country",
+    default=None,
+    metavar="CC",
+    help='ISO 3166-1 alpha-2 country (for [schedule] holidays = "subscriber").',
+)
 @click.option(
     "--at",
     "subscribed_at",
@@ -34,7 +54,9 @@ def subscribe_command(
     email: str,
     slug: str,
     name: str,
+    first_name: str,
     timezone: str | None,
+    country: str | None,
     subscribed_at: str | None,
     database_url: str | None,
 ) -> None:
@@ -43,12 +65,18 @@ def subscribe_command(
     campaign = load_campaign_by_slug(settings, slug)
     table = Timetable.of(campaign)
     zone_name = check_zone(timezone)
+    warning = zone_warning(zone_name)
+    if warning:
+        click.echo(f"Warning: --tz: {warning}", err=True)
     zone = table.zone_for(zone_name)
+    code = check_country(country)
     person = NewSubscriber(
         email=normalize_email(email),
-        name=check_name(name),
+        name=check_name(name, "--name"),
+        first_name=check_name(first_name, "--first-name"),
         timezone=zone_name,
         subscribed_at=parse_moment(subscribed_at, zone) if subscribed_at else None,
+        attributes={"country": code} if code else {},
     )
     engine = open_settings_store(settings)
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from ..store import CampaignRevision, Delivery, Enrollment, Subscriber
+from ..store import CampaignRevision, Delivery, Enrollment, Subscriber, country_of
 from ._model import AddedStep, CampaignPlan, ContentChange, RemovedStep, RetimedStep
 from ._state import timetable_of
 
@@ -101,6 +101,7 @@ def compute_plan(
             _S.c.status.label("s_status"),
             _S.c.email,
             _S.c.timezone,
+            _S.c.attributes,
         )
         .join(_S, _S.c.id == _E.c.subscriber_id)
         .where(_E.c.campaign == campaign)
@@ -212,7 +213,10 @@ def compute_plan(
         # steps after a moved or inserted one stay apart from it.
         moved = pending
         enrolled_at = _utc(e.enrolled_at)
-        expected = dict(zip(new_ids, table.due_times(enrolled_at, e.timezone), strict=True))
+        country = country_of(e.attributes)
+        expected = dict(
+            zip(new_ids, table.due_times(enrolled_at, e.timezone, country), strict=True)
+        )
         done = [
             (new_by_id[i]["position"], _utc(r.sent_at or r.first_attempt_at) or now)
             for i, r in own.items()
@@ -221,7 +225,7 @@ def compute_plan(
         after_anchor: dict[int, datetime] = {}
         if done:
             anchor_position, anchor_time = max(done)
-            after_anchor = table.retime_remaining(anchor_position, anchor_time, e.timezone)
+            after_anchor = table.retime_remaining(anchor_position, anchor_time, e.timezone, country)
 
         def due_for(
             identity: str, expected: dict = expected, after_anchor: dict = after_anchor

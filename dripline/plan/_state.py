@@ -58,6 +58,8 @@ def campaign_state(campaign: Campaign, templates_dir: Path, base_url: str) -> di
             "timezone": schedule.timezone,
             "send_time": schedule.send_time.strftime("%H:%M"),
             "weekdays": list(schedule.weekdays),
+            "holidays": schedule.holidays,
+            "holidays_default": schedule.holidays_default,
         },
         "steps": steps,
     }
@@ -67,6 +69,12 @@ def timetable_of(state: dict[str, Any]) -> Timetable:
     """The timetable a state describes (the one its deliveries are timed by)."""
     raw = state["schedule"]
     hour, minute = (int(x) for x in raw["send_time"].split(":"))
-    schedule = Schedule(raw["timezone"], time(hour, minute), tuple(raw["weekdays"]))
+    schedule = Schedule(
+        raw["timezone"],
+        time(hour, minute),
+        tuple(raw["weekdays"]),
+        raw.get("holidays"),
+        raw.get("holidays_default"),
+    )
     rules = [(s["position"], s["day"], s["immediately"], s["id"]) for s in state["steps"]]
     return Timetable.from_rules(schedule, rules)

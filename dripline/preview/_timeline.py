@@ -2,14 +2,17 @@
 
 When (the timetable's rule, issue 3): a step is due on the enrollment day in the
 campaign's time zone plus its ``day`` offset, at the campaign's send time, moved
-forward to the next allowed weekday; steps stay in order on distinct local days;
+forward to the next allowed weekday that is not a public holiday (``[schedule]
+holidays``; a preview of ``"subscriber"`` uses ``holidays_default``); steps stay
+in order on distinct local days;
 a ``send = "immediately"`` step is due at the moment of enrollment. The times
 come from :mod:`dripline.timetable` itself, so the preview shows exactly when
 real deliveries would be due.
 
-Drawn: days the campaign does not send on (weekends, usually) are hatched
-columns, and a step the weekday rule pushed back shows a dashed line from the
-day its offset names to the day it really goes out. The drawing is a picture
+Drawn: days the campaign does not send on (weekends, usually, and public
+holidays, named) are hatched columns, and a step the weekday rule pushed back
+shows a dashed line from the day its offset names to the day it really goes out.
+The drawing is a picture
 (``role="img"``) with a text description; the inbox list next to it carries the
 links, so nothing is reachable only by pointing at a circle.
 """
@@ -21,6 +24,7 @@ from datetime import date, datetime, timedelta
 
 from markupsafe import Markup, escape
 
+from .._holidays import holiday_name
 from ..campaign import WEEKDAYS, Campaign, Step
 from ..timetable import Timetable
 
@@ -35,6 +39,12 @@ class PlannedSend:
     due: datetime  # aware, in the campaign's time zone
     nominal_date: date  # enrollment date + day offset, before any weekday shift
     moved_because: str = ""  # why the due date is later than the nominal one, for people
+    nominal_holiday: str = ""  # the public holiday on the nominal date, if any
+
+    @property
+    def moved_from(self) -> str:
+        """What the step moved away from: the holiday's name, else the weekday's."""
+        return self.nominal_holiday or f"{self.nominal_date:%A}"
 
     @property
     def shifted_days(self) -> int:
@@ -42,12 +52,16 @@ class PlannedSend:
         return (self.due.date() - self.nominal_date).days
 
 
-def _reason(campaign: Campaign, nominal: date, due: date, previous: date | None) -> str:
+def _reason(
+    campaign: Campaign, nominal: date, due: date, previous: date | None, holiday: str | None
+) -> str:
     """Why the timetable put a step later than its ``day`` offset says, for people."""
     if due == nominal:
         return ""
     if nominal.weekday() not in campaign.schedule.weekdays:
         return f"no emails go out on {nominal:%A}s"
+    if holiday:
+        return f"no emails go out on public holidays ({holiday}, {nominal:%a %d %b})"
     if previous is not None and nominal <= previous:
         return "each email goes out on a later day than the one before"
     return "the send time had passed on the day of enrollment"
@@ -61,14 +75,21 @@ def plan_sends(campaign: Campaign, enrolled: datetime) -> list[PlannedSend]:
     """
     zone = campaign.schedule.zone
     start = enrolled.astimezone(zone).date()
-    dues = Timetable.of(campaign).due_times(enrolled, None)
+    table = Timetable.of(campaign)
+    region = table.region_for(None)
+    dues = table.due_times(enrolled, None)
     planned: list[PlannedSend] = []
     previous: date | None = None
     for step, due_utc in zip(campaign.steps, dues, strict=True):
         due = due_utc.astimezone(zone)
         nominal = start + timedelta(days=step.day)
-        reason = "" if step.send_immediately else _reason(campaign, nominal, due.date(), previous)
-        planned.append(PlannedSend(step, due, nominal, reason))
+        holiday = holiday_name(region, nominal)
+        reason = (
+            ""
+            if step.send_immediately
+            else _reason(campaign, nominal, due.date(), previous, holiday)
+        )
+        planned.append(PlannedSend(step, due, nominal, reason, holiday or ""))
         previous = due.date()
     return planned
 
@@ -87,7 +108,7 @@ def _x(start: date, when_day: date, fraction: float = 0.0) -> float:
     return MARGIN + ((when_day - start).days + fraction) * COLUMN
 
 
-def _describe(campaign: Campaign, planned: list[PlannedSend]) -> str:
+def _describe(campaign: Campaign, planned: list[PlannedSend], holidays: list[str]) -> str:
     parts = []
     for send in planned:
         when = send.due.strftime("%a %d %b %H:%M")
@@ -95,6 +116,8 @@ def _describe(campaign: Campaign, planned: list[PlannedSend]) -> str:
         parts.append(f"step {send.step.number} {when}{note if send.shifted_days else ''}")
     skipped = [WEEKDAYS[d] for d in range(7) if d not in campaign.schedule.weekdays]
     no_send = f" No sends on {', '.join(skipped)}." if skipped else ""
+    if holidays:
+        no_send += f" No sends on public holidays: {'; '.join(holidays)}."
     return "; ".join(parts) + "." + no_send
 
 
@@ -106,12 +129,19 @@ def timeline_svg(campaign: Campaign, planned: list[PlannedSend]) -> Markup:
     days = (last - start).days + 1
     width = MARGIN * 2 + days * COLUMN
     zone = campaign.schedule.timezone
+    region = Timetable.of(campaign).region_for(None)
+    holidays = {
+        day: name
+        for offset in range(days)
+        if (name := holiday_name(region, day := start + timedelta(days=offset)))
+    }
+    holiday_list = [f"{name} ({day:%a %d %b})" for day, name in holidays.items()]
     out: list[str] = [
         f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" role="img" '
         'aria-labelledby="timeline-title timeline-desc">',
         f'<title id="timeline-title">Send timeline in {escape(zone)}</title>',
-        f'<desc id="timeline-desc">{escape(_describe(campaign, planned))}</desc>',
+        f'<desc id="timeline-desc">{escape(_describe(campaign, planned, holiday_list))}</desc>',
         '<defs><pattern id="skip-hatch" width="8" height="8" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><rect width="8" height="8" class="tl-skip-bg"/>'
         '<line x1="0" y1="0" x2="0" y2="8" class="tl-hatch"/></pattern></defs>',
@@ -119,12 +149,14 @@ def timeline_svg(campaign: Campaign, planned: list[PlannedSend]) -> Markup:
     for offset in range(days):
         day = start + timedelta(days=offset)
         x = _x(start, day)
-        allowed = day.weekday() in campaign.schedule.weekdays
+        holiday = holidays.get(day)
+        allowed = day.weekday() in campaign.schedule.weekdays and holiday is None
         if not allowed:
+            why = f"{escape(holiday)}, no sends" if holiday else "no sends"
             out.append(
-                f'<rect class="tl-skip" x="{x:.1f}" y="14" width="{COLUMN}" '
-                f'height="{AXIS_Y - 14}" fill="url(#skip-hatch)"><title>'
-                f"{_DAY_NAMES[day.weekday()]} {day:%d %b}: no sends</title></rect>"
+                f'<rect class="tl-skip{" tl-holiday" if holiday else ""}" x="{x:.1f}" y="14" '
+                f'width="{COLUMN}" height="{AXIS_Y - 14}" fill="url(#skip-hatch)"><title>'
+                f"{_DAY_NAMES[day.weekday()]} {day:%d %b}: {why}</title></rect>"
             )
         out.append(
             f'<line class="tl-tick" x1="{x:.1f}" y1="{AXIS_Y}" x2="{x:.1f}" y2="{AXIS_Y + 6}"/>'

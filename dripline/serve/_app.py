@@ -107,6 +107,7 @@ class _Routes:
             honeypot=HONEYPOT_FIELD,
             email_max=EMAIL_MAX,
             first_name_max=FIRST_NAME_MAX,
+            ask_country=offered.campaign.schedule.holidays == "subscriber",
         )
 
     async def subscribe_form(self, request: Request) -> Response:

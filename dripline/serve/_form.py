@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import DriplineError
-from ..store import NormalizedEmail, check_zone, normalize_email
+from ..mime import header_value_problem
+from ..store import NormalizedEmail, check_country, check_zone, normalize_email
 
 __all__ = [
     "EMAIL_MAX",
@@ -43,11 +44,13 @@ class SignupFields:
     email: str = ""
     first_name: str = ""
     timezone: str = ""
+    country: str = ""  # ISO 3166-1 alpha-2, optional (public holidays)
     consent: bool = False
     honeypot_filled: bool = False
     errors: dict[str, str] = field(default_factory=dict)  # field name -> message
     checked_email: NormalizedEmail | None = None
     checked_zone: str | None = None
+    checked_country: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,6 +74,12 @@ def _check_email(fields: SignupFields) -> None:
         fields.errors["email"] = (
             "An email address cannot contain line breaks or control characters."
         )
+    elif "@" in raw and not raw.rpartition("@")[0].isascii():
+        # The renderer's rule (mime.address_problem): said plainly, before anything is stored.
+        fields.errors["email"] = (
+            "We cannot send to an address with accented or non-Latin letters before "
+            "the @ yet (most mail systems cannot either). Please use another address."
+        )
     else:
         try:
             fields.checked_email = normalize_email(raw)
@@ -83,8 +92,22 @@ def _check_first_name(fields: SignupFields) -> None:
         fields.errors["first_name"] = (
             "Your first name cannot contain line breaks or control characters."
         )
+    elif header_value_problem(fields.first_name) is not None:
+        fields.errors["first_name"] = "Your first name cannot contain the characters '=?'."
     elif len(fields.first_name.strip()) > FIRST_NAME_MAX:
         fields.errors["first_name"] = f"That name is too long: at most {FIRST_NAME_MAX} characters."
+
+
+def _check_country(fields: SignupFields) -> None:
+    code = fields.country.strip()
+    if not code:
+        return
+    try:
+        fields.checked_country = check_country(code)
+    except DriplineError:
+        fields.errors["country"] = (
+            "Enter your country as its two-letter code, such as US, DE or IN, or leave it empty."
+        )
 
 
 def _check_zone(fields: SignupFields) -> None:
@@ -109,12 +132,14 @@ def read_signup_fields(form: Mapping[str, object]) -> SignupFields:
         email=text("email"),
         first_name=text("first_name"),
         timezone=text("timezone"),
+        country=text("country")[:100],
         consent=text("consent") == "yes",
         honeypot_filled=bool(text(HONEYPOT_FIELD).strip()),
     )
     _check_email(fields)
     _check_first_name(fields)
     _check_zone(fields)
+    _check_country(fields)
     if not fields.consent:
         fields.errors["consent"] = "Tick the box to agree to receive the emails."
     fields.first_name = " ".join(fields.first_name.split()) if fields.ok else fields.first_name

@@ -170,6 +170,7 @@ class SignupService:
                 email=fields.checked_email,
                 first_name=fields.first_name,
                 timezone=fields.checked_zone,
+                country=fields.checked_country,
                 form=f"/subscribe/{offered.slug}",
                 consent_text=offered.consent_text,
                 ip=ip,

@@ -50,11 +50,15 @@ from ._reports import (
 from ._values import (
     InvalidSubscriberError,
     NormalizedEmail,
+    check_country,
     check_name,
+    check_value,
     check_zone,
+    country_of,
     derive_first_name,
     normalize_email,
     parse_moment,
+    zone_warning,
 )
 
 __all__ = [
@@ -87,9 +91,12 @@ __all__ = [
     "SubscriberCsvError",
     "TimelineEntry",
     "campaign_status",
+    "check_country",
     "check_name",
+    "check_value",
     "check_zone",
     "confirm_signup",
+    "country_of",
     "current_revision",
     "derive_first_name",
     "enroll_many",
@@ -111,6 +118,7 @@ __all__ = [
     "unsubscribe_by_key",
     "upgrade",
     "write_transaction",
+    "zone_warning",
 ]
 
 

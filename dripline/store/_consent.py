@@ -22,7 +22,7 @@ from ._engine import read_transaction, write_transaction
 from ._enroll import NewSubscriber, subscribe
 from ._models import Delivery, Enrollment, Subscriber
 from ._reports import NotSubscribedError, unsubscribe
-from ._values import NormalizedEmail, from_db_time, normalize_email, to_db_time
+from ._values import NormalizedEmail, country_of, from_db_time, normalize_email, to_db_time
 
 __all__ = [
     "ConfirmedSignup",
@@ -55,6 +55,7 @@ class SignupForm:
     consent_text: str
     ip: str
     user_agent: str
+    country: str | None = None  # ISO 3166-1 alpha-2, checked (for public holidays)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ def _record_signup(
             email_key=signup.email.key,
             first_name=signup.first_name,
             timezone=signup.timezone,
+            country=signup.country,
             form=signup.form,
             consent_text=signup.consent_text,
             ip=signup.ip[:64],
@@ -212,6 +214,7 @@ def confirm_signup(
             first_name=request.first_name,
             timezone=request.timezone,
             subscribed_at=now,
+            attributes={"country": request.country} if request.country else {},
         )
         source = f"form: {request.form}"[:200]
         try:
@@ -246,7 +249,10 @@ def _reopen_enrollment(
         ).first()
         if enrollment is None or enrollment.status != "unsubscribed":
             return
-        timezone = conn.scalar(select(_S.c.timezone).where(_S.c.id == subscriber_id))
+        subscriber = conn.execute(
+            select(_S.c.timezone, _S.c.attributes).where(_S.c.id == subscriber_id)
+        ).one()
+        timezone, country = subscriber.timezone, country_of(subscriber.attributes)
         rows = conn.execute(
             select(_D.c.id, _D.c.step_id, _D.c.status).where(_D.c.enrollment_id == enrollment.id)
         ).all()
@@ -258,9 +264,9 @@ def _reopen_enrollment(
             if r.status in ("sent", "sending", "ambiguous") and (n := position[r.id]) is not None
         ]
         if reached:
-            new_due = table.retime_remaining(max(reached), now, timezone)
+            new_due = table.retime_remaining(max(reached), now, timezone, country)
         else:
-            times = table.due_times(now, timezone)
+            times = table.due_times(now, timezone, country)
             new_due = {rule.number: when for rule, when in zip(table.steps, times, strict=True)}
         reopened = 0
         for row in rows:

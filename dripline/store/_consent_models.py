@@ -29,6 +29,7 @@ class SignupRequest(Base):
     email_key: Mapped[str] = mapped_column(String(320))
     first_name: Mapped[str] = mapped_column(String(100))
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)  # ISO 3166-1 alpha-2
     form: Mapped[str] = mapped_column(String(300))  # the form's URL path
     consent_text: Mapped[str] = mapped_column(Text)
     ip: Mapped[str] = mapped_column(String(64))

@@ -1,29 +1,56 @@
 """Reading a subscriber CSV: every row checked, bad ones reported by line, good ones kept.
 
-Columns ``email``, ``name``, ``first_name``, ``timezone`` and ``subscribed_at`` are
-the subscriber's fields (only ``email`` is required); any other column becomes
-an attribute, available to templates as ``subscriber.<column>``.
+Columns ``email``, ``name``, ``first_name``, ``last_name``, ``timezone``,
+``country`` and ``subscribed_at`` are the subscriber's fields (only ``email`` is
+required); headers match loosely (``E-mail``, ``First Name``, ``Time Zone``,
+``tz``...). Any other column becomes an attribute, available to templates as
+``subscriber.<column>`` (header lower-cased). ``country`` (ISO 3166-1 alpha-2)
+is stored as an attribute too; ``holidays = "subscriber"`` reads it.
+
+Every value is checked with the rules the renderer applies (see
+:mod:`._values`), so a row accepted here cannot fail at send time for its data.
+How the file itself is read (encodings, separators, quotes): :mod:`._csv_text`.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ..errors import DriplineError
+from ._csv_text import SEPARATOR_NAMES, choose_separator, decode_csv, records, split_lines
 from ._enroll import NewSubscriber
-from ._values import check_name, check_zone, normalize_email, parse_moment
+from ._values import (
+    check_country,
+    check_name,
+    check_value,
+    check_zone,
+    derive_first_name,
+    normalize_email,
+    parse_moment,
+    zone_warning,
+)
 
 __all__ = ["CsvReadResult", "RowProblem", "SubscriberCsvError", "read_subscriber_csv"]
 
-_FIELDS = {"email", "name", "first_name", "timezone", "subscribed_at"}
+# Header spellings people's exports use, squashed (lower case, no spaces, - _ or .).
+_ALIASES = {
+    "email": {"email", "emailaddress", "emailadresse", "correo", "courriel"},
+    "name": {"name", "fullname", "displayname"},
+    "first_name": {"firstname", "givenname", "forename", "vorname", "prenom", "prénom"},
+    "last_name": {"lastname", "surname", "familyname", "nachname"},
+    "timezone": {"timezone", "tz", "zone", "tzname", "ianatimezone", "zeitzone", "fuseau"},
+    "country": {"country", "countrycode", "land", "pays"},
+    "subscribed_at": {"subscribedat", "subscribed", "subscriptiondate", "signedupat", "optinat"},
+}
+_FIELD_OF = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
+_SQUASH = re.compile(r"[\s\-_.]+")
 
 
 class SubscriberCsvError(DriplineError):
-    """The CSV as a whole cannot be read (missing file, no email column, not UTF-8)."""
+    """The CSV as a whole cannot be read (missing file, empty, no email column)."""
 
 
 @dataclass(frozen=True)
@@ -36,77 +63,137 @@ class RowProblem:
 class CsvReadResult:
     people: list[NewSubscriber] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
+    warnings: list[RowProblem] = field(default_factory=list)  # imported, but worth a word
     duplicates: int = 0  # repeats of an address earlier in the file (the first one wins)
+    separator: str = ","
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(first line of the record, row) pairs; header names are trimmed and lower-cased."""
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except OSError as err:
-        raise SubscriberCsvError(f"cannot read: {err.strerror}", path=path) from err
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise SubscriberCsvError("the file is empty (expected a header row)", path=path)
-            columns = [h.strip().lower() for h in header]
-            if "email" not in columns:
-                raise SubscriberCsvError(
-                    "no 'email' column in the header row (columns: email, name, timezone, "
-                    "subscribed_at, and any attributes)",
-                    path=path,
-                    line=1,
+def _field_of(header: str) -> str | None:
+    return _FIELD_OF.get(_SQUASH.sub("", header.strip().lower()))
+
+
+def _has_email(header: list[str]) -> bool:
+    return any(_field_of(h) == "email" for h in header)
+
+
+def _columns(header: list[str]) -> list[str]:
+    """The key each header cell stores its values under: a field name or an attribute."""
+    columns: list[str] = []
+    for cell in header:
+        name = _field_of(cell)
+        columns.append(name if name and name not in columns else cell.strip().lower())
+    return columns
+
+
+def _undecodable(values: list[str], columns: list[str]) -> str | None:
+    for index, value in enumerate(values):
+        for char in value:
+            if "\udc80" <= char <= "\udcff":
+                column = columns[index] if index < len(columns) else f"#{index + 1}"
+                return (
+                    f"column {column!r}: not UTF-8 text (byte 0x{ord(char) - 0xDC00:02X}); "
+                    "save the file as CSV UTF-8"
                 )
-            line = reader.line_num + 1
-            for values in reader:
-                if any(v.strip() for v in values):
-                    if len(values) > len(columns):
-                        yield line, {"\0extra": str(len(values))}
-                    else:
-                        yield line, dict(zip(columns, values, strict=False))
-                line = reader.line_num + 1
-        except UnicodeDecodeError as err:
-            raise SubscriberCsvError(
-                "not UTF-8 text; save the CSV as UTF-8", path=path, line=reader.line_num + 1
-            ) from err
-        except csv.Error as err:
-            raise SubscriberCsvError(f"broken CSV: {err}", path=path, line=reader.line_num) from err
+    return None
 
 
 def _person(row: dict[str, str], default_zone: ZoneInfo) -> NewSubscriber:
-    if "\0extra" in row:
-        count = row["\0extra"]
-        raise DriplineError(f"{count} values but the header has fewer columns")
     email = normalize_email(row.get("email") or "")
     zone_name = check_zone(row.get("timezone"))
     zone = ZoneInfo(zone_name) if zone_name else default_zone
     raw_at = (row.get("subscribed_at") or "").strip()
+    first_name = check_name(row.get("first_name") or "", "first_name")
+    last_name = check_name(row.get("last_name") or "", "last_name")
     name = check_name(row.get("name") or "")
+    if not name and (first_name or last_name):
+        name = " ".join(part for part in (first_name, last_name) if part)
+    attributes: dict[str, str] = {}
+    for key, value in row.items():
+        if key and key not in {"email", "name", "first_name", "timezone", "subscribed_at"}:
+            attributes[key] = check_value(value, key)
+    if "country" in attributes:
+        country = check_country(attributes["country"])
+        if country:
+            attributes["country"] = country
+        else:
+            del attributes["country"]
     return NewSubscriber(
         email=email,
         name=name,
-        first_name=check_name(row.get("first_name") or ""),
+        first_name=first_name or derive_first_name(name),
         timezone=zone_name,
         subscribed_at=parse_moment(raw_at, zone) if raw_at else None,
-        attributes={k: v for k, v in row.items() if k and k not in _FIELDS},
+        attributes=attributes,
     )
 
 
+def _read_lines(path: Path) -> tuple[list[str], str]:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise SubscriberCsvError(f"cannot read: {err.strerror}", path=path) from err
+    lines = split_lines(decode_csv(data))
+    return lines, "".join(lines[:200])
+
+
 def read_subscriber_csv(path: Path, default_zone: ZoneInfo) -> CsvReadResult:
-    """Check every row of ``path``; naive ``subscribed_at`` values are local to the row's zone."""
-    result = CsvReadResult()
-    seen: dict[str, int] = {}
-    for line, row in _records(path):
-        try:
-            person = _person(row, default_zone)
-        except DriplineError as err:
-            result.problems.append(RowProblem(line, err.message))
+    """Check every row of ``path``; naive ``subscribed_at`` values are local to the row's zone.
+
+    Raises :class:`SubscriberCsvError` when the file cannot be read at all (missing,
+    empty, no email column); a bad row is a :class:`RowProblem` and the rest is read.
+    """
+    lines, sample = _read_lines(path)
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        raise SubscriberCsvError("the file is empty (expected a header row)", path=path)
+    separator = choose_separator(sample, lines[first], _has_email)
+    result = CsvReadResult(separator=separator)
+    rows = records(lines, separator, first)
+    header = next(rows)
+    if header.problem is not None:
+        raise SubscriberCsvError(header.problem, path=path, line=header.line)
+    if not _has_email(header.values):
+        hints = [
+            f"the file looks {SEPARATOR_NAMES[other]}-separated ({other!r})"
+            for other in (";", "\t", ",")
+            if other != separator and lines[first].count(other) >= 1
+        ]
+        found = ", ".join(repr(h) for h in header.values[:8])
+        raise SubscriberCsvError(
+            "no 'email' column in the header row (columns: email, name, first_name, "
+            f"timezone, country, subscribed_at, and any attributes; found {found})"
+            + (f"; {hints[0]}" if hints else ""),
+            path=path,
+            line=header.line,
+        )
+    columns = _columns(header.values)
+    seen: set[str] = set()
+    warned_zones: set[str] = set()
+    for record in rows:
+        if record.problem is not None:
+            result.problems.append(RowProblem(record.line, record.problem))
             continue
+        values = record.values
+        if not any(v.strip() for v in values):
+            continue
+        problem = _undecodable(values, columns)
+        if problem is None and len(values) > len(columns):
+            problem = f"{len(values)} values but the header has {len(columns)} columns"
+        if problem is not None:
+            result.problems.append(RowProblem(record.line, problem))
+            continue
+        try:
+            person = _person(dict(zip(columns, values, strict=False)), default_zone)
+        except DriplineError as err:
+            result.problems.append(RowProblem(record.line, err.message))
+            continue
+        warning = zone_warning(person.timezone)
+        if warning and person.timezone not in warned_zones:
+            warned_zones.add(person.timezone or "")
+            result.warnings.append(RowProblem(record.line, warning + " (first of its rows)"))
         if person.email.key in seen:
             result.duplicates += 1
             continue
-        seen[person.email.key] = line
+        seen.add(person.email.key)
         result.people.append(person)
     return result

@@ -15,7 +15,13 @@ from sqlalchemy import Engine, insert, select
 from ..timetable import Timetable
 from ._engine import write_transaction
 from ._models import Delivery, Enrollment, Subscriber
-from ._values import InvalidSubscriberError, NormalizedEmail, derive_first_name, to_db_time
+from ._values import (
+    InvalidSubscriberError,
+    NormalizedEmail,
+    country_of,
+    derive_first_name,
+    to_db_time,
+)
 
 __all__ = ["EnrollResult", "NewSubscriber", "subscribe", "subscriber_row"]
 
@@ -64,9 +70,13 @@ def subscriber_row(person: NewSubscriber, now: datetime, source: str) -> dict[st
 
 
 def _delivery_rows(
-    table: Timetable, enrollment_id: int, enrolled_at: datetime, timezone: str | None
+    table: Timetable,
+    enrollment_id: int,
+    enrolled_at: datetime,
+    timezone: str | None,
+    country: str | None,
 ) -> list[dict[str, Any]]:
-    due = table.due_times(enrolled_at, timezone)
+    due = table.due_times(enrolled_at, timezone, country)
     return [
         {
             "enrollment_id": enrollment_id,
@@ -98,9 +108,12 @@ def subscribe(
     enrolled_at = person.subscribed_at or now
     with write_transaction(engine) as conn:
         existing = conn.execute(
-            select(_SUBSCRIBERS.c.id, _SUBSCRIBERS.c.status, _SUBSCRIBERS.c.timezone).where(
-                _SUBSCRIBERS.c.email_key == person.email.key
-            )
+            select(
+                _SUBSCRIBERS.c.id,
+                _SUBSCRIBERS.c.status,
+                _SUBSCRIBERS.c.timezone,
+                _SUBSCRIBERS.c.attributes,
+            ).where(_SUBSCRIBERS.c.email_key == person.email.key)
         ).first()
         if existing is None:
             subscriber_id = conn.execute(
@@ -113,6 +126,8 @@ def subscribe(
                     f"{person.email} bounced before; fix the address instead of re-subscribing"
                 )
             changes = {k: v for k, v in subscriber_row(person, now, source).items() if v}
+            if person.attributes:  # new values win; the others stay (a form sets only some)
+                changes["attributes"] = {**(existing.attributes or {}), **person.attributes}
             changes.pop("created_at")
             conn.execute(
                 _SUBSCRIBERS.update().where(_SUBSCRIBERS.c.id == subscriber_id).values(**changes)
@@ -124,6 +139,9 @@ def subscribe(
             )
         ).first()
         timezone = person.timezone or (existing.timezone if existing else None)
+        country = country_of(person.attributes) or (
+            country_of(existing.attributes) if existing else None
+        )
         if enrolled is not None:
             # Already in: the timetable stays as it was (nothing is sent twice).
             rows = conn.execute(
@@ -140,6 +158,6 @@ def subscribe(
                 status="active",
             )
         ).inserted_primary_key[0]
-        deliveries = _delivery_rows(table, enrollment_id, enrolled_at, timezone)
+        deliveries = _delivery_rows(table, enrollment_id, enrolled_at, timezone, country)
         conn.execute(insert(_DELIVERIES), deliveries)
         return True, [row["due_at"].replace(tzinfo=UTC) for row in deliveries]

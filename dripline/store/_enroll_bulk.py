@@ -22,7 +22,7 @@ from ._bulk import BulkWriter
 from ._engine import write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscriber_row
 from ._models import Delivery, Enrollment, Subscriber
-from ._values import to_db_time
+from ._values import country_of, to_db_time
 
 __all__ = ["enroll_many"]
 
@@ -63,7 +63,8 @@ class _Chunk:
         self, table: Timetable, person: NewSubscriber, at_enrollment: Any
     ) -> tuple[Any, ...]:
         """Each step's due time in database form; each shared plan is converted once."""
-        plan = table.due_plan(person.subscribed_at or self.now, person.timezone)
+        at = person.subscribed_at or self.now
+        plan = table.due_plan(at, person.timezone, country_of(person.attributes))
         ready = self.plans.get(plan)
         if ready is None:
             w = self.writer

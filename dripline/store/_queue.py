@@ -22,7 +22,7 @@ from ._bulk import BulkWriter
 from ._engine import read_transaction, write_transaction
 from ._fastwrite import FastWriter
 from ._models import CampaignRevision, Delivery, Enrollment, Subscriber, new_public_key
-from ._values import from_db_time, to_db_time
+from ._values import country_of, from_db_time, to_db_time
 
 __all__ = [
     "ClaimedDelivery",
@@ -319,7 +319,8 @@ class SqlDeliveryQueue:
             sent_number = table.number_of(sent.step_id)
             if sent_number is None:
                 continue
-            new_times = table.retime_remaining(sent_number, now, sent.timezone)
+            country = country_of(sent.attributes)
+            new_times = table.retime_remaining(sent_number, now, sent.timezone, country)
             for s in steps:
                 number = table.number_of(s.step_id)
                 if number in new_times:
