@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # .ci/postfix.sh - a real Postfix MTA on 127.0.0.1:2525 delivering every accepted message into
-# one Maildir, for tests/test_sender_postfix.py. Also installs Postfix's smtp-sink/smtp-source,
+# one Maildir, for tests/test_sender_postfix.py. For the bounce tests (tests/test_bounces_postfix.py)
+# mail to bounces@ and its VERP forms bounces+TOKEN@ goes to a second Maildir ($BOUNCE_MAILDIR,
+# next to $MAILDIR), and a recipient whose local part starts with no-such-user is accepted at RCPT
+# and then bounced by the queue manager (error:5.1.1), so Postfix writes a real DSN to the sender. Also installs Postfix's smtp-sink/smtp-source,
 # which bench/send.py uses. Nothing can leave the machine: other domains are refused at RCPT
 # (554 Relay access denied) and every outbound transport is "error:". Idempotent; root; Debian.
 #
@@ -10,7 +13,7 @@
 #   bash .ci/postfix.sh selftest            # send with smtplib, read back from the Maildir
 #   bash .ci/postfix.sh                     # install, start, selftest, stop
 #
-# Settings (environment; defaults): SMTP_PORT=2525, MAIL_DOMAINS=example.test,
+# Settings (environment; defaults): SMTP_PORT=2525, MAIL_DOMAINS=example.test, BOUNCE_DOMAIN=mx.example.net,
 # MAILDIR=/tmp/postfix-mail/Maildir, MAIL_USER=vmail, POSTFIX_LOG=/var/log/postfix.log,
 # APT_UPDATE=1 (0 skips apt-get update). Postfix adds X-Original-To:/Delivered-To: headers that
 # tell recipients apart. Pitfalls handled: debconf preseed, no syslog (maillog_file), chroot off,
@@ -24,6 +27,10 @@ MAILDIR="${MAILDIR%/}"
 MAIL_USER="${MAIL_USER:-vmail}"
 POSTFIX_LOG="${POSTFIX_LOG:-/var/log/postfix.log}"
 MYHOSTNAME="localhost.localdomain"
+BOUNCE_MAILDIR="$(dirname "$MAILDIR")/bounces/Maildir"
+# A mailbox domain for the bounce tests that dripline accepts in subscriber addresses
+# (email-validator refuses .test): its mail is delivered like MAIL_DOMAINS' mail.
+BOUNCE_DOMAIN="${BOUNCE_DOMAIN:-mx.example.net}"
 
 log() { echo "[postfix-recipe] $*" >&2; }
 now() { date +%s.%N; }
@@ -64,13 +71,31 @@ do_configure() {
     mkdir -p "$MAILDIR/tmp" "$MAILDIR/new" "$MAILDIR/cur"
     chown -R "$uid:$gid" "$MAILDIR"
     chmod 0755 "$MAILDIR" "$MAILDIR/tmp" "$MAILDIR/new" "$MAILDIR/cur"
+    mkdir -p "$BOUNCE_MAILDIR/tmp" "$BOUNCE_MAILDIR/new" "$BOUNCE_MAILDIR/cur"
+    chown -R "$uid:$gid" "$(dirname "$BOUNCE_MAILDIR")"
+
+    # Mailboxes by address: bounces@ and bounces+TOKEN@ (VERP) to the bounce Maildir, everyone
+    # else to $MAILDIR as before. Paths are relative to virtual_mailbox_base.
+    cat > /etc/postfix/dripline_mailboxes.regexp <<MAPS
+/^bounces(\+[^@]*)?@/	bounces/Maildir/
+/./	$(basename "$MAILDIR")/
+MAPS
+    # no-such-user*@ is accepted at RCPT (the mailbox map takes every address), then rewritten
+    # by cleanup to a domain whose transport is error:5.1.1, so the queue manager bounces it:
+    # a real DSN. (An error: transport for the address itself is refused at RCPT by smtpd.)
+    cat > /etc/postfix/dripline_aliases.regexp <<'MAPS'
+/^(no-such-user[^@]*)@/	${1}@unknown.invalid
+MAPS
+    cat > /etc/postfix/dripline_transport.regexp <<'MAPS'
+/@unknown\.invalid$/	error:5.1.1 User unknown in virtual mailbox table
+MAPS
 
     local domains mydest
     if [ "$MAIL_DOMAINS" = "*" ]; then
         domains="static:all"          # every domain is a virtual mailbox domain
         mydest=""                     # nothing is left for local(8)
     else
-        domains=$(echo "$MAIL_DOMAINS" | tr ',' ' ' | xargs)
+        domains=$(echo "$MAIL_DOMAINS $BOUNCE_DOMAIN" | tr ',' ' ' | xargs)
         mydest="\$myhostname, localhost"
     fi
 
@@ -91,10 +116,12 @@ do_configure() {
         "relay_transport = error:5.7.1 outbound mail is disabled on this test MTA" \
         "virtual_mailbox_domains = $domains" \
         "virtual_mailbox_base = $(dirname "$MAILDIR")" \
-        "virtual_mailbox_maps = static:$(basename "$MAILDIR")/" \
+        "virtual_mailbox_maps = regexp:/etc/postfix/dripline_mailboxes.regexp" \
+        "transport_maps = regexp:/etc/postfix/dripline_transport.regexp" \
+        "recipient_delimiter = +" \
         "virtual_uid_maps = static:$uid" \
         "virtual_gid_maps = static:$gid" \
-        "virtual_alias_maps =" \
+        "virtual_alias_maps = regexp:/etc/postfix/dripline_aliases.regexp" \
         "alias_maps = hash:/etc/aliases" \
         "alias_database = hash:/etc/aliases" \
         "maillog_file = $POSTFIX_LOG" \
@@ -141,6 +168,8 @@ export SMTP_HOST=127.0.0.1
 export SMTP_PORT=$SMTP_PORT
 export MAIL_DOMAINS='$MAIL_DOMAINS'
 export MAILDIR=$MAILDIR
+export BOUNCE_MAILDIR=$BOUNCE_MAILDIR
+export BOUNCE_DOMAIN=$BOUNCE_DOMAIN
 export POSTFIX_LOG=$POSTFIX_LOG
 EOF
 }

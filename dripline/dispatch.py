@@ -189,6 +189,7 @@ class Dispatcher:
         chunk_size: int = 64,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         stop: threading.Event | None = None,
+        envelope_sender: Callable[[ClaimedDelivery], str] | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -203,6 +204,8 @@ class Dispatcher:
         self._held_seen: tuple[int, int] | None = None  # (files generation, schedule version)
         self._files_generation = 0
         self._commit: str | None = None
+        # VERP (runtime.envelope_sender_maker): a per-delivery envelope sender; else From.
+        self.envelope_sender = envelope_sender
 
     def dispatch_due(self, now: datetime) -> PassReport:
         """Claim and send batches until nothing is due at ``now`` (or a stop is asked).
@@ -332,7 +335,11 @@ class Dispatcher:
             log.warning("delivery %s not rendered: %s", delivery.delivery_id, err)
             return None
         return OutgoingMessage(
-            envelope_from=compiled.campaign.from_address,
+            envelope_from=(
+                self.envelope_sender(delivery)
+                if self.envelope_sender is not None
+                else compiled.campaign.from_address
+            ),
             recipients=(delivery.email,),
             data=data,
             message_id=message_id,

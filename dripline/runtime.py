@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import cache
 
 from sender import Sender, create_sender
@@ -12,10 +13,17 @@ from sender import Sender, create_sender
 from .dispatch import CampaignLibrary, Dispatcher
 from .errors import ConfigError
 from .settings import Settings
-from .store import ClaimedDelivery, SqlDeliveryQueue, open_store
+from .store import BouncePolicy, ClaimedDelivery, SqlDeliveryQueue, open_store
 from .timetable import Timetable
+from .tokens import TokenSigner, verp_address
 
-__all__ = ["dispatcher_for", "sender_for", "unsubscribe_link_maker"]
+__all__ = [
+    "bounce_policy_for",
+    "dispatcher_for",
+    "envelope_sender_maker",
+    "sender_for",
+    "unsubscribe_link_maker",
+]
 
 
 def sender_for(settings: Settings) -> Sender:
@@ -47,6 +55,37 @@ def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], st
     return link
 
 
+def bounce_policy_for(settings: Settings) -> BouncePolicy:
+    """How many soft bounces within how many days suppress an address (``[bounces]``)."""
+    return BouncePolicy(
+        soft_limit=settings.soft_bounce_limit,
+        soft_window=timedelta(days=settings.soft_bounce_window_days),
+    )
+
+
+def envelope_sender_maker(settings: Settings) -> Callable[[ClaimedDelivery], str] | None:
+    """VERP envelope senders ``local+TOKEN@domain`` from ``DRIPLINE_RETURN_PATH``, or None.
+
+    TOKEN names the delivery (:meth:`~dripline.tokens.TokenSigner.return_path_token`), so a
+    bounce that comes back days later finds it. Raises ConfigError for a bad return path.
+    """
+    if not settings.return_path:
+        return None
+    if not settings.secret_key:
+        raise ConfigError("DRIPLINE_RETURN_PATH needs DRIPLINE_SECRET_KEY to sign its tokens")
+    signer = TokenSigner(settings.secret_key)
+    try:
+        verp_address(settings.return_path, signer.return_path_token(0))
+    except ValueError as err:
+        raise ConfigError(f"DRIPLINE_RETURN_PATH: {err}") from None
+
+    def envelope_sender(delivery: ClaimedDelivery) -> str:
+        token = signer.return_path_token(delivery.delivery_id)
+        return verp_address(settings.return_path, token)
+
+    return envelope_sender
+
+
 @contextmanager
 def dispatcher_for(
     settings: Settings,
@@ -56,6 +95,7 @@ def dispatcher_for(
 ) -> Iterator[Dispatcher]:
     """A dispatcher over the configured store and sender, closed on exit."""
     links = unsubscribe_link_maker(settings)
+    envelope_sender = envelope_sender_maker(settings)
     engine = open_store(settings.effective_database_url, campaigns_dir=settings.campaigns_dir)
     library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
 
@@ -69,7 +109,15 @@ def dispatcher_for(
     # a relay that is down when `dripline run` starts defers that pass's messages for a
     # retry instead of ending the process.
     try:
-        yield Dispatcher(queue, sender, library, links, batch_size=batch_size, stop=stop)
+        yield Dispatcher(
+            queue,
+            sender,
+            library,
+            links,
+            batch_size=batch_size,
+            stop=stop,
+            envelope_sender=envelope_sender,
+        )
     finally:
         sender.close()
         queue.close()

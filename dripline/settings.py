@@ -31,6 +31,21 @@ class Settings:
     secret_key: str = ""
     smtp_password: str = ""
     debug: bool = False
+    # VERP: envelope sender local+TOKEN@domain for every message ("" = the campaign's From).
+    return_path: str = ""
+    imap_password: str = ""
+    soft_bounce_limit: int = 3  # soft bounces within the window that suppress an address
+    soft_bounce_window_days: int = 30
+    # Provider webhooks (dripline serve). A PEM certificate used instead of fetching the
+    # SNS SigningCertURL (tests; offline set-ups). The URL's host is checked either way.
+    ses_certificate_file: str = ""
+    # The SNS topic(s) allowed to post (comma-separated ARNs): anyone can have SNS sign a
+    # message, so the topic is what says it is ours. Unset: /webhooks/ses is off.
+    ses_topic_arn: str = ""
+    postmark_webhook_user: str = ""
+    postmark_webhook_password: str = ""
+    sendgrid_public_key: str = ""  # base64 DER (as SendGrid shows it) or PEM
+    mailgun_signing_key: str = ""
 
     @property
     def campaigns_dir(self) -> Path:
@@ -69,10 +84,32 @@ _ENV_NAMES = {
     "secret_key": "DRIPLINE_SECRET_KEY",
     "smtp_password": "DRIPLINE_SMTP_PASSWORD",
     "debug": "DRIPLINE_DEBUG",
+    "return_path": "DRIPLINE_RETURN_PATH",
+    "imap_password": "DRIPLINE_IMAP_PASSWORD",
+    "soft_bounce_limit": "DRIPLINE_SOFT_BOUNCE_LIMIT",
+    "soft_bounce_window_days": "DRIPLINE_SOFT_BOUNCE_DAYS",
+    "ses_certificate_file": "DRIPLINE_SES_CERTIFICATE_FILE",
+    "ses_topic_arn": "DRIPLINE_SES_TOPIC_ARN",
+    "postmark_webhook_user": "DRIPLINE_POSTMARK_WEBHOOK_USER",
+    "postmark_webhook_password": "DRIPLINE_POSTMARK_WEBHOOK_PASSWORD",
+    "sendgrid_public_key": "DRIPLINE_SENDGRID_WEBHOOK_PUBLIC_KEY",
+    "mailgun_signing_key": "DRIPLINE_MAILGUN_WEBHOOK_SIGNING_KEY",
 }
 
 # Keys dripline.toml may set. Secrets are deliberately absent: they come from the environment.
 _FILE_KEYS = {"database_url", "sender_url", "base_url"}
+# Keys of dripline.toml's tables, e.g. ``[sending] return_path = "bounces@example.com"``.
+_FILE_TABLES = {
+    "sending": {"return_path"},
+    "bounces": {"soft_bounce_limit", "soft_bounce_window_days"},
+    "webhooks": {
+        "ses_certificate_file",
+        "ses_topic_arn",
+        "sendgrid_public_key",
+        "postmark_webhook_user",
+    },
+}
+_INTEGERS = {"soft_bounce_limit", "soft_bounce_window_days"}
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
@@ -82,6 +119,14 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    if name in _INTEGERS:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}: {name} must be a whole number, not {value!r}") from None
+        if number < 1 or isinstance(value, bool):
+            raise ConfigError(f"{origin}: {name} must be 1 or more, not {value!r}")
+        return number
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: {name} must be a string")
     return value
@@ -110,15 +155,21 @@ def load_settings(
             data = tomllib.loads(settings_file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"cannot read settings: {err}", path=settings_file) from err
-        unknown = sorted(set(data) - _FILE_KEYS)
+        flat = {k: v for k, v in data.items() if k not in _FILE_TABLES}
+        for table, keys in _FILE_TABLES.items():
+            section = data.get(table, {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"[{table}] must be a table", path=settings_file)
+            flat.update({k if k in keys else f"{table}.{k}": v for k, v in section.items()})
+        allowed = _FILE_KEYS | {f"[{t}] {k}" for t, keys in _FILE_TABLES.items() for k in keys}
+        unknown = sorted(set(flat) - _FILE_KEYS - set().union(*_FILE_TABLES.values()))
         if unknown:
             raise ConfigError(
-                f"unknown setting(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(_FILE_KEYS))}",
+                f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
                 path=settings_file,
             )
         settings = replace(
-            settings, **{k: _coerce(k, v, str(settings_file)) for k, v in data.items()}
+            settings, **{k: _coerce(k, v, str(settings_file)) for k, v in flat.items()}
         )
 
     from_env = {

@@ -35,9 +35,8 @@ def _reset_postgres(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "DROP TABLE IF EXISTS campaign_revisions, consents, signup_requests, deliveries, "
-                "enrollments, "
-                "subscribers, alembic_version"
+                "DROP TABLE IF EXISTS campaign_revisions, suppressions, bounce_events, consents, "
+                "signup_requests, deliveries, enrollments, subscribers, alembic_version"
             )
         )
     engine.dispose()

@@ -152,3 +152,43 @@ def test_unknown_sender_scheme_names_the_installed_ones(project, env):
     assert "unknown sender 'carrier-pigeon'" in result.output
     for scheme in ("maildir:", "memory:", "smtp:", "smtps:", "console:"):
         assert scheme in result.output
+
+
+def test_return_path_puts_a_verp_envelope_sender_on_each_delivery(project, env):
+    from dripline.tokens import TokenSigner, split_verp_address
+
+    subscribe(env, "ana@example.com")
+    subscribe(env, "bo@example.com")
+    handler = RecordingHandler()
+    verp_env = {**env, "DRIPLINE_RETURN_PATH": "bounces@news.example.com"}
+    with running_server(handler) as server:
+        run_once(verp_env, f"smtp://127.0.0.1:{server.port}", T0 + timedelta(seconds=30))
+    state = rows(project)
+    signer = TokenSigner(env["DRIPLINE_SECRET_KEY"])
+    assert len(handler.received) == 2
+    for received in handler.received:
+        local = received.mail_from.split("@")[0]
+        assert len(local) <= 64 and received.mail_from.endswith("@news.example.com")
+        token = split_verp_address(received.mail_from, "bounces@news.example.com")
+        assert token is not None and received.rcpt_tos[0].split("@")[0] + "@" not in token
+        delivery = state[(received.rcpt_tos[0], "ketamine-therapy", 1)]
+        assert signer.read_return_path_token(token) == delivery["id"]
+        message = email.message_from_bytes(received.data, policy=email.policy.default)
+        assert message["From"] != received.mail_from  # the From header is untouched
+
+
+def test_without_return_path_the_envelope_sender_is_the_campaign_from(project, env):
+    subscribe(env, "ana@example.com")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        run_once(env, f"smtp://127.0.0.1:{server.port}", T0 + timedelta(seconds=30))
+    (received,) = handler.received
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    assert received.mail_from == message["From"].addresses[0].addr_spec
+
+
+def test_a_bad_return_path_is_one_clear_error(project, env):
+    bad = {**env, "DRIPLINE_RETURN_PATH": "no-at-sign"}
+    result = CliRunner(env=bad).invoke(main, ["run", "--once", "--sender", "memory:"])
+    assert result.exit_code == 1
+    assert "Error: DRIPLINE_RETURN_PATH" in result.output and "Traceback" not in result.output

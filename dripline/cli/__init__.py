@@ -22,6 +22,7 @@ __all__ = ["main", "settings_from"]
 # command name -> "module:attribute" inside dripline.cli
 COMMANDS: dict[str, str] = {
     "apply": "plan:apply_command",
+    "bounces": "bounces:bounces_command",
     "campaigns": "campaigns:campaigns_command",
     "check": "check:check_command",
     "db": "db:db_command",
@@ -38,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "snapshot": "snapshot:snapshot_command",
     "status": "status:status_command",
     "subscribe": "subscribe:subscribe_command",
+    "suppress": "suppress:suppress_command",
     "timeline": "timeline:timeline_command",
     "unsubscribe": "unsubscribe:unsubscribe_command",
 }

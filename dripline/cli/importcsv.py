@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from ..store import enroll_many, read_subscriber_csv
+from ..store import enroll_many, normalize_email, read_subscriber_csv
 from ..timetable import Timetable
 from . import settings_from
 from ._plans import record_baseline
@@ -62,12 +62,17 @@ def import_command(ctx: click.Context, csv_file: Path, slug: str, database_url: 
             record_baseline(settings, engine, campaign)
     finally:
         engine.dispose()
+    for address, why in result.suppressed:
+        line = read.line_of.get(normalize_email(address).key)
+        where = f"{csv_file}:{line}" if line else str(csv_file)
+        click.echo(f"Error: {where}: {address} not imported: {why}", err=True)
     click.echo(
         f"{csv_file}: {result.enrolled} enrolled in {slug} "
         f"({result.subscribers_created} new subscribers), "
         f"{result.already_enrolled} already enrolled, "
         f"{result.inactive_skipped} unsubscribed/bounced skipped, "
-        f"{read.duplicates} duplicate row(s), {len(read.problems)} invalid row(s) skipped"
+        f"{read.duplicates} duplicate row(s), {len(read.problems)} invalid row(s) skipped, "
+        f"{len(result.suppressed)} suppressed address(es) refused"
     )
-    if read.problems:
+    if read.problems or result.suppressed:
         ctx.exit(1)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from ..store import DELIVERY_STATUSES, campaign_status
+from ..store import DELIVERY_STATUSES, bounce_figures, campaign_status, parse_moment
 from . import settings_from
 from ._store import db_option, load_campaign_by_slug, open_settings_store
 
@@ -18,10 +20,21 @@ __all__ = ["status_command"]
 @click.command("status")
 @click.argument("slug", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    metavar="ISO",
+    help="End of the 30-day bounce and complaint window (default: now; UTC if no offset).",
+)
 @db_option
 @click.pass_context
 def status_command(
-    ctx: click.Context, slug: str | None, as_json: bool, database_url: str | None
+    ctx: click.Context,
+    slug: str | None,
+    as_json: bool,
+    now_text: str | None,
+    database_url: str | None,
 ) -> None:
     """Counts of subscribers and of deliveries per step and status (all campaigns by default)."""
     settings = settings_from(ctx, database_url=database_url)
@@ -30,10 +43,16 @@ def status_command(
     engine = open_settings_store(settings)
     try:
         status = campaign_status(engine, slug)
+        now = parse_moment(now_text, ZoneInfo("UTC")) if now_text else datetime.now(UTC)
+        figures = bounce_figures(engine, slug, now=now)
     finally:
         engine.dispose()
     if as_json:
-        click.echo(json.dumps(status.as_json(), indent=2))
+        report = status.as_json()
+        for step in report["steps"]:  # type: ignore[attr-defined]
+            step["bounces"], step["complaints"] = figures.per_step.get(step["step"], (0, 0))
+        report["last_30_days"] = figures.as_json()
+        click.echo(json.dumps(report, indent=2))
         return
     console = Console()
     console.print(
@@ -44,9 +63,24 @@ def status_command(
     table.add_column("step", justify="right")
     for name in DELIVERY_STATUSES:
         table.add_column(name, justify="right")
+    table.add_column("bounces", justify="right")
+    table.add_column("complaints", justify="right")
     for step in status.steps:
-        table.add_row(str(step.step), *(str(step.counts[name]) for name in DELIVERY_STATUSES))
+        bounces, complaints = figures.per_step.get(step.step, (0, 0))
+        table.add_row(
+            str(step.step),
+            *(str(step.counts[name]) for name in DELIVERY_STATUSES),
+            str(bounces),
+            str(complaints),
+        )
     console.print(table)
+    click.echo(
+        f"last {figures.window_days} days: {figures.sent} sent, "
+        f"{figures.hard_bounces} hard bounce(s) ({figures.bounce_rate:.2%}), "
+        f"{figures.complaints} complaint(s) ({figures.complaint_rate:.2%})"
+    )
+    for warning in figures.warnings():
+        click.echo(f"Warning: {warning}")
     stuck = sum(step.counts["sending"] for step in status.steps)
     if stuck:
         # Rows stay in 'sending' only while a dispatcher is mid-send, or after a crash.

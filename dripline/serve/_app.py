@@ -1,4 +1,5 @@
-"""The Starlette application: sign-up form, confirmation and one-click unsubscribe routes.
+"""The Starlette application: sign-up form, confirmation, one-click unsubscribe and the
+provider webhooks (:mod:`._webhooks`).
 
 Routes are thin: they read the request, call :class:`SignupService` in a worker
 thread (it blocks on the database and the sender) and pick a page. A GET never
@@ -36,6 +37,7 @@ from ._form import (
 )
 from ._service import OfferedCampaign, SignupService, load_offered_campaigns
 from ._views import message_page, page
+from ._webhooks import webhook_routes
 
 __all__ = ["MIN_SECRET_KEY_LENGTH", "check_serve_settings", "create_app"]
 
@@ -307,6 +309,7 @@ def create_app(
             Route("/confirm/{token}", routes.confirm, methods=["POST"]),
             Route("/u/{token}", routes.unsubscribe_page, methods=["GET"]),
             Route("/u/{token}", routes.unsubscribe, methods=["POST"]),
+            *webhook_routes(settings, engine, clock or (lambda: datetime.now(UTC))),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,

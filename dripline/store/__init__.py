@@ -10,6 +10,19 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from ._bounce_models import BOUNCE_KINDS, COMPLAINT, HARD, SOFT, BounceEvent, Suppression
+from ._bounce_reports import BOUNCE_RATE_LIMIT, COMPLAINT_RATE_LIMIT, BounceFigures, bounce_figures
+from ._bounces import (
+    BounceNotFoundError,
+    BouncePolicy,
+    BounceRecord,
+    BounceReport,
+    RecordedBounce,
+    get_bounce,
+    list_bounces,
+    record_bounce,
+    undo_bounce,
+)
 from ._consent import (
     ConfirmedSignup,
     SignupForm,
@@ -47,6 +60,16 @@ from ._reports import (
     subscriber_timeline,
     unsubscribe,
 )
+from ._suppress import (
+    SuppressedError,
+    SuppressionEntry,
+    add_suppression,
+    export_suppressions,
+    import_suppressions,
+    list_suppressions,
+    remove_suppression,
+    suppression_for,
+)
 from ._values import (
     InvalidSubscriberError,
     NormalizedEmail,
@@ -62,8 +85,20 @@ from ._values import (
 )
 
 __all__ = [
+    "BOUNCE_KINDS",
+    "BOUNCE_RATE_LIMIT",
+    "COMPLAINT",
+    "COMPLAINT_RATE_LIMIT",
     "DELIVERY_STATUSES",
+    "HARD",
+    "SOFT",
     "SUBSCRIBER_STATUSES",
+    "BounceEvent",
+    "BounceFigures",
+    "BounceNotFoundError",
+    "BouncePolicy",
+    "BounceRecord",
+    "BounceReport",
     "CampaignRevision",
     "CampaignStatus",
     "ClaimedDelivery",
@@ -79,6 +114,7 @@ __all__ = [
     "NewSubscriber",
     "NormalizedEmail",
     "NotSubscribedError",
+    "RecordedBounce",
     "RowProblem",
     "SentMessage",
     "SignupForm",
@@ -89,7 +125,12 @@ __all__ = [
     "StoreError",
     "Subscriber",
     "SubscriberCsvError",
+    "SuppressedError",
+    "Suppression",
+    "SuppressionEntry",
     "TimelineEntry",
+    "add_suppression",
+    "bounce_figures",
     "campaign_status",
     "check_country",
     "check_name",
@@ -101,8 +142,13 @@ __all__ = [
     "derive_first_name",
     "enroll_many",
     "enrolled_campaigns",
+    "export_suppressions",
     "forget_unconfirmed",
+    "get_bounce",
     "head_revision",
+    "import_suppressions",
+    "list_bounces",
+    "list_suppressions",
     "make_engine",
     "normalize_email",
     "open_store",
@@ -110,10 +156,14 @@ __all__ = [
     "pending_signup_campaign",
     "read_subscriber_csv",
     "read_transaction",
+    "record_bounce",
+    "remove_suppression",
     "request_signup",
     "subscribe",
     "subscriber_history",
     "subscriber_timeline",
+    "suppression_for",
+    "undo_bounce",
     "unsubscribe",
     "unsubscribe_by_key",
     "upgrade",

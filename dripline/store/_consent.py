@@ -22,6 +22,7 @@ from ._engine import read_transaction, write_transaction
 from ._enroll import NewSubscriber, subscribe
 from ._models import Delivery, Enrollment, Subscriber
 from ._reports import NotSubscribedError, unsubscribe
+from ._suppress import suppressed_reasons
 from ._values import NormalizedEmail, country_of, from_db_time, normalize_email, to_db_time
 
 __all__ = [
@@ -63,7 +64,7 @@ class SignupTicket:
     """What to do after a sign-up: send a confirmation for ``request_key``, or nothing."""
 
     request_key: str | None  # None: send nothing (see ``reason``)
-    reason: str  # "send", "rate-limited" or "bounced"
+    reason: str  # "send", "rate-limited", "bounced" or "suppressed: WHY"
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ def _record_signup(
     conn: Connection, signup: SignupForm, now: datetime, emails_per_hour: int
 ) -> SignupTicket:
     now_db = to_db_time(now)
+    suppressed = suppressed_reasons(conn, [signup.email.key]).get(signup.email.key)
+    if suppressed is not None:
+        return SignupTicket(None, f"suppressed: {suppressed.describe()}")
     row = conn.execute(
         select(_S.c.id, _S.c.status).where(_S.c.email_key == signup.email.key).with_for_update()
     ).first()

@@ -66,6 +66,7 @@ class CsvReadResult:
     warnings: list[RowProblem] = field(default_factory=list)  # imported, but worth a word
     duplicates: int = 0  # repeats of an address earlier in the file (the first one wins)
     separator: str = ","
+    line_of: dict[str, int] = field(default_factory=dict)  # address key -> its row's line
 
 
 def _field_of(header: str) -> str | None:
@@ -195,5 +196,6 @@ def read_subscriber_csv(path: Path, default_zone: ZoneInfo) -> CsvReadResult:
             result.duplicates += 1
             continue
         seen.add(person.email.key)
+        result.line_of[person.email.key] = record.line
         result.people.append(person)
     return result

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, insert, select
 from ..timetable import Timetable
 from ._engine import write_transaction
 from ._models import Delivery, Enrollment, Subscriber
+from ._suppress import SuppressedError, suppressed_reasons
 from ._values import (
     InvalidSubscriberError,
     NormalizedEmail,
@@ -50,6 +51,8 @@ class EnrollResult:
     enrolled: int = 0
     already_enrolled: int = 0
     inactive_skipped: int = 0  # unsubscribed or bounced: an import never re-subscribes them
+    # (address, why) for each person refused because the address is on the suppression list
+    suppressed: list[tuple[str, str]] = field(default_factory=list)
     deliveries_created: int = 0
 
 
@@ -102,11 +105,15 @@ def subscribe(
     """Enroll one person (creating or re-activating them): (newly enrolled?, due times UTC).
 
     An explicit subscribe is fresh consent, so an unsubscribed address becomes active
-    again; a bounced one is refused (the address does not take mail).
+    again; a bounced one is refused (the address does not take mail), and so is a
+    suppressed one (:class:`~dripline.store.SuppressedError`, saying why).
     """
     now = now or datetime.now(UTC)
     enrolled_at = person.subscribed_at or now
     with write_transaction(engine) as conn:
+        suppressed = suppressed_reasons(conn, [person.email.key]).get(person.email.key)
+        if suppressed is not None:
+            raise SuppressedError(f"{person.email} is {suppressed.describe()}")
         existing = conn.execute(
             select(
                 _SUBSCRIBERS.c.id,

@@ -22,6 +22,7 @@ from ._bulk import BulkWriter
 from ._engine import write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscriber_row
 from ._models import Delivery, Enrollment, Subscriber
+from ._suppress import suppressed_reasons
 from ._values import country_of, to_db_time
 
 __all__ = ["enroll_many"]
@@ -93,6 +94,14 @@ def _enroll_chunk(
     result: EnrollResult,
 ) -> None:
     w = chunk.writer
+    suppressed = suppressed_reasons(w.conn, [p.email.key for p in people])
+    if suppressed:
+        result.suppressed += [
+            (str(p.email), suppressed[p.email.key].describe())
+            for p in people
+            if p.email.key in suppressed
+        ]
+        people = [p for p in people if p.email.key not in suppressed]
     by_key = "SELECT email_key, id, status FROM subscribers WHERE email_key IN {in}"
     keys = [p.email.key for p in people]
     known = {key: (sid, status) for key, sid, status in w.select_in(by_key, keys)}

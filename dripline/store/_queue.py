@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, u
 
 from ..errors import DriplineError
 from ..timetable import Timetable
+from ._bounce_models import Suppression
 from ._bulk import BulkWriter
 from ._engine import read_transaction, write_transaction
 from ._fastwrite import FastWriter
@@ -35,6 +36,7 @@ _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
 _R = CampaignRevision.__table__
+_SUPPRESSED = Suppression.__table__
 
 
 class DeliveryStateError(DriplineError):
@@ -100,10 +102,12 @@ _CANDIDATES = (
         _D.c.first_attempt_at,
         _S.c.id.label("subscriber_id"),
         _S.c.public_key,
+        _SUPPRESSED.c.id.label("suppression_id"),
         _D.c.step_id,
     )
     .join(_E, _E.c.id == _D.c.enrollment_id)
     .join(_S, _S.c.id == _E.c.subscriber_id)
+    .outerjoin(_SUPPRESSED, _SUPPRESSED.c.email_key == _S.c.email_key)
     .where(_D.c.status == "scheduled", _D.c.due_at <= bindparam("now"))
     .order_by(_D.c.due_at, _D.c.id)
     .limit(bindparam("limit"))
@@ -200,9 +204,10 @@ class SqlDeliveryQueue:
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
         """Claim up to ``limit`` due deliveries, oldest first.
 
-        In the same transaction: deliveries of unsubscribed or bounced subscribers are
-        cancelled instead of claimed; of several overdue steps of one subscriber only the
-        earliest is claimed and the later steps are re-timed onto later local days.
+        In the same transaction: deliveries of unsubscribed, bounced or suppressed
+        subscribers are cancelled instead of claimed; of several overdue steps of one
+        subscriber only the earliest is claimed and the later steps are re-timed onto later
+        local days.
         """
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)  # naive means UTC throughout the store
@@ -212,7 +217,11 @@ class SqlDeliveryQueue:
             cancel: list[int] = []
             first_of: dict[int, Any] = {}
             for row in rows:
-                if row.subscriber_status != "active" or row.enrollment_status != "active":
+                if (
+                    row.subscriber_status != "active"
+                    or row.enrollment_status != "active"
+                    or row.suppression_id is not None
+                ):
                     cancel.append(row.id)
                 elif (
                     row.enrollment_id not in first_of or row.step < first_of[row.enrollment_id].step
@@ -269,6 +278,7 @@ class SqlDeliveryQueue:
                 attributes,
                 first_attempt_at,
                 subscriber_id,
+                _,
                 _,
                 step_id,
             ) in claimed
