@@ -3,7 +3,7 @@
     python bench/render.py [--subscribers 10000] [--campaign ketamine-therapy] [--step 2]
 
 The naive path renders every message in full (Jinja, premailer, HTML-to-text,
-EmailMessage); the fast path compiles the step once and substitutes per
+MIME); the fast path compiles the step once and substitutes per
 subscriber. Both run in this one process on one core, over the same subscribers.
 """
 

@@ -13,8 +13,10 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+from ._invisible import INVISIBLE
+from ._preheader import PREHEADER_PADDING
 from .campaign import Campaign, Step
-from .mime import check_header_value
+from .mime import check_header_injection
 
 __all__ = ["clean_fields", "clean_text", "display_name", "step_context"]
 
@@ -22,13 +24,19 @@ _DROPPED_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn"})
 
 
 def clean_text(value: str) -> str:
-    """Drop control, surrogate, private and unassigned characters; collapse white space."""
+    """Drop control, surrogate, private and unassigned characters; collapse white space.
+
+    Invisible characters (:mod:`dripline._invisible`: zero-width spaces, bidi
+    overrides, U+FFFD) go too: a bidi override in a name would reverse the text
+    after it in the email.
+    """
     if not value.isascii() or not value.isprintable():
         value = "".join(
             char
             for char in value
             if char.isspace() or unicodedata.category(char) not in _DROPPED_CATEGORIES
         )
+        value = INVISIBLE.sub("", value)
     return " ".join(value.split())
 
 
@@ -73,17 +81,16 @@ def step_context(campaign: Campaign, step: Step) -> dict[str, Any]:
             "day": step.day,
             "name": step.name,
         },
+        "preheader_padding": PREHEADER_PADDING,
     }
 
 
 def display_name(recipient: Any) -> str:
-    """The To display name: refused if it could write headers, white space collapsed.
+    """The To display name: refused if it could write headers, cleaned like body values.
 
-    A name holding ``=?`` would be read as an RFC 2047 encoded word by mail readers
-    (and by Python's own email package): rather than fail every email to that
-    subscriber, the message goes to the bare address.
+    Line breaks and C0 controls raise :class:`HeaderInjectionError` (data trying to
+    write headers); invisible characters are dropped. A name holding ``=?`` is
+    RFC 2047-encoded by :mod:`dripline.mime`, so it reads back as written.
     """
     name = str(recipient.fields.get("name") or "")
-    if "=?" in name:
-        return ""
-    return clean_text(check_header_value("To", name))
+    return clean_text(check_header_injection("To", name))

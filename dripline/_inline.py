@@ -1,14 +1,64 @@
-"""CSS inlining with premailer, configured for email clients."""
+"""CSS inlining with premailer, configured for email clients.
+
+premailer also copies some CSS into the HTML attributes Outlook's Word engine
+reads (``bgcolor``, ``width``, ``height``, ``align``, ``valign``). It copies the
+value as written, ``!important`` and units included (``bgcolor="#fde8e8 !important"``,
+``width="320px !important"``), which are invalid values. Here attributes get the
+bare value, or are left out when there is no valid one, and ``!important`` is
+removed from every attribute, inline ``style`` included: there it would beat the
+``@media`` overrides (dark mode, small screens), whose ``!important`` is the one
+place it belongs.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
+from lxml import etree
 from premailer import Premailer
 
 from .errors import RenderError
 
 __all__ = ["inline_css"]
+
+_IMPORTANT = re.compile(r"\s*!\s*important\b", re.IGNORECASE)
+# What each presentational attribute may hold (HTML 4.01, which Word follows).
+_VALID = {
+    "bgcolor": re.compile(r"#[0-9A-Fa-f]{6}|#[0-9A-Fa-f]{3}|[A-Za-z]+"),
+    "width": re.compile(r"\d+%?"),
+    "height": re.compile(r"\d+%?"),
+    "align": re.compile(r"(?i)left|right|center|justify"),
+    "valign": re.compile(r"(?i)top|middle|bottom|baseline"),
+}
+
+
+class _EmailPremailer(Premailer):
+    def _style_to_basic_html_attributes(
+        self, element: Any, style_content: str, force: bool = False
+    ) -> None:
+        super()._style_to_basic_html_attributes(element, style_content, force=force)
+        for name, valid in _VALID.items():
+            value = element.attrib.get(name)
+            if value is None or not _IMPORTANT.search(value):
+                continue
+            bare = _IMPORTANT.sub("", value).strip()
+            if name in ("width", "height") and bare.endswith("px"):
+                bare = bare[:-2].strip()
+            if valid.fullmatch(bare):
+                element.attrib[name] = bare
+            else:
+                del element.attrib[name]
+
+
+def _strip_important(root: Any) -> None:
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue  # comments, processing instructions
+        for name, value in element.attrib.items():
+            if "important" in value.lower() and _IMPORTANT.search(value):
+                element.attrib[name] = _IMPORTANT.sub("", value).strip()
 
 
 def inline_css(document: str) -> str:
@@ -17,10 +67,15 @@ def inline_css(document: str) -> str:
     ``strip_important=False`` matters: the responsive overrides inside the kept
     @media rules only win over inline styles because of their ``!important``.
     Classes stay, since those @media rules select by class.
+
+    Raises:
+        RenderError: the HTML or CSS cannot be processed.
     """
     try:
-        return Premailer(
-            document,
+        stripped = document.strip()
+        tree = etree.fromstring(stripped, etree.HTMLParser()).getroottree()
+        page = tree.getroot()
+        _EmailPremailer(
             strip_important=False,
             keep_style_tags=False,
             remove_classes=False,
@@ -28,6 +83,10 @@ def inline_css(document: str) -> str:
             allow_loading_external_files=False,
             disable_validation=True,
             cssutils_logging_level=logging.CRITICAL,
-        ).transform()
+        ).transform(page)
+        _strip_important(page)
+        # As premailer writes it: the doctype only if the document had one.
+        root = tree if stripped.startswith(tree.docinfo.doctype) else page
+        return etree.tostring(root, method="html", pretty_print=True, encoding="utf-8").decode()
     except Exception as err:  # premailer raises many kinds; all mean the HTML/CSS is unusable
         raise RenderError(f"CSS inlining failed: {err}") from err

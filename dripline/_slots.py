@@ -14,19 +14,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
 
 from jinja2 import FileSystemLoader, TemplateError
 from markupsafe import Markup
 
-from ._context import clean_fields, display_name
+from ._context import clean_fields
+from ._flowed import flow_line
 from ._inline import inline_css
 from .errors import RenderError
 from .htmltext import html_to_text
-from .mime import check_header_value, encode_address, encode_header, qp_piece, soft_break
+from .mime import multipart_body, qp_encode, soft_break
 from .templating import SLOT_PATTERN, SlotLoader, SlotTable, make_environments, rewrite_slots
 
 if TYPE_CHECKING:
@@ -39,12 +38,15 @@ __all__ = ["SlottedStep"]
 TEXT, ATTRIBUTE, URL, RAW = "text", "attribute", "url", "raw"
 _URL_ATTRIBUTES = frozenset({"href", "src", "action", "background", "cite", "longdesc"})
 _ATTRIBUTE_NAME = re.compile(r"([A-Za-z_:][-A-Za-z0-9_:.]*)\s*=\s*[\"']?[^\"'>]*$")
-# Values libxml2 writes unchanged in an attribute, and in a URL attribute.
-_PLAIN_ATTRIBUTE = re.compile(r"[A-Za-z0-9 ._:/@+,;=?#%!~*()$-]*")
+# Values libxml2 writes unchanged in an attribute, and in a URL attribute. No "!" in
+# an attribute: the full path removes "!important" there (see _inline).
+_PLAIN_ATTRIBUTE = re.compile(r"[A-Za-z0-9 ._:/@+,;=?#%~*()$-]*")
 _PLAIN_URL = re.compile(r"[A-Za-z0-9._:/@+,;=?#%!~*()$-]*")
 _PLAIN_RAW = re.compile(r"[A-Za-z0-9 ._:/@+,;=?#%!~*()$]*")
 
 Piece = bytes | tuple[int, str]  # static bytes, or (slot number, context)
+# The text part: static encoded lines, or (one line's parts: text and slot numbers, its end).
+TextPiece = bytes | tuple[list[str | int], str]
 
 
 def _context_at(html: str, position: int) -> str:
@@ -75,15 +77,43 @@ def _place(value: str, context: str) -> str | None:
     return value if pattern.fullmatch(value) else None
 
 
-def _split(rendered: str, contexts: Callable[[int], str] | None) -> list[Piece]:
+def _split(rendered: str, contexts: Callable[[int], str]) -> list[Piece]:
     pieces: list[Piece] = []
     position = 0
     for match in SLOT_PATTERN.finditer(rendered):
-        pieces.append(soft_break(qp_piece(rendered[position : match.start()])))
-        context = contexts(match.start()) if contexts else TEXT
-        pieces.append((int(match.group(1)), context))
+        pieces.append(soft_break(qp_encode(rendered[position : match.start()], soft_end=True)))
+        pieces.append((int(match.group(1)), contexts(match.start())))
         position = match.end()
-    pieces.append(qp_piece(rendered[position:]))
+    pieces.append(qp_encode(rendered[position:]))
+    return [p for p in pieces if p != b""]
+
+
+def _parts(line: str) -> list[str | int]:
+    parts: list[str | int] = []
+    position = 0
+    for match in SLOT_PATTERN.finditer(line):
+        parts += [line[position : match.start()], int(match.group(1))]
+        position = match.end()
+    parts.append(line[position:])
+    return parts
+
+
+def _split_text(text: str) -> list[TextPiece]:
+    """The text part by lines: runs of static lines flowed and encoded once."""
+    pieces: list[TextPiece] = []
+    run: list[str] = []
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        end = "\n" if index < len(lines) - 1 else ""
+        if SLOT_PATTERN.search(line) is None:
+            run.append(flow_line(line) + end)
+            continue
+        if run:
+            pieces.append(qp_encode("".join(run)))
+            run = []
+        pieces.append((_parts(line), end))
+    if run:
+        pieces.append(qp_encode("".join(run)))
     return [p for p in pieces if p != b""]
 
 
@@ -93,11 +123,7 @@ class SlottedStep:
     expressions: list[Callable[..., Any]]
     subject_parts: list[str | int]
     html_pieces: list[Piece]
-    text_pieces: list[Piece]
-    static_from: bytes
-    static_reply_to: bytes
-    static_tail: bytes
-    boundary: str
+    text_pieces: list[TextPiece]
 
     @classmethod
     def build(cls, compiled: CompiledStep) -> SlottedStep | None:
@@ -140,33 +166,12 @@ class SlottedStep:
         expressions = [
             plain.text.compile_expression(e, undefined_to_none=False) for e in slots.expressions
         ]
-        subject_parts: list[str | int] = []
-        position = 0
-        for match in SLOT_PATTERN.finditer(subject):
-            subject_parts += [subject[position : match.start()], int(match.group(1))]
-            position = match.end()
-        subject_parts.append(subject[position:])
-
-        boundary = f"==dripline-{uuid4().hex}=="
-        head = encode_address("From", campaign.from_name, campaign.from_address)
-        reply_to = encode_address("Reply-To", "", campaign.reply_to) if campaign.reply_to else b""
-        list_id = f"{campaign.name} <{campaign.slug}.{renderer.list_domain}>"
-        tail = (
-            encode_header("List-Id", list_id)
-            + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-            + b"MIME-Version: 1.0\r\n"
-            + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode()
-        )
         return cls(
             compiled=compiled,
             expressions=expressions,
-            subject_parts=subject_parts,
+            subject_parts=_parts(subject),
             html_pieces=_split(html, lambda at: _context_at(html, at)),
-            text_pieces=_split(text, None),
-            static_from=head,
-            static_reply_to=reply_to,
-            static_tail=tail,
-            boundary=boundary,
+            text_pieces=_split_text(text),
         )
 
     def _values(self, context: dict[str, Any]) -> list[Any]:
@@ -184,7 +189,7 @@ class SlottedStep:
                 p if isinstance(p, str) else str(self.expressions[p](**raw_context))
                 for p in self.subject_parts
             )
-            check_header_value("Subject", subject)
+            self.compiled.check_subject(subject)
             clean = self._values(
                 {**base, "subscriber": {**clean_fields(fields), "email": recipient.email}}
             )
@@ -206,36 +211,15 @@ class SlottedStep:
             placed = _place(clean_text[piece[0]], piece[1])
             if placed is None:
                 return None
-            html.append(soft_break(qp_piece(placed)))
+            html.append(soft_break(qp_encode(placed, soft_end=True)))
         text = [
-            piece if isinstance(piece, bytes) else soft_break(qp_piece(clean_text[piece[0]]))
+            piece
+            if isinstance(piece, bytes)
+            else qp_encode(
+                flow_line("".join(p if isinstance(p, str) else clean_text[p] for p in piece[0]))
+                + piece[1]
+            )
             for piece in self.text_pieces
         ]
-        name = display_name(recipient)
-        unsubscribe = self.compiled.list_unsubscribe(recipient.unsubscribe_url)
-        head = (
-            self.static_from
-            + encode_address("To", name, recipient.email)
-            + self.static_reply_to
-            + encode_header("Subject", subject)
-            + f"Date: {format_datetime(when.astimezone(UTC))}\r\n".encode()
-            + encode_header("Message-ID", message_id)
-            + encode_header("List-Unsubscribe", unsubscribe)
-            + self.static_tail
-        )
-        boundary = self.boundary.encode()
-        part = b'Content-Type: text/%s; charset="utf-8"\r\n' + (
-            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        )
-        return b"".join(
-            [
-                head,
-                b"--" + boundary + b"\r\n",
-                part % b"plain",
-                *text,
-                b"\r\n--" + boundary + b"\r\n",
-                part % b"html",
-                *html,
-                b"\r\n--" + boundary + b"--\r\n",
-            ]
-        )
+        head = self.compiled.head(recipient, subject, when, message_id)
+        return head + multipart_body(self.compiled.boundary, text, html)

@@ -1,9 +1,10 @@
 """HTML email bodies to a plain-text alternative that reads well.
 
 Headings are marked with ``##``, links read "text (url)", lists keep their
-bullets or numbers, and paragraphs are separated by blank lines. Lines are not
-wrapped: wrapping would make line breaks depend on each subscriber's name, and
-mail clients wrap plain text themselves.
+bullets or numbers, table rows are one line each with cells separated by `` | ``,
+hard breaks (``<br>``) stay line breaks, quotes are marked ``>`` per level, and
+paragraphs are separated by blank lines. Lines are not wrapped here: wrapping is
+:mod:`dripline._flowed`'s job, done on the text as a whole (layout included).
 """
 
 from __future__ import annotations
@@ -38,13 +39,17 @@ _BLOCKS = frozenset(
         "footer",
     }
 )
+_CELLS = frozenset({"td", "th"})
+_BREAK = "\x00"  # a <br>, kept through white-space collapsing
+_AROUND_BREAK = re.compile(" ?\x00 ?")
 _SKIP = frozenset({"style", "script", "head", "title"})
 
 
 class _TextWriter(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.blocks: list[tuple[str, bool]] = []  # (text, is a list item)
+        self.blocks: list[tuple[str, str]] = []  # (text, kind: "item", "row" or "")
+        self.cells = 0  # cells opened in the current table row
         self.inline: list[str] = []
         self.prefix = ""
         self.lists: list[list[int]] = []  # per open list: [is_ordered, counter]
@@ -55,13 +60,25 @@ class _TextWriter(HTMLParser):
 
     def flush(self) -> None:
         raw = "".join(self.inline)
-        text = raw.strip("\n") if self.pre_depth else _SPACE.sub(" ", raw).strip()
+        if self.pre_depth:
+            text = raw.strip("\n").replace(_BREAK, "\n")
+        else:
+            text = _AROUND_BREAK.sub("\n", _SPACE.sub(" ", raw).strip(" " + _BREAK))
+            text = text.strip("\n")
         if text:
-            quote = "> " * self.quote_depth
             is_item = self.prefix.lstrip().startswith("-") or self.prefix[:1].isdigit()
-            self.blocks.append((quote + self.prefix + text, is_item and bool(self.lists)))
+            kind = "item" if is_item and self.lists else "row" if self.cells else ""
+            # Lines after a hard break line up under the item's text.
+            lines = text.split("\n")
+            text = "\n".join([lines[0]] + [" " * len(self.prefix) + ln for ln in lines[1:]])
+            text = self.prefix + text
+            if self.quote_depth:
+                quote = ">" * self.quote_depth
+                text = "\n".join(f"{quote} {ln}" if ln else quote for ln in text.split("\n"))
+            self.blocks.append((text, kind))
         self.inline = []
         self.prefix = ""
+        self.cells = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP:
@@ -69,6 +86,10 @@ class _TextWriter(HTMLParser):
             return
         if tag in _BLOCKS:
             self.flush()
+        if tag in _CELLS:
+            if self.cells:
+                self.inline.append(" | ")
+            self.cells += 1
         attributes = dict(attrs)
         if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
             self.prefix = "#" * max(2, int(tag[1])) + " "
@@ -84,9 +105,9 @@ class _TextWriter(HTMLParser):
         elif tag == "pre":
             self.pre_depth += 1
         elif tag == "br":
-            self.inline.append("\n" if self.pre_depth else " ")
+            self.inline.append(_BREAK)
         elif tag == "hr":
-            self.blocks.append(("----", False))
+            self.blocks.append(("----", ""))
         elif tag == "img":
             alt = (attributes.get("alt") or "").strip()
             if alt:
@@ -119,7 +140,7 @@ class _TextWriter(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if not self.skip_depth:
-            self.inline.append(data)
+            self.inline.append(data.replace(_BREAK, ""))
 
 
 def html_to_text(fragment: str) -> str:
@@ -129,9 +150,9 @@ def html_to_text(fragment: str) -> str:
     writer.close()
     writer.flush()
     parts: list[str] = []
-    for index, (text, is_item) in enumerate(writer.blocks):
+    for index, (text, kind) in enumerate(writer.blocks):
         if index:
-            # Items of one list stay together; everything else is a paragraph.
-            parts.append("\n" if is_item and writer.blocks[index - 1][1] else "\n\n")
+            # Items of one list and rows of one table stay together; the rest are paragraphs.
+            parts.append("\n" if kind and kind == writer.blocks[index - 1][1] else "\n\n")
         parts.append(text)
     return "".join(parts) + "\n"

@@ -2,31 +2,47 @@
 
 Errors (exit 1): anything that stops a campaign loading or rendering, variables
 that are unknown or missing for a sample subscriber, links that are not http(s)
-or mailto, HTML over 102 KB (Gmail clips it), a missing unsubscribe link or
-postal address, two steps with one identity, a stale snapshot (when the campaign
-has a ``.snapshots`` folder: see :mod:`dripline.snapshots`). Warnings: subjects
-over 78 characters, a missing preheader, images without alt text, subscriber
-fields no sample has.
+or mailto, an HTML part over 102 KB as sent (Gmail clips it), a missing
+unsubscribe link or postal address, control characters, U+FFFD or bidi
+overrides in a step file, two steps with one identity, a stale snapshot (when
+the campaign has a ``.snapshots`` folder: see :mod:`dripline.snapshots`).
+Warnings: subjects over 78 characters, a missing preheader, images without alt
+text, subscriber fields no sample has, an HTML part over 90 KB as sent,
+zero-width characters in a step file.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email import message_from_bytes
+from email.policy import default as default_policy
 from html.parser import HTMLParser
 from pathlib import Path
 
-from jinja2 import meta, nodes
+from jinja2 import UndefinedError, meta, nodes
 
+from ._lint_chars import invisible_findings
 from .campaign import Campaign, Step, line_of_key, load_campaign
 from .errors import DriplineError
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
 from .snapshots import stale_snapshots
 
-__all__ = ["GMAIL_CLIP_BYTES", "Finding", "lint_campaign", "lint_folder", "lint_step"]
+__all__ = [
+    "GMAIL_CLIP_BYTES",
+    "GMAIL_WARN_BYTES",
+    "Finding",
+    "html_part_size",
+    "lint_campaign",
+    "lint_folder",
+    "lint_step",
+]
 
+# Gmail clips a message whose HTML part, as transmitted (quoted-printable here), passes
+# 102 KB; decoded HTML is smaller than that by a tenth or more, so it must not be measured.
 GMAIL_CLIP_BYTES = 102 * 1024
+GMAIL_WARN_BYTES = 90 * 1024
 MAX_SUBJECT = 78
 STANDARD_FIELDS = frozenset({"email", "name", "first_name", "last_name", "timezone"})
 _TEMPLATE_NAMES = frozenset({"subscriber", "unsubscribe_url", "campaign", "step", "recipient"})
@@ -89,6 +105,39 @@ def _names_used(compiled: CompiledStep) -> tuple[set[str], list[str]]:
     return unknown - _TEMPLATE_NAMES, fields
 
 
+def html_part_size(data: bytes) -> int:
+    """Bytes of the HTML part's body as transmitted (after its Content-Transfer-Encoding)."""
+    message = message_from_bytes(data, policy=default_policy)
+    for part in message.walk():
+        if part.get_content_type() == "text/html":
+            payload = part.get_payload(decode=False)
+            return len(payload.encode("ascii", "surrogateescape"))
+    return 0
+
+
+def _size_finding(data: bytes) -> tuple[str, str] | None:
+    size = html_part_size(data)
+    shown = f"HTML part is {size / 1024:.1f} KB as sent (quoted-printable)"
+    if size > GMAIL_CLIP_BYTES:
+        return "error", f"{shown}; Gmail clips messages over 102 KB"
+    if size >= GMAIL_WARN_BYTES:
+        return "warning", f"{shown}; Gmail clips messages over 102 KB, keep a margin"
+    return None
+
+
+def _render_failure(err: DriplineError, step: Step, label: str) -> tuple[str, int | None]:
+    """(message, line) for a sample that could not be rendered, naming the real cause."""
+    text = err.message.split("cannot render: ", 1)[-1]
+    if err.line is not None:  # the renderer knew the line (the subject's)
+        return f"cannot render: {text}", err.line
+    if isinstance(err.__cause__, UndefinedError):
+        match = re.search(r"'(?:dict object|[\w.]+)' has no attribute '(\w+)'", text)
+        needle = f"subscriber.{match.group(1)}" if match else ""
+        message = f"for sample {label!r}: unknown or missing variable: {text}"
+        return message, _line_in(step, needle)
+    return f"for sample {label!r}: cannot render: {text}", _line_in(step, "")
+
+
 def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) -> list[Finding]:
     step = compiled.step
     found: list[Finding] = []
@@ -111,19 +160,14 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
             )
     if not step.preheader.strip():
         add("warning", "no preheader: inboxes will show the first words of the body instead", 2)
+    for severity, message, line in invisible_findings(step):
+        add(severity, message, line)
 
     for sample in samples:
         try:
             email = compiled.render(sample.recipient)
         except DriplineError as err:
-            text = str(err).split(": cannot render: ", 1)[-1]
-            match = re.search(r"'(?:dict object|[\w.]+)' has no attribute '(\w+)'", text)
-            needle = f"subscriber.{match.group(1)}" if match else ""
-            add(
-                "error",
-                f"for sample {sample.label!r}: unknown or missing variable: {text}",
-                _line_in(step, needle),
-            )
+            add("error", *_render_failure(err, step, sample.label))
             continue
         if len(email.subject) > MAX_SUBJECT:
             add(
@@ -131,9 +175,9 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                 f"subject is {len(email.subject)} characters; inboxes cut it near {MAX_SUBJECT}",
                 line_of_key(step.path, "subject"),
             )
-        size = len(email.html.encode("utf-8"))
-        if size > GMAIL_CLIP_BYTES:
-            add("error", f"HTML is {size / 1024:.0f} KB; Gmail clips messages over 102 KB")
+        size_finding = _size_finding(email.data)
+        if size_finding:
+            add(*size_finding)
         elements = _Elements()
         elements.feed(email.html)
         for href in elements.links:
@@ -168,7 +212,11 @@ def lint_campaign(campaign: Campaign, templates_dir: Path, base_url: str) -> lis
         try:
             compiled = renderer.step(step.number)
         except DriplineError as err:
-            findings.append(Finding("error", err.message, err.path, err.line, step.number))
+            # A campaign.toml problem fails every step the same way: say it once.
+            if not any(
+                (f.message, f.path, f.line) == (err.message, err.path, err.line) for f in findings
+            ):
+                findings.append(Finding("error", err.message, err.path, err.line, step.number))
             continue
         findings += lint_step(compiled, samples, sample_fields)
     return findings

@@ -1,7 +1,7 @@
 """Render a campaign step into complete messages: the full path and the per-step fast path.
 
 The full path does everything for one recipient: Jinja, CSS inlining (premailer),
-HTML-to-text, ``EmailMessage``. It is the reference and what previews show.
+HTML-to-text, MIME. It is the reference and what previews show.
 
 The fast path (:meth:`CompiledStep.render_bytes`) does the expensive work once
 per step: it renders the templates with inert slot markers where per-subscriber
@@ -10,6 +10,10 @@ pieces; per recipient it only evaluates the slot expressions, escapes each value
 for where it lands (HTML text, an attribute, a URL, a header) and joins bytes.
 When a value cannot be placed byte-for-byte the way the full path would place it
 (say, a quote inside an attribute), that one message takes the full path.
+
+Both paths write headers and bodies with :mod:`dripline.mime` (the headers of a
+message are the same bytes either way) and the text part with
+:mod:`dripline._flowed`, so what they send reads the same.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.headerregistry import Address
 from email.utils import format_datetime
 from functools import cached_property
 from pathlib import Path
@@ -29,13 +32,23 @@ from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError
 from markupsafe import Markup
 
 from ._context import clean_fields, display_name, step_context
+from ._flowed import flow_text
 from ._inline import inline_css
 from ._slots import SlottedStep
 from .campaign import Campaign, Step, line_of_key
 from .errors import CampaignError, RenderError
 from .htmltext import html_to_text
 from .markdown import add_link_tracking, markdown_to_html_template
-from .mime import build_full_message, check_address, check_header_value
+from .mime import (
+    check_header_value,
+    encode_address,
+    encode_header,
+    encode_list_id,
+    multipart_body,
+    multipart_head,
+    qp_encode,
+    raw_header,
+)
 from .templating import Environments, make_environments
 
 __all__ = ["CampaignRenderer", "CompiledStep", "Recipient", "RenderedEmail"]
@@ -52,7 +65,11 @@ class Recipient:
 
 @dataclass(frozen=True)
 class RenderedEmail:
-    """One message, rendered the full way: its parts and its bytes."""
+    """One message, rendered the full way: its parts and its bytes.
+
+    ``text`` is the plain-text part's logical lines (what a flowed reader shows);
+    ``data`` holds it as ``format=flowed``.
+    """
 
     step: Step
     recipient: str
@@ -140,6 +157,20 @@ class CompiledStep:
         self._layout_html = envs.html.get_template(f"{self.campaign.layout}.html")
         self._layout_text = envs.text.get_template(f"{self.campaign.layout}.txt")
         self.static_context = step_context(self.campaign, step)
+        self.boundary = f"==dripline-{uuid.uuid4().hex}=="
+        campaign = self.campaign
+        try:
+            self._static_from = encode_address("From", campaign.from_name, campaign.from_address)
+            self._static_reply_to = (
+                encode_address("Reply-To", "", campaign.reply_to) if campaign.reply_to else b""
+            )
+            self._static_tail = (
+                encode_list_id(campaign.name, f"{campaign.slug}.{renderer.list_domain}")
+                + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+                + multipart_head(self.boundary)
+            )
+        except RenderError as err:  # the campaign's name or sender cannot be a header
+            raise CampaignError(err.message, path=campaign.toml_path) from err
 
     def _compile(self, env: Any, source: str, what: str) -> Any:
         try:
@@ -163,25 +194,42 @@ class CompiledStep:
 
     # -- the full path -----------------------------------------------------------------
 
-    def headers(self, recipient: Recipient, subject: str, when: datetime, message_id: str):
-        campaign = self.campaign
-        display = display_name(recipient)
-        check_address("To", recipient.email)
-        headers = [
-            ("From", str(Address(campaign.from_name, addr_spec=campaign.from_address))),
-            ("To", str(Address(display, addr_spec=recipient.email))),
-        ]
-        if campaign.reply_to:
-            headers.append(("Reply-To", campaign.reply_to))
-        headers += [
-            ("Subject", subject),
-            ("Date", format_datetime(when.astimezone(UTC))),
-            ("Message-ID", message_id),
-            ("List-Id", f"{campaign.name} <{campaign.slug}.{self.renderer.list_domain}>"),
-            ("List-Unsubscribe", self.list_unsubscribe(recipient.unsubscribe_url)),
-            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-        ]
-        return headers
+    def head(self, recipient: Recipient, subject: str, when: datetime, message_id: str) -> bytes:
+        """The header block of one message (both paths), ending with its blank line.
+
+        Raises:
+            RenderError: a header would hold a line break, a control or invisible
+                character, or the address is not deliverable.
+        """
+        try:
+            subject_line = encode_header("Subject", subject)
+        except RenderError as err:
+            raise self._subject_error(err) from err
+        return (
+            self._static_from
+            + encode_address("To", display_name(recipient), recipient.email)
+            + self._static_reply_to
+            + subject_line
+            + f"Date: {format_datetime(when.astimezone(UTC))}\r\n".encode()
+            + raw_header("Message-ID", message_id)
+            + raw_header("List-Unsubscribe", self.list_unsubscribe(recipient.unsubscribe_url))
+            + self._static_tail
+        )
+
+    def check_subject(self, subject: str) -> str:
+        """``subject`` if a header may carry it; else the error names the step's subject line."""
+        try:
+            return check_header_value("Subject", subject)
+        except RenderError as err:
+            raise self._subject_error(err) from err
+
+    def _subject_error(self, err: RenderError) -> RenderError:
+        error = type(err)(
+            f"cannot render: {err.message}",
+            path=self.step.path,
+            line=line_of_key(self.step.path, "subject"),
+        )
+        return error
 
     def list_unsubscribe(self, url: str) -> str:
         mailto = f"<mailto:{self.campaign.from_address}?subject=unsubscribe>"
@@ -194,7 +242,7 @@ class CompiledStep:
         now: datetime | None = None,
         message_id: str | None = None,
     ) -> RenderedEmail:
-        """Render one message the full way (Jinja, premailer, text, EmailMessage)."""
+        """Render one message the full way (Jinja, premailer, text, MIME)."""
         when = now or datetime.now(UTC)
         message_id = message_id or new_message_id(self.renderer.domain)
         raw_fields = dict(recipient.fields)
@@ -204,7 +252,7 @@ class CompiledStep:
                 subscriber={**raw_fields, "email": recipient.email},
                 unsubscribe_url=recipient.unsubscribe_url,
             )
-            check_header_value("Subject", subject)
+            self.check_subject(subject)
             context = {
                 **self.static_context,
                 "subscriber": {**clean_fields(raw_fields), "email": recipient.email},
@@ -228,8 +276,8 @@ class CompiledStep:
             raise
         except Exception as err:  # Jinja's, or what a filter raised on subscriber data
             raise self._fail(err) from err
-        headers = self.headers(recipient, subject, when, message_id)
-        data = build_full_message(headers, text, html)
+        head = self.head(recipient, subject, when, message_id)
+        data = head + multipart_body(self.boundary, [qp_encode(flow_text(text))], [qp_encode(html)])
         return RenderedEmail(self.step, recipient.email, message_id, subject, html, text, data)
 
     # -- the fast path -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from dripline._flowed import unflow
 from dripline.serve import create_app
 from dripline.settings import Settings
 from sender.memory import MemorySender
@@ -90,9 +91,11 @@ def make_served(tmp_path: Path, db_url: str, name: str) -> Served:
 
 
 def plain_body(message: EmailMessage) -> str:
+    """The text part as a format=flowed reader shows it."""
     part = message.get_body(("plain",))
     assert part is not None
-    return part.get_content()  # type: ignore[no-any-return]
+    assert part.get_param("format") == "flowed"
+    return unflow(part.get_content())
 
 
 def confirm_path(message: EmailMessage, base: str = BASE) -> str:

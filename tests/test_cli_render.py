@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from dripline._flowed import unflow
 from dripline.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +44,10 @@ def rendered(tmp_path_factory) -> dict[str, Path]:
 
 
 def plain(message: email.message.EmailMessage) -> str:
-    return message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    """The text part as a format=flowed reader shows it."""
+    part = message.get_body(("plain",))
+    assert part.get_param("format") == "flowed"
+    return unflow(part.get_content())
 
 
 def messages(rendered: dict[str, Path]) -> list[email.message.EmailMessage]:
@@ -109,7 +113,11 @@ def test_headers_are_complete_and_valid(rendered):
         assert message["List-Id"].endswith("<ketamine-therapy.example.com>")
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         # The raw header holds the URL itself (not RFC 2047-encoded): clients parse it as is.
-        raw_unsubscribe = re.search(rb"^List-Unsubscribe: (.*?)\r?$", raw, re.MULTILINE).group(1)
+        # It may be folded between its two URLs (RFC 5322 folding white space).
+        unfolded = re.sub(rb"\r\n(?=[ \t])", b"", raw)
+        raw_unsubscribe = re.search(rb"^List-Unsubscribe: (.*?)\r?$", unfolded, re.MULTILINE).group(
+            1
+        )
         url, mailto = re.fullmatch(
             rb"<(http[^>]+/u/[\w-]+)>, <(mailto:[^>]+)>", raw_unsubscribe
         ).groups()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -98,3 +99,81 @@ def test_missing_preheader_is_a_warning(project):
     result = check(project)
     assert result.exit_code == 0
     assert f"{path}:2: warning: no preheader" in result.output
+
+
+# -- issue 12: invisible characters, encoded-word markers, Gmail's clipping size ----------
+
+
+def set_front_matter(path: Path, key: str, value: str) -> None:
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = [f"{key} = {value}" if ln.startswith(f"{key} =") else ln for ln in lines]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def test_c1_control_and_bidi_override_in_the_body_are_errors_with_their_line(project):
+    path = append_to_body(project, "You\u0092re welcome.\n\nPrice: \u202e05$\u202c today.")
+    result = check(project)
+    assert result.exit_code == 1
+    assert f"{path}:{line_of(path, 'You')}: error: body holds U+0092" in result.output
+    assert f"{path}:{line_of(path, 'Price')}: error: body holds U+202E" in result.output
+
+
+def test_zero_width_space_and_replacement_character_are_reported(project):
+    path = append_to_body(project, "Hello\u200bthere.\n\nCaf\ufffd open &#8203;late.")
+    result = check(project)
+    assert result.exit_code == 1  # U+FFFD is an error, the zero-width space a warning
+    assert f"{path}:{line_of(path, 'Hello')}: warning: body holds U+200B" in result.output
+    assert f"{path}:{line_of(path, 'Caf')}: error: body holds U+FFFD" in result.output
+    assert f"{path}:{line_of(path, 'Caf')}: warning: body holds U+200B" in result.output
+
+
+def test_c1_control_in_the_preheader_is_an_error_even_as_a_toml_escape(project):
+    path = project / STEP
+    set_front_matter(path, "preheader", '"Don\\u0092t miss it"')
+    result = check(project)
+    assert result.exit_code == 1
+    assert f"{path}:{line_of(path, 'preheader =')}: error: preheader holds U+0092" in result.output
+
+
+def test_c1_control_in_the_subject_is_refused_at_the_subject_line(project):
+    path = project / STEP
+    set_front_matter(path, "subject", '"You\\u0092re invited"')
+    result = check(project)
+    assert result.exit_code == 1
+    line = line_of(path, "subject =")
+    assert f"{path}:{line}: error: cannot render: Subject holds U+0092" in result.output
+    assert "unknown or missing variable" not in result.output
+
+
+def test_subject_with_an_encoded_word_marker_passes(project):
+    set_front_matter(project / STEP, "subject", '"Quiz: 7 × 6 =? Answer inside"')
+    result = check(project)
+    assert result.exit_code == 0, result.output
+    assert "encoded-word" not in result.output and ": error:" not in result.output
+
+
+def test_gmail_clipping_is_measured_on_the_html_part_as_sent(project):
+    # About 40 KB of decoded text that quoted-printable triples: fine decoded, clipped as sent.
+    append_to_body(project, "\n\n".join("é" * 1000 for _ in range(20)))
+    result = check(project)
+    assert result.exit_code == 1
+    found = re.search(
+        r"error: HTML part is ([\d.]+) KB as sent \(quoted-printable\); Gmail", result.output
+    )
+    assert found and float(found.group(1)) > 102
+
+
+def test_html_part_nearing_the_clipping_size_is_a_warning(project):
+    append_to_body(project, "\n\n".join("é" * 1000 for _ in range(15)))
+    result = check(project)
+    assert result.exit_code == 0, result.output
+    found = re.search(r"warning: HTML part is ([\d.]+) KB as sent", result.output)
+    assert found and 90 <= float(found.group(1)) <= 102
+
+
+def test_sender_name_no_header_can_carry_is_one_campaign_error(project):
+    toml = project / "campaigns/ketamine-therapy/campaign.toml"
+    toml.write_text(toml.read_text().replace("Clearwater Mind Clinic", "Clearwater\\u0092s"))
+    result = check(project)
+    assert result.exit_code == 1
+    assert result.output.count(f"{toml}: error: From holds U+0092") == 1

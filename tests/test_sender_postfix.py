@@ -12,9 +12,13 @@ import time
 import uuid
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
+from mail_checks import assert_wire_clean, display_name_of, raw_headers, rfc2047
 
+from dripline.campaign import load_campaign
+from dripline.render import CampaignRenderer, Recipient
 from sender import OutgoingMessage, PermanentSendError, SendResult, create_sender
 
 HOST, PORT, MAILDIR = (os.environ.get(name) for name in ("SMTP_HOST", "SMTP_PORT", "MAILDIR"))
@@ -22,6 +26,7 @@ pytestmark = pytest.mark.skipif(
     not (HOST and PORT and MAILDIR), reason="no Postfix: run .ci/postfix.sh start"
 )
 
+REPO = Path(__file__).resolve().parent.parent
 TEXT = "Hi Ada,\n\nDay one: what ketamine-assisted therapy is.\n.A dotted line stays.\n"
 HTML = "<html><body><p>Hi Ada,</p><p>Day one: <b>what it is</b>.</p></body></html>\n"
 
@@ -97,3 +102,39 @@ def test_relaying_elsewhere_is_refused_permanently_but_is_no_bounce() -> None:
     assert refused.value.code == 554 and refused.value.enhanced_status == "5.7.1"
     assert not refused.value.bounce  # our relay's policy, not a dead mailbox
     assert after.code == 250
+
+
+@pytest.mark.parametrize("path", ["full", "fast"])
+def test_a_rendered_campaign_email_reads_back_byte_for_byte(path: str) -> None:
+    """Issue 12: what dripline writes (both render paths) survives Postfix unchanged."""
+    token = uuid.uuid4().hex
+    to = f"zoe-{token[:8]}@example.test"
+    renderer = CampaignRenderer(
+        load_campaign(REPO / "campaigns" / "ketamine-therapy"), REPO / "templates"
+    )
+    compiled = renderer.step(2)
+    name = f"Zoë {token} 😀 שלום Gutiérrez-Núñez de los Ángeles y Bustamante"
+    person = Recipient(to, {"name": name, "first_name": "Zoë"}, f"https://e.test/u/{token}")
+    if path == "full":
+        message_id = f"<full-{token}@example.com>"
+        data = compiled.render(person, message_id=message_id).data
+    else:
+        message_id, data = compiled.render_bytes(person, message_id=f"<fast-{token}@example.com>")
+        assert compiled.slotted is not None
+    with create_sender(f"smtp://{HOST}:{PORT}?timeout=10") as sender:
+        sender.send(OutgoingMessage("hello@example.com", (to,), data, message_id))
+
+    box = mailbox.Maildir(MAILDIR, factory=None, create=False)
+    deadline = time.monotonic() + 20
+    found: list[bytes] = []
+    while not found and time.monotonic() < deadline:
+        found = [m.as_bytes() for m in box if m["Message-ID"] == message_id]
+        time.sleep(0.1)
+    assert len(found) == 1, "delivered exactly once"
+    # Postfix only prepends its trace headers; the message itself is the bytes sent.
+    assert found[0].replace(b"\r\n", b"\n").endswith(data.replace(b"\r\n", b"\n"))
+    assert_wire_clean(found[0])
+    got = message_from_bytes(found[0], policy=policy.default)
+    assert rfc2047(raw_headers(found[0])["subject"]) == compiled.render(person).subject
+    assert display_name_of(raw_headers(found[0])["to"]) == (name, to)
+    assert got.get_body(("plain",)).get_param("format") == "flowed"

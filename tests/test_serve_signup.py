@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from lxml import html as lxml_html
+from mail_checks import assert_wire_clean, raw_headers, rfc2047
 from serve_support import SLUG, Served, confirm_path, make_served, plain_body, sign_up
 from sqlalchemy import Engine, func, select
 
@@ -27,6 +28,7 @@ from dripline.store import (
     unsubscribe,
 )
 from dripline.timetable import Timetable
+from sender.memory import MemorySender
 
 
 @pytest.fixture
@@ -123,6 +125,26 @@ def test_name_is_escaped_in_the_confirmation_html(served: Served):
     sign_up(served.client(), first_name="<b>Ada</b> & co")
     html_part = served.emails()[0].get_body(("html",)).get_content()
     assert "&lt;b&gt;Ada&lt;/b&gt; &amp; co" in html_part and "<b>Ada" not in html_part
+
+
+def test_confirmation_email_is_standards_clean(served: Served):
+    # Issue 12: QP lines of 77-78 characters and one long encoded word in the subject.
+    toml = served.settings.root / "campaigns" / SLUG / "campaign.toml"
+    name = "Réservez votre séance découverte : thérapie à la kétamine, pas à pas, en six étapes"
+    toml.write_text(re.sub(r'(?m)^name = ".*"$', f'name = "{name}"', toml.read_text()))
+    first_name = "Zoë 😀 שלום " + "Ü" * 80
+    sign_up(served.client(), email="jorg@bücher.example", first_name=first_name)
+    (outgoing,) = MemorySender.outbox(served.outbox)
+    assert_wire_clean(outgoing.data)
+    headers = raw_headers(outgoing.data)
+    assert rfc2047(headers["subject"]) == f"Confirm your subscription: {name}"
+    assert headers["to"] == b"jorg@xn--bcher-kva.example"
+    message = served.emails()[0]
+    text = plain_body(message)  # asserts format=flowed
+    assert f"Hi {first_name}," in text and f'receive "{name}" from' in text
+    flowed = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    # Wrapped at 76 columns, except a line that is one long word (the link, the long name).
+    assert all(len(line.rstrip()) <= 76 or " " not in line.strip() for line in flowed.split("\n"))
 
 
 def test_honeypot_looks_like_success_but_does_nothing(served: Served):

@@ -99,3 +99,22 @@ def test_values_the_renderer_would_refuse_are_refused_at_import_with_line_and_co
     ]
     assert "SMTPUTF8" in result.problems[0].message
     assert [str(p.email) for p in result.people] == ["ok@example.com"]
+
+
+def test_invisible_characters_a_subject_refuses_are_refused_at_import(tmp_path: Path):
+    # Issue 12: subjects refuse C1 controls, zero-width spaces, bidi overrides and U+FFFD,
+    # so a value holding one would fail every send of a step that puts it in the subject.
+    result = read(
+        tmp_path,
+        "email,name,first_name,plan\n"
+        "c1@example.com,You\x92re,,x\n"
+        "zw@example.com,Ana\u200b,,x\n"
+        "bidi@example.com,Bo,,\u202egold\n"
+        "ok@example.com,Eve,,gold\n",
+    )
+    assert [(p.line, p.message.split(" (")[0]) for p in result.problems] == [
+        (2, "column 'name' holds U+0092"),
+        (3, "column 'name' holds U+200B ZERO WIDTH SPACE"),
+        (4, "column 'plan' holds U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ]
+    assert [str(p.email) for p in result.people] == ["ok@example.com"]

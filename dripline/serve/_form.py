@@ -92,8 +92,10 @@ def _check_first_name(fields: SignupFields) -> None:
         fields.errors["first_name"] = (
             "Your first name cannot contain line breaks or control characters."
         )
-    elif header_value_problem(fields.first_name) is not None:
+    elif "=?" in fields.first_name:
         fields.errors["first_name"] = "Your first name cannot contain the characters '=?'."
+    elif (problem := header_value_problem(fields.first_name)) is not None:
+        fields.errors["first_name"] = f"Your first name cannot contain {problem}."
     elif len(fields.first_name.strip()) > FIRST_NAME_MAX:
         fields.errors["first_name"] = f"That name is too long: at most {FIRST_NAME_MAX} characters."
 

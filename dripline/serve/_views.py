@@ -7,6 +7,9 @@ only script is the time-zone line, allowed by its hash in the Content-Security-P
 The confirmation email is transactional, not marketing: no List-Unsubscribe (the
 person is not on a list yet), and nothing but the link and what it does. The
 visitor's name is used only in the body, escaped for HTML; it never reaches a header.
+It is written with the same MIME writer as campaign emails (:mod:`dripline.mime`):
+quoted-printable lines of at most 76 characters, encoded words of at most 75, the
+text part ``format=flowed``.
 """
 
 from __future__ import annotations
@@ -17,9 +20,6 @@ import html
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,17 @@ from starlette.responses import HTMLResponse
 
 from sender.base import OutgoingMessage
 
+from .._context import clean_text
+from .._flowed import flow_text
 from ..campaign import Campaign
+from ..mime import (
+    encode_address,
+    encode_header,
+    multipart_body,
+    multipart_head,
+    qp_encode,
+    raw_header,
+)
 
 __all__ = ["TIMEZONE_SCRIPT", "build_confirmation_email", "message_page", "page"]
 
@@ -128,26 +138,33 @@ def _html_body(campaign: Campaign, first_name: str, url: str) -> str:
 def build_confirmation_email(
     campaign: Campaign, to_address: str, first_name: str, url: str, *, now: datetime | None = None
 ) -> OutgoingMessage:
-    """The confirmation message for ``to_address``, From the campaign's sender."""
+    """The confirmation message for ``to_address``, From the campaign's sender.
+
+    Raises:
+        RenderError: ``to_address`` cannot be carried in a header.
+    """
     domain = campaign.from_address.rpartition("@")[2]
     message_id = f"<{uuid.uuid4().hex}@{domain}>"
-    # A non-ASCII local part (the domain is already punycode) needs SMTPUTF8 (RFC 6531).
-    message = EmailMessage(policy=SMTP if to_address.isascii() else SMTPUTF8)
-    message["From"] = str(Address(campaign.from_name, addr_spec=campaign.from_address))
-    message["To"] = to_address
-    if campaign.reply_to:
-        message["Reply-To"] = campaign.reply_to
-    message["Subject"] = _subject(campaign)
-    message["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
-    message["Message-ID"] = message_id
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: do not auto-reply to this
-    message.set_content(_text_body(campaign, first_name, url), cte="quoted-printable")
-    message.add_alternative(
-        _html_body(campaign, first_name, url), subtype="html", cte="quoted-printable"
+    boundary = f"==dripline-{uuid.uuid4().hex}=="
+    first_name = clean_text(first_name)
+    head = (
+        encode_address("From", campaign.from_name, campaign.from_address)
+        + encode_address("To", "", to_address)
+        + (encode_address("Reply-To", "", campaign.reply_to) if campaign.reply_to else b"")
+        + encode_header("Subject", _subject(campaign))
+        + f"Date: {format_datetime((now or datetime.now(UTC)).astimezone(UTC))}\r\n".encode()
+        + raw_header("Message-ID", message_id)
+        + b"Auto-Submitted: auto-generated\r\n"  # RFC 3834: do not auto-reply to this
+        + multipart_head(boundary)
+    )
+    body = multipart_body(
+        boundary,
+        [qp_encode(flow_text(_text_body(campaign, first_name, url)))],
+        [qp_encode(_html_body(campaign, first_name, url))],
     )
     return OutgoingMessage(
         envelope_from=campaign.from_address,
         recipients=(to_address,),
-        data=message.as_bytes(),
+        data=head + body,
         message_id=message_id,
     )
