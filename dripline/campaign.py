@@ -23,6 +23,7 @@ __all__ = [
     "STEP_KEYS",
     "WEEKDAYS",
     "Campaign",
+    "LintSettings",
     "Schedule",
     "Step",
     "campaign_slugs",
@@ -87,6 +88,14 @@ class Step:
 
 
 @dataclass(frozen=True)
+class LintSettings:
+    """``[lint]`` in campaign.toml: what ``dripline check`` holds this campaign to."""
+
+    spam_threshold: float = 5.0  # SpamAssassin points; above it an error, above half a warning
+    clients: tuple[str, ...] = ()  # caniemail client ids or families; empty: the default set
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A campaign folder, validated."""
 
@@ -103,6 +112,7 @@ class Campaign:
     disclaimer: str
     schedule: Schedule
     steps: tuple[Step, ...] = field(default=())
+    lint: LintSettings = field(default_factory=LintSettings)
 
     @property
     def toml_path(self) -> Path:
@@ -248,6 +258,21 @@ def _parse_schedule(fields: _Fields) -> Schedule:
     )
 
 
+def _parse_lint(fields: _Fields) -> LintSettings:
+    unknown = sorted(set(fields.data) - {"spam_threshold", "clients"})
+    if unknown:
+        raise fields.fail(unknown[0], f"unknown key {unknown[0]!r} in [lint]")
+    threshold = fields.data.get("spam_threshold", 5.0)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
+        raise fields.fail("spam_threshold", "lint.spam_threshold must be a number above 0")
+    clients = fields.data.get("clients", [])
+    if not isinstance(clients, list) or not all(isinstance(c, str) and c for c in clients):
+        raise fields.fail(
+            "clients", 'lint.clients must be a list such as ["gmail.desktop-webmail", "outlook"]'
+        )
+    return LintSettings(float(threshold), tuple(clients))
+
+
 def _holiday_setting(fields: _Fields, key: str, *, allow_subscriber: bool) -> str | None:
     """A ``[schedule]`` holidays region ("US", "US-CA"), "subscriber", or None when unset."""
     raw = fields.string(key, required=False, default="").strip()
@@ -366,6 +391,7 @@ def load_campaign(folder: Path) -> Campaign:
         postal_address=footer.string("postal_address"),
         disclaimer=footer.string("disclaimer", required=False),
         schedule=_parse_schedule(root.table("schedule")),
+        lint=_parse_lint(root.table("lint")),
     )
     for key in ("name",):
         if any(c in getattr(campaign, key) for c in "\r\n\0"):

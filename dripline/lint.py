@@ -8,13 +8,14 @@ overrides in a step file, two steps with one identity, a stale snapshot (when
 the campaign has a ``.snapshots`` folder: see :mod:`dripline.snapshots`).
 Warnings: subjects over 78 characters, a missing preheader, images without alt
 text, subscriber fields no sample has, an HTML part over 90 KB as sent,
-zero-width characters in a step file.
+zero-width characters in a step file; and what :mod:`dripline.preflight` finds
+in each rendered HTML part: features a target mail client lacks (caniemail) and
+accessibility problems. Every finding names its ``rule`` (for ``check --json``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email import message_from_bytes
 from email.policy import default as default_policy
 from html.parser import HTMLParser
@@ -25,6 +26,8 @@ from jinja2 import UndefinedError, meta, nodes
 from ._lint_chars import invisible_findings
 from .campaign import Campaign, Step, line_of_key, load_campaign
 from .errors import DriplineError
+from .findings import Finding
+from .preflight import StepPreflight
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
 from .snapshots import stale_snapshots
@@ -46,21 +49,6 @@ GMAIL_WARN_BYTES = 90 * 1024
 MAX_SUBJECT = 78
 STANDARD_FIELDS = frozenset({"email", "name", "first_name", "last_name", "timezone"})
 _TEMPLATE_NAMES = frozenset({"subscriber", "unsubscribe_url", "campaign", "step", "recipient"})
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: str  # "error" or "warning"
-    message: str
-    path: Path | None = None
-    line: int | None = None
-    step: int | None = None
-
-    def __str__(self) -> str:
-        where = ""
-        if self.path is not None:
-            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
-        return f"{where}{self.severity}: {self.message}"
 
 
 class _Elements(HTMLParser):
@@ -142,14 +130,15 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
     step = compiled.step
     found: list[Finding] = []
 
-    def add(severity: str, message: str, line: int | None = None) -> None:
-        finding = Finding(severity, message, step.path, line, step.number)
+    def add(severity: str, message: str, line: int | None = None, rule: str = "lint") -> None:
+        finding = Finding(severity, message, step.path, line, step.number, rule)
         if finding not in found:
             found.append(finding)
 
+    preflight = StepPreflight(compiled)
     unknown, fields = _names_used(compiled)
     for name in sorted(unknown):
-        add("error", f"unknown variable {name!r}", _line_in(step, name))
+        add("error", f"unknown variable {name!r}", _line_in(step, name), "unknown-variable")
     for field_name in fields:
         if field_name not in STANDARD_FIELDS | sample_fields:
             add(
@@ -157,27 +146,34 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                 f"subscriber.{field_name} is not a standard field and no sample subscriber "
                 "has it (add it to preview.toml)",
                 _line_in(step, f"subscriber.{field_name}"),
+                "unknown-field",
             )
     if not step.preheader.strip():
-        add("warning", "no preheader: inboxes will show the first words of the body instead", 2)
+        add(
+            "warning",
+            "no preheader: inboxes will show the first words of the body instead",
+            2,
+            "no-preheader",
+        )
     for severity, message, line in invisible_findings(step):
-        add(severity, message, line)
+        add(severity, message, line, "invisible-characters")
 
     for sample in samples:
         try:
             email = compiled.render(sample.recipient)
         except DriplineError as err:
-            add("error", *_render_failure(err, step, sample.label))
+            add("error", *_render_failure(err, step, sample.label), "render")
             continue
         if len(email.subject) > MAX_SUBJECT:
             add(
                 "warning",
                 f"subject is {len(email.subject)} characters; inboxes cut it near {MAX_SUBJECT}",
                 line_of_key(step.path, "subject"),
+                "subject-length",
             )
         size_finding = _size_finding(email.data)
         if size_finding:
-            add(*size_finding)
+            add(*size_finding, None, "gmail-clip")
         elements = _Elements()
         elements.feed(email.html)
         for href in elements.links:
@@ -186,6 +182,7 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                     "error",
                     f"link {href!r} is not an http(s) or mailto link",
                     _line_in(step, href.split("?")[0]),
+                    "link-scheme",
                 )
         for image in elements.images:
             if not (image.get("alt") or "").strip() and image.get("alt") != "":
@@ -193,13 +190,20 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                     "warning",
                     f"image {image.get('src')!r} has no alt text",
                     _line_in(step, str(image.get("src") or "")),
+                    "img-alt",
                 )
         url = sample.recipient.unsubscribe_url
         if url and (f'href="{url}"' not in email.html or url not in email.text):
-            add("error", "no unsubscribe link in the HTML or text part (check the layout)")
+            message = "no unsubscribe link in the HTML or text part (check the layout)"
+            add("error", message, rule="unsubscribe")
         address = compiled.campaign.postal_address
         if address not in email.html.replace("&amp;", "&") or address not in email.text:
-            add("error", "the postal address is missing from the HTML or text part")
+            message = "the postal address is missing from the HTML or text part"
+            add("error", message, rule="postal-address")
+        # Client support (caniemail) and accessibility: dripline.preflight.
+        for finding in preflight.check(email.html):
+            if finding not in found:
+                found.append(finding)
     return found
 
 
@@ -208,6 +212,7 @@ def lint_campaign(campaign: Campaign, templates_dir: Path, base_url: str) -> lis
     samples = load_samples(campaign, base_url)
     sample_fields = {key for s in samples for key in s.recipient.fields}
     findings: list[Finding] = []
+    reported: set[tuple] = set()
     for step in campaign.steps:
         try:
             compiled = renderer.step(step.number)
@@ -216,9 +221,16 @@ def lint_campaign(campaign: Campaign, templates_dir: Path, base_url: str) -> lis
             if not any(
                 (f.message, f.path, f.line) == (err.message, err.path, err.line) for f in findings
             ):
-                findings.append(Finding("error", err.message, err.path, err.line, step.number))
+                findings.append(
+                    Finding("error", err.message, err.path, err.line, step.number, "template")
+                )
             continue
-        findings += lint_step(compiled, samples, sample_fields)
+        for finding in lint_step(compiled, samples, sample_fields):
+            # What the shared layout causes is the same for every step: say it once.
+            key = (finding.rule, finding.path, finding.line, finding.message)
+            if finding.path == step.path or key not in reported:
+                reported.add(key)
+                findings.append(finding)
     return findings
 
 
@@ -228,14 +240,19 @@ def lint_folder(folder: Path, templates_dir: Path, base_url: str) -> tuple[Campa
         campaign = load_campaign(folder)
         findings = lint_campaign(campaign, templates_dir, base_url)
     except DriplineError as err:
-        return None, [Finding("error", err.message, err.path, err.line)]
+        return None, [Finding("error", err.message, err.path, err.line, rule="load")]
     if not any(f.severity == "error" for f in findings):
         try:
             stale = stale_snapshots(campaign, templates_dir, base_url)
         except DriplineError as err:
             stale = [(folder / ".snapshots", str(err))]
         findings += [
-            Finding("error", f"snapshot {why}: run `dripline snapshot {campaign.slug}`", path)
+            Finding(
+                "error",
+                f"snapshot {why}: run `dripline snapshot {campaign.slug}`",
+                path,
+                rule="snapshot",
+            )
             for path, why in stale
         ]
     return campaign, findings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import datetime
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -415,3 +416,75 @@ def test_local_host_header_is_served(client: TestClient, host: str) -> None:
     assert response.status_code == 200
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+# -- preflight: client support, accessibility, spam score -------------------------------
+
+
+def test_step_page_shows_unsupported_features_by_client_and_accessibility_findings(
+    client: TestClient, preview: Project, project: Path
+) -> None:
+    path = project / "campaigns" / SLUG / "03-neuroplasticity.md"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + '\n<div style="display:flex">Row</div>\n\n[click here](https://example.com/a)\n'
+        + "\n#### Too deep\n",
+        encoding="utf-8",
+    )
+    lines = path.read_text(encoding="utf-8").splitlines()
+    flex_line = next(i for i, ln in enumerate(lines, 1) if "display:flex" in ln)
+    link_line = next(i for i, ln in enumerate(lines, 1) if "click here" in ln)
+    preview.reload()
+    doc = page(client, f"/campaigns/{SLUG}/3")
+    clients = doc.get_element_by_id("clients-heading").getparent()
+    names = [text_of(h) for h in clients.cssselect("h3.client-name")]
+    assert "Outlook Windows" in names
+    outlook = clients.cssselect("h3.client-name")[names.index("Outlook Windows")]
+    gaps = [text_of(li) for li in outlook.getnext().cssselect("li")]
+    assert any(
+        "not supported" in gap
+        and "css-display-flex" in gap
+        and f"campaigns/{SLUG}/03-neuroplasticity.md:{flex_line}" in gap
+        for gap in gaps
+    ), gaps
+    a11y = [text_of(li) for li in doc.cssselect("ul.a11y-findings li")]
+    assert any(
+        "'click here' says nothing" in item and f"03-neuroplasticity.md:{link_line}" in item
+        for item in a11y
+    ), a11y
+    assert any("heading h4 'Too deep' follows h2" in item for item in a11y)
+    # Today's check findings stay in their own list; the page links the spam score.
+    assert not [li for li in doc.cssselect("ul.findings:not(.client-gaps):not(.a11y-findings) li")]
+    slot = doc.cssselect("[data-spam-src]")[0]
+    assert slot.get("data-spam-src") == f"/campaigns/{SLUG}/3/spam?sample=0"
+
+
+def test_step_page_says_ok_when_the_email_has_no_client_or_accessibility_gap(
+    client: TestClient,
+) -> None:
+    doc = page(client, f"/campaigns/{SLUG}/1")
+    notes = [text_of(p) for p in doc.cssselect(".preflight .ok-note")]
+    assert any("No unsupported features in Gmail Desktop Webmail" in n for n in notes)
+    assert any("No accessibility findings" in n for n in notes)
+
+
+@pytest.mark.skipif(
+    shutil.which("spamassassin") is None,
+    reason="spamassassin is not installed (run .ci/spamassassin.sh)",
+)
+def test_spam_score_page_shows_score_and_rules_for_the_sample(client: TestClient) -> None:
+    doc = page(client, f"/campaigns/{SLUG}/2/spam?sample=1")
+    result = doc.get_element_by_id("spam-result")
+    score = text_of(result.cssselect(".spam-score")[0])
+    assert re.match(r"[\d.]+ points for No first name on file, threshold 5 ", score)
+    assert float(score.split()[0]) < 2.5
+    rows = [[text_of(c) for c in tr.cssselect("th, td")] for tr in result.cssselect("tbody tr")]
+    assert ["0", "HTML_MESSAGE", "BODY: HTML included in message"] in rows
+
+
+def test_spam_score_page_says_when_spamassassin_is_missing(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    doc = page(client, f"/campaigns/{SLUG}/2/spam?sample=0")
+    assert text_of(doc.cssselect(".spam-missing")[0]).startswith("SpamAssassin is not installed")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -165,5 +166,37 @@ def test_scripts_in_an_email_never_run_in_the_preview(
         page.wait_for_timeout(300)
         assert frame.locator("body").get_attribute("data-ran") is None  # ...and did not run
         assert page.title() != "pwned"
+    finally:
+        page.close()
+
+
+def test_step_page_fills_in_the_spam_score_and_lists_client_gaps(
+    browser, preview_server, project: Path
+) -> None:
+    if shutil.which("spamassassin") is None:
+        pytest.skip("spamassassin is not installed (run .ci/spamassassin.sh)")
+    path = project / "campaigns" / SLUG / "05-holistic-health.md"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + '\n<div style="position:absolute; top:0">Badge</div>\n\n[Read more](https://example.com/m)\n',
+        encoding="utf-8",
+    )
+    preview_server.project.reload()
+    page = browser.new_page(viewport={"width": 375, "height": 900})
+    try:
+        page.goto(f"{preview_server.url}campaigns/{SLUG}/5?width=375")
+        # preview.js fetches the score when its section comes into view, and puts it in
+        # place of the link once SpamAssassin answers.
+        page.locator("#spam-heading").scroll_into_view_if_needed()
+        score = page.locator(".spam-slot .spam-score")
+        sync_api.expect(score).to_contain_text("points for Maria, Los Angeles", timeout=60_000)
+        sync_api.expect(page.locator(".spam-slot .spam-rules")).to_contain_text("HTML_MESSAGE")
+        outlook = page.locator("h3.client-name", has_text="Outlook Windows")
+        sync_api.expect(outlook).to_be_visible()
+        sync_api.expect(page.locator("ul.client-gaps").first).to_contain_text("css-position")
+        sync_api.expect(page.locator("ul.a11y-findings")).to_contain_text("'Read more'")
+        assert scroll_width(page) <= 375
+        assert page.evaluate(CLIPPED) == []
+        shot(page, "step5-preflight", full_page=True)
     finally:
         page.close()

@@ -1,12 +1,20 @@
-"""``dripline check [SLUG]``: load every campaign, lint every email; exit 1 on any error."""
+"""``dripline check [SLUG]``: load every campaign, lint every email; exit 1 on any error.
+
+``--spam`` also scores every message with SpamAssassin; ``--json`` prints every
+finding as one JSON array (keys documented in docs/preflight.md) instead of lines.
+"""
 
 from __future__ import annotations
+
+import json
 
 import click
 
 from ..campaign import campaign_slugs
 from ..errors import DriplineError
+from ..findings import Finding
 from ..lint import lint_folder
+from ..preflight import campaign_spam_findings, spamassassin_path
 from . import settings_from
 
 __all__ = ["check_command"]
@@ -14,29 +22,49 @@ __all__ = ["check_command"]
 
 @click.command("check")
 @click.argument("slug", required=False)
+@click.option(
+    "--spam",
+    is_flag=True,
+    help="Also score every email with SpamAssassin (local tests) against [lint] spam_threshold.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print every finding as a JSON array.")
 @click.pass_context
-def check_command(ctx: click.Context, slug: str | None) -> None:
+def check_command(ctx: click.Context, slug: str | None, spam: bool, as_json: bool) -> None:
     """Load campaigns and lint every rendered email (all campaigns, or SLUG)."""
     settings = settings_from(ctx)
+    if spam and spamassassin_path() is None:
+        raise DriplineError(
+            "--spam needs SpamAssassin, which is not installed "
+            "(apt-get install --no-install-recommends spamassassin)"
+        )
     slugs = [slug] if slug else campaign_slugs(settings.campaigns_dir)
     if not slugs:
         raise DriplineError(f"no campaigns under {settings.campaigns_dir}")
-    errors = warnings = 0
+    errors = 0
+    objects: list[dict] = []
     for name in slugs:
         folder = settings.campaigns_dir / name
         if not folder.is_dir():
             raise DriplineError(f"no campaign {name!r} in {settings.campaigns_dir}")
         campaign, findings = lint_folder(folder, settings.templates_dir, settings.base_url)
-        for finding in findings:
-            click.echo(str(finding), err=finding.severity == "error")
+        if spam and campaign is not None:
+            findings += campaign_spam_findings(campaign, settings.templates_dir, settings.base_url)
         campaign_errors = sum(f.severity == "error" for f in findings)
         errors += campaign_errors
-        warnings += len(findings) - campaign_errors
-        steps = f"{len(campaign.steps)} emails" if campaign else "not loaded"
-        status = "ok" if not campaign_errors else "FAILED"
-        click.echo(
-            f"{name}: {steps}, {campaign_errors} error(s), "
-            f"{len(findings) - campaign_errors} warning(s): {status}"
-        )
+        if as_json:
+            objects += [finding.as_json(name) for finding in findings]
+            continue
+        _print(name, campaign.steps if campaign else None, findings, campaign_errors)
+    if as_json:
+        click.echo(json.dumps(objects, indent=2, ensure_ascii=False))
     if errors:
         ctx.exit(1)
+
+
+def _print(name: str, steps: tuple | None, findings: list[Finding], errors: int) -> None:
+    for finding in findings:
+        click.echo(str(finding), err=finding.severity == "error")
+    warnings = sum(f.severity == "warning" for f in findings)
+    emails = f"{len(steps)} emails" if steps is not None else "not loaded"
+    status = "ok" if not errors else "FAILED"
+    click.echo(f"{name}: {emails}, {errors} error(s), {warnings} warning(s): {status}")

@@ -134,6 +134,7 @@ def create_app(
         Route(step, views.step, name="step"),
         Route(step + "/email.html", views.email_document, name="email_document"),
         Route(step + "/message.eml", views.eml, name="eml"),
+        Route(step + "/spam", views.spam, name="spam"),
         Mount("/static", StaticFiles(packages=[("dripline.preview", "static")]), name="static"),
     ]
     middleware = [

@@ -12,6 +12,8 @@ uses, so the preview shows the bytes that would be sent.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -24,14 +26,23 @@ from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import DriplineError
 from ..lint import Finding, lint_step
 from ..plan import CampaignPlan, campaign_state, plan_campaign
+from ..preflight import SpamReport, spam_reports, spamassassin_path
 from ..render import CampaignRenderer, RenderedEmail
 from ..samples import Sample, load_samples
 from ..store import current_revision, head_revision, make_engine
 from ._timeline import PlannedSend, plan_sends
 
-__all__ = ["CampaignEntry", "Project", "Snapshot"]
+__all__ = ["CampaignEntry", "Project", "Snapshot", "SpamScore"]
 
 _MAX_CACHED_EMAILS = 256
+_SPAM_CACHE: OrderedDict[str, SpamReport] = OrderedDict()
+_SPAM_LOCK = threading.Lock()
+_PER_RENDER = re.compile(rb"^(Message-ID|Date):[^\r\n]*\r?\n", re.I | re.M)
+
+
+def _content_key(data: bytes) -> str:
+    """A digest of a message without the headers that change on every render."""
+    return hashlib.sha256(_PER_RENDER.sub(b"", data)).hexdigest()
 
 
 @dataclass
@@ -54,6 +65,23 @@ def _load_entry(folder: Path, templates_dir: Path, base_url: str) -> CampaignEnt
     except DriplineError as err:
         entry.error = err
     return entry
+
+
+@dataclass(frozen=True)
+class SpamScore:
+    """What the step page says about spam: a report, or why there is none."""
+
+    report: SpamReport | None = None
+    threshold: float = 5.0
+    problem: str = ""  # SpamAssassin missing or failing
+
+    @property
+    def severity(self) -> str:
+        if self.report is None:
+            return "info"
+        if self.report.score > self.threshold:
+            return "error"
+        return "warning" if self.report.score > self.threshold / 2 else "ok"
 
 
 class Snapshot:
@@ -111,6 +139,33 @@ class Snapshot:
                     found = lint_step(compiled, entry.samples, fields)
                 self._findings[key] = found
             return self._findings[key]
+
+    def spam_score(
+        self, entry: CampaignEntry, number: int, sample_index: int, when: datetime
+    ) -> SpamScore:
+        """SpamAssassin's score of the message :meth:`render` gives.
+
+        Cached by the message's content (Message-ID and Date aside) across snapshots:
+        saving one file re-scores only the emails it changed.
+        """
+        assert entry.campaign is not None
+        threshold = entry.campaign.lint.spam_threshold
+        if spamassassin_path() is None:
+            return SpamScore(threshold=threshold, problem="SpamAssassin is not installed")
+        email = self.render(entry, number, sample_index, when)
+        key = _content_key(email.data)
+        with _SPAM_LOCK:
+            report = _SPAM_CACHE.get(key)
+        if report is None:
+            try:
+                report = spam_reports([email.data])[0]
+            except DriplineError as err:
+                return SpamScore(threshold=threshold, problem=str(err))
+            with _SPAM_LOCK:
+                _SPAM_CACHE[key] = report
+                while len(_SPAM_CACHE) > _MAX_CACHED_EMAILS:
+                    _SPAM_CACHE.popitem(last=False)
+        return SpamScore(report, threshold)
 
     def campaign_findings(self, entry: CampaignEntry) -> list[Finding]:
         """Every finding of the campaign: its load error, or each step's findings."""

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from ..errors import DriplineError
+from ..preflight import gaps_by_client, target_clients
 from ..render import RenderedEmail
 from ._live import ReloadBroadcaster, event_stream
 from ._message import EMAIL_CSP, SCHEMES, force_color_scheme, message_parts
@@ -203,6 +204,8 @@ class Views:
         except DriplineError as err:
             error = err
         parts = message_parts(email.data) if email is not None else None
+        findings = snapshot.step_findings(entry, number)
+        preflight = ("client-support", "a11y-")
         base = f"/campaigns/{campaign.slug}"
         return self.pages.page(
             request,
@@ -219,7 +222,10 @@ class Views:
             samples=entry.samples,
             widths=WIDTHS,
             schemes=SCHEMES,
-            findings=snapshot.step_findings(entry, number),
+            findings=[f for f in findings if not f.rule.startswith(preflight)],
+            client_gaps=gaps_by_client(findings),
+            target_clients=target_clients(campaign),
+            accessibility=[f for f in findings if f.rule.startswith("a11y-")],
             step_url=f"{base}/{number}",
             previous_url=f"{base}/{number - 1}{options.query()}" if number > 1 else None,
             next_url=(
@@ -242,6 +248,30 @@ class Views:
         except DriplineError as err:
             raise HTTPException(409, f"The email does not render: {err}") from err
         return email, options
+
+    def spam(self, request: Request) -> Response:
+        """SpamAssassin's score of the message the step page shows (fetched by preview.js)."""
+        snapshot = self.project.snapshot
+        entry = self._entry(snapshot, request)
+        number = self._number(entry, request)
+        if entry.error is not None or entry.campaign is None:
+            raise HTTPException(409, f"The campaign does not load: {entry.error}")
+        options = StepOptions.from_request(request, len(entry.samples))
+        send = self.project.plan(entry.campaign)[number - 1]
+        try:
+            spam = snapshot.spam_score(entry, number, options.sample, send.due)
+        except DriplineError as err:
+            raise HTTPException(409, f"The email does not render: {err}") from err
+        return self.pages.page(
+            request,
+            "spam.html",
+            version=snapshot.version,
+            campaign=entry.campaign,
+            step=send.step,
+            sample=entry.samples[options.sample],
+            spam=spam,
+            step_url=f"/campaigns/{entry.campaign.slug}/{number}{options.query()}",
+        )
 
     def email_document(self, request: Request) -> Response:
         """The HTML part as its own document, for the step page's sandboxed iframe."""

@@ -25,6 +25,40 @@
     };
   }
 
+  // The step page's spam score: SpamAssassin takes a second or more, so the page shows
+  // without it, and the score is asked for once its section scrolls into view (a page
+  // reloaded on every save does not start SpamAssassin unless someone is looking).
+  function loadSpamScore(slot) {
+    slot.innerHTML = "<p class=\"muted\">Scoring with SpamAssassin…</p>";
+    fetch(slot.getAttribute("data-spam-src"), { credentials: "same-origin" })
+      .then(function (response) { return response.text(); })
+      .then(function (html) {
+        var page = new DOMParser().parseFromString(html, "text/html");
+        var result = page.getElementById("spam-result");
+        slot.innerHTML = "";
+        if (result) {
+          slot.appendChild(document.importNode(result, true));
+        } else {
+          slot.textContent = "No spam score: the email does not render.";
+        }
+      })
+      .catch(function () { slot.textContent = "No spam score: the preview server did not answer."; });
+  }
+  var slots = document.querySelectorAll("[data-spam-src]");
+  if (slots.length && window.IntersectionObserver) {
+    var observer = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        if (entry.isIntersecting) {
+          observer.unobserve(entry.target);
+          loadSpamScore(entry.target);
+        }
+      });
+    });
+    for (var j = 0; j < slots.length; j++) observer.observe(slots[j]);
+  } else {
+    for (var k = 0; k < slots.length; k++) loadSpamScore(slots[k]);
+  }
+
   document.documentElement.classList.add("js");
   var selects = document.querySelectorAll("select[data-autosubmit]");
   for (var i = 0; i < selects.length; i++) {
