@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "plan": "plan:plan_command",
     "preview": "preview:preview_command",
     "render": "render:render_command",
+    "requeue": "requeue:requeue_command",
     "run": "run:run_command",
     "send-test": "send_test:send_test_command",
     "serve": "serve:serve_command",
