@@ -298,11 +298,18 @@ def test_two_workers_during_an_apply_send_nothing_twice(
         )
         inserted = conn.scalar(text("SELECT count(*) FROM deliveries WHERE step_id = 'new-insert'"))
         stuck = conn.scalar(text("SELECT count(*) FROM deliveries WHERE status = 'sending'"))
+        # The ledger is written with each group of outcomes (one statement per chunk).
+        unrecorded = conn.scalar(
+            text(
+                "SELECT count(*) FROM deliveries WHERE status = 'sent' "
+                "AND (subject IS NULL OR body_digest IS NULL)"
+            )
+        )
     engine.dispose()
     assert sum(per_step.values()) == len(messages)  # every sent row is one message, and back
     assert per_step["rapid-relief"] == count
     assert inserted == count  # nobody was past position 2: everyone gets the new step once
-    assert stuck == 0
+    assert stuck == 0 and unrecorded == 0
 
 
 def test_run_apply_applies_pending_plans_before_the_pass(project: Path, env: dict[str, str]):
