@@ -18,7 +18,7 @@ from types import TracebackType
 
 from ._budget import DEFAULT_RENDER_BUDGET, BudgetExceeded, RenderBudget, RenderCancelled
 from .campaign import Campaign, load_campaign
-from .errors import CampaignError
+from .errors import CampaignError, DriplineError
 from .render import CampaignRenderer, CompiledStep, Recipient
 
 __all__ = ["CampaignLibrary", "RenderCancelled", "StepTooSlowError"]
@@ -124,6 +124,20 @@ class CampaignLibrary:
             raise
         except BudgetExceeded as err:
             raise self._slow(slug, number, "compiling it", err) from None
+
+    def step_by_id(
+        self, slug: str, identity: str, *, cancel: threading.Event | None = None
+    ) -> CompiledStep | None:
+        """The compiled step with ``identity`` as the files have it now, or None if gone."""
+        step = self.campaign(slug).step_by_id(identity)
+        return None if step is None else self.step(slug, step.number, cancel=cancel)
+
+    def step_ids(self, slug: str) -> tuple[str, ...] | None:
+        """The campaign's step identities, or None when it does not load."""
+        try:
+            return self.campaign(slug).step_ids
+        except DriplineError:
+            return None
 
     def render_bytes(
         self,

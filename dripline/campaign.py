@@ -24,6 +24,7 @@ from .errors import CampaignError
 
 __all__ = [
     "DAY_MAX",
+    "STEP_KEYS",
     "WEEKDAYS",
     "Campaign",
     "LintSettings",
@@ -34,6 +35,7 @@ __all__ = [
     "load_campaign",
     "parse_toml",
     "read_utf8",
+    "step_identities",
 ]
 
 DAY_MAX = 36_500  # the latest a step may be, in days after enrollment
@@ -64,6 +66,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _STEP_FILE = re.compile(r"^(\d{2})-([a-z0-9][a-z0-9-]*)\.md$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _FRONT_MATTER_FENCE = "+++"
+# Every key a step's front matter may hold.
+STEP_KEYS = ("subject", "preheader", "day", "send", "id", "backfill")
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,14 @@ class Step:
     send_immediately: bool
     body: str  # Markdown (may hold Jinja expressions)
     body_line: int  # the file line the body starts on, to map template errors back
+    # The step's identity: front-matter ``id`` if given, else ``slug``. Deliveries refer to
+    # it, so renumbering or reordering files never changes what a subscriber gets.
+    id: str = ""
+    backfill: bool = False  # `dripline apply` also sends a new step to those already past it
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", self.slug)
 
     @property
     def name(self) -> str:
@@ -139,6 +151,18 @@ class Campaign:
             if step.number == number:
                 return step
         raise CampaignError(f"campaign {self.slug!r} has no step {number}", path=self.path)
+
+    def step_by_id(self, identity: str) -> Step | None:
+        """The step whose identity is ``identity``, or None when no file has it (any more)."""
+        for step in self.steps:
+            if step.id == identity:
+                return step
+        return None
+
+    @property
+    def step_ids(self) -> tuple[str, ...]:
+        """Step identities in sequence order."""
+        return tuple(step.id for step in self.steps)
 
 
 def campaign_slugs(campaigns_dir: Path) -> list[str]:
@@ -373,6 +397,14 @@ def _load_step(path: Path, number: int, slug: str) -> Step:
         raise fields.fail("send", 'send may only be "immediately"')
     if not body.strip():
         raise CampaignError("the email has no body", path=path, line=body_line)
+    identity = fields.string("id", required=False, default=slug)
+    if not _SLUG.match(identity):
+        raise fields.fail(
+            "id", f"id must use a-z, 0-9 and '-' (like a file slug), not {identity!r}"
+        )
+    backfill = data.get("backfill", False)
+    if not isinstance(backfill, bool):
+        raise fields.fail("backfill", "backfill must be true or false")
     return Step(
         number=number,
         slug=slug,
@@ -383,6 +415,8 @@ def _load_step(path: Path, number: int, slug: str) -> Step:
         send_immediately=send == "immediately",
         body=body,
         body_line=body_line,
+        id=identity,
+        backfill=backfill,
     )
 
 
@@ -457,7 +491,34 @@ def load_campaign(folder: Path) -> Campaign:
                 path=path,
                 line=_line_of(front, "day"),
             )
+        twin = next((s for s in steps if s.id == step.id), None)
+        if twin is not None:
+            raise CampaignError(
+                f"step identity {step.id!r} is also the identity of {twin.path.name}; "
+                "give one of them another file name or an explicit id",
+                path=path,
+                line=line_of_key(path, "id") or 1,
+            )
         steps.append(step)
     if not steps:
         raise CampaignError("the campaign has no emails (add 01-<slug>.md)", path=folder)
     return replace(campaign, steps=tuple(steps))
+
+
+def step_identities(folder: Path) -> list[str]:
+    """Step identities of ``folder`` in file order, even when the campaign does not load.
+
+    Used to map deliveries numbered by position (before identities existed) onto
+    identities: a campaign with an error elsewhere still names its steps by file.
+    """
+    try:
+        return list(load_campaign(folder).step_ids)
+    except CampaignError:
+        pass
+    found: list[str] = []
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.md")):
+            match = _STEP_FILE.match(path.name)
+            if match is not None:
+                found.append(match.group(2))
+    return found

@@ -85,7 +85,7 @@ def run_demo(settings: Settings, campaign: Campaign, start: datetime) -> DemoRes
     settings = demo_settings(settings)
     folder = settings.root / "demo"
     _fresh(folder)
-    engine = open_store(settings.effective_database_url)
+    engine = open_store(settings.effective_database_url, campaigns_dir=settings.campaigns_dir)
     table = Timetable.of(campaign)
     try:
         for address, name, zone in DEMO_PEOPLE:

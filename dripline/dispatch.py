@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, fields
@@ -35,6 +35,7 @@ from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
 from .errors import CampaignError, DriplineError
+from .ledger import body_digest, campaign_commit, sent_subject
 from .render import Recipient
 from .store import ClaimedDelivery, Outcome, SettleResult
 
@@ -66,6 +67,15 @@ class DispatchStore(Protocol):
     def recover(self) -> None:
         """Hand back what this worker holds (nothing is in flight): after a failed pass."""
 
+    def hold(self, steps: Iterable[tuple[str, str]]) -> None:
+        """Claim no deliveries of these (campaign, step identity) pairs."""
+
+    def scheduled_steps(self) -> dict[str, set[str]]:
+        """Each campaign's step identities that still have scheduled deliveries."""
+
+    def schedule_version(self) -> int:
+        """A number that changes whenever a campaign revision is applied."""
+
 
 @dataclass
 class PassReport:
@@ -80,15 +90,21 @@ class PassReport:
     released: int = 0
     unrecorded: int = 0  # outcomes for rows this worker no longer held (lease taken over)
     errors: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # "campaign/step-id" not in the files
 
     def add(self, other: PassReport) -> None:
         for f in fields(self):
-            if f.name != "errors":
+            if f.name not in ("errors", "held"):
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         self.errors += other.errors
+        self.held = sorted(set(self.held) | set(other.held))
 
     def summary(self) -> str:
-        parts = [f"{f.name} {getattr(self, f.name)}" for f in fields(self) if f.name != "errors"]
+        parts = [
+            f"{f.name} {getattr(self, f.name)}"
+            for f in fields(self)
+            if f.name not in ("errors", "held")
+        ]
         return ", ".join(parts)
 
 
@@ -163,16 +179,30 @@ class Dispatcher:
         self.relay_failures = relay_failures
         self._clean = True  # the last pass settled everything it claimed
         self._sending: ThreadPoolExecutor | None = None
+        self.project_root = library.campaigns_dir.parent
+        self._held: frozenset[tuple[str, str]] = frozenset()
+        self._held_seen: tuple[int, int] | None = None  # (files generation, schedule version)
+        self._files_generation = 0
+        self._commit: str | None = None
         # VERP (runtime.envelope_sender_maker): a per-delivery envelope sender; else From.
         self.envelope_sender = envelope_sender
 
     def dispatch_due(self, now: datetime) -> PassReport:
-        """Claim and send batches until nothing is due at ``now`` (or a stop is asked)."""
+        """Claim and send batches until nothing is due at ``now`` (or a stop is asked).
+
+        Deliveries are rendered by step identity from the files as they are now (a
+        content edit goes out at once); a step whose file is gone is held (not sent, not
+        failed, one warning per pass) until ``dripline apply`` cancels it.
+        """
         report = PassReport()
         if self.library.refresh():
+            self._files_generation += 1
             log.info("campaign or template files changed: reloaded")
         if not self._clean:
             self.store.recover()
+        self._hold_removed_steps(report)
+        self._commit = None
+        first = True
         relay = _RelayWatch(self.relay_failures)
         self._clean = False
         while not self.stop.is_set() and not relay.paused:
@@ -181,10 +211,36 @@ class Dispatcher:
             batch = self.store.claim_due(now, self.batch_size)
             if not batch:
                 break
+            if first:  # once per pass, and only when something goes out
+                self._commit = campaign_commit(self.project_root)
+                first = False
             report.claimed += len(batch)
             self._send_batch(batch, now, report, relay)
         self._clean = True
         return report
+
+    def _hold_removed_steps(self, report: PassReport) -> None:
+        """Hold scheduled deliveries of steps no campaign file has (until applied)."""
+        seen = (self._files_generation, self.store.schedule_version())
+        if seen != self._held_seen:
+            held: set[tuple[str, str]] = set()
+            for campaign, identities in self.store.scheduled_steps().items():
+                current = self.library.step_ids(campaign)
+                if current is not None:  # a broken campaign defers instead (see _send_batch)
+                    held |= {(campaign, i) for i in identities if i not in current}
+            self._held = frozenset(held)
+            self._held_seen = seen
+            self.store.hold(self._held)
+        for campaign, identity in sorted(self._held):
+            report.held.append(f"{campaign}/{identity}")
+            log.warning(
+                "campaign %s: step %r has no file any more; its scheduled deliveries are held "
+                "(not sent, not failed): see `dripline plan %s`, then `dripline apply %s`",
+                campaign,
+                identity,
+                campaign,
+                campaign,
+            )
 
     def _send_batch(
         self,
@@ -307,7 +363,15 @@ class Dispatcher:
     ) -> OutgoingMessage | Outcome:
         """The message, or the outcome of a delivery that cannot be rendered."""
         try:
-            compiled = self.library.step(delivery.campaign, delivery.step, cancel=self.stop)
+            compiled = self.library.step_by_id(
+                delivery.campaign, delivery.step_id, cancel=self.stop
+            )
+            if compiled is None:
+                # Removed from the files after this pass began: back to the queue, held
+                # from the next pass on.
+                raise CampaignError(
+                    f"step {delivery.step_id!r} is no longer in campaign {delivery.campaign!r}"
+                )
             fields_ = {
                 **dict(delivery.attributes),
                 "name": delivery.name,
@@ -356,9 +420,10 @@ class Dispatcher:
         delivery_id = delivery.delivery_id
         if isinstance(result, SendResult):
             try:
-                steps = len(self.library.campaign(delivery.campaign).steps)
+                identities = self.library.campaign(delivery.campaign).step_ids
+                last = delivery.step_id == identities[-1] or delivery.step >= len(identities)
             except DriplineError:  # never let a campaign question lose a sent outcome
-                steps = delivery.step
+                last = True
             report.sent += 1
             return Outcome(
                 delivery_id,
@@ -366,7 +431,10 @@ class Dispatcher:
                 message_id=message.message_id,
                 sent_at=now,
                 reply=result.reply,
-                last_step=delivery.step >= steps,
+                last_step=last,
+                subject=sent_subject(message.data),
+                body_digest=body_digest(message.data),
+                campaign_commit=self._commit,
             )
         detail = _describe(result)
         if isinstance(result, TransientSendError) and result.ambiguous:

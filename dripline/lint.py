@@ -4,12 +4,13 @@ Errors (exit 1): anything that stops a campaign loading or rendering, variables
 that are unknown or missing for a sample subscriber, links that are not http(s)
 or mailto, an HTML part over 102 KB as sent (Gmail clips it), a missing
 unsubscribe link or postal address, control characters, U+FFFD or bidi
-overrides in a step file. Warnings: subjects over 78 characters, a missing
-preheader, images without alt text, subscriber fields no sample has, an HTML
-part over 90 KB as sent, zero-width characters in a step file; and what
-:mod:`dripline.preflight` finds in each rendered HTML part: features a target
-mail client lacks (caniemail) and accessibility problems. Every finding names
-its ``rule`` (for ``check --json``).
+overrides in a step file, two steps with one identity, a stale snapshot (when
+the campaign has a ``.snapshots`` folder: see :mod:`dripline.snapshots`).
+Warnings: subjects over 78 characters, a missing preheader, images without alt
+text, subscriber fields no sample has, an HTML part over 90 KB as sent,
+zero-width characters in a step file; and what :mod:`dripline.preflight` finds
+in each rendered HTML part: features a target mail client lacks (caniemail) and
+accessibility problems. Every finding names its ``rule`` (for ``check --json``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .guards import campaign_problems
 from .preflight import StepPreflight
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
+from .snapshots import stale_snapshots
 from .templating import RenderBudgetExceeded
 
 __all__ = [
@@ -276,8 +278,21 @@ def lint_folder(
     """
     try:
         campaign = load_campaign(folder)
-        return campaign, lint_campaign(
-            campaign, templates_dir, base_url, render_budget=render_budget
-        )
+        findings = lint_campaign(campaign, templates_dir, base_url, render_budget=render_budget)
     except DriplineError as err:
         return None, [Finding("error", err.message, err.path, err.line, rule="load")]
+    if not any(f.severity == "error" for f in findings):
+        try:
+            stale = stale_snapshots(campaign, templates_dir, base_url)
+        except DriplineError as err:
+            stale = [(folder / ".snapshots", str(err))]
+        findings += [
+            Finding(
+                "error",
+                f"snapshot {why}: run `dripline snapshot {campaign.slug}`",
+                path,
+                rule="snapshot",
+            )
+            for path, why in stale
+        ]
+    return campaign, findings

@@ -184,7 +184,7 @@ def dispatcher_for(
     """
     links = unsubscribe_link_maker(settings)
     envelope_sender = envelope_sender_maker(settings)
-    engine = open_store(settings.effective_database_url)
+    engine = open_store(settings.effective_database_url, campaigns_dir=settings.campaigns_dir)
     library = CampaignLibrary(
         settings.campaigns_dir,
         settings.templates_dir,

@@ -76,6 +76,7 @@ class _StepRule:
     number: int
     day: int
     immediately: bool
+    id: str = ""  # the step's identity (see dripline.campaign.Step.id)
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,20 @@ class Timetable:
 
     @classmethod
     def of(cls, campaign: Campaign) -> Timetable:
-        rules = tuple(_StepRule(s.number, s.day, s.send_immediately) for s in campaign.steps)
+        rules = tuple(_StepRule(s.number, s.day, s.send_immediately, s.id) for s in campaign.steps)
         return cls(campaign.schedule, rules)
+
+    @classmethod
+    def from_rules(cls, schedule: Schedule, rules: list[tuple[int, int, bool, str]]) -> Timetable:
+        """A timetable from (position, day, send immediately?, identity) per step."""
+        return cls(schedule, tuple(_StepRule(*rule) for rule in rules))
+
+    def number_of(self, identity: str) -> int | None:
+        """The position of the step with ``identity``, or None when it has none."""
+        for rule in self.steps:
+            if rule.id == identity:
+                return rule.number
+        return None
 
     def zone_for(self, timezone: str | None) -> ZoneInfo:
         """The subscriber's zone, or the campaign default when they have none."""

@@ -35,8 +35,9 @@ def _reset_postgres(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "DROP TABLE IF EXISTS suppressions, bounce_events, consents, signup_requests, "
-                "deliveries, enrollments, workers, rate_limits, subscribers, alembic_version"
+                "DROP TABLE IF EXISTS campaign_revisions, suppressions, bounce_events, consents, "
+                "signup_requests, deliveries, enrollments, workers, rate_limits, subscribers, "
+                "alembic_version"
             )
         )
     engine.dispose()

@@ -54,6 +54,16 @@ CASES = [
         "template error",
     ),
     (STEP, "Hi {{ subscriber.first_name", "Hi {{ subscriber.first_name )", None, "template error"),
+    # Two steps with one identity: deliveries could not tell them apart.
+    (
+        STEP,
+        "day = 2",
+        'day = 2\nid = "rapid-relief"',
+        5,
+        "step identity 'rapid-relief' is also the identity of 01-rapid-relief.md",
+    ),
+    (STEP, "day = 2", 'day = 2\nid = "Not A Slug"', 5, "id must use a-z, 0-9 and '-'"),
+    (STEP, "day = 2", 'day = 2\nbackfill = "yes"', 5, "backfill must be true or false"),
 ]
 
 

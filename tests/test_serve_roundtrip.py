@@ -26,7 +26,14 @@ from sqlalchemy import Engine, select
 
 from dripline.campaign import Campaign, load_campaign
 from dripline.serve import unsubscribe_url_for
-from dripline.store import Consent, Delivery, Enrollment, Subscriber, read_transaction
+from dripline.store import (
+    Consent,
+    Delivery,
+    Enrollment,
+    Subscriber,
+    campaign_status,
+    read_transaction,
+)
 from dripline.tokens import UNSUBSCRIBE, TokenPayload, TokenSigner
 
 
@@ -264,3 +271,20 @@ def test_an_oversized_post_is_refused_before_it_is_read(served: Served):
     response = client.post(f"/subscribe/{SLUG}", data={"email": "a@example.com", "x": "y" * 20_000})
     assert response.status_code == 413
     assert served.emails() == []
+
+
+def test_one_click_from_the_last_email_of_a_finished_sequence_is_stored(
+    served: Served, campaigns: dict[str, Campaign]
+):
+    engine = _confirmed(served, campaigns)
+    for day in range(1, 21):
+        dispatch_pass(engine, served.settings, campaigns, served.clock.now + timedelta(days=day))
+    assert [status for _, status in _delivery_statuses(engine)] == ["sent"] * 6
+    assert _enrollment_status(engine) == "completed"
+    last = served.emails()[-1]
+    response = served.client().post(
+        list_unsubscribe_path(last), data={"List-Unsubscribe": "One-Click"}
+    )
+    assert response.status_code == 200 and "You are unsubscribed" in response.text
+    assert _enrollment_status(engine) == "unsubscribed"  # stored, not just answered
+    assert campaign_status(engine, SLUG).unsubscribed == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -23,6 +24,7 @@ from dripline.store import (
     open_store,
     subscriber_timeline,
     upgrade,
+    write_transaction,
 )
 from dripline.store._migrate import _config
 from dripline.store._models import Base
@@ -171,13 +173,6 @@ def _chain() -> list[str]:
     ]
 
 
-def _upgrade_to(engine: Engine, revision: str) -> None:
-    config = _config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-
-
 def test_rows_written_at_0001_stay_meaningful_through_every_migration(
     db_url: str, campaign: Campaign
 ):
@@ -227,6 +222,71 @@ def test_rows_written_at_0001_stay_meaningful_through_every_migration(
         queue.close()
     finally:
         engine.dispose()
+
+
+def _upgrade_to(engine: Engine, revision: str, campaigns_dir: Path | None = None) -> None:
+    config = _config()
+    with write_transaction(engine) as connection:
+        config.attributes["connection"] = connection
+        config.attributes["campaigns_dir"] = campaigns_dir
+        command.upgrade(config, revision)
+
+
+def test_0004_maps_numbered_deliveries_onto_step_identities(db_url: str, project: Path):
+    """Rows written before identities existed keep their step, by today's file numbering."""
+    engine = make_engine(db_url)
+    _upgrade_to(engine, "0002")
+    with write_transaction(engine) as conn:
+        for sid, email in ((1, "a@example.com"), (2, "b@example.com")):
+            conn.execute(
+                text(
+                    "INSERT INTO subscribers (id, email_key, email, name, first_name, attributes, "
+                    "status, consent_at, consent_source, created_at) VALUES (:id, :e, :e, '', '', "
+                    "'{}', 'active', '2026-03-01', 'test', '2026-03-01')"
+                ),
+                {"id": sid, "e": email},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO enrollments (id, subscriber_id, campaign, enrolled_at, status) VALUES "
+                "(1, 1, 'ketamine-therapy', '2026-03-02', 'active'), "
+                "(2, 2, 'gone-campaign', '2026-03-02', 'active')"
+            )
+        )
+        for enrollment, steps in ((1, range(1, 7)), (2, range(1, 3))):
+            for step in steps:
+                conn.execute(
+                    text(
+                        "INSERT INTO deliveries (enrollment_id, step, due_at, status, attempts) "
+                        "VALUES (:e, :s, '2026-03-05', :status, 0)"
+                    ),
+                    {"e": enrollment, "s": step, "status": "sent" if step == 1 else "scheduled"},
+                )
+    # One step has an explicit id in its front matter: that is its identity.
+    step3 = project / "campaigns" / "ketamine-therapy" / "03-neuroplasticity.md"
+    step3.write_text(step3.read_text().replace("day = 4", 'day = 4\nid = "brain"', 1))
+    _upgrade_to(engine, "head", project / "campaigns")
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT enrollment_id, step, step_id, status FROM deliveries "
+                "ORDER BY enrollment_id, step"
+            )
+        ).all()
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    assert [tuple(r) for r in rows] == [
+        (1, 1, "rapid-relief", "sent"),
+        (1, 2, "treatment-resistant", "scheduled"),
+        (1, 3, "brain", "scheduled"),
+        (1, 4, "fewer-side-effects", "scheduled"),
+        (1, 5, "holistic-health", "scheduled"),
+        (1, 6, "other-therapies", "scheduled"),
+        (2, 1, "step-1", "sent"),
+        (2, 2, "step-2", "scheduled"),
+    ]
+    engine.dispose()
 
 
 def test_leases_migration_keeps_rows_and_turns_rows_stuck_in_sending_ambiguous(db_url: str):

@@ -21,19 +21,23 @@ __all__ = ["main", "settings_from"]
 
 # command name -> "module:attribute" inside dripline.cli
 COMMANDS: dict[str, str] = {
+    "apply": "plan:apply_command",
     "bounces": "bounces:bounces_command",
     "campaigns": "campaigns:campaigns_command",
     "check": "check:check_command",
     "db": "db:db_command",
     "demo": "demo:demo_command",
+    "history": "history:history_command",
     "import": "importcsv:import_command",
     "import-article": "import_article:import_article_command",
+    "plan": "plan:plan_command",
     "preview": "preview:preview_command",
     "render": "render:render_command",
     "requeue": "requeue:requeue_command",
     "run": "run:run_command",
     "send-test": "send_test:send_test_command",
     "serve": "serve:serve_command",
+    "snapshot": "snapshot:snapshot_command",
     "status": "status:status_command",
     "subscribe": "subscribe:subscribe_command",
     "suppress": "suppress:suppress_command",

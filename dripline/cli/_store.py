@@ -58,7 +58,7 @@ def open_settings_store(settings: Settings, *, existing: bool = False) -> Engine
             "and `dripline import` create it); use --db FILE for another one, e.g. "
             "--db demo/dripline.db after `dripline demo`"
         )
-    return open_store(url)
+    return open_store(url, campaigns_dir=settings.campaigns_dir)
 
 
 def campaign_folder(settings: Settings, slug: str) -> Path:

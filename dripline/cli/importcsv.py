@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from ..store import enroll_many, normalize_email, read_subscriber_csv
 from ..timetable import Timetable
 from . import settings_from
+from ._plans import record_baseline
 from ._store import db_option, load_campaign_by_slug, open_settings_store
 
 __all__ = ["import_command"]
@@ -57,6 +58,8 @@ def import_command(ctx: click.Context, csv_file: Path, slug: str, database_url: 
                 source=f"import:{csv_file.name}",
                 progress=lambda n: progress.advance(task, n),
             )
+        if result.enrolled:
+            record_baseline(settings, engine, campaign)
     finally:
         engine.dispose()
     for address, why in result.suppressed:

@@ -28,7 +28,11 @@ def preview_command(ctx: click.Context, port: int, open_browser: bool) -> None:
     if not settings.campaigns_dir.is_dir():
         raise DriplineError(f"no campaigns/ folder in {settings.root}")
     server = PreviewServer(
-        settings.root, base_url=settings.base_url, port=port, open_browser=open_browser
+        settings.root,
+        base_url=settings.base_url,
+        port=port,
+        open_browser=open_browser,
+        database_url=settings.effective_database_url,
     )
     count = len(server.project.snapshot.entries)
     click.echo(

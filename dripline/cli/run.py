@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import click
 
+from ..dispatch import CampaignLibrary, PassReport
 from ..errors import DriplineError
 from ..runtime import check_ready_to_send, dispatcher_for
-from ..settings import redact_url
+from ..settings import Settings, redact_url
 from . import settings_from
+from ._plans import apply_all
 from ._sending import PassLog, allow_options, configure_run_logging
-from ._store import db_option
+from ._store import db_option, open_settings_store
 
 __all__ = ["parse_now", "run_command"]
 
@@ -32,6 +35,25 @@ def parse_now(value: str | None, option: str = "--now") -> datetime | None:
     if not 1970 <= moment.astimezone(UTC).year <= 9000:
         raise DriplineError(f"{option}: {value!r} is outside the years 1970 to 9000")
     return moment
+
+
+def _applying(
+    settings: Settings, dispatch: Callable[[datetime], PassReport]
+) -> Callable[[datetime], PassReport]:
+    """``dispatch`` preceded by applying pending plans when the campaign files changed."""
+    watcher = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    engine = open_settings_store(settings)
+    first = [True]
+
+    def run_pass(now: datetime) -> PassReport:
+        if watcher.refresh() or first[0]:
+            for plan in apply_all(settings, engine, None, now):
+                if plan.changes:
+                    click.echo(f"{plan.campaign}: applied ({plan.summary()})")
+            first[0] = False
+        return dispatch(now)
+
+    return run_pass
 
 
 @click.command("run")
@@ -80,6 +102,12 @@ def parse_now(value: str | None, option: str = "--now") -> datetime | None:
 )
 @click.option("-v", "--verbose", count=True, help="Log every pass and the scheduler's ticks.")
 @allow_options
+@click.option(
+    "--apply",
+    "apply_plans",
+    is_flag=True,
+    help="Apply pending campaign plans at the start of each pass (deploys from CI).",
+)
 @db_option
 @click.pass_context
 def run_command(
@@ -95,6 +123,7 @@ def run_command(
     allow_local_links: bool | None,
     allow_example_addresses: bool | None,
     database_url: str | None,
+    apply_plans: bool,
 ) -> None:
     """Send every due email; keep running on a timetable unless --once."""
     settings = settings_from(
@@ -114,9 +143,12 @@ def run_command(
 
     with dispatcher_for(settings, stop=stop, batch_size=batch) as dispatcher:
         where = f"{redact_url(settings.effective_database_url)} -> {dispatcher.sender.display_url}"
+        dispatch = dispatcher.dispatch_due
+        if apply_plans:
+            dispatch = _applying(settings, dispatch)
         if once:
             with scheduler.stop_on_signals(stop):
-                report = dispatcher.dispatch_due(now or datetime.now(UTC))
+                report = dispatch(now or datetime.now(UTC))
             stopped = " (stopped by a signal)" if stop.is_set() else ""
             click.echo(f"dispatch pass ({where}){stopped}: {report.summary()}")
             for error in report.errors[:20]:
@@ -125,7 +157,7 @@ def run_command(
         configure_run_logging(verbose)
         click.echo(f"dripline run: every {tick:g} s ({where}); Ctrl-C or SIGTERM stops")
         scheduler.run_timetable(
-            dispatcher.dispatch_due,
+            dispatch,
             tick=tick,
             stop=stop,
             on_pass=PassLog(every=max(1, round(heartbeat / tick)), verbose=bool(verbose)),

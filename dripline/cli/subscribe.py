@@ -19,6 +19,7 @@ from ..store import (
 from ..timetable import Timetable
 from . import settings_from
 from ._options import option_value
+from ._plans import record_baseline
 from ._store import db_option, load_campaign_by_slug, open_settings_store
 
 __all__ = ["subscribe_command"]
@@ -86,10 +87,11 @@ def subscribe_command(
     engine = open_settings_store(settings)
     try:
         created, due = subscribe(engine, table, slug, person, now=datetime.now(UTC))
+        record_baseline(settings, engine, campaign)
     finally:
         engine.dispose()
     verb = "Subscribed" if created else "Already subscribed:"
     click.echo(f"{verb} {person.email} to {slug} ({zone.key})")
-    for step, when in zip(campaign.steps, due, strict=True):
+    for step, when in zip(campaign.steps, due, strict=False):
         local = when.astimezone(zone)
         click.echo(f"  {step.number}  {local:%a %Y-%m-%d %H:%M %Z}  {step.subject}")

@@ -25,7 +25,11 @@ __all__ = ["timeline_command"]
 def timeline_command(
     ctx: click.Context, slug: str, email: str, as_json: bool, database_url: str | None
 ) -> None:
-    """Show each step's subject, due time (local and UTC) and status for one subscriber."""
+    """Show each step's subject, due time (local and UTC) and status for one subscriber.
+
+    Sent rows show the subject from the ledger (as the subscriber got it); scheduled
+    rows show the campaign files' subject for that step identity.
+    """
     settings = settings_from(ctx, database_url=database_url)
     campaign = load_campaign_by_slug(settings, slug)
     table = Timetable.of(campaign)
@@ -34,14 +38,21 @@ def timeline_command(
         entries = subscriber_timeline(engine, slug, email)
     finally:
         engine.dispose()
-    subjects = {step.number: step.subject for step in campaign.steps}
     rows = []
     for entry in entries:
         zone = table.zone_for(entry.timezone)
+        step = campaign.step_by_id(entry.step_id)
+        if entry.subject is not None:
+            subject = entry.subject  # the ledger: what this subscriber actually got
+        elif step is not None:
+            subject = step.subject
+        else:
+            subject = "(step no longer in the campaign files)"
         rows.append(
             {
-                "step": entry.step,
-                "subject": subjects.get(entry.step, "(step no longer in the campaign)"),
+                "step": step.number if step is not None else entry.step,
+                "id": entry.step_id,
+                "subject": subject,
                 "due_local": entry.due_at.astimezone(zone).isoformat(),
                 "due_utc": entry.due_at.isoformat(),
                 "status": entry.status,
@@ -49,16 +60,17 @@ def timeline_command(
             }
         )
     if as_json:
-        keys = ("step", "subject", "due_local", "due_utc", "status")
+        keys = ("step", "id", "subject", "due_local", "due_utc", "status")
         click.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
         return
     out = Table(title=f"{email} in {slug}", title_justify="left")
-    for column in ("#", "subject", "due (local)", "due (UTC)", "status"):
+    for column in ("#", "step", "subject", "due (local)", "due (UTC)", "status"):
         out.add_column(column, justify="right" if column == "#" else "left")
     for entry, row in zip(entries, rows, strict=True):
         local = entry.due_at.astimezone(table.zone_for(entry.timezone))
         out.add_row(
             str(row["step"]),
+            row["id"],
             row["subject"],
             f"{local:%a %Y-%m-%d %H:%M %Z}",
             f"{entry.due_at:%Y-%m-%d %H:%M}",

@@ -25,9 +25,11 @@ from pathlib import Path
 from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import DriplineError
 from ..lint import Finding, guard_findings, lint_step
+from ..plan import CampaignPlan, campaign_state, plan_campaign
 from ..preflight import SpamReport, spam_reports, spamassassin_path
 from ..render import CampaignRenderer, RenderedEmail
 from ..samples import Sample, load_samples
+from ..store import current_revision, head_revision, make_engine
 from ._timeline import PlannedSend, plan_sends
 
 __all__ = ["CampaignEntry", "Project", "Snapshot", "SpamScore"]
@@ -190,8 +192,10 @@ class Project:
         *,
         base_url: str,
         clock: Callable[[], datetime] | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.root = root
+        self.database_url = database_url
         self.campaigns_dir = root / "campaigns"
         self.templates_dir = root / "templates"
         self.base_url = base_url
@@ -223,6 +227,27 @@ class Project:
 
     def plan(self, campaign: Campaign) -> list[PlannedSend]:
         return plan_sends(campaign, self.enrolled_now())
+
+    def live_plan(self, campaign: Campaign) -> CampaignPlan | None:
+        """The pending plan for people already in ``campaign``, or None when the database
+        has none (no database, an older schema, or no active enrollment). Read only: the
+        preview never creates or migrates a database."""
+        url = self.database_url
+        if not url:
+            return None
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            return None
+        engine = make_engine(url)
+        try:
+            if current_revision(engine) != head_revision():
+                return None
+            state = campaign_state(campaign, self.templates_dir, self.base_url)
+            plan = plan_campaign(engine, campaign.slug, state, self._clock())
+        except DriplineError:
+            return None
+        finally:
+            engine.dispose()
+        return plan if plan.live_enrollments else None
 
     def relative(self, path: Path | None) -> str:
         """A path as the user knows it: relative to the project root when it is inside."""

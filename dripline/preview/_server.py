@@ -63,11 +63,13 @@ class PreviewServer:
         port: int = 8025,
         open_browser: bool = False,
         clock: Callable[[], datetime] | None = None,
+        database_url: str | None = None,
     ) -> None:
         self._socket = _listen_socket(port)
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://{LOOPBACK}:{self.port}/"
-        self.project = Project(root, base_url=base_url, clock=clock)
+        # With a database, campaign pages show what an edit would change for live subscribers.
+        self.project = Project(root, base_url=base_url, clock=clock, database_url=database_url)
         self.broadcaster = ReloadBroadcaster()
         self.app = create_app(self.project, port=self.port, broadcaster=self.broadcaster)
         self.started = threading.Event()

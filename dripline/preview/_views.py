@@ -186,6 +186,7 @@ class Views:
             inbox=inbox,
             enrolled=self.project.enrolled_now().astimezone(entry.campaign.schedule.zone),
             timeline=timeline_svg(entry.campaign, planned),
+            live=self.project.live_plan(entry.campaign),
         )
 
     def step(self, request: Request) -> Response:

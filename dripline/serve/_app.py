@@ -282,7 +282,7 @@ def create_app(
     """The web app for ``settings``; raises :class:`ConfigError` when it cannot serve safely."""
     check_serve_settings(settings)
     sender_for(settings)  # a bad sender URL stops us here, not per visitor
-    engine = open_store(settings.effective_database_url)
+    engine = open_store(settings.effective_database_url, campaigns_dir=settings.campaigns_dir)
     now = (clock or (lambda: datetime.now(UTC)))()
     forgotten = forget_unconfirmed(engine, now=now, after=UNCONFIRMED_KEPT_FOR)
     if forgotten:

@@ -6,6 +6,8 @@ dispatcher talks to it through the narrow :class:`DeliveryQueue` protocol.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Engine
 
 from ._bounce_models import BOUNCE_KINDS, COMPLAINT, HARD, SOFT, BounceEvent, Suppression
@@ -43,6 +45,7 @@ from ._migrate import current_revision, head_revision, upgrade
 from ._models import (
     DELIVERY_STATUSES,
     SUBSCRIBER_STATUSES,
+    CampaignRevision,
     Delivery,
     Enrollment,
     Subscriber,
@@ -53,9 +56,11 @@ from ._ratelimit import DatabaseRateLimit
 from ._reports import (
     CampaignStatus,
     NotSubscribedError,
+    SentMessage,
     StepStatus,
     TimelineEntry,
     campaign_status,
+    subscriber_history,
     subscriber_timeline,
     unsubscribe,
 )
@@ -99,6 +104,7 @@ __all__ = [
     "BouncePolicy",
     "BounceRecord",
     "BounceReport",
+    "CampaignRevision",
     "CampaignStatus",
     "ClaimedDelivery",
     "ConfirmedSignup",
@@ -118,6 +124,7 @@ __all__ = [
     "Outcome",
     "RecordedBounce",
     "RowProblem",
+    "SentMessage",
     "SettleResult",
     "SignupForm",
     "SignupRequest",
@@ -164,6 +171,7 @@ __all__ = [
     "request_signup",
     "requeue_ambiguous",
     "subscribe",
+    "subscriber_history",
     "subscriber_timeline",
     "suppression_for",
     "undo_bounce",
@@ -175,9 +183,13 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, migrate: bool = True) -> Engine:
-    """An engine on ``url`` with the schema brought up to date (unless ``migrate`` is off)."""
+def open_store(url: str, *, migrate: bool = True, campaigns_dir: Path | None = None) -> Engine:
+    """An engine on ``url`` with the schema brought up to date (unless ``migrate`` is off).
+
+    ``campaigns_dir`` (the project's ``campaigns/``) is read by migrations that map
+    existing rows onto the campaign files.
+    """
     engine = make_engine(url)
     if migrate:
-        upgrade(engine)
+        upgrade(engine, campaigns_dir)
     return engine

@@ -91,7 +91,7 @@ def retime_later_steps(
         return
     pending: dict[int, list[Any]] = {}
     for row in conn.execute(
-        select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.due_at, _D.c.status)
+        select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.due_at, _D.c.status, _D.c.step_id)
         .where(_D.c.enrollment_id.in_(list(suspects)))
         .order_by(_D.c.enrollment_id, _D.c.step)
     ):
@@ -106,13 +106,17 @@ def retime_later_steps(
         next_day = (from_db_time(steps[0].due_at) or now).astimezone(zone).date()
         if next_day > send_day:
             continue  # the spacing is intact: nothing to move
+        # The campaign files give the spacing; rows are matched to them by identity (a
+        # step no file has any more is held, so it is not moved).
+        sent_number = table.number_of(sent.step_id)
+        if sent_number is None:
+            continue
         country = country_of(sent.attributes)
-        new_times = table.retime_remaining(sent.step, now, sent.timezone, country)
-        moves += [
-            {"row_id": s.id, "new_due": to_db_time(new_times[s.step])}
-            for s in steps
-            if s.step in new_times
-        ]
+        new_times = table.retime_remaining(sent_number, now, sent.timezone, country)
+        for s in steps:
+            number = table.number_of(s.step_id)
+            if number in new_times:
+                moves.append({"row_id": s.id, "new_due": to_db_time(new_times[number])})
     if moves:
         conn.execute(
             update(_D)

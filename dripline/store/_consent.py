@@ -258,24 +258,33 @@ def _reopen_enrollment(
         ).one()
         timezone, country = subscriber.timezone, country_of(subscriber.attributes)
         rows = conn.execute(
-            select(_D.c.id, _D.c.step, _D.c.status).where(_D.c.enrollment_id == enrollment.id)
+            select(_D.c.id, _D.c.step_id, _D.c.status).where(_D.c.enrollment_id == enrollment.id)
         ).all()
-        reached = [r.step for r in rows if r.status in ("sent", "sending", "ambiguous")]
+        # Positions come from the campaign files, by identity (a step no file has is left).
+        position = {r.id: table.number_of(r.step_id) for r in rows}
+        reached = [
+            n
+            for r in rows
+            if r.status in ("sent", "sending", "ambiguous") and (n := position[r.id]) is not None
+        ]
         if reached:
             new_due = table.retime_remaining(max(reached), now, timezone, country)
         else:
             times = table.due_times(now, timezone, country)
             new_due = {rule.number: when for rule, when in zip(table.steps, times, strict=True)}
+        reopened = 0
         for row in rows:
-            if row.status == "cancelled" and row.step in new_due:
+            number = position[row.id]
+            if row.status == "cancelled" and number in new_due:
                 conn.execute(
                     update(_D)
                     .where(_D.c.id == row.id, _D.c.status == "cancelled")
-                    .values(
-                        status="scheduled", due_at=to_db_time(new_due[row.step]), last_error=None
-                    )
+                    .values(status="scheduled", due_at=to_db_time(new_due[number]), last_error=None)
                 )
-        conn.execute(update(_E).where(_E.c.id == enrollment.id).values(status="active"))
+                reopened += 1
+        # Unsubscribed after the sequence had finished: nothing is left to send.
+        status = "active" if reopened or any(r.status == "scheduled" for r in rows) else "completed"
+        conn.execute(update(_E).where(_E.c.id == enrollment.id).values(status=status))
 
 
 def forget_unconfirmed(engine: Engine, *, now: datetime, after: timedelta) -> int:

@@ -84,6 +84,7 @@ def _delivery_rows(
         {
             "enrollment_id": enrollment_id,
             "step": rule.number,
+            "step_id": rule.id,
             "due_at": to_db_time(when),
             "status": "scheduled",
             "attempts": 0,

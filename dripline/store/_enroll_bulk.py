@@ -43,7 +43,7 @@ _SUBSCRIBER_COLUMNS = (
     "created_at",
 )
 _ENROLLMENT_COLUMNS = ("subscriber_id", "campaign", "enrolled_at", "status")
-_DELIVERY_COLUMNS = ("enrollment_id", "step", "due_at", "status", "attempts")
+_DELIVERY_COLUMNS = ("enrollment_id", "step", "step_id", "due_at", "status", "attempts")
 
 Plan = tuple[datetime | None, ...]
 
@@ -139,14 +139,14 @@ def _enroll_chunk(
         [(sid, campaign, at, "active") for sid, at in zip(new_ids, enrolled_values, strict=True)],
     )
     enrollment_of = dict(w.select_in(enrolled_query, new_ids, campaign))
-    numbers = [rule.number for rule in table.steps]
+    numbers = [(rule.number, rule.id) for rule in table.steps]
     deliveries: list[tuple[Any, ...]] = []
     for sid, person, at in zip(new_ids, to_enroll, enrolled_values, strict=True):
         enrollment_id = enrollment_of[sid]
         due = chunk.due_values(table, person, at)
         deliveries += [
-            (enrollment_id, number, when, "scheduled", 0)
-            for number, when in zip(numbers, due, strict=True)
+            (enrollment_id, number, identity, when, "scheduled", 0)
+            for (number, identity), when in zip(numbers, due, strict=True)
         ]
     w.insert(_DELIVERIES, _DELIVERY_COLUMNS, deliveries)
     result.enrolled += len(to_enroll)

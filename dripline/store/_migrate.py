@@ -38,8 +38,12 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the schema to the newest revision: (revision before, revision after)."""
+def upgrade(engine: Engine, campaigns_dir: Path | None = None) -> tuple[str | None, str]:
+    """Bring the schema to the newest revision: (revision before, revision after).
+
+    ``campaigns_dir`` lets migrations that need the campaign files read them (revision
+    0004 maps deliveries numbered by position onto step identities).
+    """
     before = current_revision(engine)
     head = head_revision()
     if before == head:
@@ -49,5 +53,6 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     # finds the schema current and does nothing.
     with write_transaction(engine) as connection:
         config.attributes["connection"] = connection
+        config.attributes["campaigns_dir"] = campaigns_dir
         command.upgrade(config, "head")
     return before, head

@@ -29,6 +29,7 @@ __all__ = [
     "ENROLLMENT_STATUSES",
     "SUBSCRIBER_STATUSES",
     "Base",
+    "CampaignRevision",
     "Delivery",
     "Enrollment",
     "RateLimit",
@@ -101,7 +102,7 @@ class Enrollment(Base):
 class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
-        UniqueConstraint("enrollment_id", "step", name="uq_delivery_step"),
+        UniqueConstraint("enrollment_id", "step_id", name="uq_delivery_step_id"),
         Index("ix_deliveries_status_due", "status", "due_at"),
         # Bounces and webhooks without a VERP token find their delivery by Message-ID.
         Index("ix_deliveries_message_id", "message_id"),
@@ -109,7 +110,9 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    # Position in the sequence as last applied (orders the claim); step_id is the identity.
     step: Mapped[int] = mapped_column(Integer)
+    step_id: Mapped[str] = mapped_column(String(100))
     due_at: Mapped[datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), default="scheduled")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -122,6 +125,10 @@ class Delivery(Base):
     # while its rows are handed back in the same transaction.
     worker_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # last 'sending'
+    # The ledger: what went out, as sent (kept even when the campaign files change later).
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)
+    body_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # SHA-256 hex
+    campaign_commit: Mapped[str | None] = mapped_column(String(60), nullable=True)
 
 
 class Worker(Base):
@@ -144,3 +151,21 @@ class RateLimit(Base):
 
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
     next_free: Mapped[float] = mapped_column(Float)  # seconds since the epoch (UTC)
+
+
+class CampaignRevision(Base):
+    """A campaign schedule made live by ``dripline apply`` (or recorded at first use).
+
+    The newest row per campaign is what the database's deliveries follow; ``state``
+    holds its schedule and, per step, identity, position, timing and the sample
+    rendering `dripline plan` diffs against.
+    """
+
+    __tablename__ = "campaign_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(100), index=True)
+    applied_at: Mapped[datetime] = mapped_column(DateTime)
+    git_commit: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

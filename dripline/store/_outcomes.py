@@ -49,6 +49,11 @@ class Outcome:
     reply: str | None = None
     next_at: datetime | None = None
     last_step: bool = True
+    # The ledger of a sent message: its subject as sent, a digest of the rendered body
+    # (SHA-256 hex) and the project's git commit (see dripline.ledger).
+    subject: str | None = None
+    body_digest: str | None = None
+    campaign_commit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,25 +144,47 @@ def _sent(
     ids = [o.delivery_id for o in sent]
     if sql.sqlite or len(sent) == 1:
         rows = [
-            (o.message_id, sql.time(o.sent_at), o.reply, o.delivery_id, worker_id) for o in sent
+            (
+                o.message_id,
+                sql.time(o.sent_at),
+                o.reply,
+                o.subject,
+                o.body_digest,
+                o.campaign_commit,
+                o.delivery_id,
+                worker_id,
+            )
+            for o in sent
         ]
         changed = _rows_changed(
             cursor,
             sql.q(
                 "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, reply = ?, "
+                "subject = ?, body_digest = ?, campaign_commit = ?, "
                 f"last_error = NULL, worker_id = NULL WHERE id = ? AND {_HELD}"
             ),
             rows,
         )
     else:
-        values = ", ".join(["(%s::integer, %s, %s::timestamp, %s)"] * len(sent))
+        values = ", ".join(["(%s::integer, %s, %s::timestamp, %s, %s, %s, %s)"] * len(sent))
         params: list[Any] = []
         for o in sent:
-            params += [o.delivery_id, o.message_id, sql.time(o.sent_at), o.reply]
+            params += [
+                o.delivery_id,
+                o.message_id,
+                sql.time(o.sent_at),
+                o.reply,
+                o.subject,
+                o.body_digest,
+                o.campaign_commit,
+            ]
         cursor.execute(
             "UPDATE deliveries AS d SET status = 'sent', message_id = v.message_id, "
-            "sent_at = v.sent_at, reply = v.reply, last_error = NULL, worker_id = NULL "
-            f"FROM (VALUES {values}) AS v(id, message_id, sent_at, reply) "
+            "sent_at = v.sent_at, reply = v.reply, subject = v.subject, "
+            "body_digest = v.body_digest, campaign_commit = v.campaign_commit, "
+            "last_error = NULL, worker_id = NULL "
+            f"FROM (VALUES {values}) "
+            "AS v(id, message_id, sent_at, reply, subject, body_digest, campaign_commit) "
             "WHERE d.id = v.id AND d.status IN ('claimed', 'sending', 'ambiguous') "
             "AND d.worker_id = %s",
             (*params, worker_id),

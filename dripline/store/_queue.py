@@ -11,19 +11,19 @@ group) become ``ambiguous``, by whichever worker or command touches the queue ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, update
 
 from ..errors import DriplineError
 from ..timetable import Timetable
 from ._bounce_models import Suppression
 from ._bulk import BulkWriter
 from ._claim_rules import hold_back_out_of_order, retime_later_steps
-from ._engine import write_transaction
+from ._engine import read_transaction, write_transaction
 from ._fastwrite import FastWriter
 from ._leases import (
     DEFAULT_LEASE_SECONDS,
@@ -33,7 +33,7 @@ from ._leases import (
     renew_worker,
     utc_now,
 )
-from ._models import Delivery, Enrollment, Subscriber, Worker, new_public_key
+from ._models import CampaignRevision, Delivery, Enrollment, Subscriber, Worker, new_public_key
 from ._outcomes import Outcome, SettleResult, settle
 from ._values import from_db_time, to_db_time
 
@@ -47,6 +47,7 @@ __all__ = [
 _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
+_R = CampaignRevision.__table__
 _W = Worker.__table__
 _SUPPRESSED = Suppression.__table__
 _READS_PER_CLAIM = 4
@@ -74,6 +75,7 @@ class ClaimedDelivery:
     first_attempt_at: datetime | None = None  # when this delivery was first tried (retries)
     # The subscriber's random key, for the unsubscribe link (dripline.serve.unsubscribe_url_for).
     public_key: str = ""
+    step_id: str = ""  # the step's identity: what is rendered (``step`` only orders)
 
 
 class DeliveryQueue(Protocol):
@@ -105,6 +107,7 @@ _CANDIDATES = (
         _S.c.id.label("subscriber_id"),
         _S.c.public_key,
         _SUPPRESSED.c.id.label("suppression_id"),
+        _D.c.step_id,
     )
     .join(_E, _E.c.id == _D.c.enrollment_id)
     .join(_S, _S.c.id == _E.c.subscriber_id)
@@ -159,7 +162,8 @@ class SqlDeliveryQueue:
             # Locking the enrollment too keeps two workers from each taking a different
             # overdue step of one subscriber.
             query = query.with_for_update(skip_locked=True, of=[_D, _E])
-        self._candidates = query
+        self._base_candidates = self._candidates = query
+        self._held: frozenset[tuple[str, str]] = frozenset()
         self._writer = FastWriter(engine)
         self.worker_id: int | None = None  # registered on the first claim
         self._renewed_at: datetime | None = None
@@ -191,6 +195,39 @@ class SqlDeliveryQueue:
         self._renewed_at = wall
 
     # -- claiming -----------------------------------------------------------------
+
+    def hold(self, steps: Iterable[tuple[str, str]]) -> None:
+        """Leave deliveries of these (campaign, step identity) pairs unclaimed from now on.
+
+        A step whose file is gone is held until ``dripline apply`` cancels it (or the file
+        comes back); the filter is part of the claim's SQL, so held rows never fill a batch.
+        """
+        held = frozenset(steps)
+        if held == self._held:
+            return
+        self._held = held
+        query = self._base_candidates
+        for campaign, step_id in sorted(held):
+            query = query.where(~and_(_E.c.campaign == campaign, _D.c.step_id == step_id))
+        self._candidates = query
+
+    def scheduled_steps(self) -> dict[str, set[str]]:
+        """Each campaign's step identities that still have scheduled deliveries."""
+        found: dict[str, set[str]] = {}
+        with read_transaction(self.engine) as conn:
+            for campaign, step_id in conn.execute(
+                select(_E.c.campaign, _D.c.step_id)
+                .join(_E, _E.c.id == _D.c.enrollment_id)
+                .where(_D.c.status == "scheduled")
+                .distinct()
+            ):
+                found.setdefault(campaign, set()).add(step_id)
+        return found
+
+    def schedule_version(self) -> int:
+        """Changes whenever ``dripline apply`` records a campaign revision (one tiny query)."""
+        with read_transaction(self.engine) as conn:
+            return conn.scalar(select(func.max(_R.c.id))) or 0
 
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
         """Claim up to ``limit`` due deliveries for this worker, oldest first.
@@ -229,6 +266,7 @@ class SqlDeliveryQueue:
                 attributes=attributes or {},
                 first_attempt_at=from_db_time(first_attempt_at) or now,
                 public_key=keys[subscriber_id],
+                step_id=step_id,
             )
             for (
                 d_id,
@@ -248,6 +286,7 @@ class SqlDeliveryQueue:
                 subscriber_id,
                 _,
                 _,
+                step_id,
             ) in claimed
         ]
 
@@ -345,8 +384,14 @@ class SqlDeliveryQueue:
         sent_at: datetime,
         reply: str | None = None,
         last_step: bool = True,
+        subject: str | None = None,
+        body_digest: str | None = None,
+        campaign_commit: str | None = None,
     ) -> None:
-        """Record an accepted message (``last_step=False`` skips the completion check)."""
+        """Record an accepted message (``last_step=False`` skips the completion check),
+        with the ledger of what went out: ``subject`` as sent, ``body_digest`` (SHA-256 hex
+        of the rendered body) and ``campaign_commit`` (the project's git commit, ``-dirty``
+        when the files differ from it)."""
         self._finish(
             Outcome(
                 delivery_id,
@@ -355,6 +400,9 @@ class SqlDeliveryQueue:
                 sent_at=sent_at,
                 reply=reply,
                 last_step=last_step,
+                subject=subject,
+                body_digest=body_digest,
+                campaign_commit=campaign_commit,
             )
         )
 

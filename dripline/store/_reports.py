@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, case, func, or_, select, update
 
@@ -15,9 +15,11 @@ from ._values import from_db_time, normalize_email
 __all__ = [
     "CampaignStatus",
     "NotSubscribedError",
+    "SentMessage",
     "StepStatus",
     "TimelineEntry",
     "campaign_status",
+    "subscriber_history",
     "subscriber_timeline",
     "unsubscribe",
 ]
@@ -36,11 +38,80 @@ class NotSubscribedError(DriplineError):
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    step: int
+    step: int  # position as last applied
     due_at: datetime  # aware UTC
     status: str
     sent_at: datetime | None
     timezone: str | None  # the subscriber's own zone (None: campaign default)
+    step_id: str = ""  # the step's identity
+    subject: str | None = None  # as sent (the ledger); None when not sent
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One ledger row: a message a subscriber was sent."""
+
+    campaign: str
+    step_id: str
+    subject: str | None
+    sent_at: datetime | None  # aware UTC
+    status: str  # "sent", or "ambiguous" (the server may have accepted it)
+    message_id: str | None
+    body_digest: str | None
+    campaign_commit: str | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "campaign": self.campaign,
+            "step": self.step_id,
+            "subject": self.subject,
+            "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+            "status": self.status,
+            "message_id": self.message_id,
+            "body_digest": self.body_digest,
+            "campaign_commit": self.campaign_commit,
+        }
+
+
+def subscriber_history(engine: Engine, email: str) -> list[SentMessage]:
+    """Every message ``email`` was sent (or may have been: ambiguous), across campaigns,
+    oldest first. Raises :class:`NotSubscribedError` for an unknown address."""
+    key = normalize_email(email).key
+    with read_transaction(engine) as conn:
+        subscriber_id = conn.scalar(select(_S.c.id).where(_S.c.email_key == key))
+        if subscriber_id is None:
+            raise NotSubscribedError(f"{email} is not a subscriber")
+        rows = conn.execute(
+            select(
+                _E.c.campaign,
+                _D.c.step_id,
+                _D.c.subject,
+                _D.c.sent_at,
+                _D.c.status,
+                _D.c.message_id,
+                _D.c.body_digest,
+                _D.c.campaign_commit,
+                _D.c.first_attempt_at,
+            )
+            .join(_E, _E.c.id == _D.c.enrollment_id)
+            .where(_E.c.subscriber_id == subscriber_id)
+        ).all()
+    found = [
+        SentMessage(
+            r.campaign,
+            r.step_id,
+            r.subject,
+            from_db_time(r.sent_at or r.first_attempt_at),
+            r.status,
+            r.message_id,
+            r.body_digest,
+            r.campaign_commit,
+        )
+        for r in rows
+        if r.status in ("sent", "ambiguous")
+    ]
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return sorted(found, key=lambda m: (m.sent_at or epoch, m.campaign))
 
 
 def subscriber_timeline(engine: Engine, campaign: str, email: str) -> list[TimelineEntry]:
@@ -48,7 +119,15 @@ def subscriber_timeline(engine: Engine, campaign: str, email: str) -> list[Timel
     key = normalize_email(email).key
     with read_transaction(engine) as conn:
         rows = conn.execute(
-            select(_D.c.step, _D.c.due_at, _D.c.status, _D.c.sent_at, _S.c.timezone)
+            select(
+                _D.c.step,
+                _D.c.due_at,
+                _D.c.status,
+                _D.c.sent_at,
+                _S.c.timezone,
+                _D.c.step_id,
+                _D.c.subject,
+            )
             .join(_E, _E.c.id == _D.c.enrollment_id)
             .join(_S, _S.c.id == _E.c.subscriber_id)
             .where(_S.c.email_key == key, _E.c.campaign == campaign)
@@ -63,6 +142,8 @@ def subscriber_timeline(engine: Engine, campaign: str, email: str) -> list[Timel
             status=r.status,
             sent_at=from_db_time(r.sent_at),
             timezone=r.timezone,
+            step_id=r.step_id,
+            subject=r.subject,
         )
         for r in rows
     ]
@@ -152,9 +233,11 @@ def unsubscribe(engine: Engine, email: str, campaign: str | None = None) -> int:
             raise NotSubscribedError(f"{email} is not enrolled in campaign {campaign!r}")
         if campaign is None:
             conn.execute(update(_S).where(_S.c.id == subscriber_id).values(status="unsubscribed"))
+        # A finished sequence is unsubscribed too: the choice is stored, counted, and kept
+        # if the person is enrolled again (a re-import or subscribe does not reopen it).
         conn.execute(
             update(_E)
-            .where(_E.c.id.in_(enrollment_ids), _E.c.status == "active")
+            .where(_E.c.id.in_(enrollment_ids), _E.c.status.in_(("active", "completed")))
             .values(status="unsubscribed")
         )
         # Rows are picked by enrollment (its unique index), then updated by id with a

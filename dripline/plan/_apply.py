@@ -1,0 +1,160 @@
+"""Carry a plan out in one transaction, and record the campaign revision it made live.
+
+On PostgreSQL the campaign's enrollments are locked first: a ``dripline run`` claim
+skips locked enrollments (``FOR UPDATE SKIP LOCKED``), so a worker claims either
+before the apply commits (old schedule) or after (new), never in between. On SQLite
+the write transaction (``BEGIN IMMEDIATE``) excludes every other writer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, insert, select, update
+
+from ..store import (
+    CampaignRevision,
+    Delivery,
+    Enrollment,
+    read_transaction,
+    write_transaction,
+)
+from ._diff import compute_plan
+from ._model import CampaignPlan
+
+__all__ = ["apply_campaign", "ensure_baseline", "plan_campaign", "revisions"]
+
+_D = Delivery.__table__
+_E = Enrollment.__table__
+_R = CampaignRevision.__table__
+# Delivery states nothing happens to any more; any other is still open.
+_FINAL = ("sent", "failed", "cancelled", "ambiguous")
+
+
+def _db(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def plan_campaign(
+    engine: Engine, campaign: str, state: dict[str, Any], now: datetime
+) -> CampaignPlan:
+    """What applying ``state`` (see :func:`~._state.campaign_state`) would change; read only."""
+    with read_transaction(engine) as conn:
+        return compute_plan(conn, campaign, state, now)
+
+
+def apply_campaign(
+    engine: Engine,
+    campaign: str,
+    state: dict[str, Any],
+    now: datetime,
+    *,
+    git_commit: str | None = None,
+) -> CampaignPlan:
+    """Apply the plan for ``campaign`` in one transaction; returns the plan carried out.
+
+    Adds the new steps' deliveries, cancels removed steps' scheduled deliveries,
+    re-times and renumbers, then records a revision (time, ``git_commit``, summary,
+    ``state``). Does nothing when there are no changes and a revision is recorded.
+    """
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(_E.c.id).where(_E.c.campaign == campaign).with_for_update())
+        plan = compute_plan(conn, campaign, state, now)
+        if not plan.changes and plan.live_revision is not None:
+            return plan
+        ops = plan.ops
+        if ops.cancels:
+            conn.execute(
+                update(_D)
+                .where(_D.c.id.in_(ops.cancels), _D.c.status == "scheduled")
+                .values(status="cancelled", last_error="step removed from the campaign")
+            )
+        if ops.retimes:
+            conn.execute(
+                update(_D)
+                .where(_D.c.id == bindparam("row_id"), _D.c.status == "scheduled")
+                .values(due_at=bindparam("new_due")),
+                [{"row_id": i, "new_due": _db(due)} for i, due in ops.retimes],
+            )
+        own = select(_E.c.id).where(_E.c.campaign == campaign).scalar_subquery()
+        for identity, position in ops.positions.items():
+            conn.execute(
+                update(_D)
+                .where(_D.c.step_id == identity, _D.c.enrollment_id.in_(own))
+                .values(step=position)
+            )
+        if ops.inserts:
+            conn.execute(insert(_D), [{**row, "due_at": _db(row["due_at"])} for row in ops.inserts])
+        if ops.reactivate:
+            conn.execute(
+                update(_E).where(_E.c.id.in_(sorted(ops.reactivate))).values(status="active")
+            )
+        # An enrollment whose remaining steps were all removed is complete.
+        still_open = (
+            select(_D.c.id)
+            .where(_D.c.enrollment_id == _E.c.id, _D.c.status.not_in(_FINAL))
+            .exists()
+        )
+        if ops.cancels:
+            conn.execute(
+                update(_E)
+                .where(_E.c.campaign == campaign, _E.c.status == "active", ~still_open)
+                .values(status="completed")
+            )
+        conn.execute(
+            insert(_R).values(
+                campaign=campaign,
+                applied_at=_db(now),
+                git_commit=git_commit,
+                summary=plan.summary() if plan.live_revision is not None else "baseline",
+                state=state,
+            )
+        )
+    return plan
+
+
+def ensure_baseline(
+    engine: Engine,
+    campaign: str,
+    state: dict[str, Any],
+    now: datetime,
+    *,
+    git_commit: str | None = None,
+) -> bool:
+    """Record ``state`` as the live revision of ``campaign`` if none is; True when it did.
+
+    Called when people are enrolled, so a later edit has something to be compared with.
+    """
+    with write_transaction(engine) as conn:
+        if conn.scalar(select(_R.c.id).where(_R.c.campaign == campaign).limit(1)) is not None:
+            return False
+        conn.execute(
+            insert(_R).values(
+                campaign=campaign,
+                applied_at=_db(now),
+                git_commit=git_commit,
+                summary="baseline",
+                state=state,
+            )
+        )
+    return True
+
+
+def revisions(engine: Engine, campaign: str) -> list[dict[str, Any]]:
+    """The recorded revisions of ``campaign``, oldest first (time, commit, summary)."""
+    with read_transaction(engine) as conn:
+        return [
+            {
+                "id": r.id,
+                "applied_at": r.applied_at.replace(tzinfo=UTC),
+                "git_commit": r.git_commit,
+                "summary": r.summary,
+            }
+            for r in conn.execute(
+                select(_R.c.id, _R.c.applied_at, _R.c.git_commit, _R.c.summary)
+                .where(_R.c.campaign == campaign)
+                .order_by(_R.c.id)
+            )
+        ]
