@@ -139,3 +139,26 @@ def test_requeue_ambiguous_by_campaign_and_age(engine, timetable):
     again = worker(engine, timetable, later).claim_due(later, 10)
     assert sorted(c.delivery_id for c in again) == sorted(c.delivery_id for c in claimed)
     assert {c.attempt for c in again} == {2}
+
+
+def test_a_paused_worker_never_sends_rows_a_new_worker_claimed_after_its_lease_ended(
+    engine, timetable
+):
+    # The classic lease bug: A is paused (SIGSTOP, a VM freeze) past its lease; an operator's
+    # `dripline status` hands A's claims back and deletes its worker row; a new worker C
+    # starts and claims them. A worker id must never be given out again, or A (waking up
+    # with its old id) would find C's claims "its own" and send them a second time.
+    for name in "ab":
+        subscribe(engine, timetable, SLUG, person(f"{name}@example.com", AT))
+    a = worker(engine, timetable, WALL)
+    held = [c.delivery_id for c in a.claim_due(AT, 10)]
+    assert len(held) == 2
+    later = WALL + timedelta(seconds=61)
+    assert expire_leases(engine, later).returned == 2
+    c = worker(engine, timetable, later)
+    assert sorted(d.delivery_id for d in c.claim_due(AT, 10)) == sorted(held)
+    assert c.worker_id != a.worker_id
+
+    woke = a.settle([], attempt=held, now=AT)  # A resumes (SIGCONT) and goes on sending
+    assert woke.attempting == frozenset()
+    assert {step1(engine, i)[:2] for i in held} == {("claimed", c.worker_id)}
