@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -162,3 +163,34 @@ def test_a_paused_worker_never_sends_rows_a_new_worker_claimed_after_its_lease_e
     woke = a.settle([], attempt=held, now=AT)  # A resumes (SIGCONT) and goes on sending
     assert woke.attempting == frozenset()
     assert {step1(engine, i)[:2] for i in held} == {("claimed", c.worker_id)}
+
+
+def test_a_heartbeat_during_the_registering_claim_waits_for_it(engine, timetable):
+    # `dripline run` renews the lease from a thread. When it beats while the first claim
+    # (which registers the worker) is still open, the row is not yet visible to it: it
+    # must wait for the claim, not insert the row a second time and die on the key.
+    subscribe(engine, timetable, SLUG, person("a@example.com", AT))
+    failures: list[BaseException] = []
+    beats: list[threading.Thread] = []
+
+    def beat() -> None:
+        try:
+            a.heartbeat()
+        except BaseException as err:  # what killed the thread
+            failures.append(err)
+
+    def timetable_for(slug: str) -> Timetable:  # called inside the claim's transaction
+        if not beats:
+            beats.append(threading.Thread(target=beat))
+            beats[0].start()
+            beats[0].join(1.0)  # give it every chance to run into the open claim
+        return timetable
+
+    a = SqlDeliveryQueue(engine, timetable_for, clock=lambda: WALL)
+    late = datetime(2026, 3, 20, 17, 0, tzinfo=UTC)  # steps 1-3 overdue: later ones re-timed
+    assert [c.step for c in a.claim_due(late, 10)] == [1]
+    assert beats, "the claim never consulted the timetable"
+    beats[0].join(30)
+    assert failures == []
+    with engine.connect() as conn:
+        assert conn.execute(select(Worker.id)).scalars().all() == [a.worker_id]
