@@ -8,7 +8,7 @@ out ``max(id) + 1`` again, so on SQLite the table is rebuilt with ``AUTOINCREMEN
 its counter starting above every id still named by a delivery.
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 Create Date: 2026-11-29
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
