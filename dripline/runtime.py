@@ -85,7 +85,8 @@ def _heartbeat(queue: SqlDeliveryQueue, every: float) -> Iterator[None]:
         while not done.wait(every):
             try:
                 queue.heartbeat()
-            except DriplineError as err:  # the database is away: the next beat tries again
+            except Exception as err:  # the database is away: the next beat tries again
+                # Any error: a dead heartbeat thread would let a healthy worker's lease lapse.
                 log.warning("lease heartbeat failed: %s", err)
 
     thread = threading.Thread(target=beat, name="dripline-lease", daemon=True)

@@ -239,6 +239,16 @@ def test_status_hands_back_a_dead_workers_rows_and_requeue_resends_ambiguous(pro
         main, ["--root", str(project), "requeue", "--ambiguous", "--older-than", "soon"]
     )
     assert bad.exit_code == 1 and "not a duration" in bad.output
+    # Past what a date can hold: one clear error, not an OverflowError traceback.
+    for huge in ("99999999999d", "999999d", "1e309d"):
+        huge_run = CliRunner().invoke(
+            main, ["--root", str(project), "requeue", "--ambiguous", "--older-than", huge]
+        )
+        assert huge_run.exit_code == 1 and huge_run.output.startswith("Error: --older-than:"), (
+            huge,
+            huge_run.output,
+        )
+        assert isinstance(huge_run.exception, SystemExit)  # not an OverflowError
     young = run(project, "requeue", "--ambiguous", SLUG, "--older-than", "1h").output
     assert "Requeued 0" in young
     assert "Requeued 1 ambiguous delivery(ies):" in run(project, "requeue", "--ambiguous").output

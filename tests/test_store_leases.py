@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -139,3 +140,57 @@ def test_requeue_ambiguous_by_campaign_and_age(engine, timetable):
     again = worker(engine, timetable, later).claim_due(later, 10)
     assert sorted(c.delivery_id for c in again) == sorted(c.delivery_id for c in claimed)
     assert {c.attempt for c in again} == {2}
+
+
+def test_a_paused_worker_never_sends_rows_a_new_worker_claimed_after_its_lease_ended(
+    engine, timetable
+):
+    # The classic lease bug: A is paused (SIGSTOP, a VM freeze) past its lease; an operator's
+    # `dripline status` hands A's claims back and deletes its worker row; a new worker C
+    # starts and claims them. A worker id must never be given out again, or A (waking up
+    # with its old id) would find C's claims "its own" and send them a second time.
+    for name in "ab":
+        subscribe(engine, timetable, SLUG, person(f"{name}@example.com", AT))
+    a = worker(engine, timetable, WALL)
+    held = [c.delivery_id for c in a.claim_due(AT, 10)]
+    assert len(held) == 2
+    later = WALL + timedelta(seconds=61)
+    assert expire_leases(engine, later).returned == 2
+    c = worker(engine, timetable, later)
+    assert sorted(d.delivery_id for d in c.claim_due(AT, 10)) == sorted(held)
+    assert c.worker_id != a.worker_id
+
+    woke = a.settle([], attempt=held, now=AT)  # A resumes (SIGCONT) and goes on sending
+    assert woke.attempting == frozenset()
+    assert {step1(engine, i)[:2] for i in held} == {("claimed", c.worker_id)}
+
+
+def test_a_heartbeat_during_the_registering_claim_waits_for_it(engine, timetable):
+    # `dripline run` renews the lease from a thread. When it beats while the first claim
+    # (which registers the worker) is still open, the row is not yet visible to it: it
+    # must wait for the claim, not insert the row a second time and die on the key.
+    subscribe(engine, timetable, SLUG, person("a@example.com", AT))
+    failures: list[BaseException] = []
+    beats: list[threading.Thread] = []
+
+    def beat() -> None:
+        try:
+            a.heartbeat()
+        except BaseException as err:  # what killed the thread
+            failures.append(err)
+
+    def timetable_for(slug: str) -> Timetable:  # called inside the claim's transaction
+        if not beats:
+            beats.append(threading.Thread(target=beat))
+            beats[0].start()
+            beats[0].join(1.0)  # give it every chance to run into the open claim
+        return timetable
+
+    a = SqlDeliveryQueue(engine, timetable_for, clock=lambda: WALL)
+    late = datetime(2026, 3, 20, 17, 0, tzinfo=UTC)  # steps 1-3 overdue: later ones re-timed
+    assert [c.step for c in a.claim_due(late, 10)] == [1]
+    assert beats, "the claim never consulted the timetable"
+    beats[0].join(30)
+    assert failures == []
+    with engine.connect() as conn:
+        assert conn.execute(select(Worker.id)).scalars().all() == [a.worker_id]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -135,6 +135,9 @@ class Worker(Base):
     """A running dispatcher (``dripline run``) and its lease on what it claimed."""
 
     __tablename__ = "workers"
+    # Never reuse an id (SQLite AUTOINCREMENT, migration 0008): a paused worker whose row
+    # was deleted must not share its id with a newer worker and send that one's claims.
+    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     host: Mapped[str] = mapped_column(String(255))

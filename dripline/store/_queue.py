@@ -11,6 +11,7 @@ group) become ``ambiguous``, by whichever worker or command touches the queue ne
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -167,6 +168,10 @@ class SqlDeliveryQueue:
         self._writer = FastWriter(engine)
         self.worker_id: int | None = None  # registered on the first claim
         self._renewed_at: datetime | None = None
+        # The heartbeat thread and the claim/settle path both renew the lease: one at a
+        # time, and never while the claim that registers this worker is still uncommitted
+        # (its row is invisible to another connection, which would insert it again).
+        self._lease_lock = threading.RLock()
 
     # -- the lease ----------------------------------------------------------------
 
@@ -187,12 +192,13 @@ class SqlDeliveryQueue:
 
     def heartbeat(self) -> None:
         """Renew this worker's lease now (``dripline run`` calls it every third of a lease)."""
-        if self.worker_id is None:
-            return
-        wall = self.clock()
-        with write_transaction(self.engine) as conn:
-            renew_worker(conn, self.worker_id, wall, self.lease_seconds)
-        self._renewed_at = wall
+        with self._lease_lock:
+            if self.worker_id is None:
+                return
+            wall = self.clock()
+            with write_transaction(self.engine) as conn:
+                renew_worker(conn, self.worker_id, wall, self.lease_seconds)
+            self._renewed_at = wall
 
     # -- claiming -----------------------------------------------------------------
 
@@ -244,7 +250,8 @@ class SqlDeliveryQueue:
         wall = self.clock()
         before = (self.worker_id, self._renewed_at)
         try:
-            claimed, keys = self._claim(now, now_db, wall, limit)
+            with self._lease_lock:
+                claimed, keys = self._claim(now, now_db, wall, limit)
         except BaseException:
             # Rolled back: a registration or renewal in it never happened.
             self.worker_id, self._renewed_at = before

@@ -1,7 +1,7 @@
 """Step identity on deliveries, the sent-message ledger, and applied campaign revisions.
 
 Revision ID: 0004
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-29
 
 Deliveries were tied to a step *number*; from here on they name the step's identity
@@ -22,7 +22,7 @@ from alembic import context, op
 from dripline.campaign import step_identities
 
 revision = "0004"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
