@@ -32,6 +32,9 @@ def project_env(project: Path, db_url: str) -> dict[str, str]:
         "DRIPLINE_SECRET_KEY": "test-secret",
         "DRIPLINE_SENDER": f"maildir:{project / 'outbox'}",
         "DRIPLINE_DATABASE_URL": db_url,
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        # The sample campaign sends from example.com, into a test Maildir.
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
     }
 
 
