@@ -171,3 +171,13 @@ def test_hostile_html_and_css_in_a_step_never_stop_the_check(project):
     absolute = [f for f in found if f["message"].startswith("position:absolute")]
     assert absolute and absolute[0]["line"] == line_of(path, "position:absolute")
     assert any("prefers-color-scheme" in f["message"] for f in found)
+
+
+def test_a_markdown_list_or_quote_after_a_blank_line_is_reported_at_its_own_line(project):
+    path = append_to_body(project, "Intro line.\n\n\n- first item\n- second item")
+    found = [f for f in json_findings(project) if f["rule"] == "client-support"]
+    lists = next(f for f in found if f["message"].startswith("<ul>"))
+    assert lists["file"] == str(path)
+    assert lists["line"] == line_of(path, "- first item")
+    # caniemail's notes say which part is missing (the snapshot keeps them).
+    assert "reversed" in lists["message"]
