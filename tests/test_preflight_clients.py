@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from dripline.cli import main
@@ -137,6 +138,21 @@ def test_a_bad_lint_table_is_reported_with_its_line(project):
     toml = project / "campaigns" / "ketamine-therapy" / "campaign.toml"
     toml.write_text(
         toml.read_text(encoding="utf-8") + '\n[lint]\nspam_threshold = "high"\n',
+        encoding="utf-8",
+    )
+    result = check(project)
+    assert result.exit_code == 1
+    assert f"{toml}:{line_of(toml, 'spam_threshold')}: error: lint.spam_threshold must be" in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
+def test_a_spam_threshold_that_can_never_be_crossed_is_refused(project, value):
+    # nan compares false with every score (never an error); inf is never exceeded.
+    toml = project / "campaigns" / "ketamine-therapy" / "campaign.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8") + f"\n[lint]\nspam_threshold = {value}\n",
         encoding="utf-8",
     )
     result = check(project)
