@@ -167,6 +167,18 @@ def test_an_unknown_client_is_an_error_at_its_line(project):
     )
 
 
+def test_a_misspelt_client_gets_a_suggestion(project):
+    toml = project / "campaigns" / "ketamine-therapy" / "campaign.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8") + '\n[lint]\nclients = ["gmial", "outlook.windwos"]\n',
+        encoding="utf-8",
+    )
+    result = check(project)
+    assert result.exit_code == 1
+    assert "unknown client 'gmial' in [lint] clients; did you mean 'gmail'?" in result.output
+    assert "did you mean 'outlook.windows'?" in result.output
+
+
 def test_a_bad_lint_table_is_reported_with_its_line(project):
     toml = project / "campaigns" / "ketamine-therapy" / "campaign.toml"
     toml.write_text(
