@@ -39,6 +39,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bench import header, load_average
 
 from sender import OutgoingMessage, SendResult
 from sender.smtp import SmtpSender
@@ -139,6 +142,7 @@ def main() -> int:
             print(f"{tool} is missing: install Postfix (bash .ci/postfix.sh install)")
             return 1
 
+    load_before = load_average()
     port = free_port()
     sink_command = ["/usr/sbin/smtp-sink"]
     if os.geteuid() == 0:
@@ -178,9 +182,10 @@ def main() -> int:
 
     reference = statistics.median(rates["source-8"])
     size = len(messages[0].data)
-    print(
-        f"\n{size:,}-byte messages to smtp-sink on 127.0.0.1, {args.messages:,} per run, "
-        f"median of {args.rounds} rounds, {os.cpu_count()} CPUs\n"
+    header(
+        f"{size:,}-byte messages to smtp-sink on 127.0.0.1, {args.messages:,} per run, "
+        f"median of {args.rounds} rounds",
+        load_before,
     )
     print(f"{'client':<34} {'msgs/s':>8} {'vs smtp-source x8':>18} {'client CPU/msg':>15}")
     for key, (label, _) in runs.items():

@@ -1,20 +1,27 @@
 """Dispatch: claim due deliveries, render them through the fast path, send, record.
 
 The dispatcher defines the narrow store interface it needs (:class:`DispatchStore`);
-the SQL store implements it. Each outcome is recorded in its own transaction as
-soon as the sender answers, so a crash loses at most the message in flight, and
-that one stays in ``sending`` (reported by ``dripline status``, never re-sent).
+the SQL store implements it. A claimed batch goes out a chunk at a time: the chunk
+is rendered, then one transaction records the previous chunk's outcomes and marks
+this chunk ``sending``, then its data goes to the sender. A crash therefore leaves
+at most one chunk ``ambiguous``; everything else the worker claimed goes back to
+``scheduled`` when its lease is found dead (see :mod:`dripline.store._leases`).
+
+A relay that stops answering (K consecutive timeouts or connection failures in a
+pass, default 3) is not tried again in that pass: the rest of the claim is
+deferred with backoff, and the log says so once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from sender import (
     OutgoingMessage,
@@ -26,12 +33,21 @@ from sender import (
 )
 from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 
-from .campaign import Campaign, load_campaign
+from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
 from .errors import CampaignError, DriplineError
-from .render import CampaignRenderer, CompiledStep, Recipient
-from .store import ClaimedDelivery
+from .render import Recipient
+from .store import ClaimedDelivery, Outcome, SettleResult
 
-__all__ = ["CampaignLibrary", "DispatchStore", "Dispatcher", "PassReport"]
+__all__ = [
+    "DEFAULT_RELAY_FAILURES",
+    "CampaignLibrary",
+    "DispatchStore",
+    "Dispatcher",
+    "PassReport",
+    "StepTooSlowError",
+]
+
+DEFAULT_RELAY_FAILURES = 3
 
 log = logging.getLogger("dripline.dispatch")
 
@@ -40,29 +56,15 @@ class DispatchStore(Protocol):
     """What dispatch needs from a store. Every method is one transaction."""
 
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
-        """Move up to ``limit`` due deliveries to ``sending`` and return them, oldest first."""
+        """Claim up to ``limit`` due deliveries for this worker, oldest first."""
 
-    def mark_sent(
-        self,
-        delivery_id: int,
-        *,
-        message_id: str,
-        sent_at: datetime,
-        reply: str | None = None,
-        last_step: bool = True,
-    ) -> None: ...
+    def settle(
+        self, outcomes: Sequence[Outcome], *, attempt: Sequence[int] = (), now: datetime
+    ) -> SettleResult:
+        """Record ``outcomes``; move ``attempt`` to ``sending`` (send only ``attempting``)."""
 
-    def mark_failed(self, delivery_id: int, error: str) -> None: ...
-
-    def mark_deferred(self, delivery_id: int, next_at: datetime, error: str) -> None: ...
-
-    def mark_ambiguous(self, delivery_id: int, error: str) -> None: ...
-
-    def mark_bounced(self, delivery_id: int, error: str) -> None:
-        """Fail this delivery and mark its subscriber bounced (every campaign stops)."""
-
-    def release(self, delivery_ids: Sequence[int]) -> None:
-        """Put claimed deliveries that were never attempted back to ``scheduled``."""
+    def recover(self) -> None:
+        """Hand back what this worker holds (nothing is in flight): after a failed pass."""
 
 
 @dataclass
@@ -76,6 +78,7 @@ class PassReport:
     bounced: int = 0
     ambiguous: int = 0
     released: int = 0
+    unrecorded: int = 0  # outcomes for rows this worker no longer held (lease taken over)
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: PassReport) -> None:
@@ -89,58 +92,47 @@ class PassReport:
         return ", ".join(parts)
 
 
-class CampaignLibrary:
-    """Campaigns and their compiled steps by slug, loaded on first use.
+class _RelayWatch:
+    """Counts consecutive timeouts and connection failures against the relay in one pass."""
 
-    :meth:`refresh` (called at the start of every dispatch pass) drops what was
-    loaded when a file under ``campaigns/`` or ``templates/`` changed, so a long
-    running ``dripline run`` sends what is in git now, not what was there at start.
-    """
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.streak = 0
+        self.paused = False
+        self._last: object = None
+        self._lock = threading.Lock()
 
-    def __init__(self, campaigns_dir: Path, templates_dir: Path) -> None:
-        self.campaigns_dir = campaigns_dir
-        self.templates_dir = templates_dir
-        self._renderers: dict[str, CampaignRenderer] = {}
-        self._signature = self._files_signature()
-
-    def _files_signature(self) -> tuple[int, int]:
-        """(newest modification time, number of files) of the campaign and template files."""
-        newest = count = 0
-        for folder in (self.campaigns_dir, self.templates_dir):
-            if folder.is_dir():
-                for path in folder.rglob("*"):
-                    try:
-                        newest = max(newest, path.stat().st_mtime_ns)
-                    except OSError:  # removed while we looked
-                        continue
-                    count += 1
-        return newest, count
-
-    def refresh(self) -> bool:
-        """Forget loaded campaigns if their files changed; True when it did."""
-        signature = self._files_signature()
-        if signature == self._signature:
-            return False
-        self._signature = signature
-        self._renderers.clear()
-        return True
-
-    def renderer(self, slug: str) -> CampaignRenderer:
-        if slug not in self._renderers:
-            campaign = load_campaign(self.campaigns_dir / slug)
-            self._renderers[slug] = CampaignRenderer(campaign, self.templates_dir)
-        return self._renderers[slug]
-
-    def campaign(self, slug: str) -> Campaign:
-        return self.renderer(slug).campaign
-
-    def step(self, slug: str, number: int) -> CompiledStep:
-        return self.renderer(slug).step(number)
+    def note(self, outcome: SendResult | SendError) -> bool:
+        """Count one outcome; True once the relay is to be left alone for this pass."""
+        failed = isinstance(outcome, TransientSendError) and (
+            getattr(outcome, "connection_failure", False) or getattr(outcome, "unreachable", False)
+        )
+        with self._lock:
+            if not failed:
+                self.streak = 0
+            elif outcome is not self._last:  # one "unreachable" is given to a whole chunk
+                self._last = outcome
+                self.streak += 1
+                if self.streak >= self.limit and not self.paused:
+                    self.paused = True
+                    log.warning(
+                        "relay: %d consecutive timeouts or connection failures (last: %s); "
+                        "not trying it again this pass, the rest of the claim is deferred",
+                        self.streak,
+                        outcome,
+                    )
+            return self.paused
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+class _EitherEvent(threading.Event):
+    """Set when it is set itself or when the outer event (SIGTERM) is."""
+
+    def __init__(self, outer: threading.Event) -> None:
+        super().__init__()
+        self._outer = outer
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._outer.is_set()
 
 
 class Dispatcher:
@@ -157,6 +149,7 @@ class Dispatcher:
         chunk_size: int = 64,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         stop: threading.Event | None = None,
+        relay_failures: int = DEFAULT_RELAY_FAILURES,
         envelope_sender: Callable[[ClaimedDelivery], str] | None = None,
     ) -> None:
         self.store = store
@@ -167,6 +160,9 @@ class Dispatcher:
         self.chunk_size = chunk_size
         self.retry_policy = retry_policy
         self.stop = stop or threading.Event()
+        self.relay_failures = relay_failures
+        self._clean = True  # the last pass settled everything it claimed
+        self._sending: ThreadPoolExecutor | None = None
         # VERP (runtime.envelope_sender_maker): a per-delivery envelope sender; else From.
         self.envelope_sender = envelope_sender
 
@@ -175,67 +171,143 @@ class Dispatcher:
         report = PassReport()
         if self.library.refresh():
             log.info("campaign or template files changed: reloaded")
-        while not self.stop.is_set():
+        if not self._clean:
+            self.store.recover()
+        relay = _RelayWatch(self.relay_failures)
+        self._clean = False
+        while not self.stop.is_set() and not relay.paused:
             # Until a claim comes back empty: one claim takes only one step per subscriber
             # of the rows it reads, so a short claim does not mean nothing else is due.
             batch = self.store.claim_due(now, self.batch_size)
             if not batch:
                 break
             report.claimed += len(batch)
-            self._send_batch(batch, now, report)
+            self._send_batch(batch, now, report, relay)
+        self._clean = True
         return report
 
     def _send_batch(
-        self, batch: Sequence[ClaimedDelivery], now: datetime, report: PassReport
+        self,
+        batch: Sequence[ClaimedDelivery],
+        now: datetime,
+        report: PassReport,
+        relay: _RelayWatch,
     ) -> None:
-        """Send a claimed batch chunk by chunk, recording each outcome as it arrives.
+        """Send a claimed batch chunk by chunk (see the module docstring).
 
-        Whatever happens, nothing claimed is stranded: a delivery is either recorded
-        (sent, deferred, failed, ambiguous) or handed back with ``release`` untried. Only
-        a crash of the process itself leaves rows in ``sending`` (never re-sent).
+        Whatever happens, nothing claimed is stranded: a delivery is recorded (sent,
+        deferred, failed, ambiguous) or handed back untried. Only a crash of the process
+        leaves rows ``claimed`` (handed back by the next worker) or ``sending`` (at most
+        one chunk, made ``ambiguous``).
         """
-        untried = {d.delivery_id for d in batch}
         lock = threading.Lock()
+        outcomes: list[Outcome] = []  # written with the next chunk's move to 'sending'
+        in_flight: dict[int, ClaimedDelivery] = {}  # 'sending', no outcome yet
+        rendered: list[ClaimedDelivery] = []  # taken from the batch, not yet 'sending'
+        sending: Future[object] | None = None  # the chunk the sender is working on
+        size = self.chunk_size * max(1, getattr(self.sender, "parallelism", 1))
+        position = 0
         try:
-            for chunk in _chunks(batch, self.chunk_size):
-                if self.stop.is_set():
-                    break
+            while position < len(batch) and not self.stop.is_set() and not relay.paused:
+                chunk = batch[position : position + size]
+                position += len(chunk)
+                rendered = list(chunk)
+                # Rendered while the sender still works on the previous chunk.
                 ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = []
+                failures: list[Outcome] = []
                 for delivery in chunk:
-                    try:
-                        message = self._render(delivery, now, report)
-                    except CampaignError as err:
-                        # The campaign's files are broken (an edit in progress?): not this
-                        # subscriber's fault, so retry later like a busy relay.
-                        untried.discard(delivery.delivery_id)
-                        report.errors.append(f"delivery {delivery.delivery_id}: {err}")
-                        self._retry_later(delivery, now, f"campaign: {err}", report)
-                        continue
-                    if message is None:  # recorded as failed already
-                        untried.discard(delivery.delivery_id)
+                    message = self._render(delivery, now, report)
+                    if isinstance(message, Outcome):
+                        failures.append(message)
                     else:
                         ready.append((delivery, message))
+                if sending is not None:
+                    sending, done = None, sending
+                    done.result()
+                if self.stop.is_set() or relay.paused:
+                    break  # this chunk stays untried (handed back below)
+                rendered = []
+                with lock:
+                    outcomes.extend(failures)
+                    settled = self._settle(outcomes, [d.delivery_id for d, _ in ready], now, report)
+                    outcomes.clear()
+                ready = [(d, m) for d, m in ready if d.delivery_id in settled.attempting]
+                in_flight.update((d.delivery_id, d) for d, _ in ready)
+                halt = _EitherEvent(self.stop)
 
                 def on_result(
-                    index: int, outcome: SendResult | SendError, ready: list = ready
+                    index: int,
+                    result: SendResult | SendError,
+                    ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = ready,
+                    halt: threading.Event = halt,
                 ) -> None:
                     delivery, message = ready[index]
                     with lock:  # outcomes arrive from the sender's worker threads
-                        untried.discard(delivery.delivery_id)
-                        self._record(delivery, message, outcome, now, report)
+                        in_flight.pop(delivery.delivery_id, None)
+                        outcomes.append(self._outcome(delivery, message, result, now, report))
+                    if relay.note(result):
+                        halt.set()  # start no further message on this relay
 
-                self.sender.send_many([m for _, m in ready], on_result=on_result, stop=self.stop)
+                sending = self._sender_thread().submit(
+                    self.sender.send_many, [m for _, m in ready], on_result=on_result, stop=halt
+                )
+            if sending is not None:
+                sending, done = None, sending
+                done.result()
         finally:
-            # Asked to stop, the sender unusable, or a bug: what was never tried goes back.
-            if untried:
-                self.store.release(sorted(untried))
-                report.released += len(untried)
+            if sending is not None:  # an exception above: let the chunk in flight end first
+                futures_wait([sending])
+            # Asked to stop, the relay given up on, the sender unusable, or a bug: what
+            # was never tried goes back (deferred with backoff when the relay is down).
+            with lock:
+                untried = [*in_flight.values(), *rendered, *batch[position:]]
+                for delivery in untried:
+                    outcomes.append(self._untried(delivery, now, relay.paused, report))
+            if outcomes:
+                self._settle(outcomes, [], now, report)
+
+    def _sender_thread(self) -> ThreadPoolExecutor:
+        """One thread that runs ``send_many``, so the next chunk renders meanwhile."""
+        if self._sending is None:
+            self._sending = ThreadPoolExecutor(1, thread_name_prefix="dripline-send")
+        return self._sending
+
+    def close(self) -> None:
+        """Stop the sending thread (the sender and store are the caller's to close)."""
+        if self._sending is not None:
+            self._sending.shutdown(wait=True)
+            self._sending = None
+
+    def _settle(
+        self, outcomes: list[Outcome], attempt: list[int], now: datetime, report: PassReport
+    ) -> SettleResult:
+        if not outcomes and not attempt:
+            return SettleResult(frozenset())
+        settled = self.store.settle(list(outcomes), attempt=attempt, now=now)
+        if settled.unrecorded:
+            report.unrecorded += len(settled.unrecorded)
+            log.warning(
+                "%d outcome(s) not recorded: this worker no longer held those deliveries "
+                "(its lease was taken over?): %s",
+                len(settled.unrecorded),
+                ", ".join(map(str, settled.unrecorded[:10])),
+            )
+        return settled
+
+    def _untried(
+        self, delivery: ClaimedDelivery, now: datetime, relay_down: bool, report: PassReport
+    ) -> Outcome:
+        if relay_down:
+            return self._retry_later(delivery, now, "not tried: the relay is not answering", report)
+        report.released += 1
+        return Outcome(delivery.delivery_id, "released")
 
     def _render(
         self, delivery: ClaimedDelivery, now: datetime, report: PassReport
-    ) -> OutgoingMessage | None:
+    ) -> OutgoingMessage | Outcome:
+        """The message, or the outcome of a delivery that cannot be rendered."""
         try:
-            compiled = self.library.step(delivery.campaign, delivery.step)
+            compiled = self.library.step(delivery.campaign, delivery.step, cancel=self.stop)
             fields_ = {
                 **dict(delivery.attributes),
                 "name": delivery.name,
@@ -243,19 +315,25 @@ class Dispatcher:
                 "timezone": delivery.timezone,
             }
             recipient = Recipient(delivery.email, fields_, self.unsubscribe_url(delivery))
-            message_id, data = compiled.render_bytes(recipient, now=now)
-        except CampaignError:
-            raise  # the campaign's files are broken: the caller retries later
+            message_id, data = self.library.render_bytes(
+                compiled, recipient, now=now, cancel=self.stop
+            )
+        except RenderCancelled:  # SIGTERM while a template ran: handed back (and counted)
+            return Outcome(delivery.delivery_id, "released")  # with the untried chunk
+        except CampaignError as err:
+            # The campaign's files are broken (an edit in progress?) or a step's template
+            # runs away: not this subscriber's fault, so retry later like a busy relay.
+            report.errors.append(f"delivery {delivery.delivery_id}: {err}")
+            return self._retry_later(delivery, now, f"campaign: {err}", report)
         except Exception as err:
             # This subscriber's message cannot be rendered (data a template trips on):
             # this delivery fails; the batch goes on.
             if not isinstance(err, DriplineError):
                 err = DriplineError(f"{type(err).__name__}: {err}")
-            self.store.mark_failed(delivery.delivery_id, f"render: {err}")
             report.failed += 1
             report.errors.append(f"delivery {delivery.delivery_id}: {err}")
             log.warning("delivery %s not rendered: %s", delivery.delivery_id, err)
-            return None
+            return Outcome(delivery.delivery_id, "failed", error=f"render: {err}")
         return OutgoingMessage(
             envelope_from=(
                 self.envelope_sender(delivery)
@@ -267,45 +345,44 @@ class Dispatcher:
             message_id=message_id,
         )
 
-    def _record(
+    def _outcome(
         self,
         delivery: ClaimedDelivery,
         message: OutgoingMessage,
         result: SendResult | SendError,
         now: datetime,
         report: PassReport,
-    ) -> None:
-        store, delivery_id = self.store, delivery.delivery_id
+    ) -> Outcome:
+        delivery_id = delivery.delivery_id
         if isinstance(result, SendResult):
             try:
                 steps = len(self.library.campaign(delivery.campaign).steps)
             except DriplineError:  # never let a campaign question lose a sent outcome
                 steps = delivery.step
-            store.mark_sent(
+            report.sent += 1
+            return Outcome(
                 delivery_id,
+                "sent",
                 message_id=message.message_id,
                 sent_at=now,
                 reply=result.reply,
                 last_step=delivery.step >= steps,
             )
-            report.sent += 1
-            return
         detail = _describe(result)
         if isinstance(result, TransientSendError) and result.ambiguous:
-            store.mark_ambiguous(delivery_id, detail)
             report.ambiguous += 1
-        elif isinstance(result, TransientSendError):
-            self._retry_later(delivery, now, detail, report)
-        elif isinstance(result, PermanentSendError) and result.bounce:
-            store.mark_bounced(delivery_id, detail)
+            return Outcome(delivery_id, "ambiguous", error=detail)
+        if isinstance(result, TransientSendError):
+            return self._retry_later(delivery, now, detail, report)
+        if isinstance(result, PermanentSendError) and result.bounce:
             report.bounced += 1
-        else:
-            store.mark_failed(delivery_id, detail)
-            report.failed += 1
+            return Outcome(delivery_id, "bounced", error=detail)
+        report.failed += 1
+        return Outcome(delivery_id, "failed", error=detail)
 
     def _retry_later(
         self, delivery: ClaimedDelivery, now: datetime, detail: str, report: PassReport
-    ) -> None:
+    ) -> Outcome:
         """Back to ``scheduled`` at the next backoff time, or failed once past the deadline."""
         when = next_attempt_at(
             first_attempt_at=delivery.first_attempt_at or now,
@@ -314,13 +391,14 @@ class Dispatcher:
             policy=self.retry_policy,
         )
         if when is None:
-            self.store.mark_failed(
-                delivery.delivery_id, f"gave up after {delivery.attempt} attempts: {detail}"
-            )
             report.failed += 1
-        else:
-            self.store.mark_deferred(delivery.delivery_id, when, detail)
-            report.deferred += 1
+            return Outcome(
+                delivery.delivery_id,
+                "failed",
+                error=f"gave up after {delivery.attempt} attempts: {detail}",
+            )
+        report.deferred += 1
+        return Outcome(delivery.delivery_id, "deferred", error=detail, next_at=when)
 
 
 def _describe(error: SendError) -> str:

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cache
 
+from sqlalchemy import Engine
+
 from sender import Sender, create_sender
 
 from .dispatch import CampaignLibrary, Dispatcher
-from .errors import ConfigError
+from .errors import ConfigError, DriplineError
 from .settings import Settings
-from .store import BouncePolicy, ClaimedDelivery, SqlDeliveryQueue, open_store
+from .store import (
+    BouncePolicy,
+    ClaimedDelivery,
+    DatabaseRateLimit,
+    SqlDeliveryQueue,
+    open_store,
+)
 from .timetable import Timetable
 from .tokens import TokenSigner, verp_address
 
@@ -24,6 +33,8 @@ __all__ = [
     "sender_for",
     "unsubscribe_link_maker",
 ]
+
+log = logging.getLogger("dripline.runtime")
 
 
 def sender_for(settings: Settings) -> Sender:
@@ -53,6 +64,35 @@ def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], st
         return unsubscribe_url_for(settings, delivery.public_key, delivery.campaign)
 
     return link
+
+
+def _share_rate_limit(sender: Sender, engine: Engine) -> None:
+    """``?rate=`` holds for every worker on this database, not per process."""
+    rate_limit = getattr(sender, "rate_limit", None)
+    if rate_limit is not None:
+        key, rate = rate_limit
+        sender.use_rate_limiter(DatabaseRateLimit(engine, key, rate))  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _heartbeat(queue: SqlDeliveryQueue, every: float) -> Iterator[None]:
+    """Renew the worker's lease every ``every`` seconds while inside (idle ticks, slow relays)."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every):
+            try:
+                queue.heartbeat()
+            except DriplineError as err:  # the database is away: the next beat tries again
+                log.warning("lease heartbeat failed: %s", err)
+
+    thread = threading.Thread(target=beat, name="dripline-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(5)
 
 
 def bounce_policy_for(settings: Settings) -> BouncePolicy:
@@ -93,23 +133,31 @@ def dispatcher_for(
     stop: threading.Event | None = None,
     batch_size: int = 500,
 ) -> Iterator[Dispatcher]:
-    """A dispatcher over the configured store and sender, closed on exit."""
+    """A dispatcher over the configured store and sender, closed on exit.
+
+    It works as one leased worker (``settings.lease_seconds``, renewed by a heartbeat
+    thread every third of it), shares ``?rate=`` with every other worker through the
+    database, and renders under ``settings.render_budget``.
+    """
     links = unsubscribe_link_maker(settings)
     envelope_sender = envelope_sender_maker(settings)
     engine = open_store(settings.effective_database_url)
-    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    library = CampaignLibrary(
+        settings.campaigns_dir, settings.templates_dir, render_budget=settings.render_budget
+    )
 
     @cache
     def timetable_for(slug: str) -> Timetable:
         return Timetable.of(library.campaign(slug))
 
     sender = sender_for(settings)
-    queue = SqlDeliveryQueue(engine, timetable_for)
+    _share_rate_limit(sender, engine)
+    queue = SqlDeliveryQueue(engine, timetable_for, lease_seconds=settings.lease_seconds)
     # Not `with sender:`, which opens at once: the sender opens on its first message, so
     # a relay that is down when `dripline run` starts defers that pass's messages for a
     # retry instead of ending the process.
     try:
-        yield Dispatcher(
+        dispatcher = Dispatcher(
             queue,
             sender,
             library,
@@ -118,6 +166,11 @@ def dispatcher_for(
             stop=stop,
             envelope_sender=envelope_sender,
         )
+        try:
+            with _heartbeat(queue, settings.lease_seconds / 3):
+                yield dispatcher
+        finally:
+            dispatcher.close()
     finally:
         sender.close()
         queue.close()

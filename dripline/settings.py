@@ -31,6 +31,10 @@ class Settings:
     secret_key: str = ""
     smtp_password: str = ""
     debug: bool = False
+    # How long a dispatcher's claims stay its own without a heartbeat (dripline run --lease).
+    lease_seconds: float = 60.0
+    # Seconds one message render or step compile may take before the step is deferred.
+    render_budget: float = 5.0
     # VERP: envelope sender local+TOKEN@domain for every message ("" = the campaign's From).
     return_path: str = ""
     imap_password: str = ""
@@ -84,6 +88,8 @@ _ENV_NAMES = {
     "secret_key": "DRIPLINE_SECRET_KEY",
     "smtp_password": "DRIPLINE_SMTP_PASSWORD",
     "debug": "DRIPLINE_DEBUG",
+    "lease_seconds": "DRIPLINE_LEASE_SECONDS",
+    "render_budget": "DRIPLINE_RENDER_BUDGET",
     "return_path": "DRIPLINE_RETURN_PATH",
     "imap_password": "DRIPLINE_IMAP_PASSWORD",
     "soft_bounce_limit": "DRIPLINE_SOFT_BOUNCE_LIMIT",
@@ -119,6 +125,14 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    if name in ("lease_seconds", "render_budget"):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not number > 0 or number == float("inf"):
+            raise ConfigError(f"{origin}: {name} must be a positive number of seconds")
+        return number
     if name in _INTEGERS:
         try:
             number = int(value)

@@ -11,8 +11,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["TokenBucket", "shared_bucket"]
+__all__ = ["RateLimiter", "TokenBucket", "shared_bucket"]
+
+
+class RateLimiter(Protocol):
+    """Anything that hands out send slots: this module's bucket, or one shared by every
+    worker through a database (``dripline.store.DatabaseRateLimit``)."""
+
+    def acquire(self) -> None:
+        """Block until the caller may send one message."""
 
 
 class TokenBucket:

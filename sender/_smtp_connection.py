@@ -9,6 +9,13 @@ two writes and two reads, MAIL/RCPT/DATA in one packet, the data in another.
 Knowing the phase of a failure is the other reason: a connection that dies after
 the final ``.`` was written and before the reply leaves the message's fate
 unknown, and only this code knows where it was.
+
+Deadlines, not just timeouts: ``?timeout=`` bounds each command/reply exchange as a
+whole (writing the command or the message data, and reading the complete reply),
+and the greeting, each EHLO, STARTTLS and AUTH exchange of the handshake. A server
+that trickles one byte every few seconds cannot hold a session longer than that.
+Failures with no reply at all (timeouts, refused or dropped connections) carry
+``connection_failure`` so the dispatcher can stop trying a dead relay.
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ._outcome import Phase, Reply, error_for_reply, result_for_reply
 from ._smtp_url import SmtpConfig, is_loopback
@@ -39,8 +50,47 @@ _BARE_NEWLINE = re.compile(rb"\r?\n")
 _MAX_LINE = 8192
 
 
+T = TypeVar("T")
+
+
 class _ConnectionDropped(Exception):
     """The server closed the connection or sent something that is not SMTP."""
+
+
+class _DeadlineSMTP(smtplib.SMTP):
+    """smtplib with a total deadline (``timeout``) on each reply and on the TLS handshake.
+
+    smtplib's timeout is per socket read; past the deadline a timer shuts the socket
+    down, so the blocked read returns and smtplib reports the connection closed.
+    """
+
+    expired = False
+
+    def _within(self, call: Callable[[], T]) -> T:
+        timer = threading.Timer(self.timeout, self._expire)  # type: ignore[arg-type]
+        timer.daemon = True
+        timer.start()
+        try:
+            return call()
+        finally:
+            timer.cancel()
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def getreply(self) -> tuple[int, bytes]:
+        return self._within(super().getreply)
+
+    def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        return self._within(lambda: super(_DeadlineSMTP, self).starttls(*args, **kwargs))
+
+
+class _DeadlineSMTPSSL(_DeadlineSMTP, smtplib.SMTP_SSL):
+    """The same for implicit TLS (the TLS handshake itself has the per-read timeout)."""
 
 
 def tls_context(config: SmtpConfig) -> ssl.SSLContext:
@@ -77,6 +127,7 @@ class SmtpConnection:
         self._smtp: smtplib.SMTP | None = None
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
+        self._deadline = 0.0  # time.monotonic() by which the current exchange must end
         self._features: dict[str, str] = {}
         self.transactions = 0  # on the current session: >0 means a reused connection
 
@@ -99,14 +150,16 @@ class SmtpConnection:
     def _handshake(self) -> None:
         cfg = self._config
         where = cfg.display_url
+        smtp: _DeadlineSMTP | None = None
         try:
             if cfg.implicit_tls:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    cfg.host, cfg.port, timeout=cfg.timeout, context=self._context
-                )
+                smtp = _DeadlineSMTPSSL(timeout=cfg.timeout, context=self._context)
             else:
-                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+                smtp = _DeadlineSMTP(timeout=cfg.timeout)
             self._smtp = smtp
+            # What SMTP(host) sets before connecting: TLS checks the certificate against it.
+            smtp._host = cfg.host  # type: ignore[attr-defined]
+            smtp.connect(cfg.host, cfg.port)
             smtp.ehlo_or_helo_if_needed()
             if cfg.starttls != "off":
                 if smtp.has_extn("starttls"):
@@ -134,7 +187,7 @@ class SmtpConnection:
             raise SenderConfigError(f"{where}: {err}") from None
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError) as err:
             self._abort()  # the connection died mid-handshake: the network, not the setup
-            raise TransientSendError(f"{where}: TLS handshake interrupted: {err}") from err
+            raise _no_reply(f"{where}: TLS handshake interrupted: {err}", smtp) from err
         except (ssl.SSLError, ssl.CertificateError) as err:
             self._abort()  # a certificate or protocol mismatch will not fix itself
             raise SenderConfigError(f"{where}: TLS failed: {err}") from err
@@ -148,7 +201,7 @@ class SmtpConnection:
             raise SenderConfigError(f"{where}: the server refuses us: {reply}") from err
         except (OSError, smtplib.SMTPServerDisconnected) as err:  # refused, timed out, dropped
             self._abort()
-            raise TransientSendError(f"{where}: cannot connect: {err}") from err
+            raise _no_reply(f"{where}: cannot connect: {err}", smtp) from err
         except smtplib.SMTPException as err:  # e.g. no AUTH mechanism we both speak
             self._abort()
             raise SenderConfigError(f"{where}: {err}") from None
@@ -173,17 +226,20 @@ class SmtpConnection:
         phase = Phase.MAIL
         try:
             if pipelining:
+                self._start_exchange()  # the envelope is one exchange: one write, N replies
                 self._write(b"".join(commands))
             replies: list[Reply] = []
             for index, command in enumerate(commands):
                 phase = _envelope_phase(index, len(commands))
                 if not pipelining:
+                    self._start_exchange()
                     self._write(command)
                 replies.append(self._read_reply())
                 if replies[-1].closing or (not pipelining and replies[-1].code >= 400):
                     break  # a pipelining server answers every command; lock step stops here
             self._check_envelope(message, replies)
             phase = Phase.MESSAGE
+            self._start_exchange()
             self._write(wire_data(message.data))
             final = self._read_reply()
         except _SessionOver as over:
@@ -195,10 +251,15 @@ class SmtpConnection:
             self._abort()
             # Until the final "." was written whole the server cannot have queued the message.
             ambiguous = phase is Phase.MESSAGE and not isinstance(err, _WriteFailed)
-            what = "timed out" if isinstance(err, TimeoutError) else f"connection lost ({err})"
+            what = (
+                f"timed out: no complete reply within {self._config.timeout:g} s"
+                if isinstance(err, TimeoutError)
+                else f"connection lost ({err})"
+            )
             detail = " after the message data was sent; it may have been delivered" * ambiguous
             transient = TransientSendError(f"{phase.value}: {what}{detail}", ambiguous=ambiguous)
             transient.retry_now = reused and phase is Phase.MAIL  # type: ignore[attr-defined]
+            transient.connection_failure = True  # type: ignore[attr-defined]
             raise transient from err
         if 200 <= final.code < 300:
             return result_for_reply(message.message_id, final)
@@ -272,6 +333,7 @@ class SmtpConnection:
         if error is None:
             return
         try:
+            self._start_exchange()
             if data is not None and data.code == 354:
                 # A pipelining server said "go ahead" despite the refusal: end the empty message.
                 self._write(b".\r\n")
@@ -283,6 +345,7 @@ class SmtpConnection:
 
     def _reset(self) -> None:
         """RSET after a refusal so the next message starts clean; a refused RSET ends it."""
+        self._start_exchange()
         self._write(b"RSET\r\n")
         reply = self._read_reply()
         if not 200 <= reply.code < 300:
@@ -290,9 +353,21 @@ class SmtpConnection:
 
     # -- the wire ---------------------------------------------------------
 
+    def _start_exchange(self) -> None:
+        self._deadline = time.monotonic() + self._config.timeout
+
+    def _remaining(self) -> float:
+        """Seconds left in this exchange; TimeoutError once there are none."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no complete reply within {self._config.timeout:g} s")
+        return left
+
     def _write(self, data: bytes) -> None:
         assert self._sock is not None
         try:
+            # sendall's timeout bounds the whole call (Python >= 3.5), not each chunk.
+            self._sock.settimeout(self._remaining())
             self._sock.sendall(data)
         except OSError as err:  # timeouts too: what we wrote did not reach the server whole
             raise _WriteFailed("timed out" if isinstance(err, TimeoutError) else str(err)) from err
@@ -318,6 +393,7 @@ class SmtpConnection:
                 return line
             if len(buffer) > _MAX_LINE:
                 raise _ConnectionDropped("reply line too long")
+            self._sock.settimeout(self._remaining())
             chunk = self._sock.recv(65536)
             if not chunk:
                 raise _ConnectionDropped("the server closed the connection")
@@ -335,6 +411,15 @@ class _SessionOver(Exception):
         super().__init__(str(error))
         self.phase = phase
         self.error = error
+
+
+def _no_reply(text: str, smtp: _DeadlineSMTP | None) -> TransientSendError:
+    """A handshake that got no (complete) reply: refused, dropped, or past its deadline."""
+    if smtp is not None and smtp.expired:
+        text += f" (no complete reply within {smtp.timeout:g} s)"
+    error = TransientSendError(text)
+    error.connection_failure = True  # type: ignore[attr-defined]
+    return error
 
 
 def _envelope_phase(index: int, count: int) -> Phase:

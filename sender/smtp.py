@@ -11,7 +11,10 @@ replaced transparently, and one the server dropped (or closed with 421) is
 reopened for the next message. ``?connections=N`` keeps a pool of N sessions:
 ``send`` is safe from N threads at once (each takes a session), and
 ``send_many`` spreads a batch over the N sessions itself. ``?rate=`` is one token
-bucket for every connection to that relay and account in the process.
+bucket for every connection to that relay and account in the process; ``dripline
+run`` replaces it with one shared by every worker through the database
+(:meth:`SmtpSender.use_rate_limiter`). ``?timeout=`` is a deadline for each whole
+command/reply exchange (see :mod:`sender._smtp_connection`).
 
 Outcomes: :class:`SendResult` for 2xx (reply, queue id, enhanced status);
 :class:`TransientSendError` for 4xx/421/timeouts/drops (``ambiguous`` when the
@@ -31,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Self
 
-from ._ratelimit import TokenBucket, shared_bucket
+from ._ratelimit import RateLimiter, shared_bucket
 from ._smtp_connection import SmtpConnection, tls_context
 from ._smtp_url import PASSWORD_SECRET, SmtpConfig, parse_smtp_url
 from .base import (
@@ -62,7 +65,7 @@ class SmtpSender(Sender):
         self._context: ssl.SSLContext | None = None
         # LIFO: the most recently used session is the one least likely to have gone stale.
         self._pool: queue.LifoQueue[SmtpConnection] = queue.LifoQueue()
-        self._bucket: TokenBucket | None = None
+        self._bucket: RateLimiter | None = None
         if config.rate_per_second is not None:
             self._bucket = shared_bucket(
                 config.host, config.port, config.user, config.rate_per_second
@@ -77,6 +80,24 @@ class SmtpSender(Sender):
     @property
     def display_url(self) -> str:
         return self.config.display_url
+
+    @property
+    def parallelism(self) -> int:
+        """How many messages are in flight at once (``?connections=``)."""
+        return self.config.connections
+
+    @property
+    def rate_limit(self) -> tuple[str, float] | None:
+        """(relay account key, messages per second) of ``?rate=``, or None without one."""
+        if self.config.rate_per_second is None:
+            return None
+        key = f"smtp://{self.config.user or ''}@{self.config.host.lower()}:{self.config.port}"
+        return key, self.config.rate_per_second
+
+    def use_rate_limiter(self, limiter: RateLimiter) -> None:
+        """Draw ``?rate=`` slots from ``limiter`` (shared by every worker) instead of the
+        process's own bucket. Call before the first message."""
+        self._bucket = limiter
 
     def _open(self) -> None:
         needs_tls = self.config.implicit_tls or self.config.starttls != "off"

@@ -36,7 +36,7 @@ def _reset_postgres(url: str) -> None:
         conn.execute(
             text(
                 "DROP TABLE IF EXISTS suppressions, bounce_events, consents, signup_requests, "
-                "deliveries, enrollments, subscribers, alembic_version"
+                "deliveries, enrollments, workers, rate_limits, subscribers, alembic_version"
             )
         )
     engine.dispose()

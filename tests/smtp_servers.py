@@ -239,3 +239,84 @@ def make_certificates(folder: Path, hostname: str = "localhost") -> Certificates
         )
     )
     return paths
+
+
+class StallingServer:
+    """A raw SMTP server on 127.0.0.1 that stalls on purpose (``mode``):
+
+    - ``"greeting"``: the greeting is trickled, one byte every ``gap`` seconds, never ending;
+    - ``"after-data"``: everything is answered at once except the reply to the final
+      ``.``, which is trickled the same way (the message was received: ambiguous);
+    - ``"silent-data"``: the same, but nothing at all comes after the final ``.``.
+
+    ``connections`` counts sessions accepted, ``messages`` the messages received whole.
+    """
+
+    def __init__(self, mode: str, gap: float = 0.3) -> None:
+        self.mode, self.gap = mode, gap
+        self.connections = 0
+        self.messages = 0
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> StallingServer:
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket, text: bytes) -> None:
+        while not self._stop.is_set():
+            for byte in text:
+                if self._stop.wait(self.gap):
+                    return
+                conn.sendall(bytes([byte]))
+            text = b" "  # the line never ends
+
+    def _session(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            if self.mode == "greeting":
+                self._trickle(conn, b"220 stalling.example ESMTP")
+                return
+            conn.sendall(b"220 stalling.example ESMTP\r\n")
+            reader = conn.makefile("rb")
+            in_data = False
+            for line in reader:
+                if self._stop.is_set():
+                    return
+                if in_data:
+                    if line == b".\r\n":
+                        in_data = False
+                        self.messages += 1
+                        if self.mode == "silent-data":
+                            self._stop.wait()
+                            return
+                        self._trickle(conn, b"250 2.0.0 Ok: queued")
+                        return
+                    continue
+                command = line[:4].upper()
+                if command == b"DATA":
+                    conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    in_data = True
+                elif command == b"QUIT":
+                    conn.sendall(b"221 Bye\r\n")
+                    return
+                elif command == b"EHLO":
+                    conn.sendall(b"250-stalling.example\r\n250 8BITMIME\r\n")
+                else:
+                    conn.sendall(b"250 Ok\r\n")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import sqlite3
+import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -170,17 +174,48 @@ def test_import_without_email_column_names_the_file_and_line(project: Path):
     assert f"Error: {csv_file}:1: no 'email' column" in result.output
 
 
-def test_status_reports_rows_left_sending_by_a_crash(project: Path):
+def test_status_hands_back_a_dead_workers_rows_and_requeue_resends_ambiguous(project: Path):
     run(project, "subscribe", "a@example.com", "--campaign", SLUG)
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # its pid is free now: a worker that was killed
+    now = datetime.now(UTC).replace(tzinfo=None)
     with sqlite3.connect(project / "dripline.db") as conn:
-        conn.execute("update deliveries set status = 'sending' where step = 1")
-        conn.execute("update deliveries set status = 'ambiguous' where step = 2")
+        for worker_id, pid in ((1, finished.pid), (2, os.getpid())):
+            conn.execute(
+                "insert into workers values (?, ?, ?, ?, ?, ?)",
+                (
+                    worker_id,
+                    socket.gethostname(),
+                    pid,
+                    str(now),
+                    str(now),
+                    str(now + timedelta(minutes=5)),
+                ),
+            )
+        conn.execute(
+            "update deliveries set status = 'sending', worker_id = 1, attempted_at = ? "
+            "where step = 1",
+            (str(now),),
+        )
+        conn.execute("update deliveries set status = 'claimed', worker_id = 1 where step = 2")
+        conn.execute("update deliveries set status = 'claimed', worker_id = 2 where step = 3")
     table = run(project, "status", SLUG).output
-    assert "1 delivery(ies) in 'sending'" in table
-    assert "not re-sent automatically" in table
-    assert "1 delivery(ies) 'ambiguous'" in table
+    assert "1 delivery(ies) 'ambiguous'" in table and "dripline requeue --ambiguous" in table
     steps = json.loads(run(project, "status", SLUG, "--json").output)["steps"]
-    assert (steps[0]["sending"], steps[1]["ambiguous"], steps[2]["scheduled"]) == (1, 1, 1)
+    assert (steps[0]["ambiguous"], steps[1]["scheduled"], steps[2]["claimed"]) == (1, 1, 1)
+    assert steps[0]["claimed"] == steps[0]["sending"] == 0
+
+    refused = CliRunner().invoke(main, ["--root", str(project), "requeue"])
+    assert refused.exit_code == 1 and "Error: say what to requeue: --ambiguous" in refused.output
+    bad = CliRunner().invoke(
+        main, ["--root", str(project), "requeue", "--ambiguous", "--older-than", "soon"]
+    )
+    assert bad.exit_code == 1 and "not a duration" in bad.output
+    young = run(project, "requeue", "--ambiguous", SLUG, "--older-than", "1h").output
+    assert "Requeued 0" in young
+    assert "Requeued 1 ambiguous delivery(ies):" in run(project, "requeue", "--ambiguous").output
+    steps = json.loads(run(project, "status", SLUG, "--json").output)["steps"]
+    assert (steps[0]["ambiguous"], steps[0]["scheduled"]) == (0, 1)
 
 
 def test_fixed_offset_zones_are_accepted_with_a_warning_naming_a_place(project: Path):

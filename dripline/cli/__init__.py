@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "import-article": "import_article:import_article_command",
     "preview": "preview:preview_command",
     "render": "render:render_command",
+    "requeue": "requeue:requeue_command",
     "run": "run:run_command",
     "send-test": "send_test:send_test_command",
     "serve": "serve:serve_command",

@@ -1,4 +1,4 @@
-"""``dripline run [--once] [--now ISO8601] [--tick SECONDS]``: the timetable."""
+"""``dripline run [--once] [--now ISO8601] [--tick SECONDS] [--lease SECONDS]``: the timetable."""
 
 from __future__ import annotations
 
@@ -56,6 +56,15 @@ def parse_now(value: str | None) -> datetime | None:
     help="Deliveries claimed per transaction.",
 )
 @click.option(
+    "--lease",
+    "lease_seconds",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="How long this worker's claims stay its own without a heartbeat "
+    "(default: DRIPLINE_LEASE_SECONDS, else 60).",
+)
+@click.option(
     "--sender",
     "sender_url",
     metavar="URL",
@@ -69,11 +78,14 @@ def run_command(
     now_text: str | None,
     tick: float,
     batch: int,
+    lease_seconds: float | None,
     sender_url: str | None,
     database_url: str | None,
 ) -> None:
     """Send every due email; keep running on a timetable unless --once."""
-    settings = settings_from(ctx, database_url=database_url, sender_url=sender_url)
+    settings = settings_from(
+        ctx, database_url=database_url, sender_url=sender_url, lease_seconds=lease_seconds
+    )
     now = parse_now(now_text)
     if now is not None and not once:
         raise DriplineError("--now only makes sense with --once (a single pass at that instant)")

@@ -10,7 +10,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..store import DELIVERY_STATUSES, bounce_figures, campaign_status, parse_moment
+from ..store import (
+    DELIVERY_STATUSES,
+    bounce_figures,
+    campaign_status,
+    expire_leases,
+    parse_moment,
+)
 from . import settings_from
 from ._store import db_option, load_campaign_by_slug, open_settings_store
 
@@ -42,6 +48,8 @@ def status_command(
         load_campaign_by_slug(settings, slug)  # a typo is an error, not an empty report
     engine = open_settings_store(settings)
     try:
+        # A worker that died is noticed by whoever looks next: its claims are handed back.
+        expire_leases(engine)
         status = campaign_status(engine, slug)
         now = parse_moment(now_text, ZoneInfo("UTC")) if now_text else datetime.now(UTC)
         figures = bounce_figures(engine, slug, now=now)
@@ -81,16 +89,10 @@ def status_command(
     )
     for warning in figures.warnings():
         click.echo(f"Warning: {warning}")
-    stuck = sum(step.counts["sending"] for step in status.steps)
-    if stuck:
-        # Rows stay in 'sending' only while a dispatcher is mid-send, or after a crash.
-        console.print(
-            f"{stuck} delivery(ies) in 'sending': if no dispatcher is running, a crash "
-            "interrupted them; they are not re-sent automatically (at most once per step)."
-        )
     unclear = sum(step.counts["ambiguous"] for step in status.steps)
     if unclear:
         console.print(
-            f"{unclear} delivery(ies) 'ambiguous': the server may or may not have accepted "
-            "them; check its logs before re-sending by hand."
+            f"{unclear} delivery(ies) 'ambiguous': the relay may or may not have accepted "
+            "them (a connection lost after the data, or a worker that died while sending). "
+            "Check its logs; `dripline requeue --ambiguous` sends them again (at least once)."
         )

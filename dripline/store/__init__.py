@@ -37,6 +37,8 @@ from ._csv import CsvReadResult, RowProblem, SubscriberCsvError, read_subscriber
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscribe
 from ._enroll_bulk import enroll_many
+from ._leases import DEFAULT_LEASE_SECONDS, ExpiredLeases
+from ._maintenance import expire_leases, requeue_ambiguous
 from ._migrate import current_revision, head_revision, upgrade
 from ._models import (
     DELIVERY_STATUSES,
@@ -45,7 +47,9 @@ from ._models import (
     Enrollment,
     Subscriber,
 )
+from ._outcomes import Outcome, SettleResult
 from ._queue import ClaimedDelivery, DeliveryQueue, DeliveryStateError, SqlDeliveryQueue
+from ._ratelimit import DatabaseRateLimit
 from ._reports import (
     CampaignStatus,
     NotSubscribedError,
@@ -84,6 +88,7 @@ __all__ = [
     "BOUNCE_RATE_LIMIT",
     "COMPLAINT",
     "COMPLAINT_RATE_LIMIT",
+    "DEFAULT_LEASE_SECONDS",
     "DELIVERY_STATUSES",
     "HARD",
     "SOFT",
@@ -99,17 +104,21 @@ __all__ = [
     "ConfirmedSignup",
     "Consent",
     "CsvReadResult",
+    "DatabaseRateLimit",
     "Delivery",
     "DeliveryQueue",
     "DeliveryStateError",
     "EnrollResult",
     "Enrollment",
+    "ExpiredLeases",
     "InvalidSubscriberError",
     "NewSubscriber",
     "NormalizedEmail",
     "NotSubscribedError",
+    "Outcome",
     "RecordedBounce",
     "RowProblem",
+    "SettleResult",
     "SignupForm",
     "SignupRequest",
     "SignupTicket",
@@ -135,6 +144,7 @@ __all__ = [
     "derive_first_name",
     "enroll_many",
     "enrolled_campaigns",
+    "expire_leases",
     "export_suppressions",
     "forget_unconfirmed",
     "get_bounce",
@@ -152,6 +162,7 @@ __all__ = [
     "record_bounce",
     "remove_suppression",
     "request_signup",
+    "requeue_ambiguous",
     "subscribe",
     "subscriber_timeline",
     "suppression_for",

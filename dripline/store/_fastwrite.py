@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.sql import ClauseElement
@@ -21,6 +21,8 @@ from sqlalchemy.sql import ClauseElement
 from ._engine import StoreError
 
 __all__ = ["FastWriter"]
+
+T = TypeVar("T")
 
 
 class _Compiled:
@@ -71,14 +73,31 @@ class FastWriter:
         statements only move rows that are still in the state they expect, so a
         transaction that did commit before the connection died changes nothing twice.
         """
+
+        def body(cursor: Any) -> list[int]:
+            counts = []
+            for statement, values in steps:
+                prepared = self._prepared(statement)
+                cursor.execute(prepared.sql, prepared.parameters(values))
+                counts.append(cursor.rowcount)
+            return counts
+
+        return self.transaction(body)
+
+    def transaction(self, body: Callable[[Any], T]) -> T:
+        """``body(cursor)`` inside one transaction on the kept connection; its result.
+
+        ``body`` must be safe to run twice (it is, when it only moves rows that are
+        still in the state it expects): a connection lost mid-way is retried once.
+        """
         try:
-            return self._run_once(steps)
+            return self._transaction_once(body)
         except StoreError as err:
             if not err.connection_lost:
                 raise
-            return self._run_once(steps)
+            return self._transaction_once(body)
 
-    def _run_once(self, steps: Sequence[tuple[ClauseElement, Mapping[str, Any]]]) -> list[int]:
+    def _transaction_once(self, body: Callable[[Any], T]) -> T:
         with self._lock:
             if self._connection is None:
                 self._connection = self.engine.raw_connection()
@@ -87,16 +106,12 @@ class FastWriter:
             try:
                 if self.sqlite:
                     cursor.execute("BEGIN IMMEDIATE")
-                counts = []
-                for statement, values in steps:
-                    prepared = self._prepared(statement)
-                    cursor.execute(prepared.sql, prepared.parameters(values))
-                    counts.append(cursor.rowcount)
+                result = body(cursor)
                 if self.sqlite:
                     cursor.execute("COMMIT")
                 else:
                     connection.commit()
-                return counts
+                return result
             except Exception as err:
                 dbapi_error = isinstance(err, self.engine.dialect.loaded_dbapi.Error)
                 lost = dbapi_error and self.engine.dialect.is_disconnect(err, connection, cursor)

@@ -11,7 +11,17 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -21,15 +31,28 @@ __all__ = [
     "Base",
     "Delivery",
     "Enrollment",
+    "RateLimit",
     "Subscriber",
+    "Worker",
     "new_public_key",
 ]
 
 SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced", "pending")
 ENROLLMENT_STATUSES = ("active", "unsubscribed", "completed")
-# 'ambiguous': the server may or may not have accepted the message (a lost connection after
-# DATA); never retried automatically, since retrying could send it twice.
-DELIVERY_STATUSES = ("scheduled", "sending", "sent", "failed", "cancelled", "ambiguous")
+# 'claimed': taken by a worker (deliveries.worker_id) under its lease, not yet given to the
+# sender; handed back to 'scheduled' if that worker dies. 'sending': its data is being given
+# to the sender now (a small group at a time). 'ambiguous': the server may or may not have
+# accepted the message (a lost connection after DATA, or a worker that died while 'sending');
+# never retried automatically, since retrying could send it twice (`dripline requeue`).
+DELIVERY_STATUSES = (
+    "scheduled",
+    "claimed",
+    "sending",
+    "sent",
+    "failed",
+    "cancelled",
+    "ambiguous",
+)
 
 
 class Base(DeclarativeBase):
@@ -93,3 +116,29 @@ class Delivery(Base):
     message_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     reply: Mapped[str | None] = mapped_column(Text, nullable=True)  # the server's final reply
+    # The worker (workers.id) that claimed it; no foreign key: a dead worker's row is deleted
+    # while its rows are handed back in the same transaction.
+    worker_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    attempted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # last 'sending'
+
+
+class Worker(Base):
+    """A running dispatcher (``dripline run``) and its lease on what it claimed."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
+    lease_expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RateLimit(Base):
+    """The next free send slot of one relay account, shared by every worker (``?rate=``)."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    next_free: Mapped[float] = mapped_column(Float)  # seconds since the epoch (UTC)

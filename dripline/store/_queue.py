@@ -1,10 +1,12 @@
-"""The dispatcher's view of the store: claim due deliveries, record each outcome.
+"""The dispatcher's view of the store: claim due deliveries under a lease, record outcomes.
 
-Every call is one transaction. A claim moves rows from ``scheduled`` to
-``sending``; only a row in ``sending`` can be marked sent, failed, deferred or
-ambiguous, so a delivery can never be recorded (or sent) twice. A row left in
-``sending`` by a crash stays there: it is reported by ``dripline status`` and not
-re-sent (at most once per subscriber and step).
+Every call is one transaction. A claim moves rows from ``scheduled`` to ``claimed``
+and names this worker (see :mod:`._leases`); :meth:`SqlDeliveryQueue.settle` moves a
+small group to ``sending`` just before its data goes to the sender and records the
+previous group's outcomes. Only a row this worker still holds can be recorded, so a
+delivery is never recorded (or sent) twice. After a crash the dead worker's
+``claimed`` rows go back to ``scheduled`` and its ``sending`` rows (at most one
+group) become ``ambiguous``, by whichever worker or command touches the queue next.
 """
 
 from __future__ import annotations
@@ -14,16 +16,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
 from ..errors import DriplineError
 from ..timetable import Timetable
 from ._bounce_models import Suppression
 from ._bulk import BulkWriter
+from ._claim_rules import hold_back_out_of_order, retime_later_steps
 from ._engine import write_transaction
 from ._fastwrite import FastWriter
-from ._models import Delivery, Enrollment, Subscriber, new_public_key
-from ._values import country_of, from_db_time, to_db_time
+from ._leases import (
+    DEFAULT_LEASE_SECONDS,
+    Clock,
+    expire_dead_workers,
+    register_worker,
+    renew_worker,
+    utc_now,
+)
+from ._models import Delivery, Enrollment, Subscriber, Worker, new_public_key
+from ._outcomes import Outcome, SettleResult, settle
+from ._values import from_db_time, to_db_time
 
 __all__ = [
     "ClaimedDelivery",
@@ -35,7 +47,9 @@ __all__ = [
 _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
+_W = Worker.__table__
 _SUPPRESSED = Suppression.__table__
+_READS_PER_CLAIM = 4
 
 
 class DeliveryStateError(DriplineError):
@@ -67,19 +81,9 @@ class DeliveryQueue(Protocol):
 
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]: ...
 
-    def mark_sent(
-        self, delivery_id: int, *, message_id: str, sent_at: datetime, reply: str | None = None
-    ) -> None: ...
-
-    def mark_failed(self, delivery_id: int, error: str) -> None: ...
-
-    def mark_deferred(self, delivery_id: int, next_at: datetime, error: str) -> None: ...
-
-    def mark_ambiguous(self, delivery_id: int, error: str) -> None: ...
-
-    def mark_bounced(self, delivery_id: int, error: str) -> int: ...
-
-    def release(self, delivery_ids: Sequence[int]) -> None: ...
+    def settle(
+        self, outcomes: Sequence[Outcome], *, attempt: Sequence[int] = (), now: datetime
+    ) -> SettleResult: ...
 
 
 _CANDIDATES = (
@@ -127,87 +131,89 @@ def _ensure_public_keys(conn: Connection, rows: list[Any]) -> dict[int, str]:
     return keys
 
 
-# An enrollment is complete once none of its deliveries is still to be sent.
-_OWN_ENROLLMENT = select(_D.c.enrollment_id).where(_D.c.id == bindparam("delivery_id"))
-_STILL_OPEN = (
-    select(_D.c.id)
-    # or_ rather than in_: an IN list compiles to an expanding parameter, not plain SQL.
-    .where(
-        _D.c.enrollment_id == _E.c.id,
-        or_(_D.c.status == "scheduled", _D.c.status == "sending"),
-    )
-    .exists()
-)
-_COMPLETE_ENROLLMENT = (
-    update(_E)
-    .where(_E.c.id == _OWN_ENROLLMENT.scalar_subquery(), _E.c.status == "active", ~_STILL_OPEN)
-    .values(status="completed")
-)
-
-
 class SqlDeliveryQueue:
-    """:class:`DeliveryQueue` over SQLAlchemy (SQLite or PostgreSQL).
+    """:class:`DeliveryQueue` over SQLAlchemy (SQLite or PostgreSQL), as one worker.
 
     ``timetable_for`` gives a campaign's timetable by slug; the claim needs it to
-    re-time the steps after an outage.
+    re-time the steps after an outage. ``lease_seconds`` is how long this worker's
+    claims stay its own without a heartbeat (``dripline run --lease``); ``clock`` is the
+    wall clock leases are measured on (aware UTC; tests pass their own).
     """
 
-    def __init__(self, engine: Engine, timetable_for: Callable[[str], Timetable]):
+    def __init__(
+        self,
+        engine: Engine,
+        timetable_for: Callable[[str], Timetable],
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        clock: Clock = utc_now,
+    ):
+        if lease_seconds <= 0:
+            raise DriplineError("the lease must be a positive number of seconds")
         self.engine = engine
         self.timetable_for = timetable_for
+        self.lease_seconds = lease_seconds
+        self.clock = clock
         query = _CANDIDATES
         if engine.dialect.name == "postgresql":
             # Locking the enrollment too keeps two workers from each taking a different
             # overdue step of one subscriber.
             query = query.with_for_update(skip_locked=True, of=[_D, _E])
         self._candidates = query
-        self._finish_statements: dict[tuple[str, ...], Any] = {}
         self._writer = FastWriter(engine)
+        self.worker_id: int | None = None  # registered on the first claim
+        self._renewed_at: datetime | None = None
+
+    # -- the lease ----------------------------------------------------------------
+
+    def _hold_lease(self, conn: Connection, wall: datetime) -> int:
+        """Register this worker, or renew its lease once a third of it has passed."""
+        if self.worker_id is None:
+            self.worker_id = register_worker(conn, wall, self.lease_seconds)
+            self._renewed_at = wall
+        elif self._renewal_due(wall):
+            renew_worker(conn, self.worker_id, wall, self.lease_seconds)
+            self._renewed_at = wall
+        return self.worker_id
+
+    def _renewal_due(self, wall: datetime) -> bool:
+        return self._renewed_at is None or wall - self._renewed_at >= timedelta(
+            seconds=self.lease_seconds / 3
+        )
+
+    def heartbeat(self) -> None:
+        """Renew this worker's lease now (``dripline run`` calls it every third of a lease)."""
+        if self.worker_id is None:
+            return
+        wall = self.clock()
+        with write_transaction(self.engine) as conn:
+            renew_worker(conn, self.worker_id, wall, self.lease_seconds)
+        self._renewed_at = wall
+
+    # -- claiming -----------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
-        """Claim up to ``limit`` due deliveries, oldest first.
+        """Claim up to ``limit`` due deliveries for this worker, oldest first.
 
-        In the same transaction: deliveries of unsubscribed, bounced or suppressed
-        subscribers are cancelled instead of claimed; of several overdue steps of one
-        subscriber only the earliest is claimed and the later steps are re-timed onto later
-        local days.
+        In the same transaction: dead workers' claims are handed back (:mod:`._leases`);
+        deliveries of unsubscribed, bounced or suppressed subscribers are cancelled instead
+        of claimed; of several overdue steps of one subscriber only the earliest is claimed
+        and the later steps are re-timed onto later local days; a step whose earlier
+        step is still unfinished waits for it.
         """
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)  # naive means UTC throughout the store
         now_db = to_db_time(now)
-        with write_transaction(self.engine) as conn:
-            rows = conn.execute(self._candidates, {"now": now_db, "limit": limit}).all()
-            cancel: list[int] = []
-            first_of: dict[int, Any] = {}
-            for row in rows:
-                if (
-                    row.subscriber_status != "active"
-                    or row.enrollment_status != "active"
-                    or row.suppression_id is not None
-                ):
-                    cancel.append(row.id)
-                elif (
-                    row.enrollment_id not in first_of or row.step < first_of[row.enrollment_id].step
-                ):
-                    first_of[row.enrollment_id] = row
-            if cancel:
-                conn.execute(
-                    update(_D)
-                    .where(_D.c.id.in_(cancel), _D.c.status == "scheduled")
-                    .values(status="cancelled", last_error="subscriber is no longer active")
-                )
-            claimed = list(first_of.values())
-            if not claimed:
-                return []
-            writer = BulkWriter(conn)
-            self._retime_later_steps(writer, claimed, now)
-            keys = _ensure_public_keys(conn, claimed)
-            writer.execute_in(
-                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
-                "first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id IN {in}",
-                [r.id for r in claimed],
-                writer.time(now_db),
-            )
+        wall = self.clock()
+        before = (self.worker_id, self._renewed_at)
+        try:
+            claimed, keys = self._claim(now, now_db, wall, limit)
+        except BaseException:
+            # Rolled back: a registration or renewal in it never happened.
+            self.worker_id, self._renewed_at = before
+            raise
+        if not claimed:
+            return []
         return [
             ClaimedDelivery(
                 delivery_id=d_id,
@@ -245,100 +251,90 @@ class SqlDeliveryQueue:
             ) in claimed
         ]
 
-    def _retime_later_steps(self, writer: BulkWriter, claimed: list[Any], now: datetime) -> None:
-        """Move later steps that would land on the send's local day (or before) to later days."""
-        by_enrollment = {r.enrollment_id: r for r in claimed}
-        # Only a step due before the end of today (local; at most 25 hours ahead anywhere,
-        # DST included) can break the spacing, so first look just at those rows: in normal
-        # running that is the claimed rows themselves. The status is filtered in Python:
-        # given "status = ..." here SQLite leaves the (enrollment_id, step) index for the
-        # (status, due_at) one and walks every scheduled row.
-        conn = writer.conn
-        horizon = writer.time(to_db_time(now + timedelta(hours=25)))
-        near = writer.select_in(
-            "SELECT enrollment_id, step, status FROM deliveries "
-            "WHERE due_at < ? AND enrollment_id IN {in}",
-            list(by_enrollment),
-            horizon,
-        )
-        suspects = {
-            enrollment_id
-            for enrollment_id, step, status in near
-            if status == "scheduled" and step > by_enrollment[enrollment_id].step
-        }
-        if not suspects:
-            return
-        pending: dict[int, list[Any]] = {}
-        for row in conn.execute(
-            select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.due_at, _D.c.status)
-            .where(_D.c.enrollment_id.in_(list(suspects)))
-            .order_by(_D.c.enrollment_id, _D.c.step)
-        ):
-            if row.status == "scheduled" and row.step > by_enrollment[row.enrollment_id].step:
-                pending.setdefault(row.enrollment_id, []).append(row)
-        moves: list[dict[str, Any]] = []
-        for enrollment_id, steps in pending.items():
-            sent = by_enrollment[enrollment_id]
-            table = self.timetable_for(sent.campaign)
-            zone = table.zone_for(sent.timezone)
-            send_day = now.astimezone(zone).date()
-            next_day = (from_db_time(steps[0].due_at) or now).astimezone(zone).date()
-            if next_day > send_day:
-                continue  # the spacing is intact: nothing to move
-            country = country_of(sent.attributes)
-            new_times = table.retime_remaining(sent.step, now, sent.timezone, country)
-            moves += [
-                {"row_id": s.id, "new_due": to_db_time(new_times[s.step])}
-                for s in steps
-                if s.step in new_times
-            ]
-        if moves:
+    def _claim(
+        self, now: datetime, now_db: Any, wall: datetime, limit: int
+    ) -> tuple[list[Any], dict[int, str]]:
+        """The claim's transaction (see :meth:`claim_due`): the rows, subscribers' keys."""
+        with write_transaction(self.engine) as conn:
+            worker_id = self._hold_lease(conn, wall)
+            expire_dead_workers(conn, wall, worker_id)
+            writer = BulkWriter(conn)
+            # Rows cancelled or held back leave the claim short: read again (a few times)
+            # rather than report "nothing due" while due rows remain behind them.
+            for _ in range(_READS_PER_CLAIM):
+                rows = conn.execute(self._candidates, {"now": now_db, "limit": limit}).all()
+                claimed = self._claimable(conn, writer, rows, now)
+                if claimed or len(rows) < limit:
+                    break
+            if not claimed:
+                return [], {}
+            retime_later_steps(writer, claimed, now, self.timetable_for)
+            keys = _ensure_public_keys(conn, claimed)
+            writer.execute_in(
+                "UPDATE deliveries SET status = 'claimed', worker_id = ? WHERE id IN {in}",
+                [r.id for r in claimed],
+                worker_id,
+            )
+        return claimed, keys
+
+    @staticmethod
+    def _claimable(
+        conn: Connection, writer: BulkWriter, rows: list[Any], now: datetime
+    ) -> list[Any]:
+        """The rows to claim: inactive or suppressed subscribers' cancelled, one step per
+        enrollment, none ahead of an unfinished earlier step."""
+        cancel: list[int] = []
+        first_of: dict[int, Any] = {}
+        for row in rows:
+            if (
+                row.subscriber_status != "active"
+                or row.enrollment_status != "active"
+                or row.suppression_id is not None
+            ):
+                cancel.append(row.id)
+            elif row.enrollment_id not in first_of or row.step < first_of[row.enrollment_id].step:
+                first_of[row.enrollment_id] = row
+        if cancel:
             conn.execute(
                 update(_D)
-                .where(_D.c.id == bindparam("row_id"))
-                .values(due_at=bindparam("new_due"))
-                .execution_options(synchronize_session=False),
-                moves,
+                .where(_D.c.id.in_(cancel), _D.c.status == "scheduled")
+                .values(status="cancelled", last_error="subscriber is no longer active")
             )
+        return hold_back_out_of_order(writer, list(first_of.values()), now)
 
-    def _finish(self, delivery_id: int, _complete: bool = False, **values: Any) -> None:
-        """Move one delivery out of ``sending``, in its own short transaction.
+    # -- outcomes -----------------------------------------------------------------
 
-        This is the dispatcher's hot path (one call per message), so it runs on a kept
-        driver connection (:class:`FastWriter`) with statements built once per set of
-        columns; the enrollment's completion, when asked for, is one more UPDATE.
+    def settle(
+        self, outcomes: Sequence[Outcome], *, attempt: Sequence[int] = (), now: datetime
+    ) -> SettleResult:
+        """Record ``outcomes`` and move ``attempt`` to ``sending``, in one transaction.
+
+        Send only the ids in the result's ``attempting``: the others are no longer this
+        worker's (its lease was taken over, the subscriber bounced meanwhile). ``now`` is
+        the pass's time (it starts a first attempt's retry deadline). Raises StoreError.
         """
-        statement = self._finish_statements.get(tuple(values))
-        if statement is None:
-            statement = (
-                update(_D)
-                .where(and_(_D.c.id == bindparam("delivery_id"), _D.c.status == "sending"))
-                .values({name: bindparam(f"new_{name}") for name in values})
-            )
-            self._finish_statements[tuple(values)] = statement
-        params = {"delivery_id": delivery_id, **{f"new_{n}": v for n, v in values.items()}}
-        steps: list[tuple[Any, dict[str, Any]]] = [(statement, params)]
-        if _complete:
-            steps.append((_COMPLETE_ENROLLMENT, {"delivery_id": delivery_id}))
-        if self._writer.run(steps)[0] != 1:
-            # Nothing changed (the transaction wrote nothing): say what state the row is in.
-            with write_transaction(self.engine) as conn:
-                status = conn.scalar(select(_D.c.status).where(_D.c.id == delivery_id))
-            raise DeliveryStateError(
-                f"delivery {delivery_id} is not being sent (status: {status or 'missing'})"
-            )
-
-    def _finish_in(self, conn: Connection, delivery_id: int, values: dict[str, Any]) -> None:
-        """Move a ``sending`` delivery to its outcome inside ``conn``'s transaction."""
-        done = conn.execute(
-            update(_D)
-            .where(and_(_D.c.id == delivery_id, _D.c.status == "sending"))
-            .values(**values)
+        if self.worker_id is None:
+            raise DeliveryStateError("nothing was claimed by this worker")
+        wall = self.clock()
+        result = settle(
+            self._writer,
+            self.worker_id,
+            outcomes,
+            attempt,
+            attempt_at=wall,
+            first_attempt_at=now if now.tzinfo else now.replace(tzinfo=UTC),
         )
-        if done.rowcount != 1:
-            status = conn.scalar(select(_D.c.status).where(_D.c.id == delivery_id))
+        if self._renewal_due(wall):  # a long pass keeps its lease without a heartbeat thread
+            self.heartbeat()
+        return result
+
+    def _finish(self, outcome: Outcome) -> None:
+        """One outcome on its own (tests and tools); raises unless this worker held the row."""
+        if self.worker_id is None or self.settle([outcome], now=utc_now()).recorded != 1:
+            with write_transaction(self.engine) as conn:
+                status = conn.scalar(select(_D.c.status).where(_D.c.id == outcome.delivery_id))
             raise DeliveryStateError(
-                f"delivery {delivery_id} is not being sent (status: {status or 'missing'})"
+                f"delivery {outcome.delivery_id} is not being sent (status: {status or 'missing'})"
             )
 
     def mark_sent(
@@ -350,69 +346,65 @@ class SqlDeliveryQueue:
         reply: str | None = None,
         last_step: bool = True,
     ) -> None:
-        """Record an accepted message. ``last_step=False`` (the dispatcher knows) skips
-        checking whether the enrollment is now complete: steps go out in order."""
+        """Record an accepted message (``last_step=False`` skips the completion check)."""
         self._finish(
-            delivery_id,
-            _complete=last_step,
-            status="sent",
-            message_id=message_id,
-            sent_at=to_db_time(sent_at),
-            reply=reply,
-            last_error=None,
+            Outcome(
+                delivery_id,
+                "sent",
+                message_id=message_id,
+                sent_at=sent_at,
+                reply=reply,
+                last_step=last_step,
+            )
         )
 
     def mark_failed(self, delivery_id: int, error: str) -> None:
-        self._finish(delivery_id, status="failed", last_error=error)
+        self._finish(Outcome(delivery_id, "failed", error=error))
 
     def mark_deferred(self, delivery_id: int, next_at: datetime, error: str) -> None:
         """A temporary failure: back to ``scheduled`` at ``next_at`` (attempts are kept)."""
-        self._finish(delivery_id, status="scheduled", due_at=to_db_time(next_at), last_error=error)
+        self._finish(Outcome(delivery_id, "deferred", error=error, next_at=next_at))
 
     def mark_ambiguous(self, delivery_id: int, error: str) -> None:
-        self._finish(delivery_id, status="ambiguous", last_error=error)
+        self._finish(Outcome(delivery_id, "ambiguous", error=error))
 
-    def mark_bounced(self, delivery_id: int, error: str) -> int:
-        """A dead mailbox: this delivery failed, the subscriber is ``bounced`` and every
-        pending delivery of theirs is cancelled, in one transaction. Returns how many."""
-        with write_transaction(self.engine) as conn:
-            self._finish_in(conn, delivery_id, {"status": "failed", "last_error": error})
-            subscriber_id = conn.scalar(
-                select(_E.c.subscriber_id)
-                .join(_D, _D.c.enrollment_id == _E.c.id)
-                .where(_D.c.id == delivery_id)
-            )
-            conn.execute(update(_S).where(_S.c.id == subscriber_id).values(status="bounced"))
-            enrollment_ids = list(
-                conn.scalars(select(_E.c.id).where(_E.c.subscriber_id == subscriber_id))
-            )
-            pending = [
-                row.id
-                for row in conn.execute(
-                    select(_D.c.id, _D.c.status).where(_D.c.enrollment_id.in_(enrollment_ids))
-                )
-                if row.status == "scheduled"
-            ]
-            if pending:
-                conn.execute(
-                    update(_D)
-                    .where(_D.c.id.in_(pending), _D.c.status == "scheduled")
-                    .values(status="cancelled", last_error="address bounced")
-                )
-            return len(pending)
+    def mark_bounced(self, delivery_id: int, error: str) -> None:
+        """A dead mailbox: failed, the subscriber ``bounced``, their pending rows cancelled."""
+        self._finish(Outcome(delivery_id, "bounced", error=error))
 
     def release(self, delivery_ids: Sequence[int]) -> None:
-        """Give claimed deliveries back unsent (shutdown, sender down): ``scheduled`` again
-        as they were, and the attempt each was charged is refunded."""
-        if not delivery_ids:
+        """Give claimed deliveries back unsent: ``scheduled`` again as they were."""
+        if delivery_ids and self.worker_id is not None:
+            self.settle([Outcome(i, "released") for i in delivery_ids], now=utc_now())
+
+    def recover(self, *, end_lease: bool = False) -> None:
+        """Hand back what this worker holds, when nothing of it is in flight any more.
+
+        ``claimed`` rows go back to ``scheduled``; a row still ``sending`` was given to the
+        sender with no outcome recorded (a failed write): ``ambiguous``, as after a crash.
+        ``end_lease`` also deletes this worker's row.
+        """
+        if self.worker_id is None:
             return
         with write_transaction(self.engine) as conn:
             conn.execute(
                 update(_D)
-                .where(_D.c.id.in_(list(delivery_ids)), _D.c.status == "sending")
-                .values(status="scheduled", attempts=_D.c.attempts - 1)
+                .where(_D.c.status == "claimed", _D.c.worker_id == self.worker_id)
+                .values(status="scheduled", worker_id=None)
             )
+            conn.execute(
+                update(_D)
+                .where(_D.c.status == "sending", _D.c.worker_id == self.worker_id)
+                .values(status="ambiguous", last_error="no outcome was recorded")
+            )
+            if end_lease:
+                conn.execute(delete(_W).where(_W.c.id == self.worker_id))
+        if end_lease:
+            self.worker_id = None
 
     def close(self) -> None:
-        """Give back the connection outcomes are written on."""
-        self._writer.close_connection()
+        """Hand back anything still claimed, end the lease and give back the connection."""
+        try:
+            self.recover(end_lease=True)
+        finally:
+            self._writer.close_connection()

@@ -26,8 +26,8 @@ _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
 _PENDING = ("scheduled",)
-# The keys first, then the two states only dripline adds.
-_JSON_ORDER = ("sent", "scheduled", "failed", "cancelled", "sending", "ambiguous")
+# The keys first, then the states only dripline adds.
+_JSON_ORDER = ("sent", "scheduled", "failed", "cancelled", "claimed", "sending", "ambiguous")
 
 
 class NotSubscribedError(DriplineError):

@@ -1,0 +1,153 @@
+"""Campaigns and their compiled steps by slug, for a long-running dispatcher.
+
+Loaded on first use, forgotten when a file under ``campaigns/`` or ``templates/``
+changes. Compiling a step and rendering a message run under a
+:class:`~dripline._budget.RenderBudget`: a step whose template runs past it is
+remembered as too slow (until its files change) and reported as a
+:class:`StepTooSlowError` naming its file and line, so its deliveries are deferred
+like those of a broken campaign file while other campaigns go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from ._budget import DEFAULT_RENDER_BUDGET, BudgetExceeded, RenderBudget, RenderCancelled
+from .campaign import Campaign, load_campaign
+from .errors import CampaignError
+from .render import CampaignRenderer, CompiledStep, Recipient
+
+__all__ = ["CampaignLibrary", "RenderCancelled", "StepTooSlowError"]
+
+log = logging.getLogger("dripline.dispatch")
+
+
+class StepTooSlowError(CampaignError):
+    """A step's template ran past the render budget (a runaway loop?)."""
+
+
+def _template_line(err: BaseException) -> int | None:
+    """The line of the innermost template frame Jinja put in the traceback, if any."""
+    line = None
+    seen: BaseException | None = err
+    while seen is not None:
+        tb: TracebackType | None = seen.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "<template>":
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        seen = seen.__cause__ or seen.__context__
+    return line
+
+
+class CampaignLibrary:
+    """Campaigns and their compiled steps by slug, loaded on first use.
+
+    :meth:`refresh` (called at the start of every dispatch pass) drops what was
+    loaded when a file under ``campaigns/`` or ``templates/`` changed, so a long
+    running ``dripline run`` sends what is in git now, not what was there at start.
+    """
+
+    def __init__(
+        self,
+        campaigns_dir: Path,
+        templates_dir: Path,
+        *,
+        render_budget: float | None = DEFAULT_RENDER_BUDGET,
+    ) -> None:
+        self.campaigns_dir = campaigns_dir
+        self.templates_dir = templates_dir
+        self.budget = RenderBudget(render_budget)
+        self._renderers: dict[str, CampaignRenderer] = {}
+        self._too_slow: dict[tuple[str, int], StepTooSlowError] = {}
+        self._signature = self._files_signature()
+
+    def _files_signature(self) -> tuple[int, int]:
+        """(newest modification time, number of files) of the campaign and template files."""
+        newest = count = 0
+        for folder in (self.campaigns_dir, self.templates_dir):
+            if folder.is_dir():
+                for path in folder.rglob("*"):
+                    try:
+                        newest = max(newest, path.stat().st_mtime_ns)
+                    except OSError:  # removed while we looked
+                        continue
+                    count += 1
+        return newest, count
+
+    def refresh(self) -> bool:
+        """Forget loaded campaigns if their files changed; True when it did."""
+        signature = self._files_signature()
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        self._renderers.clear()
+        self._too_slow.clear()
+        return True
+
+    def renderer(self, slug: str) -> CampaignRenderer:
+        if slug not in self._renderers:
+            campaign = load_campaign(self.campaigns_dir / slug)
+            self._renderers[slug] = CampaignRenderer(campaign, self.templates_dir)
+        return self._renderers[slug]
+
+    def campaign(self, slug: str) -> Campaign:
+        return self.renderer(slug).campaign
+
+    def step(
+        self, slug: str, number: int, *, cancel: threading.Event | None = None
+    ) -> CompiledStep:
+        """The compiled step, within the budget.
+
+        Raises CampaignError, StepTooSlowError, or RenderCancelled once ``cancel`` is set.
+        """
+        slow = self._too_slow.get((slug, number))
+        if slow is not None:
+            raise slow
+        # The hot path: compiled already, so there is nothing to run under the budget.
+        loaded = self._renderers.get(slug)
+        if loaded is not None and number in loaded._compiled:
+            return loaded._compiled[number]
+        try:
+            return self.budget.run(lambda: self.renderer(slug).step(number), cancel)
+        except RenderCancelled:
+            raise
+        except BudgetExceeded as err:
+            raise self._slow(slug, number, "compiling it", err) from None
+
+    def render_bytes(
+        self,
+        compiled: CompiledStep,
+        recipient: Recipient,
+        *,
+        cancel: threading.Event | None = None,
+        **options: object,
+    ) -> tuple[str, bytes]:
+        """``compiled.render_bytes`` within the budget; raises StepTooSlowError past it
+        (RenderCancelled once ``cancel`` is set)."""
+        try:
+            return self.budget.run(
+                lambda: compiled.render_bytes(recipient, **options),  # type: ignore[arg-type]
+                cancel,
+            )
+        except RenderCancelled:
+            raise
+        except BudgetExceeded as err:
+            slug, number = compiled.campaign.slug, compiled.step.number
+            raise self._slow(slug, number, "rendering a message", err) from None
+
+    def _slow(self, slug: str, number: int, doing: str, err: BudgetExceeded) -> StepTooSlowError:
+        step = self.renderer(slug).campaign.step(number)
+        line = _template_line(err)
+        error = StepTooSlowError(
+            f"{doing} took longer than the render budget ({self.budget.seconds:g} s): "
+            "a runaway loop in the template?",
+            path=step.path,
+            line=step.body_line + line - 1 if line else step.body_line,
+        )
+        self._too_slow[(slug, number)] = error
+        log.warning("step deferred until its files change: %s", error)
+        return error
