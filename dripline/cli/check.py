@@ -42,14 +42,19 @@ def check_command(ctx: click.Context, slug: str | None, spam: bool, as_json: boo
         if not as_json:
             raise DriplineError(missing)
     slugs = [slug] if slug else campaign_slugs(settings.campaigns_dir)
+    problem = ""
     if not slugs:
-        raise DriplineError(f"no campaigns under {settings.campaigns_dir}")
+        problem = f"no campaigns under {settings.campaigns_dir}"
+    elif slug and not (settings.campaigns_dir / slug).is_dir():
+        problem = f"no campaign {slug!r} in {settings.campaigns_dir}"
+    if problem:
+        if as_json:
+            click.echo("[]")  # stdout stays JSON for CI; the error goes to stderr
+        raise DriplineError(problem)
     errors = 0
     objects: list[dict] = []
     for name in slugs:
         folder = settings.campaigns_dir / name
-        if not folder.is_dir():
-            raise DriplineError(f"no campaign {name!r} in {settings.campaigns_dir}")
         campaign, findings = lint_folder(folder, settings.templates_dir, settings.base_url)
         if spam and campaign is not None:
             findings += _spam_findings(campaign, settings, missing)
