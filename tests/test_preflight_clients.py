@@ -242,3 +242,21 @@ def test_a_markdown_list_or_quote_after_a_blank_line_is_reported_at_its_own_line
     assert lists["line"] == line_of(path, "- first item")
     # caniemail's notes say which part is missing (the snapshot keeps them).
     assert "reversed" in lists["message"]
+
+
+def test_important_is_blamed_only_where_it_reaches_the_email(project):
+    # The inliner strips !important from a step's style="" (it would beat the dark-mode
+    # rules), so the layout's @media !important must not be reported at this line.
+    path = append_to_body(project, '<p style="color:#1a1a1a !important">Dark text.</p>')
+    found = [f for f in json_findings(project) if "css-important" in f["message"]]
+    assert found == []
+    # In a step's own <style>, it reaches the email: reported at its line, property named.
+    append_to_body(
+        project,
+        "<style>\n@media (max-width: 480px) {\n  .note {\n    color: #000000 !important;\n"
+        "  }\n}\n</style>",
+    )
+    (important,) = [f for f in json_findings(project) if "css-important" in f["message"]]
+    assert important["file"] == str(path)
+    assert important["line"] == line_of(path, "color: #000000 !important")
+    assert important["message"].startswith("!important on color:")

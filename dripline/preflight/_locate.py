@@ -59,6 +59,8 @@ class Source:
         # quote): the use is where its first visible character is.
         matched = match.group(0)
         start = match.start() + len(matched) - len(matched.lstrip())
+        if match.groupdict().get("at") is not None:
+            start = match.start("at")  # the pattern marks the use inside its context
         return self.first_line + self.text.count("\n", 0, start)
 
 
