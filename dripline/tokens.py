@@ -197,17 +197,27 @@ class TokenSigner:
 
 
 def verp_address(return_path: str, token: str) -> str:
-    """``local+TOKEN@domain`` for ``return_path`` ``local@domain`` (RFC 5321 local part <= 64).
+    """``local+TOKEN@domain`` for ``return_path`` ``local@domain``, within RFC 5321's limits
+    (section 4.5.3.1: local part <= 64 octets, a path <= 256 octets with its angle
+    brackets, so the address <= 254).
 
-    Raises ValueError when ``return_path`` is no address or the local part would be too long.
+    Raises ValueError when ``return_path`` is no address or the result would be too long.
     """
     local, at, domain = return_path.rpartition("@")
     if not at or not local or not domain or "+" in local:
         raise ValueError(f"return path {return_path!r} must be local@domain without '+'")
+    if any(c.isspace() or not c.isprintable() or c in '<>()[]\\,;:"@' for c in local + domain):
+        raise ValueError(f"return path {return_path!r} is not a plain local@domain address")
     address = f"{local}+{token}"
-    if len(address) > 64:
+    if len(address.encode()) > 64:
         raise ValueError(f"return path {return_path!r}: local part {address!r} is over 64 octets")
-    return f"{address}@{domain}"
+    full = f"{address}@{domain}"
+    if len(full.encode()) > 254:
+        raise ValueError(
+            f"return path {return_path!r}: the VERP address is {len(full.encode())} octets, "
+            "over RFC 5321's 254; use a shorter domain"
+        )
+    return full
 
 
 def split_verp_address(address: str, return_path: str) -> str | None:

@@ -60,3 +60,17 @@ def test_a_bounce_like_text_from_a_person_is_not_a_bounce():
         b"From: Ada <ada@example.org>",
     )
     assert classify(data) is None
+
+
+def test_a_report_forwarded_inside_another_message_is_not_a_bounce():
+    import email
+    from email.message import EmailMessage
+
+    for name in ("postfix-user-unknown.eml", "arf-complaint.eml"):
+        wrapper = EmailMessage()
+        wrapper["From"] = "MAILER-DAEMON@lists.example.org"  # even from a mailer
+        wrapper["To"] = VERP
+        wrapper["Subject"] = "digest"
+        wrapper.set_content("one forwarded report\n")
+        wrapper.add_attachment(email.message_from_bytes(fixture(name)))
+        assert classify(wrapper.as_bytes()) is None, name

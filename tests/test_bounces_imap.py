@@ -117,6 +117,7 @@ def test_imap_refusals_are_one_clear_error(env, imap):
     )
     assert wrong.exit_code == 1 and wrong.output.startswith("Error: imaps://")
     assert "wrong" not in wrong.output and "Traceback" not in wrong.output
+    assert "b'" not in wrong.output and "AUTHENTICATIONFAILED" in wrong.output  # no bytes repr
     none = invoke(
         {**env, "DRIPLINE_IMAP_PASSWORD": ""}, "bounces", "process", "--imap", url(folder)
     )

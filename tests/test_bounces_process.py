@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -87,9 +88,12 @@ def test_matching_falls_back_to_message_id_then_address(project, env, tmp_path):
             "by-id": report(
                 "postfix-user-unknown.eml", verp=foreign, rcpt=bob.email, message_id=ada.message_id
             ),
-            # No token, no Message-ID we know: the address decides.
+            # No token (the bare return path), no Message-ID we know: the address decides.
             "by-address": report(
-                "exim-no-such-user.eml", verp=foreign, rcpt=cy.email, message_id="<x@elsewhere>"
+                "exim-no-such-user.eml",
+                verp=env["DRIPLINE_RETURN_PATH"],
+                rcpt=cy.email,
+                message_id="<x@elsewhere>",
             ),
             # Nothing of ours: left alone.
             "stranger": report(
@@ -373,3 +377,239 @@ def test_a_process_killed_midway_loses_nothing_and_records_nothing_twice(project
     assert maildir_files(box)["new"] == set()
     assert len(maildir_files(box)["cur"]) == len(people)
     assert all(state_of(project, p)[0] == "bounced" for p in people)
+
+
+def _fingerprint(path: Path) -> tuple[bytes, float, int]:
+    stat = path.stat()
+    return path.read_bytes(), stat.st_mtime, stat.st_mode
+
+
+def test_foreign_tokens_and_forwarded_reports_are_left_byte_for_byte(project, env, tmp_path):
+    """A DSN whose VERP token our key did not sign (forged, or another installation sharing
+    the bounce mailbox) must not fall back to the address; nor may a DSN forwarded inside a
+    digest count. Both stay in new/ untouched, and their subscribers stay active."""
+    import email
+    from email.message import EmailMessage
+
+    from dripline.tokens import TokenSigner, verp_address
+
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    ada, bob, cy, di = (sent[p] for p in PEOPLE)
+    local, _, domain = bob.verp.partition("@")
+    flipped = local[:-1] + ("a" if local[-1] != "a" else "b")
+    other_key = TokenSigner("another-installation-secret")
+    other_verp = verp_address(
+        env["DRIPLINE_RETURN_PATH"], other_key.return_path_token(cy.delivery_id)
+    )
+    forwarded = report(
+        "postfix-user-unknown.eml", verp=di.verp, rcpt=di.email, message_id=di.message_id
+    )
+    digest = EmailMessage()
+    digest["From"] = "postmaster@lists.example.org"
+    digest["To"] = env["DRIPLINE_RETURN_PATH"]
+    digest["Subject"] = "mail-admins digest: look at this bounce"
+    digest.set_content("Forwarded for your records.\n")
+    digest.add_attachment(email.message_from_bytes(forwarded))
+    foreign = {
+        "tampered": report(
+            "postfix-user-unknown.eml",
+            verp=f"{flipped}@{domain}",
+            rcpt=bob.email,
+            message_id="<t@forger.example>",
+        ),
+        "other-installation": report(
+            "postfix-user-unknown.eml", verp=other_verp, rcpt=cy.email, message_id="<o@x.example>"
+        ),
+        "digest": digest.as_bytes(),
+    }
+    good = report(
+        "postfix-user-unknown.eml", verp=ada.verp, rcpt=ada.email, message_id=ada.message_id
+    )
+    box = tmp_path / "box"
+    names = maildir_with(box, {**foreign, "good": good})
+    before = {k: _fingerprint(box / "new" / names[k]) for k in foreign}
+
+    out = cli(env, "bounces", "process", "--maildir", str(box))
+    assert "1 processed" in out and "2 unmatched" in out, out
+    assert state_of(project, ada.email)[0] == "bounced"
+    for person in (bob, cy, di):
+        status, deliveries = state_of(project, person.email)
+        assert status == "active" and "cancelled" not in deliveries.values(), person.email
+    assert [e["email"] for e in json.loads(cli(env, "bounces", "list", "--json"))] == [ada.email]
+    assert cli(env, "suppress", "export").count("@") == 1
+    assert maildir_files(box)["new"] == {names[k] for k in foreign}
+    assert {k: _fingerprint(box / "new" / names[k]) for k in foreign} == before
+
+
+def test_a_localized_ndr_with_8bit_headers_is_processed_without_a_traceback(project, env, tmp_path):
+    """Raw UTF-8 in a mailer's From: made flufl.bounce's Sina detector raise (a traceback on
+    the terminal) and the bounce was never acted on."""
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    ada = sent["ada@example.org"]
+    ndr = report("exchange-ndr.eml", verp=ada.verp, rcpt=ada.email, message_id=ada.message_id)
+    ndr = ndr.replace(
+        b"From: System Administrator <postmaster@corp.example.com>",
+        "From: Système de messagerie <postmaster@corp.example.com>".encode(),
+    ).replace(b"Subject: Undeliverable:", "Subject: Non remis : Grüße".encode())
+    box = tmp_path / "box"
+    maildir_with(box, {"ndr": ndr})
+    result = invoke(env, "bounces", "process", "--maildir", str(box))
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "1 processed" in result.output, result.output
+    assert state_of(project, ada.email)[0] == "bounced"
+    (event,) = json.loads(cli(env, "bounces", "list", "--json"))
+    assert event["matched_by"] == "token" and event["delivery_id"] == ada.delivery_id
+
+
+def test_run_refuses_a_return_path_whose_verp_address_is_over_254_octets(project, env):
+    cli(
+        env,
+        "subscribe",
+        "ada@example.org",
+        "--campaign",
+        "ketamine-therapy",
+        "--at",
+        T0.isoformat(),
+    )
+    domain = ".".join(["a" * 63] * 3 + ["c" * 40]) + ".example.net"
+    long_env = {**env, "DRIPLINE_RETURN_PATH": f"bounces@{domain}"}
+    result = invoke(
+        long_env,
+        "run",
+        "--once",
+        "--now",
+        (T0 + timedelta(minutes=1)).isoformat(),
+        "--sender",
+        "memory:",
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: DRIPLINE_RETURN_PATH:") and "254" in result.output
+    assert "Traceback" not in result.output
+    assert set(state_of(project, "ada@example.org")[1].values()) == {"scheduled"}
+
+
+def test_status_rates_are_over_the_messages_sent_in_the_window(project, env, tmp_path):
+    """A report is set against the message it is about: bounces of earlier mail must not
+    show as "0 sent, 1 hard bounce(s) (0.00%)", nor push a later window's rate over 100%."""
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    ada, bob = sent["ada@example.org"], sent["bob@example.org"]
+    box = tmp_path / "box"
+    maildir_with(
+        box,
+        {
+            "dsn": report(
+                "postfix-user-unknown.eml", verp=ada.verp, rcpt=ada.email, message_id=ada.message_id
+            ),
+            "dsn-again": report(  # the same message reported twice counts once
+                "gmail-account-disabled.eml",
+                verp=ada.verp,
+                rcpt=ada.email,
+                message_id=ada.message_id,
+            ),
+            "arf": report(
+                "arf-complaint.eml", verp=bob.verp, rcpt=bob.email, message_id=bob.message_id
+            ),
+        },
+    )
+    cli(env, "bounces", "process", "--maildir", str(box))
+    first = json.loads(cli(env, "status", "ketamine-therapy", "--json", "--now", "2026-03-07"))
+    window = first["last_30_days"]
+    assert (window["sent"], window["hard_bounces"], window["complaints"]) == (4, 1, 1)
+    assert window["bounce_rate"] == 0.25 and len(window["warnings"]) == 2
+    # 35 days on, the others get step 2; ada bounced and bob complained, so they do not.
+    later = (T0 + timedelta(days=35)).isoformat()
+    cli(env, "run", "--once", "--now", later, "--sender", "memory:")
+    status = json.loads(cli(env, "status", "ketamine-therapy", "--json", "--now", later))
+    window = status["last_30_days"]
+    assert (window["sent"], window["hard_bounces"], window["complaints"]) == (2, 0, 0)
+    assert window["warnings"] == [] and window["bounce_rate"] == 0.0
+    # Today, long after every send: nothing sent, so nothing bounced in the window.
+    today = cli(env, "status", "ketamine-therapy")
+    assert "last 30 days: 0 sent, 0 hard bounce(s) (0.00%), 0 complaint(s) (0.00%)" in today
+    assert status["steps"][0]["bounces"] == 2 and status["steps"][0]["complaints"] == 1
+
+
+def test_a_message_renamed_by_another_client_between_read_and_move_is_still_moved(
+    project, env, tmp_path
+):
+    """Dovecot serving the same Maildir moves new/ mail to cur/ (and sets flags) whenever a
+    client looks: the file read is then gone from where it was read. The report is still
+    recorded once and moved, and the run goes on to the next message."""
+    from datetime import UTC, datetime
+
+    from dripline.bounces import MaildirMailbox, process_mailbox
+    from dripline.store import BouncePolicy, open_store
+    from dripline.tokens import TokenSigner
+
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    box = tmp_path / "box"
+    names = maildir_with(
+        box,
+        {
+            p: report(
+                "postfix-user-unknown.eml",
+                verp=sent[p].verp,
+                rcpt=p,
+                message_id=sent[p].message_id,
+            )
+            for p in PEOPLE
+        },
+    )
+
+    class SharedWithDovecot(MaildirMailbox):
+        def messages(self):  # type: ignore[override]
+            for key, data in super().messages():
+                sub, _, name = key.partition("/")
+                if name == names[PEOPLE[1]]:
+                    (self.path / sub / name).unlink()  # deleted by a client meanwhile
+                else:
+                    os.rename(self.path / sub / name, self.path / "cur" / f"{name}:2,RS")
+                yield key, data
+
+    engine = open_store(f"sqlite:///{project / 'dripline.db'}")
+    try:
+        result = process_mailbox(
+            engine,
+            SharedWithDovecot(box),
+            now=datetime.now(UTC),
+            signer=TokenSigner(env["DRIPLINE_SECRET_KEY"]),
+            return_path=env["DRIPLINE_RETURN_PATH"],
+            policy=BouncePolicy(),
+        )
+    finally:
+        engine.dispose()
+    assert [o.verdict for o in result.outcomes] == ["bounced"] * 4
+    assert maildir_files(box) == {
+        "new": set(),
+        "cur": {f"{names[p]}:2,RS" for p in PEOPLE if p != PEOPLE[1]},
+    }
+    assert all(state_of(project, p)[0] == "bounced" for p in PEOPLE)
+    again = cli(env, "bounces", "process", "--maildir", str(box))
+    assert "0 processed" in again and len(json.loads(cli(env, "bounces", "list", "--json"))) == 4
+
+
+def test_show_and_process_print_a_hostile_reports_control_characters_escaped(
+    project, env, tmp_path
+):
+    """A report's text is whoever sent it: escape sequences in it must reach the reviewer's
+    terminal as visible text, not be obeyed (clearing the screen, retitling the window)."""
+    sent = subscribe_and_send_first_step(env, PEOPLE)
+    ada = sent["ada@example.org"]
+    hostile = report(
+        "postfix-user-unknown.eml", verp=ada.verp, rcpt=ada.email, message_id=ada.message_id
+    ).replace(b"This is the mail system", b"\x1b]0;owned\x07\x1b[2JThis is the mail system")
+    stranger = report(
+        "postfix-user-unknown.eml",
+        verp="someone@example.test",
+        rcpt="x\x1b[2J@example.net",
+        message_id="<s@x>",
+    )
+    box = tmp_path / "box"
+    maildir_with(box, {"hostile": hostile, "stranger": stranger})
+    out = cli(env, "bounces", "process", "--maildir", str(box))
+    (event,) = json.loads(cli(env, "bounces", "list", "--json"))
+    shown = cli(env, "bounces", "show", str(event["id"]))
+    for text in (out, shown):
+        assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;owned\\x07\\x1b[2JThis is the mail system" in shown
+    assert "Reporting-MTA: dns; mx.example.com" in shown  # the rest of the report as it was

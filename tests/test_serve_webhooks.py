@@ -415,3 +415,110 @@ def test_oversized_webhook_bodies_are_refused(served, engine):
     huge = b"[" + b" " * (1024 * 1024) + b"]"
     assert client.post("/webhooks/mailgun", content=huge).status_code == 413
     assert event_count(engine) == 0
+
+
+def test_mailgun_refuses_stale_timestamps_and_a_signature_reused_for_another_event(served, engine):
+    """Mailgun's HMAC covers timestamp + token, not the event: a signature lifted from one
+    request must not carry a forged complaint, and an old one must not be replayed."""
+    client = served.client()
+
+    def signed(event: dict, timestamp: str, token: str) -> dict:
+        digest = hmac.new(
+            MAILGUN_KEY.encode(), f"{timestamp}{token}".encode(), hashlib.sha256
+        ).hexdigest()
+        return {
+            "signature": {"timestamp": timestamp, "token": token, "signature": digest},
+            "event-data": event,
+        }
+
+    now = str(int(served.clock.now.timestamp()))
+    delivered = {"id": "mg-10", "event": "delivered", "recipient": "ada@example.org"}
+    genuine = signed(delivered, now, "t" * 50)
+    assert client.post("/webhooks/mailgun", json=genuine).status_code == 200
+    assert client.post("/webhooks/mailgun", json=genuine).status_code == 200  # a retry
+    forged = {"id": "mg-11", "event": "complained", "recipient": "ada@example.org"}
+    lifted = {**genuine, "event-data": forged}
+    assert client.post("/webhooks/mailgun", json=lifted).status_code == 403
+    stale = str(int((served.clock.now - timedelta(hours=2)).timestamp()))
+    assert client.post("/webhooks/mailgun", json=signed(forged, stale, "s" * 50)).status_code == 403
+    future = str(int((served.clock.now + timedelta(hours=2)).timestamp()))
+    assert (
+        client.post("/webhooks/mailgun", json=signed(forged, future, "f" * 50)).status_code == 403
+    )
+    odd = signed(forged, now, "o" * 50)
+    odd["signature"]["signature"] = "é" * 64  # non-ASCII: refused, not a 500
+    assert client.post("/webhooks/mailgun", json=odd).status_code == 403
+    assert event_count(engine) == 0
+    assert people(engine)["ada@example.org"][0] == "active"
+    assert list_suppressions(engine) == []
+
+
+def test_a_chunked_body_without_a_length_is_cut_off_at_the_limit(tmp_path):
+    """On a running ``dripline serve``: a chunked upload has no Content-Length; the server
+    must refuse it at the limit (413) instead of holding all of it in memory first. The
+    server's peak resident memory (VmHWM, Linux) shows what it held."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    for folder in ("campaigns", "templates"):
+        shutil.copytree(Path(__file__).resolve().parent.parent / folder, tmp_path / folder)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DRIPLINE_ROOT": str(tmp_path),
+        "DRIPLINE_SECRET_KEY": "chunked-test-secret-0123456789",
+        "DRIPLINE_BASE_URL": "https://mail.example.org",
+        "DRIPLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "DRIPLINE_MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY,
+    }
+    dripline = Path(sys.executable).parent / "dripline"
+    process = subprocess.Popen(
+        [str(dripline), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/webhooks/mailgun"
+    sent = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal sent
+        chunk = b" " * 65536
+        while sent < 256 * 1024 * 1024:  # a bound so a broken server cannot hang the test
+            sent += len(chunk)
+            yield chunk
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.post(url, json={}, timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.1)
+
+        def peak_kib() -> int:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            return int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1])
+
+        before = peak_kib()
+        try:
+            answer = httpx.post(url, content=endless(), timeout=60)
+            assert answer.status_code == 413
+        except httpx.TransportError:
+            pass  # the server answered 413 and closed while the client was still writing
+        assert httpx.post(url, json={}, timeout=5).status_code == 403  # still serving
+        grown = peak_kib() - before
+        assert grown < 64 * 1024, f"the server's peak memory grew by {grown} KiB"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -159,3 +159,74 @@ def test_migration_0005_on_a_database_holding_rows(tmp_path):
     with engine.connect() as conn:
         assert conn.scalar(select(Subscriber.__table__.c.email)) == "ada@example.com"
     engine.dispose()
+
+
+def test_a_report_holding_nul_characters_is_recorded(engine, timetable):
+    """PostgreSQL refuses NUL in text (and in query parameters): a DSN or webhook body that
+    carries one must still be recorded, not crash the run."""
+    sent = enrol_and_send_first(engine, timetable, "ada@example.com", "bo@example.com")
+    report = BounceReport(
+        kind="hard",
+        source="mailbox",
+        status_code="5.1.1",
+        diagnostic="user\x00 unknown",
+        external_id="nul\x00id",
+        delivery_id=sent["ada@example.com"],
+        message_id="<x\x00@y>",
+        raw="Return-Path: <>\r\n\r\nbinary \x00 junk",
+    )
+    done = record_bounce(engine, report, now=AT + timedelta(days=1))
+    assert done.action == "bounced"
+    by_id = replace_fields(report, delivery_id=None, message_id="<bo\x00@example.com>", email=None)
+    assert record_bounce(engine, by_id, now=AT + timedelta(days=1)).action == "unmatched"
+    (event,) = list_bounces(engine)
+    assert event.raw == "Return-Path: <>\r\n\r\nbinary \ufffd junk"
+    assert event.diagnostic == "user\ufffd unknown"
+    assert record_bounce(engine, report, now=AT + timedelta(days=2)).action == "duplicate"
+
+
+def replace_fields(report: BounceReport, **changes: object) -> BounceReport:
+    from dataclasses import replace
+
+    return replace(report, external_id="other", **changes)
+
+
+def test_migration_0007_indexes_message_ids_and_the_lookup_uses_it(tmp_path):
+    """A report without a token is matched by Message-ID; on a database of millions of
+    deliveries that lookup must be an index search, not a scan (SQLite's query plan)."""
+    from sqlalchemy import text
+
+    from dripline.store._models import Delivery
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+    upgrade(engine)
+    indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("deliveries")}
+    assert indexes["ix_deliveries_message_id"] == ["message_id"]
+    lookup = select(Delivery.__table__.c.id).where(Delivery.__table__.c.message_id == "<x@y>")
+    compiled = lookup.compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as conn:
+        plan = " ".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+    assert "USING INDEX ix_deliveries_message_id" in plan or "USING COVERING INDEX" in plan, plan
+    engine.dispose()
+
+
+def test_a_status_that_is_no_rfc3463_code_is_dropped_not_a_crash(engine, timetable):
+    """The status column holds an RFC 3463 code; PostgreSQL refuses a longer value, so a
+    hostile DSN's or webhook's "Status: 5.1.1-and-much-more" must not stop the run."""
+    sent = enrol_and_send_first(engine, timetable, "ada@example.com")
+    report = BounceReport(
+        kind="hard",
+        source="sendgrid",
+        status_code="5.1.1" + "9" * 40,
+        diagnostic="550 5.1.1 no such user",
+        external_id="long-status",
+        delivery_id=sent["ada@example.com"],
+    )
+    assert record_bounce(engine, report, now=AT + timedelta(days=1)).action == "bounced"
+    (event,) = list_bounces(engine)
+    assert event.status_code is None and event.diagnostic == "550 5.1.1 no such user"

@@ -110,3 +110,43 @@ def test_a_suppressed_address_signing_up_gets_no_email_and_the_reason_is_logged(
         engine.dispose()
     finally:
         served.close()
+
+
+def test_import_of_an_excel_semicolon_csv_with_a_bom_and_idna_domains(env, tmp_path):
+    """Excel where the decimal mark is a comma saves ``;``-separated UTF-8 with a BOM and
+    CRLF; the subscriber import reads that, so the suppression import must too. Addresses
+    are suppressed by their key: case and the Unicode or punycode domain do not matter."""
+    file = tmp_path / "export.csv"
+    file.write_bytes(
+        "\ufeffE-Mail;Reason\r\n"
+        "Ana@Example.com;asked by phone\r\n"
+        "bo@BÜCHER.example;complained\r\n"
+        '"cy@example.org";"reason; with a semicolon"\r\n'
+        "not-an-address;x\r\n".encode("utf-8")
+    )
+    result = invoke(env, "suppress", "import", str(file))
+    assert f"Error: {file}:5: not an email address" in result.output, result.output
+    assert "3 suppressed, 0 already on the list, 1 invalid row(s) skipped" in result.output
+    engine = open_store(env_url(env))
+    entries = {e.email.lower(): e.reason for e in list_suppressions(engine)}
+    engine.dispose()
+    assert entries == {
+        "ana@example.com": "asked by phone",
+        "bo@xn--bcher-kva.example": "complained",
+        "cy@example.org": "reason; with a semicolon",
+    }
+    for spelling in (
+        "ana@example.com",
+        "ANA@EXAMPLE.COM",
+        "Bo@bücher.example",
+        "bo@XN--BCHER-KVA.example",
+    ):
+        refused = invoke(env, "subscribe", spelling, "--campaign", "ketamine-therapy")
+        assert refused.exit_code == 1 and "suppressed since" in refused.output, spelling
+    unicode_text = tmp_path / "unicode.txt"  # Excel's "Unicode Text": UTF-16, tab-separated
+    unicode_text.write_bytes("email\treason\r\ndi@example.org\tbounced\r\n".encode("utf-16"))
+    assert "1 suppressed" in cli(env, "suppress", "import", str(unicode_text))
+
+
+def env_url(env: dict[str, str]) -> str:
+    return f"sqlite:///{Path(env['DRIPLINE_ROOT']) / 'dripline.db'}"

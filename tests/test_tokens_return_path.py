@@ -81,3 +81,20 @@ def test_verp_address_local_part_limits() -> None:
         verp_address("a-very-long-return-path-local-part-indeed@example.com", token)
     with pytest.raises(ValueError):
         verp_address("not-an-address", token)
+
+
+def test_verp_address_total_length_and_plain_syntax() -> None:
+    token = TokenSigner(SECRET).return_path_token(7)
+    long_domain = ".".join(["a" * 63] * 3 + ["c" * 40]) + ".example.net"  # 244 octets, valid
+    with pytest.raises(ValueError, match="254"):
+        verp_address(f"bounces@{long_domain}", token)
+    fits = ".".join(["a" * 63] * 3) + ".example.net"
+    assert len(verp_address(f"bounces@{fits}", token)) <= 254
+    for bad in (
+        "bounces@exa mple.com",
+        "bounces@example.com>",
+        "<bounces@example.com",
+        "b\x00@x.com",
+    ):
+        with pytest.raises(ValueError, match="plain"):
+            verp_address(bad, token)

@@ -9,6 +9,9 @@
   are not bounces: the relay is still trying. A non-standard bounce counts only when
   it comes from a mailer (a null return path, or a MAILER-DAEMON/postmaster sender),
   so flufl's looser heuristics never turn a person's reply into one.
+- A report counts only as the message itself: RFC 6522 makes ``multipart/report`` the
+  top-level type, so a DSN or ARF report forwarded inside another message (a mailing-list
+  digest, a colleague's "look what I got") is not ours to act on.
 - Anything else (vacation notices, other auto-replies, people replying) is ``None``:
   the caller leaves it alone.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import HeaderParser
@@ -27,6 +31,12 @@ from flufl.bounce import all_failures
 from ..store import COMPLAINT, HARD, SOFT
 
 __all__ = ["Classified", "classify"]
+
+# flufl.bounce logs a traceback for any detector that trips on odd mail and re-raises;
+# process_mailbox reports that message in one line and leaves it, so keep the traceback
+# off the user's terminal.
+logging.getLogger("flufl.bounce").propagate = False
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
 
 # Where the envelope recipient of the bounce (our VERP address) shows up once delivered.
 _ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
@@ -46,13 +56,33 @@ class Classified:
     return_paths: tuple[str, ...] = field(default=())
 
 
+_REPORT_PARTS = ("message/delivery-status", "message/feedback-report")
+
+
 def _parse(raw: bytes) -> Message:
-    return email.message_from_bytes(raw, policy=email.policy.compat32)
+    # Decoded as UTF-8 (bad bytes replaced) rather than by message_from_bytes: raw 8-bit
+    # header bytes would otherwise come back as Header objects, which flufl.bounce's
+    # detectors (and parseaddr) cannot handle; for ASCII mail the two parse the same.
+    return email.message_from_string(raw.decode("utf-8", "replace"), policy=email.policy.compat32)
 
 
-def _returned_headers(msg: Message) -> Message | None:
+def _report_parts(msg: Message) -> list[Message]:
+    """The parts of a top-level ``multipart/report`` (RFC 6522 section 3), else none."""
+    if msg.get_content_type() != "multipart/report":
+        return []
+    payload = msg.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
+def _forwarded_report(msg: Message, parts: list[Message]) -> bool:
+    """True when a DSN or ARF part sits deeper than the top-level report (forwarded mail)."""
+    own = {id(p) for p in parts}
+    return any(p.get_content_type() in _REPORT_PARTS and id(p) not in own for p in msg.walk())
+
+
+def _returned_headers(msg: Message, parts: list[Message]) -> Message | None:
     """The headers of our original message, when the report carries them."""
-    for part in msg.walk():
+    for part in parts or msg.walk():
         kind = part.get_content_type()
         if kind == "message/rfc822":
             payload = part.get_payload()
@@ -86,10 +116,8 @@ def _envelope_addresses(msg: Message, returned: Message | None) -> list[str]:
     return found
 
 
-def _complaint(msg: Message, returned: Message | None) -> Classified | None:
-    report = next(
-        (p for p in msg.walk() if p.get_content_type() == "message/feedback-report"), None
-    )
+def _complaint(msg: Message, parts: list[Message], returned: Message | None) -> Classified | None:
+    report = next((p for p in parts if p.get_content_type() == "message/feedback-report"), None)
     if report is None:
         return None
     payload = report.get_payload()
@@ -116,9 +144,9 @@ def _complaint(msg: Message, returned: Message | None) -> Classified | None:
     )
 
 
-def _status_blocks(msg: Message) -> list[Message]:
+def _status_blocks(parts: list[Message]) -> list[Message]:
     blocks: list[Message] = []
-    for part in msg.walk():
+    for part in parts:
         if part.get_content_type() == "message/delivery-status":
             payload = part.get_payload()
             if isinstance(payload, list):
@@ -136,16 +164,21 @@ def _from_a_mailer(msg: Message) -> bool:
 def classify(raw: bytes) -> Classified | None:
     """Read one message: a bounce, a complaint, or ``None`` for anything else."""
     msg = _parse(raw)
-    returned = _returned_headers(msg)
-    complaint = _complaint(msg, returned)
+    parts = _report_parts(msg)
+    if _forwarded_report(msg, parts):
+        return None  # someone passed a report on: a person should read it
+    returned = _returned_headers(msg, parts)
+    complaint = _complaint(msg, parts, returned)
     if complaint is not None:
         return complaint
-    blocks = _status_blocks(msg)
+    blocks = _status_blocks(parts)
+    if not blocks and not _from_a_mailer(msg):
+        # flufl's heuristics only count for mail a mailer sent; not running them on the
+        # rest also keeps a huge human message from being scanned line by line.
+        return None
     temporary, permanent = all_failures(msg)
     if not blocks and not (temporary or permanent):
         return None
-    if not blocks and not _from_a_mailer(msg):
-        return None  # flufl's heuristics matched a message no mailer sent: leave it
     failing = [b for b in blocks if _clean(b.get("Action")).lower().startswith(("fail", "error"))]
     if blocks and not failing:
         # "delivered", "relayed", "expanded": success notices; "delayed": a warning while the

@@ -9,6 +9,7 @@ to a folder (``UID MOVE``, RFC 6851; else COPY then expunge that UID, RFC 4315).
 from __future__ import annotations
 
 import contextlib
+import glob
 import imaplib
 import os
 import re
@@ -87,15 +88,36 @@ class MaildirMailbox:
         flags = name.partition(":2,")[2]
         return self.target == self.path and sub == "cur" and _PROCESSED_FLAG in flags
 
-    def move_processed(self, key: str) -> str:
+    def _now_at(self, key: str) -> Path | None:
+        """Where the message read as ``key`` is now. Dovecot (or any client) serving the same
+        Maildir may have renamed it since (new/ -> cur/, flags changed); its unique name,
+        the part before ``:2,``, stays."""
         sub, _, name = key.partition("/")
-        base, _, info = name.partition(":2,")
-        flags = "".join(sorted(set(info) | {_PROCESSED_FLAG})) if ":2," in name else "S"
-        for folder in ("tmp", "new", "cur"):
-            (self.target / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
-        destination = self.target / "cur" / f"{base}:2,{flags}"
-        os.rename(self.path / sub / name, destination)
-        return str(destination.relative_to(self.path))
+        if (self.path / sub / name).exists():
+            return self.path / sub / name
+        base = name.partition(":2,")[0]
+        for folder in ("cur", "new"):
+            for candidate in (self.path / folder).glob(f"{glob.escape(base)}*"):
+                if candidate.name == base or candidate.name.startswith(f"{base}:2,"):
+                    return candidate
+        return None
+
+    def move_processed(self, key: str) -> str:
+        for _ in range(3):  # a client may rename it again between the look and the move
+            source = self._now_at(key)
+            if source is None:
+                return "(gone: moved or deleted by another mail client)"
+            base, _, info = source.name.partition(":2,")
+            flags = "".join(sorted(set(info) | {_PROCESSED_FLAG}))
+            for folder in ("tmp", "new", "cur"):
+                (self.target / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+            destination = self.target / "cur" / f"{base}:2,{flags}"
+            try:
+                os.rename(source, destination)
+            except FileNotFoundError:
+                continue
+            return str(destination.relative_to(self.path))
+        raise MailboxError(f"{self.describe()}: {key} keeps being renamed by another client")
 
     def close(self) -> None:
         pass
@@ -186,17 +208,35 @@ class ImapMailbox:
     def describe(self) -> str:
         return self.config.display_url
 
+    @contextlib.contextmanager
+    def _talking(self, doing: str) -> Iterator[None]:
+        """A server that stalls (the socket timeout) or drops the connection mid-run is one
+        clear MailboxError; what was recorded so far stays recorded, the rest is left."""
+        try:
+            yield
+        except imaplib.IMAP4.error as err:
+            raise MailboxError(f"{self.describe()}: {doing}: {_text(err)}") from err
+        except (OSError, ssl.SSLError) as err:
+            reason = "no answer (timed out)" if isinstance(err, TimeoutError) else err
+            raise MailboxError(f"{self.describe()}: {doing}: {reason}") from err
+
     def messages(self) -> Iterator[tuple[str, bytes]]:
-        kind, data = self.imap.uid("SEARCH", "ALL")
+        with self._talking("listing messages"):
+            kind, data = self.imap.uid("SEARCH", "ALL")
         if kind != "OK":
             raise MailboxError(f"{self.describe()}: SEARCH failed: {_text(data)}")
         for uid in (data[0] or b"").split():
-            kind, fetched = self.imap.uid("FETCH", uid.decode(), "(BODY.PEEK[])")
+            with self._talking(f"reading UID {uid.decode()}"):
+                kind, fetched = self.imap.uid("FETCH", uid.decode(), "(BODY.PEEK[])")
             body = next((item[1] for item in fetched if isinstance(item, tuple)), None)
             if kind == "OK" and body is not None:
                 yield uid.decode(), bytes(body)
 
     def move_processed(self, key: str) -> str:
+        with self._talking(f"moving UID {key}"):
+            return self._move(key)
+
+    def _move(self, key: str) -> str:
         target = _quote(self.move_to)
         if not self._target_ready:
             self.imap.create(target)  # "already exists" is fine
@@ -221,6 +261,8 @@ class ImapMailbox:
 
 
 def _text(value: object) -> str:
+    if isinstance(value, BaseException) and value.args:
+        return _text(value.args)  # the server's words, not the repr of its bytes
     if isinstance(value, list | tuple):
         return " ".join(_text(v) for v in value)
     if isinstance(value, bytes):

@@ -2,7 +2,9 @@
 
 A message is matched to a delivery by its VERP token (the address the bounce was
 delivered to, or the complaint's Original-Mail-From), else the Message-ID in the
-returned headers, else the failed recipient's address. Only a message that was both
+returned headers, else the failed recipient's address. A report carrying a VERP token
+for our return path that our key did not sign (forged, or another installation's) is
+never matched by address. Only a message that was both
 recognised and matched is recorded and moved; everything else stays exactly where
 it is, untouched. The raw message is kept with the event, and its SHA-256 is the
 event's external id, so processing a mailbox again (or a copy of the same report)
@@ -52,16 +54,19 @@ class ProcessReport:
 
 def _delivery_from_token(
     classified: Classified, signer: TokenSigner | None, return_path: str
-) -> int | None:
+) -> tuple[int | None, bool]:
+    """(the delivery a valid VERP token names, whether a token that failed was seen)."""
     if signer is None or not return_path:
-        return None
+        return None, False
+    forged = False
     for address in classified.return_paths:
         token = split_verp_address(address, return_path)
         if token is not None:
             delivery_id = signer.read_return_path_token(token)
             if delivery_id is not None:
-                return delivery_id
-    return None
+                return delivery_id, False
+            forged = True
+    return None, forged
 
 
 def process_mailbox(
@@ -86,20 +91,27 @@ def process_mailbox(
         try:
             classified = classify(raw)
         except Exception as err:  # a parser tripped on hostile mail: leave it, go on
-            log.warning("%s: %s: not readable as mail (%r); left in place", mailbox, key, err)
+            log.warning(
+                "%s: %s: not readable as mail (%r); left in place", mailbox.describe(), key, err
+            )
             report.outcomes.append(MessageOutcome(key, "not a bounce"))
             continue
         if classified is None:
             report.outcomes.append(MessageOutcome(key, "not a bounce"))
             continue
+        delivery_id, forged = _delivery_from_token(classified, signer, return_path)
+        # Sent to our return path with a token our key did not sign: another installation's
+        # mail, or a forgery. Only our own (random, unguessable) Message-ID may still match
+        # it; the address alone would act on one of our subscribers for someone else's report.
+        email = None if forged else classified.email
         bounce = BounceReport(
             kind=classified.kind,
             source=SOURCE,
-            email=classified.email,
+            email=email,
             status_code=classified.status_code,
             diagnostic=classified.diagnostic,
             external_id=hashlib.sha256(raw).hexdigest(),
-            delivery_id=_delivery_from_token(classified, signer, return_path),
+            delivery_id=delivery_id,
             message_id=classified.message_id,
             raw=raw.decode("utf-8", "replace"),
         )

@@ -28,6 +28,15 @@ from ._store import db_option, open_settings_store
 
 __all__ = ["bounces_command"]
 
+# Control characters a terminal would obey (ESC sequences can rewrite the screen or the
+# window title): a report's text is the sender's, so it is shown escaped. Tab and line
+# breaks stay.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F] if chr(c) not in "\t\n\r"}
+
+
+def _shown(text: str) -> str:
+    return text.translate(_CONTROL)
+
 
 @click.group("bounces")
 def bounces_command() -> None:
@@ -87,8 +96,10 @@ def process_command(
         detail = ""
         if found is not None:
             code = f" {found.status_code}" if found.status_code else ""
-            detail = f" {found.kind}{code} {found.email or '?'}"
-        event = f" (event {outcome.event_id})" if outcome.event_id else ""
+            detail = _shown(f" {found.kind}{code} {found.email or '?'}")
+        # A dry run's new event ids were rolled back: only a duplicate's id is real.
+        real = outcome.event_id and (not dry_run or outcome.verdict == "duplicate")
+        event = f" (event {outcome.event_id})" if real else ""
         moved = f" -> {outcome.moved_to}" if outcome.moved_to else ""
         click.echo(f"{outcome.key}:{detail} {outcome.verdict}{event}{moved}")
     left = sum(report.count(v) for v in ("not a bounce", "unmatched", "already processed"))
@@ -138,9 +149,9 @@ def show_command(ctx: click.Context, event_id: int, database_url: str | None) ->
     finally:
         engine.dispose()
     for key, value in event.as_json().items():
-        click.echo(f"{key}: {value if value is not None else '-'}")
+        click.echo(_shown(f"{key}: {value if value is not None else '-'}"))
     click.echo("")
-    click.echo(event.raw)
+    click.echo(_shown(event.raw))
 
 
 @bounces_command.command("undo")

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 __all__ = [
     "SNS_CERTIFICATE_URL",
+    "MailgunReplayGuard",
     "SnsCertificates",
     "basic_auth_ok",
     "mailgun_signature_ok",
@@ -199,4 +200,37 @@ def mailgun_signature_ok(signing_key: str, signature: Mapping[str, Any] | None) 
     expected = hmac.new(
         signing_key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256
     ).hexdigest()
-    return hmac.compare_digest(expected, str(given))
+    # Bytes, not str: compare_digest raises TypeError for a str holding non-ASCII.
+    return hmac.compare_digest(expected.encode(), str(given).encode("utf-8", "replace"))
+
+
+class MailgunReplayGuard:
+    """Mailgun signs ``timestamp + token`` but not the event itself, so a signature seen
+    once (in a proxy log, say) could carry any event. Mailgun's "Securing webhooks" asks
+    receivers to refuse stale timestamps and to cache tokens: here a timestamp more than
+    ``window`` seconds from the clock is refused, and a token is bound to the SHA-256 of
+    the first event it signed within the window; the same token with another event is
+    refused, while an identical retry passes (recording it again changes nothing).
+    """
+
+    def __init__(self, window: float = 15 * 60) -> None:
+        self.window = window
+        self._seen: dict[str, tuple[str, float]] = {}  # token -> (event digest, timestamp)
+        self._lock = threading.Lock()
+
+    def accept(self, signature: Mapping[str, Any], event: bytes, now: float) -> bool:
+        """True when the (already verified) ``signature`` is fresh and not reused;
+        ``now`` is POSIX seconds."""
+        try:
+            stamp = float(str(signature.get("timestamp")))
+        except ValueError:
+            return False
+        if not abs(now - stamp) <= self.window:  # also refuses NaN
+            return False
+        token = str(signature.get("token"))
+        digest = hashlib.sha256(event).hexdigest()
+        with self._lock:
+            for old in [t for t, (_, at) in self._seen.items() if now - at > self.window]:
+                del self._seen[old]
+            first = self._seen.setdefault(token, (digest, stamp))
+        return hmac.compare_digest(first[0], digest)

@@ -28,6 +28,7 @@ from ..runtime import bounce_policy_for
 from ..settings import Settings
 from ..store import COMPLAINT, HARD, SOFT, BounceReport, record_bounce
 from ._webhook_checks import (
+    MailgunReplayGuard,
     SnsCertificates,
     basic_auth_ok,
     mailgun_signature_ok,
@@ -176,15 +177,22 @@ class _Webhooks:
         self.policy = bounce_policy_for(settings)
         self.certificates = SnsCertificates(settings.ses_certificate_file)
         self.topics = {t.strip() for t in settings.ses_topic_arn.split(",") if t.strip()}
+        self.mailgun_replays = MailgunReplayGuard()
 
     async def _body(self, request: Request) -> bytes:
         size = request.headers.get("content-length", "")
         if size.isdigit() and int(size) > _MAX_BODY:
             raise _Refused(413)
-        body = await request.body()
-        if len(body) > _MAX_BODY:
-            raise _Refused(413)
-        return body
+        # Read in chunks and stop at the limit: a chunked upload has no Content-Length,
+        # and request.body() would hold all of it in memory before it could be measured.
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > _MAX_BODY:
+                raise _Refused(413)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     @staticmethod
     def _json(body: bytes) -> Any:
@@ -267,9 +275,14 @@ class _Webhooks:
         payload = self._json(body)
         if not isinstance(payload, dict):
             raise _Refused(400)
-        if not mailgun_signature_ok(self.settings.mailgun_signing_key, payload.get("signature")):
+        signature = payload.get("signature")
+        if not mailgun_signature_ok(self.settings.mailgun_signing_key, signature):
             raise _Refused(403)
         event = payload.get("event-data")
+        signed_event = json.dumps(event, sort_keys=True).encode()
+        if not self.mailgun_replays.accept(signature, signed_event, self.clock().timestamp()):
+            log.warning("mailgun webhook refused: stale timestamp or a reused token")
+            raise _Refused(403)
         if not isinstance(event, dict):
             return []
         return list(_mailgun_reports(event, body.decode("utf-8", "replace")))

@@ -1,9 +1,12 @@
 """Bounce and complaint figures for ``dripline status``: per step, and rates over 30 days.
 
-Rates are events received in the window divided by messages sent in it (hard bounces
-for the bounce rate: a soft bounce says nothing about the list). Undone events do not
-count. Thresholds follow Gmail's and Yahoo's bulk-sender guidance (complaints under
-0.3%) and the common 2% ceiling for bounces.
+Rates are over the messages sent in the window: the share of them that bounced hard (a
+soft bounce says nothing about the list) or drew a complaint, whenever the report came.
+Counting reports by when they arrived instead would set last month's bounces against
+this month's sends (a rate over 100%, or bounces against 0 sent shown as 0%). Undone
+events do not count, and a message reported twice (a DSN and a webhook) counts once.
+Thresholds follow Gmail's and Yahoo's bulk-sender guidance (complaints under 0.3%) and
+the common 2% ceiling for bounces.
 """
 
 from __future__ import annotations
@@ -87,19 +90,20 @@ def bounce_figures(
         .where(live)
         .group_by(_D.c.step, _B.c.kind)
     )
+    until = to_db_time(now)
     recent = (
-        select(_B.c.kind, func.count())
+        select(_B.c.kind, func.count(func.distinct(_B.c.delivery_id)))
         .select_from(_B)
         .join(_D, _D.c.id == _B.c.delivery_id)
         .join(_E, _E.c.id == _D.c.enrollment_id)
-        .where(live, _B.c.received_at >= since)
+        .where(live, _D.c.sent_at >= since, _D.c.sent_at <= until)
         .group_by(_B.c.kind)
     )
     sent = (
         select(func.count())
         .select_from(_D)
         .join(_E, _E.c.id == _D.c.enrollment_id)
-        .where(_D.c.sent_at >= since)
+        .where(_D.c.sent_at >= since, _D.c.sent_at <= until)
     )
     if campaign is not None:
         per_step = per_step.where(_E.c.campaign == campaign)

@@ -15,7 +15,8 @@ What changed is kept with the event, so :func:`undo_bounce` can reverse exactly 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +47,7 @@ _E = Enrollment.__table__
 _S = Subscriber.__table__
 _B = BounceEvent.__table__
 _P = Suppression.__table__
+_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")  # RFC 3463 class.subject.detail
 
 
 class BounceNotFoundError(DriplineError):
@@ -236,6 +238,7 @@ def record_bounce(
     policy = policy or BouncePolicy()
     if report.kind not in (HARD, SOFT, COMPLAINT):
         raise ValueError(f"unknown bounce kind {report.kind!r}")
+    report = _without_nul(report)
     try:
         with write_transaction(engine) as conn:
             outcome = _record(conn, report, now, policy)
@@ -245,6 +248,22 @@ def record_bounce(
     except IntegrityError:
         # A concurrent copy of the same report won the insert: this one is the replay.
         return RecordedBounce("duplicate")
+
+
+def _without_nul(report: BounceReport) -> BounceReport:
+    """The report made storable whatever a hostile DSN or webhook put in it: NUL characters
+    become U+FFFD (PostgreSQL text cannot hold them, not even as a query parameter), and a
+    status that is no RFC 3463 code (``5.1.1``) is dropped rather than overflowing its
+    column, which PostgreSQL refuses; the diagnostic text keeps what the report said."""
+    changed: dict[str, Any] = {
+        f.name: value.replace("\x00", "\ufffd")
+        for f in fields(report)
+        if isinstance(value := getattr(report, f.name), str) and "\x00" in value
+    }
+    status = changed.get("status_code", report.status_code)
+    if status is not None and not _STATUS.fullmatch(status):
+        changed["status_code"] = None
+    return replace(report, **changed) if changed else report
 
 
 def _record(

@@ -103,6 +103,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step", name="uq_delivery_step"),
         Index("ix_deliveries_status_due", "status", "due_at"),
+        # Bounces and webhooks without a VERP token find their delivery by Message-ID.
+        Index("ix_deliveries_message_id", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 
 from ..errors import DriplineError
 from ._bounce_models import Suppression
+from ._csv_text import choose_separator, decode_csv, records, split_lines
 from ._engine import read_transaction, write_transaction
 from ._values import InvalidSubscriberError, from_db_time, normalize_email, to_db_time
 
@@ -35,6 +37,8 @@ __all__ = [
 
 _P = Suppression.__table__
 _MAX_REASON = 300
+_SQUASH = re.compile(r"[\s\-_.]+")
+_EMAIL_HEADERS = {"email", "emailaddress", "emailadresse", "correo", "courriel"}
 
 
 class SuppressedError(InvalidSubscriberError):
@@ -155,44 +159,66 @@ class SuppressionImport:
     problems: list[tuple[int, str]] | None = None  # (line, message)
 
 
+def _column(header: str) -> str:
+    """``E-mail``, ``Email Address`` -> ``email``; other headers lower-cased."""
+    squashed = _SQUASH.sub("", header.strip().lower())
+    return "email" if squashed in _EMAIL_HEADERS else header.strip().lower()
+
+
+def _has_email(header: list[str]) -> bool:
+    return "email" in [_column(h) for h in header]
+
+
 def import_suppressions(
     engine: Engine, path: Path, *, now: datetime, default_reason: str = "imported"
 ) -> SuppressionImport:
     """Add every address of a CSV with an ``email`` column (``reason`` optional).
 
-    Bad rows are reported as (line, message) and skipped; valid rows are added in one
-    transaction. Raises :class:`DriplineError` when the file cannot be read as CSV.
+    The file is read as subscriber CSVs are (:mod:`._csv_text`): UTF-8 with or without
+    a BOM or UTF-16 ("Unicode Text"), separated by ``,``, ``;`` (Excel where the decimal
+    mark is a comma) or tab. Bad rows are reported as (line, message) and skipped; valid
+    rows are added in one transaction. Raises :class:`DriplineError` when the file cannot
+    be read or has no email column.
     """
     result = SuppressionImport(problems=[])
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as err:
         raise DriplineError(f"{path}: {err.strerror or err}") from err
-    except UnicodeDecodeError as err:
-        raise DriplineError(f"{path}: not UTF-8 text; save the CSV as UTF-8") from err
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip().lower() for h in next(reader, [])]
-    except csv.Error as err:
-        raise DriplineError(f"{path}:1: broken CSV: {err}") from err
-    if "email" not in header:
-        raise DriplineError(f"{path}:1: no 'email' column in the header row (email, reason)")
+    lines = split_lines(decode_csv(data))
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        raise DriplineError(f"{path}:1: the file is empty (expected a header row: email, reason)")
+    separator = choose_separator("".join(lines[:200]), lines[first], _has_email)
+    reader = records(lines, separator, first)
+    header = next(reader)
+    if header.problem is not None or not _has_email(header.values):
+        found = ", ".join(repr(h) for h in header.values[:8])
+        raise DriplineError(
+            f"{path}:{header.line}: no 'email' column in the header row (email, reason; "
+            f"found {found})"
+        )
+    columns = [_column(h) for h in header.values]
+    problems: list[tuple[int, str]] = []
     rows: list[tuple[int, str, str]] = []
-    try:
-        for values in reader:
-            line = reader.line_num
-            record = dict(zip(header, values, strict=False))
-            address = (record.get("email") or "").strip()
-            if not any(v.strip() for v in values):
-                continue
-            try:
-                normalize_email(address)
-            except DriplineError as err:
-                result.problems.append((line, err.message))  # type: ignore[union-attr]
-                continue
-            rows.append((line, address, (record.get("reason") or "").strip() or default_reason))
-    except csv.Error as err:
-        raise DriplineError(f"{path}:{reader.line_num}: broken CSV: {err}") from err
+    for row in reader:
+        if row.problem is not None:
+            problems.append((row.line, row.problem))
+            continue
+        if not any(v.strip() for v in row.values):
+            continue
+        record = dict(zip(columns, row.values, strict=False))
+        address = (record.get("email") or "").strip()
+        if any("\udc80" <= c <= "\udcff" for v in row.values for c in v):
+            problems.append((row.line, "not UTF-8 text; save the file as CSV UTF-8"))
+            continue
+        try:
+            normalize_email(address)
+        except DriplineError as err:
+            problems.append((row.line, err.message))
+            continue
+        rows.append((row.line, address, (record.get("reason") or "").strip() or default_reason))
+    result.problems = problems
     with write_transaction(engine) as conn:
         for _line, address, reason in rows:
             if suppress_in(conn, address, reason, source=f"import:{path.name}", now=now):
