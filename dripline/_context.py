@@ -81,7 +81,9 @@ def step_context(campaign: Campaign, step: Step) -> dict[str, Any]:
             "day": step.day,
             "name": step.name,
         },
-        "preheader_padding": PREHEADER_PADDING,
+        # Without a preheader the preview should show the body's first words (what
+        # `check` warns about), not 150 blank characters.
+        "preheader_padding": PREHEADER_PADDING if step.preheader.strip() else "",
     }
 
 

@@ -8,7 +8,9 @@ from the layout's ``img { height: auto }``), which are invalid. Here attributes 
 bare value, or are left out when there is no valid one, and ``!important`` is
 removed from every attribute, inline ``style`` included: there it would beat the
 ``@media`` overrides (dark mode, small screens), whose ``!important`` is the one
-place it belongs.
+place it belongs. Only a declaration's priority is removed from ``style`` (not the
+same letters inside a ``url()``), and URL attributes (``href``, ``src``) are never
+touched: there the letters are part of an address.
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ from premailer import Premailer
 
 from .errors import RenderError
 
-__all__ = ["inline_css"]
+__all__ = ["URL_ATTRIBUTES", "inline_css"]
 
 _IMPORTANT = re.compile(r"\s*!\s*important\b", re.IGNORECASE)
+# A declaration's priority ends the declaration (CSS 2.1 section 6.4.2): the same letters
+# inside a url() or a string are part of a value and are kept.
+_PRIORITY = re.compile(r"\s*!\s*important\s*(?=;|$)", re.IGNORECASE)
+# Attributes holding a URL: "!important" there is part of the address, never CSS. The
+# fast path (_slots) escapes values placed in them by the same list.
+URL_ATTRIBUTES = frozenset({"href", "src", "action", "background", "cite", "longdesc"})
 # What each presentational attribute may hold (HTML 4.01, which Word follows).
 _VALID = {
     "bgcolor": re.compile(r"#[0-9A-Fa-f]{6}|#[0-9A-Fa-f]{3}|[A-Za-z]+"),
@@ -61,8 +69,11 @@ def _strip_important(root: Any) -> None:
         if not isinstance(element.tag, str):
             continue  # comments, processing instructions
         for name, value in element.attrib.items():
-            if "important" in value.lower() and _IMPORTANT.search(value):
-                element.attrib[name] = _IMPORTANT.sub("", value).strip()
+            if name in URL_ATTRIBUTES or "important" not in value.lower():
+                continue
+            pattern = _PRIORITY if name == "style" else _IMPORTANT
+            if pattern.search(value):
+                element.attrib[name] = pattern.sub("", value).strip()
 
 
 def inline_css(document: str) -> str:

@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from ._context import clean_fields
 from ._flowed import flow_line
-from ._inline import inline_css
+from ._inline import URL_ATTRIBUTES, inline_css
 from .errors import RenderError
 from .htmltext import html_to_text
 from .mime import multipart_body, qp_encode, soft_break
@@ -36,7 +36,6 @@ __all__ = ["SlottedStep"]
 
 # Where a marker sits in the inlined HTML decides how its value must be written.
 TEXT, ATTRIBUTE, URL, RAW = "text", "attribute", "url", "raw"
-_URL_ATTRIBUTES = frozenset({"href", "src", "action", "background", "cite", "longdesc"})
 _ATTRIBUTE_NAME = re.compile(r"([A-Za-z_:][-A-Za-z0-9_:.]*)\s*=\s*[\"']?[^\"'>]*$")
 # Values libxml2 writes unchanged in an attribute, and in a URL attribute. No "!" in
 # an attribute: the full path removes "!important" there (see _inline).
@@ -59,7 +58,7 @@ def _context_at(html: str, position: int) -> str:
     opened = html.rfind("<", 0, position)
     if opened > html.rfind(">", 0, position):
         match = _ATTRIBUTE_NAME.search(html, opened, position)
-        if match and match.group(1).lower() in _URL_ATTRIBUTES:
+        if match and match.group(1).lower() in URL_ATTRIBUTES:
             return URL
         return ATTRIBUTE
     return TEXT

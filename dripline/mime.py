@@ -234,12 +234,24 @@ def _fit(line: bytes, limit: int, out: list[bytes]) -> None:
         elif line[cut - 2 : cut - 1] == b"=":
             cut -= 2
         out.append(line[:cut] + b"=")
-        line = line[cut:]
+        line = _mbox_safe(line[cut:])
     out.append(line)
+
+
+# RFC 2049 section 3 (8): mbox deliveries write "From " at a line's start as ">From ", so
+# a careful encoder writes "=46rom " there (binascii already writes a lone "." as "=2E").
+_FROM_LINE = re.compile(rb"^From ", re.MULTILINE)
+
+
+def _mbox_safe(encoded: bytes) -> bytes:
+    """``encoded`` with every line that starts "From " starting "=46rom " instead."""
+    return _FROM_LINE.sub(b"=46rom ", encoded) if b"From " in encoded else encoded
 
 
 def qp_encode(text: str, *, soft_end: bool = False) -> bytes:
     """Quoted-printable (RFC 2045) with CRLF line ends and no line over 76 characters.
+
+    No line starts with "From " or is a lone "." (RFC 2049 section 3, item 8).
 
     ``soft_end``: the piece will be followed by a soft line break (``=``), so its
     last line keeps a column free for it. ``binascii`` alone writes 77-character
@@ -248,6 +260,8 @@ def qp_encode(text: str, *, soft_end: bool = False) -> bytes:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    # Every piece starts a line: the fast path puts a soft break before each one.
+    encoded = _mbox_safe(encoded)
     if len(encoded) < MAX_QP_LINE:  # one short line (most subscriber values): nothing to cut
         return encoded.replace(b"\n", b"\r\n")
     lines = encoded.split(b"\n")

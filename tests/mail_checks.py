@@ -45,7 +45,8 @@ def display_name_of(raw: bytes) -> tuple[str, str]:
 
 
 def assert_wire_clean(data: bytes) -> None:
-    """No line over 998; QP bodies' lines at most 76; encoded words at most 75, never adjacent."""
+    """No line over 998; QP bodies' lines at most 76, none starting "From " or a lone ".";
+    encoded words at most 75, never adjacent."""
     lines = data.replace(b"\r\n", b"\n").split(b"\n")
     assert max(len(line) for line in lines) <= 998
     for value in raw_headers(data).values():
@@ -61,3 +62,6 @@ def assert_wire_clean(data: bytes) -> None:
         assert part["Content-Transfer-Encoding"] == "quoted-printable"
         for line in part.get_payload(decode=False).replace("\r\n", "\n").split("\n"):
             assert len(line) <= 76, line
+            # RFC 2049 section 3 (8): mbox deliveries turn "From " into ">From ", and some
+            # relays eat a lone "."; a careful encoder writes "=46rom " and "=2E" instead.
+            assert not line.startswith("From ") and line != ".", line

@@ -98,6 +98,35 @@ class RecordingHandler:
         time.sleep(0.2)
 
 
+class GatedHandler(RecordingHandler):
+    """Holds every DATA reply until ``sessions`` sessions have said EHLO (or ``deadline`` s).
+
+    A client that spreads a batch over N sessions then has to open them all: the first
+    session is stuck waiting for its reply, so the work can only go on over the others.
+    Without the gate, a fast first worker may send the whole batch before the other
+    threads are even scheduled, and the session count depends on the machine's load.
+    """
+
+    def __init__(self, sessions: int, *, deadline: float = 20.0) -> None:
+        super().__init__(pipelining=True)
+        self.wanted = sessions
+        self.deadline = deadline
+        self.open_before_first_reply = 0  # sessions seen when the gate opened
+        self.gate_closes_at: float | None = None  # event-loop time; 0.0 once open
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        loop = asyncio.get_running_loop()
+        if self.gate_closes_at is None:
+            self.gate_closes_at = loop.time() + self.deadline
+        # Past the deadline the gate stays open: a broken pool fails the test, never hangs it.
+        while len(self.sessions) < self.wanted and loop.time() < self.gate_closes_at:
+            await asyncio.sleep(0.005)
+        self.gate_closes_at = 0.0
+        if not self.open_before_first_reply:
+            self.open_before_first_reply = len(self.sessions)
+        return await super().handle_DATA(server, session, envelope)
+
+
 class FaultyHandler(RecordingHandler):
     def __init__(self, *, pipelining: bool = False, stall_seconds: float = 2.0) -> None:
         super().__init__(pipelining=pipelining)

@@ -21,6 +21,17 @@ def test_binascii_alone_writes_77_character_lines():
     assert max(len(ln) for ln in qp_encode("x" * 74 + " \nfoo").split(b"\r\n")) <= 76
 
 
+def test_lines_mbox_would_mangle_are_encoded():
+    # RFC 2049 section 3 (8): a line starting "From " becomes ">From " in an mbox, also
+    # when a soft break puts it there, or a fast-path piece (after a soft break) starts so.
+    text = "From here\n" + "x" * 75 + "From there\n.\n" + "y" * 75 + "From\nend"
+    for encoded in (qp_encode(text), soft_break(qp_encode("From a value", soft_end=True))):
+        lines = encoded.split(b"\r\n")
+        assert not [ln for ln in lines if ln.startswith(b"From ") or ln == b"."], lines
+        assert all(len(line) <= MAX_QP_LINE for line in lines)
+    assert quopri.decodestring(qp_encode(text)).decode().replace("\r\n", "\n") == text
+
+
 @settings(max_examples=300)
 @given(pieces=st.lists(TEXT, min_size=1, max_size=5))
 def test_quoted_printable_pieces_join_to_the_text_with_short_lines(pieces):

@@ -272,6 +272,16 @@ def test_quoted_printable_lines_stop_at_76(example):
             assert len(line) <= 76, line
 
 
+def test_from_and_dot_lines_in_pre_blocks_are_encoded_on_both_paths(example):
+    # RFC 2049 section 3 (8): a <pre> line "From here" reached the wire as is in the HTML
+    # part, and an mbox delivery shows it as ">From here".
+    body = "<pre>\n  def f():\nFrom here\n.\n</pre>\n\nFrom {{ subscriber.first_name }}\n"
+    for data in example(body):
+        assert_wire_clean(data)
+        html = parse(data).get_body(("html",)).get_content().replace("\r\n", "\n")
+        assert "\n  def f():\nFrom here\n.\n</pre>" in html
+
+
 def test_long_accented_subject_is_split_into_short_encoded_words(example):
     # Item 2: a ~150-character subject was one 283-character line, one 140-character word.
     subject = "Réservez dès maintenant votre séance découverte : thérapie à la kétamine " * 2
@@ -310,6 +320,25 @@ def test_important_never_reaches_an_attribute(example):
         assert "!important" in style
 
 
+def test_important_is_removed_as_a_priority_only_never_from_urls(example):
+    # Stripping "!important" anywhere in any attribute changed where a link goes and which
+    # image a style loads; only a declaration's priority (before ";" or the end) goes.
+    link = "https://example.com/notes/why-this-is!important?x=1"
+    image = "https://example.com/img/a!IMPORTANT.png"
+    body = (
+        f"<table><tr><td style=\"background-image:url('{image}'); color: red ! IMPORTANT\">"
+        f'<a href="{link}">Notes</a></td></tr></table>\n'
+    )
+    for data in example(body):
+        html = parse(data).get_body(("html",)).get_content()
+        cell = lxml.html.fragment_fromstring(
+            re.search(r"<td style=[^>]*>.*?</td>", html, re.S).group(0)
+        )
+        style = cell.get("style").replace(" ", "")
+        assert f"url('{image}')" in style and style.endswith("color:red")
+        assert cell.find("a").get("href").startswith(link)  # utm parameters follow
+
+
 def test_short_preheader_is_padded_past_the_inbox_preview(example):
     # Item 4: "Quick update" was followed by 12 invisible characters, then the body.
     for data in example("This is a test.\n", preheader="Quick update"):
@@ -320,6 +349,16 @@ def test_short_preheader_is_padded_past_the_inbox_preview(example):
         padding = content.removeprefix("Quick update")
         assert padding == PREHEADER_PADDING and set(padding) == set(PADDING_UNIT)
         assert len(padding) >= 140  # a desktop preview's worth on its own
+
+
+def test_no_preheader_no_padding_so_the_preview_shows_the_body(example):
+    # `check` warns "no preheader: inboxes will show the first words of the body instead",
+    # but 150 invisible characters of padding made the inbox preview blank.
+    for data in example("This is a test.\n", preheader=""):
+        html = parse(data).get_body(("html",)).get_content()
+        hidden = lxml.html.document_fromstring(html.encode()).find_class("preheader")
+        assert [h.text_content() for h in hidden] in ([], [""])
+        assert PADDING_UNIT not in html
 
 
 def test_text_part_keeps_table_rows_and_hard_breaks(example):
@@ -382,3 +421,24 @@ def test_presentational_attributes_hold_only_values_html_allows(example):
         assert garden.get("height") is None
         # What the author wrote stays.
         assert (logo.get("width"), logo.get("height")) == ("120", "40")
+
+
+def test_long_words_urls_and_pre_lines_stay_inside_a_phone_screen(example, browser):
+    # A pasted 2,000-character URL, a 500-character word or a long <pre> line made the
+    # whole email 8,500 px wide: readers had to scroll sideways to read any of it.
+    url = "https://example.com/" + "a" * 980 + "?q=" + "b" * 1000
+    body = (
+        f"See {url} or [the long link]({url}).\n\n{'x' * 500}\n\n"
+        f"<pre>\n  return {'y' * 200}\n</pre>\n"
+    )
+    page = browser.new_page(viewport={"width": 375, "height": 800})
+    try:
+        for data in example(body):
+            message = parse(data)
+            page.set_content(message.get_body(("html",)).get_content())
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, width
+            pre = page.locator("pre").inner_text()
+            assert f"  return {'y' * 200}" in pre  # wrapped on screen, not reflowed
+    finally:
+        page.close()

@@ -18,6 +18,7 @@ import pytest
 from smtp_servers import (
     Certificates,
     FaultyHandler,
+    GatedHandler,
     PasswordCheck,
     RecordingHandler,
     make_certificates,
@@ -306,17 +307,21 @@ def recording_server() -> Iterator[tuple[RecordingHandler, int]]:
         yield handler, server.port
 
 
-def test_send_many_uses_the_pool_and_keeps_the_order(
-    recording_server: tuple[RecordingHandler, int],
-) -> None:
-    handler, port = recording_server
+def test_send_many_uses_the_pool_and_keeps_the_order() -> None:
+    # The server answers no message until four sessions are open: a batch that did not
+    # spread over the pool would stall on its first message, whatever the machine's load.
+    handler = GatedHandler(sessions=4)
     messages = [make_message(f"user{i}@example.test") for i in range(40)]
-    with create_sender(f"smtp://127.0.0.1:{port}?connections=4") as sender:
+    with (
+        running_server(handler) as server,
+        create_sender(f"smtp://127.0.0.1:{server.port}?connections=4&timeout=60") as sender,
+    ):
         results = sender.send_many(messages)
     assert [r.message_id for r in results] == [m.message_id for m in messages]
     assert all(isinstance(r, SendResult) for r in results)
     assert sorted(handler.message_ids().values()) == [1] * 40
-    assert 2 <= len(handler.sessions) <= 4
+    assert handler.open_before_first_reply == 4  # all four in use at once...
+    assert len(handler.sessions) == 4  # ...and never a fifth
 
 
 def test_send_many_reports_each_refusal_in_place() -> None:

@@ -175,7 +175,9 @@ def run_workers(url: str, now: datetime, tmp_path: Path, count: int = 2) -> list
     go = tmp_path / "go"
     outs = [tmp_path / f"claimed-{n}.txt" for n in range(count)]
     procs = [
-        subprocess.Popen([sys.executable, str(WORKER), url, now.isoformat(), str(out), str(go)])
+        subprocess.Popen(
+            [sys.executable, str(WORKER), url, now.isoformat(), str(out), str(go), str(count)]
+        )
         for out in outs
     ]
     deadline = time.monotonic() + 60
