@@ -3,7 +3,8 @@
 premailer also copies some CSS into the HTML attributes Outlook's Word engine
 reads (``bgcolor``, ``width``, ``height``, ``align``, ``valign``). It copies the
 value as written, ``!important`` and units included (``bgcolor="#fde8e8 !important"``,
-``width="320px !important"``), which are invalid values. Here attributes get the
+``width="320px !important"``), and values attributes cannot hold (``height="auto"``
+from the layout's ``img { height: auto }``), which are invalid. Here attributes get the
 bare value, or are left out when there is no valid one, and ``!important`` is
 removed from every attribute, inline ``style`` included: there it would beat the
 ``@media`` overrides (dark mode, small screens), whose ``!important`` is the one
@@ -46,18 +47,21 @@ class _EmailPremailer(Premailer):
     def _style_to_basic_html_attributes(
         self, element: Any, style_content: str, force: bool = False
     ) -> None:
+        written = {name: element.attrib.get(name) for name in _VALID}
         super()._style_to_basic_html_attributes(element, style_content, force=force)
         for name, valid in _VALID.items():
             value = element.attrib.get(name)
-            if value is None or not _IMPORTANT.search(value):
-                continue
+            if value is None or value == written[name]:
+                continue  # not premailer's doing: as the author wrote it
             bare = _IMPORTANT.sub("", value).strip()
             if name in ("width", "height") and bare.endswith("px"):
                 bare = bare[:-2].strip()
             if valid.fullmatch(bare):
                 element.attrib[name] = bare
+            elif written[name] is not None:
+                element.attrib[name] = written[name]
             else:
-                del element.attrib[name]
+                del element.attrib[name]  # height: auto has no attribute form
 
 
 def _strip_important(root: Any) -> None:

@@ -8,6 +8,7 @@ known, the line.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import stat
 import tomllib
@@ -336,8 +337,14 @@ def _parse_schedule(fields: _Fields) -> Schedule:
 def _parse_lint(fields: _Fields) -> LintSettings:
     # Unknown keys were reported already (CAMPAIGN_KEYS["lint"], with the closest key).
     threshold = fields.data.get("spam_threshold", 5.0)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
-        raise fields.fail("spam_threshold", "lint.spam_threshold must be a number above 0")
+    # nan and inf are TOML floats, but no score is ever above them: the check could never fail.
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not math.isfinite(threshold)
+        or threshold <= 0
+    ):
+        raise fields.fail("spam_threshold", "lint.spam_threshold must be a finite number above 0")
     clients = fields.data.get("clients", [])
     if not isinstance(clients, list) or not all(isinstance(c, str) and c for c in clients):
         raise fields.fail(

@@ -70,3 +70,22 @@ def test_json_mode_prints_nothing_but_the_document(project):
     assert result.exit_code == 0
     assert result.stdout.lstrip().startswith("[") and result.stdout.rstrip().endswith("]")
     json.loads(result.stdout)
+
+
+def test_json_mode_stays_json_when_there_is_nothing_to_check(project, tmp_path):
+    # CI pipes stdout into a JSON parser: an unknown slug or an empty campaigns/ folder
+    # is an error on stderr and exit 1, with an empty array on stdout, not nothing.
+    result = CliRunner().invoke(main, ["--root", str(project), "check", "--json", "nosuch"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == []
+    assert result.stderr.startswith("Error: no campaign 'nosuch' under ")
+    empty = tmp_path / "empty"
+    (empty / "campaigns").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["--root", str(empty), "check", "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == []
+    assert result.stderr.startswith("Error: no campaigns under ")
+    # Without --json: the error alone, as before.
+    plain = CliRunner().invoke(main, ["--root", str(project), "check", "nosuch"])
+    assert plain.exit_code == 1 and plain.stdout == ""
+    assert plain.stderr.startswith("Error: no campaign 'nosuch' under ")

@@ -54,6 +54,25 @@ def test_grey_on_white_text_is_reported_with_its_line_and_ratio(project):
     assert "3.03:1, below WCAG AA 4.5:1" in messages[line_of(path, "The same grey")]
 
 
+def test_hsl_colours_and_transparent_backgrounds_are_judged(project):
+    path = append_to_body(
+        project,
+        '<p style="color: hsl(0, 0%, 60%)">Grey in hsl.</p>\n\n'
+        '<div style="background-color: transparent"><p style="color:#aaaaaa">Through a '
+        "transparent box.</p></div>\n\n"
+        '<div style="background: rgba(0,0,0,0)"><p style="color:#aaaaaa">Through an '
+        "invisible box.</p></div>\n\n"
+        '<p style="color: hsl(120deg 100% 20%)">Dark green in hsl.</p>',
+    )
+    messages = {f["line"]: f["message"] for f in findings(project, "a11y-contrast")}
+    # hsl(0, 0%, 60%) is #999: 2.85:1 on white.
+    assert "2.85:1, below WCAG AA 4.5:1" in messages[line_of(path, "Grey in hsl")]
+    # A transparent box shows the white card under it: #aaa on white is 2.32:1.
+    assert "2.32:1" in messages[line_of(path, "Through a transparent")]
+    assert "2.32:1" in messages[line_of(path, "Through an invisible")]
+    assert line_of(path, "Dark green") not in messages  # #006600 on white: 7.1:1
+
+
 def test_hidden_text_is_not_judged(project):
     append_to_body(project, '<div style="display:none; color:#ffffff">Hidden note</div>')
     assert not findings(project, "a11y-contrast")

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from dripline.cli import main
@@ -13,6 +14,30 @@ from dripline.preflight import IGNORE_DIRECTIVE, snapshot_info
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP = "campaigns/ketamine-therapy/03-neuroplasticity.md"
+
+
+# Every construct a marketer's Markdown can produce, so the layout's CSS for each
+# (img, blockquote, lists, code, tables, rules) ends up in the sent HTML.
+MARKDOWN_TOUR = """## A section
+
+Text with **bold**, *emphasis*, `code` and [the clinic's page](https://example.com/clinic).
+
+> A quoted sentence.
+
+- one
+- two
+
+1. first
+2. second
+
+![A photo of the clinic's garden](https://example.com/garden.png)
+
+---
+
+```
+a code block
+```
+"""
 
 
 def check(project: Path, *args: str):
@@ -74,6 +99,14 @@ def test_the_shipped_layout_has_no_unexplained_gap_for_the_default_clients(proje
     assert "only partly supported" not in result.output
 
 
+def test_a_step_using_every_markdown_construct_meets_no_unexplained_layout_gap(project):
+    path = append_to_body(project, MARKDOWN_TOUR)
+    found = [f for f in json_findings(project) if f["rule"] == "client-support"]
+    # Only what the step itself chose (lists) is reported, at the step's own line; no
+    # invalid height="auto" attribute from the inliner blamed on the step.
+    assert [(f["file"], f["line"]) for f in found] == [(str(path), line_of(path, "- one"))]
+
+
 def test_the_layouts_ignore_list_is_exactly_what_it_needs_and_each_is_justified(project):
     layout = project / "templates" / "base.html"
     text = layout.read_text(encoding="utf-8")
@@ -81,10 +114,11 @@ def test_the_layouts_ignore_list_is_exactly_what_it_needs_and_each_is_justified(
     assert directive is not None
     listed = set(re.findall(r"\b(?:css|html|image)-[a-z0-9-]+[a-z0-9]", directive.group(1)))
     layout.write_text(text.replace(directive.group(0), ""), encoding="utf-8")
+    append_to_body(project, MARKDOWN_TOUR)
     reported = {
         re.search(r"\(((?:css|html|image)-[a-z0-9-]+)\) is ", f["message"]).group(1)
         for f in json_findings(project)
-        if f["rule"] == "client-support"
+        if f["rule"] == "client-support" and f["file"] == str(layout)
     }
     assert reported == listed  # nothing silenced that does not need it, nothing missed
     docs = (ROOT / "docs" / "preflight.md").read_text(encoding="utf-8")
@@ -133,10 +167,37 @@ def test_an_unknown_client_is_an_error_at_its_line(project):
     )
 
 
+def test_a_misspelt_client_gets_a_suggestion(project):
+    toml = project / "campaigns" / "ketamine-therapy" / "campaign.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8") + '\n[lint]\nclients = ["gmial", "outlook.windwos"]\n',
+        encoding="utf-8",
+    )
+    result = check(project)
+    assert result.exit_code == 1
+    assert "unknown client 'gmial' in [lint] clients; did you mean 'gmail'?" in result.output
+    assert "did you mean 'outlook.windows'?" in result.output
+
+
 def test_a_bad_lint_table_is_reported_with_its_line(project):
     toml = project / "campaigns" / "ketamine-therapy" / "campaign.toml"
     toml.write_text(
         toml.read_text(encoding="utf-8") + '\n[lint]\nspam_threshold = "high"\n',
+        encoding="utf-8",
+    )
+    result = check(project)
+    assert result.exit_code == 1
+    assert f"{toml}:{line_of(toml, 'spam_threshold')}: error: lint.spam_threshold must be" in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
+def test_a_spam_threshold_that_can_never_be_crossed_is_refused(project, value):
+    # nan compares false with every score (never an error); inf is never exceeded.
+    toml = project / "campaigns" / "ketamine-therapy" / "campaign.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8") + f"\n[lint]\nspam_threshold = {value}\n",
         encoding="utf-8",
     )
     result = check(project)
@@ -171,3 +232,31 @@ def test_hostile_html_and_css_in_a_step_never_stop_the_check(project):
     absolute = [f for f in found if f["message"].startswith("position:absolute")]
     assert absolute and absolute[0]["line"] == line_of(path, "position:absolute")
     assert any("prefers-color-scheme" in f["message"] for f in found)
+
+
+def test_a_markdown_list_or_quote_after_a_blank_line_is_reported_at_its_own_line(project):
+    path = append_to_body(project, "Intro line.\n\n\n- first item\n- second item")
+    found = [f for f in json_findings(project) if f["rule"] == "client-support"]
+    lists = next(f for f in found if f["message"].startswith("<ul>"))
+    assert lists["file"] == str(path)
+    assert lists["line"] == line_of(path, "- first item")
+    # caniemail's notes say which part is missing (the snapshot keeps them).
+    assert "reversed" in lists["message"]
+
+
+def test_important_is_blamed_only_where_it_reaches_the_email(project):
+    # The inliner strips !important from a step's style="" (it would beat the dark-mode
+    # rules), so the layout's @media !important must not be reported at this line.
+    path = append_to_body(project, '<p style="color:#1a1a1a !important">Dark text.</p>')
+    found = [f for f in json_findings(project) if "css-important" in f["message"]]
+    assert found == []
+    # In a step's own <style>, it reaches the email: reported at its line, property named.
+    append_to_body(
+        project,
+        "<style>\n@media (max-width: 480px) {\n  .note {\n    color: #000000 !important;\n"
+        "  }\n}\n</style>",
+    )
+    (important,) = [f for f in json_findings(project) if "css-important" in f["message"]]
+    assert important["file"] == str(path)
+    assert important["line"] == line_of(path, "color: #000000 !important")
+    assert important["message"].startswith("!important on color:")

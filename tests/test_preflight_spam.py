@@ -153,3 +153,44 @@ def test_a_failing_spamassassin_is_an_error_not_a_traceback(tmp_path):
     message = b"From: a@example.com\r\nMessage-ID: <1@example.com>\r\n\r\nHi\r\n"
     with pytest.raises(DriplineError, match=r"SpamAssassin failed \(exit 2\): config: cannot"):
         spam_reports([message], executable=str(broken))
+
+
+def test_a_spamassassin_failing_mid_check_is_an_error_finding_and_json_stays_valid(
+    project, tmp_path, monkeypatch
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    broken = bin_dir / "spamassassin"
+    broken.write_text("#!/bin/sh\necho 'config: cannot read rules' >&2\nexit 2\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    result = check(project, "--spam", "--json")
+    assert result.exit_code == 1
+    found = json.loads(result.stdout)
+    failed = [f for f in found if f["rule"] == "spam-score"]
+    assert len(failed) == 1 and failed[0]["severity"] == "error"
+    assert "SpamAssassin failed (exit 2): config: cannot read rules" in failed[0]["message"]
+    assert failed[0]["file"].endswith("campaign.toml")
+    # The lint's own findings are still there.
+    assert any(f["rule"] == "subject-length" for f in found)
+    # Without --json: the lint results, then the error, no traceback.
+    text = check(project, "--spam")
+    assert text.exit_code == 1
+    assert "error: no spam score: SpamAssassin failed (exit 2)" in text.output
+    assert "ketamine-therapy: 6 emails, 1 error(s)" in text.output
+
+
+def test_without_spamassassin_json_is_still_a_json_array(project, tmp_path, monkeypatch):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    result = check(project, "--spam", "--json")
+    assert result.exit_code == 1
+    found = json.loads(result.stdout)
+    assert any(f["rule"] == "subject-length" for f in found)
+    missing = [f for f in found if f["rule"] == "spam-score"]
+    assert len(missing) == 1 and "not installed" in missing[0]["message"]
+    assert result.stderr.strip().splitlines() == [
+        "Error: --spam needs SpamAssassin, which is not installed "
+        "(apt-get install --no-install-recommends spamassassin)"
+    ]

@@ -488,3 +488,23 @@ def test_spam_score_page_says_when_spamassassin_is_missing(
     monkeypatch.setenv("PATH", str(tmp_path))
     doc = page(client, f"/campaigns/{SLUG}/2/spam?sample=0")
     assert text_of(doc.cssselect(".spam-missing")[0]).startswith("SpamAssassin is not installed")
+
+
+def test_spam_score_page_says_when_spamassassin_fails(
+    project: Path, preview: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A message no other test renders, so no score cached by an earlier test answers.
+    step = project / "campaigns" / SLUG / "04-fewer-side-effects.md"
+    step.write_text(step.read_text(encoding="utf-8") + "\nA line only this test adds.\n")
+    client = TestClient(
+        create_app(preview, port=PORT, watch=False), base_url=f"http://127.0.0.1:{PORT}"
+    )
+    broken = tmp_path / "spamassassin"
+    broken.write_text("#!/bin/sh\necho 'config: cannot read rules' >&2\nexit 2\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    doc = page(client, f"/campaigns/{SLUG}/4/spam?sample=0")
+    said = text_of(doc.cssselect(".spam-missing")[0])
+    assert said == "No score: SpamAssassin failed (exit 2): config: cannot read rules"
+    # It is installed: the page does not tell the reader to install it.
+    assert "need Debian" not in text_of(doc.get_element_by_id("spam-result"))

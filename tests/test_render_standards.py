@@ -408,6 +408,21 @@ def test_invisible_characters_in_subscriber_values_are_dropped_from_bodies(tmp_p
     assert_standards(full, subject="Hi", name="Ana", preheader="Hello Oslo")
 
 
+def test_presentational_attributes_hold_only_values_html_allows(example):
+    # The layout's img { height: auto } became height="auto" on every Markdown image,
+    # which no HTML version allows (and preflight blamed html-height on the step).
+    body = (
+        "![A garden](https://example.com/garden.png)\n\n"
+        '<img src="https://example.com/logo.png" alt="Logo" width="120" height="40">\n'
+    )
+    for data in example(body):
+        tree = lxml.html.document_fromstring(parse(data).get_body(("html",)).get_content())
+        garden, logo = tree.iter("img")
+        assert garden.get("height") is None
+        # What the author wrote stays.
+        assert (logo.get("width"), logo.get("height")) == ("120", "40")
+
+
 def test_long_words_urls_and_pre_lines_stay_inside_a_phone_screen(example, browser):
     # A pasted 2,000-character URL, a 500-character word or a long <pre> line made the
     # whole email 8,500 px wide: readers had to scroll sideways to read any of it.

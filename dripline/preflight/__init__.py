@@ -10,6 +10,7 @@ against ``[lint] spam_threshold``.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ._a11y import accessibility_findings
 from ._caniemail import (
     DEFAULT_CLIENTS,
     client_name,
+    known_clients,
     known_features,
     resolve_clients,
     snapshot_info,
@@ -86,6 +88,14 @@ def target_clients(campaign: Campaign) -> list[str]:
     return [client_name(c) for c in clients]
 
 
+def _did_you_mean(name: str) -> str:
+    """ "; did you mean 'gmail'?" for a misspelt client id or family, else ""."""
+    ids = known_clients()
+    names = sorted({*ids, *(c.partition(".")[0] for c in ids)})
+    close = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class StepPreflight:
     """Client-support and accessibility checks for one compiled step (source files read once)."""
 
@@ -98,8 +108,9 @@ class StepPreflight:
         self.config_findings = [
             Finding(
                 "error",
-                f"unknown client {name!r} in [lint] clients (use caniemail ids such as "
-                f"{', '.join(DEFAULT_CLIENTS[:3])}, or a family such as 'gmail')",
+                f"unknown client {name!r} in [lint] clients{_did_you_mean(name)} (use "
+                f"caniemail ids such as {', '.join(DEFAULT_CLIENTS[:3])}, or a family such as "
+                "'gmail')",
                 campaign.toml_path,
                 line_of_key(campaign.toml_path, "clients"),
                 self.step,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import lxml.html
 
 from ..findings import Finding
-from ._css import contrast_ratio, declarations, parse_color
+from ._css import contrast_ratio, declarations, is_transparent, parse_color
 from ._locate import Locator
 
 __all__ = ["accessibility_findings"]
@@ -68,7 +68,9 @@ def _styles(document: lxml.html.HtmlElement) -> Iterator[tuple[lxml.html.HtmlEle
         background = style.get("background-color") or element.get("bgcolor")
         if background is None and "background" in style:
             first = style["background"].split()[0] if style["background"].split() else ""
-            background = first if parse_color(first) else None
+            background = first if parse_color(first) or is_transparent(first) else None
+        if background is not None and is_transparent(background):
+            background = None  # the parent's background shows through
         weight = style.get("font-weight", "")
         size = _px(style["font-size"], parent.font_px) if "font-size" in style else parent.font_px
         hidden = (

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_CLIENTS",
     "Support",
     "client_name",
+    "known_clients",
     "known_features",
     "resolve_clients",
     "snapshot_info",
@@ -66,6 +67,11 @@ def snapshot_info() -> dict[str, str]:
 def known_features() -> dict[str, str]:
     """Feature id (``css-display-flex``) -> caniemail's title (``display:flex``)."""
     return {slug: str(f["title"]) for slug, f in _data()["features"].items()}
+
+
+def known_clients() -> list[str]:
+    """Every client id the snapshot has data for (``family.platform``), sorted."""
+    return list(_data()["clients"])
 
 
 def client_name(client: str) -> str:

@@ -7,6 +7,7 @@ them without pulling in a full CSS parser.
 
 from __future__ import annotations
 
+import colorsys
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,11 +142,37 @@ def parse_color(value: str) -> tuple[float, float, float] | None:
         r"rgba?\(\s*(\d+)[\s,]+(\d+)[\s,]+(\d+)\s*(?:[,/]\s*([\d.]+%?)\s*)?\)", value
     )
     if match:
-        alpha = match.group(4)
-        if alpha is not None and (float(alpha.rstrip("%")) < (100 if "%" in alpha else 1)):
-            return None  # translucent: the result depends on what is under it
+        if _translucent(match.group(4)):
+            return None  # the result depends on what is under it
         return tuple(min(int(match.group(i)), 255) / 255 for i in (1, 2, 3))  # type: ignore[return-value]
+    match = _HSL.fullmatch(value)
+    if match:
+        if _translucent(match.group(4)):
+            return None
+        hue, saturation, lightness = (float(match.group(i)) for i in (1, 2, 3))
+        # CSS Color 4 hsl(): hue in degrees, saturation and lightness in percent.
+        return colorsys.hls_to_rgb(
+            hue / 360 % 1, min(lightness, 100) / 100, min(saturation, 100) / 100
+        )
     return None
+
+
+_HSL = re.compile(
+    r"hsla?\(\s*([\d.]+)(?:deg)?[\s,]+([\d.]+)%[\s,]+([\d.]+)%\s*(?:[,/]\s*([\d.]+%?)\s*)?\)"
+)
+
+
+def _translucent(alpha: str | None) -> bool:
+    return alpha is not None and float(alpha.rstrip("%")) < (100 if "%" in alpha else 1)
+
+
+def is_transparent(value: str) -> bool:
+    """``transparent`` (or a fully transparent rgba/hsla): the parent's background shows."""
+    value = value.strip().lower()
+    if value in ("transparent", "inherit", "initial", "unset", "none"):
+        return True
+    alpha = re.fullmatch(r"(?:rgba?|hsla?)\(.*[,/]\s*([\d.]+)%?\s*\)", value)
+    return alpha is not None and float(alpha.group(1)) == 0
 
 
 def _luminance(rgb: tuple[float, float, float]) -> float:

@@ -147,7 +147,12 @@ def _declaration_uses(declaration: Declaration) -> Iterator[Use]:
     if prop.startswith("font") and "system-ui" in value.lower():
         yield Use("css-sytem-ui", "system-ui font", (r"system-ui",))
     if declaration.important:
-        yield Use("css-important", f"!important on {prop}", (r"!\s*important",))
+        # Only inside a CSS rule's braces: the inliner strips !important from inline styles,
+        # so one written in a step's style="" never reaches the email and must not take the
+        # blame for the layout's @media ones. The property with it first, then any.
+        rule = r"\{[^{}]*?(?P<at>"
+        exact = rf"{rule}(?<![\w-]){re.escape(prop)}\s*:[^;{{}}]*!\s*important)"
+        yield Use("css-important", f"!important on {prop}", (exact, rf"{rule}!\s*important)"))
 
 
 def _selector_uses(selector: str) -> Iterator[Use]:

@@ -55,7 +55,13 @@ class Source:
         match = re.search(pattern, self.text, re.I | re.M)
         if match is None:
             return None
-        return self.first_line + self.text.count("\n", 0, match.start())
+        # A pattern may start with whitespace that spans blank lines ("^\s*>" before a
+        # quote): the use is where its first visible character is.
+        matched = match.group(0)
+        start = match.start() + len(matched) - len(matched.lstrip())
+        if match.groupdict().get("at") is not None:
+            start = match.start("at")  # the pattern marks the use inside its context
+        return self.first_line + self.text.count("\n", 0, start)
 
 
 class Locator:

@@ -95,7 +95,8 @@ def parse_front_matter(text: str) -> dict[str, Any]:
     lines = parts[1].splitlines()
     index = 0
     while index < len(lines):
-        match = re.match(r"^([A-Za-z_][\w-]*):\s*(.*)$", lines[index])
+        # Keys are bare (stats:) or quoted ("notes_by_num": in html-lists.md).
+        match = re.match(r'^"?([A-Za-z_][\w-]*)"?:\s*(.*)$', lines[index])
         index += 1
         if match is None:
             continue

@@ -78,6 +78,7 @@ class SpamScore:
     report: SpamReport | None = None
     threshold: float = 5.0
     problem: str = ""  # SpamAssassin missing or failing
+    missing: bool = False  # not installed (the page then says how to install it)
 
     @property
     def severity(self) -> str:
@@ -155,7 +156,9 @@ class Snapshot:
         assert entry.campaign is not None
         threshold = entry.campaign.lint.spam_threshold
         if spamassassin_path() is None:
-            return SpamScore(threshold=threshold, problem="SpamAssassin is not installed")
+            return SpamScore(
+                threshold=threshold, problem="SpamAssassin is not installed", missing=True
+            )
         email = self.render(entry, number, sample_index, when)
         key = _content_key(email.data)
         with _SPAM_LOCK:
