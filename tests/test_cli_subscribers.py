@@ -188,7 +188,7 @@ def test_subscription_times_off_the_calendar_are_their_rows_problem_not_a_traceb
     at = run(project, "subscribe", "z@example.com", "--campaign", SLUG, "--at", "9999-12-31T23:00")
     assert at.exit_code == 1
     assert at.output == (
-        "Error: the subscription time '9999-12-31T23:00' is outside the years 1970 to 9000\n"
+        "Error: --at: the subscription time '9999-12-31T23:00' is outside the years 1970 to 9000\n"
     )
 
 
