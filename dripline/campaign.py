@@ -67,8 +67,6 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _STEP_FILE = re.compile(r"^(\d{2})-([a-z0-9][a-z0-9-]*)\.md$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _FRONT_MATTER_FENCE = "+++"
-# Every key a step's front matter may hold.
-STEP_KEYS = ("subject", "preheader", "day", "send", "id", "backfill")
 
 
 @dataclass(frozen=True)
