@@ -1,24 +1,36 @@
 """A time budget for template code: a runaway loop in a step cannot hold the engine.
 
 Jinja compiles a template to Python, so a step with two nested ``range(100000)``
-loops runs for many minutes and no timeout on a socket helps. :class:`RenderBudget`
-runs a call under a deadline; past it, one watchdog thread raises
-:class:`BudgetExceeded` *inside* the rendering thread (CPython's
+loops runs for many minutes and no timeout on a socket helps. A :class:`Deadline`
+guards a stretch of work in the calling thread; past it, the one watchdog thread of
+the process raises :class:`BudgetExceeded` *inside* that thread (CPython's
 ``PyThreadState_SetAsyncExc``, checked between bytecodes, so pure-Python template
 code is interrupted at once). Arming and disarming cost two lock round trips, not a
-thread per call. A pending interrupt that arrives after the call returned is
-cancelled, so it never lands in unrelated code.
+thread per call, and no tracing hook slows the guarded code. A pending interrupt
+that arrives after the stretch ended is cancelled, so it never lands in unrelated
+code. Deadlines nest: each one raises only for itself.
+
+:class:`RenderBudget` (dispatch: seconds per call) and ``templating.TimeBudget``
+(check and render: one budget over several stretches) are both built on it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType, TracebackType
 from typing import TypeVar
 
-__all__ = ["DEFAULT_RENDER_BUDGET", "BudgetExceeded", "RenderBudget", "RenderCancelled"]
+__all__ = [
+    "DEFAULT_RENDER_BUDGET",
+    "BudgetExceeded",
+    "Deadline",
+    "RenderBudget",
+    "RenderCancelled",
+]
 
 DEFAULT_RENDER_BUDGET = 5.0  # seconds per message render or step compile
 
@@ -27,7 +39,7 @@ _LOOK = 0.1  # seconds between the watchdog's looks: the budget's (and a cancel'
 
 
 class BudgetExceeded(Exception):
-    """Raised inside the rendering thread when its budget ran out."""
+    """Raised inside the guarded thread when its deadline passed."""
 
 
 class RenderCancelled(BudgetExceeded):
@@ -40,16 +52,94 @@ def _interrupt(thread_id: int, exc: type[BaseException] | None) -> None:
     )
 
 
+class _Watchdog:
+    """One daemon thread per process that fires every armed :class:`Deadline` when due."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: set[Deadline] = set()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: Deadline) -> None:
+        with self._cond:
+            self._armed.add(deadline)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._watch, name="dripline-render-budget", daemon=True
+                )
+                self._thread.start()
+            # No notify: the watchdog looks every _LOOK seconds, so arming costs no wake-up
+            # (it runs for every message).
+
+    def disarm(self, deadline: Deadline) -> None:
+        with self._cond:
+            self._armed.discard(deadline)
+            if deadline.fired is not None:
+                _interrupt(deadline.thread_id, None)  # not yet delivered? then it never will be
+
+    def _watch(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for deadline in list(self._armed):
+                    cancelled = deadline.cancel is not None and deadline.cancel.is_set()
+                    if deadline.at <= now or cancelled:
+                        self._armed.discard(deadline)
+                        deadline.fired = RenderCancelled if cancelled else BudgetExceeded
+                        # Where it was, for the error message (the traceback may be rewritten).
+                        deadline.frame = sys._current_frames().get(deadline.thread_id)
+                        _interrupt(deadline.thread_id, deadline.fired)
+                self._cond.wait(_LOOK)
+
+
+_WATCHDOG = _Watchdog()
+
+
+class Deadline:
+    """``with Deadline(at):`` the block raises :class:`BudgetExceeded` once
+    ``time.monotonic()`` passes ``at`` (:class:`RenderCancelled` as soon as ``cancel``
+    is set; both checked every 0.1 s). ``at=None`` never fires by time.
+
+    The interrupt may surface wrapped (a template engine re-raising it as its own error,
+    or code catching ``Exception``); whenever this deadline fired, leaving the block
+    raises the plain exception (``message`` as its text), chained to what was raised.
+    :attr:`fired` tells whether it did, and :attr:`frame` where the thread was then.
+    Not re-entrant; one thread per instance.
+    """
+
+    def __init__(
+        self, at: float | None, cancel: threading.Event | None = None, message: str = ""
+    ) -> None:
+        self.at = float("inf") if at is None else at
+        self.cancel = cancel
+        self.message = message
+        self.thread_id = threading.get_ident()
+        self.fired: type[BudgetExceeded] | None = None
+        self.frame: FrameType | None = None  # the guarded thread's innermost frame when fired
+
+    def __enter__(self) -> Deadline:
+        self.thread_id = threading.get_ident()
+        self.fired, self.frame = None, None
+        _WATCHDOG.arm(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _WATCHDOG.disarm(self)
+        if self.fired is not None:
+            text = "cancelled" if self.fired is RenderCancelled else self.message
+            raise self.fired(text) from exc
+
+
 class RenderBudget:
     """Runs calls with at most ``seconds`` each (``None``: no limit). Thread-safe."""
 
     def __init__(self, seconds: float | None = DEFAULT_RENDER_BUDGET) -> None:
         self.seconds = seconds
-        self._cond = threading.Condition()
-        # thread id -> (monotonic deadline, cancel event)
-        self._armed: dict[int, tuple[float, threading.Event | None]] = {}
-        self._fired: dict[int, type[BudgetExceeded]] = {}
-        self._watchdog: threading.Thread | None = None
 
     def run(self, call: Callable[[], T], cancel: threading.Event | None = None) -> T:
         """``call()``, or :class:`BudgetExceeded` once it has run ``seconds``
@@ -60,48 +150,6 @@ class RenderBudget:
         """
         if self.seconds is None and cancel is None:
             return call()
-        me = threading.get_ident()
-        with self._cond:
-            limit = self.seconds if self.seconds is not None else float("inf")
-            self._armed[me] = (time.monotonic() + limit, cancel)
-            self._fired.pop(me, None)
-            if self._watchdog is None:
-                self._watchdog = threading.Thread(
-                    target=self._watch, name="dripline-render-budget", daemon=True
-                )
-                self._watchdog.start()
-            # No notify: the watchdog looks every _LOOK seconds, so arming costs no wake-up
-            # (it runs for every message).
-        try:
-            result = call()
-        except BaseException as err:
-            fired = self._disarm(me)
-            if fired is not None:
-                raise fired(f"stopped after {self.seconds:g} s") from err
-            raise
-        fired = self._disarm(me)
-        if fired is not None:
-            raise fired(f"stopped after {self.seconds:g} s")
-        return result
-
-    def _disarm(self, me: int) -> type[BudgetExceeded] | None:
-        """Stop watching this thread; what fired, if anything (a late interrupt is cancelled)."""
-        with self._cond:
-            self._armed.pop(me, None)
-            fired = self._fired.pop(me, None)
-            if fired is not None:
-                _interrupt(me, None)  # not yet delivered? then it never will be
-        return fired
-
-    def _watch(self) -> None:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                for thread_id, (deadline, cancel) in list(self._armed.items()):
-                    cancelled = cancel is not None and cancel.is_set()
-                    if deadline <= now or cancelled:
-                        del self._armed[thread_id]
-                        kind = RenderCancelled if cancelled else BudgetExceeded
-                        self._fired[thread_id] = kind
-                        _interrupt(thread_id, kind)
-                self._cond.wait(_LOOK)
+        at = None if self.seconds is None else time.monotonic() + self.seconds
+        with Deadline(at, cancel, f"stopped after {self.seconds:g} s" if self.seconds else ""):
+            return call()

@@ -15,7 +15,6 @@ Templates whose control flow depends on subscriber data cannot be split that way
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -27,6 +26,7 @@ from typing import Any
 from jinja2 import BaseLoader, FileSystemLoader, StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ._budget import BudgetExceeded, Deadline
 from .errors import RenderError
 
 __all__ = [
@@ -205,8 +205,7 @@ class TimeBudget:
     """A wall-clock budget (seconds; None: unlimited) shared by several stretches of work.
 
     The clock starts at construction; :meth:`watch` guards one stretch (Jinja rendering)
-    and leaves out what runs no template code between stretches (CSS inlining), which
-    then costs no tracing overhead.
+    and leaves out what runs no template code between stretches (CSS inlining).
     """
 
     def __init__(self, seconds: float | None) -> None:
@@ -215,37 +214,29 @@ class TimeBudget:
 
     @contextmanager
     def watch(self, what: str = "rendering") -> Iterator[None]:
-        """Raise :class:`RenderBudgetExceeded` inside the block once the deadline passes.
+        """Raise :class:`RenderBudgetExceeded` from the block once the deadline passes.
 
-        Works in any thread (a profile hook of the calling thread, checked on function
-        calls and returns, which every Jinja loop makes), costs nothing outside the block
-        and restores any profiler in use.
+        Works in any thread: the process's render watchdog (:class:`dripline._budget.Deadline`)
+        interrupts the calling thread, so guarded code runs at full speed, with no hook.
+        The error names the template and line that was running, when one was.
         """
         if self.deadline is None:
             yield
             return
-        deadline, seconds = self.deadline, self.seconds
-        previous = sys.getprofile()
-        calls = 0
-
-        def check(frame: FrameType, event: str, arg: object) -> None:
-            nonlocal calls
-            calls += 1
-            if calls % 256 or time.monotonic() <= deadline:
-                return
-            sys.setprofile(None)
+        guard = Deadline(self.deadline)
+        try:
+            with guard:
+                yield
+        except BudgetExceeded as err:
+            if guard.fired is None:  # an enclosing deadline's: not ours to translate
+                raise
             error = RenderBudgetExceeded(
-                f"{what} took longer than {seconds:g} s (the render budget, "
+                f"{what} took longer than {self.seconds:g} s (the render budget, "
                 "DRIPLINE_RENDER_BUDGET): a loop that never ends, or one far too large?"
             )
-            error.template, error.template_line = _jinja_position(frame)
-            raise error
-
-        sys.setprofile(check)
-        try:
-            yield
-        finally:
-            sys.setprofile(previous)
+            error.template, error.template_line = _jinja_position(guard.frame)
+            guard.frame = None  # frames hold every local of the render
+            raise error from err
 
 
 def time_budget(seconds: float | None, what: str = "rendering") -> AbstractContextManager[None]:

@@ -13,6 +13,7 @@ import pytest
 from jinja2 import DictLoader
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from dripline._budget import BudgetExceeded, RenderBudget
 from dripline.templating import RenderBudgetExceeded, template_cycle, time_budget
 
 DRIPLINE = str(Path(sys.executable).with_name("dripline"))
@@ -108,7 +109,7 @@ def test_a_runaway_layout_points_at_the_layout_file(project):
     assert errors[0].startswith(f"{base}:{line}: error: rendering took longer than 0.3 s")
 
 
-def test_time_budget_works_in_any_thread_and_restores_the_profiler():
+def test_time_budget_works_in_any_thread_and_installs_no_hook():
     env = ImmutableSandboxedEnvironment(loader=DictLoader({"loop.html": LOOP}))
     caught: list[BaseException] = []
 
@@ -126,8 +127,27 @@ def test_time_budget_works_in_any_thread_and_restores_the_profiler():
     (err,) = caught
     assert err.template == "loop.html" and err.template_line == 1
     assert sys.getprofile() is None
-    with time_budget(None):  # no budget: nothing installed
-        assert sys.getprofile() is None
+
+
+def test_nested_budgets_each_raise_for_themselves_and_share_one_watchdog():
+    """The outer (dispatch's) budget firing inside an inner (render's) one is not
+    translated by the inner one; one watchdog thread serves every budget."""
+    env = ImmutableSandboxedEnvironment(loader=DictLoader({"loop.html": LOOP}))
+    outer = RenderBudget(0.2)
+    with pytest.raises(BudgetExceeded) as caught:
+        outer.run(lambda: _render_within(env, 30.0))
+    assert not isinstance(caught.value, RenderBudgetExceeded)
+    with pytest.raises(RenderBudgetExceeded):
+        RenderBudget(30.0).run(lambda: _render_within(env, 0.2))
+    for _ in range(5):
+        RenderBudget(1.0).run(lambda: None)
+    watchdogs = [t for t in threading.enumerate() if t.name == "dripline-render-budget"]
+    assert len(watchdogs) == 1
+
+
+def _render_within(env: ImmutableSandboxedEnvironment, seconds: float) -> str:
+    with time_budget(seconds):
+        return env.get_template("loop.html").render()
 
 
 @pytest.mark.parametrize(

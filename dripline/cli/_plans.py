@@ -23,7 +23,12 @@ def record_baseline(settings: Settings, engine: Engine, campaign: Campaign) -> N
     need it, and `dripline plan` then compares with the deliveries alone.
     """
     try:
-        state = campaign_state(campaign, settings.templates_dir, settings.base_url)
+        state = campaign_state(
+            campaign,
+            settings.templates_dir,
+            settings.base_url,
+            render_budget=settings.render_budget,
+        )
     except DriplineError:
         return
     ensure_baseline(
@@ -42,7 +47,12 @@ def plans_for(
     plans = []
     for name in _slugs(settings, slug):
         campaign = load_campaign_by_slug(settings, name)
-        state = campaign_state(campaign, settings.templates_dir, settings.base_url)
+        state = campaign_state(
+            campaign,
+            settings.templates_dir,
+            settings.base_url,
+            render_budget=settings.render_budget,
+        )
         plans.append(plan_campaign(engine, name, state, now))
     return plans
 
@@ -55,6 +65,11 @@ def apply_all(
     applied = []
     for name in _slugs(settings, slug):
         campaign = load_campaign_by_slug(settings, name)
-        state = campaign_state(campaign, settings.templates_dir, settings.base_url)
+        state = campaign_state(
+            campaign,
+            settings.templates_dir,
+            settings.base_url,
+            render_budget=settings.render_budget,
+        )
         applied.append(apply_campaign(engine, name, state, now, git_commit=commit))
     return applied

@@ -24,12 +24,19 @@ __all__ = ["campaign_state", "timetable_of"]
 _RENDERED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def campaign_state(campaign: Campaign, templates_dir: Path, base_url: str) -> dict[str, Any]:
-    """The state of ``campaign`` as its files are now (renders each step once).
+def campaign_state(
+    campaign: Campaign,
+    templates_dir: Path,
+    base_url: str,
+    *,
+    render_budget: float | None = None,
+) -> dict[str, Any]:
+    """The state of ``campaign`` as its files are now (renders each step once, each render
+    within ``render_budget`` seconds; a step past it is recorded as one that cannot render).
 
     Raises :class:`~dripline.errors.CampaignError` when the layout does not load.
     """
-    renderer = CampaignRenderer(campaign, templates_dir)
+    renderer = CampaignRenderer(campaign, templates_dir, render_budget=render_budget)
     sample = load_samples(campaign, base_url)[0].recipient
     steps: list[dict[str, Any]] = []
     for step in campaign.steps:

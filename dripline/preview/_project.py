@@ -244,7 +244,9 @@ class Project:
         try:
             if current_revision(engine) != head_revision():
                 return None
-            state = campaign_state(campaign, self.templates_dir, self.base_url)
+            state = campaign_state(
+                campaign, self.templates_dir, self.base_url, render_budget=PREVIEW_RENDER_BUDGET
+            )
             plan = plan_campaign(engine, campaign.slug, state, self._clock())
         except DriplineError:
             return None
