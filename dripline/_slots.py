@@ -180,7 +180,7 @@ class SlottedStep:
         """The message bytes, or None when this recipient needs the full path."""
         fields = dict(recipient.fields)
         static = self.compiled.static_context
-        base = {**static, "unsubscribe_url": recipient.unsubscribe_url}
+        base = {**static, **self.compiled.tracking_context(recipient)}
         # Same order of checks as the full path: subject (raw values), body, then To.
         try:
             raw_context = {**base, "subscriber": {**fields, "email": recipient.email}}

@@ -25,12 +25,14 @@ from .errors import CampaignError
 
 __all__ = [
     "DAY_MAX",
+    "EVENT_NAME",
     "STEP_KEYS",
     "WEEKDAYS",
     "Campaign",
     "LintSettings",
     "Schedule",
     "Step",
+    "Tracking",
     "campaign_slugs",
     "line_of_key",
     "load_campaign",
@@ -46,7 +48,19 @@ DAY_MAX = 36_500  # the latest a step may be, in days after enrollment
 # its line and the closest known key.
 CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset(
-        {"name", "layout", "lang", "reply_to", "from", "links", "footer", "schedule", "lint"}
+        {
+            "name",
+            "layout",
+            "lang",
+            "reply_to",
+            "from",
+            "links",
+            "footer",
+            "schedule",
+            "lint",
+            "tracking",
+            "goal",
+        }
     ),
     "from": frozenset({"name", "address"}),
     "links": frozenset({"utm_source", "utm_medium", "utm_campaign"}),
@@ -55,6 +69,9 @@ CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
     "schedule": frozenset({"timezone", "send_time", "weekdays", "holidays", "holidays_default"}),
     # Read by _parse_lint: the spam-score threshold and the target email clients.
     "lint": frozenset({"spam_threshold", "clients"}),
+    # Read by _parse_results: opt-in click and open tracking, and the goal event.
+    "tracking": frozenset({"clicks", "opens"}),
+    "goal": frozenset({"event"}),
 }
 # Every key a step's front matter may hold (id: a stable step identity that survives
 # renumbering; backfill: also send the step to those already past it).
@@ -123,6 +140,18 @@ class LintSettings:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    """``[tracking]`` in campaign.toml: what is counted about each message (both opt-in)."""
+
+    clicks: bool = False  # body links go through BASE/c/TOKEN, looked up on the server
+    opens: bool = False  # a 1x1 image at BASE/o/TOKEN (unreliable: proxies load every image)
+
+
+# What an event (and a goal) may be called: one word a form or a shop system can send.
+EVENT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A campaign folder, validated."""
 
@@ -140,6 +169,9 @@ class Campaign:
     schedule: Schedule
     steps: tuple[Step, ...] = field(default=())
     lint: LintSettings = field(default_factory=LintSettings)
+    # [tracking]: both off unless the campaign opts in (health campaigns may not want them).
+    tracking: Tracking = field(default_factory=Tracking)
+    goal_event: str | None = None  # [goal] event: recorded for a subscriber, it ends their sequence
 
     @property
     def toml_path(self) -> Path:
@@ -351,6 +383,27 @@ def _parse_lint(fields: _Fields) -> LintSettings:
     return LintSettings(float(threshold), tuple(clients))
 
 
+def _parse_tracking(fields: _Fields) -> Tracking:
+    values = {}
+    for key in ("clicks", "opens"):
+        value = fields.data.get(key, False)
+        if not isinstance(value, bool):
+            raise fields.fail(key, f"tracking.{key} must be true or false")
+        values[key] = value
+    return Tracking(**values)
+
+
+def _parse_goal(fields: _Fields) -> str | None:
+    if "event" not in fields.data:
+        return None
+    event = fields.string("event").strip()
+    if not re.fullmatch(EVENT_NAME, event):
+        raise fields.fail(
+            "event", f"goal.event {event!r}: use letters, digits, '.', '_' and '-' (1-100)"
+        )
+    return event
+
+
 def _holiday_setting(fields: _Fields, key: str, *, allow_subscriber: bool) -> str | None:
     """A ``[schedule]`` holidays region ("US", "US-CA"), "subscriber", or None when unset."""
     raw = fields.string(key, required=False, default="").strip()
@@ -474,6 +527,8 @@ def load_campaign(folder: Path) -> Campaign:
         disclaimer=footer.string("disclaimer", required=False),
         schedule=_parse_schedule(root.table("schedule")),
         lint=_parse_lint(root.table("lint")),
+        tracking=_parse_tracking(root.table("tracking")),
+        goal_event=_parse_goal(root.table("goal")),
     )
     for key in ("name",):
         if any(c in getattr(campaign, key) for c in "\r\n\0"):

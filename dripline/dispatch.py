@@ -36,7 +36,7 @@ from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
 from .errors import CampaignError, DriplineError
 from .ledger import body_digest, campaign_commit, sent_subject
-from .render import Recipient
+from .render import CompiledStep, Recipient
 from .store import ClaimedDelivery, Outcome, SettleResult
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "Dispatcher",
     "PassReport",
     "StepTooSlowError",
+    "TrackingLinks",
 ]
 
 DEFAULT_RELAY_FAILURES = 3
@@ -75,6 +76,17 @@ class DispatchStore(Protocol):
 
     def schedule_version(self) -> int:
         """A number that changes whenever a campaign revision is applied."""
+
+    def link_positions(self, campaign: str, step_id: str, urls: Sequence[str]) -> list[int]:
+        """The stable positions of a step's tracked URLs (click tracking)."""
+
+
+class TrackingLinks(Protocol):
+    """Signed per-delivery URLs for click and open tracking (see runtime.tracking_links_for)."""
+
+    def click(self, delivery: ClaimedDelivery, position: int) -> str: ...
+
+    def open(self, delivery: ClaimedDelivery) -> str: ...
 
 
 @dataclass
@@ -167,6 +179,7 @@ class Dispatcher:
         stop: threading.Event | None = None,
         relay_failures: int = DEFAULT_RELAY_FAILURES,
         envelope_sender: Callable[[ClaimedDelivery], str] | None = None,
+        tracking: TrackingLinks | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -186,6 +199,9 @@ class Dispatcher:
         self._commit: str | None = None
         # VERP (runtime.envelope_sender_maker): a per-delivery envelope sender; else From.
         self.envelope_sender = envelope_sender
+        # Click/open tracking URLs; None: tracked campaigns are sent with their plain links.
+        self.tracking = tracking
+        self._positions: dict[tuple[str, str, tuple[str, ...]], tuple[int, ...]] = {}
 
     def dispatch_due(self, now: datetime) -> PassReport:
         """Claim and send batches until nothing is due at ``now`` (or a stop is asked).
@@ -378,7 +394,13 @@ class Dispatcher:
                 "first_name": delivery.first_name,
                 "timezone": delivery.timezone,
             }
-            recipient = Recipient(delivery.email, fields_, self.unsubscribe_url(delivery))
+            try:
+                links, open_url = self._tracking(compiled, delivery)
+            except Exception as err:  # the database is away: not this message's fault
+                return self._retry_later(delivery, now, f"tracked links: {err}", report)
+            recipient = Recipient(
+                delivery.email, fields_, self.unsubscribe_url(delivery), links, open_url
+            )
             message_id, data = self.library.render_bytes(
                 compiled, recipient, now=now, cancel=self.stop
             )
@@ -408,6 +430,23 @@ class Dispatcher:
             data=data,
             message_id=message_id,
         )
+
+    def _tracking(
+        self, compiled: CompiledStep, delivery: ClaimedDelivery
+    ) -> tuple[tuple[str, ...], str]:
+        """This delivery's tracked link URLs and open image URL (empty when not tracked)."""
+        tracking = compiled.campaign.tracking
+        if self.tracking is None or not (tracking.clicks or tracking.opens):
+            return (), ""
+        links: tuple[str, ...] = ()
+        if compiled.tracked_urls:
+            key = (delivery.campaign, delivery.step_id, compiled.tracked_urls)
+            positions = self._positions.get(key)
+            if positions is None:
+                positions = tuple(self.store.link_positions(*key))
+                self._positions[key] = positions
+            links = tuple(self.tracking.click(delivery, p) for p in positions)
+        return links, self.tracking.open(delivery) if tracking.opens else ""
 
     def _outcome(
         self,

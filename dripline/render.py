@@ -40,7 +40,7 @@ from ._slots import SlottedStep
 from .campaign import Campaign, Step, line_of_key
 from .errors import CampaignError, RenderError
 from .htmltext import html_to_text
-from .markdown import add_link_tracking, markdown_to_html_template
+from .markdown import OPEN_PIXEL, add_link_tracking, markdown_to_html_template, track_links
 from .mime import (
     check_header_value,
     encode_address,
@@ -69,6 +69,10 @@ class Recipient:
     email: str
     fields: Mapping[str, Any] = field(default_factory=dict)  # name, first_name, attributes...
     unsubscribe_url: str = ""
+    # Click tracking: this delivery's BASE/c/TOKEN URL for each of the step's tracked links
+    # (CompiledStep.tracked_urls); empty means the original URLs (previews, test sends).
+    links: tuple[str, ...] = ()
+    open_url: str = ""  # open tracking: this delivery's BASE/o/TOKEN image (empty: none)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class _MessageIds:
 
 
 _ids = _MessageIds()
+# The open image where there is no delivery to count (previews, test sends): a blank GIF.
+_BLANK_IMAGE = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw=="
 
 
 def new_message_id(domain: str) -> str:
@@ -209,6 +215,14 @@ class CompiledStep:
         self.body_source = add_link_tracking(
             markdown_to_html_template(step.body), self.campaign.utm
         )
+        # The step's tracked URLs (UTM parameters included), by position; the body links
+        # to tracked_links[N], each recipient's own signed redirect.
+        self.tracked_urls: tuple[str, ...] = ()
+        if self.campaign.tracking.clicks:
+            self.body_source, urls = track_links(self.body_source)
+            self.tracked_urls = tuple(urls)
+        if self.campaign.tracking.opens:
+            self.body_source += OPEN_PIXEL
         self._subject = self._compile(envs.text, step.subject, "subject")
         self._preheader = self._compile(envs.text, step.preheader, "preheader")
         self._body = self._compile(envs.html, self.body_source, "body")
@@ -368,7 +382,21 @@ class CompiledStep:
         return {
             **self.static_context,
             "subscriber": {**clean_fields(raw_fields), "email": recipient.email},
+            **self.tracking_context(recipient),
+        }
+
+    def tracking_context(self, recipient: Recipient) -> dict[str, Any]:
+        """The per-delivery link values: unsubscribe, tracked links, open image."""
+        links = recipient.links or self.tracked_urls
+        if len(links) != len(self.tracked_urls):
+            raise RenderError(
+                f"{len(links)} tracked links given for {len(self.tracked_urls)} in the step",
+                path=self.step.path,
+            )
+        return {
             "unsubscribe_url": recipient.unsubscribe_url,
+            "tracked_links": links,
+            "open_pixel_url": recipient.open_url or _BLANK_IMAGE,
         }
 
     def _templates(
@@ -378,7 +406,7 @@ class CompiledStep:
         subject = self._subject.render(
             **self.static_context,
             subscriber={**raw_fields, "email": recipient.email},
-            unsubscribe_url=recipient.unsubscribe_url,
+            **self.tracking_context(recipient),
         )
         self.check_subject(subject)
         shown_subject = self._subject.render(**context)

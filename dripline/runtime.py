@@ -25,7 +25,7 @@ from .store import (
     open_store,
 )
 from .timetable import Timetable
-from .tokens import TokenSigner, verp_address
+from .tokens import TokenSigner, click_url, open_url, tracking_tokens, verp_address
 
 __all__ = [
     "bounce_policy_for",
@@ -33,6 +33,7 @@ __all__ = [
     "dispatcher_for",
     "envelope_sender_maker",
     "sender_for",
+    "tracking_links_for",
     "unsubscribe_link_maker",
 ]
 
@@ -66,6 +67,27 @@ def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], st
         return unsubscribe_url_for(settings, delivery.public_key, delivery.campaign)
 
     return link
+
+
+class _SignedTrackingLinks:
+    """``BASE/c/TOKEN`` and ``BASE/o/TOKEN`` for claimed deliveries (dispatch.TrackingLinks)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.base_url = settings.base_url
+        self.tokens = tracking_tokens(settings.secret_key)
+
+    def click(self, delivery: ClaimedDelivery, position: int) -> str:
+        token = self.tokens.click(delivery.delivery_id, position, delivery.campaign)
+        return click_url(self.base_url, token)
+
+    def open(self, delivery: ClaimedDelivery) -> str:
+        return open_url(self.base_url, self.tokens.open(delivery.delivery_id, delivery.campaign))
+
+
+def tracking_links_for(settings: Settings) -> _SignedTrackingLinks:
+    """Signed click and open URLs under ``DRIPLINE_BASE_URL`` (campaigns opt in with
+    ``[tracking]``). Raises ConfigError without ``DRIPLINE_SECRET_KEY``."""
+    return _SignedTrackingLinks(settings)
 
 
 def _share_rate_limit(sender: Sender, engine: Engine) -> None:
@@ -212,6 +234,7 @@ def dispatcher_for(
             batch_size=batch_size,
             stop=stop,
             envelope_sender=envelope_sender,
+            tracking=tracking_links_for(settings),
         )
         try:
             with _heartbeat(queue, settings.lease_seconds / 3):

@@ -52,6 +52,8 @@ class Settings:
     postmark_webhook_password: str = ""
     sendgrid_public_key: str = ""  # base64 DER (as SendGrid shows it) or PEM
     mailgun_signing_key: str = ""
+    # Bearer token for POST /api/events (goal events); unset: the API answers 401 to all.
+    api_token: str = ""
     # Send although links point at a non-https base URL (a local test inbox such as Mailpit).
     allow_local_links: bool = False
     # Send from (or with Reply-To) addresses at reserved example domains (example.com, .test).
@@ -108,6 +110,7 @@ _ENV_NAMES = {
     "postmark_webhook_password": "DRIPLINE_POSTMARK_WEBHOOK_PASSWORD",
     "sendgrid_public_key": "DRIPLINE_SENDGRID_WEBHOOK_PUBLIC_KEY",
     "mailgun_signing_key": "DRIPLINE_MAILGUN_WEBHOOK_SIGNING_KEY",
+    "api_token": "DRIPLINE_API_TOKEN",
 }
 
 # Keys dripline.toml may set (any other key is an error naming its line and the closest

@@ -43,7 +43,10 @@ __all__ = [
 ]
 
 # Names whose values differ between recipients of the same step.
-PER_SUBSCRIBER_NAMES = frozenset({"subscriber", "unsubscribe_url", "recipient"})
+# tracked_links and open_pixel_url: per delivery (click and open tracking).
+PER_SUBSCRIBER_NAMES = frozenset(
+    {"subscriber", "unsubscribe_url", "recipient", "tracked_links", "open_pixel_url"}
+)
 # Names that are the same for every recipient of a step.
 PER_STEP_NAMES = frozenset({"campaign", "step", "body", "body_text", "preheader", "now"})
 

@@ -1,5 +1,6 @@
-"""The Starlette application: sign-up form, confirmation, one-click unsubscribe and the
-provider webhooks (:mod:`._webhooks`).
+"""The Starlette application: sign-up form, confirmation, one-click unsubscribe, the
+provider webhooks (:mod:`._webhooks`), and results (:mod:`._results`: tracked clicks and
+opens, goal events).
 
 Routes are thin: they read the request, call :class:`SignupService` in a worker
 thread (it blocks on the database and the sender) and pick a page. A GET never
@@ -35,8 +36,9 @@ from ._form import (
     SlidingWindowLimiter,
     read_signup_fields,
 )
+from ._results import result_routes
 from ._service import OfferedCampaign, SignupService, load_offered_campaigns
-from ._views import message_page, page
+from ._views import invalid_link_page, message_page, page
 from ._webhooks import webhook_routes
 
 __all__ = ["MIN_SECRET_KEY_LENGTH", "check_serve_settings", "create_app"]
@@ -48,16 +50,6 @@ MIN_SECRET_KEY_LENGTH = 16
 UNCONFIRMED_KEPT_FOR = timedelta(days=30)
 _MAX_FORM_BYTES = 16 * 1024  # the sign-up form is a few hundred bytes; refuse bulk posts
 _ONE_CLICK = ("List-Unsubscribe", "One-Click")  # RFC 8058's POST body
-
-
-def _invalid_link() -> HTMLResponse:
-    # One page for every bad unsubscribe token (forged, altered, unknown): nothing is learned.
-    return message_page(
-        "This link does not work",
-        "It may have been cut short or changed. To stop our emails, use the unsubscribe "
-        "link at the bottom of any of them, or reply to one and ask us.",
-        status=404,
-    )
 
 
 def _invalid_confirmation() -> HTMLResponse:
@@ -205,7 +197,7 @@ class _Routes:
         verified = self.service.verify_unsubscribe(request.path_params["token"])
         resolved = verified and await run_in_threadpool(self.service.resolve_unsubscribe, verified)
         if resolved is None:
-            return _invalid_link()
+            return invalid_link_page()
         campaign = self.service.campaigns.get(resolved.campaign_slug)
         name = campaign.campaign.name if campaign else resolved.campaign_slug
         return page(
@@ -227,7 +219,7 @@ class _Routes:
         verified = self.service.verify_unsubscribe(request.path_params["token"])
         resolved = verified and await run_in_threadpool(self.service.unsubscribe, verified)
         if resolved is None:
-            return _invalid_link()
+            return invalid_link_page()
         campaign = self.service.campaigns.get(resolved.campaign_slug)
         name = campaign.campaign.name if campaign else resolved.campaign_slug
         return message_page(
@@ -310,6 +302,7 @@ def create_app(
             Route("/u/{token}", routes.unsubscribe_page, methods=["GET"]),
             Route("/u/{token}", routes.unsubscribe, methods=["POST"]),
             *webhook_routes(settings, engine, clock or (lambda: datetime.now(UTC))),
+            *result_routes(settings, engine, clock or (lambda: datetime.now(UTC))),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,

@@ -39,6 +39,7 @@ from ._csv import CsvReadResult, RowProblem, SubscriberCsvError, read_subscriber
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscribe
 from ._enroll_bulk import enroll_many
+from ._goals import RecordedEvent, record_event
 from ._leases import DEFAULT_LEASE_SECONDS, ExpiredLeases
 from ._maintenance import expire_leases, requeue_ambiguous
 from ._migrate import current_revision, head_revision, upgrade
@@ -64,6 +65,7 @@ from ._reports import (
     subscriber_timeline,
     unsubscribe,
 )
+from ._results_models import Click, GoalEvent, Open, TrackedLink
 from ._suppress import (
     SuppressedError,
     SuppressionEntry,
@@ -74,6 +76,7 @@ from ._suppress import (
     remove_suppression,
     suppression_for,
 )
+from ._tracking import TrackedHit, link_positions, record_click, record_open
 from ._values import (
     InvalidSubscriberError,
     NormalizedEmail,
@@ -107,6 +110,7 @@ __all__ = [
     "CampaignRevision",
     "CampaignStatus",
     "ClaimedDelivery",
+    "Click",
     "ConfirmedSignup",
     "Consent",
     "CsvReadResult",
@@ -117,12 +121,15 @@ __all__ = [
     "EnrollResult",
     "Enrollment",
     "ExpiredLeases",
+    "GoalEvent",
     "InvalidSubscriberError",
     "NewSubscriber",
     "NormalizedEmail",
     "NotSubscribedError",
+    "Open",
     "Outcome",
     "RecordedBounce",
+    "RecordedEvent",
     "RowProblem",
     "SentMessage",
     "SettleResult",
@@ -138,6 +145,8 @@ __all__ = [
     "Suppression",
     "SuppressionEntry",
     "TimelineEntry",
+    "TrackedHit",
+    "TrackedLink",
     "add_suppression",
     "bounce_figures",
     "campaign_status",
@@ -157,6 +166,7 @@ __all__ = [
     "get_bounce",
     "head_revision",
     "import_suppressions",
+    "link_positions",
     "list_bounces",
     "list_suppressions",
     "make_engine",
@@ -167,6 +177,9 @@ __all__ = [
     "read_subscriber_csv",
     "read_transaction",
     "record_bounce",
+    "record_click",
+    "record_event",
+    "record_open",
     "remove_suppression",
     "request_signup",
     "requeue_ambiguous",

@@ -39,7 +39,8 @@ __all__ = [
 ]
 
 SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced", "pending")
-ENROLLMENT_STATUSES = ("active", "unsubscribed", "completed")
+# 'converted': the campaign's goal event was recorded (the rest of the sequence cancelled).
+ENROLLMENT_STATUSES = ("active", "unsubscribed", "completed", "converted")
 # 'claimed': taken by a worker (deliveries.worker_id) under its lease, not yet given to the
 # sender; handed back to 'scheduled' if that worker dies. 'sending': its data is being given
 # to the sender now (a small group at a time). 'ambiguous': the server may or may not have
@@ -97,6 +98,8 @@ class Enrollment(Base):
     campaign: Mapped[str] = mapped_column(String(100), index=True)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # When the goal event happened (aware UTC in, naive UTC stored); None: not converted.
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Delivery(Base):

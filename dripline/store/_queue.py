@@ -36,6 +36,7 @@ from ._leases import (
 )
 from ._models import CampaignRevision, Delivery, Enrollment, Subscriber, Worker, new_public_key
 from ._outcomes import Outcome, SettleResult, settle
+from ._tracking import link_positions
 from ._values import from_db_time, to_db_time
 
 __all__ = [
@@ -229,6 +230,10 @@ class SqlDeliveryQueue:
             ):
                 found.setdefault(campaign, set()).add(step_id)
         return found
+
+    def link_positions(self, campaign: str, step_id: str, urls: Sequence[str]) -> list[int]:
+        """Stable positions of a step's tracked URLs (see :func:`._tracking.link_positions`)."""
+        return link_positions(self.engine, campaign, step_id, urls)
 
     def schedule_version(self) -> int:
         """Changes whenever ``dripline apply`` records a campaign revision (one tiny query)."""
