@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sender import (
     OutgoingMessage,
@@ -38,6 +39,9 @@ from .errors import CampaignError, DriplineError
 from .ledger import body_digest, campaign_commit, sent_subject
 from .render import CompiledStep, Recipient
 from .store import ClaimedDelivery, Outcome, SettleResult
+
+if TYPE_CHECKING:
+    from .metrics import RunMetrics
 
 __all__ = [
     "DEFAULT_RELAY_FAILURES",
@@ -180,6 +184,7 @@ class Dispatcher:
         relay_failures: int = DEFAULT_RELAY_FAILURES,
         envelope_sender: Callable[[ClaimedDelivery], str] | None = None,
         tracking: TrackingLinks | None = None,
+        metrics: RunMetrics | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -202,6 +207,7 @@ class Dispatcher:
         # Click/open tracking URLs; None: tracked campaigns are sent with their plain links.
         self.tracking = tracking
         self._positions: dict[tuple[str, str, tuple[str, ...]], tuple[int, ...]] = {}
+        self.metrics = metrics  # dripline run --metrics-port (dripline.metrics)
 
     def dispatch_due(self, now: datetime) -> PassReport:
         """Claim and send batches until nothing is due at ``now`` (or a stop is asked).
@@ -210,6 +216,27 @@ class Dispatcher:
         content edit goes out at once); a step whose file is gone is held (not sent, not
         failed, one warning per pass) until ``dripline apply`` cancels it.
         """
+        started = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.begin_pass()
+        try:
+            return self._dispatch_due(now)
+        finally:
+            if self.metrics is not None:
+                self.metrics.pass_duration.observe(time.monotonic() - started)
+                self._observe_queue()
+
+    def _observe_queue(self) -> None:
+        assert self.metrics is not None
+        try:
+            self.metrics.leases(getattr(self.store, "lease_expiries", 0))
+            depth = getattr(self.store, "queue_depth", None)
+            if depth is not None:
+                self.metrics.depth(depth)
+        except Exception as err:  # metrics never stop sending
+            log.warning("metrics: queue depth not read: %s", err)
+
+    def _dispatch_due(self, now: datetime) -> PassReport:
         report = PassReport()
         if self.library.refresh():
             self._files_generation += 1
@@ -231,6 +258,10 @@ class Dispatcher:
                 self._commit = campaign_commit(self.project_root)
                 first = False
             report.claimed += len(batch)
+            if self.metrics is not None:
+                for delivery in batch:
+                    lateness = (now - delivery.due_at).total_seconds()
+                    self.metrics.claim_latency.observe(max(0.0, lateness))
             self._send_batch(batch, now, report, relay)
         self._clean = True
         return report
@@ -356,6 +387,8 @@ class Dispatcher:
         if not outcomes and not attempt:
             return SettleResult(frozenset())
         settled = self.store.settle(list(outcomes), attempt=attempt, now=now)
+        if self.metrics is not None:
+            self.metrics.publish(report)
         if settled.unrecorded:
             report.unrecorded += len(settled.unrecorded)
             log.warning(
@@ -476,6 +509,8 @@ class Dispatcher:
                 campaign_commit=self._commit,
             )
         detail = _describe(result)
+        if self.metrics is not None:
+            self.metrics.sender_errors.labels(_error_kind(result)).inc()
         if isinstance(result, TransientSendError) and result.ambiguous:
             report.ambiguous += 1
             return Outcome(delivery_id, "ambiguous", error=detail)
@@ -506,6 +541,19 @@ class Dispatcher:
             )
         report.deferred += 1
         return Outcome(delivery.delivery_id, "deferred", error=detail, next_at=when)
+
+
+def _error_kind(error: SendError) -> str:
+    """The kind label of a sender error for ``dripline_sender_errors_total``."""
+    if isinstance(error, TransientSendError):
+        if error.ambiguous:
+            return "ambiguous"
+        if getattr(error, "connection_failure", False) or getattr(error, "unreachable", False):
+            return "connection"
+        return "transient"
+    if isinstance(error, PermanentSendError) and error.bounce:
+        return "bounce"
+    return "permanent"
 
 
 def _describe(error: SendError) -> str:

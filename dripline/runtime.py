@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cache, partial
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -25,6 +26,9 @@ from .store import (
     open_store,
 )
 from .timetable import Timetable
+
+if TYPE_CHECKING:
+    from .metrics import RunMetrics
 from .tokens import TokenSigner, click_url, open_url, tracking_tokens, verp_address
 
 __all__ = [
@@ -198,6 +202,7 @@ def dispatcher_for(
     *,
     stop: threading.Event | None = None,
     batch_size: int = 500,
+    metrics: RunMetrics | None = None,
 ) -> Iterator[Dispatcher]:
     """A dispatcher over the configured store and sender, closed on exit.
 
@@ -235,6 +240,7 @@ def dispatcher_for(
             stop=stop,
             envelope_sender=envelope_sender,
             tracking=tracking_links_for(settings),
+            metrics=metrics,
         )
         try:
             with _heartbeat(queue, settings.lease_seconds / 3):

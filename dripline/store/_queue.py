@@ -34,7 +34,15 @@ from ._leases import (
     renew_worker,
     utc_now,
 )
-from ._models import CampaignRevision, Delivery, Enrollment, Subscriber, Worker, new_public_key
+from ._models import (
+    DELIVERY_STATUSES,
+    CampaignRevision,
+    Delivery,
+    Enrollment,
+    Subscriber,
+    Worker,
+    new_public_key,
+)
 from ._outcomes import Outcome, SettleResult, settle
 from ._tracking import link_positions
 from ._values import from_db_time, to_db_time
@@ -159,6 +167,7 @@ class SqlDeliveryQueue:
         self.timetable_for = timetable_for
         self.lease_seconds = lease_seconds
         self.clock = clock
+        self.lease_expiries = 0  # dead workers whose leases this worker expired (a count)
         query = _CANDIDATES
         if engine.dialect.name == "postgresql":
             # Locking the enrollment too keeps two workers from each taking a different
@@ -230,6 +239,14 @@ class SqlDeliveryQueue:
             ):
                 found.setdefault(campaign, set()).add(step_id)
         return found
+
+    def queue_depth(self) -> dict[str, int]:
+        """How many deliveries are in each status (every status present, zeros included)."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(_D.c.status, func.count()).group_by(_D.c.status)).all()
+        depth = dict.fromkeys(DELIVERY_STATUSES, 0)
+        depth.update({status: count for status, count in rows})
+        return depth
 
     def link_positions(self, campaign: str, step_id: str, urls: Sequence[str]) -> list[int]:
         """Stable positions of a step's tracked URLs (see :func:`._tracking.link_positions`)."""
@@ -308,7 +325,8 @@ class SqlDeliveryQueue:
         """The claim's transaction (see :meth:`claim_due`): the rows, subscribers' keys."""
         with write_transaction(self.engine) as conn:
             worker_id = self._hold_lease(conn, wall)
-            expire_dead_workers(conn, wall, worker_id)
+            expired = expire_dead_workers(conn, wall, worker_id)
+            self.lease_expiries += expired.workers  # for metrics (dripline run --metrics-port)
             writer = BulkWriter(conn)
             # Rows cancelled or held back leave the claim short: read again (a few times)
             # rather than report "nothing due" while due rows remain behind them.
