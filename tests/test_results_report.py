@@ -49,6 +49,10 @@ def fixture_db(project: Path) -> dict:
             sender = f"smtp://127.0.0.1:{server.port}"
             run_once(env, sender, T0 + timedelta(hours=1))
             mail = {r.rcpt_tos[0]: parse(r.data) for r in handler.received}
+            # Opens on: one 1x1 image in the HTML part, nothing in the text part.
+            text, html = parts(mail["clicker@example.com"])
+            assert len(links(html, BASE, "o")) == 1 and links(text, BASE, "o") == []
+            assert 'width="1" height="1" alt=""' in html
             settings = load_settings(environ=env)
             clock = {"now": T0 + timedelta(hours=2)}
             with TestClient(create_app(settings, clock=lambda: clock["now"])) as client:
@@ -63,6 +67,12 @@ def fixture_db(project: Path) -> dict:
                 assert hit("clicker", "c") == 302
                 assert hit("clicker", "c") == 302  # twice: one person, one unique click
                 assert hit("clicker", "o") == 200
+                pixel = client.get(links(html, BASE, "o")[0].removeprefix(BASE))
+                assert pixel.headers["content-type"] == "image/gif" and len(pixel.content) < 100
+                assert (
+                    client.get(links(html, BASE, "o")[0].removeprefix(BASE) + "x").status_code
+                    == 404
+                )
                 assert hit("scanned", "c", "Mozilla/5.0 (compatible; Barracuda Sentinel)") == 302
                 clock["now"] = T0 + timedelta(hours=1, seconds=3)  # 3 s after it was sent
                 assert hit("quick", "c") == 302
@@ -174,3 +184,33 @@ def test_the_html_report_shows_two_charts_offline(fixture_db, browser, tmp_path:
         bars = sum(1 for p in pixels if max(abs(a - b) for a, b in zip(p, colour, strict=True)) < 8)
         assert bars > 300, chart
     page.close()
+
+
+def test_the_preview_shows_the_same_results(fixture_db) -> None:
+    import lxml.html
+
+    from dripline.preview import Project, create_app
+
+    project, env = fixture_db["project"], fixture_db["env"]
+    preview = Project(
+        project,
+        base_url=BASE,
+        clock=lambda: T0 + timedelta(days=31),
+        database_url=env["DRIPLINE_DATABASE_URL"],
+    )
+    client = TestClient(
+        create_app(preview, port=8026, watch=False), base_url="http://127.0.0.1:8026"
+    )
+    page = lxml.html.fromstring(client.get(f"/campaigns/{SLUG}").text)
+    (section,) = page.cssselect(".results")
+    first = [cell.text_content().strip() for cell in section.cssselect("tbody tr")[0][1:]]
+    # sent, delivered, people's clicks, rate, machine, opens, unsubscribes, bounces, conversions
+    assert first == ["5", "4", "1", "25.0%", "2", "1", "1", "1", "1"]
+    charts = section.cssselect("figure img")
+    assert len(charts) == 2
+    assert all(img.get("src").startswith("data:image/svg+xml;base64,") for img in charts)
+    assert not section.cssselect("[style], style, script")  # the preview's CSP allows none
+    # Without a database the section is not there.
+    bare = Project(project, base_url=BASE, clock=lambda: T0)
+    client = TestClient(create_app(bare, port=8026, watch=False), base_url="http://127.0.0.1:8026")
+    assert not lxml.html.fromstring(client.get(f"/campaigns/{SLUG}").text).cssselect(".results")

@@ -71,6 +71,7 @@ def test_links_are_tracked_in_both_parts_and_the_unsubscribe_link_is_not(sent) -
     text, html = parts(sent["messages"]["ada@example.com"])
     html_links, text_links = links(html, base, "c"), links(text, base, "c")
     assert len(html_links) == 2 and html_links == text_links  # the same tracked URLs
+    assert links(html, base, "o") == []  # opens stay off unless asked for
     assert landing not in html.replace(">" + landing, "")  # no href to the page itself
     assert 'href="' + landing not in html
     # The unsubscribe link goes straight to /u/, in the body and in the header.

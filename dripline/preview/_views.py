@@ -167,6 +167,7 @@ class Views:
         if entry.error is not None or entry.campaign is None:
             return self._broken(request, snapshot, entry)
         planned = self.project.plan(entry.campaign)
+        live = self.project.live_plan(entry.campaign)
         # The inbox as the first sample subscriber sees it: subjects may use their fields.
         inbox = []
         for send in planned:
@@ -186,7 +187,8 @@ class Views:
             inbox=inbox,
             enrolled=self.project.enrolled_now().astimezone(entry.campaign.schedule.zone),
             timeline=timeline_svg(entry.campaign, planned),
-            live=self.project.live_plan(entry.campaign),
+            live=live,
+            results=self.project.live_results(entry.campaign) if live else None,
         )
 
     def step(self, request: Request) -> Response:

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ._html import report_html
+from ._html import report_body, report_html
 from ._report import CampaignReport, campaign_report, parse_since
 
-__all__ = ["CampaignReport", "campaign_report", "parse_since", "report_html"]
+__all__ = ["CampaignReport", "campaign_report", "parse_since", "report_body", "report_html"]
