@@ -4,7 +4,9 @@ opens, goal events).
 
 Routes are thin: they read the request, call :class:`SignupService` in a worker
 thread (it blocks on the database and the sender) and pick a page. A GET never
-changes anything, since mail scanners follow links; every change is a POST.
+changes a subscription, since mail scanners follow links; every change is a POST. The only
+GETs that write are ``/c/`` and ``/o/``, whose purpose is to count a click or an open
+(classed, so scanners are counted apart).
 """
 
 from __future__ import annotations
