@@ -51,7 +51,18 @@ GMAIL_CLIP_BYTES = 102 * 1024
 GMAIL_WARN_BYTES = 90 * 1024
 MAX_SUBJECT = 78
 STANDARD_FIELDS = frozenset({"email", "name", "first_name", "last_name", "timezone"})
-_TEMPLATE_NAMES = frozenset({"subscriber", "unsubscribe_url", "campaign", "step", "recipient"})
+# tracked_links and open_pixel_url: put in by click and open tracking ([tracking]).
+_TEMPLATE_NAMES = frozenset(
+    {
+        "subscriber",
+        "unsubscribe_url",
+        "campaign",
+        "step",
+        "recipient",
+        "tracked_links",
+        "open_pixel_url",
+    }
+)
 
 
 class _Elements(HTMLParser):

@@ -26,7 +26,7 @@ from ._keys import key_line, suggestion, unknown_keys
 from .campaign import Campaign, parse_toml, read_utf8
 from .errors import CampaignError, DriplineError
 from .render import Recipient
-from .tokens import TokenPayload, sign_token, unsubscribe_url
+from .tokens import TokenPayload, open_url, sign_token, tracking_tokens, unsubscribe_url
 
 __all__ = ["PREVIEW_FILE", "Sample", "load_samples", "recipient_from_json", "sample_recipient"]
 
@@ -64,7 +64,11 @@ def sample_recipient(
     # An opaque key, as real subscribers have: no address can be read from a token.
     key = "sample-" + hashlib.sha256(email.encode("utf-8")).hexdigest()[:12]
     token = sign_token(TokenPayload("u", key, campaign.slug, 0), secret_key or PREVIEW_SIGNING_KEY)
-    return Recipient(email, fields, unsubscribe_url(base_url, token))
+    pixel = ""
+    if campaign.tracking.opens:  # where the real image would be (never counted: delivery 0)
+        signing = tracking_tokens(secret_key or PREVIEW_SIGNING_KEY)
+        pixel = open_url(base_url, signing.open(0, campaign.slug))
+    return Recipient(email, fields, unsubscribe_url(base_url, token), open_url=pixel)
 
 
 def load_samples(campaign: Campaign, base_url: str, secret_key: str = "") -> list[Sample]:

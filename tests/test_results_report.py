@@ -52,7 +52,7 @@ def fixture_db(project: Path) -> dict:
             # Opens on: one 1x1 image in the HTML part, nothing in the text part.
             text, html = parts(mail["clicker@example.com"])
             assert len(links(html, BASE, "o")) == 1 and links(text, BASE, "o") == []
-            assert 'width="1" height="1" alt=""' in html
+            assert 'alt="" style="width:1px' in html
             settings = load_settings(environ=env)
             clock = {"now": T0 + timedelta(hours=2)}
             with TestClient(create_app(settings, clock=lambda: clock["now"])) as client:
@@ -214,3 +214,19 @@ def test_the_preview_shows_the_same_results(fixture_db) -> None:
     bare = Project(project, base_url=BASE, clock=lambda: T0)
     client = TestClient(create_app(bare, port=8026, watch=False), base_url="http://127.0.0.1:8026")
     assert not lxml.html.fromstring(client.get(f"/campaigns/{SLUG}").text).cssselect(".results")
+
+
+def test_tracking_adds_no_check_findings(project: Path) -> None:
+    env = env_for(project, BASE)
+    before = cli(env, "check", SLUG)
+    toml = project / "campaigns" / SLUG / "campaign.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8")
+        + '\n[tracking]\nclicks = true\nopens = true\n\n[goal]\nevent = "booked-consult"\n',
+        encoding="utf-8",
+    )
+    after = cli(env, "check", SLUG)
+    assert after.splitlines()[-1] == before.splitlines()[-1]  # same errors and warnings
+    toml.write_text(toml.read_text(encoding="utf-8") + "\n[tracking.extra]\n", encoding="utf-8")
+    bad = cli(env, "check", SLUG, code=1)
+    assert "campaign.toml" in bad and "Traceback" not in bad
