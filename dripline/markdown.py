@@ -88,10 +88,7 @@ def add_link_tracking(body_html: str, params: Mapping[str, str]) -> str:
 # The open-tracking image, last in the body; its URL is per delivery (see render.Recipient).
 # The GIF is 1x1 itself: no height (Outlook handles height attributes badly; premailer
 # would write one from the style).
-OPEN_PIXEL = (
-    '\n<img src="{{ open_pixel_url }}" alt="" '
-    'style="width:1px;border:0">'
-)
+OPEN_PIXEL = '\n<img src="{{ open_pixel_url }}" alt="" style="width:1px;border:0">'
 
 
 def track_links(body_html: str) -> tuple[str, list[str]]:

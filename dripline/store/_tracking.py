@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, Row, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..useragents import is_machine
@@ -76,7 +77,8 @@ def link_positions(engine: Engine, campaign: str, step_id: str, urls: Sequence[s
     raise RuntimeError(f"could not record the tracked links of {campaign}/{step_id}")
 
 
-def _delivery(conn, delivery_id: int):  # type: ignore[no-untyped-def]
+def _delivery(conn: Connection, delivery_id: int) -> Row[Any] | None:
+    """The delivery's id, step identity, send time and campaign, or None."""
     return conn.execute(
         select(_D.c.id, _D.c.step_id, _D.c.sent_at, _E.c.campaign)
         .join(_E, _E.c.id == _D.c.enrollment_id)
