@@ -77,7 +77,11 @@ def test_backfill_reaches_those_past_it_once(engine: Engine, project: Path):
     now = datetime(2026, 3, 5, 18, tzinfo=UTC)
     plan = plan_campaign(engine, SLUG, state_of(project), now)
     (added,) = plan.added
-    assert (added.id, added.backfill, added.enrollments, added.past) == ("extra", True, 2, 0)
+    # Both get it, and one of them (past@) is already past its position: the plan says so.
+    assert (added.id, added.backfill, added.enrollments, added.past) == ("extra", True, 2, 1)
+    assert "extra (new step 2): 2 enrollment(s) get it, 1 of them already past it" in "\n".join(
+        plan.lines()
+    )
     apply_campaign(engine, SLUG, state_of(project), now)
     with read_transaction(engine) as conn:
         rows = conn.execute(
