@@ -324,3 +324,27 @@ def test_run_apply_applies_pending_plans_before_the_pass(project: Path, env: dic
     assert "no changes" in dripline(env, "plan", SLUG, "--now", "2026-03-04T18:00:00Z").stdout
     run_pass(env, "2026-03-06T18:00:00Z")
     assert reasons(subjects_for(project, "reader@")) == [REASONS[0], REASONS[2]]
+
+
+def test_plan_on_a_missing_database_is_an_error_and_creates_nothing(project: Path, tmp_path: Path):
+    missing = tmp_path / "missing.sqlite"
+    env = project_env(project, f"sqlite:///{missing}")
+    done = dripline(env, "plan", SLUG, "--db", str(missing), ok=(1,))
+    assert done.stderr.startswith(f"Error: no database at {missing}")
+    assert done.stdout == "" and not missing.exists()
+
+
+def test_declining_apply_exits_1_and_changes_nothing(project: Path, sqlite_url: str):
+    env = project_env(project, sqlite_url)
+    subscribe(env, "reader@example.com", "2026-03-02T08:00")
+    remove_step(project, "holistic-health")
+    for answer in ("n\n", ""):  # declined, or no terminal to answer
+        ran = subprocess.run(
+            [*DRIPLINE, "apply", SLUG], input=answer, env=env, capture_output=True, text=True
+        )
+        assert ran.returncode == 1, ran.stdout + ran.stderr
+        assert "applied (" not in ran.stdout
+    (plan,) = dripline_json(env, "plan", SLUG)
+    assert plan["removed"] == [{"step": "holistic-health", "cancelled": 1}]
+    timeline = dripline_json(env, "timeline", SLUG, "--email", "reader@example.com")
+    assert {r["id"]: r["status"] for r in timeline}["holistic-health"] == "scheduled"
