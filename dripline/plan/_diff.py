@@ -142,6 +142,7 @@ def compute_plan(
     rows: dict[int, dict[str, Any]] = {}
     db_steps: dict[str, int] = {}
     waiting: set[str] = set()  # identities with scheduled deliveries
+    reached: set[str] = set()  # identities someone was sent (or may have been)
     for row in conn.execute(
         select(
             _D.c.id,
@@ -161,6 +162,8 @@ def compute_plan(
         db_steps[row.step_id] = min(db_steps.get(row.step_id, row.step), row.step)
         if row.status == "scheduled":
             waiting.add(row.step_id)
+        elif row.status in _REACHED:
+            reached.add(row.step_id)
     plan = CampaignPlan(
         campaign,
         new_state,
@@ -171,9 +174,10 @@ def compute_plan(
         return plan  # nothing is live: the first enrollment records the baseline
     if revision is not None:
         old_state = revision.state
-    else:  # identities only cancelled rows still name are history, not live steps
+    else:  # identities only cancelled rows still name are history, not live steps; a sent
+        # one is live, so a renamed file is paired with it rather than sent again
         in_files = {s["id"] for s in new_state["steps"]}
-        live = {i: n for i, n in db_steps.items() if i in in_files or i in waiting}
+        live = {i: n for i, n in db_steps.items() if i in in_files | waiting | reached}
         old_state = _synthesized(new_state, live)
     old_by_id = {s["id"]: s for s in old_state["steps"]}
     new_steps = new_state["steps"]
@@ -194,6 +198,10 @@ def compute_plan(
         _carry_renames(plan, renames, rows, db_steps, waiting)
         gone = [i for i in gone if i not in plan.ops.renames]
         old_by_id = {plan.ops.renames.get(i, i): s for i, s in old_by_id.items()}
+        for new_id, (old_id, _) in renames.items():
+            if "text" not in old_by_id[new_id]:  # known by position only: nothing else to compare
+                position = old_by_id[new_id]["position"]
+                old_by_id[new_id] = {**new_by_id[new_id], "id": old_id, "position": position}
     plan.removed = [RemovedStep(i) for i in gone]
     timing: dict[str, RetimedStep] = {}
     # Moved means reordered among the steps both sides have: an insert or removal that only
