@@ -535,14 +535,18 @@ def load_campaign(folder: Path) -> Campaign:
             raise root.fail(key, f"{key} must be one line")
 
     steps: list[Step] = []
-    for expected, (number, step_slug, path) in enumerate(_step_files(folder), start=1):
-        if number != expected:
+    numbered: dict[int, Path] = {}
+    # The file number only orders the steps (a step's identity is its slug or id): a gap,
+    # such as a file deleted without renumbering the rest, is fine; positions are 1, 2, ...
+    for position, (number, step_slug, path) in enumerate(_step_files(folder), start=1):
+        if number in numbered:
             raise CampaignError(
-                f"expected step number {expected:02d} here; number the files 01, 02, ... "
-                "without gaps",
+                f"two files are numbered {number:02d} ({numbered[number].name} and "
+                f"{path.name}); give each its own number to set the order",
                 path=path,
             )
-        step = _load_step(path, number, step_slug)
+        numbered[number] = path
+        step = _load_step(path, position, step_slug)
         if steps and step.day <= steps[-1].day:
             front = path.read_text(encoding="utf-8")
             raise CampaignError(
