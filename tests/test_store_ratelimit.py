@@ -37,6 +37,7 @@ def test_four_workers_with_a_shared_rate_stay_under_it_together(project, db_url,
             "DRIPLINE_DATABASE_URL": db_url,
             "DRIPLINE_SECRET_KEY": "test-secret",
             "DRIPLINE_BASE_URL": "https://news.example.com",
+            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",  # the sample campaign, to a test server
             "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}?rate={RATE:g}/s",
         }
         people = project / "people.csv"
