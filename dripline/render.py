@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,13 @@ def _open_block_line(source: str, err: TemplateSyntaxError) -> int:
     return err.lineno
 
 
+@lru_cache(maxsize=16)
+def _date_header(when: datetime) -> bytes:
+    """The ``Date:`` header line for ``when`` (RFC 5322 3.3); a pass stamps every message
+    with the same time, so it is formatted once."""
+    return f"Date: {format_datetime(when.astimezone(UTC))}\r\n".encode()
+
+
 class CompiledStep:
     """One step, parsed and ready: ``render`` (full path) and ``render_bytes`` (fast path)."""
 
@@ -303,7 +310,7 @@ class CompiledStep:
             + encode_address("To", display_name(recipient), recipient.email)
             + self._static_reply_to
             + subject_line
-            + f"Date: {format_datetime(when.astimezone(UTC))}\r\n".encode()
+            + _date_header(when)
             + raw_header("Message-ID", message_id)
             + raw_header("List-Unsubscribe", self.list_unsubscribe(recipient.unsubscribe_url))
             + self._static_tail

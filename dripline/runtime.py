@@ -212,7 +212,11 @@ def dispatcher_for(
     """
     links = unsubscribe_link_maker(settings)
     envelope_sender = envelope_sender_maker(settings)
-    engine = open_store(settings.effective_database_url, campaigns_dir=settings.campaigns_dir)
+    engine = open_store(
+        settings.effective_database_url,
+        campaigns_dir=settings.campaigns_dir,
+        lease_seconds=settings.lease_seconds,
+    )
     library = CampaignLibrary(
         settings.campaigns_dir,
         settings.templates_dir,

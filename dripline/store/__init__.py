@@ -196,13 +196,20 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, migrate: bool = True, campaigns_dir: Path | None = None) -> Engine:
+def open_store(
+    url: str,
+    *,
+    migrate: bool = True,
+    campaigns_dir: Path | None = None,
+    lease_seconds: float | None = None,
+) -> Engine:
     """An engine on ``url`` with the schema brought up to date (unless ``migrate`` is off).
 
     ``campaigns_dir`` (the project's ``campaigns/``) is read by migrations that map
-    existing rows onto the campaign files.
+    existing rows onto the campaign files. ``lease_seconds`` is the worker lease the
+    PostgreSQL sessions' stall limits follow (see :func:`make_engine`).
     """
-    engine = make_engine(url)
+    engine = make_engine(url, lease_seconds=lease_seconds)
     if migrate:
         upgrade(engine, campaigns_dir)
     return engine

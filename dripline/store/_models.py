@@ -106,7 +106,8 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", name="uq_delivery_step_id"),
-        Index("ix_deliveries_status_due", "status", "due_at"),
+        # The claim's order (ORDER BY due_at, id): see migration 0013.
+        Index("ix_deliveries_status_due", "status", "due_at", "id"),
         # Bounces and webhooks without a VERP token find their delivery by Message-ID.
         Index("ix_deliveries_message_id", "message_id"),
     )

@@ -24,7 +24,7 @@ from ..timetable import Timetable
 from ._bounce_models import Suppression
 from ._bulk import BulkWriter
 from ._claim_rules import hold_back_out_of_order, retime_later_steps
-from ._engine import read_transaction, write_transaction
+from ._engine import StoreError, read_transaction, write_transaction
 from ._fastwrite import FastWriter
 from ._leases import (
     DEFAULT_LEASE_SECONDS,
@@ -271,13 +271,18 @@ class SqlDeliveryQueue:
         now_db = to_db_time(now)
         wall = self.clock()
         before = (self.worker_id, self._renewed_at)
-        try:
-            with self._lease_lock:
-                claimed, keys = self._claim(now, now_db, wall, limit)
-        except BaseException:
-            # Rolled back: a registration or renewal in it never happened.
-            self.worker_id, self._renewed_at = before
-            raise
+        for retry in (True, False):
+            try:
+                with self._lease_lock:
+                    claimed, keys = self._claim(now, now_db, wall, limit)
+                break
+            except BaseException as err:
+                # Rolled back: a registration or renewal in it never happened.
+                self.worker_id, self._renewed_at = before
+                # The server ended the session (this process was stopped mid-claim past
+                # the stall limit, or PostgreSQL restarted): once more on a new one.
+                if not (retry and isinstance(err, StoreError) and err.connection_lost):
+                    raise
         if not claimed:
             return []
         return [
