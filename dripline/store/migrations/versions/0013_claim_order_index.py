@@ -1,7 +1,7 @@
 """The claim's index ends with the delivery id: ``(status, due_at, id)``.
 
 Revision ID: 0013
-Revises: 0004
+Revises: 0009
 Create Date: 2026-11-29
 
 A claim takes the oldest due rows, ``ORDER BY due_at, id LIMIT n``. With an index on
@@ -18,7 +18,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0013"
-down_revision = "0004"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
