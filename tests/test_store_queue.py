@@ -244,6 +244,7 @@ def test_a_claim_hands_over_everything_rendering_needs(engine, timetable):
         attributes={"plan": "gold", "visits": 3},
         first_attempt_at=now.astimezone(UTC),  # a naive `now` is UTC
         public_key=keys["Ada@example.com"],
+        step_id="rapid-relief",  # the step's identity, from the campaign's first step file
     )
     assert first.due_at.tzinfo is UTC and len(first.public_key) >= 16
     bob = claimed["bob@example.com"]
