@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -84,9 +85,20 @@ MODULES: dict[str, Module] = {
             "tests/test_dispatch_deadlines.py",
             "tests/test_dispatch_budget.py",
         ),
+        # Each waits out real relay deadlines or a runaway template (5-8 s): 40 s per
+        # surviving mutant. The refused-connection test (3 s) stays for the relay-down path.
+        skip=(
+            "tests/test_dispatch_budget.py::test_sigterm_while_a_template_runs_away_stops_the_pass_at_once",
+            "tests/test_dispatch_budget.py::test_a_runaway_step_is_deferred_and_other_campaigns_still_go",
+            "tests/test_dispatch_deadlines.py::test_a_relay_that_stalls_after_the_data_costs_three_deadlines_not_hours",
+            "tests/test_dispatch_deadlines.py::test_a_greeting_trickled_byte_by_byte_is_given_up_after_three_connections",
+        ),
     ),
     "queue": Module(
         "dripline/store/_queue.py", ("tests/test_store_queue.py", "tests/test_store_leases.py")
+    ),
+    "outcomes": Module(
+        "dripline/store/_outcomes.py", ("tests/test_store_queue.py", "tests/test_dispatch.py")
     ),
     "fastwrite": Module(
         "dripline/store/_fastwrite.py",
@@ -186,22 +198,40 @@ def _project_files() -> list[Path]:
     return [Path(p) for p in listed.split("\0") if p and (ROOT / p).is_file()]
 
 
+# A pytest plugin written into the scratch copy: mutmut hands pytest the tests that reach
+# the mutated function in no set order; run them fastest first (durations from mutmut's own
+# clean run), so a killed mutant usually costs one short test (-x stops at the first failure).
+_ORDER_PLUGIN = """
+import json
+from pathlib import Path
+
+
+def pytest_collection_modifyitems(items):
+    stats = Path("mutmut-stats.json")  # the run's working directory is mutants/
+    if stats.is_file():
+        durations = json.loads(stats.read_text()).get("duration_by_test", {})
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+"""
+
+
 def _scratch_copy(module: Module, into: Path) -> None:
     for relative in _project_files():
         target = into / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / relative, target)
+    (into / "mutation_order.py").write_text(_ORDER_PLUGIN)
     tests = [t for t in module.tests if (into / t.split("::")[0]).exists()]
     deselect = [arg for test in module.skip for arg in ("--deselect", test)]
+    pytest_args = ["-p", "no:cacheprovider", "-p", "mutation_order", "-x", "-q", *deselect]
     pyproject = (into / "pyproject.toml").read_text()
     pyproject = re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[|\Z)", "", pyproject)
     pyproject += (
         "\n[tool.mutmut]\n"
         'source_paths = ["dripline", "sender"]\n'
         f'only_mutate = ["{module.path}"]\n'
-        'also_copy = ["scheduler.py", "campaigns", "templates"]\n'
+        'also_copy = ["scheduler.py", "campaigns", "templates", "mutation_order.py"]\n'
         f"pytest_add_cli_args_test_selection = {tests!r}\n"
-        f"pytest_add_cli_args = {['-p', 'no:cacheprovider', '-x', '-q', *deselect]!r}\n"
+        f"pytest_add_cli_args = {pytest_args!r}\n"
         "use_git_change_detection = false\n"
     ).replace("'", '"')
     (into / "pyproject.toml").write_text(pyproject)
@@ -213,9 +243,40 @@ class Result:
     statuses: dict[str, str]  # mutant name -> mutmut status
     seconds: float
     diffs: dict[str, str]
+    capped: bool = False  # stopped at --timeout: some mutants were never tried
 
     def count(self, *statuses: str) -> int:
         return sum(1 for s in self.statuses.values() if s in statuses)
+
+
+def _run_mutmut(command: list[str], scratch: Path, env: dict[str, str], timeout: float) -> bool:
+    """Run mutmut within ``timeout`` seconds; False when it was stopped at the cap.
+
+    mutmut forks a child per mutant: it runs in its own process group, so stopping it at
+    the cap stops those children too. Its output goes to ``mutmut.log`` in the scratch copy
+    (``tail -f`` it to follow a long run).
+    """
+    log_path = scratch / "mutmut.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            return False
+    if returncode != 0:  # e.g. the unmutated tests fail: say why, not just "0%"
+        output = log_path.read_text(errors="replace")
+        tail = [line[-200:] for line in output.strip().splitlines()[-8:]]
+        print(f"mutmut exited {returncode}:", *tail, sep="\n  ")
+    return True
 
 
 def measure(
@@ -237,16 +298,10 @@ def measure(
         (scratch / "mutants").mkdir()
         mutmut = [sys.executable, "-m", "mutmut"]
         run = [*mutmut, "run", "--max-children", str(max_children), *only]
-        try:
-            done = subprocess.run(
-                run, cwd=scratch, env=env, timeout=timeout, capture_output=True, check=False
-            )
-            if done.returncode != 0:  # e.g. the unmutated tests fail: say why, not just "0%"
-                output = (done.stdout + done.stderr).decode(errors="replace")
-                tail = [line[-200:] for line in output.strip().splitlines()[-8:]]
-                print(f"{name}: mutmut exited {done.returncode}:", *tail, sep="\n  ")
-        except subprocess.TimeoutExpired:
-            print(f"{name}: stopped after {timeout:.0f} s; unchecked mutants are listed as such")
+        print(f"{name}: mutmut running in {scratch} (log: mutmut.log), cap {timeout:.0f} s")
+        finished = _run_mutmut(run, scratch, env, timeout)
+        if not finished:
+            print(f"{name}: stopped at the {timeout:.0f} s cap; untried mutants are counted")
         listing = subprocess.run(
             [*mutmut, "results", "--all", "true"],
             cwd=scratch,
@@ -276,7 +331,7 @@ def measure(
             )
             for mutant, diff in (json.loads(shown.stdout or "{}")).items()
         }
-        return Result(name, statuses, time.monotonic() - started, diffs)
+        return Result(name, statuses, time.monotonic() - started, diffs, not finished)
     finally:
         if keep:
             print(f"{name}: scratch copy kept at {scratch}")
@@ -297,6 +352,10 @@ def _row(result: Result) -> tuple[str, ...]:
     survived = [m for m, s in result.statuses.items() if s == "survived" and m not in EQUIVALENT]
     killed = result.count("killed")
     timed_out = result.count("timeout")
+    no_test = result.count("no tests")  # no selected test reaches the mutated function
+    untried = result.count("not checked")  # left when the run stopped at the cap
+    other = len(result.statuses) - killed - timed_out - len(survived) - len(equivalent)
+    other -= no_test + untried  # suspicious, segfault...: counted against the score
     counted = len(result.statuses) - len(equivalent)
     score = 100.0 * (killed + timed_out) / counted if counted else 0.0
     return (
@@ -306,7 +365,9 @@ def _row(result: Result) -> tuple[str, ...]:
         str(len(survived)),
         str(timed_out),
         str(len(equivalent)),
-        str(len(result.statuses) - killed - timed_out - len(survived) - len(equivalent)),
+        str(no_test),
+        str(untried) + (" (cap)" if result.capped else ""),
+        str(other),
         f"{score:.0f}%",
         f"{result.seconds:.0f}",
     )
@@ -328,6 +389,8 @@ def main() -> None:
 
     names = list(MODULES) if args.module == "all" else [args.module]
     commit = _revision()
+    begun = datetime.now(UTC)
+    load_before = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     results = [
         measure(
             n, max_children=args.max_children, timeout=args.timeout, keep=args.keep, only=args.only
@@ -335,11 +398,15 @@ def main() -> None:
         for n in names
     ]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load}, commit {commit}")
+    print(
+        f"\n{begun:%Y-%m-%d %H:%M}-{datetime.now(UTC):%H:%M} UTC, commit {commit}, "
+        f"{os.cpu_count()} cores, load average (1, 5, 15 min) {load_before} at the start, "
+        f"{load} at the end"
+    )
     args_text = " ".join(sys.argv[1:])
     print(f"command: python bench/mutation.py {args_text} (mutmut, one mutant at a time)")
     header = ("module", "mutants", "killed", "survived", "timed out", "equivalent",
-              "no test/other", "score", "seconds")  # fmt: skip
+              "no test", "untried", "other", "score", "seconds")  # fmt: skip
     _table([header, *(_row(r) for r in results)])
     for result in results:
         for test in MODULES[result.name].skip:
