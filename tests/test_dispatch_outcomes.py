@@ -1,0 +1,262 @@
+"""What a dispatch pass records for each answer a relay can give, read back from the database.
+
+The sender here answers per recipient as a relay would (accepted, 4xx, 5xx, a bounce, a
+connection lost after DATA, a dead connection); everything else is the real dispatcher over
+a real SQLite store. Retry times use a policy without jitter, so they are exact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from dripline.cli import main
+from dripline.dispatch import CampaignLibrary, Dispatcher, PassReport
+from dripline.runtime import unsubscribe_link_maker
+from dripline.settings import Settings
+from dripline.store import SqlDeliveryQueue, open_store
+from dripline.timetable import Timetable
+from sender import (
+    OutgoingMessage,
+    PermanentSendError,
+    Sender,
+    SendError,
+    SendResult,
+    TransientSendError,
+)
+from sender.retry import RetryPolicy
+
+T0 = datetime(2026, 3, 5, 20, 0, tzinfo=UTC)
+NOW = T0 + timedelta(minutes=1)
+NO_JITTER = RetryPolicy(jitter=0.0)
+
+
+def _dead_relay(text: str) -> TransientSendError:
+    error = TransientSendError(text, code=None)
+    error.connection_failure = True  # type: ignore[attr-defined] - as the SMTP sender sets it
+    return error
+
+
+# What the relay answers for each local part (a new error object per message, as a relay's).
+ANSWERS = {
+    "defer": lambda: TransientSendError(
+        "greylisted", code=451, enhanced_status="4.7.1", reply="greylisted, try later"
+    ),
+    "policy": lambda: PermanentSendError(
+        "rejected", code=550, enhanced_status="5.7.1", reply="550 5.7.1 rejected by policy"
+    ),
+    "gone": lambda: PermanentSendError(
+        "no such user", code=550, enhanced_status="5.1.1", reply="no such user", bounce=True
+    ),
+    "lost": lambda: TransientSendError("connection lost after DATA", ambiguous=True),
+    "busy": lambda: TransientSendError("busy", code=421, reply="busy"),
+    "dead": lambda: _dead_relay("connection refused"),
+}
+
+
+class Relay(Sender):
+    """Answers by the recipient's local part (see ANSWERS); anything else is accepted."""
+
+    schemes = ("relay",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tried: list[str] = []
+
+    @classmethod
+    def from_url(cls, url: str, *, secrets: object = None) -> Relay:
+        return cls()
+
+    def _send(self, message: OutgoingMessage) -> SendResult:
+        (recipient,) = message.recipients
+        self.tried.append(recipient)
+        answer = ANSWERS.get(recipient.split("@")[0].rstrip("0123456789"))
+        if answer is not None:
+            raise answer()
+        return SendResult(message_id=message.message_id, reply="250 2.0.0 queued as A1", code=250)
+
+
+def subscribe(project: Path, *people: str) -> None:
+    for address in people:
+        args = [
+            "subscribe",
+            address,
+            "--campaign",
+            "ketamine-therapy",
+            "--tz",
+            "America/Los_Angeles",
+        ]
+        result = CliRunner().invoke(main, ["--root", str(project), *args, "--at", T0.isoformat()])
+        assert result.exit_code == 0, result.output
+
+
+def run_pass(project: Path, sender: Sender, **options: object) -> PassReport:
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.campaign(slug)))
+    dispatcher = Dispatcher(queue, sender, library, unsubscribe_link_maker(settings), **options)  # type: ignore[arg-type]
+    try:
+        return dispatcher.dispatch_due(NOW)
+    finally:
+        dispatcher.close()
+        queue.close()
+        engine.dispose()
+
+
+def first_steps(project: Path) -> dict[str, sqlite3.Row]:
+    db = sqlite3.connect(project / "dripline.db")
+    db.row_factory = sqlite3.Row
+    rows = db.execute(
+        "SELECT s.email, d.* FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id "
+        "JOIN subscribers s ON s.id = e.subscriber_id WHERE d.step = 1"
+    ).fetchall()
+    db.close()
+    return {row["email"]: row for row in rows}
+
+
+def due(row: sqlite3.Row) -> datetime:
+    """The row's due time (stored naive, in UTC)."""
+    return datetime.fromisoformat(row["due_at"]).replace(tzinfo=UTC)
+
+
+def test_each_answer_of_the_relay_is_recorded_with_its_reply(project: Path) -> None:
+    subscribe(project, *(f"{who}@example.com" for who in ("ok", *ANSWERS) if who != "dead"))
+    report = run_pass(project, Relay(), retry_policy=NO_JITTER)
+
+    rows = first_steps(project)
+    found = {email.split("@")[0]: (r["status"], r["last_error"]) for email, r in rows.items()}
+    assert found == {
+        "ok": ("sent", None),
+        # The stored reason starts with the code and enhanced status, said once.
+        "defer": ("scheduled", "451 4.7.1 greylisted, try later"),
+        "policy": ("failed", "550 5.7.1 rejected by policy"),
+        "gone": ("failed", "550 5.1.1 no such user"),
+        "lost": ("ambiguous", "connection lost after DATA"),
+        "busy": ("scheduled", "421 busy"),
+    }
+    # First failure: back after first_delay (5 minutes), counted from this pass.
+    for who in ("defer", "busy"):
+        row = rows[f"{who}@example.com"]
+        assert (due(row), row["attempts"]) == (NOW + timedelta(minutes=5), 1)
+    assert rows["ok@example.com"]["reply"] == "250 2.0.0 queued as A1"
+    assert report.summary() == (
+        "claimed 6, sent 1, deferred 2, failed 1, bounced 1, ambiguous 1, released 0, unrecorded 0"
+    )
+
+
+def test_past_the_give_up_deadline_a_transient_failure_fails_with_the_count(
+    project: Path,
+) -> None:
+    subscribe(project, "defer@example.com", "busy@example.com")
+    # The next try (5 minutes on) would fall after the deadline (1 minute after the first).
+    policy = RetryPolicy(jitter=0.0, give_up_after=timedelta(minutes=1))
+    report = run_pass(project, Relay(), retry_policy=policy)
+
+    rows = first_steps(project)
+    assert {email: (r["status"], r["last_error"]) for email, r in rows.items()} == {
+        "defer@example.com": (
+            "failed",
+            "gave up after 1 attempts: 451 4.7.1 greylisted, try later",
+        ),
+        "busy@example.com": ("failed", "gave up after 1 attempts: 421 busy"),
+    }
+    assert (report.failed, report.deferred) == (2, 0)
+
+
+def test_a_retry_landing_exactly_on_the_deadline_is_still_made(project: Path) -> None:
+    subscribe(project, "busy@example.com")
+    policy = RetryPolicy(jitter=0.0, give_up_after=timedelta(minutes=5))  # first + 5 min
+    run_pass(project, Relay(), retry_policy=policy)
+
+    row = first_steps(project)["busy@example.com"]
+    assert (row["status"], due(row)) == ("scheduled", NOW + timedelta(minutes=5))
+
+
+def test_a_dead_relay_is_left_alone_after_three_failures_in_a_row(project: Path) -> None:
+    # One message per chunk, so each failure is its own attempt at the relay.
+    people = ["dead1", "dead2", "ok1", "dead3", "dead4", "dead5", "ok2", "ok3"]
+    subscribe(project, *(f"{who}@example.com" for who in people))
+    relay = Relay()
+    report = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1)
+
+    # Two failures, then a success resets the count; three more in a row stop the pass.
+    assert [r.split("@")[0] for r in relay.tried] == people[:6]
+    rows = first_steps(project)
+    errors = {email.split("@")[0]: (r["status"], r["last_error"]) for email, r in rows.items()}
+    for who in ("dead1", "dead2", "dead3", "dead4", "dead5"):
+        assert errors[who] == ("scheduled", "connection refused")
+    assert errors["ok1"] == ("sent", None)
+    for who in ("ok2", "ok3"):  # never tried: deferred with backoff, like the failed ones
+        assert errors[who] == ("scheduled", "not tried: the relay is not answering")
+        assert due(rows[f"{who}@example.com"]) == NOW + timedelta(minutes=5)
+    assert (report.sent, report.deferred, report.released) == (1, 7, 0)
+
+
+def test_the_relay_limit_is_a_count_of_failures_in_a_row(project: Path) -> None:
+    subscribe(project, "dead1@example.com", "dead2@example.com", "ok1@example.com")
+    relay = Relay()
+    run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1, relay_failures=2)
+    assert len(relay.tried) == 2  # two in a row reach a limit of 2: ok1 is not tried
+    assert first_steps(project)["ok1@example.com"]["last_error"] == (
+        "not tried: the relay is not answering"
+    )
+
+
+def test_a_stop_before_sending_hands_everything_back_untouched(project: Path) -> None:
+    import threading
+
+    subscribe(project, "ok1@example.com", "ok2@example.com")
+    stop = threading.Event()
+
+    class StopsAtOnce(Relay):
+        def _send(self, message: OutgoingMessage) -> SendResult:
+            stop.set()  # SIGTERM while the first message goes out
+            return super()._send(message)
+
+    relay = StopsAtOnce()
+    report = run_pass(project, relay, stop=stop, chunk_size=1)
+    rows = first_steps(project)
+    assert relay.tried == ["ok1@example.com"]
+    assert rows["ok1@example.com"]["status"] == "sent"
+    # Untried: back to scheduled, as it was (no error, no attempt counted), due as before.
+    untried = rows["ok2@example.com"]
+    assert (untried["status"], untried["last_error"], untried["attempts"]) == ("scheduled", None, 0)
+    assert due(untried) == T0
+    assert (report.sent, report.released) == (1, 1)
+
+
+def test_reports_of_several_passes_add_up() -> None:
+    total = PassReport(claimed=2, sent=1, deferred=1, errors=["a"], held=["c/x", "c/y"])
+    total.add(PassReport(claimed=3, sent=2, failed=1, bounced=1, ambiguous=1, released=2,
+                         unrecorded=1, errors=["b"], held=["c/y", "b/z"]))  # fmt: skip
+    assert total == PassReport(
+        claimed=5,
+        sent=3,
+        deferred=1,
+        failed=1,
+        bounced=1,
+        ambiguous=1,
+        released=2,
+        unrecorded=1,
+        errors=["a", "b"],
+        held=["b/z", "c/x", "c/y"],
+    )
+
+
+def test_a_failure_is_stored_with_its_code_once() -> None:
+    from dripline.dispatch import _describe
+
+    cases: list[tuple[SendError, str]] = [
+        (PermanentSendError("x", code=550, enhanced_status="5.1.1", reply="no user"),
+         "550 5.1.1 no user"),
+        (PermanentSendError("x", code=550, enhanced_status="5.1.1", reply="550 5.1.1 no user"),
+         "550 5.1.1 no user"),
+        (TransientSendError("x", code=421, reply="busy"), "421 busy"),
+        (TransientSendError("timed out"), "timed out"),
+        (TransientSendError("x", enhanced_status="4.4.1", reply="no answer"), "4.4.1 no answer"),
+    ]  # fmt: skip
+    assert [_describe(error) for error, _ in cases] == [text for _, text in cases]
