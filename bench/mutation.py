@@ -81,6 +81,7 @@ MODULES: dict[str, Module] = {
         "dripline/dispatch.py",
         (
             "tests/test_dispatch.py",
+            "tests/test_dispatch_outcomes.py",
             "tests/test_dispatch_resilience.py",
             "tests/test_dispatch_deadlines.py",
             "tests/test_dispatch_budget.py",
@@ -172,6 +173,13 @@ EQUIVALENT: dict[str, str] = {
     "dripline.tokens.xǁTokenSignerǁread_return_path_token__mutmut_24": _CODEC,
     "dripline.tokens.xǁTokenSignerǁreturn_path_token__mutmut_25": _NO_X,
     "dripline.tokens.xǁTokenSignerǁread_return_path_token__mutmut_25": _NO_X,
+    **{
+        f"dripline.dispatch.xǁPassReportǁadd__mutmut_{n}": (
+            "summing 'held' as a list first changes nothing: the next line replaces it with "
+            "the sorted union"
+        )
+        for n in (5, 6)
+    },
     "dripline.tokens.x__strict_unb64__mutmut_14": (
         "'=' * (len % 4) instead of (-len % 4) pads 3 where 1 is needed; Python's base64 "
         "decoder ignores surplus padding, and the canonical re-encoding check follows"
@@ -249,6 +257,15 @@ class Result:
         return sum(1 for s in self.statuses.values() if s in statuses)
 
 
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _run_mutmut(command: list[str], scratch: Path, env: dict[str, str], timeout: float) -> bool:
     """Run mutmut within ``timeout`` seconds; False when it was stopped at the cap.
 
@@ -265,13 +282,11 @@ def _run_mutmut(command: list[str], scratch: Path, env: dict[str, str], timeout:
         try:
             returncode = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            _stop_group(process)
             return False
+        finally:  # this script interrupted (Ctrl-C, SIGTERM): leave no mutmut behind
+            if process.poll() is None:
+                _stop_group(process)
     if returncode != 0:  # e.g. the unmutated tests fail: say why, not just "0%"
         output = log_path.read_text(errors="replace")
         tail = [line[-200:] for line in output.strip().splitlines()[-8:]]
@@ -382,6 +397,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
     parser.add_argument("--only", nargs="+", default=(), help="only these mutant names")
     args = parser.parse_args()
+    # SIGTERM ends this script like Ctrl-C does, so mutmut's process group is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.list:
         for name, module in MODULES.items():
             print(f"{name:10} {module.path:28} {' '.join(module.tests)}")

@@ -8,6 +8,7 @@ a real SQLite store. Retry times use a policy without jitter, so they are exact.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -93,14 +94,18 @@ def subscribe(project: Path, *people: str) -> None:
         assert result.exit_code == 0, result.output
 
 
-def run_pass(project: Path, sender: Sender, **options: object) -> PassReport:
+def run_pass(
+    project: Path, sender: Sender, **options: object
+) -> tuple[PassReport, dict[str, sqlite3.Row]]:
+    """One pass at NOW: its report, and the first steps' rows as the pass left them (read
+    before the queue is closed, which would hand back anything still claimed)."""
     settings = Settings(root=project, secret_key="a-long-enough-test-secret")
     engine = open_store(settings.effective_database_url)
     library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
     queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.campaign(slug)))
     dispatcher = Dispatcher(queue, sender, library, unsubscribe_link_maker(settings), **options)  # type: ignore[arg-type]
     try:
-        return dispatcher.dispatch_due(NOW)
+        return dispatcher.dispatch_due(NOW), first_steps(project)
     finally:
         dispatcher.close()
         queue.close()
@@ -125,9 +130,8 @@ def due(row: sqlite3.Row) -> datetime:
 
 def test_each_answer_of_the_relay_is_recorded_with_its_reply(project: Path) -> None:
     subscribe(project, *(f"{who}@example.com" for who in ("ok", *ANSWERS) if who != "dead"))
-    report = run_pass(project, Relay(), retry_policy=NO_JITTER)
+    report, rows = run_pass(project, Relay(), retry_policy=NO_JITTER)
 
-    rows = first_steps(project)
     found = {email.split("@")[0]: (r["status"], r["last_error"]) for email, r in rows.items()}
     assert found == {
         "ok": ("sent", None),
@@ -154,9 +158,8 @@ def test_past_the_give_up_deadline_a_transient_failure_fails_with_the_count(
     subscribe(project, "defer@example.com", "busy@example.com")
     # The next try (5 minutes on) would fall after the deadline (1 minute after the first).
     policy = RetryPolicy(jitter=0.0, give_up_after=timedelta(minutes=1))
-    report = run_pass(project, Relay(), retry_policy=policy)
+    report, rows = run_pass(project, Relay(), retry_policy=policy)
 
-    rows = first_steps(project)
     assert {email: (r["status"], r["last_error"]) for email, r in rows.items()} == {
         "defer@example.com": (
             "failed",
@@ -170,9 +173,9 @@ def test_past_the_give_up_deadline_a_transient_failure_fails_with_the_count(
 def test_a_retry_landing_exactly_on_the_deadline_is_still_made(project: Path) -> None:
     subscribe(project, "busy@example.com")
     policy = RetryPolicy(jitter=0.0, give_up_after=timedelta(minutes=5))  # first + 5 min
-    run_pass(project, Relay(), retry_policy=policy)
+    _, rows = run_pass(project, Relay(), retry_policy=policy)
 
-    row = first_steps(project)["busy@example.com"]
+    row = rows["busy@example.com"]
     assert (row["status"], due(row)) == ("scheduled", NOW + timedelta(minutes=5))
 
 
@@ -181,11 +184,10 @@ def test_a_dead_relay_is_left_alone_after_three_failures_in_a_row(project: Path)
     people = ["dead1", "dead2", "ok1", "dead3", "dead4", "dead5", "ok2", "ok3"]
     subscribe(project, *(f"{who}@example.com" for who in people))
     relay = Relay()
-    report = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1)
+    report, rows = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1)
 
     # Two failures, then a success resets the count; three more in a row stop the pass.
     assert [r.split("@")[0] for r in relay.tried] == people[:6]
-    rows = first_steps(project)
     errors = {email.split("@")[0]: (r["status"], r["last_error"]) for email, r in rows.items()}
     for who in ("dead1", "dead2", "dead3", "dead4", "dead5"):
         assert errors[who] == ("scheduled", "connection refused")
@@ -199,17 +201,13 @@ def test_a_dead_relay_is_left_alone_after_three_failures_in_a_row(project: Path)
 def test_the_relay_limit_is_a_count_of_failures_in_a_row(project: Path) -> None:
     subscribe(project, "dead1@example.com", "dead2@example.com", "ok1@example.com")
     relay = Relay()
-    run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1, relay_failures=2)
+    _, rows = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1, relay_failures=2)
     assert len(relay.tried) == 2  # two in a row reach a limit of 2: ok1 is not tried
-    assert first_steps(project)["ok1@example.com"]["last_error"] == (
-        "not tried: the relay is not answering"
-    )
+    assert rows["ok1@example.com"]["last_error"] == ("not tried: the relay is not answering")
 
 
-def test_a_stop_before_sending_hands_everything_back_untouched(project: Path) -> None:
-    import threading
-
-    subscribe(project, "ok1@example.com", "ok2@example.com")
+def test_a_stop_mid_pass_hands_the_untried_back_as_they_were(project: Path) -> None:
+    subscribe(project, "ok1@example.com", "ok2@example.com", "ok3@example.com")
     stop = threading.Event()
 
     class StopsAtOnce(Relay):
@@ -218,15 +216,21 @@ def test_a_stop_before_sending_hands_everything_back_untouched(project: Path) ->
             return super()._send(message)
 
     relay = StopsAtOnce()
-    report = run_pass(project, relay, stop=stop, chunk_size=1)
-    rows = first_steps(project)
+    report, rows = run_pass(project, relay, stop=stop, chunk_size=1)
     assert relay.tried == ["ok1@example.com"]
     assert rows["ok1@example.com"]["status"] == "sent"
-    # Untried: back to scheduled, as it was (no error, no attempt counted), due as before.
-    untried = rows["ok2@example.com"]
-    assert (untried["status"], untried["last_error"], untried["attempts"]) == ("scheduled", None, 0)
-    assert due(untried) == T0
-    assert (report.sent, report.released) == (1, 1)
+    # Untried: scheduled again by the pass itself, as they were (no error, no attempt
+    # counted, due as before, no worker).
+    for who in ("ok2", "ok3"):
+        row = rows[f"{who}@example.com"]
+        assert (row["status"], row["last_error"], row["attempts"], row["worker_id"]) == (
+            "scheduled",
+            None,
+            0,
+            None,
+        )
+        assert due(row) == T0
+    assert (report.sent, report.released) == (1, 2)
 
 
 def test_reports_of_several_passes_add_up() -> None:
