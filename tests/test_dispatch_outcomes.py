@@ -95,7 +95,7 @@ def subscribe(project: Path, *people: str) -> None:
 
 
 def run_pass(
-    project: Path, sender: Sender, **options: object
+    project: Path, sender: Sender, at: datetime = NOW, **options: object
 ) -> tuple[PassReport, dict[str, sqlite3.Row]]:
     """One pass at NOW: its report, and the first steps' rows as the pass left them (read
     before the queue is closed, which would hand back anything still claimed)."""
@@ -105,7 +105,7 @@ def run_pass(
     queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.campaign(slug)))
     dispatcher = Dispatcher(queue, sender, library, unsubscribe_link_maker(settings), **options)  # type: ignore[arg-type]
     try:
-        return dispatcher.dispatch_due(NOW), first_steps(project)
+        return dispatcher.dispatch_due(at), first_steps(project)
     finally:
         dispatcher.close()
         queue.close()
@@ -177,6 +177,25 @@ def test_a_retry_landing_exactly_on_the_deadline_is_still_made(project: Path) ->
 
     row = rows["busy@example.com"]
     assert (row["status"], due(row)) == ("scheduled", NOW + timedelta(minutes=5))
+
+
+def test_the_give_up_deadline_counts_from_the_first_attempt(project: Path) -> None:
+    subscribe(project, "busy@example.com")
+    policy = RetryPolicy(jitter=0.0, give_up_after=timedelta(minutes=12))
+    _, rows = run_pass(project, Relay(), retry_policy=policy)
+    assert rows["busy@example.com"]["status"] == "scheduled"  # again at NOW + 5 min
+    # Second failure at NOW + 5 min: the next try (10 minutes later) would be 15 minutes
+    # after the first attempt, past its 12.
+    later = NOW + timedelta(minutes=5)
+    report, rows = run_pass(project, Relay(), at=later, retry_policy=policy)
+    assert (report.failed, report.deferred) == (1, 0)
+    row = rows["busy@example.com"]
+    assert (row["status"], row["last_error"], row["attempts"]) == (
+        "failed",
+        "gave up after 2 attempts: 421 busy",
+        2,
+    )
+    assert datetime.fromisoformat(row["first_attempt_at"]).replace(tzinfo=UTC) == NOW
 
 
 def test_a_dead_relay_is_left_alone_after_three_failures_in_a_row(project: Path) -> None:
