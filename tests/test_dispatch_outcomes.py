@@ -280,6 +280,7 @@ def test_a_failure_is_stored_with_its_code_once() -> None:
          "550 5.1.1 no user"),
         (TransientSendError("x", code=421, reply="busy"), "421 busy"),
         (TransientSendError("timed out"), "timed out"),
+        (TransientSendError("", code=421), "421"),  # a bare code: no "None" after it
         (TransientSendError("x", enhanced_status="4.4.1", reply="no answer"), "4.4.1 no answer"),
     ]  # fmt: skip
     assert [_describe(error) for error, _ in cases] == [text for _, text in cases]
