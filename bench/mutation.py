@@ -127,6 +127,10 @@ _NO_X = (
     "whose last two bits are zero (A, E, I, ...), never X"
 )
 _CODEC = "codec names are case-insensitive: 'UTF-8'/'ASCII' is the same codec"
+_CLOSED = (
+    "shutdown(wait=False): close() runs after the pass has waited for every send it "
+    "submitted, so there is nothing left to wait for"
+)
 EQUIVALENT: dict[str, str] = {
     "dripline.tokens.x__b64__mutmut_7": _CODEC,
     "dripline.tokens.xǁTokenSignerǁ__init____mutmut_13": _CODEC,
@@ -173,6 +177,15 @@ EQUIVALENT: dict[str, str] = {
     "dripline.tokens.xǁTokenSignerǁread_return_path_token__mutmut_24": _CODEC,
     "dripline.tokens.xǁTokenSignerǁreturn_path_token__mutmut_25": _NO_X,
     "dripline.tokens.xǁTokenSignerǁread_return_path_token__mutmut_25": _NO_X,
+    "dripline.dispatch.xǁ_RelayWatchǁ__init____mutmut_4": (
+        "paused starts None instead of False: both falsy, and it is only ever tested for truth"
+    ),
+    "dripline.dispatch.xǁDispatcherǁclose__mutmut_2": _CLOSED,
+    "dripline.dispatch.xǁDispatcherǁclose__mutmut_3": _CLOSED,
+    "dripline.dispatch.xǁDispatcherǁclose__mutmut_4": (
+        "close() is a dispatcher's last call (runtime.dispatcher_for): no pass looks at "
+        "_sending after it"
+    ),
     **{
         f"dripline.dispatch.xǁPassReportǁadd__mutmut_{n}": (
             "summing 'held' as a list first changes nothing: the next line replaces it with "
