@@ -99,7 +99,8 @@ MODULES: dict[str, Module] = {
         "dripline/store/_queue.py", ("tests/test_store_queue.py", "tests/test_store_leases.py")
     ),
     "outcomes": Module(
-        "dripline/store/_outcomes.py", ("tests/test_store_queue.py", "tests/test_dispatch.py")
+        "dripline/store/_outcomes.py",
+        ("tests/test_store_outcomes.py", "tests/test_store_queue.py", "tests/test_dispatch.py"),
     ),
     "fastwrite": Module(
         "dripline/store/_fastwrite.py",
