@@ -181,6 +181,12 @@ EQUIVALENT: dict[str, str] = {
     "dripline.dispatch.xǁ_RelayWatchǁ__init____mutmut_4": (
         "paused starts None instead of False: both falsy, and it is only ever tested for truth"
     ),
+    "dripline.dispatch.xǁ_RelayWatchǁ__init____mutmut_6": (
+        "_last starts '' instead of None: a sentinel either way, no send outcome is either"
+    ),
+    "dripline.dispatch.xǁ_RelayWatchǁnote__mutmut_6": (
+        "getattr default None instead of False: both falsy, then `or` asks the next attribute"
+    ),
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_2": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_3": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_4": (

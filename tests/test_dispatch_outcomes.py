@@ -217,6 +217,17 @@ def test_a_dead_relay_is_left_alone_after_three_failures_in_a_row(project: Path)
     assert (report.sent, report.deferred, report.released) == (1, 7, 0)
 
 
+def test_replies_that_defer_do_not_count_against_the_relay(project: Path) -> None:
+    # A relay that answers 4xx is up: only timeouts and connection failures count.
+    people = [f"busy{n}@example.com" for n in range(1, 6)]
+    subscribe(project, *people)
+    relay = Relay()
+    report, rows = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1)
+    assert sorted(relay.tried) == people
+    assert {(r["status"], r["last_error"]) for r in rows.values()} == {("scheduled", "421 busy")}
+    assert report.deferred == 5
+
+
 def test_the_relay_limit_is_a_count_of_failures_in_a_row(project: Path) -> None:
     subscribe(project, "dead1@example.com", "dead2@example.com", "ok1@example.com")
     relay = Relay()
