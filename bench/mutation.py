@@ -1,7 +1,8 @@
 """Test strength of the core modules, measured by mutation testing (mutmut). Prints a table.
 
-    .venv/bin/python bench/mutation.py tokens          # one module (a minute or two)
-    .venv/bin/python bench/mutation.py all             # every core module, one after another
+    .venv/bin/python bench/mutation.py tokens          # one module (a few minutes)
+    .venv/bin/python bench/mutation.py queue outcomes  # several, one after another, one table
+    .venv/bin/python bench/mutation.py all --timeout 1800  # every core module, 30 min cap each
     .venv/bin/python bench/mutation.py --list          # the modules and the tests run on each
 
 Each module is measured in its own scratch copy of the working tree (tracked and
@@ -410,7 +411,9 @@ def _row(result: Result) -> tuple[str, ...]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("module", nargs="?", choices=[*MODULES, "all"], default="all")
+    parser.add_argument(
+        "module", nargs="*", metavar="MODULE", help=f"one or more of {', '.join(MODULES)}, all"
+    )
     parser.add_argument("--list", action="store_true", help="show the modules and their tests")
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per module at most")
@@ -422,18 +425,28 @@ def main() -> None:
     if args.list:
         for name, module in MODULES.items():
             print(f"{name:10} {module.path:28} {' '.join(module.tests)}")
+            for test in module.skip:
+                print(f"{'':10} {'':28} left out for time: {test}")
         return
 
-    names = list(MODULES) if args.module == "all" else [args.module]
+    unknown = [m for m in args.module if m not in (*MODULES, "all")]
+    if unknown:
+        parser.error(f"unknown module {', '.join(unknown)} (see --list)")
+    wanted = args.module or ["all"]
+    names = list(MODULES) if "all" in wanted else list(dict.fromkeys(wanted))
     commit = _revision()
     begun = datetime.now(UTC)
     load_before = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    results = [
-        measure(
+    results = []
+    for n in names:
+        result = measure(
             n, max_children=args.max_children, timeout=args.timeout, keep=args.keep, only=args.only
         )
-        for n in names
-    ]
+        results.append(result)
+        # Each row as soon as it is known (a long run stopped later keeps what it measured).
+        load_now = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"{n} done at {datetime.now(UTC):%H:%M} UTC, load {load_now}: {_row(result)}")
+        sys.stdout.flush()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"\n{begun:%Y-%m-%d %H:%M}-{datetime.now(UTC):%H:%M} UTC, commit {commit}, "
