@@ -97,7 +97,12 @@ MODULES: dict[str, Module] = {
         ),
     ),
     "queue": Module(
-        "dripline/store/_queue.py", ("tests/test_store_queue.py", "tests/test_store_leases.py")
+        "dripline/store/_queue.py",
+        (
+            "tests/test_store_queue.py",
+            "tests/test_store_queue_worker.py",
+            "tests/test_store_leases.py",
+        ),
     ),
     "outcomes": Module(
         "dripline/store/_outcomes.py",
