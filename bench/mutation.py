@@ -190,6 +190,9 @@ EQUIVALENT: dict[str, str] = {
     "dripline.dispatch.xǁ_RelayWatchǁ__init____mutmut_6": (
         "_last starts '' instead of None: a sentinel either way, no send outcome is either"
     ),
+    "dripline.dispatch.xǁ_RelayWatchǁnote__mutmut_15": (
+        "getattr default None instead of False for the last attribute: falsy either way"
+    ),
     "dripline.dispatch.xǁ_RelayWatchǁnote__mutmut_6": (
         "getattr default None instead of False: both falsy, then `or` asks the next attribute"
     ),

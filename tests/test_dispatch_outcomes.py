@@ -33,11 +33,18 @@ from sender.retry import RetryPolicy
 T0 = datetime(2026, 3, 5, 20, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=1)
 NO_JITTER = RetryPolicy(jitter=0.0)
+UNSENT = ("dead", "down")  # relay failures, tested on their own below
 
 
 def _dead_relay(text: str) -> TransientSendError:
     error = TransientSendError(text, code=None)
     error.connection_failure = True  # type: ignore[attr-defined] - as the SMTP sender sets it
+    return error
+
+
+def _unreachable(text: str) -> TransientSendError:
+    error = TransientSendError(text, code=None)
+    error.unreachable = True  # type: ignore[attr-defined] - no connection could be had at all
     return error
 
 
@@ -55,6 +62,7 @@ ANSWERS = {
     "lost": lambda: TransientSendError("connection lost after DATA", ambiguous=True),
     "busy": lambda: TransientSendError("busy", code=421, reply="busy"),
     "dead": lambda: _dead_relay("connection refused"),
+    "down": lambda: _unreachable("no route to host"),
 }
 
 
@@ -129,7 +137,7 @@ def due(row: sqlite3.Row) -> datetime:
 
 
 def test_each_answer_of_the_relay_is_recorded_with_its_reply(project: Path) -> None:
-    subscribe(project, *(f"{who}@example.com" for who in ("ok", *ANSWERS) if who != "dead"))
+    subscribe(project, *(f"{who}@example.com" for who in ("ok", *ANSWERS) if who not in UNSENT))
     report, rows = run_pass(project, Relay(), retry_policy=NO_JITTER)
 
     found = {email.split("@")[0]: (r["status"], r["last_error"]) for email, r in rows.items()}
@@ -226,6 +234,38 @@ def test_replies_that_defer_do_not_count_against_the_relay(project: Path) -> Non
     assert sorted(relay.tried) == people
     assert {(r["status"], r["last_error"]) for r in rows.values()} == {("scheduled", "421 busy")}
     assert report.deferred == 5
+
+
+def test_an_unreachable_relay_counts_once_per_chunk_and_three_chunks_stop_the_pass(
+    project: Path,
+) -> None:
+    # A chunk of three: the first message finds no route, the other two get that same
+    # error untried. One failure, not three: the next chunk goes out.
+    people = ["down1", "down2", "down3", "ok1", "ok2", "ok3"]
+    subscribe(project, *(f"{who}@example.com" for who in people))
+    relay = Relay()
+    report, rows = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=3)
+    assert [r.split("@")[0] for r in relay.tried] == ["down1", "ok1", "ok2", "ok3"]
+    assert {e.split("@")[0]: r["status"] for e, r in rows.items()} == {
+        "down1": "scheduled",
+        "down2": "scheduled",
+        "down3": "scheduled",
+        "ok1": "sent",
+        "ok2": "sent",
+        "ok3": "sent",
+    }
+    assert rows["down2@example.com"]["last_error"] == "no route to host"
+    assert (report.sent, report.deferred) == (3, 3)
+
+
+def test_three_unreachable_chunks_in_a_row_stop_the_pass(project: Path) -> None:
+    people = ["down1", "down2", "down3", "ok1"]
+    subscribe(project, *(f"{who}@example.com" for who in people))
+    relay = Relay()
+    report, rows = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1)
+    assert [r.split("@")[0] for r in relay.tried] == ["down1", "down2", "down3"]
+    assert rows["ok1@example.com"]["last_error"] == "not tried: the relay is not answering"
+    assert (report.sent, report.deferred) == (0, 4)
 
 
 def test_the_relay_limit_is_a_count_of_failures_in_a_row(project: Path) -> None:
