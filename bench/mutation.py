@@ -196,6 +196,13 @@ EQUIVALENT: dict[str, str] = {
     "dripline.dispatch.xǁ_RelayWatchǁnote__mutmut_6": (
         "getattr default None instead of False: both falsy, then `or` asks the next attribute"
     ),
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ__init____mutmut_{n}": (
+            "a default batch or chunk size +1 (500, 64): a size, like a cache's; dripline run "
+            "passes --batch, and the tests that depend on a size pass their own"
+        )
+        for n in (1, 2)
+    },
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_2": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_3": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_4": (

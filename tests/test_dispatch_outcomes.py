@@ -12,6 +12,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from dripline.cli import main
@@ -268,6 +269,20 @@ def test_three_unreachable_chunks_in_a_row_stop_the_pass(project: Path) -> None:
     assert (report.sent, report.deferred) == (0, 4)
 
 
+def test_within_one_chunk_a_dead_relay_stops_the_next_message_from_starting(
+    project: Path,
+) -> None:
+    # One chunk holds everyone (the default size): the third failure stops it mid-way.
+    people = ["dead1", "dead2", "dead3", "dead4", "ok1"]
+    subscribe(project, *(f"{who}@example.com" for who in people))
+    relay = Relay()
+    report, rows = run_pass(project, relay, retry_policy=NO_JITTER)
+    assert [r.split("@")[0] for r in relay.tried] == ["dead1", "dead2", "dead3"]
+    for who in ("dead4", "ok1"):
+        assert rows[f"{who}@example.com"]["last_error"] == "not tried: the relay is not answering"
+    assert (report.sent, report.deferred) == (0, 5)
+
+
 def test_the_relay_limit_is_a_count_of_failures_in_a_row(project: Path) -> None:
     subscribe(project, "dead1@example.com", "dead2@example.com", "ok1@example.com")
     relay = Relay()
@@ -276,7 +291,11 @@ def test_the_relay_limit_is_a_count_of_failures_in_a_row(project: Path) -> None:
     assert rows["ok1@example.com"]["last_error"] == ("not tried: the relay is not answering")
 
 
-def test_a_stop_mid_pass_hands_the_untried_back_as_they_were(project: Path) -> None:
+@pytest.mark.parametrize("chunk_size", [1, 64], ids=["chunk-of-one", "one-chunk"])
+def test_a_stop_mid_pass_hands_the_untried_back_as_they_were(
+    project: Path, chunk_size: int
+) -> None:
+    # A stop is seen between chunks and, within a chunk, before the next message starts.
     subscribe(project, "ok1@example.com", "ok2@example.com", "ok3@example.com")
     stop = threading.Event()
 
@@ -286,7 +305,7 @@ def test_a_stop_mid_pass_hands_the_untried_back_as_they_were(project: Path) -> N
             return super()._send(message)
 
     relay = StopsAtOnce()
-    report, rows = run_pass(project, relay, stop=stop, chunk_size=1)
+    report, rows = run_pass(project, relay, stop=stop, chunk_size=chunk_size)
     assert relay.tried == ["ok1@example.com"]
     assert rows["ok1@example.com"]["status"] == "sent"
     # Untried: scheduled again by the pass itself, as they were (no error, no attempt
