@@ -203,6 +203,23 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (1, 2)
     },
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ__init____mutmut_{n}": (
+            "a first pass has nothing to recover: the worker has no id, so recover() returns"
+        )
+        for n in (13, 14)
+    },
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ__init____mutmut_{n}": (
+            "held steps are computed on the first pass whatever these start as: _held_seen "
+            "(None or '') never equals a (generation, version) pair, and _commit is reset "
+            "at every pass"
+        )
+        for n in (17, 18, 20, 21)
+    },
+    "dripline.dispatch.xǁDispatcherǁdispatch_due__mutmut_3": (
+        "the files generation counting down instead of up: it is only compared for change"
+    ),
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_2": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_3": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_4": (

@@ -7,13 +7,16 @@ a real SQLite store. Retry times use a policy without jitter, so they are exact.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from edit_support import remove_step
 
 from dripline.cli import main
 from dripline.dispatch import CampaignLibrary, Dispatcher, PassReport
@@ -354,3 +357,41 @@ def test_a_failure_is_stored_with_its_code_once() -> None:
         (TransientSendError("x", enhanced_status="4.4.1", reply="no answer"), "4.4.1 no answer"),
     ]  # fmt: skip
     assert [_describe(error) for error, _ in cases] == [text for _, text in cases]
+
+
+def test_each_pass_holds_the_steps_whose_files_are_gone_now(project: Path) -> None:
+    subscribe(project, "ok@example.com")
+    campaign = project / "campaigns/ketamine-therapy"
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.campaign(slug)))
+    dispatcher = Dispatcher(queue, Relay(), library, unsubscribe_link_maker(settings))
+    try:
+        assert dispatcher.dispatch_due(NOW).held == []
+        original = project / "original"
+        shutil.copytree(campaign, original)
+        remove_step(project, "neuroplasticity")
+        assert dispatcher.dispatch_due(NOW).held == ["ketamine-therapy/neuroplasticity"]
+        # Two edits more: each pass holds what is missing now, not what was missing before.
+        shutil.rmtree(campaign)
+        shutil.copytree(original, campaign)
+        remove_step(project, "holistic-health")
+        assert dispatcher.dispatch_due(NOW).held == ["ketamine-therapy/holistic-health"]
+    finally:
+        dispatcher.close()
+        queue.close()
+        engine.dispose()
+
+
+def test_a_sent_row_records_the_projects_git_commit(project: Path) -> None:
+    git = ["git", "-C", str(project), "-c", "user.name=T", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "campaigns", "templates"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "campaign"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    subscribe(project, "ok@example.com")
+    _, rows = run_pass(project, Relay())
+    assert rows["ok@example.com"]["campaign_commit"] == head
