@@ -7,6 +7,7 @@ a real SQLite store. Retry times use a policy without jitter, so they are exact.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 import subprocess
@@ -22,7 +23,7 @@ from dripline.cli import main
 from dripline.dispatch import CampaignLibrary, Dispatcher, PassReport
 from dripline.runtime import unsubscribe_link_maker
 from dripline.settings import Settings
-from dripline.store import SqlDeliveryQueue, open_store
+from dripline.store import SqlDeliveryQueue, StoreError, open_store
 from dripline.timetable import Timetable
 from sender import (
     OutgoingMessage,
@@ -359,7 +360,10 @@ def test_a_failure_is_stored_with_its_code_once() -> None:
     assert [_describe(error) for error, _ in cases] == [text for _, text in cases]
 
 
-def test_each_pass_holds_the_steps_whose_files_are_gone_now(project: Path) -> None:
+def test_each_pass_holds_the_steps_whose_files_are_gone_now(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dripline.dispatch")
     subscribe(project, "ok@example.com")
     campaign = project / "campaigns/ketamine-therapy"
     settings = Settings(root=project, secret_key="a-long-enough-test-secret")
@@ -373,6 +377,14 @@ def test_each_pass_holds_the_steps_whose_files_are_gone_now(project: Path) -> No
         shutil.copytree(campaign, original)
         remove_step(project, "neuroplasticity")
         assert dispatcher.dispatch_due(NOW).held == ["ketamine-therapy/neuroplasticity"]
+        # What `dripline run` says (-v shows the info line).
+        said = [r.getMessage() for r in caplog.records if r.name == "dripline.dispatch"]
+        assert said == [
+            "campaign or template files changed: reloaded",
+            "campaign ketamine-therapy: step 'neuroplasticity' has no file any more; its "
+            "scheduled deliveries are held (not sent, not failed): see `dripline plan "
+            "ketamine-therapy`, then `dripline apply ketamine-therapy`",
+        ]
         # Two edits more: each pass holds what is missing now, not what was missing before.
         shutil.rmtree(campaign)
         shutil.copytree(original, campaign)
@@ -395,3 +407,40 @@ def test_a_sent_row_records_the_projects_git_commit(project: Path) -> None:
     subscribe(project, "ok@example.com")
     _, rows = run_pass(project, Relay())
     assert rows["ok@example.com"]["campaign_commit"] == head
+
+
+class LosesTheDatabase(SqlDeliveryQueue):
+    """Recording fails while ``down`` is set, as when the database server goes away."""
+
+    down = False
+
+    def settle(self, outcomes, *, attempt=(), now):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise StoreError("server closed the connection unexpectedly")
+        return super().settle(outcomes, attempt=attempt, now=now)
+
+
+def test_after_a_pass_that_could_not_record_the_next_one_hands_back_and_sends(
+    project: Path,
+) -> None:
+    subscribe(project, "ok1@example.com", "ok2@example.com")
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    queue = LosesTheDatabase(engine, lambda slug: Timetable.of(library.campaign(slug)))
+    relay = Relay()
+    dispatcher = Dispatcher(queue, relay, library, unsubscribe_link_maker(settings))
+    try:
+        queue.down = True
+        with pytest.raises(StoreError):
+            dispatcher.dispatch_due(NOW)
+        assert {r["status"] for r in first_steps(project).values()} == {"claimed"}
+        queue.down = False
+        report = dispatcher.dispatch_due(NOW)  # hands its claims back first, then sends
+        assert {r["status"] for r in first_steps(project).values()} == {"sent"}
+        assert (report.claimed, report.sent) == (2, 2)
+        assert sorted(relay.tried) == ["ok1@example.com", "ok2@example.com"]
+    finally:
+        dispatcher.close()
+        queue.close()
+        engine.dispose()
