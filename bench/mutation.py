@@ -447,6 +447,8 @@ def _row(result: Result) -> tuple[str, ...]:
         str(untried) + (" (cap)" if result.capped else ""),
         str(other),
         f"{score:.0f}%",
+        # Of the mutants tried (a run stopped at the cap leaves some untried).
+        f"{100.0 * (killed + timed_out) / tried:.0f}%" if (tried := counted - untried) else "-",
         f"{result.seconds:.0f}",
     )
 
@@ -498,7 +500,7 @@ def main() -> None:
     args_text = " ".join(sys.argv[1:])
     print(f"command: python bench/mutation.py {args_text} (mutmut, one mutant at a time)")
     header = ("module", "mutants", "killed", "survived", "timed out", "equivalent",
-              "no test", "untried", "other", "score", "seconds")  # fmt: skip
+              "no test", "untried", "other", "score", "of tried", "seconds")  # fmt: skip
     _table([header, *(_row(r) for r in results)])
     for result in results:
         for test in MODULES[result.name].skip:
