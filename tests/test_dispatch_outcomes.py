@@ -21,6 +21,7 @@ from edit_support import remove_step
 
 from dripline.cli import main
 from dripline.dispatch import CampaignLibrary, Dispatcher, PassReport
+from dripline.ledger import body_digest
 from dripline.runtime import unsubscribe_link_maker
 from dripline.settings import Settings
 from dripline.store import SqlDeliveryQueue, StoreError, open_store
@@ -79,6 +80,7 @@ class Relay(Sender):
     def __init__(self) -> None:
         super().__init__()
         self.tried: list[str] = []
+        self.accepted: dict[str, OutgoingMessage] = {}
 
     @classmethod
     def from_url(cls, url: str, *, secrets: object = None) -> Relay:
@@ -90,6 +92,7 @@ class Relay(Sender):
         answer = ANSWERS.get(recipient.split("@")[0].rstrip("0123456789"))
         if answer is not None:
             raise answer()
+        self.accepted[recipient] = message
         return SendResult(message_id=message.message_id, reply="250 2.0.0 queued as A1", code=250)
 
 
@@ -444,3 +447,94 @@ def test_after_a_pass_that_could_not_record_the_next_one_hands_back_and_sends(
         dispatcher.close()
         queue.close()
         engine.dispose()
+
+
+def test_a_sent_row_keeps_the_ledger_of_what_went_out(project: Path) -> None:
+    subscribe(project, "ok@example.com")
+    relay = Relay()
+    _, rows = run_pass(project, relay)
+    message = relay.accepted["ok@example.com"]
+    row = rows["ok@example.com"]
+    assert (row["message_id"], row["reply"]) == (message.message_id, "250 2.0.0 queued as A1")
+    assert datetime.fromisoformat(row["sent_at"]).replace(tzinfo=UTC) == NOW
+    assert row["subject"] == "Reason 1 of 6: Rapid relief from symptoms"
+    assert row["body_digest"] == body_digest(message.data)
+    assert message.recipients == ("ok@example.com",)
+    assert message.envelope_from == "hello@example.com"  # the campaign's From, without VERP
+
+
+def test_a_bounce_stops_that_subscriber_and_a_policy_refusal_does_not(project: Path) -> None:
+    subscribe(project, "gone@example.com", "policy@example.com")
+    run_pass(project, Relay())
+    db = sqlite3.connect(project / "dripline.db")
+    people = dict(db.execute("SELECT email, status FROM subscribers"))
+    later = set(
+        db.execute(
+            "SELECT s.email, d.status, d.last_error FROM deliveries d JOIN enrollments e "
+            "ON e.id = d.enrollment_id JOIN subscribers s ON s.id = e.subscriber_id "
+            "WHERE d.step > 1"
+        )
+    )
+    db.close()
+    assert people == {"gone@example.com": "bounced", "policy@example.com": "active"}
+    assert later == {
+        ("gone@example.com", "cancelled", "address bounced"),
+        ("policy@example.com", "scheduled", None),
+    }
+
+
+def test_sending_the_last_step_completes_the_enrollment(project: Path) -> None:
+    subscribe(project, "last@example.com", "first@example.com")
+    db = sqlite3.connect(project / "dripline.db")
+    with db:  # "last" has had steps 1-5; step 6 is due now
+        db.execute(
+            "UPDATE deliveries SET status = 'sent' WHERE step < 6 AND enrollment_id = "
+            "(SELECT e.id FROM enrollments e JOIN subscribers s ON s.id = e.subscriber_id "
+            "WHERE s.email = 'last@example.com')"
+        )
+        db.execute("UPDATE deliveries SET due_at = ? WHERE step = 6", (T0.replace(tzinfo=None),))
+    report, _ = run_pass(project, Relay())
+    enrolments = dict(
+        db.execute(
+            "SELECT s.email, e.status FROM enrollments e JOIN subscribers s "
+            "ON s.id = e.subscriber_id"
+        )
+    )
+    db.close()
+    assert report.sent == 2
+    assert enrolments == {"last@example.com": "completed", "first@example.com": "active"}
+
+
+def test_an_outcome_for_a_row_taken_over_meanwhile_is_counted_and_said(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscribe(project, "ok@example.com")
+
+    class TakenOver(Relay):
+        def _send(self, message: OutgoingMessage) -> SendResult:
+            # Another worker found this one's lease dead and took the row over.
+            db = sqlite3.connect(project / "dripline.db")
+            with db:
+                db.execute("UPDATE deliveries SET worker_id = 999 WHERE status = 'sending'")
+            db.close()
+            return super()._send(message)
+
+    report, rows = run_pass(project, TakenOver())
+    assert (report.sent, report.unrecorded) == (1, 1)
+    row = rows["ok@example.com"]
+    assert (row["status"], row["message_id"]) == ("sending", None)  # the new owner's to settle
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning == (
+        f"1 outcome(s) not recorded: this worker no longer held those deliveries "
+        f"(its lease was taken over?): {row['id']}"
+    )
+
+
+def test_a_held_step_due_now_is_not_claimed_tried_or_failed(project: Path) -> None:
+    subscribe(project, "ok@example.com")
+    remove_step(project, "rapid-relief")  # step 1, due now
+    relay = Relay()
+    report, rows = run_pass(project, relay)
+    row = rows["ok@example.com"]
+    assert (row["status"], row["last_error"], row["attempts"]) == ("scheduled", None, 0)
+    assert (report.claimed, report.held, relay.tried) == (0, ["ketamine-therapy/rapid-relief"], [])
