@@ -357,6 +357,33 @@ def _run_mutmut(command: list[str], scratch: Path, env: dict[str, str], timeout:
     return True
 
 
+_POSTGRES_ENV = "DRIPLINE_TEST_POSTGRES_URL"
+_SCHEMA = "dripline_mutation"
+
+
+def _own_postgres_schema(env: dict[str, str]) -> None:
+    """Point the PostgreSQL tests at a schema of their own in the test database.
+
+    The tests drop and create their tables at each start: run beside the test suite (or
+    another checkout's tests) on the same database, the two would wreck each other's
+    tables and count false kills. A schema (search_path) keeps them apart without
+    needing the right to create a database.
+    """
+    url = env.get(_POSTGRES_ENV)
+    if not url:
+        return
+    from sqlalchemy import create_engine, text  # a dripline dependency
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}"))
+    finally:
+        engine.dispose()
+    separator = "&" if "?" in url else "?"
+    env[_POSTGRES_ENV] = f"{url}{separator}options=-csearch_path%3D{_SCHEMA}"
+
+
 def measure(
     name: str, *, max_children: int, timeout: float, keep: bool, only: Sequence[str] = ()
 ) -> Result:
@@ -368,6 +395,7 @@ def measure(
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(scratch / "mutants"), env.get("PYTHONPATH", "")) if p
     )
+    _own_postgres_schema(env)
     started = time.monotonic()
     try:
         _scratch_copy(module, scratch)
