@@ -243,6 +243,15 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (5, 6)
     },
+    "dripline.store._queue.xǁSqlDeliveryQueueǁhold__mutmut_4": (
+        "forgetting the last set held only rebuilds the same filter on the next call"
+    ),
+    **{
+        f"dripline.store._queue.xǁSqlDeliveryQueueǁscheduled_steps__mutmut_{n}": (
+            "a join without its ON clause: SQLAlchemy infers the same one from the foreign key"
+        )
+        for n in (6, 8)
+    },
     "dripline.tokens.x__strict_unb64__mutmut_14": (
         "'=' * (len % 4) instead of (-len % 4) pads 3 where 1 is needed; Python's base64 "
         "decoder ignores surplus padding, and the canonical re-encoding check follows"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from test_store_queue import SLUG, person
 
 from dripline.errors import DriplineError
@@ -21,7 +21,7 @@ from dripline.store import (
     Subscriber,
     subscribe,
 )
-from dripline.store._models import Worker
+from dripline.store._models import CampaignRevision, Worker
 
 LA = ZoneInfo("America/Los_Angeles")
 AT = datetime(2026, 3, 5, 20, 0, tzinfo=LA)  # step 1 is due
@@ -205,4 +205,31 @@ def test_every_claimed_subscriber_has_a_public_key(engine, timetable):
         stored = dict(conn.execute(select(Subscriber.email, Subscriber.public_key)).all())
     assert claimed == stored and len(set(stored.values())) == 2
     assert all(key and len(key) >= 16 for key in stored.values())
+    q.close()
+
+
+def test_holding_a_step_holds_it_in_that_campaign_only(engine, timetable):
+    subscribe(engine, timetable, SLUG, person("p@example.com", AT))
+    subscribe(engine, timetable, "second", person("q@example.com", AT))  # same step ids
+    q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    first, second = (rule.id for rule in timetable.steps[:2])
+    q.hold([(SLUG, first)])
+    assert [(c.campaign, c.email) for c in q.claim_due(AT, 10)] == [("second", "q@example.com")]
+    q.hold([(SLUG, second)])  # a later step held: this campaign's first step goes
+    assert [(c.campaign, c.step_id) for c in q.claim_due(AT, 10)] == [(SLUG, first)]
+    q.close()
+
+
+def test_the_schedule_version_is_the_newest_applied_revision(engine, timetable):
+    q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    assert q.schedule_version() == 0
+    with engine.begin() as conn:
+        for _ in range(2):
+            conn.execute(
+                insert(CampaignRevision).values(
+                    campaign=SLUG, applied_at=WALL, summary="", state={}
+                )
+            )
+        newest = conn.scalar(select(func.max(CampaignRevision.id)))
+    assert newest is not None and q.schedule_version() == newest
     q.close()
