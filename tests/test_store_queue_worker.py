@@ -89,21 +89,29 @@ def test_a_heartbeat_renews_at_once_and_before_any_claim_registers_nothing(engin
     q.heartbeat()
     assert lease_of(engine) == {}
     q.claim_due(AT, 1)
-    clock.now = WALL + timedelta(seconds=1)
+    clock.now = beat = WALL + timedelta(seconds=1)
     q.heartbeat()
-    assert list(lease_of(engine).values()) == [(clock.now, clock.now + timedelta(seconds=60))]
+    assert list(lease_of(engine).values()) == [(beat, beat + timedelta(seconds=60))]
+    clock.now = beat + timedelta(seconds=19)  # within a third of the heartbeat: no renewal
+    q.claim_due(AT, 1)
+    assert list(lease_of(engine).values()) == [(beat, beat + timedelta(seconds=60))]
     q.close()
     assert lease_of(engine) == {}  # the lease ends with the worker
     assert q.worker_id is None
 
 
 def test_recover_hands_claims_back_and_makes_rows_in_flight_ambiguous(engine, timetable):
-    for n in range(3):
+    for n in range(6):
         subscribe(engine, timetable, SLUG, person(f"p{n}@example.com", AT))
     q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
-    a, b, c = q.claim_due(AT, 10)
-    q.settle([], attempt=[b.delivery_id], now=AT)  # b went to the sender, no outcome yet
+    a, b, c, d = q.claim_due(AT, 4)
+    q.settle([], attempt=[b.delivery_id, d.delivery_id], now=AT)  # b, d went to the sender
     q.mark_sent(c.delivery_id, message_id="<c@x>", sent_at=AT)
+    q.mark_ambiguous(d.delivery_id, "lost after DATA")
+    # Another worker holds the other two rows: one claimed, one being sent.
+    other = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    e, f = other.claim_due(AT, 4)
+    other.settle([], attempt=[f.delivery_id], now=AT)
     q.recover()
     assert status_of(engine, a.delivery_id) == ("scheduled", None, None)
     assert status_of(engine, b.delivery_id) == (
@@ -112,9 +120,13 @@ def test_recover_hands_claims_back_and_makes_rows_in_flight_ambiguous(engine, ti
         "no outcome was recorded",
     )
     assert status_of(engine, c.delivery_id) == ("sent", None, None)
-    assert len(lease_of(engine)) == 1  # recover alone keeps the lease
+    assert status_of(engine, d.delivery_id) == ("ambiguous", q.worker_id, "lost after DATA")
+    assert status_of(engine, e.delivery_id) == ("claimed", other.worker_id, None)
+    assert status_of(engine, f.delivery_id) == ("sending", other.worker_id, None)
+    assert len(lease_of(engine)) == 2  # recover alone keeps the lease
     q.close()
-    assert lease_of(engine) == {}
+    assert list(lease_of(engine)) == [other.worker_id]
+    other.close()
 
 
 def test_recording_an_outcome_for_a_row_not_being_sent_names_its_status(engine, timetable):
