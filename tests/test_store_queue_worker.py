@@ -17,6 +17,7 @@ from dripline.errors import DriplineError
 from dripline.store import (
     Delivery,
     DeliveryStateError,
+    Enrollment,
     SqlDeliveryQueue,
     Subscriber,
     subscribe,
@@ -244,4 +245,32 @@ def test_the_schedule_version_is_the_newest_applied_revision(engine, timetable):
             )
         newest = conn.scalar(select(func.max(CampaignRevision.id)))
     assert newest is not None and q.schedule_version() == newest
+    q.close()
+
+
+def test_mark_sent_keeps_the_ledger_and_skips_completion_when_told(engine, timetable):
+    subscribe(engine, timetable, SLUG, person("p@example.com", AT))
+    with engine.begin() as conn:  # every later step is done: only the first is left
+        conn.execute(update(Delivery).where(Delivery.step > 1).values(status="sent"))
+    q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    (claimed,) = q.claim_due(AT, 1)
+    q.mark_sent(
+        claimed.delivery_id,
+        message_id="<m@x>",
+        sent_at=AT,
+        reply="250 ok",
+        last_step=False,  # the caller knows this is not the sequence's end
+        subject="Reason 1 of 6",
+        body_digest="ab" * 32,
+        campaign_commit="0123abcd-dirty",
+    )
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                Delivery.subject, Delivery.body_digest, Delivery.campaign_commit, Delivery.reply
+            ).where(Delivery.id == claimed.delivery_id)
+        ).one()
+        enrolment = conn.scalar(select(Enrollment.status))
+    assert tuple(row) == ("Reason 1 of 6", "ab" * 32, "0123abcd-dirty", "250 ok")
+    assert enrolment == "active"
     q.close()
