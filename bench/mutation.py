@@ -243,6 +243,10 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (5, 6)
     },
+    "dripline.store._queue.xǁSqlDeliveryQueueǁsettle__mutmut_20": (
+        "a naive `now` passed on naive: to_db_time keeps naive times as they are (UTC), "
+        "which is what tagging them UTC then converting gives"
+    ),
     "dripline.store._queue.xǁSqlDeliveryQueueǁhold__mutmut_4": (
         "forgetting the last set held only rebuilds the same filter on the next call"
     ),

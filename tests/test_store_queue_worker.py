@@ -133,7 +133,7 @@ def test_recover_hands_claims_back_and_makes_rows_in_flight_ambiguous(engine, ti
 def test_recording_an_outcome_for_a_row_not_being_sent_names_its_status(engine, timetable):
     subscribe(engine, timetable, SLUG, person("p@example.com", AT))
     q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
-    with pytest.raises(DeliveryStateError, match="nothing was claimed by this worker"):
+    with pytest.raises(DeliveryStateError, match="^nothing was claimed by this worker$"):
         q.settle([], now=AT)
     with pytest.raises(DeliveryStateError, match=r"^delivery 1 is not being sent \(status: sch"):
         q.mark_failed(1, "x")  # before any claim
@@ -273,4 +273,17 @@ def test_mark_sent_keeps_the_ledger_and_skips_completion_when_told(engine, timet
         enrolment = conn.scalar(select(Enrollment.status))
     assert tuple(row) == ("Reason 1 of 6", "ab" * 32, "0123abcd-dirty", "250 ok")
     assert enrolment == "active"
+    q.close()
+
+
+def test_a_first_attempt_is_stamped_at_the_passs_instant_in_any_zone(engine, timetable):
+    subscribe(engine, timetable, SLUG, person("p@example.com", AT))
+    q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    (claimed,) = q.claim_due(AT, 1)
+    q.settle([], attempt=[claimed.delivery_id], now=AT)  # AT is Los Angeles time
+    with engine.connect() as conn:
+        stamped = conn.scalar(
+            select(Delivery.first_attempt_at).where(Delivery.id == claimed.delivery_id)
+        )
+    assert stamped.replace(tzinfo=UTC) == AT.astimezone(UTC)
     q.close()
