@@ -133,7 +133,7 @@ def test_recover_hands_claims_back_and_makes_rows_in_flight_ambiguous(engine, ti
 def test_recording_an_outcome_for_a_row_not_being_sent_names_its_status(engine, timetable):
     subscribe(engine, timetable, SLUG, person("p@example.com", AT))
     q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
-    with pytest.raises(DeliveryStateError, match="^nothing was claimed by this worker$"):
+    with pytest.raises(DeliveryStateError, match=r"^nothing was claimed by this worker$"):
         q.settle([], now=AT)
     with pytest.raises(DeliveryStateError, match=r"^delivery 1 is not being sent \(status: sch"):
         q.mark_failed(1, "x")  # before any claim
