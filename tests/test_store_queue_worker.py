@@ -20,6 +20,7 @@ from dripline.store import (
     Enrollment,
     SqlDeliveryQueue,
     Subscriber,
+    add_suppression,
     subscribe,
 )
 from dripline.store._models import CampaignRevision, Worker
@@ -286,4 +287,40 @@ def test_a_first_attempt_is_stamped_at_the_passs_instant_in_any_zone(engine, tim
             select(Delivery.first_attempt_at).where(Delivery.id == claimed.delivery_id)
         )
     assert stamped.replace(tzinfo=UTC) == AT.astimezone(UTC)
+    q.close()
+
+
+def test_a_claim_cancels_rows_of_suppressed_addresses_and_ended_enrollments(engine, timetable):
+    for name in ("suppressed", "ended", "ada"):
+        subscribe(engine, timetable, SLUG, person(f"{name}@example.com", AT))
+    add_suppression(engine, "suppressed@example.com", "asked by phone", now=WALL)
+    with engine.begin() as conn:  # the subscriber is active, this enrollment is not
+        conn.execute(
+            update(Enrollment)
+            .where(
+                Enrollment.subscriber_id
+                == select(Subscriber.id)
+                .where(Subscriber.email == "ended@example.com")
+                .scalar_subquery()
+            )
+            .values(status="completed")
+        )
+        # Whatever suppressing did to the rows, the claim must check again: a row put back.
+        conn.execute(update(Delivery).where(Delivery.step == 1).values(status="scheduled"))
+    q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    assert [c.email for c in q.claim_due(AT, 10)] == ["ada@example.com"]
+    with engine.connect() as conn:
+        first = dict(
+            conn.execute(
+                select(Subscriber.email, Delivery.status)
+                .join(Enrollment, Enrollment.subscriber_id == Subscriber.id)
+                .join(Delivery, Delivery.enrollment_id == Enrollment.id)
+                .where(Delivery.step == 1)
+            ).all()
+        )
+    assert first == {
+        "suppressed@example.com": "cancelled",
+        "ended@example.com": "cancelled",
+        "ada@example.com": "claimed",
+    }
     q.close()
