@@ -466,9 +466,42 @@ def _revision() -> str:
     return commit.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
 
 
+_SQL_WORD = re.compile(
+    r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|FROM|JOIN|SET|VALUES|AND|OR|IN|ON|NULL|NOT)\b"
+)
+_SQL_CASE_AUTO = "SQL keywords and unquoted names are case-insensitive; quoted values unchanged"
+
+
+def _sql_case_only(diff: str) -> bool:
+    """True when a mutant only changed the letter case of SQL text, outside quoted values."""
+    removed = [line[1:] for line in diff.splitlines() if line.startswith("-")]
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+")]
+    if not removed or len(removed) != len(added):
+        return False
+    for old, new in zip(removed, added, strict=True):
+        if old == new or not _SQL_WORD.search(old):
+            return False
+        old_parts, new_parts = old.split("'"), new.split("'")
+        if len(old_parts) != len(new_parts):
+            return False
+        for n, (a, b) in enumerate(zip(old_parts, new_parts, strict=True)):
+            # Odd parts are inside '...' (SQL values): those must not change at all.
+            if (a != b) if n % 2 else (a.lower() != b.lower()):
+                return False
+    return True
+
+
+def why_equivalent(mutant: str, diff: str) -> str | None:
+    """The reason a surviving mutant cannot be told from the original, if it is known."""
+    if mutant in EQUIVALENT:
+        return EQUIVALENT[mutant]
+    return _SQL_CASE_AUTO if _sql_case_only(diff) else None
+
+
 def _row(result: Result) -> tuple[str, ...]:
-    equivalent = [m for m, s in result.statuses.items() if s == "survived" and m in EQUIVALENT]
-    survived = [m for m, s in result.statuses.items() if s == "survived" and m not in EQUIVALENT]
+    surviving = [m for m, s in result.statuses.items() if s == "survived"]
+    equivalent = [m for m in surviving if why_equivalent(m, result.diffs.get(m, ""))]
+    survived = [m for m in surviving if m not in equivalent]
     killed = result.count("killed")
     timed_out = result.count("timeout")
     no_test = result.count("no tests")  # no selected test reaches the mutated function
@@ -547,10 +580,10 @@ def main() -> None:
         for test in MODULES[result.name].skip:
             print(f"{MODULES[result.name].path}: left out for time: {test}")
     equivalents = [
-        (_pretty(mutant), _changed_line(r.diffs.get(mutant, "")), EQUIVALENT[mutant])
+        (_pretty(mutant), _changed_line(r.diffs.get(mutant, "")), reason)
         for r in results
         for mutant, status in r.statuses.items()
-        if status == "survived" and mutant in EQUIVALENT
+        if status == "survived" and (reason := why_equivalent(mutant, r.diffs.get(mutant, "")))
     ]
     if equivalents:
         print("\nEquivalent mutants (not counted):\n")
@@ -562,7 +595,7 @@ def main() -> None:
                 now = result.statuses.get(mutant, "no such mutant now")
                 print(f"\nEQUIVALENT lists {mutant}, but it is {now}: update the list")
         for mutant, diff in result.diffs.items():
-            if mutant not in EQUIVALENT:
+            if not why_equivalent(mutant, diff):
                 print(f"\n{mutant} ({result.statuses[mutant]})\n{diff}")
 
 
