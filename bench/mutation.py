@@ -243,6 +243,17 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (5, 6)
     },
+    **{
+        f"dripline.store._outcomes.x__rows_changed__mutmut_{n}": (
+            "the fallback for a driver without a row count: sqlite3 and psycopg 3 always "
+            "give one for UPDATE"
+        )
+        for n in (13, 15, 16)
+    },
+    "dripline.store._outcomes.xǁ_Sqlǁtime__mutmut_3": (
+        "time(None) is never asked on SQLite: every outcome that writes a time carries it "
+        "(a sent one its sent_at, a deferred one its next_at)"
+    ),
     "dripline.store._queue.xǁSqlDeliveryQueueǁsettle__mutmut_20": (
         "a naive `now` passed on naive: to_db_time keeps naive times as they are (UTC), "
         "which is what tagging them UTC then converting gives"

@@ -272,3 +272,31 @@ def test_the_last_step_sent_completes_the_enrollment_only_when_nothing_is_pendin
         )
     assert enrolments == {"done@example.com": "completed", "pending@example.com": "active"}
     q.close()
+
+
+def test_a_row_deferred_to_an_instant_keeps_its_turn_among_rows_due_then(engine, timetable):
+    # Rows due at the same instant go oldest first (by id), however the due time was
+    # written: by the enrollment (SQLAlchemy) or by a deferral (the fast path's own SQL).
+    enrol(engine, timetable, "first", "second")
+    retry_at = NOW + timedelta(minutes=5)  # a whole second
+    q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    claimed = {c.email.split("@")[0]: c.delivery_id for c in q.claim_due(NOW, 20)}
+    q.settle([], attempt=[claimed["second"]], now=NOW)
+    q.settle(
+        [
+            Outcome(claimed["second"], "deferred", error="busy", next_at=retry_at),
+            Outcome(claimed["first"], "released"),
+        ],
+        now=NOW,
+    )
+    with engine.begin() as conn:  # the first subscriber's row falls due at the same instant
+        conn.execute(
+            update(Delivery)
+            .where(Delivery.id == claimed["first"])
+            .values(due_at=retry_at.replace(tzinfo=None))
+        )
+    assert claimed["first"] < claimed["second"]
+    (turn,) = q.claim_due(retry_at, 1)
+    assert turn.delivery_id == claimed["first"]
+    assert [c.delivery_id for c in q.claim_due(retry_at, 1)] == [claimed["second"]]
+    q.close()
