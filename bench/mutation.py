@@ -250,6 +250,16 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (13, 15, 16)
     },
+    "dripline.store._outcomes.x_settle__mutmut_12": (
+        "`missed = ...` for the first kind added: missed is still the empty list there"
+    ),
+    "dripline.store._outcomes.x_settle__mutmut_25": (
+        "_sent returns [] for no outcomes, whether given [] or None"
+    ),
+    "dripline.store._outcomes.xǁ_Sqlǁ__init____mutmut_4": (
+        "'?' placeholders on PostgreSQL too: every statement goes through q(), which turns "
+        "them into %s there"
+    ),
     "dripline.store._outcomes.xǁ_Sqlǁtime__mutmut_3": (
         "time(None) is never asked on SQLite: every outcome that writes a time carries it "
         "(a sent one its sent_at, a deferred one its next_at)"
