@@ -153,10 +153,6 @@ EQUIVALENT: dict[str, str] = {
     "dripline.timetable.xǁTimetableǁnext_send_day__mutmut_3": (
         "366 vs 367 tries: no real calendar has a year of holidays; the bound is a safety net"
     ),
-    **{
-        f"dripline.store._fastwrite.xǁFastWriterǁ_run_once__mutmut_{n}": _SQL_CASE
-        for n in (7, 19, 32)
-    },
     "dripline.store._fastwrite.xǁ_Compiledǁ__init____mutmut_9": (
         "the bind processors of the column types used (DateTime, String, Integer) ignore "
         "the dialect argument once dialect_impl() has chosen the type"
@@ -488,7 +484,8 @@ def _revision() -> str:
 
 
 _SQL_WORD = re.compile(
-    r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|FROM|JOIN|SET|VALUES|AND|OR|IN|ON|NULL|NOT)\b"
+    r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|FROM|JOIN|SET|VALUES|AND|OR|IN|ON|NULL|NOT|"
+    r"BEGIN|COMMIT|ROLLBACK)\b"
 )
 _SQL_CASE_AUTO = "SQL keywords and unquoted names are case-insensitive; quoted values unchanged"
 
