@@ -396,7 +396,9 @@ def _own_postgres_schema(env: dict[str, str]) -> None:
     The tests drop and create their tables at each start: run beside the test suite (or
     another checkout's tests) on the same database, the two would wreck each other's
     tables and count false kills. A schema (search_path) keeps them apart without
-    needing the right to create a database.
+    needing the right to create a database. One test still reaches across: the fast
+    writer's lost-session test ends every other session of the database, so do not
+    measure ``fastwrite`` while the suite runs on the same database.
     """
     url = env.get(_POSTGRES_ENV)
     if not url:

@@ -38,6 +38,7 @@ def test_four_workers_with_a_shared_rate_stay_under_it_together(project, db_url,
             "DRIPLINE_SECRET_KEY": "test-secret",
             "DRIPLINE_BASE_URL": "https://news.example.com",
             "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}?rate={RATE:g}/s",
+            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",  # the sample campaign, to a test server
         }
         people = project / "people.csv"
         people.write_text(
