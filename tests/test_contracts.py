@@ -169,4 +169,3 @@ def test_the_checker_catches_each_kind_of_break() -> None:
     assert conforms({"t": NOW_MARK}, {"t": "2026-11-29T16:18:51"})  # no offset
     assert conforms({"f": ".../a/b.md"}, {"f": "/tmp/x/a/b.md"}) == []
     assert conforms({"f": ".../a/b.md"}, {"f": "/tmp/x/a/c.md"})
-
