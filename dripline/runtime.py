@@ -151,6 +151,7 @@ def check_ready_to_send(settings: Settings, *, campaigns: bool = True) -> None:
         settings.base_url,
         reaches_recipients=_reaches_recipients(settings),
         allow_local=settings.allow_local_links,
+        source=settings.sources.get("base_url"),
     )
     if not campaigns:
         return

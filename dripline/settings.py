@@ -56,6 +56,13 @@ class Settings:
     allow_local_links: bool = False
     # Send from (or with Reply-To) addresses at reserved example domains (example.com, .test).
     allow_example_addresses: bool = False
+    # Where each setting that is not a default came from ("DRIPLINE_BASE_URL",
+    # "base_url in /p/dripline.toml:3", "--db"), so an error names what the user set.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def source_of(self, name: str) -> str:
+        """What set setting ``name``: a dripline.toml line, a flag, else its environment name."""
+        return self.sources.get(name) or _ENV_NAMES.get(name, name)
 
     @property
     def campaigns_dir(self) -> Path:
@@ -131,6 +138,10 @@ _INTEGERS = {"soft_bounce_limit", "soft_bounce_window_days"}
 _FLAGS = frozenset({"debug", "allow_local_links", "allow_example_addresses"})
 
 
+def _place(path: Path, line: int | None) -> str:
+    return f"{path}:{line}" if line else str(path)
+
+
 def database_url_from(value: str, base: Path) -> str:
     """A SQLAlchemy URL as given, or a plain file path (relative to ``base``) as SQLite."""
     if "://" in value or value.startswith("sqlite:"):
@@ -193,6 +204,8 @@ def load_settings(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"cannot read settings: {err}", path=settings_file) from err
         flat = {k: v for k, v in data.items() if k not in _FILE_TABLES}
+        # Where each key is ("/p/dripline.toml:3"), for errors and Settings.sources.
+        places = {key: _place(settings_file, key_line(text, key)) for key in flat}
         # A table's keys are also accepted at the top level, as before.
         top_known = _FILE_KEYS | set(_FILE_TABLES) | set().union(*_FILE_TABLES.values())
         for key in unknown_keys(data, top_known):
@@ -214,9 +227,11 @@ def load_settings(
                     line=key_line(text, key, table),
                 )
             flat.update(section)
+            places.update({k: _place(settings_file, key_line(text, k, table)) for k in section})
         settings = replace(
             settings,
-            **{k: _coerce(k, v, str(settings_file), root) for k, v in flat.items()},
+            **{k: _coerce(k, v, places[k], root) for k, v in flat.items()},
+            sources={k: f"{k} in {place}" for k, place in places.items()},
         )
 
     here = Path.cwd()
@@ -225,8 +240,10 @@ def load_settings(
         for name, var in _ENV_NAMES.items()
         if name != "root" and env.get(var)
     }
-    settings = replace(settings, **from_env)
+    sources = {**settings.sources, **{name: _ENV_NAMES[name] for name in from_env}}
+    settings = replace(settings, **from_env, sources=sources)
     from_flags = {
         k: _coerce(k, v, f"--{k.replace('_', '-')}", here) for k, v in given.items() if k != "root"
     }
-    return replace(settings, **from_flags)
+    sources = {**sources, **{k: f"--{k.replace('_', '-')}" for k in from_flags}}
+    return replace(settings, **from_flags, sources=sources)

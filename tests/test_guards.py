@@ -87,6 +87,72 @@ def test_run_refuses_to_send_links_to_localhost_naming_the_base_url(project, env
     assert outbox(project) == []
 
 
+@pytest.mark.parametrize(
+    ("base_url", "shown", "why"),
+    [
+        (
+            "https://ops:hunter2@news.example.org",
+            "https://ops:***@news.example.org",
+            "holds a user name or password",
+        ),
+        ("https://news.example.org/?utm=mail", None, "has a query"),
+        ("https://news.example.org/#top", None, "has a fragment"),
+        ("https:///u", None, "has no host name"),
+        ("https://localhost:8443", None, "points at this machine (localhost)"),
+        ("https://127.0.0.1", None, "points at this machine (127.0.0.1)"),
+        ("https://[::1]:8000", None, "points at this machine (::1)"),
+        ("https://mail.localhost", None, "points at this machine (mail.localhost)"),
+    ],
+)
+def test_run_refuses_a_base_url_subscribers_cannot_use(project, env, base_url, shown, why):
+    env["DRIPLINE_ALLOW_EXAMPLE_ADDRESSES"] = "1"
+    subscribe(env)
+    done = dripline({**env, "DRIPLINE_BASE_URL": base_url}, "run", "--once", "--now", NOW)
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("Error: DRIPLINE_BASE_URL ") and why in line
+    assert repr(shown or base_url) in line
+    assert "hunter2" not in done.stderr + done.stdout
+    assert outbox(project) == [] and set(statuses(project)) == {"scheduled"}
+
+
+def test_a_malformed_base_url_is_refused_even_for_a_local_inbox(project, env):
+    env["DRIPLINE_ALLOW_EXAMPLE_ADDRESSES"] = "1"
+    subscribe(env)
+    env["DRIPLINE_BASE_URL"] = "http://ops:hunter2@127.0.0.1:8000"
+    done = dripline(env, "run", "--once", "--now", NOW, "--allow-local-links")
+    assert done.returncode == 1
+    assert "holds a user name or password" in done.stderr and "hunter2" not in done.stderr
+    # Loopback itself is fine when asked for (a local Mailpit), as long as it is well formed.
+    env["DRIPLINE_BASE_URL"] = "https://localhost:8443"
+    done = dripline(env, "run", "--once", "--now", NOW, "--allow-local-links")
+    assert done.returncode == 0, done.stderr
+    (message,) = outbox(project)
+    assert "<https://localhost:8443/u/" in message["List-Unsubscribe"]
+
+
+def test_a_base_url_from_dripline_toml_is_named_by_its_file_and_line(project, env):
+    settings_file = project / "dripline.toml"
+    settings_file.write_text('render_budget = 5\nbase_url = "https://127.0.0.1"\n', "utf-8")
+    done = dripline(env, "run", "--once", "--now", NOW)
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"Error: base_url in {settings_file}:2 is 'https://127.0.0.1', which points at this "
+        "machine (127.0.0.1)"
+    )
+
+
+def test_serve_refuses_links_to_this_machine_unless_allowed(project, env):
+    env["DRIPLINE_BASE_URL"] = "http://127.0.0.1:8000"
+    done = dripline(env, "serve", "--port", "1")
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("Error: DRIPLINE_BASE_URL is 'http://127.0.0.1:8000', not https://")
+    assert "--allow-local-links" in line
+    done = dripline({**env, "DRIPLINE_BASE_URL": "https://mail.example.org?x=1"}, "serve")
+    assert done.returncode == 1 and "has a query" in done.stderr
+
+
 def test_allow_local_links_sends_to_a_local_test_inbox(project, env):
     env["DRIPLINE_ALLOW_EXAMPLE_ADDRESSES"] = "1"
     subscribe(env)
