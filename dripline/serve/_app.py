@@ -256,8 +256,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def check_serve_settings(settings: Settings) -> None:
     """Refuse to serve without what links need: a secret key and a public base URL.
 
-    Raises :class:`ConfigError`; the base URL rule is :func:`~dripline.runtime.check_ready_to_send`'s
-    (https, not this machine, unless the sender reaches no one or ``allow_local_links``).
+    Raises :class:`ConfigError`; the base URL rule is ``check_ready_to_send``'s (https, not
+    this machine, unless the sender reaches no one or ``allow_local_links``).
     """
     if not settings.secret_key:
         raise ConfigError(
