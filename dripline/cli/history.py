@@ -25,7 +25,7 @@ def history_command(
 ) -> None:
     """What was sent to EMAIL (support, data-subject access requests), from the ledger."""
     settings = settings_from(ctx, database_url=database_url)
-    engine = open_settings_store(settings)
+    engine = open_settings_store(settings, existing=True)
     try:
         sent = subscriber_history(engine, email)
     finally:
