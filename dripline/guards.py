@@ -32,6 +32,7 @@ __all__ = [
     "base_url_problem",
     "blocking_problems",
     "campaign_problems",
+    "campaign_readiness",
     "is_reserved_domain",
     "public_base_url_problem",
     "ready_to_send",
@@ -178,12 +179,25 @@ def unready_campaigns(
     deliveries until the files are fixed (and ``dripline check`` names the mistake).
     """
     found: list[Problem] = []
+    for problems in campaign_readiness(
+        campaigns_dir, allow_example_addresses=allow_example_addresses
+    ).values():
+        found += problems
+    return found
+
+
+def campaign_readiness(
+    campaigns_dir: Path, *, allow_example_addresses: bool = False
+) -> dict[str, list[Problem]]:
+    """Each campaign under ``campaigns_dir`` that loads -> what keeps it from being sent
+    (empty: ready). Campaigns that do not load are left out (see :func:`unready_campaigns`)."""
+    found: dict[str, list[Problem]] = {}
     for slug in campaign_slugs(campaigns_dir):
         try:
             campaign = load_campaign(campaigns_dir / slug)
         except DriplineError:
             continue
-        found += blocking_problems(campaign, allow_example_addresses=allow_example_addresses)
+        found[slug] = blocking_problems(campaign, allow_example_addresses=allow_example_addresses)
     return found
 
 
