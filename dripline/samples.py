@@ -70,7 +70,7 @@ def sample_recipient(
 def load_samples(campaign: Campaign, base_url: str, secret_key: str = "") -> list[Sample]:
     path = campaign.path / PREVIEW_FILE
     profiles = _DEFAULT_PROFILES
-    if path.is_file():
+    if path.exists():  # read_utf8 refuses a folder or a pipe named preview.toml
         text = read_utf8(path)
         data = parse_toml(text, path)
         for key in unknown_keys(data, PREVIEW_KEYS):

@@ -7,6 +7,7 @@ Nothing below the CLI reads the environment: code that needs a setting takes a
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -138,6 +139,24 @@ _INTEGERS = {"soft_bounce_limit", "soft_bounce_window_days"}
 _FLAGS = frozenset({"debug", "allow_local_links", "allow_example_addresses"})
 
 
+_MAX_SETTINGS_BYTES = 1024 * 1024
+
+
+def _read_settings_file(path: Path) -> str:
+    """dripline.toml's text; a folder, pipe or device of that name is refused unread."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError("not a regular file (a device, folder or pipe?)", path=path)
+        if info.st_size > _MAX_SETTINGS_BYTES:
+            raise ConfigError("the settings file is over 1 MB", path=path)
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read settings: {err.strerror}", path=path) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"cannot read settings: {err}", path=path) from err
+
+
 def _place(path: Path, line: int | None) -> str:
     return f"{path}:{line}" if line else str(path)
 
@@ -197,11 +216,11 @@ def load_settings(
     settings = Settings(root=root)
 
     settings_file = root / SETTINGS_FILE
-    if settings_file.is_file():
+    if settings_file.exists():
+        text = _read_settings_file(settings_file)
         try:
-            text = settings_file.read_text(encoding="utf-8")
             data = tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"cannot read settings: {err}", path=settings_file) from err
         flat = {k: v for k, v in data.items() if k not in _FILE_TABLES}
         # Where each key is ("/p/dripline.toml:3"), for errors and Settings.sources.

@@ -68,7 +68,7 @@ def open_settings_store(settings: Settings, *, existing: bool = False) -> Engine
 def campaign_folder(settings: Settings, slug: str) -> Path:
     """``campaigns/SLUG``; an unknown slug is an error listing the campaigns, closest first."""
     folder = settings.campaigns_dir / slug
-    if (folder / "campaign.toml").is_file():
+    if (folder / "campaign.toml").exists():  # load_campaign says what is wrong with it
         return folder
     slugs = campaign_slugs(settings.campaigns_dir)
     if not slugs:
