@@ -67,6 +67,18 @@ def edit(project: Path, name: str, old: str, new: str) -> tuple[Path, int]:
             "[[subscribers]]",
             "unknown key 'subscribers' in preview.toml; did you mean 'subscriber'?",
         ),
+        (
+            PREVIEW,
+            'timezone = "America/New_York"',
+            'timzone = "America/New_York"',
+            "unknown key 'timzone' in [[subscriber]] number 2; did you mean 'timezone'?",
+        ),
+        (
+            PREVIEW,
+            'first_name = "Maria"',
+            'firstname = "Maria"',
+            "unknown key 'firstname' in [[subscriber]] number 1; did you mean 'first_name'?",
+        ),
     ],
 )
 def test_an_unknown_key_names_the_line_and_the_closest_key(project, name, old, new, message):
@@ -125,3 +137,12 @@ def test_closest_and_key_line():
     assert key_line(text, "nome", "footer") == 5
     assert key_line(text, "nome", "from") is None  # not in [from]
     assert key_line(text, "footer") == 4
+
+
+def test_custom_attributes_of_sample_subscribers_are_not_typos(project):
+    """A [[subscriber]] key the emails use is a custom attribute, even if close to a
+    standard one; one far from every standard key is an attribute too."""
+    edit(project, PREVIEW, 'first_name = "Maria"', 'first_name = "Maria"\nnames = "M"\nplan = 1')
+    edit(project, STEP, "## High Efficacy", "{{ subscriber.names }}\n\n## High Efficacy")
+    result = cli(project, "check", "ketamine-therapy")
+    assert "unknown key" not in result.output, result.output
