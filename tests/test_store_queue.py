@@ -212,7 +212,7 @@ def _row(engine: Engine, delivery_id: int):
         return conn.execute(select(Delivery).where(Delivery.id == delivery_id)).one()
 
 
-def test_a_claim_hands_over_everything_rendering_needs(engine, timetable):
+def test_a_claim_hands_over_everything_rendering_needs(engine, campaign, timetable):
     at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
     ada = NewSubscriber(
         email=normalize_email("Ada@Example.com"),
@@ -244,7 +244,9 @@ def test_a_claim_hands_over_everything_rendering_needs(engine, timetable):
         attributes={"plan": "gold", "visits": 3},
         first_attempt_at=now.astimezone(UTC),  # a naive `now` is UTC
         public_key=keys["Ada@example.com"],
+        step_id=campaign.step(1).id,  # the step's stable identity, never its position
     )
+    assert first.step_id == "rapid-relief"
     assert first.due_at.tzinfo is UTC and len(first.public_key) >= 16
     bob = claimed["bob@example.com"]
     assert (bob.timezone, bob.attributes, bob.public_key) == (None, {}, keys["bob@example.com"])

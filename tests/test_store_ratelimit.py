@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import PIPE
 
 from smtp_servers import RecordingHandler, running_server
 
@@ -38,6 +39,7 @@ def test_four_workers_with_a_shared_rate_stay_under_it_together(project, db_url,
             "DRIPLINE_SECRET_KEY": "test-secret",
             "DRIPLINE_BASE_URL": "https://news.example.com",
             "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}?rate={RATE:g}/s",
+            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",  # the sample campaign, to a test server
         }
         people = project / "people.csv"
         people.write_text(
@@ -55,11 +57,13 @@ def test_four_workers_with_a_shared_rate_stay_under_it_together(project, db_url,
         )
         command = [*DRIPLINE, "run", "--once", "--now", "2026-03-05T20:00:30Z", "--batch", "8"]
         workers = [
-            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(4)
+            subprocess.Popen(command, env=env, stdout=PIPE, stderr=PIPE, text=True)
+            for _ in range(4)
         ]
-        outputs = [w.communicate(timeout=300)[0] for w in workers]
+        streams = [w.communicate(timeout=300) for w in workers]
+        outputs = [out for out, _ in streams]
         arrivals = sorted(item.at for item in handler.received)
-    assert [w.returncode for w in workers] == [0] * 4, outputs
+    assert [w.returncode for w in workers] == [0] * 4, streams
     assert len(arrivals) == MESSAGES
     sent_by = [int(re.search(r"sent (\d+)", out).group(1)) for out in outputs]
     assert sum(sent_by) == MESSAGES and sum(1 for n in sent_by if n) >= 2, sent_by

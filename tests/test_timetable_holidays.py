@@ -164,7 +164,7 @@ def test_a_subdivision_adds_its_own_holidays(project: Path) -> None:
         ('holidays = "US-ZZ"', "schedule.holidays: unknown subdivision 'US-ZZ'"),
         ('holidays = "subscriber"\nholidays_default = "Germany"', "holidays_default"),
         # A misspelt key used to skip no holidays at all, without a word.
-        ('holiday = "US"', "unknown key schedule.holiday (did you mean 'holidays'?"),
+        ('holiday = "US"', "unknown key 'holiday' in [schedule]; did you mean 'holidays'?"),
         ('holidays_default = "US"', 'holidays_default only applies with holidays = "subscriber"'),
         (
             'holidays = "US"\nholidays_default = "DE"',
