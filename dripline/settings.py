@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._keys import key_line, suggestion, unknown_keys
+from ._keys import closest, key_line, suggestion, unknown_keys
 from .errors import ConfigError
 
 __all__ = ["SETTINGS_FILE", "Settings", "database_url_from", "load_settings", "redact_url"]
@@ -157,6 +157,16 @@ def _read_settings_file(path: Path) -> str:
         raise ConfigError(f"cannot read settings: {err}", path=path) from err
 
 
+def _setting_suggestion(key: str, known: frozenset[str]) -> str:
+    """Like :func:`suggestion`, also matching the stem of ``*_url`` keys ("sendr" is
+    closest to "sender", so 'sender_url', not the [sending] table)."""
+    stems = {name.removesuffix("_url"): name for name in known if name.endswith("_url")}
+    match = closest(key, set(known) | set(stems))
+    if match is None:
+        return suggestion(key, known)
+    return f"did you mean {stems.get(match, match)!r}?"
+
+
 def _place(path: Path, line: int | None) -> str:
     return f"{path}:{line}" if line else str(path)
 
@@ -229,7 +239,7 @@ def load_settings(
         top_known = _FILE_KEYS | set(_FILE_TABLES) | set().union(*_FILE_TABLES.values())
         for key in unknown_keys(data, top_known):
             raise ConfigError(
-                f"unknown setting {key!r}; {suggestion(key, top_known)}",
+                f"unknown setting {key!r}; {_setting_suggestion(key, top_known)}",
                 path=settings_file,
                 line=key_line(text, key),
             )

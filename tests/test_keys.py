@@ -146,3 +146,19 @@ def test_custom_attributes_of_sample_subscribers_are_not_typos(project):
     edit(project, STEP, "## High Efficacy", "{{ subscriber.names }}\n\n## High Efficacy")
     result = cli(project, "check", "ketamine-therapy")
     assert "unknown key" not in result.output, result.output
+
+
+@pytest.mark.parametrize(("key", "meant"), [("sendr", "sender_url"), ("databse", "database_url")])
+def test_a_settings_typo_is_matched_against_the_url_keys_stems(project, key, meant):
+    (project / "dripline.toml").write_text(f'{key} = "console:"\n')
+    result = cli(project, "check")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {project / 'dripline.toml'}:1: unknown setting {key!r}; did you mean {meant!r}?\n"
+    )
+
+
+def test_a_misspelt_command_names_the_closest_one(project):
+    result = cli(project, "send-tst")
+    assert result.exit_code == 2
+    assert "Error: No such command 'send-tst'; did you mean 'send-test'?" in result.output
