@@ -10,6 +10,7 @@ like those of a broken campaign file while other campaigns go on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -68,6 +69,8 @@ class CampaignLibrary:
         self.budget = RenderBudget(render_budget)
         self._renderers: dict[str, CampaignRenderer] = {}
         self._too_slow: dict[tuple[str, int], StepTooSlowError] = {}
+        # Campaigns that load but ``vet`` refused: (why, the campaign as loaded).
+        self._unready: dict[str, tuple[CampaignError, Campaign]] = {}
         self._signature = self._files_signature()
 
     def _files_signature(self) -> tuple[int, int]:
@@ -91,15 +94,30 @@ class CampaignLibrary:
         self._signature = signature
         self._renderers.clear()
         self._too_slow.clear()
+        self._unready.clear()
         return True
 
     def renderer(self, slug: str) -> CampaignRenderer:
         if slug not in self._renderers:
+            refused = self._unready.get(slug)
+            if refused is not None:
+                raise refused[0]
             campaign = load_campaign(self.campaigns_dir / slug)
             if self.vet is not None:
-                self.vet(campaign)
+                try:
+                    self.vet(campaign)
+                except CampaignError as err:
+                    self._unready[slug] = (err, campaign)
+                    raise
             self._renderers[slug] = CampaignRenderer(campaign, self.templates_dir)
         return self._renderers[slug]
+
+    def unready(self, slug: str) -> tuple[CampaignError, Campaign] | None:
+        """Why ``vet`` refused campaign ``slug`` as its files are now (and the campaign), or
+        None: it is ready, or it does not load at all (a broken file defers instead)."""
+        with contextlib.suppress(DriplineError):  # a broken file: not our question here
+            self.renderer(slug)
+        return self._unready.get(slug)
 
     def campaign(self, slug: str) -> Campaign:
         return self.renderer(slug).campaign

@@ -495,6 +495,8 @@ def load_campaign(folder: Path) -> Campaign:
     slug = folder.name
     toml_path = folder / "campaign.toml"
     if not toml_path.is_file():
+        if toml_path.exists():  # a folder or a pipe named campaign.toml: say so, never read it
+            read_utf8(toml_path)
         raise CampaignError("no campaign.toml in the campaign folder", path=folder)
     if not _SLUG.match(slug):
         raise CampaignError("campaign folder names use a-z, 0-9 and '-'", path=folder)

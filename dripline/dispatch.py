@@ -35,6 +35,7 @@ from sender import (
 from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
+from .campaign import campaign_slugs
 from .errors import CampaignError, DriplineError
 from .ledger import body_digest, campaign_commit, sent_subject
 from .render import CompiledStep, Recipient
@@ -199,6 +200,7 @@ class Dispatcher:
         self._sending: ThreadPoolExecutor | None = None
         self.project_root = library.campaigns_dir.parent
         self._held: frozenset[tuple[str, str]] = frozenset()
+        self._drafts: dict[str, str] = {}  # campaign held as unready -> why (logged once)
         self._held_seen: tuple[int, int] | None = None  # (files generation, schedule version)
         self._files_generation = 0
         self._commit: str | None = None
@@ -267,17 +269,20 @@ class Dispatcher:
         return report
 
     def _hold_removed_steps(self, report: PassReport) -> None:
-        """Hold scheduled deliveries of steps no campaign file has (until applied)."""
+        """Hold scheduled deliveries of steps no campaign file has (until applied), and
+        every delivery of a campaign that must not be sent as it is (until fixed)."""
         seen = (self._files_generation, self.store.schedule_version())
         if seen != self._held_seen:
             held: set[tuple[str, str]] = set()
-            for campaign, identities in self.store.scheduled_steps().items():
+            scheduled = self.store.scheduled_steps()
+            for campaign, identities in scheduled.items():
                 current = self.library.step_ids(campaign)
                 if current is not None:  # a broken campaign defers instead (see _send_batch)
                     held |= {(campaign, i) for i in identities if i not in current}
             self._held = frozenset(held)
+            slugs = set(scheduled) | set(campaign_slugs(self.library.campaigns_dir))
+            self.store.hold(held | self._hold_unready(slugs, scheduled))
             self._held_seen = seen
-            self.store.hold(self._held)
         for campaign, identity in sorted(self._held):
             report.held.append(f"{campaign}/{identity}")
             log.warning(
@@ -288,6 +293,35 @@ class Dispatcher:
                 campaign,
                 campaign,
             )
+
+    def _hold_unready(
+        self, campaigns: set[str], scheduled: dict[str, set[str]]
+    ) -> set[tuple[str, str]]:
+        """Every step of each campaign the library's ``vet`` refuses (placeholders left in
+        it): its deliveries wait, neither sent nor failed nor retried, until the files are
+        fixed, while other campaigns go on. Each is logged once (and again if the reason
+        changes)."""
+        held: set[tuple[str, str]] = set()
+        drafts: dict[str, str] = {}
+        for slug in sorted(campaigns):
+            unready = self.library.unready(slug)
+            if unready is None:
+                continue
+            err, loaded = unready
+            held |= {(slug, i) for i in set(loaded.step_ids) | scheduled.get(slug, set())}
+            drafts[slug] = str(err)
+            if self._drafts.get(slug) != drafts[slug]:
+                log.warning(
+                    "campaign %s is held: %s; its deliveries wait (not sent, not failed) "
+                    "until the files are fixed (`dripline check %s` lists every problem)",
+                    slug,
+                    err,
+                    slug,
+                )
+        for slug in sorted(set(self._drafts) - set(drafts)):
+            log.warning("campaign %s is no longer held: its deliveries go out again", slug)
+        self._drafts = drafts
+        return held
 
     def _send_batch(
         self,

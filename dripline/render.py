@@ -38,7 +38,7 @@ from ._flowed import flow_text
 from ._inline import inline_css
 from ._slots import SlottedStep
 from .campaign import Campaign, Step, line_of_key
-from .errors import CampaignError, RenderError
+from .errors import CampaignError, DriplineError, RenderError
 from .htmltext import html_to_text
 from .markdown import OPEN_PIXEL, add_link_tracking, markdown_to_html_template, track_links
 from .mime import (
@@ -289,7 +289,8 @@ class CompiledStep:
         return RenderBudgetExceeded(err.message, path=self.step.path, line=line)
 
     def _fail(self, err: Exception) -> RenderError:
-        kind = "" if isinstance(err, TemplateError) else f"{type(err).__name__}: "
+        # A template file that is not one (a folder, a pipe) names itself: no class name.
+        kind = "" if isinstance(err, TemplateError | DriplineError) else f"{type(err).__name__}: "
         return RenderError(f"cannot render: {kind}{err}", path=self.step.path)
 
     # -- the full path -----------------------------------------------------------------

@@ -16,7 +16,7 @@ from sender import Sender, create_sender, sender_class
 
 from .dispatch import CampaignLibrary, Dispatcher
 from .errors import ConfigError, DriplineError
-from .guards import ready_to_send, require_public_links, unready_campaigns
+from .guards import campaign_readiness, ready_to_send, require_public_links
 from .settings import Settings
 from .store import (
     BouncePolicy,
@@ -169,31 +169,36 @@ def _examples_allowed(settings: Settings) -> bool:
 def check_ready_to_send(settings: Settings, *, campaigns: bool = True) -> None:
     """Refuse to start sending what must not reach subscribers (see :mod:`dripline.guards`).
 
-    Raises :class:`ConfigError` when links would point at a non-https base URL and the
-    sender reaches people, and :class:`DriplineError` listing every campaign problem
-    (placeholders; example-domain senders unless allowed) when ``campaigns``.
+    Raises :class:`ConfigError` when links would point at a base URL subscribers cannot
+    use. With ``campaigns``, raises :class:`DriplineError` listing every problem
+    (placeholders; example-domain senders unless allowed) when no campaign could be sent
+    at all. When some can, the others are held by the dispatcher instead (their
+    deliveries wait, logged once), so one draft never stops the rest.
     """
     require_public_links(
         settings.base_url,
         reaches_recipients=_reaches_recipients(settings),
         allow_local=settings.allow_local_links,
+        source=settings.sources.get("base_url"),
     )
     if not campaigns:
         return
-    problems = unready_campaigns(
+    readiness = campaign_readiness(
         settings.campaigns_dir, allow_example_addresses=_examples_allowed(settings)
     )
-    if problems:
-        listed = "\n".join(f"  {problem}" for problem in problems)
-        allow = (
-            "; --allow-example-addresses sends from example domains anyway"
-            if any(p.kind == "example" for p in problems)
-            else ""
-        )
-        raise DriplineError(
-            f"not starting: {len(problems)} problem(s) would reach subscribers:\n{listed}\n"
-            f"Fix them (dripline check lists them too){allow}"
-        )
+    if not readiness or any(not problems for problems in readiness.values()):
+        return
+    problems = [problem for found in readiness.values() for problem in found]
+    listed = "\n".join(f"  {problem}" for problem in problems)
+    allow = (
+        "; --allow-example-addresses sends from example domains anyway"
+        if any(p.kind == "example" for p in problems)
+        else ""
+    )
+    raise DriplineError(
+        f"not starting: no campaign can be sent; {len(problems)} problem(s) would reach "
+        f"subscribers:\n{listed}\nFix them (dripline check lists them too){allow}"
+    )
 
 
 @contextmanager

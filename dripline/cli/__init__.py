@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from .._keys import closest
 from ..errors import DriplineError
 from ..settings import Settings, load_settings
 
@@ -62,6 +63,17 @@ class DriplineGroup(click.Group):
         module = importlib.import_module(f"{__name__}.{module_name}")
         command: click.Command = getattr(module, attribute)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """A misspelt command is a usage error naming the closest ("did you mean 'send-test'?")."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            match = closest(name, COMMANDS)
+            if match is not None:
+                ctx.fail(f"No such command {name!r}; did you mean {match!r}?")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

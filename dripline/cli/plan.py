@@ -70,7 +70,7 @@ def apply_command(
     """Carry out the plan (one transaction per campaign) and record the revision applied."""
     settings = settings_from(ctx, database_url=database_url)
     now = parse_now(now_text) or datetime.now(UTC)
-    engine = open_settings_store(settings)
+    engine = open_settings_store(settings, existing=True)
     try:
         plans = plans_for(settings, engine, slug, now)
         for plan in plans:

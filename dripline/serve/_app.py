@@ -27,7 +27,7 @@ from starlette.routing import Route
 from sender.base import SenderConfigError, SendError
 
 from ..errors import ConfigError
-from ..runtime import sender_for
+from ..runtime import check_ready_to_send, sender_for
 from ..settings import Settings
 from ..store import InvalidSubscriberError, forget_unconfirmed, open_store
 from ._form import (
@@ -248,7 +248,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def check_serve_settings(settings: Settings) -> None:
-    """Refuse to serve without what links need: a secret key and an absolute base URL."""
+    """Refuse to serve without what links need: a secret key and a public base URL.
+
+    Raises :class:`ConfigError`; the base URL rule is ``check_ready_to_send``'s (https, not
+    this machine, unless the sender reaches no one or ``allow_local_links``).
+    """
     if not settings.secret_key:
         raise ConfigError(
             "DRIPLINE_SECRET_KEY is not set: dripline serve signs unsubscribe and confirmation "
@@ -260,10 +264,8 @@ def check_serve_settings(settings: Settings) -> None:
             f"DRIPLINE_SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} random "
             "characters"
         )
-    if not settings.base_url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"DRIPLINE_BASE_URL must start with https:// (or http://), not {settings.base_url!r}"
-        )
+    # Confirmation emails carry links too: the same rule as `dripline run`.
+    check_ready_to_send(settings, campaigns=False)
 
 
 def create_app(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DatabaseError
 
 from ._bounce_models import BOUNCE_KINDS, COMPLAINT, HARD, SOFT, BounceEvent, Suppression
 from ._bounce_reports import BOUNCE_RATE_LIMIT, COMPLAINT_RATE_LIMIT, BounceFigures, bounce_figures
@@ -202,14 +203,43 @@ def open_store(
     migrate: bool = True,
     campaigns_dir: Path | None = None,
     lease_seconds: float | None = None,
+    existing: bool = False,
 ) -> Engine:
     """An engine on ``url`` with the schema brought up to date (unless ``migrate`` is off).
 
     ``campaigns_dir`` (the project's ``campaigns/``) is read by migrations that map
     existing rows onto the campaign files. ``lease_seconds`` is the worker lease the
-    PostgreSQL sessions' stall limits follow (see :func:`make_engine`).
+    PostgreSQL sessions' stall limits follow (see :func:`make_engine`). With ``existing``
+    (commands that only read, or change what is there) a database without dripline's
+    schema is refused instead of being set up. Raises :class:`StoreError` for a SQLite
+    file that is not a database (or not dripline's, with ``existing``), naming the file.
     """
     engine = make_engine(url, lease_seconds=lease_seconds)
-    if migrate:
-        upgrade(engine, campaigns_dir)
+    try:
+        if existing and current_revision(engine) is None:
+            raise StoreError(
+                f"{_where(engine)} is not a dripline database (it holds no dripline tables): "
+                "use --db FILE for the right one"
+            )
+        if migrate:
+            upgrade(engine, campaigns_dir)
+    except DatabaseError as err:
+        # SQLite's words for a file that is not a database (a CSV, a text file, ...).
+        if engine.dialect.name != "sqlite" or "not a database" not in str(err.orig):
+            raise
+        engine.dispose()
+        raise StoreError(
+            f"{_where(engine)} is not a dripline database (SQLite cannot read it: {err.orig}): "
+            "use --db FILE for the right one"
+        ) from None
+    except StoreError:
+        engine.dispose()
+        raise
     return engine
+
+
+def _where(engine: Engine) -> str:
+    """The SQLite file of ``engine``, or its URL with the password masked."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return engine.url.database
+    return engine.url.render_as_string(hide_password=True)
