@@ -27,6 +27,7 @@ __all__ = [
     "parse_event_data",
     "parse_event_time",
     "record_goal_event",
+    "strict_json",
 ]
 
 _MAX_DATA_BYTES = 16 * 1024
@@ -67,6 +68,17 @@ def parse_event_time(value: object, field: str = "at") -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed (JSON has no NaN or Infinity)")
+
+
+def strict_json(text: str | bytes) -> Any:
+    """``json.loads`` without Python's extensions: ``NaN``, ``Infinity`` and ``-Infinity``
+    (RFC 8259 has none of them, and PostgreSQL's ``json`` type rejects them) raise
+    ``ValueError``; malformed text raises ``json.JSONDecodeError`` (a ``ValueError``)."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
 def parse_event_data(text: str | None, field: str = "--json-data") -> dict[str, Any]:
     """A JSON object of extra data (at most 16 KiB), or {} when not given."""
     if not text:
@@ -74,9 +86,11 @@ def parse_event_data(text: str | None, field: str = "--json-data") -> dict[str, 
     if len(text.encode("utf-8")) > _MAX_DATA_BYTES:
         raise EventInputError(f"{field}: more than {_MAX_DATA_BYTES // 1024} KiB")
     try:
-        data = json.loads(text)
+        data = strict_json(text)
     except json.JSONDecodeError as err:
         raise EventInputError(f"{field}: not JSON ({err.msg} at column {err.colno})") from None
+    except ValueError as err:
+        raise EventInputError(f"{field}: not JSON ({err})") from None
     if not isinstance(data, dict):
         raise EventInputError(f"{field}: a JSON object ({{...}}) is expected")
     return data

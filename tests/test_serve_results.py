@@ -228,3 +228,21 @@ def test_a_goal_event_by_api_with_a_token(sent, project) -> None:
     assert [tuple(e) for e in events] == [(GOAL, "2026-11-02 10:00:00.000000", "api", "o-1")]
     assert converted_at == ["2026-11-02 10:00:00.000000"]
     assert _statuses(project, "bob@example.com") == ("converted", ["sent"] + ["cancelled"] * 5)
+
+
+def test_nan_and_infinity_in_event_data_are_refused_and_nothing_is_stored(sent, project) -> None:
+    env = sent["env"]
+    for value in ("NaN", "Infinity", "-Infinity"):
+        out = cli(env, "event", "ada@example.com", GOAL, "--json-data", f'{{"v": {value}}}', code=1)
+        assert out.count("Error:") == 1 and "--json-data: not JSON" in out
+        assert value in out and "Traceback" not in out
+    url = f"{sent['base']}/api/events"
+    good = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+    body = b'{"email": "bob@example.com", "event": "booked-consult", "data": {"v": NaN}}'
+    answer = httpx.post(url, content=body, headers=good)
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("data: not JSON")
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert _statuses(project, "ada@example.com")[0] == "active"
+    assert _statuses(project, "bob@example.com")[0] == "active"

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..goals import EventInputError, parse_event_time, record_goal_event
+from ..goals import EventInputError, parse_event_time, record_goal_event, strict_json
 from ..settings import Settings
 from ..store import InvalidSubscriberError, NotSubscribedError, record_click, record_open
 from ..tokens import CLICK, OPEN, tracking_tokens
@@ -112,9 +112,11 @@ class _Results:
         if len(raw) > _MAX_EVENT_BYTES:
             return _json(413, error=f"the body is over {_MAX_EVENT_BYTES // 1024} KiB")
         try:
-            body = json.loads(raw)
+            body = strict_json(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _json(400, error="the body must be a JSON object")
+        except ValueError as err:  # NaN / Infinity: not JSON, and PostgreSQL refuses them
+            return _json(400, error=f"data: not JSON ({err})")
         if not isinstance(body, dict):
             return _json(400, error="the body must be a JSON object")
         email, data = body.get("email"), body.get("data", {})
