@@ -15,6 +15,7 @@ from dripline.store import (
     Enrollment,
     NewSubscriber,
     NotSubscribedError,
+    SqlDeliveryQueue,
     link_positions,
     normalize_email,
     record_click,
@@ -108,3 +109,29 @@ def test_a_goal_event_converts_and_cancels_in_one_go(engine: Engine, campaign: C
     assert results.steps[0].conversions == 1 and results.conversion_hours == [4.0]
     with pytest.raises(NotSubscribedError):
         record_event(engine, "nobody@example.com", "booked-consult", at=at, now=at, goals=goals)
+
+
+def test_a_goal_event_stops_claimed_deliveries_and_leaves_in_flight_ones(
+    engine: Engine, campaign: Campaign
+) -> None:
+    ada = _enroll(engine, campaign, "ada@example.com")
+    bob = _enroll(engine, campaign, "bob@example.com")
+    timetable = Timetable.of(campaign)
+    later = NOW + timedelta(days=1)
+    queue = SqlDeliveryQueue(engine, lambda slug: timetable, clock=lambda: later)
+    claimed = {c.delivery_id for c in queue.claim_due(later, 20)}
+    assert claimed == {ada[0], bob[0]}
+    queue.settle([], attempt=[bob[0]], now=later)  # bob's step 1 is with the sender
+    goals = {SLUG: "booked-consult"}
+    for address in ("ada@example.com", "bob@example.com"):
+        done = record_event(engine, address, "booked-consult", at=later, now=later, goals=goals)
+        assert done.converted == (SLUG,)
+    # The dispatcher then moves ada's claimed row to 'sending': it is gone, not sent.
+    assert queue.settle([], attempt=[ada[0]], now=later).attempting == frozenset()
+    with write_transaction(engine) as conn:
+        status = dict(conn.execute(select(Delivery.id, Delivery.status)).all())
+    assert [status[i] for i in ada] == ["cancelled"] * len(ada)
+    assert [status[i] for i in bob] == ["sending"] + ["cancelled"] * (len(bob) - 1)
+    queue.close()  # hands back what it still holds: the cancelled row stays cancelled
+    with write_transaction(engine) as conn:
+        assert conn.scalar(select(Delivery.status).where(Delivery.id == ada[0])) == "cancelled"

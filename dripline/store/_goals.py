@@ -3,9 +3,10 @@
 An event names a subscriber (by address) and what happened (``booked-consult``). For
 every campaign whose ``[goal] event`` it is and in which the subscriber is enrolled and
 not yet converted, the enrollment becomes ``converted`` (its ``converted_at`` the
-event's time) and every delivery still scheduled is cancelled, in the same
-transaction as the event itself, so a dispatcher claiming at that moment sees all of
-it or none. An ``external_id`` seen before records nothing: replays are harmless.
+event's time) and every delivery still scheduled or claimed (not yet handed to the
+sender) is cancelled, in the same transaction as the event itself, so a dispatcher
+claiming at that moment sees all of it or none. An ``external_id`` seen before records
+nothing: replays are harmless.
 """
 
 from __future__ import annotations
@@ -107,19 +108,19 @@ def record_event(
                     if enrollment.status in ("active", "completed"):
                         values["status"] = "converted"
                     conn.execute(update(_E).where(_E.c.id == enrollment.id).values(**values))
-                    pending = list(
-                        conn.scalars(
-                            select(_D.c.id).where(
-                                _D.c.enrollment_id == enrollment.id, _D.c.status == "scheduled"
-                            )
+                    # A row a dispatcher has claimed but not yet handed to the sender is
+                    # cancelled too (as for a hard bounce): its owner's move to 'sending'
+                    # then finds it gone and skips it. 'sending' rows are in flight: kept.
+                    cancelled += conn.execute(
+                        update(_D)
+                        .where(
+                            _D.c.enrollment_id == enrollment.id,
+                            _D.c.status.in_(("scheduled", "claimed")),
                         )
-                    )
-                    if pending:
-                        cancelled += conn.execute(
-                            update(_D)
-                            .where(_D.c.id.in_(pending), _D.c.status == "scheduled")
-                            .values(status="cancelled", last_error=f"goal reached: {name}")
-                        ).rowcount
+                        .values(
+                            status="cancelled", worker_id=None, last_error=f"goal reached: {name}"
+                        )
+                    ).rowcount
     except IntegrityError:  # the same id recorded by a concurrent request
         return RecordedEvent(None, duplicate=True)
     return RecordedEvent(event_id, converted=tuple(converted), cancelled=cancelled)
