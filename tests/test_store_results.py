@@ -13,6 +13,7 @@ from dripline.campaign import Campaign
 from dripline.store import (
     Delivery,
     Enrollment,
+    GoalEvent,
     NewSubscriber,
     NotSubscribedError,
     SqlDeliveryQueue,
@@ -135,3 +136,26 @@ def test_a_goal_event_stops_claimed_deliveries_and_leaves_in_flight_ones(
     queue.close()  # hands back what it still holds: the cancelled row stays cancelled
     with write_transaction(engine) as conn:
         assert conn.scalar(select(Delivery.status).where(Delivery.id == ada[0])) == "cancelled"
+
+
+def test_the_same_event_id_for_two_people_records_both(engine: Engine, campaign: Campaign) -> None:
+    _enroll(engine, campaign, "ada@example.com")
+    _enroll(engine, campaign, "bob@example.com")
+    goals = {SLUG: "booked-consult"}
+    at = NOW + timedelta(hours=1)
+    shop = record_event(
+        engine, "ada@example.com", "order", at=at, now=at, goals=goals, external_id="1"
+    )
+    booking = record_event(
+        engine, "bob@example.com", "booked-consult", at=at, now=at, goals=goals, external_id="1"
+    )
+    assert not shop.duplicate and not booking.duplicate and booking.converted == (SLUG,)
+    again = record_event(
+        engine, "bob@example.com", "booked-consult", at=at, now=at, goals=goals, external_id="1"
+    )
+    assert again.duplicate
+    with write_transaction(engine) as conn:
+        events = conn.execute(select(GoalEvent.name, GoalEvent.external_id).order_by(GoalEvent.id))
+        assert [tuple(e) for e in events] == [("order", "1"), ("booked-consult", "1")]
+        statuses = conn.execute(select(Enrollment.status).order_by(Enrollment.id)).scalars().all()
+    assert statuses == ["active", "converted"]

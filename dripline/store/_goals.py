@@ -5,8 +5,9 @@ every campaign whose ``[goal] event`` it is and in which the subscriber is enrol
 not yet converted, the enrollment becomes ``converted`` (its ``converted_at`` the
 event's time) and every delivery still scheduled or claimed (not yet handed to the
 sender) is cancelled, in the same transaction as the event itself, so a dispatcher
-claiming at that moment sees all of it or none. An ``external_id`` seen before records
-nothing: replays are harmless.
+claiming at that moment sees all of it or none. An ``external_id`` seen before for the
+same subscriber records nothing: replays are harmless (the same id for another person
+is another event).
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def record_event(
             if subscriber_id is None:
                 raise NotSubscribedError(f"{email} is not a subscriber")
             if external_id is not None and conn.scalar(
-                select(_V.c.id).where(_V.c.external_id == external_id)
+                select(_V.c.id).where(
+                    _V.c.subscriber_id == subscriber_id, _V.c.external_id == external_id
+                )
             ):
                 return RecordedEvent(None, duplicate=True)
             event_id = conn.execute(
