@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -232,3 +233,21 @@ def test_tracking_adds_no_check_findings(project: Path) -> None:
     toml.write_text(toml.read_text(encoding="utf-8") + "\n[tracking.extra]\n", encoding="utf-8")
     bad = cli(env, "check", SLUG, code=1)
     assert "campaign.toml" in bad and "Traceback" not in bad
+
+
+def test_report_and_event_refuse_a_missing_or_foreign_database(project: Path) -> None:
+    env = env_for(project, "http://127.0.0.1:9")
+    missing = project / "missing.db"
+    for args in (("report", SLUG), ("event", "ada@example.com", "booked-consult")):
+        out = cli({**env, "DRIPLINE_DATABASE_URL": f"sqlite:///{missing}"}, *args, code=1)
+        assert out.startswith(f"Error: no database at {missing}") and "Traceback" not in out
+        assert not missing.exists()
+    foreign = project / "foreign.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE foo (x)")
+    for args in (("report", SLUG), ("event", "ada@example.com", "booked-consult")):
+        out = cli({**env, "DRIPLINE_DATABASE_URL": f"sqlite:///{foreign}"}, *args, code=1)
+        assert "is not a dripline database" in out and "Traceback" not in out
+    with sqlite3.connect(foreign) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert tables == ["foo"]

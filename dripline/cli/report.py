@@ -43,7 +43,7 @@ def report_command(
     settings = settings_from(ctx, database_url=database_url)
     since = parse_since(since_text)
     campaign = load_campaign_by_slug(settings, slug)
-    engine = open_settings_store(settings)
+    engine = open_settings_store(settings, existing=True)
     try:
         report = campaign_report(engine, campaign, since=since)
     finally:
