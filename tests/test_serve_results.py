@@ -246,3 +246,18 @@ def test_nan_and_infinity_in_event_data_are_refused_and_nothing_is_stored(sent, 
         assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
     assert _statuses(project, "ada@example.com")[0] == "active"
     assert _statuses(project, "bob@example.com")[0] == "active"
+
+
+def test_a_head_request_redirects_but_records_no_click(sent, project) -> None:
+    text, _ = parts(sent["messages"]["ada@example.com"])
+    link = links(text, sent["base"], "c")[0]
+    checked = httpx.head(link, headers={"User-Agent": DESKTOP})
+    assert checked.status_code == 302
+    assert checked.headers["location"].startswith(sent["landing"] + "?ref=email1&")
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 0
+    followed = httpx.get(link, headers={"User-Agent": DESKTOP})
+    assert followed.status_code == 302
+    assert followed.headers["location"] == checked.headers["location"]
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 1

@@ -5,9 +5,10 @@ A click token names a delivery and a link position, never a URL: the redirect go
 the URL the store holds for that position of that delivery's step, so nothing in the
 request can send a visitor elsewhere (no open redirect). A bad, altered or unknown
 token, or one whose campaign is not the delivery's, gets the same 404 page as a bad
-unsubscribe link. These GETs record a click, which is their purpose; scanners follow
-them too, so clicks are classed (see :mod:`dripline.useragents`) and only the class is
-kept, never the address or the user-agent string.
+unsubscribe link. These GETs record a click, which is their purpose (a ``HEAD`` gets
+the same answer and records nothing); scanners follow them too, so clicks are classed
+(see :mod:`dripline.useragents`) and only the class is kept, never the address or the
+user-agent string.
 
 ``POST /api/events`` takes JSON ``{"email", "event", "at", "id", "data"}`` with
 ``Authorization: Bearer DRIPLINE_API_TOKEN`` (compared in constant time; without a
@@ -74,6 +75,8 @@ class _Results:
                 names_campaign=self._names(link.campaign_tag),
                 user_agent_class=classify_user_agent(request.headers.get("user-agent")),
                 now=self.clock(),
+                # Link checkers and mail gateways ask with HEAD: answered, not counted.
+                record=request.method != "HEAD",
             )
         )
         if hit is None or not hit.url.lower().startswith(("https://", "http://")):

@@ -94,11 +94,13 @@ def record_click(
     names_campaign: Callable[[str], bool],
     user_agent_class: str,
     now: datetime,
+    record: bool = True,
 ) -> TrackedHit | None:
     """Record a click on link ``position`` of ``delivery_id``; the URL to send the visitor to.
 
     None (nothing recorded) when the delivery or link does not exist or the token's
-    campaign (``names_campaign``) is not the delivery's. ``now`` is aware UTC.
+    campaign (``names_campaign``) is not the delivery's. ``now`` is aware UTC. With
+    ``record`` False only the URL is looked up (a ``HEAD`` request: a link checker).
     """
     with write_transaction(engine) as conn:
         delivery = _delivery(conn, delivery_id)
@@ -114,6 +116,8 @@ def record_click(
         if url is None:
             return None
         machine = _machine(user_agent_class, delivery.sent_at, now)
+        if not record:
+            return TrackedHit(url, machine, user_agent_class)
         conn.execute(
             insert(_C).values(
                 delivery_id=delivery_id,
