@@ -17,6 +17,7 @@ from dripline.store import (
     NewSubscriber,
     NotSubscribedError,
     SqlDeliveryQueue,
+    Subscriber,
     link_positions,
     normalize_email,
     record_click,
@@ -159,3 +160,26 @@ def test_the_same_event_id_for_two_people_records_both(engine: Engine, campaign:
         assert [tuple(e) for e in events] == [("order", "1"), ("booked-consult", "1")]
         statuses = conn.execute(select(Enrollment.status).order_by(Enrollment.id)).scalars().all()
     assert statuses == ["active", "converted"]
+
+
+def test_since_takes_the_conversion_rate_over_the_people_enrolled_since(
+    engine: Engine, campaign: Campaign
+) -> None:
+    _enroll(engine, campaign, "ada@example.com")
+    _enroll(engine, campaign, "bob@example.com")
+    with write_transaction(engine) as conn:  # bob enrolled ten days after ada
+        bob = select(Subscriber.id).where(Subscriber.email == "bob@example.com")
+        conn.execute(
+            update(Enrollment)
+            .where(Enrollment.subscriber_id == bob.scalar_subquery())
+            .values(enrolled_at=(NOW + timedelta(days=10)).replace(tzinfo=None))
+        )
+    goals = {SLUG: "booked-consult"}
+    at = NOW + timedelta(days=11)  # ada converts after bob enrolled; bob does not
+    record_event(engine, "ada@example.com", "booked-consult", at=at, now=at, goals=goals)
+    steps = [(s.id, s.subject) for s in campaign.steps]
+    everything = campaign_results(engine, SLUG, steps)
+    assert (everything.enrolled, everything.conversions, everything.conversion_rate) == (2, 1, 0.5)
+    window = campaign_results(engine, SLUG, steps, since=NOW + timedelta(days=5))
+    # One conversion in the window (ada's), but of the one person enrolled in it, none.
+    assert (window.enrolled, window.conversions, window.conversion_rate) == (1, 1, 0.0)
