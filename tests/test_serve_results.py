@@ -206,7 +206,9 @@ def test_a_goal_event_by_cli_ends_the_sequence(sent, project) -> None:
 
 def test_a_goal_event_by_api_with_a_token(sent, project) -> None:
     url = f"{sent['base']}/api/events"
-    event = {"email": "bob@example.com", "event": GOAL, "at": "2026-11-02T10:00:00Z", "id": "o-1"}
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)  # after enrolling
+    when = at.isoformat().replace("+00:00", "Z")
+    event = {"email": "bob@example.com", "event": GOAL, "at": when, "id": "o-1"}
     wrong = httpx.post(url, json=event, headers={"Authorization": "Bearer not-the-token"})
     missing = httpx.post(url, json=event)
     assert wrong.status_code == missing.status_code == 401
@@ -225,8 +227,9 @@ def test_a_goal_event_by_api_with_a_token(sent, project) -> None:
         events = db.execute("SELECT name, occurred_at, source, external_id FROM events").fetchall()
         converted = db.execute("SELECT converted_at FROM enrollments WHERE status = 'converted'")
         converted_at = [r[0] for r in converted]
-    assert [tuple(e) for e in events] == [(GOAL, "2026-11-02 10:00:00.000000", "api", "o-1")]
-    assert converted_at == ["2026-11-02 10:00:00.000000"]
+    stored = at.strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert [tuple(e) for e in events] == [(GOAL, stored, "api", "o-1")]
+    assert converted_at == [stored]
     assert _statuses(project, "bob@example.com") == ("converted", ["sent"] + ["cancelled"] * 5)
 
 
@@ -261,3 +264,28 @@ def test_a_head_request_redirects_but_records_no_click(sent, project) -> None:
     assert followed.headers["location"] == checked.headers["location"]
     with _db(project) as db:
         assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 1
+
+
+def test_events_in_the_future_or_before_enrolling_are_refused(sent, project) -> None:
+    env = sent["env"]
+    now = datetime.now(UTC)
+    future = (now + timedelta(days=2)).isoformat()
+    out = cli(env, "event", "ada@example.com", GOAL, "--at", future, code=1)
+    assert out.count("Error:") == 1 and "--at:" in out and "is in the future" in out
+    early = (now - timedelta(days=30)).isoformat()
+    out = cli(env, "event", "ada@example.com", GOAL, "--at", early, code=1)
+    assert "--at:" in out and "before the subscriber's enrollment" in out
+    url = f"{sent['base']}/api/events"
+    good = {"Authorization": f"Bearer {API_TOKEN}"}
+    for at in (future, early):
+        answer = httpx.post(
+            url, json={"email": "bob@example.com", "event": GOAL, "at": at}, headers=good
+        )
+        assert answer.status_code == 400 and answer.json()["error"].startswith("at: ")
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert _statuses(project, "ada@example.com") == ("active", ["sent"] + ["scheduled"] * 5)
+    assert _statuses(project, "bob@example.com")[0] == "active"
+    # A clock a minute ahead of ours is within the skew: recorded.
+    cli(env, "event", "ada@example.com", GOAL, "--at", (now + timedelta(minutes=1)).isoformat())
+    assert _statuses(project, "ada@example.com")[0] == "converted"

@@ -51,6 +51,7 @@ def event_command(
             data=data,
             external_id=external_id,
             source="cli",
+            at_field="--at",
         )
     finally:
         engine.dispose()

@@ -17,21 +17,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..errors import DriplineError
 from ._engine import write_transaction
 from ._models import Delivery, Enrollment, Subscriber
 from ._reports import NotSubscribedError
 from ._results_models import GoalEvent
-from ._values import normalize_email, to_db_time
+from ._values import from_db_time, normalize_email, to_db_time
 
-__all__ = ["RecordedEvent", "record_event"]
+__all__ = ["EventBeforeEnrollmentError", "RecordedEvent", "record_event"]
 
 _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
 _V = GoalEvent.__table__
+
+
+class EventBeforeEnrollmentError(DriplineError):
+    """The event's time is before the subscriber's first enrollment (nothing recorded)."""
+
+    def __init__(self, email: str, enrolled_at: datetime) -> None:
+        super().__init__(f"{email} enrolled at {enrolled_at.isoformat()}, after it")
+        self.enrolled_at = enrolled_at
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,9 @@ def record_event(
     """Record event ``name`` for ``email`` at ``at`` (aware UTC); convert matching goals.
 
     ``goals`` maps campaign slugs to their goal event names. Raises
-    :class:`NotSubscribedError` for an address not in the store (nothing recorded).
+    :class:`NotSubscribedError` for an address not in the store and
+    :class:`EventBeforeEnrollmentError` for an ``at`` before the subscriber's first
+    enrollment (a negative time to conversion); nothing is recorded then.
     """
     key = normalize_email(email).key
     campaigns = sorted(slug for slug, goal in goals.items() if goal == name)
@@ -76,6 +87,11 @@ def record_event(
             subscriber_id = conn.scalar(select(_S.c.id).where(_S.c.email_key == key))
             if subscriber_id is None:
                 raise NotSubscribedError(f"{email} is not a subscriber")
+            first = conn.scalar(
+                select(func.min(_E.c.enrolled_at)).where(_E.c.subscriber_id == subscriber_id)
+            )
+            if first is not None and to_db_time(at) < first:
+                raise EventBeforeEnrollmentError(email, from_db_time(first) or at)
             if external_id is not None and conn.scalar(
                 select(_V.c.id).where(
                     _V.c.subscriber_id == subscriber_id, _V.c.external_id == external_id
