@@ -289,3 +289,30 @@ def test_events_in_the_future_or_before_enrolling_are_refused(sent, project) -> 
     # A clock a minute ahead of ours is within the skew: recorded.
     cli(env, "event", "ada@example.com", GOAL, "--at", (now + timedelta(minutes=1)).isoformat())
     assert _statuses(project, "ada@example.com")[0] == "converted"
+
+
+def test_a_click_seconds_after_the_hand_off_is_a_machine_click_late_in_a_pass(
+    sent, project
+) -> None:
+    # The pass's clock (sent_at) is an hour before the chunk reached the relay, as for a
+    # message late in a long pass; a scan on arrival is seconds after the hand-off.
+    text, _ = parts(sent["messages"]["bob@example.com"])
+    token = links(text, sent["base"], "c")[0].rsplit("/", 1)[1]
+    with _db(project) as db:
+        row = db.execute(
+            "SELECT d.sent_at, d.attempted_at FROM deliveries d JOIN enrollments e "
+            "ON e.id = d.enrollment_id JOIN subscribers s ON s.id = e.subscriber_id "
+            "WHERE s.email = 'bob@example.com' AND d.status = 'sent'"
+        ).fetchone()
+    sent_at, handed = (datetime.fromisoformat(t).replace(tzinfo=UTC) for t in row)
+    assert handed - sent_at > timedelta(minutes=30)
+    clock = {"now": handed + timedelta(seconds=2)}
+    app = create_app(load_settings(environ=sent["env"]), clock=lambda: clock["now"])
+    with TestClient(app, follow_redirects=False) as client:
+        scan = client.get(f"/c/{token}", headers={"User-Agent": DESKTOP})
+        clock["now"] = handed + timedelta(minutes=20)
+        person = client.get(f"/c/{token}", headers={"User-Agent": DESKTOP})
+    assert scan.status_code == person.status_code == 302
+    with _db(project) as db:
+        rows = db.execute("SELECT machine FROM clicks ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == [1, 0]
