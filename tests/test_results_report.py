@@ -153,6 +153,10 @@ def test_since_keeps_only_later_messages(fixture_db) -> None:
     assert data["since"] == since
     assert [s["sent"] for s in data["steps"]][:2] == [0, 2]
     assert data["totals"]["conversions"] == 0 and data["sends_per_day"][0]["sent"] == 2
+    # Nobody enrolled in the window: the rate is of no one, not of all-time enrollments.
+    assert (data["totals"]["enrolled"], data["totals"]["conversion_rate"]) == (0, 0.0)
+    text = cli(fixture_db["env"], "report", SLUG, "--since", since)
+    assert f"since {since}: 0 enrolled (0.0% of them converted), 0 converted" in text
     bad = cli(fixture_db["env"], "report", SLUG, "--since", "last week", code=1)
     assert "Error: --since: not a date" in bad
 
