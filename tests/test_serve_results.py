@@ -4,7 +4,10 @@ link to a local page, and the database read afterwards."""
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +16,7 @@ import httpx
 import pytest
 from results_support import (
     API_TOKEN,
+    DRIPLINE,
     GOAL,
     SECRET,
     SLUG,
@@ -324,3 +328,49 @@ def test_a_click_seconds_after_the_hand_off_is_a_machine_click_late_in_a_pass(
     with _db(project) as db:
         rows = db.execute("SELECT machine FROM clicks ORDER BY id").fetchall()
     assert [r[0] for r in rows] == [1, 0]
+
+
+class _ConvertsMidPass(RecordingHandler):
+    """On the first message, records the goal for an address of a later chunk (claimed by
+    the running pass, not yet handed to the relay) with `dripline event`, then replies."""
+
+    def __init__(self, env: dict[str, str], address: str) -> None:
+        super().__init__()
+        self.env, self.address = env, address
+        self.event: str | None = None
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.event is None:
+            done = subprocess.run(
+                [str(DRIPLINE), "event", self.address, GOAL, "--json"],
+                env={**os.environ, **self.env},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            self.event = done.stdout if done.returncode == 0 else done.stderr
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_goal_reached_during_a_pass_stops_the_claimed_message(project: Path) -> None:
+    """`dripline run` has claimed everyone's step 1; while it sends the first chunk, the
+    last person converts: their claimed message must not go out (nor any later one)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    with landing_page() as landing:
+        track(project, landing)
+    env = env_for(project, "http://127.0.0.1:9")
+    people = [f"p{i:03d}@example.com" for i in range(150)]  # more than one chunk of 64
+    table = project / "people.csv"
+    table.write_text("email,name\n" + "".join(f"{a},Pat Doe\n" for a in people))
+    cli(env, "import", str(table), "--campaign", SLUG)
+    last = people[-1]
+    handler = _ConvertsMidPass(env, last)
+    with running_server(handler) as server:
+        run_once(env, f"smtp://127.0.0.1:{server.port}", now + timedelta(hours=1))
+    assert handler.event is not None
+    assert json.loads(handler.event)["converted"] == [SLUG], handler.event
+    received = {r.rcpt_tos[0] for r in handler.received}
+    assert last not in received
+    assert received == set(people[:-1])
+    status, steps = _statuses(project, last)
+    assert (status, steps) == ("converted", ["cancelled"] * 6)
