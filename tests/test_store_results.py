@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from dripline.campaign import Campaign
 from dripline.store import (
     Delivery,
     Enrollment,
+    EventBeforeEnrollmentError,
     GoalEvent,
     NewSubscriber,
     NotSubscribedError,
@@ -183,3 +184,16 @@ def test_since_takes_the_conversion_rate_over_the_people_enrolled_since(
     window = campaign_results(engine, SLUG, steps, since=NOW + timedelta(days=5))
     # One conversion in the window (ada's), but of the one person enrolled in it, none.
     assert (window.enrolled, window.conversions, window.conversion_rate) == (1, 1, 0.0)
+
+
+def test_an_event_before_enrolling_is_refused(engine: Engine, campaign: Campaign) -> None:
+    _enroll(engine, campaign, "ada@example.com")
+    goals = {SLUG: "booked-consult"}
+    early = NOW - timedelta(days=1)
+    with pytest.raises(EventBeforeEnrollmentError, match=r"ada@example\.com enrolled at"):
+        record_event(engine, "ada@example.com", "booked-consult", at=early, now=NOW, goals=goals)
+    with write_transaction(engine) as conn:
+        assert conn.scalar(select(func.count()).select_from(GoalEvent)) == 0
+        assert conn.scalar(select(Enrollment.status)) == "active"
+        statuses = set(conn.scalars(select(Delivery.status)))
+    assert statuses == {"scheduled"}
