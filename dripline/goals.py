@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +19,22 @@ from sqlalchemy import Engine
 
 from .campaign import EVENT_NAME, campaign_slugs, load_campaign
 from .errors import DriplineError
-from .store import RecordedEvent, record_event
+from .store import EventBeforeEnrollmentError, RecordedEvent, record_event
 
 __all__ = [
+    "CLOCK_SKEW",
     "EventInputError",
     "campaign_goals",
     "parse_event_data",
     "parse_event_time",
     "record_goal_event",
+    "strict_json",
 ]
 
 _MAX_DATA_BYTES = 16 * 1024
 _MAX_ID = 200
+# An event's time may run this far ahead of ours (the sender's clock, not a plan).
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class EventInputError(DriplineError):
@@ -67,6 +71,17 @@ def parse_event_time(value: object, field: str = "at") -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed (JSON has no NaN or Infinity)")
+
+
+def strict_json(text: str | bytes) -> Any:
+    """``json.loads`` without Python's extensions: ``NaN``, ``Infinity`` and ``-Infinity``
+    (RFC 8259 has none of them, and PostgreSQL's ``json`` type rejects them) raise
+    ``ValueError``; malformed text raises ``json.JSONDecodeError`` (a ``ValueError``)."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
 def parse_event_data(text: str | None, field: str = "--json-data") -> dict[str, Any]:
     """A JSON object of extra data (at most 16 KiB), or {} when not given."""
     if not text:
@@ -74,9 +89,11 @@ def parse_event_data(text: str | None, field: str = "--json-data") -> dict[str, 
     if len(text.encode("utf-8")) > _MAX_DATA_BYTES:
         raise EventInputError(f"{field}: more than {_MAX_DATA_BYTES // 1024} KiB")
     try:
-        data = json.loads(text)
+        data = strict_json(text)
     except json.JSONDecodeError as err:
         raise EventInputError(f"{field}: not JSON ({err.msg} at column {err.colno})") from None
+    except ValueError as err:
+        raise EventInputError(f"{field}: not JSON ({err})") from None
     if not isinstance(data, dict):
         raise EventInputError(f"{field}: a JSON object ({{...}}) is expected")
     return data
@@ -105,17 +122,32 @@ def record_goal_event(
     data: Mapping[str, Any] | None = None,
     external_id: object = None,
     source: str,
+    at_field: str = "at",
 ) -> RecordedEvent:
-    """Check and record one event; raises EventInputError or NotSubscribedError."""
+    """Check and record one event; raises EventInputError or NotSubscribedError.
+
+    ``at`` (aware UTC) more than :data:`CLOCK_SKEW` after ``now``, or before the
+    subscriber's first enrollment, is an EventInputError naming ``at_field``.
+    """
     event, identifier = _check(name, external_id)
-    return record_event(
-        engine,
-        email,
-        event,
-        at=at or now,
-        now=now,
-        goals=campaign_goals(campaigns_dir),
-        data=data,
-        external_id=identifier,
-        source=source,
-    )
+    if at is not None and at > now + CLOCK_SKEW:
+        raise EventInputError(
+            f"{at_field}: {at.isoformat()} is in the future (now {now.isoformat()}); "
+            "an event is recorded once it has happened"
+        )
+    try:
+        return record_event(
+            engine,
+            email,
+            event,
+            at=at or now,
+            now=now,
+            goals=campaign_goals(campaigns_dir),
+            data=data,
+            external_id=identifier,
+            source=source,
+        )
+    except EventBeforeEnrollmentError as err:
+        raise EventInputError(
+            f"{at_field}: {(at or now).isoformat()} is before the subscriber's enrollment: {err}"
+        ) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -152,6 +153,10 @@ def test_since_keeps_only_later_messages(fixture_db) -> None:
     assert data["since"] == since
     assert [s["sent"] for s in data["steps"]][:2] == [0, 2]
     assert data["totals"]["conversions"] == 0 and data["sends_per_day"][0]["sent"] == 2
+    # Nobody enrolled in the window: the rate is of no one, not of all-time enrollments.
+    assert (data["totals"]["enrolled"], data["totals"]["conversion_rate"]) == (0, 0.0)
+    text = cli(fixture_db["env"], "report", SLUG, "--since", since)
+    assert f"since {since}: 0 enrolled (0.0% of them converted), 0 converted" in text
     bad = cli(fixture_db["env"], "report", SLUG, "--since", "last week", code=1)
     assert "Error: --since: not a date" in bad
 
@@ -232,3 +237,21 @@ def test_tracking_adds_no_check_findings(project: Path) -> None:
     toml.write_text(toml.read_text(encoding="utf-8") + "\n[tracking.extra]\n", encoding="utf-8")
     bad = cli(env, "check", SLUG, code=1)
     assert "campaign.toml" in bad and "Traceback" not in bad
+
+
+def test_report_and_event_refuse_a_missing_or_foreign_database(project: Path) -> None:
+    env = env_for(project, "http://127.0.0.1:9")
+    missing = project / "missing.db"
+    for args in (("report", SLUG), ("event", "ada@example.com", "booked-consult")):
+        out = cli({**env, "DRIPLINE_DATABASE_URL": f"sqlite:///{missing}"}, *args, code=1)
+        assert out.startswith(f"Error: no database at {missing}") and "Traceback" not in out
+        assert not missing.exists()
+    foreign = project / "foreign.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE foo (x)")
+    for args in (("report", SLUG), ("event", "ada@example.com", "booked-consult")):
+        out = cli({**env, "DRIPLINE_DATABASE_URL": f"sqlite:///{foreign}"}, *args, code=1)
+        assert "is not a dripline database" in out and "Traceback" not in out
+    with sqlite3.connect(foreign) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert tables == ["foo"]

@@ -4,7 +4,10 @@ link to a local page, and the database read afterwards."""
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +16,7 @@ import httpx
 import pytest
 from results_support import (
     API_TOKEN,
+    DRIPLINE,
     GOAL,
     SECRET,
     SLUG,
@@ -56,6 +60,9 @@ def sent(project: Path) -> Iterator[dict]:
         with running_server(handler) as server:
             run_once(env, f"smtp://127.0.0.1:{server.port}", now - timedelta(hours=1))
         messages = {r.rcpt_tos[0]: parse(r.data) for r in handler.received}
+        # The pass ran on a clock an hour back; its hand-off times (the wall clock) too.
+        with sqlite3.connect(project / "dripline.db") as db:
+            db.execute("UPDATE deliveries SET attempted_at = sent_at WHERE status = 'sent'")
         with serving(env, port):
             yield {"env": env, "base": base, "landing": landing, "messages": messages}
 
@@ -206,7 +213,9 @@ def test_a_goal_event_by_cli_ends_the_sequence(sent, project) -> None:
 
 def test_a_goal_event_by_api_with_a_token(sent, project) -> None:
     url = f"{sent['base']}/api/events"
-    event = {"email": "bob@example.com", "event": GOAL, "at": "2026-11-02T10:00:00Z", "id": "o-1"}
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)  # after enrolling
+    when = at.isoformat().replace("+00:00", "Z")
+    event = {"email": "bob@example.com", "event": GOAL, "at": when, "id": "o-1"}
     wrong = httpx.post(url, json=event, headers={"Authorization": "Bearer not-the-token"})
     missing = httpx.post(url, json=event)
     assert wrong.status_code == missing.status_code == 401
@@ -225,6 +234,143 @@ def test_a_goal_event_by_api_with_a_token(sent, project) -> None:
         events = db.execute("SELECT name, occurred_at, source, external_id FROM events").fetchall()
         converted = db.execute("SELECT converted_at FROM enrollments WHERE status = 'converted'")
         converted_at = [r[0] for r in converted]
-    assert [tuple(e) for e in events] == [(GOAL, "2026-11-02 10:00:00.000000", "api", "o-1")]
-    assert converted_at == ["2026-11-02 10:00:00.000000"]
+    stored = at.strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert [tuple(e) for e in events] == [(GOAL, stored, "api", "o-1")]
+    assert converted_at == [stored]
     assert _statuses(project, "bob@example.com") == ("converted", ["sent"] + ["cancelled"] * 5)
+
+
+def test_nan_and_infinity_in_event_data_are_refused_and_nothing_is_stored(sent, project) -> None:
+    env = sent["env"]
+    for value in ("NaN", "Infinity", "-Infinity"):
+        out = cli(env, "event", "ada@example.com", GOAL, "--json-data", f'{{"v": {value}}}', code=1)
+        assert out.count("Error:") == 1 and "--json-data: not JSON" in out
+        assert value in out and "Traceback" not in out
+    url = f"{sent['base']}/api/events"
+    good = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+    body = b'{"email": "bob@example.com", "event": "booked-consult", "data": {"v": NaN}}'
+    answer = httpx.post(url, content=body, headers=good)
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("data: not JSON")
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert _statuses(project, "ada@example.com")[0] == "active"
+    assert _statuses(project, "bob@example.com")[0] == "active"
+
+
+def test_a_head_request_redirects_but_records_no_click(sent, project) -> None:
+    text, _ = parts(sent["messages"]["ada@example.com"])
+    link = links(text, sent["base"], "c")[0]
+    checked = httpx.head(link, headers={"User-Agent": DESKTOP})
+    assert checked.status_code == 302
+    assert checked.headers["location"].startswith(sent["landing"] + "?ref=email1&")
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 0
+    followed = httpx.get(link, headers={"User-Agent": DESKTOP})
+    assert followed.status_code == 302
+    assert followed.headers["location"] == checked.headers["location"]
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 1
+
+
+def test_events_in_the_future_or_before_enrolling_are_refused(sent, project) -> None:
+    env = sent["env"]
+    now = datetime.now(UTC)
+    future = (now + timedelta(days=2)).isoformat()
+    out = cli(env, "event", "ada@example.com", GOAL, "--at", future, code=1)
+    assert out.count("Error:") == 1 and "--at:" in out and "is in the future" in out
+    early = (now - timedelta(days=30)).isoformat()
+    out = cli(env, "event", "ada@example.com", GOAL, "--at", early, code=1)
+    assert "--at:" in out and "before the subscriber's enrollment" in out
+    url = f"{sent['base']}/api/events"
+    good = {"Authorization": f"Bearer {API_TOKEN}"}
+    for at in (future, early):
+        answer = httpx.post(
+            url, json={"email": "bob@example.com", "event": GOAL, "at": at}, headers=good
+        )
+        assert answer.status_code == 400 and answer.json()["error"].startswith("at: ")
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert _statuses(project, "ada@example.com") == ("active", ["sent"] + ["scheduled"] * 5)
+    assert _statuses(project, "bob@example.com")[0] == "active"
+    # A clock a minute ahead of ours is within the skew: recorded.
+    cli(env, "event", "ada@example.com", GOAL, "--at", (now + timedelta(minutes=1)).isoformat())
+    assert _statuses(project, "ada@example.com")[0] == "converted"
+
+
+def test_a_click_seconds_after_the_hand_off_is_a_machine_click_late_in_a_pass(
+    sent, project
+) -> None:
+    # bob's chunk was handed to the relay 40 minutes into a long pass (sent_at is the
+    # pass's clock); a scan on arrival is seconds after the hand-off.
+    text, _ = parts(sent["messages"]["bob@example.com"])
+    token = links(text, sent["base"], "c")[0].rsplit("/", 1)[1]
+    with _db(project) as db:
+        db.execute(
+            "UPDATE deliveries SET attempted_at = datetime(sent_at, '+40 minutes') || '.000000' "
+            "WHERE status = 'sent' AND enrollment_id = (SELECT e.id FROM enrollments e JOIN "
+            "subscribers s ON s.id = e.subscriber_id WHERE s.email = 'bob@example.com')"
+        )
+        row = db.execute(
+            "SELECT d.sent_at, d.attempted_at FROM deliveries d JOIN enrollments e "
+            "ON e.id = d.enrollment_id JOIN subscribers s ON s.id = e.subscriber_id "
+            "WHERE s.email = 'bob@example.com' AND d.status = 'sent'"
+        ).fetchone()
+    sent_at, handed = (datetime.fromisoformat(t).replace(tzinfo=UTC) for t in row)
+    assert handed - sent_at > timedelta(minutes=30)
+    clock = {"now": handed + timedelta(seconds=2)}
+    app = create_app(load_settings(environ=sent["env"]), clock=lambda: clock["now"])
+    with TestClient(app, follow_redirects=False) as client:
+        scan = client.get(f"/c/{token}", headers={"User-Agent": DESKTOP})
+        clock["now"] = handed + timedelta(minutes=20)
+        person = client.get(f"/c/{token}", headers={"User-Agent": DESKTOP})
+    assert scan.status_code == person.status_code == 302
+    with _db(project) as db:
+        rows = db.execute("SELECT machine FROM clicks ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == [1, 0]
+
+
+class _ConvertsMidPass(RecordingHandler):
+    """On the first message, records the goal for an address of a later chunk (claimed by
+    the running pass, not yet handed to the relay) with `dripline event`, then replies."""
+
+    def __init__(self, env: dict[str, str], address: str) -> None:
+        super().__init__()
+        self.env, self.address = env, address
+        self.event: str | None = None
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.event is None:
+            done = subprocess.run(
+                [str(DRIPLINE), "event", self.address, GOAL, "--json"],
+                env={**os.environ, **self.env},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            self.event = done.stdout if done.returncode == 0 else done.stderr
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_goal_reached_during_a_pass_stops_the_claimed_message(project: Path) -> None:
+    """`dripline run` has claimed everyone's step 1; while it sends the first chunk, the
+    last person converts: their claimed message must not go out (nor any later one)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    with landing_page() as landing:
+        track(project, landing)
+    env = env_for(project, "http://127.0.0.1:9")
+    people = [f"p{i:03d}@example.com" for i in range(150)]  # more than one chunk of 64
+    table = project / "people.csv"
+    table.write_text("email,name\n" + "".join(f"{a},Pat Doe\n" for a in people))
+    cli(env, "import", str(table), "--campaign", SLUG)
+    last = people[-1]
+    handler = _ConvertsMidPass(env, last)
+    with running_server(handler) as server:
+        run_once(env, f"smtp://127.0.0.1:{server.port}", now + timedelta(hours=1))
+    assert handler.event is not None
+    assert json.loads(handler.event)["converted"] == [SLUG], handler.event
+    received = {r.rcpt_tos[0] for r in handler.received}
+    assert last not in received
+    assert received == set(people[:-1])
+    status, steps = _statuses(project, last)
+    assert (status, steps) == ("converted", ["cancelled"] * 6)

@@ -7,14 +7,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from dripline.campaign import Campaign
 from dripline.store import (
     Delivery,
     Enrollment,
+    EventBeforeEnrollmentError,
+    GoalEvent,
     NewSubscriber,
     NotSubscribedError,
+    SqlDeliveryQueue,
+    Subscriber,
     link_positions,
     normalize_email,
     record_click,
@@ -108,3 +112,88 @@ def test_a_goal_event_converts_and_cancels_in_one_go(engine: Engine, campaign: C
     assert results.steps[0].conversions == 1 and results.conversion_hours == [4.0]
     with pytest.raises(NotSubscribedError):
         record_event(engine, "nobody@example.com", "booked-consult", at=at, now=at, goals=goals)
+
+
+def test_a_goal_event_stops_claimed_deliveries_and_leaves_in_flight_ones(
+    engine: Engine, campaign: Campaign
+) -> None:
+    ada = _enroll(engine, campaign, "ada@example.com")
+    bob = _enroll(engine, campaign, "bob@example.com")
+    timetable = Timetable.of(campaign)
+    later = NOW + timedelta(days=1)
+    queue = SqlDeliveryQueue(engine, lambda slug: timetable, clock=lambda: later)
+    claimed = {c.delivery_id for c in queue.claim_due(later, 20)}
+    assert claimed == {ada[0], bob[0]}
+    queue.settle([], attempt=[bob[0]], now=later)  # bob's step 1 is with the sender
+    goals = {SLUG: "booked-consult"}
+    for address in ("ada@example.com", "bob@example.com"):
+        done = record_event(engine, address, "booked-consult", at=later, now=later, goals=goals)
+        assert done.converted == (SLUG,)
+    # The dispatcher then moves ada's claimed row to 'sending': it is gone, not sent.
+    assert queue.settle([], attempt=[ada[0]], now=later).attempting == frozenset()
+    with write_transaction(engine) as conn:
+        status = dict(conn.execute(select(Delivery.id, Delivery.status)).all())
+    assert [status[i] for i in ada] == ["cancelled"] * len(ada)
+    assert [status[i] for i in bob] == ["sending"] + ["cancelled"] * (len(bob) - 1)
+    queue.close()  # hands back what it still holds: the cancelled row stays cancelled
+    with write_transaction(engine) as conn:
+        assert conn.scalar(select(Delivery.status).where(Delivery.id == ada[0])) == "cancelled"
+
+
+def test_the_same_event_id_for_two_people_records_both(engine: Engine, campaign: Campaign) -> None:
+    _enroll(engine, campaign, "ada@example.com")
+    _enroll(engine, campaign, "bob@example.com")
+    goals = {SLUG: "booked-consult"}
+    at = NOW + timedelta(hours=1)
+    shop = record_event(
+        engine, "ada@example.com", "order", at=at, now=at, goals=goals, external_id="1"
+    )
+    booking = record_event(
+        engine, "bob@example.com", "booked-consult", at=at, now=at, goals=goals, external_id="1"
+    )
+    assert not shop.duplicate and not booking.duplicate and booking.converted == (SLUG,)
+    again = record_event(
+        engine, "bob@example.com", "booked-consult", at=at, now=at, goals=goals, external_id="1"
+    )
+    assert again.duplicate
+    with write_transaction(engine) as conn:
+        events = conn.execute(select(GoalEvent.name, GoalEvent.external_id).order_by(GoalEvent.id))
+        assert [tuple(e) for e in events] == [("order", "1"), ("booked-consult", "1")]
+        statuses = conn.execute(select(Enrollment.status).order_by(Enrollment.id)).scalars().all()
+    assert statuses == ["active", "converted"]
+
+
+def test_since_takes_the_conversion_rate_over_the_people_enrolled_since(
+    engine: Engine, campaign: Campaign
+) -> None:
+    _enroll(engine, campaign, "ada@example.com")
+    _enroll(engine, campaign, "bob@example.com")
+    with write_transaction(engine) as conn:  # bob enrolled ten days after ada
+        bob = select(Subscriber.id).where(Subscriber.email == "bob@example.com")
+        conn.execute(
+            update(Enrollment)
+            .where(Enrollment.subscriber_id == bob.scalar_subquery())
+            .values(enrolled_at=(NOW + timedelta(days=10)).replace(tzinfo=None))
+        )
+    goals = {SLUG: "booked-consult"}
+    at = NOW + timedelta(days=11)  # ada converts after bob enrolled; bob does not
+    record_event(engine, "ada@example.com", "booked-consult", at=at, now=at, goals=goals)
+    steps = [(s.id, s.subject) for s in campaign.steps]
+    everything = campaign_results(engine, SLUG, steps)
+    assert (everything.enrolled, everything.conversions, everything.conversion_rate) == (2, 1, 0.5)
+    window = campaign_results(engine, SLUG, steps, since=NOW + timedelta(days=5))
+    # One conversion in the window (ada's), but of the one person enrolled in it, none.
+    assert (window.enrolled, window.conversions, window.conversion_rate) == (1, 1, 0.0)
+
+
+def test_an_event_before_enrolling_is_refused(engine: Engine, campaign: Campaign) -> None:
+    _enroll(engine, campaign, "ada@example.com")
+    goals = {SLUG: "booked-consult"}
+    early = NOW - timedelta(days=1)
+    with pytest.raises(EventBeforeEnrollmentError, match=r"ada@example\.com enrolled at"):
+        record_event(engine, "ada@example.com", "booked-consult", at=early, now=NOW, goals=goals)
+    with write_transaction(engine) as conn:
+        assert conn.scalar(select(func.count()).select_from(GoalEvent)) == 0
+        assert conn.scalar(select(Enrollment.status)) == "active"
+        statuses = set(conn.scalars(select(Delivery.status)))
+    assert statuses == {"scheduled"}

@@ -39,7 +39,7 @@ def event_command(
     settings = settings_from(ctx, database_url=database_url)
     at = parse_now(at_text, "--at")
     data = parse_event_data(json_data)
-    engine = open_settings_store(settings)
+    engine = open_settings_store(settings, existing=True)
     try:
         recorded = record_goal_event(
             engine,
@@ -51,6 +51,7 @@ def event_command(
             data=data,
             external_id=external_id,
             source="cli",
+            at_field="--at",
         )
     finally:
         engine.dispose()

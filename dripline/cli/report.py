@@ -43,7 +43,7 @@ def report_command(
     settings = settings_from(ctx, database_url=database_url)
     since = parse_since(since_text)
     campaign = load_campaign_by_slug(settings, slug)
-    engine = open_settings_store(settings)
+    engine = open_settings_store(settings, existing=True)
     try:
         report = campaign_report(engine, campaign, since=since)
     finally:
@@ -85,6 +85,12 @@ def _print(data: dict) -> None:  # type: ignore[type-arg]
     Console().print(table)
     t, ttc = data["totals"], data["time_to_conversion"]
     line = f"{t['enrolled']} enrolled, {t['conversions']} converted"
+    if data["since"]:  # the rate is over the people enrolled in the window (see the docs)
+        line = (
+            f"since {data['since']}: {t['enrolled']} enrolled "
+            f"({t['conversion_rate'] * 100:.1f}% of them converted), "
+            f"{t['conversions']} converted"
+        )
     if ttc["median_hours"] is not None:
         line += f" (median {ttc['median_hours']} h after enrolling)"
     click.echo(line)

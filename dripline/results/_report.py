@@ -83,9 +83,7 @@ class CampaignReport:
                 "unsubscribes": results.total("unsubscribes"),
                 "bounces": results.total("bounces"),
                 "conversions": results.conversions,
-                "conversion_rate": round(results.conversions / results.enrolled, 4)
-                if results.enrolled
-                else 0.0,
+                "conversion_rate": round(results.conversion_rate, 4),
             },
             "sends_per_day": [
                 {"date": day.isoformat(), "sent": count} for day, count in results.sends_per_day

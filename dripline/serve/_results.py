@@ -5,9 +5,10 @@ A click token names a delivery and a link position, never a URL: the redirect go
 the URL the store holds for that position of that delivery's step, so nothing in the
 request can send a visitor elsewhere (no open redirect). A bad, altered or unknown
 token, or one whose campaign is not the delivery's, gets the same 404 page as a bad
-unsubscribe link. These GETs record a click, which is their purpose; scanners follow
-them too, so clicks are classed (see :mod:`dripline.useragents`) and only the class is
-kept, never the address or the user-agent string.
+unsubscribe link. These GETs record a click, which is their purpose (a ``HEAD`` gets
+the same answer and records nothing); scanners follow them too, so clicks are classed
+(see :mod:`dripline.useragents`) and only the class is kept, never the address or the
+user-agent string.
 
 ``POST /api/events`` takes JSON ``{"email", "event", "at", "id", "data"}`` with
 ``Authorization: Bearer DRIPLINE_API_TOKEN`` (compared in constant time; without a
@@ -31,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..goals import EventInputError, parse_event_time, record_goal_event
+from ..goals import EventInputError, parse_event_time, record_goal_event, strict_json
 from ..settings import Settings
 from ..store import InvalidSubscriberError, NotSubscribedError, record_click, record_open
 from ..tokens import CLICK, OPEN, tracking_tokens
@@ -74,6 +75,8 @@ class _Results:
                 names_campaign=self._names(link.campaign_tag),
                 user_agent_class=classify_user_agent(request.headers.get("user-agent")),
                 now=self.clock(),
+                # Link checkers and mail gateways ask with HEAD: answered, not counted.
+                record=request.method != "HEAD",
             )
         )
         if hit is None or not hit.url.lower().startswith(("https://", "http://")):
@@ -112,9 +115,11 @@ class _Results:
         if len(raw) > _MAX_EVENT_BYTES:
             return _json(413, error=f"the body is over {_MAX_EVENT_BYTES // 1024} KiB")
         try:
-            body = json.loads(raw)
+            body = strict_json(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _json(400, error="the body must be a JSON object")
+        except ValueError as err:  # NaN / Infinity: not JSON, and PostgreSQL refuses them
+            return _json(400, error=f"data: not JSON ({err})")
         if not isinstance(body, dict):
             return _json(400, error="the body must be a JSON object")
         email, data = body.get("email"), body.get("data", {})

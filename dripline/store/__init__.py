@@ -40,7 +40,7 @@ from ._csv import CsvReadResult, RowProblem, SubscriberCsvError, read_subscriber
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscribe
 from ._enroll_bulk import enroll_many
-from ._goals import RecordedEvent, record_event
+from ._goals import EventBeforeEnrollmentError, RecordedEvent, record_event
 from ._leases import DEFAULT_LEASE_SECONDS, ExpiredLeases
 from ._maintenance import expire_leases, requeue_ambiguous
 from ._migrate import current_revision, head_revision, upgrade
@@ -121,6 +121,7 @@ __all__ = [
     "DeliveryStateError",
     "EnrollResult",
     "Enrollment",
+    "EventBeforeEnrollmentError",
     "ExpiredLeases",
     "GoalEvent",
     "InvalidSubscriberError",

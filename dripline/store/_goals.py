@@ -3,9 +3,11 @@
 An event names a subscriber (by address) and what happened (``booked-consult``). For
 every campaign whose ``[goal] event`` it is and in which the subscriber is enrolled and
 not yet converted, the enrollment becomes ``converted`` (its ``converted_at`` the
-event's time) and every delivery still scheduled is cancelled, in the same
-transaction as the event itself, so a dispatcher claiming at that moment sees all of
-it or none. An ``external_id`` seen before records nothing: replays are harmless.
+event's time) and every delivery still scheduled or claimed (not yet handed to the
+sender) is cancelled, in the same transaction as the event itself, so a dispatcher
+claiming at that moment sees all of it or none. An ``external_id`` seen before for the
+same subscriber records nothing: replays are harmless (the same id for another person
+is another event).
 """
 
 from __future__ import annotations
@@ -15,21 +17,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..errors import DriplineError
 from ._engine import write_transaction
 from ._models import Delivery, Enrollment, Subscriber
 from ._reports import NotSubscribedError
 from ._results_models import GoalEvent
-from ._values import normalize_email, to_db_time
+from ._values import from_db_time, normalize_email, to_db_time
 
-__all__ = ["RecordedEvent", "record_event"]
+__all__ = ["EventBeforeEnrollmentError", "RecordedEvent", "record_event"]
 
 _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
 _V = GoalEvent.__table__
+
+
+class EventBeforeEnrollmentError(DriplineError):
+    """The event's time is before the subscriber's first enrollment (nothing recorded)."""
+
+    def __init__(self, email: str, enrolled_at: datetime) -> None:
+        super().__init__(f"{email} enrolled at {enrolled_at.isoformat()}, after it")
+        self.enrolled_at = enrolled_at
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,9 @@ def record_event(
     """Record event ``name`` for ``email`` at ``at`` (aware UTC); convert matching goals.
 
     ``goals`` maps campaign slugs to their goal event names. Raises
-    :class:`NotSubscribedError` for an address not in the store (nothing recorded).
+    :class:`NotSubscribedError` for an address not in the store and
+    :class:`EventBeforeEnrollmentError` for an ``at`` before the subscriber's first
+    enrollment (a negative time to conversion); nothing is recorded then.
     """
     key = normalize_email(email).key
     campaigns = sorted(slug for slug, goal in goals.items() if goal == name)
@@ -74,8 +87,15 @@ def record_event(
             subscriber_id = conn.scalar(select(_S.c.id).where(_S.c.email_key == key))
             if subscriber_id is None:
                 raise NotSubscribedError(f"{email} is not a subscriber")
+            first = conn.scalar(
+                select(func.min(_E.c.enrolled_at)).where(_E.c.subscriber_id == subscriber_id)
+            )
+            if first is not None and to_db_time(at) < first:
+                raise EventBeforeEnrollmentError(email, from_db_time(first) or at)
             if external_id is not None and conn.scalar(
-                select(_V.c.id).where(_V.c.external_id == external_id)
+                select(_V.c.id).where(
+                    _V.c.subscriber_id == subscriber_id, _V.c.external_id == external_id
+                )
             ):
                 return RecordedEvent(None, duplicate=True)
             event_id = conn.execute(
@@ -107,19 +127,19 @@ def record_event(
                     if enrollment.status in ("active", "completed"):
                         values["status"] = "converted"
                     conn.execute(update(_E).where(_E.c.id == enrollment.id).values(**values))
-                    pending = list(
-                        conn.scalars(
-                            select(_D.c.id).where(
-                                _D.c.enrollment_id == enrollment.id, _D.c.status == "scheduled"
-                            )
+                    # A row a dispatcher has claimed but not yet handed to the sender is
+                    # cancelled too (as for a hard bounce): its owner's move to 'sending'
+                    # then finds it gone and skips it. 'sending' rows are in flight: kept.
+                    cancelled += conn.execute(
+                        update(_D)
+                        .where(
+                            _D.c.enrollment_id == enrollment.id,
+                            _D.c.status.in_(("scheduled", "claimed")),
                         )
-                    )
-                    if pending:
-                        cancelled += conn.execute(
-                            update(_D)
-                            .where(_D.c.id.in_(pending), _D.c.status == "scheduled")
-                            .values(status="cancelled", last_error=f"goal reached: {name}")
-                        ).rowcount
+                        .values(
+                            status="cancelled", worker_id=None, last_error=f"goal reached: {name}"
+                        )
+                    ).rowcount
     except IntegrityError:  # the same id recorded by a concurrent request
         return RecordedEvent(None, duplicate=True)
     return RecordedEvent(event_id, converted=tuple(converted), cancelled=cancelled)

@@ -5,8 +5,8 @@ added (an edited URL gets a new one), so a click token in an old email still fin
 the URL that email carried. Clicks and opens keep the time and a user-agent class,
 never the IP address or the user-agent string. ``machine`` marks what a program did
 (a link scanner, a mail-security proxy, a click within seconds of delivery); reports
-count people's clicks apart from those. An event's ``external_id`` is unique, so a
-replayed event records nothing new.
+count people's clicks apart from those. An event's ``external_id`` is unique per
+subscriber, so a replayed event records nothing new.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class Open(Base):
 
 class GoalEvent(Base):
     __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "external_id", name="uq_events_subscriber_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(
@@ -71,5 +74,5 @@ class GoalEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(DateTime)
     received_at: Mapped[datetime] = mapped_column(DateTime)
     source: Mapped[str] = mapped_column(String(16))  # "cli" or "api"
-    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -7,7 +7,8 @@ privacy proxies load every image), bounces and complaints reported for that step
 messages, and the unsubscribes and conversions that followed it: an enrollment that
 ended is counted at the last message it was sent before it ended (for a conversion,
 sent at or before the goal event). ``since`` keeps messages sent from then on, and
-conversions from then on.
+conversions from then on; ``enrolled`` and the conversion rate then cover the people
+enrolled from then on (the rate is that cohort's share, not a windowed count over all enrollments).
 """
 
 from __future__ import annotations
@@ -60,12 +61,20 @@ class CampaignResults:
     since: date | None
     steps: list[StepResults] = field(default_factory=list)
     sends_per_day: list[tuple[date, int]] = field(default_factory=list)
-    enrolled: int = 0
+    enrolled: int = 0  # with ``since``: enrolled from then on
+    converted: int = 0  # of those ``enrolled``, how many converted (from ``since`` on)
     conversion_hours: list[float] = field(default_factory=list)
 
     @property
     def conversions(self) -> int:
+        """Conversions from ``since`` on, whenever the person enrolled."""
         return len(self.conversion_hours)
+
+    @property
+    def conversion_rate(self) -> float:
+        """Share of the enrollments (of the window, with ``since``) that converted: one
+        cohort for numerator and denominator, never a windowed count over all time."""
+        return self.converted / self.enrolled if self.enrolled else 0.0
 
     def total(self, name: str) -> int:
         return sum(getattr(step, name) for step in self.steps)
@@ -112,7 +121,11 @@ def campaign_results(
                 _B.c.delivery_id.in_(ids), _B.c.undone_at.is_(None)
             )
         ).all()
-    results.enrolled = len(enrollments)
+    cohort = [e for e in enrollments if floor is None or e.enrolled_at >= floor]
+    results.enrolled = len(cohort)
+    results.converted = sum(
+        e.converted_at is not None and (floor is None or e.converted_at >= floor) for e in cohort
+    )
     extra = sorted({(row.step, row.step_id) for row in sent if row.step_id not in by_id})
     for _position, identity in extra:
         if identity not in by_id:

@@ -78,9 +78,9 @@ def link_positions(engine: Engine, campaign: str, step_id: str, urls: Sequence[s
 
 
 def _delivery(conn: Connection, delivery_id: int) -> Row[Any] | None:
-    """The delivery's id, step identity, send time and campaign, or None."""
+    """The delivery's id, step identity, send and hand-off times and campaign, or None."""
     return conn.execute(
-        select(_D.c.id, _D.c.step_id, _D.c.sent_at, _E.c.campaign)
+        select(_D.c.id, _D.c.step_id, _D.c.sent_at, _D.c.attempted_at, _E.c.campaign)
         .join(_E, _E.c.id == _D.c.enrollment_id)
         .where(_D.c.id == delivery_id)
     ).first()
@@ -94,11 +94,13 @@ def record_click(
     names_campaign: Callable[[str], bool],
     user_agent_class: str,
     now: datetime,
+    record: bool = True,
 ) -> TrackedHit | None:
     """Record a click on link ``position`` of ``delivery_id``; the URL to send the visitor to.
 
     None (nothing recorded) when the delivery or link does not exist or the token's
-    campaign (``names_campaign``) is not the delivery's. ``now`` is aware UTC.
+    campaign (``names_campaign``) is not the delivery's. ``now`` is aware UTC. With
+    ``record`` False only the URL is looked up (a ``HEAD`` request: a link checker).
     """
     with write_transaction(engine) as conn:
         delivery = _delivery(conn, delivery_id)
@@ -113,7 +115,9 @@ def record_click(
         )
         if url is None:
             return None
-        machine = _machine(user_agent_class, delivery.sent_at, now)
+        machine = _machine(user_agent_class, delivery, now)
+        if not record:
+            return TrackedHit(url, machine, user_agent_class)
         conn.execute(
             insert(_C).values(
                 delivery_id=delivery_id,
@@ -139,7 +143,7 @@ def record_open(
         delivery = _delivery(conn, delivery_id)
         if delivery is None or not names_campaign(delivery.campaign):
             return None
-        machine = _machine(user_agent_class, delivery.sent_at, now)
+        machine = _machine(user_agent_class, delivery, now)
         conn.execute(
             insert(_O).values(
                 delivery_id=delivery_id,
@@ -151,7 +155,13 @@ def record_open(
     return TrackedHit("", machine, user_agent_class)
 
 
-def _machine(user_agent_class: str, sent_at: datetime | None, now: datetime) -> bool:
-    sent = from_db_time(sent_at)
-    seconds = None if sent is None else (now - sent).total_seconds()
-    return is_machine(user_agent_class, seconds)
+def _machine(user_agent_class: str, delivery: Row[Any], now: datetime) -> bool:
+    # ``sent_at`` is the dispatch pass's clock, the same for every message of a pass that
+    # may run for minutes; ``attempted_at`` is the wall-clock time this delivery's chunk
+    # was handed to the sender, seconds before the relay accepted it. A click within the
+    # window of either is a machine's (an on-arrival scan of a late-in-pass message).
+    times = (from_db_time(delivery.sent_at), from_db_time(delivery.attempted_at))
+    seconds = [(now - t).total_seconds() for t in times if t is not None]
+    if not seconds:
+        return is_machine(user_agent_class, None)
+    return is_machine(user_agent_class, min(seconds, key=abs))
