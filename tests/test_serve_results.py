@@ -228,7 +228,8 @@ def test_a_goal_event_by_api_with_a_token(sent, project) -> None:
     assert again.status_code == 200 and again.json()["duplicate"] is True
     unknown = httpx.post(url, json={**event, "email": "x@example.com", "id": "o-2"}, headers=good)
     assert unknown.status_code == 404
-    broken = httpx.post(url, content=b"{not json", headers=good)
+    json_type = {**good, "Content-Type": "application/json"}
+    broken = httpx.post(url, content=b"{not json", headers=json_type)
     assert broken.status_code == 400
     with _db(project) as db:
         events = db.execute("SELECT name, occurred_at, source, external_id FROM events").fetchall()
@@ -256,6 +257,39 @@ def test_nan_and_infinity_in_event_data_are_refused_and_nothing_is_stored(sent, 
         assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
     assert _statuses(project, "ada@example.com")[0] == "active"
     assert _statuses(project, "bob@example.com")[0] == "active"
+
+
+def test_the_event_api_answers_json_for_every_status(sent, project) -> None:
+    url = f"{sent['base']}/api/events"
+    good = {"Authorization": f"Bearer {API_TOKEN}"}
+    event = {"email": "bob@example.com", "event": GOAL}
+    # A form post or plain text is refused before it is read: 415, in JSON.
+    for kind in ("application/x-www-form-urlencoded", "text/plain", None):
+        headers = {**good, **({"Content-Type": kind} if kind else {})}
+        answer = httpx.post(url, content=json.dumps(event).encode(), headers=headers)
+        assert answer.status_code == 415, (kind, answer.text)
+        assert "application/json" in answer.json()["error"]
+    # A wrong method: 405 in JSON, naming the one allowed.
+    for method in ("GET", "PUT", "DELETE"):
+        answer = httpx.request(method, url, headers=good)
+        assert answer.status_code == 405, (method, answer.text)
+        assert answer.headers["content-type"].startswith("application/json")
+        assert answer.headers["allow"] == "POST" and answer.json()["error"]
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    # The database breaks under the server (its events table gone): 500, in JSON.
+    with _db(project) as db:
+        db.execute("ALTER TABLE events RENAME TO events_gone")
+    answer = httpx.post(url, json=event, headers=good)
+    assert answer.status_code == 500
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["error"] and "Traceback" not in answer.text
+    assert _statuses(project, "bob@example.com")[0] == "active"  # nothing half-done
+    # Mended, the same event is recorded.
+    with _db(project) as db:
+        db.execute("ALTER TABLE events_gone RENAME TO events")
+    assert httpx.post(url, json=event, headers=good).status_code == 201
+    assert _statuses(project, "bob@example.com")[0] == "converted"
 
 
 def test_a_head_request_redirects_but_records_no_click(sent, project) -> None:

@@ -12,7 +12,8 @@ user-agent string.
 
 ``POST /api/events`` takes JSON ``{"email", "event", "at", "id", "data"}`` with
 ``Authorization: Bearer DRIPLINE_API_TOKEN`` (compared in constant time; without a
-configured token every request gets 401).
+configured token every request gets 401), and ``Content-Type: application/json`` (else
+415). Every answer is JSON, 405 and 500 included.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ log = logging.getLogger("dripline.serve")
 _PIXEL = base64.b64decode("R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==")
 _NO_TRACE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 _MAX_EVENT_BYTES = 32 * 1024
+_ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _json(status: int, **body: Any) -> JSONResponse:
@@ -109,8 +111,25 @@ class _Results:
         return hmac.compare_digest(given.strip().encode(), expected.encode())
 
     async def event(self, request: Request) -> Response:
+        # An API client reads JSON whatever happens: the app's HTML error pages are for people.
+        if request.method != "POST":
+            return JSONResponse(
+                {"error": "only POST is allowed"},
+                status_code=405,
+                headers={"Allow": "POST", "Cache-Control": "no-store"},
+            )
+        try:
+            return await self._event(request)
+        except Exception:  # a bug or an unreachable database; the log gets the traceback
+            log.exception("POST /api/events failed")
+            return _json(500, error="internal error; see the server log")
+
+    async def _event(self, request: Request) -> Response:
         if not self._authorised(request):
             return _json(401, error="a valid Bearer token (DRIPLINE_API_TOKEN) is required")
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json":
+            return _json(415, error="the body must be sent as Content-Type: application/json")
         raw = await request.body()
         if len(raw) > _MAX_EVENT_BYTES:
             return _json(413, error=f"the body is over {_MAX_EVENT_BYTES // 1024} KiB")
@@ -158,5 +177,7 @@ def result_routes(settings: Settings, engine: Engine, clock: Callable[[], dateti
     return [
         Route("/c/{token}", results.click, methods=["GET"]),
         Route("/o/{token}", results.open, methods=["GET"]),
-        Route("/api/events", results.event, methods=["POST"]),
+        # Every method (Starlette's default for a function is GET only), so that a wrong
+        # one gets a JSON 405 rather than the HTML page.
+        Route("/api/events", results.event, methods=list(_ALL_METHODS)),
     ]
