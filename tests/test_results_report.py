@@ -11,6 +11,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import lxml.html
 import pytest
 from results_support import (
     GOAL,
@@ -157,6 +158,10 @@ def test_since_keeps_only_later_messages(fixture_db) -> None:
     assert (data["totals"]["enrolled"], data["totals"]["conversion_rate"]) == (0, 0.0)
     text = cli(fixture_db["env"], "report", SLUG, "--since", since)
     assert f"since {since}: 0 enrolled (0.0% of them converted), 0 converted" in text
+    html = fixture_db["project"] / "since.html"
+    cli(fixture_db["env"], "report", SLUG, "--since", since, "--out", str(html))
+    summary = " ".join(lxml.html.parse(str(html)).xpath("string(//section/p[1])").split())
+    assert "2 delivered, 0 people clicked, 0 converted" in summary
     bad = cli(fixture_db["env"], "report", SLUG, "--since", "last week", code=1)
     assert "Error: --since: not a date" in bad
 
@@ -175,6 +180,8 @@ def test_the_html_report_shows_two_charts_offline(fixture_db, browser, tmp_path:
     page.goto(out.as_uri())
     assert requests == [out.as_uri()]  # nothing fetched: self-contained
     assert "Opens (unreliable)" in page.locator("table").inner_text()
+    summary = " ".join(page.locator(".dripline-report > p").first.inner_text().split())
+    assert "6 delivered, 1 person clicked, 1 converted" in summary
     # The funnel's conversions bar is green; the sends-per-day bars are dark blue.
     for chart, colour in (
         ("#funnel-chart svg", (46, 125, 50)),
@@ -194,8 +201,6 @@ def test_the_html_report_shows_two_charts_offline(fixture_db, browser, tmp_path:
 
 
 def test_the_preview_shows_the_same_results(fixture_db) -> None:
-    import lxml.html
-
     from dripline.preview import Project, create_app
 
     project, env = fixture_db["project"], fixture_db["env"]
@@ -213,6 +218,7 @@ def test_the_preview_shows_the_same_results(fixture_db) -> None:
     first = [cell.text_content().strip() for cell in section.cssselect("tbody tr")[0][1:]]
     # sent, delivered, people's clicks, rate, machine, opens, unsubscribes, bounces, conversions
     assert first == ["5", "4", "1", "25.0%", "2", "1", "1", "1", "1"]
+    assert "1 person clicked" in " ".join(section.text_content().split())
     charts = section.cssselect("figure img")
     assert len(charts) == 2
     assert all(img.get("src").startswith("data:image/svg+xml;base64,") for img in charts)

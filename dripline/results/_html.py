@@ -21,7 +21,7 @@ _BODY = _ENV.from_string(
     """<section class="dripline-report">
 <h2>Results{% if data.since %} since {{ data.since }}{% endif %}</h2>
 <p>{{ t.enrolled }} enrolled, {{ t.sent }} sent, {{ t.delivered }} delivered,
-{{ t.clicks }} people clicked, {{ t.conversions }} converted
+{{ t.clicks }} {{ "person" if t.clicks == 1 else "people" }} clicked, {{ t.conversions }} converted
 {%- if data.goal %} (goal: <code>{{ data.goal }}</code>,
 {{ "%.1f"|format(t.conversion_rate * 100) }}%)
 {%- endif %}.
