@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from ._keys import closest
 from .campaign import EVENT_NAME, campaign_slugs, load_campaign
 from .errors import DriplineError
 from .store import EventBeforeEnrollmentError, RecordedEvent, record_event
@@ -25,6 +26,7 @@ __all__ = [
     "CLOCK_SKEW",
     "EventInputError",
     "campaign_goals",
+    "goal_typo",
     "parse_event_data",
     "parse_event_time",
     "record_goal_event",
@@ -53,6 +55,16 @@ def campaign_goals(campaigns_dir: Path) -> dict[str, str]:
         if goal:
             goals[slug] = goal
     return goals
+
+
+def goal_typo(name: str, goals: Mapping[str, str]) -> str | None:
+    """The goal event ``name`` is probably a misspelling of ("Booked-Consult" for
+    "booked-consult": goals match exactly), or None when ``name`` is a goal or none is close
+    (difflib ratio >= 0.6, as for misspelt keys; an unrelated event is normal, not a typo)."""
+    known = set(goals.values())
+    if name in known:
+        return None
+    return closest(name, known)
 
 
 def parse_event_time(value: object, field: str = "at") -> datetime | None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import click
 
-from ..goals import parse_event_data, record_goal_event
+from ..goals import campaign_goals, goal_typo, parse_event_data, record_goal_event
 from . import settings_from
 from ._store import db_option, open_settings_store
 from .run import parse_now
@@ -55,6 +55,15 @@ def event_command(
         )
     finally:
         engine.dispose()
+    # Recorded all the same (an event may be meant for a campaign still to come), but a near
+    # miss of a goal converts nobody, silently: say so, on stderr so --json stays parseable.
+    typo = goal_typo(name, campaign_goals(settings.campaigns_dir))
+    if typo is not None:
+        click.echo(
+            f"Warning: no campaign has {name!r} as its goal; did you mean {typo!r}? "
+            "(recorded as given)",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(recorded.as_json(), indent=2))
         return
