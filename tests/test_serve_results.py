@@ -123,9 +123,12 @@ def test_scanners_and_headless_browsers_count_as_machine_clicks(sent, browser, p
     page.goto(link)
     assert "ref=more" in page.url
     page.close()
+    # A link pasted into a chat is fetched by its unfurler, an hour after delivery.
+    slack = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
+    assert httpx.get(link, headers={"User-Agent": slack}).status_code == 302
     with _db(project) as db:
         rows = db.execute("SELECT user_agent_class, machine FROM clicks ORDER BY id").fetchall()
-    assert [tuple(r) for r in rows] == [("scanner", 1), ("scanner", 1)]
+    assert [tuple(r) for r in rows] == [("scanner", 1), ("scanner", 1), ("crawler", 1)]
 
 
 def test_tampered_and_other_campaign_tokens_get_the_bad_link_page(sent, project) -> None:
