@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._holidays import parse_region
 from ._keys import key_line, suggestion, unknown_keys
+from .conditions import check_when
 from .errors import CampaignError
 
 __all__ = [
@@ -57,8 +58,9 @@ CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
     "lint": frozenset({"spam_threshold", "clients"}),
 }
 # Every key a step's front matter may hold (id: a stable step identity that survives
-# renumbering; backfill: also send the step to those already past it).
-STEP_KEYS = frozenset({"subject", "preheader", "day", "send", "id", "backfill"})
+# renumbering; backfill: also send the step to those already past it; when: a condition on
+# the subscriber, see dripline.conditions).
+STEP_KEYS = frozenset({"subject", "preheader", "day", "send", "id", "backfill", "when"})
 # Step files larger than this are refused before they are read: an email is kilobytes,
 # and a mistaken symlink or a pasted export must not take minutes and gigabytes.
 MAX_STEP_BYTES = 1024 * 1024
@@ -103,6 +105,9 @@ class Step:
     # it, so renumbering or reordering files never changes what a subscriber gets.
     id: str = ""
     backfill: bool = False  # `dripline apply` also sends a new step to those already past it
+    # A Jinja expression on ``subscriber`` (dripline.conditions); false at send time: the
+    # delivery is ``skipped``. Empty: the step goes to everyone.
+    when: str = ""
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -410,6 +415,11 @@ def _load_step(path: Path, number: int, slug: str) -> Step:
     backfill = data.get("backfill", False)
     if not isinstance(backfill, bool):
         raise fields.fail("backfill", "backfill must be true or false")
+    when = fields.string("when", required=False).strip()
+    if "when" in data:
+        problem = "when must not be empty" if not when else check_when(when)
+        if problem:
+            raise fields.fail("when", problem)
     return Step(
         number=number,
         slug=slug,
@@ -422,6 +432,7 @@ def _load_step(path: Path, number: int, slug: str) -> Step:
         body_line=body_line,
         id=identity,
         backfill=backfill,
+        when=when,
     )
 
 

@@ -34,6 +34,7 @@ from sender import (
 from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
+from .conditions import step_applies
 from .errors import CampaignError, DriplineError
 from .ledger import body_digest, campaign_commit, sent_subject
 from .render import Recipient
@@ -88,6 +89,7 @@ class PassReport:
     bounced: int = 0
     ambiguous: int = 0
     released: int = 0
+    skipped: int = 0  # the step's `when` was false for the subscriber
     unrecorded: int = 0  # outcomes for rows this worker no longer held (lease taken over)
     errors: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # "campaign/step-id" not in the files
@@ -378,6 +380,11 @@ class Dispatcher:
                 "first_name": delivery.first_name,
                 "timezone": delivery.timezone,
             }
+            # `when` against the subscriber's attributes as claimed now; an expression that
+            # fails for them raises CampaignError: deferred like a broken file.
+            if not step_applies(compiled.step, delivery.email, fields_):
+                report.skipped += 1
+                return Outcome(delivery.delivery_id, "skipped", last_step=self._is_last(delivery))
             recipient = Recipient(delivery.email, fields_, self.unsubscribe_url(delivery))
             message_id, data = self.library.render_bytes(
                 compiled, recipient, now=now, cancel=self.stop
@@ -419,11 +426,7 @@ class Dispatcher:
     ) -> Outcome:
         delivery_id = delivery.delivery_id
         if isinstance(result, SendResult):
-            try:
-                identities = self.library.campaign(delivery.campaign).step_ids
-                last = delivery.step_id == identities[-1] or delivery.step >= len(identities)
-            except DriplineError:  # never let a campaign question lose a sent outcome
-                last = True
+            last = self._is_last(delivery)
             report.sent += 1
             return Outcome(
                 delivery_id,
@@ -447,6 +450,14 @@ class Dispatcher:
             return Outcome(delivery_id, "bounced", error=detail)
         report.failed += 1
         return Outcome(delivery_id, "failed", error=detail)
+
+    def _is_last(self, delivery: ClaimedDelivery) -> bool:
+        """Whether ``delivery`` is its campaign's last step (its enrollment may complete)."""
+        try:
+            identities = self.library.campaign(delivery.campaign).step_ids
+            return delivery.step_id == identities[-1] or delivery.step >= len(identities)
+        except DriplineError:  # never let a campaign question lose an outcome
+            return True
 
     def _retry_later(
         self, delivery: ClaimedDelivery, now: datetime, detail: str, report: PassReport

@@ -16,6 +16,7 @@ accessibility problems. Every finding names its ``rule`` (for ``check --json``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from email import message_from_bytes
 from email.policy import default as default_policy
 from html.parser import HTMLParser
@@ -25,6 +26,7 @@ from jinja2 import UndefinedError, meta, nodes
 
 from ._lint_chars import invisible_findings
 from .campaign import Campaign, Step, line_of_key, load_campaign
+from .conditions import step_applies
 from .errors import DriplineError
 from .findings import Finding
 from .guards import campaign_problems
@@ -129,6 +131,25 @@ def _render_failure(err: DriplineError, step: Step, label: str) -> tuple[str, in
     return f"for sample {label!r}: cannot render: {text}", _line_in(step, "")
 
 
+def _check_when(step: Step, samples: list, add: Callable[..., None]) -> None:
+    """Evaluate the step's ``when`` for every sample: a failure is an error at its line."""
+    receiving = failing = 0
+    for sample in samples:
+        try:
+            receiving += step_applies(step, sample.recipient.email, sample.recipient.fields)
+        except DriplineError as err:
+            failing += 1
+            add("error", f"for sample {sample.label!r}: {err.message}", err.line, "when")
+    if samples and not receiving and not failing:
+        add(
+            "warning",
+            f"when {step.when!r} is false for every sample subscriber: no preview shows who "
+            "gets this step (add one to preview.toml)",
+            line_of_key(step.path, "when"),
+            "when",
+        )
+
+
 def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) -> list[Finding]:
     step = compiled.step
     found: list[Finding] = []
@@ -160,6 +181,8 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
         )
     for severity, message, line in invisible_findings(step):
         add(severity, message, line, "invisible-characters")
+    if step.when:
+        _check_when(step, samples, add)
 
     for sample in samples:
         try:

@@ -45,6 +45,7 @@ ENROLLMENT_STATUSES = ("active", "unsubscribed", "completed")
 # to the sender now (a small group at a time). 'ambiguous': the server may or may not have
 # accepted the message (a lost connection after DATA, or a worker that died while 'sending');
 # never retried automatically, since retrying could send it twice (`dripline requeue`).
+# 'skipped': the step's `when` was false for the subscriber when it was due; never sent.
 DELIVERY_STATUSES = (
     "scheduled",
     "claimed",
@@ -53,6 +54,7 @@ DELIVERY_STATUSES = (
     "failed",
     "cancelled",
     "ambiguous",
+    "skipped",
 )
 
 

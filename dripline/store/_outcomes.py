@@ -25,7 +25,7 @@ from ._values import to_db_time
 
 __all__ = ["Outcome", "OutcomeKind", "SettleResult", "settle"]
 
-OutcomeKind = Literal["sent", "failed", "deferred", "ambiguous", "bounced", "released"]
+OutcomeKind = Literal["sent", "failed", "deferred", "ambiguous", "bounced", "released", "skipped"]
 
 _HELD = "status IN ('claimed', 'sending', 'ambiguous') AND worker_id = ?"
 _PENDING = "('scheduled', 'claimed', 'sending')"
@@ -38,7 +38,8 @@ class Outcome:
     ``sent`` (``message_id``, ``sent_at``, ``reply``; ``last_step`` checks whether the
     enrollment is complete), ``failed`` / ``ambiguous`` / ``bounced`` (``error``),
     ``deferred`` (back to ``scheduled`` at ``next_at``, UTC), ``released`` (never tried:
-    ``scheduled`` again as it was, the attempt refunded).
+    ``scheduled`` again as it was, the attempt refunded), ``skipped`` (the step's ``when``
+    is false for this subscriber: final, never sent; ``last_step`` as for ``sent``).
     """
 
     delivery_id: int
@@ -107,8 +108,10 @@ def settle(
         missed: list[int] = []
         changed = [0]
         missed += _sent(cursor, sql, worker_id, by_kind.get("sent", []), changed)
-        for kind in ("failed", "deferred", "ambiguous", "released"):
+        for kind in ("failed", "deferred", "ambiguous", "released", "skipped"):
             missed += _simple(cursor, sql, worker_id, kind, by_kind.get(kind, []), changed)
+        skipped = by_kind.get("skipped", [])
+        _complete(cursor, sql, {o.delivery_id for o in skipped if o.last_step} - set(missed))
         for outcome in by_kind.get("bounced", []):
             missed += _bounced(cursor, sql, worker_id, outcome, changed)
         attempting = _attempt(cursor, sql, worker_id, attempt, attempt_at, first_attempt_at)
@@ -192,19 +195,25 @@ def _sent(
         changed = cursor.rowcount
     changed_total[0] += changed
     missed = _unheld(cursor, sql, worker_id, ids, "sent") if changed != len(ids) else []
-    complete = sorted({o.delivery_id for o in sent if o.last_step} - set(missed))
-    if complete:
-        marks = ", ".join([sql.mark] * len(complete))
-        cursor.execute(
-            sql.q(
-                "UPDATE enrollments SET status = 'completed' WHERE status = 'active' AND id IN "
-                f"(SELECT enrollment_id FROM deliveries WHERE id IN ({marks})) AND NOT EXISTS "
-                "(SELECT 1 FROM deliveries p WHERE p.enrollment_id = enrollments.id "
-                f"AND p.status IN {_PENDING})"
-            ),
-            complete,
-        )
+    _complete(cursor, sql, {o.delivery_id for o in sent if o.last_step} - set(missed))
     return missed
+
+
+def _complete(cursor: Any, sql: _Sql, delivery_ids: set[int]) -> None:
+    """Complete the enrollments of these (last-step) deliveries that have nothing pending."""
+    if not delivery_ids:
+        return
+    complete = sorted(delivery_ids)
+    marks = ", ".join([sql.mark] * len(complete))
+    cursor.execute(
+        sql.q(
+            "UPDATE enrollments SET status = 'completed' WHERE status = 'active' AND id IN "
+            f"(SELECT enrollment_id FROM deliveries WHERE id IN ({marks})) AND NOT EXISTS "
+            "(SELECT 1 FROM deliveries p WHERE p.enrollment_id = enrollments.id "
+            f"AND p.status IN {_PENDING})"
+        ),
+        complete,
+    )
 
 
 _SIMPLE = {
@@ -218,6 +227,8 @@ _SIMPLE = {
         "status = 'scheduled', worker_id = NULL",
         "scheduled",
     ),
+    # The step's condition is false for this subscriber: final (see dripline.conditions).
+    "skipped": ("status = 'skipped', last_error = NULL, worker_id = NULL", "skipped"),
 }
 
 

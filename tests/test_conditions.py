@@ -1,0 +1,216 @@
+"""Conditional steps (front matter ``when``): checked by `check`, evaluated at send time.
+
+The sequence is sent by real `dripline run --once` processes to an aiosmtpd server,
+pass by pass on a simulated clock (``--now`` = the next due time); the mailbox and
+the database are read back.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from smtp_servers import RecordingHandler, running_server
+
+from dripline.campaign import load_campaign
+from dripline.conditions import check_when, step_applies
+from dripline.errors import CampaignError
+
+DRIPLINE = [str(Path(sys.executable).with_name("dripline"))]
+STEP3 = "campaigns/ketamine-therapy/03-neuroplasticity.md"
+
+
+def add_front_matter(project: Path, relative: str, line: str) -> None:
+    path = project / relative
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("+++\n", f"+++\n{line}\n", 1), encoding="utf-8")
+
+
+def dripline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DRIPLINE, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def next_due(project: Path) -> tuple[str, str, int] | None:
+    """(due time ISO UTC, subscriber email, step) of the earliest scheduled delivery."""
+    with sqlite3.connect(project / "dripline.db") as db:
+        row = db.execute(
+            "SELECT d.due_at, s.email, d.step FROM deliveries d "
+            "JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id "
+            "WHERE d.status = 'scheduled' ORDER BY d.due_at, d.id LIMIT 1"
+        ).fetchone()
+    if row is None:
+        return None
+    return row[0].replace(" ", "T")[:19] + "Z", row[1], row[2]
+
+
+def due_of(project: Path, address: str, step: int) -> str:
+    """When ``address``'s delivery of ``step`` is due (ISO UTC, as :func:`next_due`)."""
+    with sqlite3.connect(project / "dripline.db") as db:
+        (due,) = db.execute(
+            "SELECT d.due_at FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id WHERE s.email = ? AND d.step = ?",
+            (address, step),
+        ).fetchone()
+    return due.replace(" ", "T")[:19] + "Z"
+
+
+def received_steps(handler: RecordingHandler) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for item in handler.received:
+        message = email.message_from_bytes(item.data, policy=email.policy.default)
+        number = int(str(message["Subject"]).split("Reason ", 1)[1].split(" ", 1)[0])
+        found.setdefault(item.rcpt_tos[0], []).append(number)
+    return found
+
+
+@pytest.fixture
+def env(project: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DRIPLINE_ROOT": str(project),
+        "DRIPLINE_DATABASE_URL": f"sqlite:///{project / 'dripline.db'}",
+        "DRIPLINE_SECRET_KEY": "test-secret",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",  # the sample campaign, to a test server
+    }
+
+
+def test_pro_gets_six_basic_five_with_step_3_skipped_and_an_upgrade_by_cli_counts(project, env):
+    add_front_matter(project, STEP3, "when = \"subscriber.plan == 'pro'\"")
+    (project / "people.csv").write_text(
+        "email,name,timezone,subscribed_at,plan\n"
+        "pro@example.com,Pro Reader,America/Los_Angeles,2026-03-05T12:00:00-08:00,pro\n"
+        "basic@example.com,Basic Reader,America/Los_Angeles,2026-03-05T12:00:00-08:00,basic\n"
+        "upgrade@example.com,Up Grader,America/Los_Angeles,2026-03-05T12:00:00-08:00,basic\n"
+    )
+    imported = dripline(
+        env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy"
+    )
+    assert imported.returncode == 0, imported.stderr
+    handler = RecordingHandler()
+    upgraded = False
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        for _ in range(40):  # six steps for three people, one pass per due moment
+            due = next_due(project)
+            if due is None:
+                break
+            moment = due[0]
+            if not upgraded and moment >= due_of(project, "upgrade@example.com", 3):
+                # Before step 3 is due: the subscriber becomes pro, by the CLI.
+                changed = dripline(env, "subscriber", "set", "upgrade@example.com", "plan=pro")
+                assert changed.returncode == 0, changed.stderr
+                upgraded = True
+            ran = dripline(env, "run", "--once", "--now", moment)
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert next_due(project) is None
+    got = received_steps(handler)
+    assert sorted(got["pro@example.com"]) == [1, 2, 3, 4, 5, 6]
+    assert sorted(got["basic@example.com"]) == [1, 2, 4, 5, 6]
+    assert sorted(got["upgrade@example.com"]) == [1, 2, 3, 4, 5, 6]
+    timeline = dripline(
+        env, "timeline", "ketamine-therapy", "--email", "basic@example.com", "--json"
+    )
+    statuses = [row["status"] for row in json.loads(timeline.stdout)]
+    assert statuses == ["sent", "sent", "skipped", "sent", "sent", "sent"]
+    status = json.loads(dripline(env, "status", "ketamine-therapy", "--json").stdout)
+    assert [s["skipped"] for s in status["steps"]] == [0, 0, 1, 0, 0, 0]
+    assert [s["sent"] for s in status["steps"]] == [3, 3, 2, 3, 3, 3]
+    with sqlite3.connect(project / "dripline.db") as db:
+        enrollments = Counter(s for (s,) in db.execute("SELECT status FROM enrollments"))
+    assert enrollments == {"completed": 3}  # a skipped step does not hold the sequence open
+
+
+def test_a_skipped_last_step_completes_the_enrollment(project, env):
+    add_front_matter(project, "campaigns/ketamine-therapy/06-other-therapies.md", 'when = "false"')
+    (project / "people.csv").write_text(
+        "email,timezone,subscribed_at\nann@example.com,UTC,2026-03-05T12:00:00Z\n"
+    )
+    dripline(env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        while (due := next_due(project)) is not None:
+            assert dripline(env, "run", "--once", "--now", due[0]).returncode == 0
+    assert sorted(received_steps(handler)["ann@example.com"]) == [1, 2, 3, 4, 5]
+    with sqlite3.connect(project / "dripline.db") as db:
+        assert db.execute("SELECT status FROM enrollments").fetchone() == ("completed",)
+        assert db.execute("SELECT status FROM deliveries WHERE step = 6").fetchone() == ("skipped",)
+
+
+def test_a_when_that_fails_for_a_subscriber_defers_the_delivery_and_sends_nothing(project, env):
+    # No `plan` attribute: StrictUndefined makes the comparison an error, not "false".
+    add_front_matter(project, STEP3, "when = \"subscriber.plan == 'pro'\"")
+    (project / "people.csv").write_text(
+        "email,timezone,subscribed_at\nann@example.com,UTC,2026-03-05T12:00:00Z\n"
+    )
+    dripline(env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        for _ in range(3):
+            due = next_due(project)
+            assert due is not None
+            dripline(env, "run", "--once", "--now", due[0])
+    assert sorted(received_steps(handler)["ann@example.com"]) == [1, 2]
+    with sqlite3.connect(project / "dripline.db") as db:
+        status, error = db.execute(
+            "SELECT status, last_error FROM deliveries WHERE step = 3"
+        ).fetchone()
+    assert status == "scheduled"  # deferred with backoff, like a broken campaign file
+    assert "cannot be evaluated" in error and "03-neuroplasticity.md" in error
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("subscriber.plan ==", "not a valid expression"),
+        ("plan == 'pro'", "unknown name(s) 'plan'"),
+        ("", "must not be empty"),
+    ],
+)
+def test_a_bad_when_is_a_check_error_with_file_and_line(project, env, expression, message):
+    add_front_matter(project, STEP3, f"when = {json.dumps(expression)}")
+    with pytest.raises(CampaignError) as caught:
+        load_campaign(project / "campaigns" / "ketamine-therapy")
+    assert message in caught.value.message
+    assert caught.value.path.name == "03-neuroplasticity.md" and caught.value.line == 2
+    checked = dripline(env, "check", "ketamine-therapy")
+    assert checked.returncode == 1
+    assert "03-neuroplasticity.md:2: error: " in checked.stdout + checked.stderr
+
+
+def test_check_evaluates_when_for_every_sample_subscriber(project, env):
+    # The samples have no `plan`: every one of them fails the expression, each reported.
+    add_front_matter(project, STEP3, "when = \"subscriber.plan == 'pro'\"")
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    found = [f for f in json.loads(checked.stdout) if f["rule"] == "when"]
+    assert checked.returncode == 1
+    assert len(found) == 3 and {f["line"] for f in found} == {2}
+    assert all(f["file"].endswith("03-neuroplasticity.md") for f in found)
+    # With a default, it evaluates for everyone: false for all samples is only a warning.
+    add_front_matter(project, STEP3, "")
+    path = project / STEP3
+    path.write_text(
+        path.read_text().replace("subscriber.plan ==", "subscriber.plan | default('') =="),
+    )
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    found = [f for f in json.loads(checked.stdout) if f["rule"] == "when"]
+    assert [f["severity"] for f in found] == ["warning"]
+
+
+def test_step_applies_sees_current_values_and_email():
+    step = type("S", (), {"when": "subscriber.email.endswith('@vip.test')", "path": Path("x")})
+    assert step_applies(step, "a@vip.test", {}) is True
+    assert step_applies(step, "a@example.com", {}) is False
+    assert check_when("subscriber.plan in ['pro', 'team']") is None
+    assert "unknown name" in (check_when("now > 3") or "")
