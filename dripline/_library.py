@@ -132,6 +132,26 @@ class CampaignLibrary:
         step = self.campaign(slug).step_by_id(identity)
         return None if step is None else self.step(slug, step.number, cancel=cancel)
 
+    def step_variant(
+        self, compiled: CompiledStep, index: int, *, cancel: threading.Event | None = None
+    ) -> CompiledStep:
+        """``compiled`` with its A/B subject variant ``index`` (0-based), within the budget.
+
+        Raises CampaignError, StepTooSlowError, or RenderCancelled once ``cancel`` is set.
+        """
+        slug, number = compiled.campaign.slug, compiled.step.number
+        if index == 0:
+            return compiled
+        loaded = self._renderers.get(slug)
+        if loaded is not None and (number, index) in loaded._variants:
+            return loaded._variants[(number, index)]
+        try:
+            return self.budget.run(lambda: self.renderer(slug).step_variant(number, index), cancel)
+        except RenderCancelled:
+            raise
+        except BudgetExceeded as err:
+            raise self._slow(slug, number, "compiling it", err) from None
+
     def step_ids(self, slug: str) -> tuple[str, ...] | None:
         """The campaign's step identities, or None when it does not load."""
         try:

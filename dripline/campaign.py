@@ -27,6 +27,7 @@ from .errors import CampaignError
 __all__ = [
     "DAY_MAX",
     "STEP_KEYS",
+    "SUBJECT_VARIANTS",
     "WEEKDAYS",
     "Campaign",
     "LintSettings",
@@ -60,7 +61,9 @@ CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
 # Every key a step's front matter may hold (id: a stable step identity that survives
 # renumbering; backfill: also send the step to those already past it; when: a condition on
 # the subscriber, see dripline.conditions).
-STEP_KEYS = frozenset({"subject", "preheader", "day", "send", "id", "backfill", "when"})
+# subjects: 2 to 4 A/B subject variants instead of subject (see dripline.experiments).
+STEP_KEYS = frozenset({"subject", "subjects", "preheader", "day", "send", "id", "backfill", "when"})
+SUBJECT_VARIANTS = (2, 4)  # the fewest and most ``subjects`` a step may have
 # Step files larger than this are refused before they are read: an email is kilobytes,
 # and a mistaken symlink or a pasted export must not take minutes and gigabytes.
 MAX_STEP_BYTES = 1024 * 1024
@@ -108,6 +111,8 @@ class Step:
     # A Jinja expression on ``subscriber`` (dripline.conditions); false at send time: the
     # delivery is ``skipped``. Empty: the step goes to everyone.
     when: str = ""
+    # A/B subject variants (2 to 4); ``subject`` is then the first of them. Empty: one subject.
+    subjects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -420,11 +425,12 @@ def _load_step(path: Path, number: int, slug: str) -> Step:
         problem = "when must not be empty" if not when else check_when(when)
         if problem:
             raise fields.fail("when", problem)
+    subjects = _subjects(fields)
     return Step(
         number=number,
         slug=slug,
         path=path,
-        subject=fields.string("subject"),
+        subject=subjects[0] if subjects else fields.string("subject"),
         preheader=fields.string("preheader", required=False),
         day=day,
         send_immediately=send == "immediately",
@@ -433,7 +439,29 @@ def _load_step(path: Path, number: int, slug: str) -> Step:
         id=identity,
         backfill=backfill,
         when=when,
+        subjects=subjects,
     )
+
+
+def _subjects(fields: _Fields) -> tuple[str, ...]:
+    """Front matter ``subjects``: 2 to 4 non-empty strings, and then no ``subject``."""
+    if "subjects" not in fields.data:
+        return ()
+    if "subject" in fields.data:
+        raise fields.fail("subjects", "give either subject or subjects (A/B variants), not both")
+    value = fields.data["subjects"]
+    fewest, most = SUBJECT_VARIANTS
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise fields.fail("subjects", 'subjects must be a list of strings: ["...", "..."]')
+    if not fewest <= len(value) <= most:
+        raise fields.fail(
+            "subjects",
+            f"subjects must hold {fewest} to {most} variants (it has {len(value)}); "
+            'for one subject use subject = "..."',
+        )
+    if len(set(value)) != len(value):
+        raise fields.fail("subjects", "two subject variants are the same")
+    return tuple(value)
 
 
 def _step_files(folder: Path) -> Iterator[tuple[int, str, Path]]:

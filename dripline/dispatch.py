@@ -36,6 +36,7 @@ from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
 from .conditions import step_applies
 from .errors import CampaignError, DriplineError
+from .experiments import choose_variant
 from .ledger import body_digest, campaign_commit, sent_subject
 from .render import Recipient
 from .store import ClaimedDelivery, Outcome, SettleResult
@@ -188,6 +189,8 @@ class Dispatcher:
         self._commit: str | None = None
         # VERP (runtime.envelope_sender_maker): a per-delivery envelope sender; else From.
         self.envelope_sender = envelope_sender
+        # delivery id -> the A/B subject variant (1-based) rendered for it, until recorded.
+        self._variant_of: dict[int, int] = {}
 
     def dispatch_due(self, now: datetime) -> PassReport:
         """Claim and send batches until nothing is due at ``now`` (or a stop is asked).
@@ -204,6 +207,7 @@ class Dispatcher:
             self.store.recover()
         self._hold_removed_steps(report)
         self._commit = None
+        self._variant_of.clear()  # nothing is in flight between passes
         first = True
         relay = _RelayWatch(self.relay_failures)
         self._clean = False
@@ -385,6 +389,11 @@ class Dispatcher:
             if not step_applies(compiled.step, delivery.email, fields_):
                 report.skipped += 1
                 return Outcome(delivery.delivery_id, "skipped", last_step=self._is_last(delivery))
+            subjects = compiled.step.subjects
+            if subjects:  # an A/B test: this subscriber's variant, the same on every worker
+                index = choose_variant(delivery.public_key, compiled.step.id, len(subjects))
+                compiled = self.library.step_variant(compiled, index, cancel=self.stop)
+                self._variant_of[delivery.delivery_id] = index + 1
             recipient = Recipient(delivery.email, fields_, self.unsubscribe_url(delivery))
             message_id, data = self.library.render_bytes(
                 compiled, recipient, now=now, cancel=self.stop
@@ -425,6 +434,7 @@ class Dispatcher:
         report: PassReport,
     ) -> Outcome:
         delivery_id = delivery.delivery_id
+        variant = self._variant_of.pop(delivery_id, None)
         if isinstance(result, SendResult):
             last = self._is_last(delivery)
             report.sent += 1
@@ -438,6 +448,7 @@ class Dispatcher:
                 subject=sent_subject(message.data),
                 body_digest=body_digest(message.data),
                 campaign_commit=self._commit,
+                subject_variant=variant,
             )
         detail = _describe(result)
         if isinstance(result, TransientSendError) and result.ambiguous:

@@ -268,13 +268,40 @@ def lint_campaign(
                     Finding("error", err.message, err.path, err.line, step.number, "template")
                 )
             continue
-        for finding in lint_step(compiled, samples, sample_fields):
+        found = lint_step(compiled, samples, sample_fields)
+        found += _variant_findings(renderer, step, samples)
+        for finding in found:
             # What the shared layout causes is the same for every step: say it once.
             key = (finding.rule, finding.path, finding.line, finding.message)
             if finding.path == step.path or key not in reported:
                 reported.add(key)
                 findings.append(finding)
     return findings
+
+
+def _variant_findings(renderer: CampaignRenderer, step: Step, samples: list) -> list[Finding]:
+    """A/B subjects after the first (which :func:`lint_step` renders as the step's subject):
+    each must compile and render for every sample, and fit an inbox line."""
+    found: list[Finding] = []
+    line = line_of_key(step.path, "subjects")
+    for index in range(1, len(step.subjects)):
+        try:
+            compiled = renderer.step_variant(step.number, index)
+            for sample in samples:
+                subject = compiled.render(sample.recipient).subject
+                if len(subject) > MAX_SUBJECT:
+                    message = (
+                        f"subject variant {index + 1} is {len(subject)} characters; inboxes "
+                        f"cut it near {MAX_SUBJECT}"
+                    )
+                    found.append(
+                        Finding("warning", message, step.path, line, step.number, "subject-length")
+                    )
+                    break
+        except DriplineError as err:
+            message = f"subject variant {index + 1}: {err.message}"
+            found.append(Finding("error", message, step.path, line, step.number, "template"))
+    return found
 
 
 def guard_findings(campaign: Campaign) -> list[Finding]:

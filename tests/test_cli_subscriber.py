@@ -120,7 +120,9 @@ def test_import_update_changes_existing_attributes_only_when_asked(project: Path
 
 
 def test_set_is_one_transaction_on_each_database(engine, timetable):
-    subscribe(engine, timetable, "ketamine-therapy", NewSubscriber(normalize_email("ann@example.com")))
+    subscribe(
+        engine, timetable, "ketamine-therapy", NewSubscriber(normalize_email("ann@example.com"))
+    )
     set_subscriber_fields(engine, "ann@example.com", {"plan": "pro"})
     with pytest.raises(InvalidSubscriberError):
         set_subscriber_fields(engine, "ann@example.com", {"plan": "team", "country": "ZZ"})

@@ -131,6 +131,8 @@ class Delivery(Base):
     subject: Mapped[str | None] = mapped_column(Text, nullable=True)
     body_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # SHA-256 hex
     campaign_commit: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    # Which of the step's A/B ``subjects`` went out (1-based); None: a single subject.
+    subject_variant: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Worker(Base):

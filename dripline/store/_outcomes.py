@@ -55,6 +55,7 @@ class Outcome:
     subject: str | None = None
     body_digest: str | None = None
     campaign_commit: str | None = None
+    subject_variant: int | None = None  # the A/B subject variant sent (1-based), if any
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def _sent(
                 o.subject,
                 o.body_digest,
                 o.campaign_commit,
+                o.subject_variant,
                 o.delivery_id,
                 worker_id,
             )
@@ -163,13 +165,15 @@ def _sent(
             cursor,
             sql.q(
                 "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, reply = ?, "
-                "subject = ?, body_digest = ?, campaign_commit = ?, "
+                "subject = ?, body_digest = ?, campaign_commit = ?, subject_variant = ?, "
                 f"last_error = NULL, worker_id = NULL WHERE id = ? AND {_HELD}"
             ),
             rows,
         )
     else:
-        values = ", ".join(["(%s::integer, %s, %s::timestamp, %s, %s, %s, %s)"] * len(sent))
+        values = ", ".join(
+            ["(%s::integer, %s, %s::timestamp, %s, %s, %s, %s, %s::integer)"] * len(sent)
+        )
         params: list[Any] = []
         for o in sent:
             params += [
@@ -180,14 +184,15 @@ def _sent(
                 o.subject,
                 o.body_digest,
                 o.campaign_commit,
+                o.subject_variant,
             ]
         cursor.execute(
             "UPDATE deliveries AS d SET status = 'sent', message_id = v.message_id, "
             "sent_at = v.sent_at, reply = v.reply, subject = v.subject, "
             "body_digest = v.body_digest, campaign_commit = v.campaign_commit, "
-            "last_error = NULL, worker_id = NULL "
-            f"FROM (VALUES {values}) "
-            "AS v(id, message_id, sent_at, reply, subject, body_digest, campaign_commit) "
+            "subject_variant = v.subject_variant, last_error = NULL, worker_id = NULL "
+            f"FROM (VALUES {values}) AS v(id, message_id, sent_at, reply, subject, "
+            "body_digest, campaign_commit, subject_variant) "
             "WHERE d.id = v.id AND d.status IN ('claimed', 'sending', 'ambiguous') "
             "AND d.worker_id = %s",
             (*params, worker_id),
