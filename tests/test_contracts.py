@@ -108,6 +108,7 @@ def test_every_documented_json_command_is_checked() -> None:
     commands = [command for command, _ in _contracts()]
     assert "dripline status ketamine-therapy --json" in commands
     assert any(c.startswith("dripline timeline ") for c in commands)
+    assert any(c.startswith("dripline subscriber show ") for c in commands)
 
 
 @pytest.mark.parametrize(("command", "example"), _contracts(), ids=lambda v: str(v)[:40])
