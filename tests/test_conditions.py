@@ -214,3 +214,11 @@ def test_step_applies_sees_current_values_and_email():
     assert step_applies(step, "a@example.com", {}) is False
     assert check_when("subscriber.plan in ['pro', 'team']") is None
     assert "unknown name" in (check_when("now > 3") or "")
+
+
+def test_the_sandbox_refuses_an_expression_that_reaches_for_python_internals(project, env):
+    add_front_matter(project, STEP3, 'when = "subscriber.__class__.__mro__[1].__subclasses__()"')
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    found = [f for f in json.loads(checked.stdout) if f["rule"] == "when"]
+    assert checked.returncode == 1 and len(found) == 3
+    assert all("unsafe" in f["message"] or "cannot be evaluated" in f["message"] for f in found)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -127,3 +129,60 @@ def test_two_thousand_subscribers_through_two_workers_split_evenly_and_consisten
         assert subject_of[address] == ledger_subject == VARIANTS[expected]
     # Both workers took part in the split.
     assert all("sent " in out and "sent 0," not in out for out in outputs), outputs
+
+
+def test_a_worker_killed_mid_split_and_its_successor_keep_everyone_on_their_variant(project):
+    # SIGKILL part-way through the pass; a new worker (after the dead one's lease ends)
+    # sends the rest: every message still carries the subscriber's own variant, none twice.
+    set_subject_line(project, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
+    people = project / "people.csv"
+    people.write_text(
+        "email,timezone,subscribed_at\n"
+        + "".join(f"k{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(600))
+    )
+    handler = RecordingHandler(pipelining=True)
+    with running_server(handler) as server:
+        env = {
+            **os.environ,
+            "DRIPLINE_ROOT": str(project),
+            "DRIPLINE_DATABASE_URL": f"sqlite:///{project / 'dripline.db'}",
+            "DRIPLINE_SECRET_KEY": "test-secret",
+            "DRIPLINE_BASE_URL": "https://news.example.com",
+            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+            "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}?timeout=20",
+        }
+        subprocess.run(
+            [*DRIPLINE, "import", str(people), "--campaign", "ketamine-therapy"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        command = [*DRIPLINE, "run", "--once", "--now", "2026-03-05T12:00:30Z", "--batch", "20"]
+        first = subprocess.Popen([*command, "--lease", "1"], env=env, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while len(handler.received) < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        assert 0 < len(handler.received) < 600, "the kill came too late to test anything"
+        time.sleep(1.5)  # the dead worker's one-second lease runs out
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 0, second.stdout + second.stderr
+    with sqlite3.connect(project / "dripline.db") as db:
+        rows = db.execute(
+            "SELECT s.email, s.public_key, d.status, d.subject_variant FROM deliveries d "
+            "JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id WHERE d.step = 1"
+        ).fetchall()
+    key_of = {address: key for address, key, _, _ in rows}
+    statuses = Counter(status for _, _, status, _ in rows)
+    assert statuses["sent"] + statuses["ambiguous"] == 600, statuses
+    received = Counter(item.rcpt_tos[0] for item in handler.received)
+    assert max(received.values()) == 1  # ambiguous rows are not retried automatically
+    for item in handler.received:
+        message = email.message_from_bytes(item.data, policy=email.policy.default)
+        expected = choose_variant(key_of[item.rcpt_tos[0]], "rapid-relief", 2)
+        assert str(message["Subject"]) == VARIANTS[expected]
+    for _, key, status, variant in rows:
+        if status == "sent":
+            assert variant == choose_variant(key, "rapid-relief", 2) + 1
