@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -23,16 +24,18 @@ def record_baseline(settings: Settings, engine: Engine, campaign: Campaign) -> N
     need it, and `dripline plan` then compares with the deliveries alone.
     """
     try:
-        state = campaign_state(
-            campaign,
-            settings.templates_dir,
-            settings.base_url,
-            render_budget=settings.render_budget,
-        )
+        state = _state(settings, campaign)
     except DriplineError:
         return
     ensure_baseline(
         engine, campaign.slug, state, datetime.now(UTC), git_commit=campaign_commit(settings.root)
+    )
+
+
+def _state(settings: Settings, campaign: Campaign) -> dict[str, Any]:
+    """The campaign as its files are now; each step renders within the render budget."""
+    return campaign_state(
+        campaign, settings.templates_dir, settings.base_url, render_budget=settings.render_budget
     )
 
 
@@ -46,13 +49,7 @@ def plans_for(
     """The plan of SLUG (or of every campaign), read only."""
     plans = []
     for name in _slugs(settings, slug):
-        campaign = load_campaign_by_slug(settings, name)
-        state = campaign_state(
-            campaign,
-            settings.templates_dir,
-            settings.base_url,
-            render_budget=settings.render_budget,
-        )
+        state = _state(settings, load_campaign_by_slug(settings, name))
         plans.append(plan_campaign(engine, name, state, now))
     return plans
 
@@ -64,12 +61,6 @@ def apply_all(
     commit = campaign_commit(settings.root)
     applied = []
     for name in _slugs(settings, slug):
-        campaign = load_campaign_by_slug(settings, name)
-        state = campaign_state(
-            campaign,
-            settings.templates_dir,
-            settings.base_url,
-            render_budget=settings.render_budget,
-        )
+        state = _state(settings, load_campaign_by_slug(settings, name))
         applied.append(apply_campaign(engine, name, state, now, git_commit=commit))
     return applied
