@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import resource
 import shutil
 import smtplib
@@ -41,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bench import header, load_average
+from _bench import header, load_average, smtp_sink
 
 from sender import OutgoingMessage, SendResult
 from sender.smtp import SmtpSender
@@ -143,21 +142,7 @@ def main() -> int:
             return 1
 
     load_before = load_average()
-    port = free_port()
-    sink_command = ["/usr/sbin/smtp-sink"]
-    if os.geteuid() == 0:
-        sink_command += ["-u", "nobody"]  # smtp-sink refuses to keep root privileges
-    sink = subprocess.Popen([*sink_command, f"127.0.0.1:{port}", "1024"])
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with smtp_sink() as port:
         messages = build_messages(args.messages)
         runs: dict[str, tuple[str, Callable[[], tuple[float, float]]]] = {
             "source-1": ("smtp-source (C) x1", lambda: run_smtp_source(port, 1, args.messages)),
@@ -176,9 +161,6 @@ def main() -> int:
                 rate, cpu_per_message = run()
                 rates[key].append(rate)
                 cpu[key].append(cpu_per_message)
-    finally:
-        sink.terminate()
-        sink.wait(timeout=10)
 
     reference = statistics.median(rates["source-8"])
     size = len(messages[0].data)

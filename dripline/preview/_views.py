@@ -28,7 +28,7 @@ from ..render import RenderedEmail
 from ._live import ReloadBroadcaster, event_stream
 from ._message import EMAIL_CSP, SCHEMES, force_color_scheme, message_parts
 from ._project import CampaignEntry, Project, Snapshot
-from ._timeline import sample_steps, timeline_svg
+from ._timeline import PlannedSend, sample_steps, timeline_svg
 
 __all__ = ["PageRenderer", "StepOptions", "Views", "format_due", "weekday_names"]
 
@@ -241,7 +241,11 @@ class Views:
 
     # -- the message itself ----------------------------------------------------------------
 
-    def _email(self, request: Request) -> tuple[RenderedEmail, StepOptions]:
+    def _step(
+        self, request: Request
+    ) -> tuple[Snapshot, CampaignEntry, int, StepOptions, PlannedSend]:
+        """The project snapshot, campaign entry, step number, options and due time a step
+        page's message is made from (409 when the campaign does not load)."""
         snapshot = self.project.snapshot
         entry = self._entry(snapshot, request)
         number = self._number(entry, request)
@@ -249,6 +253,10 @@ class Views:
             raise HTTPException(409, f"The campaign does not load: {entry.error}")
         options = StepOptions.from_request(request, len(entry.samples))
         send = self.project.plan(entry.campaign)[number - 1]
+        return snapshot, entry, number, options, send
+
+    def _email(self, request: Request) -> tuple[RenderedEmail, StepOptions]:
+        snapshot, entry, number, options, send = self._step(request)
         try:
             email = snapshot.render(entry, number, options.sample, send.due)
         except DriplineError as err:
@@ -257,13 +265,7 @@ class Views:
 
     def spam(self, request: Request) -> Response:
         """SpamAssassin's score of the message the step page shows (fetched by preview.js)."""
-        snapshot = self.project.snapshot
-        entry = self._entry(snapshot, request)
-        number = self._number(entry, request)
-        if entry.error is not None or entry.campaign is None:
-            raise HTTPException(409, f"The campaign does not load: {entry.error}")
-        options = StepOptions.from_request(request, len(entry.samples))
-        send = self.project.plan(entry.campaign)[number - 1]
+        snapshot, entry, number, options, send = self._step(request)
         try:
             spam = snapshot.spam_score(entry, number, options.sample, send.due)
         except DriplineError as err:
