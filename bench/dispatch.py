@@ -8,7 +8,9 @@ due for all of them, starts smtp-sink on a loopback port and times one dispatch 
 opened, as in a running worker) per sender configuration. Each round also times
 Postfix's C `smtp-source` with 4 sessions sending messages of the same size to the
 same sink: the reference, measured in the same run, since absolute figures swing
-with the machine's load. Prints medians of the rounds and the ratio to the reference.
+with the machine's load. Prints medians of the rounds, the ratio to the reference and
+the CPU per delivery of the `dripline run` process (all its threads; SQLite runs inside
+it), the figure to compare across runs on a busy machine.
 Needs /usr/sbin/smtp-sink and smtp-source (Debian's postfix: `bash .ci/postfix.sh install`).
 """
 
@@ -92,16 +94,17 @@ def warm(dispatcher) -> int:
     return size
 
 
-def one_pass(settings: Settings, port: int, connections: int) -> tuple[float, int, int]:
-    """(deliveries/s, sent, message size) of one timed pass."""
+def one_pass(settings: Settings, port: int, connections: int) -> tuple[float, int, int, float]:
+    """(deliveries/s, sent, message size, CPU seconds per delivery) of one timed pass."""
     reset(settings)
     configured = replace(settings, sender_url=f"smtp://127.0.0.1:{port}?connections={connections}")
     with dispatcher_for(configured) as dispatcher:
         size = warm(dispatcher)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = dispatcher.dispatch_due(START + timedelta(minutes=1))
         seconds = time.perf_counter() - started
-    return report.sent / seconds, report.sent, size
+        cpu = time.process_time() - cpu
+    return report.sent / seconds, report.sent, size, cpu / max(report.sent, 1)
 
 
 def main() -> int:
@@ -117,6 +120,7 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="dripline-bench-"))
     rates: dict[int, list[float]] = {n: [] for n in args.connections}
     ratios: dict[int, list[float]] = {n: [] for n in args.connections}
+    cpu: dict[int, list[float]] = {n: [] for n in args.connections}
     references: list[float] = []
     try:
         started = time.perf_counter()
@@ -128,12 +132,13 @@ def main() -> int:
                 reference = smtp_source_rate(port, 4, args.subscribers, size)
                 references.append(reference)
                 for connections in args.connections:
-                    rate, sent, _ = one_pass(settings, port, connections)
+                    rate, sent, _, per_delivery = one_pass(settings, port, connections)
                     if sent != args.subscribers:
                         print(f"only {sent} of {args.subscribers} sent")
                         return 2
                     rates[connections].append(rate)
                     ratios[connections].append(rate / reference)
+                    cpu[connections].append(per_delivery)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -143,7 +148,10 @@ def main() -> int:
         f"(enrolling took {enroll_seconds:.1f} s)",
         load_before,
     )
-    print(f"{'sender':<34}{'deliveries/s':>14}{'range':>18}{'vs smtp-source x4':>20}")
+    print(
+        f"{'sender':<34}{'deliveries/s':>14}{'range':>18}{'vs smtp-source x4':>20}"
+        f"{'CPU/delivery':>15}"
+    )
     reference = statistics.median(references)
     low, high = min(references), max(references)
     spread = f"{low:,.0f}-{high:,.0f}"
@@ -155,6 +163,7 @@ def main() -> int:
         print(
             f"{'dripline smtp:// connections=' + str(connections):<34}{median:>14,.0f}"
             f"{f'{low:,.0f}-{high:,.0f}':>18}{ratio:>20.0%}"
+            f"{statistics.median(cpu[connections]) * 1e6:>12,.0f} us"
         )
     if 4 in rates:
         best = statistics.median(rates[4])

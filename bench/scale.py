@@ -10,8 +10,10 @@ many worker processes. Each builds its dispatcher as `dripline run` does, compil
 step and opens its SMTP session, then all start together on a barrier; the time is
 from the barrier to the last worker done. CPU per delivery adds the workers' CPU and
 that of the PostgreSQL backends serving this database (their /proc counters; the
-server's background writers are not counted). Prints medians of the rounds and each
-worker count's speed-up over one worker measured in the same round.
+server's background writers are not counted). Each round also times Postfix's C
+`smtp-source` (4 sessions, same message size, same sink) as a reference for the
+machine's state. Prints medians of the rounds, each worker count's speed-up over one
+worker measured in the same round, and the ratio to the reference.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _bench import header, load_average, missing_tools, smtp_sink  # noqa: E402
+from _bench import header, load_average, missing_tools, smtp_sink, smtp_source_rate  # noqa: E402
 from dispatch import START, prepare, reset, warm  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -62,18 +64,18 @@ def postgres_cpu(database: str) -> float:
 
 def worker(settings: Settings, go, results) -> None:
     with dispatcher_for(settings) as dispatcher:
-        warm(dispatcher)
+        size = warm(dispatcher)
         go.wait()
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         report = dispatcher.dispatch_due(START + timedelta(minutes=1))
         after = resource.getrusage(resource.RUSAGE_SELF)
         done = time.monotonic()
     used = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
-    results.put((report.sent, used, done))
+    results.put((report.sent, used, done, size))
 
 
-def one_run(settings: Settings, workers: int, database: str) -> tuple[float, float]:
-    """(deliveries/s, CPU seconds per delivery for workers + PostgreSQL)."""
+def one_run(settings: Settings, workers: int, database: str) -> tuple[float, float, int]:
+    """(deliveries/s, CPU seconds per delivery for workers + PostgreSQL, message size)."""
     reset(settings)
     context = multiprocessing.get_context("fork")
     go = context.Barrier(workers + 1)
@@ -92,7 +94,7 @@ def one_run(settings: Settings, workers: int, database: str) -> tuple[float, flo
     sent = sum(f[0] for f in finished)
     seconds = max(f[2] for f in finished) - started
     cpu = sum(f[1] for f in finished) + pg_used
-    return sent / seconds, cpu / max(sent, 1)
+    return sent / seconds, cpu / max(sent, 1), finished[0][3]
 
 
 def main() -> int:
@@ -112,16 +114,14 @@ def main() -> int:
         return 1
     engine = make_engine(args.db)
     with engine.begin() as conn:
-        tables = set(conn.scalars(text("SELECT tablename FROM pg_tables")))
+        tables = list(
+            conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+        )
         if "subscribers" in tables and not args.reset:
             print("the database holds dripline tables: pass --reset to empty them")
             return 1
-        conn.execute(
-            text(
-                "DROP TABLE IF EXISTS consents, signup_requests, deliveries, enrollments, "
-                "workers, rate_limits, subscribers, alembic_version"
-            )
-        )
+        if tables:  # every table, whatever migrations it has seen
+            conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(tables)} CASCADE"))
     engine.dispose()
     database = make_url(args.db).database or ""
     load_before = load_average()
@@ -129,19 +129,24 @@ def main() -> int:
     rates: dict[int, list[float]] = {n: [] for n in args.workers}
     cpu: dict[int, list[float]] = {n: [] for n in args.workers}
     speedups: dict[int, list[float]] = {n: [] for n in args.workers}
+    ratios: dict[int, list[float]] = {n: [] for n in args.workers}
+    references: list[float] = []
     with smtp_sink() as port:
         configured = replace(
             settings, sender_url=f"smtp://127.0.0.1:{port}?connections={args.connections}"
         )
-        one_run(configured, 1, database)  # a warm-up round, not counted
+        size = one_run(configured, 1, database)[2]  # a warm-up round, not counted
         for _ in range(args.rounds):
+            reference = smtp_source_rate(port, 4, args.subscribers, size)
+            references.append(reference)
             base = None
             for workers in args.workers:
-                rate, per_delivery = one_run(configured, workers, database)
+                rate, per_delivery, _ = one_run(configured, workers, database)
                 base = base or rate
                 rates[workers].append(rate)
                 cpu[workers].append(per_delivery)
                 speedups[workers].append(rate / base)
+                ratios[workers].append(rate / reference)
 
     header(
         f"PostgreSQL workers: {args.subscribers:,} due deliveries -> smtp-sink (127.0.0.1), "
@@ -149,14 +154,20 @@ def main() -> int:
         load_before,
     )
     print(
-        f"{'workers':<10}{'deliveries/s':>14}{'range':>18}{'vs 1 worker':>14}"
-        f"{'CPU/delivery (workers + PostgreSQL)':>38}"
+        f"{'workers':<34}{'deliveries/s':>14}{'range':>18}{'vs 1 worker':>14}"
+        f"{'vs smtp-source x4':>20}{'CPU/delivery (workers + PostgreSQL)':>38}"
+    )
+    reference = statistics.median(references)
+    spread = f"{min(references):,.0f}-{max(references):,.0f}"
+    print(
+        f"{'smtp-source (C) x4 (reference)':<34}{reference:>14,.0f}{spread:>18}{'':>14}{'100%':>20}"
     )
     for workers in args.workers:
         low, high = min(rates[workers]), max(rates[workers])
         print(
-            f"{workers:<10}{statistics.median(rates[workers]):>14,.0f}"
+            f"{workers:<34}{statistics.median(rates[workers]):>14,.0f}"
             f"{f'{low:,.0f}-{high:,.0f}':>18}{statistics.median(speedups[workers]):>13.2f}x"
+            f"{statistics.median(ratios[workers]):>20.0%}"
             f"{statistics.median(cpu[workers]) * 1e6:>35,.0f} us"
         )
     one = statistics.median(rates[args.workers[0]])

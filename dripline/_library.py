@@ -10,6 +10,7 @@ like those of a broken campaign file while other campaigns go on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 from ._budget import DEFAULT_RENDER_BUDGET, BudgetExceeded, RenderBudget, RenderCancelled
-from .campaign import Campaign, load_campaign
+from .campaign import Campaign, line_of_key, load_campaign
+from .conditions import step_applies
 from .errors import CampaignError, DriplineError
 from .render import CampaignRenderer, CompiledStep, Recipient
 
@@ -68,6 +70,8 @@ class CampaignLibrary:
         self.budget = RenderBudget(render_budget)
         self._renderers: dict[str, CampaignRenderer] = {}
         self._too_slow: dict[tuple[str, int], StepTooSlowError] = {}
+        # Campaigns that load but ``vet`` refused: (why, the campaign as loaded).
+        self._unready: dict[str, tuple[CampaignError, Campaign]] = {}
         self._signature = self._files_signature()
 
     def _files_signature(self) -> tuple[int, int]:
@@ -91,15 +95,30 @@ class CampaignLibrary:
         self._signature = signature
         self._renderers.clear()
         self._too_slow.clear()
+        self._unready.clear()
         return True
 
     def renderer(self, slug: str) -> CampaignRenderer:
         if slug not in self._renderers:
+            refused = self._unready.get(slug)
+            if refused is not None:
+                raise refused[0]
             campaign = load_campaign(self.campaigns_dir / slug)
             if self.vet is not None:
-                self.vet(campaign)
+                try:
+                    self.vet(campaign)
+                except CampaignError as err:
+                    self._unready[slug] = (err, campaign)
+                    raise
             self._renderers[slug] = CampaignRenderer(campaign, self.templates_dir)
         return self._renderers[slug]
+
+    def unready(self, slug: str) -> tuple[CampaignError, Campaign] | None:
+        """Why ``vet`` refused campaign ``slug`` as its files are now (and the campaign), or
+        None: it is ready, or it does not load at all (a broken file defers instead)."""
+        with contextlib.suppress(DriplineError):  # a broken file: not our question here
+            self.renderer(slug)
+        return self._unready.get(slug)
 
     def campaign(self, slug: str) -> Campaign:
         return self.renderer(slug).campaign
@@ -151,6 +170,41 @@ class CampaignLibrary:
             raise
         except BudgetExceeded as err:
             raise self._slow(slug, number, "compiling it", err) from None
+
+    def step_applies(
+        self,
+        compiled: CompiledStep,
+        email: str,
+        fields: dict[str, object],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> bool:
+        """Whether the step's ``when`` is true for this subscriber
+        (:func:`dripline.conditions.step_applies`), within the budget. True without one.
+
+        Raises CampaignError (the expression fails for these values), StepTooSlowError
+        (past the budget: the step is deferred until its files change), or RenderCancelled
+        once ``cancel`` is set.
+        """
+        step = compiled.step
+        if not step.when:
+            return True  # the hot path: nothing to run under the budget
+        slow = self._too_slow.get((compiled.campaign.slug, step.number))
+        if slow is not None:
+            raise slow
+        try:
+            return self.budget.run(lambda: step_applies(step, email, fields), cancel)
+        except RenderCancelled:
+            raise
+        except BudgetExceeded:
+            error = StepTooSlowError(
+                f"evaluating when took longer than the render budget ({self.budget.seconds:g} s)",
+                path=step.path,
+                line=line_of_key(step.path, "when"),
+            )
+            self._too_slow[(compiled.campaign.slug, step.number)] = error
+            log.warning("step deferred until its files change: %s", error)
+            raise error from None
 
     def step_ids(self, slug: str) -> tuple[str, ...] | None:
         """The campaign's step identities, or None when it does not load."""

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from ._context import clean_fields
 from ._flowed import flow_line
 from ._inline import URL_ATTRIBUTES, inline_css
+from ._slot_values import ASK_JINJA, Getter, plain_getter
 from .errors import RenderError
 from .htmltext import html_to_text
 from .mime import multipart_body, qp_encode, soft_break
@@ -123,6 +124,8 @@ class SlottedStep:
     subject_parts: list[str | int]
     html_pieces: list[Piece]
     text_pieces: list[TextPiece]
+    # Each expression in plain Python where that is exactly Jinja's answer (None: Jinja).
+    getters: list[Getter | None]
 
     @classmethod
     def build(cls, compiled: CompiledStep) -> SlottedStep | None:
@@ -166,6 +169,7 @@ class SlottedStep:
             plain.text.compile_expression(e, undefined_to_none=False) for e in slots.expressions
         ]
         return cls(
+            getters=[plain_getter(plain.text, e) for e in slots.expressions],
             compiled=compiled,
             expressions=expressions,
             subject_parts=_parts(subject),
@@ -173,19 +177,27 @@ class SlottedStep:
             text_pieces=_split_text(text),
         )
 
+    def _value(self, index: int, context: dict[str, Any]) -> Any:
+        getter = self.getters[index]
+        if getter is not None:
+            value = getter(context)
+            if value is not ASK_JINJA:
+                return value
+        return self.expressions[index](**context)
+
     def _values(self, context: dict[str, Any]) -> list[Any]:
-        return [expression(**context) for expression in self.expressions]
+        return [self._value(index, context) for index in range(len(self.expressions))]
 
     def render(self, recipient: Recipient, when: datetime, message_id: str) -> bytes | None:
         """The message bytes, or None when this recipient needs the full path."""
         fields = dict(recipient.fields)
         static = self.compiled.static_context
-        base = {**static, "unsubscribe_url": recipient.unsubscribe_url}
+        base = {**static, **self.compiled.tracking_context(recipient)}
         # Same order of checks as the full path: subject (raw values), body, then To.
         try:
             raw_context = {**base, "subscriber": {**fields, "email": recipient.email}}
             subject = "".join(
-                p if isinstance(p, str) else str(self.expressions[p](**raw_context))
+                p if isinstance(p, str) else str(self._value(p, raw_context))
                 for p in self.subject_parts
             )
             self.compiled.check_subject(subject)

@@ -26,6 +26,7 @@ from .errors import CampaignError
 
 __all__ = [
     "DAY_MAX",
+    "EVENT_NAME",
     "STEP_KEYS",
     "SUBJECT_VARIANTS",
     "WEEKDAYS",
@@ -33,6 +34,7 @@ __all__ = [
     "LintSettings",
     "Schedule",
     "Step",
+    "Tracking",
     "campaign_slugs",
     "line_of_key",
     "load_campaign",
@@ -48,7 +50,19 @@ DAY_MAX = 36_500  # the latest a step may be, in days after enrollment
 # its line and the closest known key.
 CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset(
-        {"name", "layout", "lang", "reply_to", "from", "links", "footer", "schedule", "lint"}
+        {
+            "name",
+            "layout",
+            "lang",
+            "reply_to",
+            "from",
+            "links",
+            "footer",
+            "schedule",
+            "lint",
+            "tracking",
+            "goal",
+        }
     ),
     "from": frozenset({"name", "address"}),
     "links": frozenset({"utm_source", "utm_medium", "utm_campaign"}),
@@ -57,6 +71,9 @@ CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
     "schedule": frozenset({"timezone", "send_time", "weekdays", "holidays", "holidays_default"}),
     # Read by _parse_lint: the spam-score threshold and the target email clients.
     "lint": frozenset({"spam_threshold", "clients"}),
+    # Read by _parse_results: opt-in click and open tracking, and the goal event.
+    "tracking": frozenset({"clicks", "opens"}),
+    "goal": frozenset({"event"}),
 }
 # Every key a step's front matter may hold (id: a stable step identity that survives
 # renumbering; backfill: also send the step to those already past it; when: a condition on
@@ -133,6 +150,18 @@ class LintSettings:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    """``[tracking]`` in campaign.toml: what is counted about each message (both opt-in)."""
+
+    clicks: bool = False  # body links go through BASE/c/TOKEN, looked up on the server
+    opens: bool = False  # a 1x1 image at BASE/o/TOKEN (unreliable: proxies load every image)
+
+
+# What an event (and a goal) may be called: one word a form or a shop system can send.
+EVENT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A campaign folder, validated."""
 
@@ -150,6 +179,9 @@ class Campaign:
     schedule: Schedule
     steps: tuple[Step, ...] = field(default=())
     lint: LintSettings = field(default_factory=LintSettings)
+    # [tracking]: both off unless the campaign opts in (health campaigns may not want them).
+    tracking: Tracking = field(default_factory=Tracking)
+    goal_event: str | None = None  # [goal] event: recorded for a subscriber, it ends their sequence
 
     @property
     def toml_path(self) -> Path:
@@ -361,6 +393,27 @@ def _parse_lint(fields: _Fields) -> LintSettings:
     return LintSettings(float(threshold), tuple(clients))
 
 
+def _parse_tracking(fields: _Fields) -> Tracking:
+    values = {}
+    for key in ("clicks", "opens"):
+        value = fields.data.get(key, False)
+        if not isinstance(value, bool):
+            raise fields.fail(key, f"tracking.{key} must be true or false")
+        values[key] = value
+    return Tracking(**values)
+
+
+def _parse_goal(fields: _Fields) -> str | None:
+    if "event" not in fields.data:
+        return None
+    event = fields.string("event").strip()
+    if not re.fullmatch(EVENT_NAME, event):
+        raise fields.fail(
+            "event", f"goal.event {event!r}: use letters, digits, '.', '_' and '-' (1-100)"
+        )
+    return event
+
+
 def _holiday_setting(fields: _Fields, key: str, *, allow_subscriber: bool) -> str | None:
     """A ``[schedule]`` holidays region ("US", "US-CA"), "subscriber", or None when unset."""
     raw = fields.string(key, required=False, default="").strip()
@@ -481,6 +534,8 @@ def load_campaign(folder: Path) -> Campaign:
     slug = folder.name
     toml_path = folder / "campaign.toml"
     if not toml_path.is_file():
+        if toml_path.exists():  # a folder or a pipe named campaign.toml: say so, never read it
+            read_utf8(toml_path)
         raise CampaignError("no campaign.toml in the campaign folder", path=folder)
     if not _SLUG.match(slug):
         raise CampaignError("campaign folder names use a-z, 0-9 and '-'", path=folder)
@@ -513,20 +568,26 @@ def load_campaign(folder: Path) -> Campaign:
         disclaimer=footer.string("disclaimer", required=False),
         schedule=_parse_schedule(root.table("schedule")),
         lint=_parse_lint(root.table("lint")),
+        tracking=_parse_tracking(root.table("tracking")),
+        goal_event=_parse_goal(root.table("goal")),
     )
     for key in ("name",):
         if any(c in getattr(campaign, key) for c in "\r\n\0"):
             raise root.fail(key, f"{key} must be one line")
 
     steps: list[Step] = []
-    for expected, (number, step_slug, path) in enumerate(_step_files(folder), start=1):
-        if number != expected:
+    numbered: dict[int, Path] = {}
+    # The file number only orders the steps (a step's identity is its slug or id): a gap,
+    # such as a file deleted without renumbering the rest, is fine; positions are 1, 2, ...
+    for position, (number, step_slug, path) in enumerate(_step_files(folder), start=1):
+        if number in numbered:
             raise CampaignError(
-                f"expected step number {expected:02d} here; number the files 01, 02, ... "
-                "without gaps",
+                f"two files are numbered {number:02d} ({numbered[number].name} and "
+                f"{path.name}); give each its own number to set the order",
                 path=path,
             )
-        step = _load_step(path, number, step_slug)
+        numbered[number] = path
+        step = _load_step(path, position, step_slug)
         if steps and step.day <= steps[-1].day:
             front = path.read_text(encoding="utf-8")
             raise CampaignError(

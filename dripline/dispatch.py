@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sender import (
     OutgoingMessage,
@@ -34,12 +35,15 @@ from sender import (
 from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
-from .conditions import step_applies
+from .campaign import campaign_slugs
 from .errors import CampaignError, DriplineError
 from .experiments import choose_variant
 from .ledger import body_digest, campaign_commit, sent_subject
-from .render import Recipient
+from .render import CompiledStep, Recipient
 from .store import ClaimedDelivery, Outcome, SettleResult
+
+if TYPE_CHECKING:
+    from .metrics import RunMetrics
 
 __all__ = [
     "DEFAULT_RELAY_FAILURES",
@@ -48,6 +52,7 @@ __all__ = [
     "Dispatcher",
     "PassReport",
     "StepTooSlowError",
+    "TrackingLinks",
 ]
 
 DEFAULT_RELAY_FAILURES = 3
@@ -77,6 +82,17 @@ class DispatchStore(Protocol):
 
     def schedule_version(self) -> int:
         """A number that changes whenever a campaign revision is applied."""
+
+    def link_positions(self, campaign: str, step_id: str, urls: Sequence[str]) -> list[int]:
+        """The stable positions of a step's tracked URLs (click tracking)."""
+
+
+class TrackingLinks(Protocol):
+    """Signed per-delivery URLs for click and open tracking (see runtime.tracking_links_for)."""
+
+    def click(self, delivery: ClaimedDelivery, position: int) -> str: ...
+
+    def open(self, delivery: ClaimedDelivery) -> str: ...
 
 
 @dataclass
@@ -170,6 +186,8 @@ class Dispatcher:
         stop: threading.Event | None = None,
         relay_failures: int = DEFAULT_RELAY_FAILURES,
         envelope_sender: Callable[[ClaimedDelivery], str] | None = None,
+        tracking: TrackingLinks | None = None,
+        metrics: RunMetrics | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -184,6 +202,7 @@ class Dispatcher:
         self._sending: ThreadPoolExecutor | None = None
         self.project_root = library.campaigns_dir.parent
         self._held: frozenset[tuple[str, str]] = frozenset()
+        self._drafts: dict[str, str] = {}  # campaign held as unready -> why (logged once)
         self._held_seen: tuple[int, int] | None = None  # (files generation, schedule version)
         self._files_generation = 0
         self._commit: str | None = None
@@ -191,6 +210,10 @@ class Dispatcher:
         self.envelope_sender = envelope_sender
         # delivery id -> the A/B subject variant (1-based) rendered for it, until recorded.
         self._variant_of: dict[int, int] = {}
+        # Click/open tracking URLs; None: tracked campaigns are sent with their plain links.
+        self.tracking = tracking
+        self._positions: dict[tuple[str, str, tuple[str, ...]], tuple[int, ...]] = {}
+        self.metrics = metrics  # dripline run --metrics-port (dripline.metrics)
 
     def dispatch_due(self, now: datetime) -> PassReport:
         """Claim and send batches until nothing is due at ``now`` (or a stop is asked).
@@ -199,6 +222,27 @@ class Dispatcher:
         content edit goes out at once); a step whose file is gone is held (not sent, not
         failed, one warning per pass) until ``dripline apply`` cancels it.
         """
+        started = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.begin_pass()
+        try:
+            return self._dispatch_due(now)
+        finally:
+            if self.metrics is not None:
+                self.metrics.pass_duration.observe(time.monotonic() - started)
+                self._observe_queue()
+
+    def _observe_queue(self) -> None:
+        assert self.metrics is not None
+        try:
+            self.metrics.leases(getattr(self.store, "lease_expiries", 0))
+            depth = getattr(self.store, "queue_depth", None)
+            if depth is not None:
+                self.metrics.depth(depth)
+        except Exception as err:  # metrics never stop sending
+            log.warning("metrics: queue depth not read: %s", err)
+
+    def _dispatch_due(self, now: datetime) -> PassReport:
         report = PassReport()
         if self.library.refresh():
             self._files_generation += 1
@@ -221,22 +265,29 @@ class Dispatcher:
                 self._commit = campaign_commit(self.project_root)
                 first = False
             report.claimed += len(batch)
+            if self.metrics is not None:
+                for delivery in batch:
+                    lateness = (now - delivery.due_at).total_seconds()
+                    self.metrics.claim_latency.observe(max(0.0, lateness))
             self._send_batch(batch, now, report, relay)
         self._clean = True
         return report
 
     def _hold_removed_steps(self, report: PassReport) -> None:
-        """Hold scheduled deliveries of steps no campaign file has (until applied)."""
+        """Hold scheduled deliveries of steps no campaign file has (until applied), and
+        every delivery of a campaign that must not be sent as it is (until fixed)."""
         seen = (self._files_generation, self.store.schedule_version())
         if seen != self._held_seen:
             held: set[tuple[str, str]] = set()
-            for campaign, identities in self.store.scheduled_steps().items():
+            scheduled = self.store.scheduled_steps()
+            for campaign, identities in scheduled.items():
                 current = self.library.step_ids(campaign)
                 if current is not None:  # a broken campaign defers instead (see _send_batch)
                     held |= {(campaign, i) for i in identities if i not in current}
             self._held = frozenset(held)
+            slugs = set(scheduled) | set(campaign_slugs(self.library.campaigns_dir))
+            self.store.hold(held | self._hold_unready(slugs, scheduled))
             self._held_seen = seen
-            self.store.hold(self._held)
         for campaign, identity in sorted(self._held):
             report.held.append(f"{campaign}/{identity}")
             log.warning(
@@ -247,6 +298,35 @@ class Dispatcher:
                 campaign,
                 campaign,
             )
+
+    def _hold_unready(
+        self, campaigns: set[str], scheduled: dict[str, set[str]]
+    ) -> set[tuple[str, str]]:
+        """Every step of each campaign the library's ``vet`` refuses (placeholders left in
+        it): its deliveries wait, neither sent nor failed nor retried, until the files are
+        fixed, while other campaigns go on. Each is logged once (and again if the reason
+        changes)."""
+        held: set[tuple[str, str]] = set()
+        drafts: dict[str, str] = {}
+        for slug in sorted(campaigns):
+            unready = self.library.unready(slug)
+            if unready is None:
+                continue
+            err, loaded = unready
+            held |= {(slug, i) for i in set(loaded.step_ids) | scheduled.get(slug, set())}
+            drafts[slug] = str(err)
+            if self._drafts.get(slug) != drafts[slug]:
+                log.warning(
+                    "campaign %s is held: %s; its deliveries wait (not sent, not failed) "
+                    "until the files are fixed (`dripline check %s` lists every problem)",
+                    slug,
+                    err,
+                    slug,
+                )
+        for slug in sorted(set(self._drafts) - set(drafts)):
+            log.warning("campaign %s is no longer held: its deliveries go out again", slug)
+        self._drafts = drafts
+        return held
 
     def _send_batch(
         self,
@@ -346,6 +426,8 @@ class Dispatcher:
         if not outcomes and not attempt:
             return SettleResult(frozenset())
         settled = self.store.settle(list(outcomes), attempt=attempt, now=now)
+        if self.metrics is not None:
+            self.metrics.publish(report)
         if settled.unrecorded:
             report.unrecorded += len(settled.unrecorded)
             log.warning(
@@ -386,18 +468,27 @@ class Dispatcher:
             }
             # `when` against the subscriber's attributes as claimed now; an expression that
             # fails for them raises CampaignError: deferred like a broken file.
-            if not step_applies(compiled.step, delivery.email, fields_):
+            if not self.library.step_applies(compiled, delivery.email, fields_, cancel=self.stop):
                 report.skipped += 1
                 return Outcome(delivery.delivery_id, "skipped", last_step=self._is_last(delivery))
+            variant = None
             subjects = compiled.step.subjects
             if subjects:  # an A/B test: this subscriber's variant, the same on every worker
                 index = choose_variant(delivery.public_key, compiled.step.id, len(subjects))
                 compiled = self.library.step_variant(compiled, index, cancel=self.stop)
-                self._variant_of[delivery.delivery_id] = index + 1
-            recipient = Recipient(delivery.email, fields_, self.unsubscribe_url(delivery))
+                variant = index + 1
+            try:
+                links, open_url = self._tracking(compiled, delivery)
+            except Exception as err:  # the database is away: not this message's fault
+                return self._retry_later(delivery, now, f"tracked links: {err}", report)
+            recipient = Recipient(
+                delivery.email, fields_, self.unsubscribe_url(delivery), links, open_url
+            )
             message_id, data = self.library.render_bytes(
                 compiled, recipient, now=now, cancel=self.stop
             )
+            if variant is not None:  # recorded with the sent outcome (_outcome)
+                self._variant_of[delivery.delivery_id] = variant
         except RenderCancelled:  # SIGTERM while a template ran: handed back (and counted)
             return Outcome(delivery.delivery_id, "released")  # with the untried chunk
         except CampaignError as err:
@@ -425,6 +516,23 @@ class Dispatcher:
             message_id=message_id,
         )
 
+    def _tracking(
+        self, compiled: CompiledStep, delivery: ClaimedDelivery
+    ) -> tuple[tuple[str, ...], str]:
+        """This delivery's tracked link URLs and open image URL (empty when not tracked)."""
+        tracking = compiled.campaign.tracking
+        if self.tracking is None or not (tracking.clicks or tracking.opens):
+            return (), ""
+        links: tuple[str, ...] = ()
+        if compiled.tracked_urls:
+            key = (delivery.campaign, delivery.step_id, compiled.tracked_urls)
+            positions = self._positions.get(key)
+            if positions is None:
+                positions = tuple(self.store.link_positions(*key))
+                self._positions[key] = positions
+            links = tuple(self.tracking.click(delivery, p) for p in positions)
+        return links, self.tracking.open(delivery) if tracking.opens else ""
+
     def _outcome(
         self,
         delivery: ClaimedDelivery,
@@ -451,6 +559,8 @@ class Dispatcher:
                 subject_variant=variant,
             )
         detail = _describe(result)
+        if self.metrics is not None:
+            self.metrics.sender_errors.labels(_error_kind(result)).inc()
         if isinstance(result, TransientSendError) and result.ambiguous:
             report.ambiguous += 1
             return Outcome(delivery_id, "ambiguous", error=detail)
@@ -489,6 +599,19 @@ class Dispatcher:
             )
         report.deferred += 1
         return Outcome(delivery.delivery_id, "deferred", error=detail, next_at=when)
+
+
+def _error_kind(error: SendError) -> str:
+    """The kind label of a sender error for ``dripline_sender_errors_total``."""
+    if isinstance(error, TransientSendError):
+        if error.ambiguous:
+            return "ambiguous"
+        if getattr(error, "connection_failure", False) or getattr(error, "unreachable", False):
+            return "connection"
+        return "transient"
+    if isinstance(error, PermanentSendError) and error.bounce:
+        return "bounce"
+    return "permanent"
 
 
 def _describe(error: SendError) -> str:

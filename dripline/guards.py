@@ -15,21 +15,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ._keys import key_line
 from .campaign import Campaign, campaign_slugs, load_campaign, read_utf8
 from .errors import CampaignError, ConfigError, DriplineError
-from .settings import Settings
+from .settings import Settings, redact_url
 
 __all__ = [
     "PLACEHOLDER",
     "Problem",
+    "base_url_problem",
     "blocking_problems",
     "campaign_problems",
+    "campaign_readiness",
     "is_reserved_domain",
+    "public_base_url_problem",
     "ready_to_send",
     "require_public_links",
     "unready_campaigns",
@@ -174,27 +179,113 @@ def unready_campaigns(
     deliveries until the files are fixed (and ``dripline check`` names the mistake).
     """
     found: list[Problem] = []
+    for problems in campaign_readiness(
+        campaigns_dir, allow_example_addresses=allow_example_addresses
+    ).values():
+        found += problems
+    return found
+
+
+def campaign_readiness(
+    campaigns_dir: Path, *, allow_example_addresses: bool = False
+) -> dict[str, list[Problem]]:
+    """Each campaign under ``campaigns_dir`` that loads -> what keeps it from being sent
+    (empty: ready). Campaigns that do not load are left out (see :func:`unready_campaigns`)."""
+    found: dict[str, list[Problem]] = {}
     for slug in campaign_slugs(campaigns_dir):
         try:
             campaign = load_campaign(campaigns_dir / slug)
         except DriplineError:
             continue
-        found += blocking_problems(campaign, allow_example_addresses=allow_example_addresses)
+        found[slug] = blocking_problems(campaign, allow_example_addresses=allow_example_addresses)
     return found
 
 
-def require_public_links(base_url: str, *, reaches_recipients: bool, allow_local: bool) -> None:
+def _is_this_machine(host: str) -> bool:
+    """True for ``localhost`` (RFC 6761), loopback and unspecified addresses."""
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def base_url_problem(base_url: str) -> str | None:
+    """What makes ``base_url`` unusable as the prefix of links in email, or None.
+
+    Checked (RFC 3986 parts): an ``http``/``https`` scheme and a host; no user name or
+    password (every email would show it), no query and no fragment (``/u/TOKEN`` is
+    appended to the path).
+    """
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError as err:
+        return f"is not a valid URL ({err})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "must start with https:// (or http://)"
+    if not parts.hostname:
+        return "has no host name"
+    if parts.username is not None or parts.password is not None:
+        return "holds a user name or password, which every email would show"
+    if parts.query or base_url.rstrip("/").endswith("?"):
+        return "has a query (?...): links are made by adding /u/TOKEN to its path"
+    if parts.fragment or "#" in base_url:
+        return "has a fragment (#...): links are made by adding /u/TOKEN to its path"
+    return None
+
+
+def public_base_url_problem(base_url: str) -> str | None:
+    """Like :func:`base_url_problem`, and also: not ``https://``, or a host on this machine."""
+    problem = base_url_problem(base_url)
+    if problem is not None:
+        return problem
+    parts = urlsplit(base_url)
+    if parts.scheme.lower() != "https":
+        return "is not https://"
+    if _is_this_machine(parts.hostname or ""):
+        return f"points at this machine ({parts.hostname})"
+    return None
+
+
+def require_public_links(
+    base_url: str,
+    *,
+    reaches_recipients: bool,
+    allow_local: bool,
+    source: str | None = None,
+) -> None:
     """Refuse to send real mail whose links (unsubscribe first) would lead nowhere.
 
-    Raises :class:`ConfigError` naming ``DRIPLINE_BASE_URL`` unless it is ``https://``,
-    the sender reaches no one, or ``allow_local`` (``--allow-local-links``) is set.
+    Raises :class:`ConfigError` naming ``source`` (what set the base URL:
+    ``DRIPLINE_BASE_URL`` or a dripline.toml line; None: nothing did) when it is malformed (see
+    :func:`base_url_problem`, always), or, when the sender reaches people and
+    ``allow_local`` (``--allow-local-links``) is not set, when it is not ``https://``
+    or names this machine.
     """
-    if not reaches_recipients or allow_local or base_url.lower().startswith("https://"):
+    shown = redact_url(base_url)
+    unset = source is None and base_url == Settings.base_url
+    source = source or "DRIPLINE_BASE_URL"
+    problem = base_url_problem(base_url)
+    if problem is not None:
+        raise ConfigError(f"{source} {problem}: {shown!r}")
+    if not reaches_recipients or allow_local:
         return
-    state = "is not set" if base_url == Settings.base_url else f"is {base_url!r}, not https://"
+    problem = public_base_url_problem(base_url)
+    if problem is None:
+        return
+    if unset:
+        state = "is not set"
+    elif problem == "is not https://":
+        state = f"is {shown!r}, not https://"
+    else:
+        state = f"is {shown!r}, which {problem}"
     raise ConfigError(
-        f"DRIPLINE_BASE_URL {state}: unsubscribe links in these emails would point at "
-        f"{base_url}, which subscribers cannot reach. Set DRIPLINE_BASE_URL to the https:// "
-        "address where `dripline serve` is reachable, or pass --allow-local-links to send to "
-        "a local test inbox"
+        f"{source} {state}: unsubscribe links in these emails would point at "
+        f"{shown}, which subscribers cannot reach. Set DRIPLINE_BASE_URL (or base_url in "
+        "dripline.toml) to the https:// address where `dripline serve` is reachable, or pass "
+        "--allow-local-links to send to a local test inbox"
     )

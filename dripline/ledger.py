@@ -11,6 +11,7 @@ import hashlib
 import re
 import subprocess
 from email.header import decode_header, make_header
+from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["body_digest", "campaign_commit", "sent_subject"]
@@ -35,7 +36,13 @@ def sent_subject(data: bytes) -> str:
     match = _SUBJECT.search(head + b"\r\n")
     if match is None:
         return ""
-    raw = re.sub(rb"\r?\n[ \t]", b" ", match.group(1)).decode("ascii", "replace")
+    return _decoded(match.group(1))
+
+
+@lru_cache(maxsize=256)
+def _decoded(folded: bytes) -> str:
+    """A Subject header's value unfolded and decoded; a step's messages mostly share one."""
+    raw = re.sub(rb"\r?\n[ \t]", b" ", folded).decode("ascii", "replace")
     try:
         return str(make_header(decode_header(raw)))
     except (ValueError, LookupError):  # a malformed encoded word: keep it as it was sent

@@ -34,7 +34,7 @@ from .preflight import StepPreflight
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
 from .snapshots import stale_snapshots
-from .templating import RenderBudgetExceeded
+from .templating import RenderBudgetExceeded, TimeBudget
 
 __all__ = [
     "GMAIL_CLIP_BYTES",
@@ -53,7 +53,18 @@ GMAIL_CLIP_BYTES = 102 * 1024
 GMAIL_WARN_BYTES = 90 * 1024
 MAX_SUBJECT = 78
 STANDARD_FIELDS = frozenset({"email", "name", "first_name", "last_name", "timezone"})
-_TEMPLATE_NAMES = frozenset({"subscriber", "unsubscribe_url", "campaign", "step", "recipient"})
+# tracked_links and open_pixel_url: put in by click and open tracking ([tracking]).
+_TEMPLATE_NAMES = frozenset(
+    {
+        "subscriber",
+        "unsubscribe_url",
+        "campaign",
+        "step",
+        "recipient",
+        "tracked_links",
+        "open_pixel_url",
+    }
+)
 
 
 class _Elements(HTMLParser):
@@ -131,12 +142,21 @@ def _render_failure(err: DriplineError, step: Step, label: str) -> tuple[str, in
     return f"for sample {label!r}: cannot render: {text}", _line_in(step, "")
 
 
-def _check_when(step: Step, samples: list, add: Callable[..., None]) -> None:
-    """Evaluate the step's ``when`` for every sample: a failure is an error at its line."""
+def _check_when(step: Step, samples: list, add: Callable[..., None], budget: float | None) -> None:
+    """Evaluate the step's ``when`` for every sample: a failure is an error at its line.
+
+    All samples share one render budget (seconds): an expression that runs away is one error.
+    """
     receiving = failing = 0
+    time_left = TimeBudget(budget)
     for sample in samples:
         try:
-            receiving += step_applies(step, sample.recipient.email, sample.recipient.fields)
+            with time_left.watch("evaluating when"):
+                applies = step_applies(step, sample.recipient.email, sample.recipient.fields)
+            receiving += applies
+        except RenderBudgetExceeded as err:
+            add("error", err.message, line_of_key(step.path, "when"), "when")
+            return
         except DriplineError as err:
             failing += 1
             add("error", f"for sample {sample.label!r}: {err.message}", err.line, "when")
@@ -182,7 +202,7 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
     for severity, message, line in invisible_findings(step):
         add(severity, message, line, "invisible-characters")
     if step.when:
-        _check_when(step, samples, add)
+        _check_when(step, samples, add, compiled.renderer.render_budget)
 
     for sample in samples:
         try:

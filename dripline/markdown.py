@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from markdown_it import MarkdownIt
 
-__all__ = ["add_link_tracking", "markdown_to_html_template"]
+__all__ = ["OPEN_PIXEL", "add_link_tracking", "markdown_to_html_template", "track_links"]
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"dljinja(\d+)q")
@@ -83,3 +83,30 @@ def add_link_tracking(body_html: str, params: Mapping[str, str]) -> str:
         return match.group(1) + html.escape(_tag_url(url, params), quote=True) + match.group(3)
 
     return _HREF.sub(tag, body_html)
+
+
+# The open-tracking image, last in the body; its URL is per delivery (see render.Recipient).
+# The GIF is 1x1 itself: no height (Outlook handles height attributes badly; premailer
+# would write one from the style).
+OPEN_PIXEL = '\n<img src="{{ open_pixel_url }}" alt="" style="width:1px;border:0">'
+
+
+def track_links(body_html: str) -> tuple[str, list[str]]:
+    """Every http(s) link of ``body_html`` pointed at ``tracked_links[N]``; and the URLs.
+
+    Returns the template (each link now ``{{ tracked_links[N] }}``) and the original URLs
+    by N, in order of first appearance (a URL used twice keeps one N). Links whose URL is
+    a Jinja expression (the unsubscribe link among them) are left alone: they are not
+    the same for every recipient, so there is nothing to look up on the server.
+    """
+    urls: list[str] = []
+
+    def point(match: re.Match[str]) -> str:
+        url = html.unescape(match.group(2))
+        if "{{" in url or "{%" in url or urlsplit(url).scheme.lower() not in ("http", "https"):
+            return match.group(0)
+        if url not in urls:
+            urls.append(url)
+        return match.group(1) + f"{{{{ tracked_links[{urls.index(url)}] }}}}" + match.group(3)
+
+    return _HREF.sub(point, body_html), urls

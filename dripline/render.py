@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,9 @@ from ._flowed import flow_text
 from ._inline import inline_css
 from ._slots import SlottedStep
 from .campaign import Campaign, Step, line_of_key
-from .errors import CampaignError, RenderError
+from .errors import CampaignError, DriplineError, RenderError
 from .htmltext import html_to_text
-from .markdown import add_link_tracking, markdown_to_html_template
+from .markdown import OPEN_PIXEL, add_link_tracking, markdown_to_html_template, track_links
 from .mime import (
     check_header_value,
     encode_address,
@@ -69,6 +69,10 @@ class Recipient:
     email: str
     fields: Mapping[str, Any] = field(default_factory=dict)  # name, first_name, attributes...
     unsubscribe_url: str = ""
+    # Click tracking: this delivery's BASE/c/TOKEN URL for each of the step's tracked links
+    # (CompiledStep.tracked_urls); empty means the original URLs (previews, test sends).
+    links: tuple[str, ...] = ()
+    open_url: str = ""  # open tracking: this delivery's BASE/o/TOKEN image (empty: none)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class _MessageIds:
 
 
 _ids = _MessageIds()
+# The open image where there is no delivery to count (previews, test sends): a blank GIF.
+_BLANK_IMAGE = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw=="
 
 
 def new_message_id(domain: str) -> str:
@@ -215,6 +221,13 @@ def _open_block_line(source: str, err: TemplateSyntaxError) -> int:
     return err.lineno
 
 
+@lru_cache(maxsize=16)
+def _date_header(when: datetime) -> bytes:
+    """The ``Date:`` header line for ``when`` (RFC 5322 3.3); a pass stamps every message
+    with the same time, so it is formatted once."""
+    return f"Date: {format_datetime(when.astimezone(UTC))}\r\n".encode()
+
+
 class CompiledStep:
     """One step, parsed and ready: ``render`` (full path) and ``render_bytes`` (fast path)."""
 
@@ -226,6 +239,14 @@ class CompiledStep:
         self.body_source = add_link_tracking(
             markdown_to_html_template(step.body), self.campaign.utm
         )
+        # The step's tracked URLs (UTM parameters included), by position; the body links
+        # to tracked_links[N], each recipient's own signed redirect.
+        self.tracked_urls: tuple[str, ...] = ()
+        if self.campaign.tracking.clicks:
+            self.body_source, urls = track_links(self.body_source)
+            self.tracked_urls = tuple(urls)
+        if self.campaign.tracking.opens:
+            self.body_source += OPEN_PIXEL
         self._subject = self._compile(envs.text, step.subject, "subject")
         self._preheader = self._compile(envs.text, step.preheader, "preheader")
         self._body = self._compile(envs.html, self.body_source, "body")
@@ -285,7 +306,8 @@ class CompiledStep:
         return RenderBudgetExceeded(err.message, path=self.step.path, line=line)
 
     def _fail(self, err: Exception) -> RenderError:
-        kind = "" if isinstance(err, TemplateError) else f"{type(err).__name__}: "
+        # A template file that is not one (a folder, a pipe) names itself: no class name.
+        kind = "" if isinstance(err, TemplateError | DriplineError) else f"{type(err).__name__}: "
         return RenderError(f"cannot render: {kind}{err}", path=self.step.path)
 
     # -- the full path -----------------------------------------------------------------
@@ -306,7 +328,7 @@ class CompiledStep:
             + encode_address("To", display_name(recipient), recipient.email)
             + self._static_reply_to
             + subject_line
-            + f"Date: {format_datetime(when.astimezone(UTC))}\r\n".encode()
+            + _date_header(when)
             + raw_header("Message-ID", message_id)
             + raw_header("List-Unsubscribe", self.list_unsubscribe(recipient.unsubscribe_url))
             + self._static_tail
@@ -389,7 +411,21 @@ class CompiledStep:
         return {
             **self.static_context,
             "subscriber": {**clean_fields(raw_fields), "email": recipient.email},
+            **self.tracking_context(recipient),
+        }
+
+    def tracking_context(self, recipient: Recipient) -> dict[str, Any]:
+        """The per-delivery link values: unsubscribe, tracked links, open image."""
+        links = recipient.links or self.tracked_urls
+        if len(links) != len(self.tracked_urls):
+            raise RenderError(
+                f"{len(links)} tracked links given for {len(self.tracked_urls)} in the step",
+                path=self.step.path,
+            )
+        return {
             "unsubscribe_url": recipient.unsubscribe_url,
+            "tracked_links": links,
+            "open_pixel_url": recipient.open_url or _BLANK_IMAGE,
         }
 
     def _templates(
@@ -399,7 +435,7 @@ class CompiledStep:
         subject = self._subject.render(
             **self.static_context,
             subscriber={**raw_fields, "email": recipient.email},
-            unsubscribe_url=recipient.unsubscribe_url,
+            **self.tracking_context(recipient),
         )
         self.check_subject(subject)
         shown_subject = self._subject.render(**context)

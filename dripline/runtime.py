@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cache, partial
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -15,7 +16,7 @@ from sender import Sender, create_sender, sender_class
 
 from .dispatch import CampaignLibrary, Dispatcher
 from .errors import ConfigError, DriplineError
-from .guards import ready_to_send, require_public_links, unready_campaigns
+from .guards import campaign_readiness, ready_to_send, require_public_links
 from .settings import Settings
 from .store import (
     BouncePolicy,
@@ -25,7 +26,10 @@ from .store import (
     open_store,
 )
 from .timetable import Timetable
-from .tokens import TokenSigner, verp_address
+
+if TYPE_CHECKING:
+    from .metrics import RunMetrics
+from .tokens import TokenSigner, click_url, open_url, tracking_tokens, verp_address
 
 __all__ = [
     "bounce_policy_for",
@@ -33,6 +37,7 @@ __all__ = [
     "dispatcher_for",
     "envelope_sender_maker",
     "sender_for",
+    "tracking_links_for",
     "unsubscribe_link_maker",
 ]
 
@@ -66,6 +71,27 @@ def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], st
         return unsubscribe_url_for(settings, delivery.public_key, delivery.campaign)
 
     return link
+
+
+class _SignedTrackingLinks:
+    """``BASE/c/TOKEN`` and ``BASE/o/TOKEN`` for claimed deliveries (dispatch.TrackingLinks)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.base_url = settings.base_url
+        self.tokens = tracking_tokens(settings.secret_key)
+
+    def click(self, delivery: ClaimedDelivery, position: int) -> str:
+        token = self.tokens.click(delivery.delivery_id, position, delivery.campaign)
+        return click_url(self.base_url, token)
+
+    def open(self, delivery: ClaimedDelivery) -> str:
+        return open_url(self.base_url, self.tokens.open(delivery.delivery_id, delivery.campaign))
+
+
+def tracking_links_for(settings: Settings) -> _SignedTrackingLinks:
+    """Signed click and open URLs under ``DRIPLINE_BASE_URL`` (campaigns opt in with
+    ``[tracking]``). Raises ConfigError without ``DRIPLINE_SECRET_KEY``."""
+    return _SignedTrackingLinks(settings)
 
 
 def _share_rate_limit(sender: Sender, engine: Engine) -> None:
@@ -143,31 +169,36 @@ def _examples_allowed(settings: Settings) -> bool:
 def check_ready_to_send(settings: Settings, *, campaigns: bool = True) -> None:
     """Refuse to start sending what must not reach subscribers (see :mod:`dripline.guards`).
 
-    Raises :class:`ConfigError` when links would point at a non-https base URL and the
-    sender reaches people, and :class:`DriplineError` listing every campaign problem
-    (placeholders; example-domain senders unless allowed) when ``campaigns``.
+    Raises :class:`ConfigError` when links would point at a base URL subscribers cannot
+    use. With ``campaigns``, raises :class:`DriplineError` listing every problem
+    (placeholders; example-domain senders unless allowed) when no campaign could be sent
+    at all. When some can, the others are held by the dispatcher instead (their
+    deliveries wait, logged once), so one draft never stops the rest.
     """
     require_public_links(
         settings.base_url,
         reaches_recipients=_reaches_recipients(settings),
         allow_local=settings.allow_local_links,
+        source=settings.sources.get("base_url"),
     )
     if not campaigns:
         return
-    problems = unready_campaigns(
+    readiness = campaign_readiness(
         settings.campaigns_dir, allow_example_addresses=_examples_allowed(settings)
     )
-    if problems:
-        listed = "\n".join(f"  {problem}" for problem in problems)
-        allow = (
-            "; --allow-example-addresses sends from example domains anyway"
-            if any(p.kind == "example" for p in problems)
-            else ""
-        )
-        raise DriplineError(
-            f"not starting: {len(problems)} problem(s) would reach subscribers:\n{listed}\n"
-            f"Fix them (dripline check lists them too){allow}"
-        )
+    if not readiness or any(not problems for problems in readiness.values()):
+        return
+    problems = [problem for found in readiness.values() for problem in found]
+    listed = "\n".join(f"  {problem}" for problem in problems)
+    allow = (
+        "; --allow-example-addresses sends from example domains anyway"
+        if any(p.kind == "example" for p in problems)
+        else ""
+    )
+    raise DriplineError(
+        f"not starting: no campaign can be sent; {len(problems)} problem(s) would reach "
+        f"subscribers:\n{listed}\nFix them (dripline check lists them too){allow}"
+    )
 
 
 @contextmanager
@@ -176,6 +207,7 @@ def dispatcher_for(
     *,
     stop: threading.Event | None = None,
     batch_size: int = 500,
+    metrics: RunMetrics | None = None,
 ) -> Iterator[Dispatcher]:
     """A dispatcher over the configured store and sender, closed on exit.
 
@@ -185,7 +217,11 @@ def dispatcher_for(
     """
     links = unsubscribe_link_maker(settings)
     envelope_sender = envelope_sender_maker(settings)
-    engine = open_store(settings.effective_database_url, campaigns_dir=settings.campaigns_dir)
+    engine = open_store(
+        settings.effective_database_url,
+        campaigns_dir=settings.campaigns_dir,
+        lease_seconds=settings.lease_seconds,
+    )
     library = CampaignLibrary(
         settings.campaigns_dir,
         settings.templates_dir,
@@ -212,6 +248,8 @@ def dispatcher_for(
             batch_size=batch_size,
             stop=stop,
             envelope_sender=envelope_sender,
+            tracking=tracking_links_for(settings),
+            metrics=metrics,
         )
         try:
             with _heartbeat(queue, settings.lease_seconds / 3):

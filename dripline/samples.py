@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._keys import key_line, suggestion, unknown_keys
+from ._keys import closest, key_line, suggestion, unknown_keys
 from .campaign import Campaign, parse_toml, read_utf8
 from .errors import CampaignError, DriplineError
 from .render import Recipient
-from .tokens import TokenPayload, sign_token, unsubscribe_url
+from .tokens import TokenPayload, open_url, sign_token, tracking_tokens, unsubscribe_url
 
 __all__ = ["PREVIEW_FILE", "Sample", "load_samples", "recipient_from_json", "sample_recipient"]
 
@@ -34,6 +35,8 @@ PREVIEW_FILE = "preview.toml"
 # Every top-level key preview.toml may hold; inside a [[subscriber]] any key besides the
 # standard ones is a custom attribute, so only the top level can hold a typo.
 PREVIEW_KEYS = frozenset({"subscriber"})
+# The standard keys of a [[subscriber]] (any other key is a custom attribute).
+SUBSCRIBER_KEYS = frozenset({"label", "email", "name", "first_name", "timezone"})
 # Samples are never sent to real people; their links need a signature, not a secret.
 PREVIEW_SIGNING_KEY = "dripline-preview-only"
 
@@ -64,13 +67,44 @@ def sample_recipient(
     # An opaque key, as real subscribers have: no address can be read from a token.
     key = "sample-" + hashlib.sha256(email.encode("utf-8")).hexdigest()[:12]
     token = sign_token(TokenPayload("u", key, campaign.slug, 0), secret_key or PREVIEW_SIGNING_KEY)
-    return Recipient(email, fields, unsubscribe_url(base_url, token))
+    pixel = ""
+    if campaign.tracking.opens:  # where the real image would be (never counted: delivery 0)
+        signing = tracking_tokens(secret_key or PREVIEW_SIGNING_KEY)
+        pixel = open_url(base_url, signing.open(0, campaign.slug))
+    return Recipient(email, fields, unsubscribe_url(base_url, token), open_url=pixel)
+
+
+def _check_profile_keys(
+    profiles: list[dict[str, Any]], campaign: Campaign, text: str, path: Path
+) -> None:
+    """A misspelt standard key ("timzone", "firstname") is an error with its line.
+
+    Any other key is a custom attribute, so only a key close to a standard one that no
+    email of the campaign mentions is taken for a typo ("did you mean 'timezone'?").
+    """
+    used = " ".join([step.body for step in campaign.steps] + [s.subject for s in campaign.steps])
+    headers = [m.start() for m in re.finditer(r"^[ \t]*\[\[\s*subscriber\s*\]\]", text, re.M)]
+    for index, profile in enumerate(profiles):
+        for key in unknown_keys(profile, SUBSCRIBER_KEYS):
+            match = closest(key, SUBSCRIBER_KEYS)
+            if match is None or re.search(rf"\b{re.escape(key)}\b", used):
+                continue  # a custom attribute
+            start = headers[index] if index < len(headers) else 0
+            line = key_line(text[start:], key, first_line=text.count("\n", 0, start) + 1)
+            standard = ", ".join(sorted(SUBSCRIBER_KEYS))
+            raise CampaignError(
+                f"unknown key {key!r} in [[subscriber]] number {index + 1}; did you mean "
+                f"{match!r}? (standard keys: {standard}; any other key is a custom "
+                "attribute, which the emails use)",
+                path=path,
+                line=line,
+            )
 
 
 def load_samples(campaign: Campaign, base_url: str, secret_key: str = "") -> list[Sample]:
     path = campaign.path / PREVIEW_FILE
     profiles = _DEFAULT_PROFILES
-    if path.is_file():
+    if path.exists():  # read_utf8 refuses a folder or a pipe named preview.toml
         text = read_utf8(path)
         data = parse_toml(text, path)
         for key in unknown_keys(data, PREVIEW_KEYS):
@@ -83,6 +117,7 @@ def load_samples(campaign: Campaign, base_url: str, secret_key: str = "") -> lis
         listed = data.get("subscriber", [])
         if not isinstance(listed, list) or not all(isinstance(p, dict) for p in listed):
             raise CampaignError("expected [[subscriber]] tables", path=path)
+        _check_profile_keys(listed, campaign, text, path)
         if listed:
             profiles = listed
     samples = []

@@ -7,13 +7,14 @@ Nothing below the CLI reads the environment: code that needs a setting takes a
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._keys import key_line, suggestion, unknown_keys
+from ._keys import closest, key_line, suggestion, unknown_keys
 from .errors import ConfigError
 
 __all__ = ["SETTINGS_FILE", "Settings", "database_url_from", "load_settings", "redact_url"]
@@ -52,10 +53,19 @@ class Settings:
     postmark_webhook_password: str = ""
     sendgrid_public_key: str = ""  # base64 DER (as SendGrid shows it) or PEM
     mailgun_signing_key: str = ""
+    # Bearer token for POST /api/events (goal events); unset: the API answers 401 to all.
+    api_token: str = ""
     # Send although links point at a non-https base URL (a local test inbox such as Mailpit).
     allow_local_links: bool = False
     # Send from (or with Reply-To) addresses at reserved example domains (example.com, .test).
     allow_example_addresses: bool = False
+    # Where each setting that is not a default came from ("DRIPLINE_BASE_URL",
+    # "base_url in /p/dripline.toml:3", "--db"), so an error names what the user set.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def source_of(self, name: str) -> str:
+        """What set setting ``name``: a dripline.toml line, a flag, else its environment name."""
+        return self.sources.get(name) or _ENV_NAMES.get(name, name)
 
     @property
     def campaigns_dir(self) -> Path:
@@ -108,6 +118,7 @@ _ENV_NAMES = {
     "postmark_webhook_password": "DRIPLINE_POSTMARK_WEBHOOK_PASSWORD",
     "sendgrid_public_key": "DRIPLINE_SENDGRID_WEBHOOK_PUBLIC_KEY",
     "mailgun_signing_key": "DRIPLINE_MAILGUN_WEBHOOK_SIGNING_KEY",
+    "api_token": "DRIPLINE_API_TOKEN",
 }
 
 # Keys dripline.toml may set (any other key is an error naming its line and the closest
@@ -129,6 +140,38 @@ _FILE_TABLES: dict[str, frozenset[str]] = {
 }
 _INTEGERS = {"soft_bounce_limit", "soft_bounce_window_days"}
 _FLAGS = frozenset({"debug", "allow_local_links", "allow_example_addresses"})
+
+
+_MAX_SETTINGS_BYTES = 1024 * 1024
+
+
+def _read_settings_file(path: Path) -> str:
+    """dripline.toml's text; a folder, pipe or device of that name is refused unread."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError("not a regular file (a device, folder or pipe?)", path=path)
+        if info.st_size > _MAX_SETTINGS_BYTES:
+            raise ConfigError("the settings file is over 1 MB", path=path)
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read settings: {err.strerror}", path=path) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"cannot read settings: {err}", path=path) from err
+
+
+def _setting_suggestion(key: str, known: frozenset[str]) -> str:
+    """Like :func:`suggestion`, also matching the stem of ``*_url`` keys ("sendr" is
+    closest to "sender", so 'sender_url', not the [sending] table)."""
+    stems = {name.removesuffix("_url"): name for name in known if name.endswith("_url")}
+    match = closest(key, set(known) | set(stems))
+    if match is None:
+        return suggestion(key, known)
+    return f"did you mean {stems.get(match, match)!r}?"
+
+
+def _place(path: Path, line: int | None) -> str:
+    return f"{path}:{line}" if line else str(path)
 
 
 def database_url_from(value: str, base: Path) -> str:
@@ -186,18 +229,20 @@ def load_settings(
     settings = Settings(root=root)
 
     settings_file = root / SETTINGS_FILE
-    if settings_file.is_file():
+    if settings_file.exists():
+        text = _read_settings_file(settings_file)
         try:
-            text = settings_file.read_text(encoding="utf-8")
             data = tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"cannot read settings: {err}", path=settings_file) from err
         flat = {k: v for k, v in data.items() if k not in _FILE_TABLES}
+        # Where each key is ("/p/dripline.toml:3"), for errors and Settings.sources.
+        places = {key: _place(settings_file, key_line(text, key)) for key in flat}
         # A table's keys are also accepted at the top level, as before.
         top_known = _FILE_KEYS | set(_FILE_TABLES) | set().union(*_FILE_TABLES.values())
         for key in unknown_keys(data, top_known):
             raise ConfigError(
-                f"unknown setting {key!r}; {suggestion(key, top_known)}",
+                f"unknown setting {key!r}; {_setting_suggestion(key, top_known)}",
                 path=settings_file,
                 line=key_line(text, key),
             )
@@ -214,9 +259,11 @@ def load_settings(
                     line=key_line(text, key, table),
                 )
             flat.update(section)
+            places.update({k: _place(settings_file, key_line(text, k, table)) for k in section})
         settings = replace(
             settings,
-            **{k: _coerce(k, v, str(settings_file), root) for k, v in flat.items()},
+            **{k: _coerce(k, v, places[k], root) for k, v in flat.items()},
+            sources={k: f"{k} in {place}" for k, place in places.items()},
         )
 
     here = Path.cwd()
@@ -225,8 +272,10 @@ def load_settings(
         for name, var in _ENV_NAMES.items()
         if name != "root" and env.get(var)
     }
-    settings = replace(settings, **from_env)
+    sources = {**settings.sources, **{name: _ENV_NAMES[name] for name in from_env}}
+    settings = replace(settings, **from_env, sources=sources)
     from_flags = {
         k: _coerce(k, v, f"--{k.replace('_', '-')}", here) for k, v in given.items() if k != "root"
     }
-    return replace(settings, **from_flags)
+    sources = {**sources, **{k: f"--{k.replace('_', '-')}" for k in from_flags}}
+    return replace(settings, **from_flags, sources=sources)

@@ -15,6 +15,7 @@ Templates whose control flow depends on subscriber data cannot be split that way
 from __future__ import annotations
 
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -24,10 +25,11 @@ from types import FrameType
 from typing import Any
 
 from jinja2 import BaseLoader, FileSystemLoader, StrictUndefined, TemplateSyntaxError, meta
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ._budget import BudgetExceeded, Deadline
-from .errors import RenderError
+from .errors import CampaignError, RenderError
 
 __all__ = [
     "PER_SUBSCRIBER_NAMES",
@@ -43,7 +45,10 @@ __all__ = [
 ]
 
 # Names whose values differ between recipients of the same step.
-PER_SUBSCRIBER_NAMES = frozenset({"subscriber", "unsubscribe_url", "recipient"})
+# tracked_links and open_pixel_url: per delivery (click and open tracking).
+PER_SUBSCRIBER_NAMES = frozenset(
+    {"subscriber", "unsubscribe_url", "recipient", "tracked_links", "open_pixel_url"}
+)
 # Names that are the same for every recipient of a step.
 PER_STEP_NAMES = frozenset({"campaign", "step", "body", "body_text", "preheader", "now"})
 
@@ -88,9 +93,41 @@ def _environment(loader: BaseLoader | None, autoescape: bool) -> ImmutableSandbo
     )
 
 
+# Layouts and partials are small; a bigger "template" is a mistake (a log, a video).
+MAX_TEMPLATE_BYTES = 1024 * 1024
+
+
+class _RegularFileLoader(FileSystemLoader):
+    """``FileSystemLoader`` that refuses, by name, what is not a regular file of sane size.
+
+    Jinja's loader skips a folder or a FIFO named ``base.html`` as "not found", and would
+    read a symlink to ``/dev/zero`` until memory runs out; both are a
+    :class:`~dripline.errors.CampaignError` naming the file instead.
+    """
+
+    def get_source(
+        self, environment: Any, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        for folder in self.searchpath:
+            path = Path(folder, *split_template_path(template))
+            try:
+                info = path.stat()  # follows symlinks: what would be read
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                raise CampaignError("not a regular file (a device, folder or pipe?)", path=path)
+            if info.st_size > MAX_TEMPLATE_BYTES:
+                raise CampaignError(
+                    f"the template is {info.st_size / 1024 / 1024:.1f} MB; templates are "
+                    f"limited to {MAX_TEMPLATE_BYTES / 1024 / 1024:g} MB",
+                    path=path,
+                )
+        return super().get_source(environment, template)
+
+
 def make_environments(templates_dir: Path | None) -> Environments:
     """Sandboxed environments over ``templates/`` (subscriber data is never template code)."""
-    loader = FileSystemLoader(str(templates_dir)) if templates_dir else None
+    loader = _RegularFileLoader(str(templates_dir)) if templates_dir else None
     return Environments(html=_environment(loader, True), text=_environment(loader, False))
 
 

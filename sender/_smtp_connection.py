@@ -47,6 +47,7 @@ __all__ = ["SmtpConnection", "tls_context"]
 log = logging.getLogger("dripline.sender.smtp")
 
 _BARE_NEWLINE = re.compile(rb"\r?\n")
+_DOT_LINE = re.compile(rb"\n\.")
 _MAX_LINE = 8192
 
 
@@ -112,7 +113,10 @@ def wire_data(data: bytes) -> bytes:
         data = _BARE_NEWLINE.sub(b"\r\n", data)
     if data.startswith(b"."):
         data = b"." + data
-    data = data.replace(b"\r\n.", b"\r\n..")
+    # A regex finds "\n." several times faster than bytes.replace scans for "\r\n."
+    # (a literal-prefix search), and most messages have no line starting with a dot.
+    if _DOT_LINE.search(data) is not None:
+        data = data.replace(b"\r\n.", b"\r\n..")
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"

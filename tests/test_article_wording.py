@@ -30,6 +30,23 @@ def test_sentence_case_keeps_acronyms(heading, expected):
     assert sentence_case(heading) == expected
 
 
+@pytest.mark.parametrize(
+    ("heading", "expected"),
+    [
+        ("Ask Dr. Lee About Sleep", "Ask Dr. Lee about sleep"),
+        ("Why Mr. Smith, Jr. Sleeps Well", "Why Mr. Smith, Jr. sleeps well"),
+        ("Tips From Mr. Smith, Jr. And Ms. Jones", "Tips from Mr. Smith, Jr. and Ms. Jones"),
+        ("What Dr. Martin Luther King Jr. Said", "What Dr. Martin Luther King Jr. said"),
+        ("Dr. Jane Lee On Better Evenings", "Dr. Jane Lee on better evenings"),
+        ("Dr. Lee: Dim The Lights", "Dr. Lee: dim the lights"),
+        ("A Note From Prof. Garcia, PhD", "A note from Prof. Garcia, PhD"),
+        ("The Dr. Is In", "The dr. is in"),  # a title with no name after it
+    ],
+)
+def test_sentence_case_keeps_a_persons_name_after_a_title(heading, expected):
+    assert sentence_case(heading) == expected
+
+
 def test_preheader_whole_sentence_when_short():
     assert preheader("Short first sentence. Second one is ignored.") == "Short first sentence."
 

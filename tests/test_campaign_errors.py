@@ -138,3 +138,60 @@ def test_a_step_over_one_megabyte_is_refused_before_it_is_read(project):
     assert result.exit_code == 1
     expected = "error: the file is 2.1 MB; campaign files are limited to 1 MB"
     assert f"{folder / '07-huge.md'}: {expected}" in result.output
+
+
+NOT_FILES = [
+    "campaigns/ketamine-therapy/campaign.toml",
+    "campaigns/ketamine-therapy/preview.toml",
+    "templates/base.html",
+    "templates/base.txt",
+]
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+@pytest.mark.parametrize("name", NOT_FILES)
+def test_a_folder_or_pipe_in_place_of_a_campaign_file_is_named_at_once(project, name, kind):
+    """A real process with a deadline: reading a FIFO would hang it for ever."""
+    import os
+    import subprocess
+    import sys
+
+    path = project / name
+    path.unlink()
+    if kind == "folder":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    dripline = str(Path(sys.executable).with_name("dripline"))
+    done = subprocess.run(
+        [dripline, "--root", str(project), "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"{path}: error: not a regular file (a device, folder or pipe?)" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_folder_or_pipe_named_dripline_toml_is_one_error(project, kind):
+    import os
+    import subprocess
+    import sys
+
+    path = project / "dripline.toml"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    dripline = str(Path(sys.executable).with_name("dripline"))
+    done = subprocess.run(
+        [dripline, "--root", str(project), "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"Error: {path}: not a regular file (a device, folder or pipe?)"
+    ]

@@ -184,3 +184,16 @@ def test_dry_run_says_when_it_would_replace_a_campaign(tmp_path):
     assert result.exit_code == 0
     assert "replacing the existing campaign: needs --force" in result.stdout
     assert _snapshot(tmp_path / "campaigns" / "k") == before
+
+
+def test_names_after_titles_keep_their_capitals_in_subjects(tmp_path):
+    article = FIXTURES / "articles" / "sleep-doctors.txt"
+    result = _run(tmp_path, str(article), "--slug", "doctors")
+    assert result.exit_code == 0, result.output
+    campaign = load_campaign(tmp_path / "campaigns" / "doctors")
+    assert [s.subject for s in campaign.steps] == [
+        "Reason 1 of 3: Ask Dr. Lee about your caffeine",
+        "Reason 2 of 3: Why Mr. Smith, Jr. sleeps through the night",
+        "Reason 3 of 3: What Prof. Maria Garcia says about naps",
+    ]
+    assert campaign.steps[1].preheader.startswith("Mr. Smith, Jr. cut his screen time after 9 p.m.")

@@ -361,3 +361,52 @@ def test_when_and_subject_variants_are_content_changes_with_pending_counts(
     dripline(env, "apply", SLUG, "--yes", "--now", "2026-03-03T18:00:00Z")
     (after,) = dripline_json(env, "plan", SLUG, "--now", "2026-03-03T18:00:00Z")
     assert after["content"] == []
+
+
+def test_plan_on_a_missing_database_is_an_error_and_creates_nothing(project: Path, tmp_path: Path):
+    missing = tmp_path / "missing.sqlite"
+    env = project_env(project, f"sqlite:///{missing}")
+    done = dripline(env, "plan", SLUG, "--db", str(missing), ok=(1,))
+    assert done.stderr.startswith(f"Error: no database at {missing}")
+    assert done.stdout == "" and not missing.exists()
+
+
+def test_declining_apply_exits_1_and_changes_nothing(project: Path, sqlite_url: str):
+    env = project_env(project, sqlite_url)
+    subscribe(env, "reader@example.com", "2026-03-02T08:00")
+    remove_step(project, "holistic-health")
+    for answer in ("n\n", ""):  # declined, or no terminal to answer
+        ran = subprocess.run(
+            [*DRIPLINE, "apply", SLUG], input=answer, env=env, capture_output=True, text=True
+        )
+        assert ran.returncode == 1, ran.stdout + ran.stderr
+        assert "applied (" not in ran.stdout
+    (plan,) = dripline_json(env, "plan", SLUG)
+    assert plan["removed"] == [{"step": "holistic-health", "cancelled": 1}]
+    timeline = dripline_json(env, "timeline", SLUG, "--email", "reader@example.com")
+    assert {r["id"]: r["status"] for r in timeline}["holistic-health"] == "scheduled"
+
+
+def test_step_file_deleted_without_renumbering_the_rest_goes_on(project: Path, env: dict[str, str]):
+    subscribe(env, "reader@example.com", "2026-03-02T08:00")
+    run_pass(env, "2026-03-02T16:01:00Z")
+    (project / "campaigns" / SLUG / "03-neuroplasticity.md").unlink()  # 01 02 04 05 06 left
+    assert "ok" in dripline(env, "check", SLUG).stdout
+    assert "sent 1" in run_pass(env, "2026-03-04T18:00:00Z")  # Reason 2 goes out on time
+    (plan,) = dripline_json(env, "plan", SLUG, "--now", "2026-03-04T18:00:00Z")
+    assert plan["removed"] == [{"step": "neuroplasticity", "cancelled": 1}]
+    assert plan["added"] == [] and plan["content"] == [] and plan["renamed"] == []
+    dripline(env, "apply", SLUG, "--yes", "--now", "2026-03-04T18:00:00Z")
+    for moment in PASSES:
+        run_pass(env, moment)
+    got = reasons(subjects_for(project, "reader@"))
+    assert got == [REASONS[0], REASONS[1], REASONS[3], REASONS[4], REASONS[5]]
+
+
+def test_two_step_files_with_one_number_fail_check(project: Path, env: dict[str, str]):
+    folder = project / "campaigns" / SLUG
+    (folder / "03-neuroplasticity.md").rename(folder / "02-neuroplasticity.md")
+    done = dripline(env, "check", SLUG, ok=(1,))
+    assert "02-treatment-resistant.md: error: two files are numbered 02 (02-neuroplasticity.md" in (
+        done.stderr
+    )

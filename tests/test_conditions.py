@@ -11,18 +11,30 @@ import email
 import email.policy
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import lxml.html
 import pytest
+from click.testing import CliRunner
 from smtp_servers import RecordingHandler, running_server
 
 from dripline.campaign import load_campaign
+from dripline.cli import main
 from dripline.conditions import check_when, step_applies
+from dripline.dispatch import CampaignLibrary, Dispatcher
 from dripline.errors import CampaignError
+from dripline.metrics import RunMetrics
+from dripline.runtime import unsubscribe_link_maker
+from dripline.settings import Settings
+from dripline.store import SqlDeliveryQueue, open_store
+from dripline.timetable import Timetable
+from sender.memory import MemorySender
 
 DRIPLINE = [str(Path(sys.executable).with_name("dripline"))]
 STEP3 = "campaigns/ketamine-therapy/03-neuroplasticity.md"
@@ -128,6 +140,88 @@ def test_pro_gets_six_basic_five_with_step_3_skipped_and_an_upgrade_by_cli_count
     with sqlite3.connect(project / "dripline.db") as db:
         enrollments = Counter(s for (s,) in db.execute("SELECT status FROM enrollments"))
     assert enrollments == {"completed": 3}  # a skipped step does not hold the sequence open
+    # The report: a skipped step is not a message (not sent, not delivered), counted apart.
+    out = project / "report.html"
+    reported = dripline(env, "report", "ketamine-therapy", "--json", "--out", str(out))
+    data = json.loads(reported.stdout)
+    assert [s["skipped"] for s in data["steps"]] == [0, 0, 1, 0, 0, 0]
+    assert [s["sent"] for s in data["steps"]] == [3, 3, 2, 3, 3, 3]
+    assert [s["delivered"] for s in data["steps"]] == [3, 3, 2, 3, 3, 3]
+    assert (data["totals"]["sent"], data["totals"]["skipped"]) == (17, 1)
+    assert sum(day["sent"] for day in data["sends_per_day"]) == 17
+    page = lxml.html.fromstring(out.read_text())
+    headers = [th.text_content() for th in page.cssselect("thead th")]
+    assert headers[:3] == ["Step", "Sent", "Skipped (when false)"]
+    third = page.cssselect("tbody tr")[2]
+    assert [td.text_content() for td in third.cssselect("td")][:3] == ["2", "1", "2"]
+
+
+def test_a_when_that_runs_away_is_deferred_within_the_render_budget(project: Path):
+    # Each `in` scans a list: 10**5 x 10**5 / 2 comparisons, far past a 1 s budget.
+    add_front_matter(
+        project, STEP3, "when = \"range(100000)|select('in', range(100000)|reverse|list)|list\""
+    )
+    shutil.copytree(project / "campaigns/ketamine-therapy", project / "campaigns/second")
+    other = project / "campaigns/second" / STEP3.rsplit("/", 1)[1]
+    lines = other.read_text().splitlines(keepends=True)
+    lines[1] = 'when = "false"\n'  # the same step elsewhere: evaluated at once, skipped
+    other.write_text("".join(lines))
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir, render_budget=1.0)
+    queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.campaign(slug)))
+    for slug, address in (("ketamine-therapy", "slow@example.com"), ("second", "fine@example.com")):
+        args = ["--root", str(project), "subscribe", address, "--campaign", slug]
+        enroll = CliRunner().invoke(main, [*args, "--tz", "UTC", "--at", "2026-03-01T09:00"])
+        assert enroll.exit_code == 0, enroll.output
+    MemorySender.clear("when-budget")
+    metrics = RunMetrics()
+    dispatcher = Dispatcher(
+        queue,
+        MemorySender("when-budget"),
+        library,
+        unsubscribe_link_maker(settings),
+        metrics=metrics,
+    )
+    errors = []
+    for _ in range(3):  # a pass at each due time until step 3's (the timetable sets them)
+        with sqlite3.connect(project / "dripline.db") as db:
+            (due,) = db.execute(
+                "SELECT min(due_at) FROM deliveries WHERE step <= 3 AND status = 'scheduled'"
+            ).fetchone()
+        now = datetime.fromisoformat(due).replace(tzinfo=UTC) + timedelta(minutes=1)
+        report = dispatcher.dispatch_due(now)
+        errors += report.errors
+        if report.deferred:
+            break
+    queue.close()
+    engine.dispose()
+    (error,) = errors  # step 3 of the runaway campaign, deferred like a broken file
+    assert "03-neuroplasticity.md:2:" in error and "render budget (1 s)" in error
+    with sqlite3.connect(project / "dripline.db") as db:
+        step3 = dict(
+            db.execute(
+                "SELECT e.campaign, d.status FROM deliveries d "
+                "JOIN enrollments e ON e.id = d.enrollment_id WHERE d.step = 3"
+            )
+        )
+    assert step3 == {"ketamine-therapy": "scheduled", "second": "skipped"}
+    sent = Counter(m.recipients[0] for m in MemorySender.outbox("when-budget"))
+    assert sent == {"slow@example.com": 2, "fine@example.com": 2}  # steps 1 and 2 each
+    # Each outcome is counted under its label: the deferred and the skipped one too.
+    scraped = {
+        s.labels.get("outcome"): s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if s.name == "dripline_deliveries_total"
+    }
+    assert (scraped["sent"], scraped["deferred"], scraped["skipped"]) == (4, 1, 1)
+    # `check` evaluates it for the samples under the same budget: one error, not one each.
+    env = {**os.environ, "DRIPLINE_ROOT": str(project), "DRIPLINE_RENDER_BUDGET": "1"}
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    found = [f for f in json.loads(checked.stdout) if f["rule"] == "when"]
+    assert checked.returncode == 1 and len(found) == 1, found
+    assert "took longer than 1 s" in found[0]["message"] and found[0]["line"] == 2
 
 
 def test_a_skipped_last_step_completes_the_enrollment(project, env):

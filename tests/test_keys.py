@@ -67,6 +67,18 @@ def edit(project: Path, name: str, old: str, new: str) -> tuple[Path, int]:
             "[[subscribers]]",
             "unknown key 'subscribers' in preview.toml; did you mean 'subscriber'?",
         ),
+        (
+            PREVIEW,
+            'timezone = "America/New_York"',
+            'timzone = "America/New_York"',
+            "unknown key 'timzone' in [[subscriber]] number 2; did you mean 'timezone'?",
+        ),
+        (
+            PREVIEW,
+            'first_name = "Maria"',
+            'firstname = "Maria"',
+            "unknown key 'firstname' in [[subscriber]] number 1; did you mean 'first_name'?",
+        ),
     ],
 )
 def test_an_unknown_key_names_the_line_and_the_closest_key(project, name, old, new, message):
@@ -125,3 +137,28 @@ def test_closest_and_key_line():
     assert key_line(text, "nome", "footer") == 5
     assert key_line(text, "nome", "from") is None  # not in [from]
     assert key_line(text, "footer") == 4
+
+
+def test_custom_attributes_of_sample_subscribers_are_not_typos(project):
+    """A [[subscriber]] key the emails use is a custom attribute, even if close to a
+    standard one; one far from every standard key is an attribute too."""
+    edit(project, PREVIEW, 'first_name = "Maria"', 'first_name = "Maria"\nnames = "M"\nplan = 1')
+    edit(project, STEP, "## High Efficacy", "{{ subscriber.names }}\n\n## High Efficacy")
+    result = cli(project, "check", "ketamine-therapy")
+    assert "unknown key" not in result.output, result.output
+
+
+@pytest.mark.parametrize(("key", "meant"), [("sendr", "sender_url"), ("databse", "database_url")])
+def test_a_settings_typo_is_matched_against_the_url_keys_stems(project, key, meant):
+    (project / "dripline.toml").write_text(f'{key} = "console:"\n')
+    result = cli(project, "check")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {project / 'dripline.toml'}:1: unknown setting {key!r}; did you mean {meant!r}?\n"
+    )
+
+
+def test_a_misspelt_command_names_the_closest_one(project):
+    result = cli(project, "send-tst")
+    assert result.exit_code == 2
+    assert "Error: No such command 'send-tst'; did you mean 'send-test'?" in result.output

@@ -77,7 +77,11 @@ def test_backfill_reaches_those_past_it_once(engine: Engine, project: Path):
     now = datetime(2026, 3, 5, 18, tzinfo=UTC)
     plan = plan_campaign(engine, SLUG, state_of(project), now)
     (added,) = plan.added
-    assert (added.id, added.backfill, added.enrollments, added.past) == ("extra", True, 2, 0)
+    # Both get it, and one of them (past@) is already past its position: the plan says so.
+    assert (added.id, added.backfill, added.enrollments, added.past) == ("extra", True, 2, 1)
+    assert "extra (new step 2): 2 enrollment(s) get it, 1 of them already past it" in "\n".join(
+        plan.lines()
+    )
     apply_campaign(engine, SLUG, state_of(project), now)
     with read_transaction(engine) as conn:
         rows = conn.execute(
@@ -95,3 +99,25 @@ def test_backfill_reaches_those_past_it_once(engine: Engine, project: Path):
     # Applying again changes nothing: nobody gets it twice.
     again = apply_campaign(engine, SLUG, state_of(project), now)
     assert not again.changes and statuses(engine, "extra") == ["scheduled", "scheduled"]
+
+
+def test_without_a_revision_a_renamed_file_at_the_same_position_is_the_same_step(
+    engine: Engine, project: Path
+):
+    enroll(engine, project, "a@example.com")  # no baseline: the deliveries are all there is
+    mark_sent(engine, ["rapid-relief", "treatment-resistant"], MONDAY)
+    folder = project / "campaigns" / SLUG
+    (folder / "02-treatment-resistant.md").rename(folder / "02-high-efficacy.md")
+    plan = plan_campaign(engine, SLUG, state_of(project), MONDAY)
+    assert plan.added == [] and plan.removed == []
+    assert plan.retimed == [] and plan.content == []  # only the name changed
+    (renamed,) = plan.renamed
+    assert (renamed.old, renamed.new, renamed.reason, renamed.received) == (
+        "treatment-resistant",
+        "high-efficacy",
+        "same position",
+        1,
+    )
+    apply_campaign(engine, SLUG, state_of(project), MONDAY)
+    assert statuses(engine, "high-efficacy") == ["sent"]
+    assert statuses(engine, "treatment-resistant") == []

@@ -37,7 +37,7 @@ def test_first_use_migrates_to_head_and_schema_matches_models(engine: Engine):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("deliveries")}
-    assert indexes["ix_deliveries_status_due"] == ["status", "due_at"]
+    assert indexes["ix_deliveries_status_due"] == ["status", "due_at", "id"]
 
 
 def test_upgrade_twice_is_a_no_op(engine: Engine):

@@ -348,3 +348,34 @@ def test_claim_takes_exactly_limit_oldest_first(engine, timetable, limit: int):
         subscribe(engine, timetable, SLUG, person(f"p{n}@example.com", at + timedelta(minutes=n)))
     claimed = queue(engine, timetable).claim_due(at + timedelta(hours=1), limit)
     assert [c.email for c in claimed] == [f"p{n}@example.com" for n in range(limit)]
+
+
+def test_a_claim_walks_the_due_rows_in_order_instead_of_sorting_them_all(engine, timetable):
+    """A whole list due at one time: the claim's plan reads the index in the claim's
+    order and stops at the limit, never sorting every due row (migration 0013)."""
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    people = (
+        NewSubscriber(email=normalize_email(f"r{i}@example.com"), subscribed_at=at)
+        for i in range(3000)
+    )
+    enroll_many(engine, timetable, SLUG, people, now=at)
+    query = queue(engine, timetable)._candidates
+    compiled = query.compile(dialect=engine.dialect)
+    values = {**compiled.params, "now": datetime(2026, 3, 7), "limit": 500}
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE")
+            plan = [r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled.string}", values)]
+            assert not any("Sort" in line for line in plan), plan
+            assert "ix_deliveries_status_due" in "\n".join(plan), plan
+        else:
+            conn.exec_driver_sql("ANALYZE")
+            order = tuple(values[name] for name in compiled.positiontup)
+            plan = [
+                r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled.string}", order)
+            ]
+            assert not any("TEMP B-TREE" in line for line in plan), plan
+    # And the claim takes the oldest first, in id order among equals.
+    claimed = queue(engine, timetable).claim_due(datetime(2026, 3, 7), 500)
+    ids = [c.delivery_id for c in claimed]
+    assert len(ids) == 500 and ids == sorted(ids)

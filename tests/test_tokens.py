@@ -16,12 +16,17 @@ import pytest
 
 from dripline.errors import ConfigError
 from dripline.tokens import (
+    CLICK,
     CONFIRM,
+    OPEN,
     UNSUBSCRIBE,
     TokenPayload,
     TokenSigner,
     VerifiedToken,
+    click_url,
+    open_url,
     sign_token,
+    tracking_tokens,
     unsubscribe_url,
     verify_token,
 )
@@ -236,3 +241,34 @@ def test_unsubscribe_url_joins_base_and_token() -> None:
     assert unsubscribe_url("/relative/", token) == f"/relative/u/{token}"
     # Only slashes are trimmed, whatever the base ends with.
     assert unsubscribe_url("https://x.example/MAX/", token) == f"https://x.example/MAX/u/{token}"
+
+
+# Click and open tokens, minted on 2026-11-29 under GOLDEN_SECRET: (token, purpose, delivery,
+# link position). They are in emails already sent: they must read back the same forever.
+GOLDEN_TRACKING = [
+    ("xFVWZKEFKPeTLMLz5K0ZHAEDAAAAAALi1lFO2zEyMzQ1Ni4y", CLICK, 123456, 2),
+    ("AKyFycv7w6N_wLv7J-iMPAEEAAAAAALi1lFO2zEyMzQ1Ng", OPEN, 123456, None),
+]
+
+
+@pytest.mark.parametrize(("token", "purpose", "delivery", "position"), GOLDEN_TRACKING)
+def test_golden_click_and_open_tokens(
+    token: str, purpose: str, delivery: int, position: int | None
+) -> None:
+    tokens = tracking_tokens(GOLDEN_SECRET)
+    link = tokens.read(token, purpose)
+    assert link is not None
+    assert (link.delivery_id, link.position, link.campaign_tag.hex()) == (
+        delivery,
+        position,
+        SLUG_TAG,
+    )
+    minted = tokens.click(delivery, position, SLUG) if position is not None else None
+    assert (minted or tokens.open(delivery, SLUG)) == token
+    # A click token is no open token (and the reverse), nor an unsubscribe token.
+    other = OPEN if purpose == CLICK else CLICK
+    assert tokens.read(token, other) is None
+    assert TokenSigner(GOLDEN_SECRET).verify(token, purpose=UNSUBSCRIBE) is None
+    assert tracking_tokens("another-secret-0123456789").read(token, purpose) is None
+    assert click_url("https://news.example.com/", token) == f"https://news.example.com/c/{token}"
+    assert open_url("https://news.example.com", token) == f"https://news.example.com/o/{token}"

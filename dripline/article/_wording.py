@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ._people import name_words
 from ._sentences import sentences
 
 __all__ = [
@@ -104,10 +105,14 @@ def sentence_case(heading: str) -> str:
     """ "Rapid Relief From Symptoms" -> "Rapid relief from symptoms", keeping acronyms.
 
     An opening quote keeps the first word capitalised: "“Wind Down” Before Bed" ->
-    "“Wind down” before bed".
+    "“Wind down” before bed"; so does a person's name after a title: "Ask Dr. Lee About
+    Sleep" -> "Ask Dr. Lee about sleep" (see :mod:`dripline.article._people`).
     """
     words = heading.split(" ")
-    return " ".join(_sentence_case_word(w, i == 0) for i, w in enumerate(words))
+    people = name_words(words)  # "Dr. Lee", "Mr. Smith, Jr." keep their capitals
+    return " ".join(
+        w if i in people else _sentence_case_word(w, i == 0) for i, w in enumerate(words)
+    )
 
 
 _SLUG_SKIPPED = frozenset(

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from .._keys import closest
 from ..errors import DriplineError
 from ..settings import Settings, load_settings
 
@@ -27,12 +28,14 @@ COMMANDS: dict[str, str] = {
     "check": "check:check_command",
     "db": "db:db_command",
     "demo": "demo:demo_command",
+    "event": "event:event_command",
     "history": "history:history_command",
     "import": "importcsv:import_command",
     "import-article": "import_article:import_article_command",
     "plan": "plan:plan_command",
     "preview": "preview:preview_command",
     "render": "render:render_command",
+    "report": "report:report_command",
     "requeue": "requeue:requeue_command",
     "run": "run:run_command",
     "send-test": "send_test:send_test_command",
@@ -61,6 +64,17 @@ class DriplineGroup(click.Group):
         module = importlib.import_module(f"{__name__}.{module_name}")
         command: click.Command = getattr(module, attribute)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """A misspelt command is a usage error naming the closest ("did you mean 'send-test'?")."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            match = closest(name, COMMANDS)
+            if match is not None:
+                ctx.fail(f"No such command {name!r}; did you mean {match!r}?")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -53,6 +53,8 @@ def configure_run_logging(verbose: int) -> None:
         format="%(asctime)s %(name)s: %(message)s",
     )
     logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.ERROR)
+    # tzlocal's debug lines (how it guessed the machine's zone) say nothing about sending.
+    logging.getLogger("tzlocal").setLevel(logging.INFO)
 
 
 class PassLog:

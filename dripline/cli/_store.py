@@ -47,24 +47,28 @@ def _sqlite_file(url: str) -> Path | None:
 def open_settings_store(settings: Settings, *, existing: bool = False) -> Engine:
     """The configured store, migrated to the current schema on first use.
 
-    With ``existing`` (commands that only read) a SQLite file that does not exist is an
-    error rather than a new empty database.
+    With ``existing`` (commands that read, or change only what is there) a SQLite file
+    that does not exist, or a database without dripline's tables, is an error rather than
+    a new empty database. Raises :class:`StoreError` naming the file.
     """
     url = settings.effective_database_url
-    path = _sqlite_file(url) if existing else None
-    if path is not None and not path.is_file():
+    path = _sqlite_file(url)
+    if path is not None and path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise StoreError(f"{path} is not a dripline database: it is {kind}; --db names a file")
+    if existing and path is not None and not path.exists():
         raise StoreError(
             f"no database at {path}: nothing was enrolled there yet (`dripline subscribe` "
             "and `dripline import` create it); use --db FILE for another one, e.g. "
             "--db demo/dripline.db after `dripline demo`"
         )
-    return open_store(url, campaigns_dir=settings.campaigns_dir)
+    return open_store(url, campaigns_dir=settings.campaigns_dir, existing=existing)
 
 
 def campaign_folder(settings: Settings, slug: str) -> Path:
     """``campaigns/SLUG``; an unknown slug is an error listing the campaigns, closest first."""
     folder = settings.campaigns_dir / slug
-    if (folder / "campaign.toml").is_file():
+    if (folder / "campaign.toml").exists():  # load_campaign says what is wrong with it
         return folder
     slugs = campaign_slugs(settings.campaigns_dir)
     if not slugs:

@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import DriplineError
 from ..store import subscriber_history
 from . import settings_from
 from ._store import db_option, open_settings_store
@@ -25,11 +26,16 @@ def history_command(
 ) -> None:
     """What was sent to EMAIL (support, data-subject access requests), from the ledger."""
     settings = settings_from(ctx, database_url=database_url)
-    engine = open_settings_store(settings)
     try:
-        sent = subscriber_history(engine, email)
-    finally:
-        engine.dispose()
+        engine = open_settings_store(settings, existing=True)  # reads only: never creates a file
+        try:
+            sent = subscriber_history(engine, email)
+        finally:
+            engine.dispose()
+    except DriplineError:
+        if as_json:
+            click.echo("[]")  # stdout stays JSON for scripts; the error goes to stderr
+        raise
     if as_json:
         click.echo(json.dumps([m.as_json() for m in sent], indent=2))
         return

@@ -39,7 +39,7 @@ def plan_command(
 ) -> None:
     """Show what the campaign files would change for people already in them."""
     settings = settings_from(ctx, database_url=database_url)
-    engine = open_settings_store(settings)
+    engine = open_settings_store(settings, existing=True)  # reads only: never creates a file
     try:
         plans = plans_for(settings, engine, slug, parse_now(now_text) or datetime.now(UTC))
     finally:
@@ -70,7 +70,7 @@ def apply_command(
     """Carry out the plan (one transaction per campaign) and record the revision applied."""
     settings = settings_from(ctx, database_url=database_url)
     now = parse_now(now_text) or datetime.now(UTC)
-    engine = open_settings_store(settings)
+    engine = open_settings_store(settings, existing=True)
     try:
         plans = plans_for(settings, engine, slug, now)
         for plan in plans:

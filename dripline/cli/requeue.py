@@ -71,7 +71,7 @@ def requeue_command(
     settings = settings_from(ctx, database_url=database_url)
     if slug is not None:
         load_campaign_by_slug(settings, slug)  # a typo is an error, not "0 requeued"
-    engine = open_settings_store(settings)
+    engine = open_settings_store(settings, existing=True)
     try:
         count = requeue_ambiguous(engine, slug, older_than=age)
     finally:

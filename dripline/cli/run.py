@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from . import settings_from
 from ._plans import apply_all
 from ._sending import PassLog, allow_options, configure_run_logging
 from ._store import db_option, open_settings_store
+
+if TYPE_CHECKING:
+    from ..metrics import RunMetrics
 
 __all__ = ["parse_now", "run_command"]
 
@@ -54,6 +58,21 @@ def _applying(
         return dispatch(now)
 
     return run_pass
+
+
+def _serve_metrics(port: int) -> RunMetrics:
+    """Metrics on 127.0.0.1:``port``; a busy port is one clear error before anything is sent."""
+    from ..metrics import RunMetrics
+
+    metrics = RunMetrics()
+    try:
+        metrics.serve(port)
+    except OSError as err:
+        raise DriplineError(
+            f"--metrics-port {port}: cannot listen on 127.0.0.1:{port} ({err.strerror})"
+        ) from None
+    click.echo(f"metrics: http://127.0.0.1:{port}/metrics")
+    return metrics
 
 
 @click.command("run")
@@ -108,6 +127,13 @@ def _applying(
     is_flag=True,
     help="Apply pending campaign plans at the start of each pass (deploys from CI).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    metavar="PORT",
+    help="Expose Prometheus metrics on http://127.0.0.1:PORT/metrics.",
+)
 @db_option
 @click.pass_context
 def run_command(
@@ -124,6 +150,7 @@ def run_command(
     allow_example_addresses: bool | None,
     database_url: str | None,
     apply_plans: bool,
+    metrics_port: int | None,
 ) -> None:
     """Send every due email; keep running on a timetable unless --once."""
     settings = settings_from(
@@ -141,7 +168,8 @@ def run_command(
     stop = threading.Event()
     import scheduler  # the top-level timetable module of this project
 
-    with dispatcher_for(settings, stop=stop, batch_size=batch) as dispatcher:
+    metrics = _serve_metrics(metrics_port) if metrics_port is not None else None
+    with dispatcher_for(settings, stop=stop, batch_size=batch, metrics=metrics) as dispatcher:
         where = f"{redact_url(settings.effective_database_url)} -> {dispatcher.sender.display_url}"
         dispatch = dispatcher.dispatch_due
         if apply_plans:

@@ -9,6 +9,7 @@ import click
 from .._listen import listen_socket
 from ..settings import Settings, redact_url
 from . import settings_from
+from ._sending import allow_local_links_option
 from ._store import db_option
 
 __all__ = ["serve_command"]
@@ -17,9 +18,16 @@ __all__ = ["serve_command"]
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@allow_local_links_option
 @db_option
 @click.pass_context
-def serve_command(ctx: click.Context, host: str, port: int, database_url: str | None) -> None:
+def serve_command(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    allow_local_links: bool | None,
+    database_url: str | None,
+) -> None:
     """Serve /subscribe/SLUG, /confirm/TOKEN and /u/TOKEN (needs DRIPLINE_SECRET_KEY).
 
     Links in emails point at DRIPLINE_BASE_URL; put a TLS proxy in front for the public.
@@ -28,7 +36,7 @@ def serve_command(ctx: click.Context, host: str, port: int, database_url: str | 
 
     from ..serve import create_app
 
-    settings = settings_from(ctx, database_url=database_url)
+    settings = settings_from(ctx, database_url=database_url, allow_local_links=allow_local_links)
     app = create_app(settings)  # refuses (Error: ...) before anything listens
     # Bound before "Serving ..." is printed: a busy port is one line and exit 1.
     sock = listen_socket(

@@ -36,7 +36,7 @@ def suppress_command() -> None:
 @click.pass_context
 def list_command(ctx: click.Context, as_json: bool, database_url: str | None) -> None:
     """Every suppressed address with its reason and since when (UTC)."""
-    engine = open_settings_store(settings_from(ctx, database_url=database_url))
+    engine = open_settings_store(settings_from(ctx, database_url=database_url), existing=True)
     try:
         entries = list_suppressions(engine)
     finally:
@@ -72,7 +72,7 @@ def add_command(ctx: click.Context, email: str, reason: str, database_url: str |
 @click.pass_context
 def remove_command(ctx: click.Context, email: str, database_url: str | None) -> None:
     """Take EMAIL off the list (it can be enrolled again; nothing is re-sent by itself)."""
-    engine = open_settings_store(settings_from(ctx, database_url=database_url))
+    engine = open_settings_store(settings_from(ctx, database_url=database_url), existing=True)
     try:
         removed = remove_suppression(engine, email)
     finally:
@@ -110,7 +110,7 @@ def import_command(ctx: click.Context, csv_file: Path, database_url: str | None)
 @click.pass_context
 def export_command(ctx: click.Context, database_url: str | None) -> None:
     """Print the list as CSV (email, reason, source, created_at), as import reads it."""
-    engine = open_settings_store(settings_from(ctx, database_url=database_url))
+    engine = open_settings_store(settings_from(ctx, database_url=database_url), existing=True)
     try:
         click.echo(export_suppressions(engine), nl=False)
     finally:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy.orm import aliased
 
 from ..store import (
     CampaignRevision,
@@ -20,7 +21,7 @@ from ..store import (
     read_transaction,
     write_transaction,
 )
-from ._diff import compute_plan
+from ._diff import REMOVED_NOTE, compute_plan
 from ._model import CampaignPlan
 
 __all__ = ["apply_campaign", "ensure_baseline", "plan_campaign", "revisions"]
@@ -65,11 +66,43 @@ def apply_campaign(
         if not plan.changes and plan.live_revision is not None:
             return plan
         ops = plan.ops
+        own = select(_E.c.id).where(_E.c.campaign == campaign).scalar_subquery()
+        other = aliased(Delivery.__table__)
+        for old_id, new_id in ops.renames.items():
+            # Sent rows too: the ledger then says the step went out, under its new name.
+            taken = (
+                select(other.c.id)
+                .where(other.c.enrollment_id == _D.c.enrollment_id, other.c.step_id == new_id)
+                .exists()
+            )
+            conn.execute(
+                update(_D)
+                .where(_D.c.step_id == old_id, _D.c.enrollment_id.in_(own), ~taken)
+                .values(step_id=new_id)
+            )
         if ops.cancels:
             conn.execute(
                 update(_D)
                 .where(_D.c.id.in_(ops.cancels), _D.c.status == "scheduled")
-                .values(status="cancelled", last_error="step removed from the campaign")
+                .values(status="cancelled", last_error=REMOVED_NOTE)
+            )
+        if ops.revive:
+            conn.execute(
+                update(_D)
+                .where(
+                    _D.c.id == bindparam("row_id"),
+                    _D.c.status == "cancelled",
+                    _D.c.last_error == REMOVED_NOTE,
+                )
+                .values(
+                    status="scheduled",
+                    due_at=bindparam("new_due"),
+                    attempts=0,
+                    last_error=None,
+                    first_attempt_at=None,
+                    worker_id=None,
+                ),
+                [{"row_id": r["row_id"], "new_due": _db(r["new_due"])} for r in ops.revive],
             )
         if ops.retimes:
             conn.execute(
@@ -78,7 +111,6 @@ def apply_campaign(
                 .values(due_at=bindparam("new_due")),
                 [{"row_id": i, "new_due": _db(due)} for i, due in ops.retimes],
             )
-        own = select(_E.c.id).where(_E.c.campaign == campaign).scalar_subquery()
         for identity, position in ops.positions.items():
             conn.execute(
                 update(_D)
@@ -87,7 +119,7 @@ def apply_campaign(
             )
         if ops.inserts:
             conn.execute(insert(_D), [{**row, "due_at": _db(row["due_at"])} for row in ops.inserts])
-        if ops.reactivate:
+        if ops.reactivate:  # a finished enrollment that gets a step again is active again
             conn.execute(
                 update(_E).where(_E.c.id.in_(sorted(ops.reactivate))).values(status="active")
             )

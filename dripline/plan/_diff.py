@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ..store import CampaignRevision, Delivery, Enrollment, Subscriber, country_of
-from ._model import AddedStep, CampaignPlan, ContentChange, RemovedStep, RetimedStep
+from ._model import AddedStep, CampaignPlan, ContentChange, RemovedStep, RenamedStep, RetimedStep
+from ._renames import pair_renames, unnumbered
 from ._state import timetable_of
 
 __all__ = ["compute_plan"]
@@ -27,6 +28,8 @@ _R = CampaignRevision.__table__
 # A delivery past 'scheduled' (claimed by a worker, being sent, or done): its step was reached.
 _REACHED = ("claimed", "sent", "sending", "ambiguous", "failed")
 _EXAMPLES = 3  # example people shown per added or re-timed step
+# What apply writes on the deliveries of a removed step (a restored step revives them).
+REMOVED_NOTE = "step removed from the campaign"
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -48,6 +51,34 @@ def _synthesized(new_state: dict[str, Any], db_steps: dict[str, int]) -> dict[st
     return {"schedule": new_state["schedule"], "steps": steps}
 
 
+def _revivable(row: Any) -> bool:
+    """A delivery cancelled because its step was removed: restoring the step revives it."""
+    return row.status == "cancelled" and row.last_error == REMOVED_NOTE
+
+
+def _carry_renames(
+    plan: CampaignPlan,
+    renames: dict[str, tuple[str, str]],
+    rows: dict[int, dict[str, Any]],
+    db_steps: dict[str, int],
+    waiting: set[str],
+) -> None:
+    """Treat each renamed step as the step it was: its deliveries (sent ones included) are
+    read under the new identity, so nobody who had it gets it again; apply moves them."""
+    for new_id, (old_id, why) in renames.items():
+        plan.ops.renames[old_id] = new_id
+        plan.renamed.append(RenamedStep(old_id, new_id, why))
+        for own in rows.values():
+            if old_id in own and new_id not in own:
+                own[new_id] = own.pop(old_id)
+        if old_id in db_steps:
+            db_steps[new_id] = db_steps.pop(old_id)
+        if old_id in waiting:
+            waiting.discard(old_id)
+            waiting.add(new_id)
+    plan.added = [a for a in plan.added if a.id not in renames]
+
+
 def _timing_changes(old: dict[str, Any], new: dict[str, Any], schedule: bool) -> list[str]:
     changes = []
     if old["position"] != new["position"]:
@@ -67,7 +98,8 @@ def _content_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     changed = []
     if old["subject"] != new["subject"]:
         changed.append("subject")
-    if old["text"] != new["text"]:
+    # The footer's "(N of M)" follows the numbering: not a change of this step's content.
+    if unnumbered(old["text"]) != unnumbered(new["text"]):
         changed.append("body")
     if old["html_digest"] != new["html_digest"] and not changed:
         changed.append("layout or HTML")
@@ -126,6 +158,7 @@ def compute_plan(
     rows: dict[int, dict[str, Any]] = {}
     db_steps: dict[str, int] = {}
     waiting: set[str] = set()  # identities with scheduled deliveries
+    reached: set[str] = set()  # identities someone was sent (or may have been)
     for row in conn.execute(
         select(
             _D.c.id,
@@ -136,6 +169,7 @@ def compute_plan(
             _D.c.due_at,
             _D.c.sent_at,
             _D.c.first_attempt_at,
+            _D.c.last_error,
         )
         .join(_E, _E.c.id == _D.c.enrollment_id)
         .where(_E.c.campaign == campaign)
@@ -144,6 +178,8 @@ def compute_plan(
         db_steps[row.step_id] = min(db_steps.get(row.step_id, row.step), row.step)
         if row.status == "scheduled":
             waiting.add(row.step_id)
+        elif row.status in _REACHED:
+            reached.add(row.step_id)
     plan = CampaignPlan(
         campaign,
         new_state,
@@ -154,9 +190,10 @@ def compute_plan(
         return plan  # nothing is live: the first enrollment records the baseline
     if revision is not None:
         old_state = revision.state
-    else:  # identities only cancelled rows still name are history, not live steps
+    else:  # identities only cancelled rows still name are history, not live steps; a sent
+        # one is live, so a renamed file is paired with it rather than sent again
         in_files = {s["id"] for s in new_state["steps"]}
-        live = {i: n for i, n in db_steps.items() if i in in_files or i in waiting}
+        live = {i: n for i, n in db_steps.items() if i in in_files | waiting | reached}
         old_state = _synthesized(new_state, live)
     old_by_id = {s["id"]: s for s in old_state["steps"]}
     new_steps = new_state["steps"]
@@ -172,11 +209,21 @@ def compute_plan(
     gone = [s["id"] for s in old_state["steps"] if s["id"] not in new_by_id]
     # A step no revision names (the database predates revisions) but still scheduled.
     gone += sorted(i for i in waiting if i not in new_by_id and i not in gone)
+    renames = pair_renames(old_state["steps"], new_steps, [a.id for a in plan.added], gone)
+    if renames:
+        _carry_renames(plan, renames, rows, db_steps, waiting)
+        gone = [i for i in gone if i not in plan.ops.renames]
+        old_by_id = {plan.ops.renames.get(i, i): s for i, s in old_by_id.items()}
+        for new_id, (old_id, _) in renames.items():
+            if "text" not in old_by_id[new_id]:  # known by position only: nothing else to compare
+                position = old_by_id[new_id]["position"]
+                old_by_id[new_id] = {**new_by_id[new_id], "id": old_id, "position": position}
     plan.removed = [RemovedStep(i) for i in gone]
     timing: dict[str, RetimedStep] = {}
     # Moved means reordered among the steps both sides have: an insert or removal that only
     # renumbers the others is not a move (their positions are still updated).
-    shared_old = [s["id"] for s in old_state["steps"] if s["id"] in new_by_id]
+    old_ids = [plan.ops.renames.get(s["id"], s["id"]) for s in old_state["steps"]]
+    shared_old = [i for i in old_ids if i in new_by_id]
     shared_new = [i for i in new_ids if i in old_by_id]
     for s in new_steps:
         old = old_by_id.get(s["id"])
@@ -197,12 +244,22 @@ def compute_plan(
         if changed:
             plan.content.append(ContentChange(s["id"], changed, diff=_diff(old, s)))
     content_ids = {c.id: c for c in plan.content}
+    renamed = {r.new: r for r in plan.renamed}
+    for step in plan.added:
+        step.removed_before = any(
+            (row := own.get(step.id)) is not None and _revivable(row) for own in rows.values()
+        )
     removed = {r.id: r for r in plan.removed}
 
     table = timetable_of(new_state)
     for e in enrollments:
         own = rows.get(e.id, {})
         for identity, row in own.items():
+            if identity in renamed:
+                if row.status in _REACHED:
+                    renamed[identity].received += 1
+                elif row.status == "scheduled":
+                    renamed[identity].scheduled += 1
             if row.status != "scheduled":
                 continue
             if identity in removed:
@@ -214,14 +271,17 @@ def compute_plan(
             continue
         gets: list[AddedStep] = []
         for step in plan.added:
-            if step.id in own:
-                continue
+            mine = own.get(step.id)
+            if mine is not None and not _revivable(mine):
+                continue  # had it (or has it coming): nobody gets a step twice
             later = [own[i] for i in new_ids[step.position :] if i in own]
-            reached = e.status == "completed" or any(r.status != "scheduled" for r in later)
+            reached = e.status == "completed" or any(
+                r.status != "scheduled" and not _revivable(r) for r in later
+            )
+            if reached and (step.backfill or e.status == "active"):
+                step.past += 1
             if not reached or step.backfill:
                 gets.append(step)
-            elif e.status == "active":
-                step.past += 1
         pending = [i for i, r in own.items() if r.status == "scheduled" and i in new_by_id]
         if not gets and not any(i in timing for i in pending):
             continue
@@ -257,16 +317,20 @@ def compute_plan(
             step.enrollments += 1
             if len(step.examples) < _EXAMPLES:
                 step.examples.append((e.email, due))
-            plan.ops.inserts.append(
-                {
-                    "enrollment_id": e.id,
-                    "step": step.position,
-                    "step_id": step.id,
-                    "due_at": due,
-                    "status": "scheduled",
-                    "attempts": 0,
-                }
-            )
+            if step.id in own:  # cancelled by a removal, restored: the row is scheduled again
+                step.restored += 1
+                plan.ops.revive.append({"row_id": own[step.id].id, "new_due": due})
+            else:
+                plan.ops.inserts.append(
+                    {
+                        "enrollment_id": e.id,
+                        "step": step.position,
+                        "step_id": step.id,
+                        "due_at": due,
+                        "status": "scheduled",
+                        "attempts": 0,
+                    }
+                )
             if e.status == "completed":
                 plan.ops.reactivate.add(e.id)
         for identity in moved:

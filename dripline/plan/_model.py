@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AddedStep", "CampaignPlan", "ContentChange", "Ops", "RemovedStep", "RetimedStep"]
+__all__ = [
+    "AddedStep",
+    "CampaignPlan",
+    "ContentChange",
+    "Ops",
+    "RemovedStep",
+    "RenamedStep",
+    "RetimedStep",
+]
 
 
 @dataclass
@@ -15,8 +23,49 @@ class AddedStep:
     position: int
     backfill: bool
     enrollments: int = 0  # who will get it
-    past: int = 0  # active enrollments already past its position (they do not get it)
+    # Enrollments already past its position: without backfill they do not get it (active
+    # ones counted); with backfill they do (counted among ``enrollments`` too).
+    past: int = 0
     examples: list[tuple[str, datetime]] = field(default_factory=list)  # (email, due UTC)
+    restored: int = 0  # of ``enrollments``: their delivery, cancelled by a removal, is revived
+    removed_before: bool = False  # the identity has deliveries cancelled by an earlier removal
+
+    def line(self) -> str:
+        kind = "restored step" if self.removed_before else "new step"
+        head = f"  + {self.id} ({kind} {self.position}): "
+        if self.backfill:
+            who = f"{self.enrollments} enrollment(s) get it, {self.past} of them already past it"
+            who += " (backfill)"
+        else:
+            who = (
+                f"{self.enrollments} enrollment(s) get it; {self.past} already past it do not"
+                " (no backfill)"
+            )
+        if self.enrollments == 0:
+            why = (
+                f"all {self.past} active enrollment(s) are already past it and it has no "
+                "`backfill = true`"
+                if self.past
+                else "no active enrollment in this campaign"
+            )
+            who = f"reaches nobody: {why}"
+        return head + who
+
+
+@dataclass
+class RenamedStep:
+    old: str
+    new: str
+    reason: str  # the evidence: "same file", "same content", "same position and subject"...
+    received: int = 0  # enrollments that already got it: they do not get it again
+    scheduled: int = 0  # scheduled deliveries that keep their place under the new identity
+
+    def line(self) -> str:
+        return (
+            f"  = {self.old} -> {self.new} (renamed: {self.reason}): {self.received} "
+            "recipient(s) already received it and will not get it again; "
+            f"{self.scheduled} scheduled delivery(ies) carry over"
+        )
 
 
 @dataclass
@@ -51,6 +100,8 @@ class Ops:
     retimes: list[tuple[int, datetime]] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
     reactivate: set[int] = field(default_factory=set)
+    renames: dict[str, str] = field(default_factory=dict)  # old identity -> new
+    revive: list[dict[str, Any]] = field(default_factory=list)  # cancelled rows scheduled again
 
 
 @dataclass
@@ -63,21 +114,23 @@ class CampaignPlan:
     removed: list[RemovedStep] = field(default_factory=list)
     retimed: list[RetimedStep] = field(default_factory=list)
     content: list[ContentChange] = field(default_factory=list)
+    renamed: list[RenamedStep] = field(default_factory=list)
     live_revision: int | None = None  # the revision row now live (None: none recorded)
     live_enrollments: int = 0  # active enrollments: the people a change reaches
     ops: Ops = field(default_factory=Ops)
 
     @property
     def changes(self) -> bool:
-        return bool(self.added or self.removed or self.retimed or self.content)
+        return bool(self.added or self.removed or self.retimed or self.content or self.renamed)
 
     def summary(self) -> str:
         if not self.changes:
             return "no changes"
-        return (
+        text = (
             f"{len(self.added)} step(s) added, {len(self.removed)} removed, "
             f"{len(self.retimed)} moved or re-timed, {len(self.content)} with new content"
         )
+        return text + (f", {len(self.renamed)} renamed" if self.renamed else "")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +145,7 @@ class CampaignPlan:
                     "enrollments": a.enrollments,
                     "already_past": a.past,
                     "examples": [{"email": e, "due": d.isoformat()} for e, d in a.examples],
+                    "restored": a.restored,
                 }
                 for a in self.added
             ],
@@ -112,17 +166,24 @@ class CampaignPlan:
                 {"step": c.id, "changed": c.changed, "pending": c.pending, "diff": c.diff}
                 for c in self.content
             ],
+            "renamed": [
+                {
+                    "from": r.old,
+                    "to": r.new,
+                    "reason": r.reason,
+                    "received": r.received,
+                    "scheduled": r.scheduled,
+                }
+                for r in self.renamed
+            ],
         }
 
     def lines(self) -> list[str]:
         """The plan as text, one change per line (diffs indented under their step)."""
         out = [f"{self.campaign}: {self.summary()}"]
+        out += [r.line() for r in self.renamed]
         for a in self.added:
-            who = "also those already past it (backfill)" if a.backfill else "not those past it"
-            out.append(
-                f"  + {a.id} (new step {a.position}): {a.enrollments} enrollment(s) get it; "
-                f"{a.past} already past it ({who})"
-            )
+            out.append(a.line())
             out += [f"      {e}: due {d:%Y-%m-%d %H:%M} UTC" for e, d in a.examples]
         for r in self.removed:
             out.append(f"  - {r.id}: {r.cancelled} scheduled delivery(ies) will be cancelled")

@@ -17,6 +17,7 @@ from ..errors import DriplineError
 from ..render import CampaignRenderer
 from ..samples import load_samples
 from ..timetable import Timetable
+from ._renames import unnumbered
 
 __all__ = ["campaign_state", "timetable_of"]
 
@@ -43,7 +44,9 @@ def campaign_state(
         try:
             email = renderer.step(step.number).render(sample, now=_RENDERED_AT, message_id="<x@x>")
             subject, text = email.subject, email.text
-            html_digest = hashlib.sha256(email.html.encode()).hexdigest()
+            # The footer's "(N of M)" follows the numbering, which alone is no new content.
+            html = unnumbered(email.html)
+            html_digest = hashlib.sha256(html.encode()).hexdigest()
         except DriplineError as err:  # `dripline check` reports it; the plan still works
             subject, text, html_digest = step.subject, f"(cannot render: {err})", ""
         steps.append(

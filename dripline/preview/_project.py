@@ -22,12 +22,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from markupsafe import Markup
+
 from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import DriplineError
 from ..lint import Finding, guard_findings, lint_step
 from ..plan import CampaignPlan, campaign_state, plan_campaign
 from ..preflight import SpamReport, spam_reports, spamassassin_path
 from ..render import CampaignRenderer, RenderedEmail
+from ..results import campaign_report, report_body
 from ..samples import Sample, load_samples
 from ..store import current_revision, head_revision, make_engine
 from ._timeline import PlannedSend, plan_sends
@@ -253,6 +256,24 @@ class Project:
         finally:
             engine.dispose()
         return plan if plan.live_enrollments else None
+
+    def live_results(self, campaign: Campaign) -> Markup | None:
+        """The results section (``dripline report``'s numbers, charts as images) for a
+        campaign with live enrollments in the database; None otherwise. Read only."""
+        url = self.database_url
+        if not url:
+            return None
+        engine = make_engine(url)
+        try:
+            if current_revision(engine) != head_revision():
+                return None
+            report = campaign_report(engine, campaign, now=self._clock())
+        except DriplineError:
+            return None
+        finally:
+            engine.dispose()
+        # The page's CSP allows no inline styles; an SVG shown as an image keeps its own.
+        return report_body(report, inline_svg=False) if report.results.enrolled else None
 
     def relative(self, path: Path | None) -> str:
         """A path as the user knows it: relative to the project root when it is inside."""

@@ -167,6 +167,7 @@ class Views:
         if entry.error is not None or entry.campaign is None:
             return self._broken(request, snapshot, entry)
         planned = self.project.plan(entry.campaign)
+        live = self.project.live_plan(entry.campaign)
         # The inbox as the first sample subscriber sees it: subjects may use their fields.
         inbox = []
         for send in planned:
@@ -192,7 +193,8 @@ class Views:
                 if any(step.when for step in entry.campaign.steps)
                 else []
             ),
-            live=self.project.live_plan(entry.campaign),
+            live=live,
+            results=self.project.live_results(entry.campaign) if live else None,
         )
 
     def step(self, request: Request) -> Response:

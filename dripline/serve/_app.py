@@ -1,9 +1,12 @@
-"""The Starlette application: sign-up form, confirmation, one-click unsubscribe and the
-provider webhooks (:mod:`._webhooks`).
+"""The Starlette application: sign-up form, confirmation, one-click unsubscribe, the
+provider webhooks (:mod:`._webhooks`), and results (:mod:`._results`: tracked clicks and
+opens, goal events).
 
 Routes are thin: they read the request, call :class:`SignupService` in a worker
 thread (it blocks on the database and the sender) and pick a page. A GET never
-changes anything, since mail scanners follow links; every change is a POST.
+changes a subscription, since mail scanners follow links; every change is a POST. The only
+GETs that write are ``/c/`` and ``/o/``, whose purpose is to count a click or an open
+(classed, so scanners are counted apart).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from starlette.routing import Route
 from sender.base import SenderConfigError, SendError
 
 from ..errors import ConfigError
-from ..runtime import sender_for
+from ..runtime import check_ready_to_send, sender_for
 from ..settings import Settings
 from ..store import InvalidSubscriberError, forget_unconfirmed, open_store
 from ._form import (
@@ -35,8 +38,9 @@ from ._form import (
     SlidingWindowLimiter,
     read_signup_fields,
 )
+from ._results import result_routes
 from ._service import OfferedCampaign, SignupService, load_offered_campaigns
-from ._views import message_page, page
+from ._views import invalid_link_page, message_page, page
 from ._webhooks import webhook_routes
 
 __all__ = ["MIN_SECRET_KEY_LENGTH", "check_serve_settings", "create_app"]
@@ -48,16 +52,6 @@ MIN_SECRET_KEY_LENGTH = 16
 UNCONFIRMED_KEPT_FOR = timedelta(days=30)
 _MAX_FORM_BYTES = 16 * 1024  # the sign-up form is a few hundred bytes; refuse bulk posts
 _ONE_CLICK = ("List-Unsubscribe", "One-Click")  # RFC 8058's POST body
-
-
-def _invalid_link() -> HTMLResponse:
-    # One page for every bad unsubscribe token (forged, altered, unknown): nothing is learned.
-    return message_page(
-        "This link does not work",
-        "It may have been cut short or changed. To stop our emails, use the unsubscribe "
-        "link at the bottom of any of them, or reply to one and ask us.",
-        status=404,
-    )
 
 
 def _invalid_confirmation() -> HTMLResponse:
@@ -205,7 +199,7 @@ class _Routes:
         verified = self.service.verify_unsubscribe(request.path_params["token"])
         resolved = verified and await run_in_threadpool(self.service.resolve_unsubscribe, verified)
         if resolved is None:
-            return _invalid_link()
+            return invalid_link_page()
         campaign = self.service.campaigns.get(resolved.campaign_slug)
         name = campaign.campaign.name if campaign else resolved.campaign_slug
         return page(
@@ -227,7 +221,7 @@ class _Routes:
         verified = self.service.verify_unsubscribe(request.path_params["token"])
         resolved = verified and await run_in_threadpool(self.service.unsubscribe, verified)
         if resolved is None:
-            return _invalid_link()
+            return invalid_link_page()
         campaign = self.service.campaigns.get(resolved.campaign_slug)
         name = campaign.campaign.name if campaign else resolved.campaign_slug
         return message_page(
@@ -254,7 +248,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def check_serve_settings(settings: Settings) -> None:
-    """Refuse to serve without what links need: a secret key and an absolute base URL."""
+    """Refuse to serve without what links need: a secret key and a public base URL.
+
+    Raises :class:`ConfigError`; the base URL rule is ``check_ready_to_send``'s (https, not
+    this machine, unless the sender reaches no one or ``allow_local_links``).
+    """
     if not settings.secret_key:
         raise ConfigError(
             "DRIPLINE_SECRET_KEY is not set: dripline serve signs unsubscribe and confirmation "
@@ -266,10 +264,8 @@ def check_serve_settings(settings: Settings) -> None:
             f"DRIPLINE_SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} random "
             "characters"
         )
-    if not settings.base_url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"DRIPLINE_BASE_URL must start with https:// (or http://), not {settings.base_url!r}"
-        )
+    # Confirmation emails carry links too: the same rule as `dripline run`.
+    check_ready_to_send(settings, campaigns=False)
 
 
 def create_app(
@@ -310,6 +306,7 @@ def create_app(
             Route("/u/{token}", routes.unsubscribe_page, methods=["GET"]),
             Route("/u/{token}", routes.unsubscribe, methods=["POST"]),
             *webhook_routes(settings, engine, clock or (lambda: datetime.now(UTC))),
+            *result_routes(settings, engine, clock or (lambda: datetime.now(UTC))),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,

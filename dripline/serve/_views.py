@@ -41,7 +41,13 @@ from ..mime import (
     raw_header,
 )
 
-__all__ = ["TIMEZONE_SCRIPT", "build_confirmation_email", "message_page", "page"]
+__all__ = [
+    "TIMEZONE_SCRIPT",
+    "build_confirmation_email",
+    "invalid_link_page",
+    "message_page",
+    "page",
+]
 
 # The browser knows the visitor's zone; the form sends it so emails arrive at local 9:00.
 TIMEZONE_SCRIPT = (
@@ -78,6 +84,17 @@ def page(
 ) -> HTMLResponse:
     body = _ENV.get_template(template).render(timezone_script=TIMEZONE_SCRIPT, **context)
     return HTMLResponse(body, status_code=status, headers={**_HEADERS, **(extra_headers or {})})
+
+
+def invalid_link_page() -> HTMLResponse:
+    """One page for every bad link token (unsubscribe, click, open: forged, altered,
+    unknown, another campaign's), so nothing is learned from which check failed."""
+    return message_page(
+        "This link does not work",
+        "It may have been cut short or changed. To stop our emails, use the unsubscribe "
+        "link at the bottom of any of them, or reply to one and ask us.",
+        status=404,
+    )
 
 
 def message_page(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DatabaseError
 
 from ._bounce_models import BOUNCE_KINDS, COMPLAINT, HARD, SOFT, BounceEvent, Suppression
 from ._bounce_reports import BOUNCE_RATE_LIMIT, COMPLAINT_RATE_LIMIT, BounceFigures, bounce_figures
@@ -39,6 +40,7 @@ from ._csv import CsvReadResult, RowProblem, SubscriberCsvError, read_subscriber
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscribe
 from ._enroll_bulk import enroll_many
+from ._goals import RecordedEvent, record_event
 from ._leases import DEFAULT_LEASE_SECONDS, ExpiredLeases
 from ._maintenance import expire_leases, requeue_ambiguous
 from ._migrate import current_revision, head_revision, upgrade
@@ -65,6 +67,7 @@ from ._reports import (
     subscriber_timeline,
     unsubscribe,
 )
+from ._results_models import Click, GoalEvent, Open, TrackedLink
 from ._suppress import (
     SuppressedError,
     SuppressionEntry,
@@ -75,6 +78,7 @@ from ._suppress import (
     remove_suppression,
     suppression_for,
 )
+from ._tracking import TrackedHit, link_positions, record_click, record_open
 from ._values import (
     InvalidSubscriberError,
     NormalizedEmail,
@@ -108,6 +112,7 @@ __all__ = [
     "CampaignRevision",
     "CampaignStatus",
     "ClaimedDelivery",
+    "Click",
     "ConfirmedSignup",
     "Consent",
     "CsvReadResult",
@@ -118,12 +123,15 @@ __all__ = [
     "EnrollResult",
     "Enrollment",
     "ExpiredLeases",
+    "GoalEvent",
     "InvalidSubscriberError",
     "NewSubscriber",
     "NormalizedEmail",
     "NotSubscribedError",
+    "Open",
     "Outcome",
     "RecordedBounce",
+    "RecordedEvent",
     "RowProblem",
     "SentMessage",
     "SettleResult",
@@ -140,6 +148,8 @@ __all__ = [
     "Suppression",
     "SuppressionEntry",
     "TimelineEntry",
+    "TrackedHit",
+    "TrackedLink",
     "add_suppression",
     "bounce_figures",
     "campaign_status",
@@ -159,6 +169,7 @@ __all__ = [
     "get_bounce",
     "head_revision",
     "import_suppressions",
+    "link_positions",
     "list_bounces",
     "list_suppressions",
     "make_engine",
@@ -169,6 +180,9 @@ __all__ = [
     "read_subscriber_csv",
     "read_transaction",
     "record_bounce",
+    "record_click",
+    "record_event",
+    "record_open",
     "remove_suppression",
     "request_signup",
     "requeue_ambiguous",
@@ -187,13 +201,49 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, migrate: bool = True, campaigns_dir: Path | None = None) -> Engine:
+def open_store(
+    url: str,
+    *,
+    migrate: bool = True,
+    campaigns_dir: Path | None = None,
+    lease_seconds: float | None = None,
+    existing: bool = False,
+) -> Engine:
     """An engine on ``url`` with the schema brought up to date (unless ``migrate`` is off).
 
     ``campaigns_dir`` (the project's ``campaigns/``) is read by migrations that map
-    existing rows onto the campaign files.
+    existing rows onto the campaign files. ``lease_seconds`` is the worker lease the
+    PostgreSQL sessions' stall limits follow (see :func:`make_engine`). With ``existing``
+    (commands that only read, or change what is there) a database without dripline's
+    schema is refused instead of being set up. Raises :class:`StoreError` for a SQLite
+    file that is not a database (or not dripline's, with ``existing``), naming the file.
     """
-    engine = make_engine(url)
-    if migrate:
-        upgrade(engine, campaigns_dir)
+    engine = make_engine(url, lease_seconds=lease_seconds)
+    try:
+        if existing and current_revision(engine) is None:
+            raise StoreError(
+                f"{_where(engine)} is not a dripline database (it holds no dripline tables): "
+                "use --db FILE for the right one"
+            )
+        if migrate:
+            upgrade(engine, campaigns_dir)
+    except DatabaseError as err:
+        # SQLite's words for a file that is not a database (a CSV, a text file, ...).
+        if engine.dialect.name != "sqlite" or "not a database" not in str(err.orig):
+            raise
+        engine.dispose()
+        raise StoreError(
+            f"{_where(engine)} is not a dripline database (SQLite cannot read it: {err.orig}): "
+            "use --db FILE for the right one"
+        ) from None
+    except StoreError:
+        engine.dispose()
+        raise
     return engine
+
+
+def _where(engine: Engine) -> str:
+    """The SQLite file of ``engine``, or its URL with the password masked."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return engine.url.database
+    return engine.url.render_as_string(hide_password=True)

@@ -80,6 +80,12 @@ class BulkWriter:
             sql = parts[0] + "".join(f":arg{i}{part}" for i, part in enumerate(parts[1:]))
             statement = text(sql).bindparams(bindparam("values", expanding=True))
             return self.conn.execute(statement, {**names, "values": list(values)})
+        sql = query.replace("?", self.placeholder)
+        if self.postgres and " IN {in}" in sql:
+            # One array parameter: the statement text is the same for every list, so
+            # psycopg converts it once and PostgreSQL plans no list of 500 parameters.
+            return self.conn.exec_driver_sql(
+                sql.replace(" IN {in}", " = ANY(%s)"), (*args, list(values))
+            )
         marks = ", ".join([self.placeholder] * len(values))
-        sql = query.replace("?", self.placeholder).replace("{in}", f"({marks})")
-        return self.conn.exec_driver_sql(sql, (*args, *values))
+        return self.conn.exec_driver_sql(sql.replace("{in}", f"({marks})"), (*args, *values))

@@ -14,9 +14,14 @@ the queue next (a claim, ``dripline status``, ``dripline requeue``) runs
   operator asks (``dripline requeue --ambiguous``);
 - its ``workers`` row is deleted.
 
-On PostgreSQL this maintenance takes a transaction-level advisory lock, so two
-workers never do it at once (the second skips it); on SQLite ``BEGIN IMMEDIATE``
-already serialises writers.
+On PostgreSQL this maintenance takes a transaction-level advisory lock with
+try-lock semantics, so two workers never do it at once (the second skips it) and
+nobody waits for it; on SQLite ``BEGIN IMMEDIATE`` already serialises writers. It
+also never waits on a row lock: a worker stopped half-way through a transaction
+(SIGSTOP) still holds its rows' locks until the server ends its session (see
+:func:`dripline.store._engine.stall_limits`), so rows (and ``workers`` rows) locked
+by someone are skipped (``FOR UPDATE SKIP LOCKED``), and a dead worker whose rows
+were not all handed back keeps its ``workers`` row for the next pass to finish.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, text, update
 
@@ -156,22 +162,45 @@ def expire_dead_workers(conn: Connection, now: datetime, me: int | None = None) 
     dead = [r for r in rows if _dead(r, now, me)]
     if not dead:
         return ExpiredLeases()
-    if conn.dialect.name == "postgresql" and not conn.scalar(
+    postgres = conn.dialect.name == "postgresql"
+    if postgres and not conn.scalar(
         text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": MAINTENANCE_LOCK}
     ):
         return ExpiredLeases()  # another worker is doing it right now
-    ids = [r.id for r in dead]
-    # Picked through the (status, due_at) index: few rows are ever claimed or sending.
-    returned = conn.execute(
-        update(_D)
-        .where(_D.c.status == "claimed", _D.c.worker_id.in_(ids))
-        .values(status="scheduled", worker_id=None)
-    ).rowcount
+    if postgres:
+        dead = _unlocked_workers(conn, dead)
+        if not dead:
+            return ExpiredLeases()
+    held = (
+        select(_D.c.id, _D.c.status, _D.c.worker_id)
+        .where(_D.c.status.in_(("claimed", "sending")), _D.c.worker_id.in_([r.id for r in dead]))
+        .order_by(_D.c.id)
+    )
+    unfinished: set[int] = set()
+    if postgres:
+        # Rows a stalled transaction still locks are left for a later pass (their owner's
+        # session is ended by the server's idle-in-transaction timeout).
+        rows = conn.execute(held.with_for_update(skip_locked=True, of=_D)).all()
+        locked = {r.id for r in rows}
+        unfinished = {r.worker_id for r in conn.execute(held) if r.id not in locked}
+    else:
+        rows = conn.execute(held).all()
+    claimed = [r.id for r in rows if r.status == "claimed"]
+    returned = 0
+    for part in _parts(claimed):
+        returned += conn.execute(
+            update(_D)
+            .where(_D.c.id.in_(part), _D.c.status == "claimed")
+            .values(status="scheduled", worker_id=None)
+        ).rowcount
     ambiguous = 0
     for row in dead:
+        sending = [r.id for r in rows if r.status == "sending" and r.worker_id == row.id]
+        if not sending:
+            continue
         ambiguous += conn.execute(
             update(_D)
-            .where(_D.c.status == "sending", _D.c.worker_id == row.id)
+            .where(_D.c.id.in_(sending), _D.c.status == "sending")
             .values(
                 status="ambiguous",
                 last_error=(
@@ -180,12 +209,31 @@ def expire_dead_workers(conn: Connection, now: datetime, me: int | None = None) 
                 ),
             )
         ).rowcount
-    conn.execute(delete(_W).where(_W.c.id.in_(ids)))
-    for row in dead:
+    done = [r for r in dead if r.id not in unfinished]
+    if done:
+        conn.execute(delete(_W).where(_W.c.id.in_([r.id for r in done])))
+    for row in done:
         log.warning(
             "worker %s (%s pid %s) is gone: its unsent claims were handed back",
             row.id,
             row.host,
             row.pid,
         )
-    return ExpiredLeases(len(dead), returned, ambiguous)
+    return ExpiredLeases(len(done), returned, ambiguous)
+
+
+def _unlocked_workers(conn: Connection, dead: list[Any]) -> list[Any]:
+    """The ``dead`` workers whose row nobody has locked (a stalled renewal has)."""
+    free = set(
+        conn.scalars(
+            select(_W.c.id)
+            .where(_W.c.id.in_([r.id for r in dead]))
+            .with_for_update(skip_locked=True)
+        )
+    )
+    return [r for r in dead if r.id in free]
+
+
+def _parts(ids: list[int], size: int = 500) -> list[list[int]]:
+    """``ids`` in parts small enough for one statement's parameters (SQLite's limit)."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -39,7 +39,8 @@ __all__ = [
 ]
 
 SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced", "pending")
-ENROLLMENT_STATUSES = ("active", "unsubscribed", "completed")
+# 'converted': the campaign's goal event was recorded (the rest of the sequence cancelled).
+ENROLLMENT_STATUSES = ("active", "unsubscribed", "completed", "converted")
 # 'claimed': taken by a worker (deliveries.worker_id) under its lease, not yet given to the
 # sender; handed back to 'scheduled' if that worker dies. 'sending': its data is being given
 # to the sender now (a small group at a time). 'ambiguous': the server may or may not have
@@ -99,13 +100,16 @@ class Enrollment(Base):
     campaign: Mapped[str] = mapped_column(String(100), index=True)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # When the goal event happened (aware UTC in, naive UTC stored); None: not converted.
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", name="uq_delivery_step_id"),
-        Index("ix_deliveries_status_due", "status", "due_at"),
+        # The claim's order (ORDER BY due_at, id): see migration 0013.
+        Index("ix_deliveries_status_due", "status", "due_at", "id"),
         # Bounces and webhooks without a VERP token find their delivery by Message-ID.
         Index("ix_deliveries_message_id", "message_id"),
     )

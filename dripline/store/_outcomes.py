@@ -78,6 +78,13 @@ class _Sql:
     def q(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
 
+    def any_of(self, ids: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+        """``id IN (...)`` for ``ids``: ``= ANY(%s)`` with one array on PostgreSQL, so the
+        statement text is the same for every group (psycopg then converts it once)."""
+        if self.sqlite:
+            return f"IN ({', '.join('?' * len(ids))})", tuple(ids)
+        return "= ANY(?)", (list(ids),)
+
     def time(self, moment: datetime | None) -> Any:
         value = to_db_time(moment)
         if value is None or not self.sqlite:
@@ -131,10 +138,10 @@ def _rows_changed(cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> int:
 
 def _unheld(cursor: Any, sql: _Sql, worker_id: int, ids: list[int], target: str) -> list[int]:
     """Which of ``ids`` did not reach ``target`` (asked only when a count came up short)."""
-    marks = ", ".join([sql.mark] * len(ids))
+    among, values = sql.any_of(ids)
     cursor.execute(
-        sql.q(f"SELECT id FROM deliveries WHERE id IN ({marks}) AND status = ?"),
-        (*ids, target),
+        sql.q(f"SELECT id FROM deliveries WHERE id {among} AND status = ?"),
+        (*values, target),
     )
     done = {row[0] for row in cursor.fetchall()}
     return [i for i in ids if i not in done]
@@ -171,12 +178,11 @@ def _sent(
             rows,
         )
     else:
-        values = ", ".join(
-            ["(%s::integer, %s, %s::timestamp, %s, %s, %s, %s, %s::integer)"] * len(sent)
-        )
-        params: list[Any] = []
+        # One statement of constant text, whatever the group's size: one array per
+        # column, unnested into rows (psycopg converts and plans the text once).
+        columns: list[list[Any]] = [[] for _ in range(8)]
         for o in sent:
-            params += [
+            row = (
                 o.delivery_id,
                 o.message_id,
                 sql.time(o.sent_at),
@@ -185,17 +191,21 @@ def _sent(
                 o.body_digest,
                 o.campaign_commit,
                 o.subject_variant,
-            ]
+            )
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
         cursor.execute(
             "UPDATE deliveries AS d SET status = 'sent', message_id = v.message_id, "
             "sent_at = v.sent_at, reply = v.reply, subject = v.subject, "
             "body_digest = v.body_digest, campaign_commit = v.campaign_commit, "
             "subject_variant = v.subject_variant, last_error = NULL, worker_id = NULL "
-            f"FROM (VALUES {values}) AS v(id, message_id, sent_at, reply, subject, "
-            "body_digest, campaign_commit, subject_variant) "
+            "FROM unnest(%s::integer[], %s::text[], %s::timestamp[], %s::text[], %s::text[], "
+            "%s::text[], %s::text[], %s::integer[]) "
+            "AS v(id, message_id, sent_at, reply, subject, body_digest, campaign_commit, "
+            "subject_variant) "
             "WHERE d.id = v.id AND d.status IN ('claimed', 'sending', 'ambiguous') "
             "AND d.worker_id = %s",
-            (*params, worker_id),
+            (*columns, worker_id),
         )
         changed = cursor.rowcount
     changed_total[0] += changed
@@ -208,16 +218,15 @@ def _complete(cursor: Any, sql: _Sql, delivery_ids: set[int]) -> None:
     """Complete the enrollments of these (last-step) deliveries that have nothing pending."""
     if not delivery_ids:
         return
-    complete = sorted(delivery_ids)
-    marks = ", ".join([sql.mark] * len(complete))
+    among, values = sql.any_of(sorted(delivery_ids))
     cursor.execute(
         sql.q(
             "UPDATE enrollments SET status = 'completed' WHERE status = 'active' AND id IN "
-            f"(SELECT enrollment_id FROM deliveries WHERE id IN ({marks})) AND NOT EXISTS "
+            f"(SELECT enrollment_id FROM deliveries WHERE id {among}) AND NOT EXISTS "
             "(SELECT 1 FROM deliveries p WHERE p.enrollment_id = enrollments.id "
             f"AND p.status IN {_PENDING})"
         ),
-        complete,
+        values,
     )
 
 
@@ -313,14 +322,14 @@ def _attempt(
 ) -> frozenset[int]:
     if not ids:
         return frozenset()
-    marks = ", ".join([sql.mark] * len(ids))
+    among, values = sql.any_of(ids)
     cursor.execute(
         sql.q(
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
             "first_attempt_at = COALESCE(first_attempt_at, ?), attempted_at = ? "
-            f"WHERE id IN ({marks}) AND status = 'claimed' AND worker_id = ?"
+            f"WHERE id {among} AND status = 'claimed' AND worker_id = ?"
         ),
-        (sql.time(first_attempt_at), sql.time(attempt_at), *ids, worker_id),
+        (sql.time(first_attempt_at), sql.time(attempt_at), *values, worker_id),
     )
     if cursor.rowcount == len(ids):
         return frozenset(ids)
@@ -328,9 +337,8 @@ def _attempt(
     # transaction, are 'sending' already: send exactly those this worker holds in 'sending'.
     cursor.execute(
         sql.q(
-            f"SELECT id FROM deliveries WHERE id IN ({marks}) AND status = 'sending' "
-            "AND worker_id = ?"
+            f"SELECT id FROM deliveries WHERE id {among} AND status = 'sending' AND worker_id = ?"
         ),
-        (*ids, worker_id),
+        (*values, worker_id),
     )
     return frozenset(row[0] for row in cursor.fetchall())

@@ -24,7 +24,7 @@ from ..timetable import Timetable
 from ._bounce_models import Suppression
 from ._bulk import BulkWriter
 from ._claim_rules import hold_back_out_of_order, retime_later_steps
-from ._engine import read_transaction, write_transaction
+from ._engine import StoreError, read_transaction, write_transaction
 from ._fastwrite import FastWriter
 from ._leases import (
     DEFAULT_LEASE_SECONDS,
@@ -34,8 +34,17 @@ from ._leases import (
     renew_worker,
     utc_now,
 )
-from ._models import CampaignRevision, Delivery, Enrollment, Subscriber, Worker, new_public_key
+from ._models import (
+    DELIVERY_STATUSES,
+    CampaignRevision,
+    Delivery,
+    Enrollment,
+    Subscriber,
+    Worker,
+    new_public_key,
+)
 from ._outcomes import Outcome, SettleResult, settle
+from ._tracking import link_positions
 from ._values import from_db_time, to_db_time
 
 __all__ = [
@@ -158,6 +167,7 @@ class SqlDeliveryQueue:
         self.timetable_for = timetable_for
         self.lease_seconds = lease_seconds
         self.clock = clock
+        self.lease_expiries = 0  # dead workers whose leases this worker expired (a count)
         query = _CANDIDATES
         if engine.dialect.name == "postgresql":
             # Locking the enrollment too keeps two workers from each taking a different
@@ -230,6 +240,18 @@ class SqlDeliveryQueue:
                 found.setdefault(campaign, set()).add(step_id)
         return found
 
+    def queue_depth(self) -> dict[str, int]:
+        """How many deliveries are in each status (every status present, zeros included)."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(_D.c.status, func.count()).group_by(_D.c.status)).all()
+        depth = dict.fromkeys(DELIVERY_STATUSES, 0)
+        depth.update({status: count for status, count in rows})
+        return depth
+
+    def link_positions(self, campaign: str, step_id: str, urls: Sequence[str]) -> list[int]:
+        """Stable positions of a step's tracked URLs (see :func:`._tracking.link_positions`)."""
+        return link_positions(self.engine, campaign, step_id, urls)
+
     def schedule_version(self) -> int:
         """Changes whenever ``dripline apply`` records a campaign revision (one tiny query)."""
         with read_transaction(self.engine) as conn:
@@ -249,13 +271,18 @@ class SqlDeliveryQueue:
         now_db = to_db_time(now)
         wall = self.clock()
         before = (self.worker_id, self._renewed_at)
-        try:
-            with self._lease_lock:
-                claimed, keys = self._claim(now, now_db, wall, limit)
-        except BaseException:
-            # Rolled back: a registration or renewal in it never happened.
-            self.worker_id, self._renewed_at = before
-            raise
+        for retry in (True, False):
+            try:
+                with self._lease_lock:
+                    claimed, keys = self._claim(now, now_db, wall, limit)
+                break
+            except BaseException as err:
+                # Rolled back: a registration or renewal in it never happened.
+                self.worker_id, self._renewed_at = before
+                # The server ended the session (this process was stopped mid-claim past
+                # the stall limit, or PostgreSQL restarted): once more on a new one.
+                if not (retry and isinstance(err, StoreError) and err.connection_lost):
+                    raise
         if not claimed:
             return []
         return [
@@ -303,7 +330,8 @@ class SqlDeliveryQueue:
         """The claim's transaction (see :meth:`claim_due`): the rows, subscribers' keys."""
         with write_transaction(self.engine) as conn:
             worker_id = self._hold_lease(conn, wall)
-            expire_dead_workers(conn, wall, worker_id)
+            expired = expire_dead_workers(conn, wall, worker_id)
+            self.lease_expiries += expired.workers  # for metrics (dripline run --metrics-port)
             writer = BulkWriter(conn)
             # Rows cancelled or held back leave the claim short: read again (a few times)
             # rather than report "nothing due" while due rows remain behind them.

@@ -246,7 +246,10 @@ def unsubscribe(engine: Engine, email: str, campaign: str | None = None) -> int:
         # if the person is enrolled again (a re-import or subscribe does not reopen it).
         conn.execute(
             update(_E)
-            .where(_E.c.id.in_(enrollment_ids), _E.c.status.in_(("active", "completed")))
+            .where(
+                _E.c.id.in_(enrollment_ids),
+                _E.c.status.in_(("active", "completed", "converted")),
+            )
             .values(status="unsubscribed")
         )
         # Rows are picked by enrollment (its unique index), then updated by id with a

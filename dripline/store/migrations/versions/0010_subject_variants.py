@@ -1,7 +1,7 @@
 """The A/B subject variant a delivery was sent with (issue 18).
 
 Revision ID: 0010
-Revises: 0004
+Revises: 0013
 Create Date: 2026-11-29
 
 ``deliveries.subject_variant``: which of a step's ``subjects`` (1-based) the subscriber
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0004"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,93 @@
+"""``dripline report SLUG [--out report.html] [--json] [--since DATE]``: per-step results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import DriplineError
+from ..results import campaign_report, parse_since, report_html
+from . import settings_from
+from ._store import db_option, load_campaign_by_slug, open_settings_store
+
+__all__ = ["report_command"]
+
+
+@click.command("report")
+@click.argument("slug")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a self-contained HTML report (charts included) to this file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@click.option("--since", "since_text", metavar="DATE", help="Only messages sent from DATE on.")
+@db_option
+@click.pass_context
+def report_command(
+    ctx: click.Context,
+    slug: str,
+    out: Path | None,
+    as_json: bool,
+    since_text: str | None,
+    database_url: str | None,
+) -> None:
+    """Per step: sent, skipped (its when was false), delivered, people's clicks, machine
+    clicks, opens, unsubscribes, bounces and conversions; sends per day; time to conversion."""
+    settings = settings_from(ctx, database_url=database_url)
+    since = parse_since(since_text)
+    campaign = load_campaign_by_slug(settings, slug)
+    engine = open_settings_store(settings)
+    try:
+        report = campaign_report(engine, campaign, since=since)
+    finally:
+        engine.dispose()
+    if out is not None:
+        try:
+            out.write_text(report_html(report), encoding="utf-8")
+        except OSError as err:
+            raise DriplineError(f"cannot write {out}: {err.strerror}") from None
+    data = report.as_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    _print(data)
+    if out is not None:
+        click.echo(f"Report written to {out}")
+
+
+def _print(data: dict) -> None:  # type: ignore[type-arg]
+    table = Table(title=f"{data['name']} ({data['campaign']})")
+    opens = data["tracking"]["opens"]
+    skipped = data["totals"]["skipped"] > 0  # only campaigns whose `when` left someone out
+    columns = ["step", "sent", *(["skipped"] if skipped else []), "delivered"]
+    columns += ["clicks", "rate", "machine"]
+    columns += ["opens (unreliable)"] if opens else []
+    columns += ["unsubscribed", "bounced", "converted"]
+    for name in columns:
+        table.add_column(name, justify="left" if name == "step" else "right")
+    for s in data["steps"]:
+        row = [
+            f"{s['number'] or '-'}. {s['step']}",
+            str(s["sent"]),
+            *([str(s["skipped"])] if skipped else []),
+            str(s["delivered"]),
+            str(s["clicks"]),
+            f"{s['click_rate']:.1%}",
+            str(s["machine_clicks"]),
+        ]
+        row += [str(s["opens"])] if opens else []
+        row += [str(s["unsubscribes"]), str(s["bounces"]), str(s["conversions"])]
+        table.add_row(*row)
+    Console().print(table)
+    t, ttc = data["totals"], data["time_to_conversion"]
+    line = f"{t['enrolled']} enrolled, {t['conversions']} converted"
+    if ttc["median_hours"] is not None:
+        line += f" (median {ttc['median_hours']} h after enrolling)"
+    click.echo(line)

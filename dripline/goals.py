@@ -1,0 +1,121 @@
+"""Goal events, for ``dripline event`` and ``POST /api/events``: check, then record.
+
+Both doors take the same fields and give the same errors; :func:`record_goal_event`
+reads each campaign's ``[goal] event`` from the files and records the event with
+:func:`dripline.store.record_event` (one transaction: the event, the conversions and
+the cancelled deliveries).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from .campaign import EVENT_NAME, campaign_slugs, load_campaign
+from .errors import DriplineError
+from .store import RecordedEvent, record_event
+
+__all__ = [
+    "EventInputError",
+    "campaign_goals",
+    "parse_event_data",
+    "parse_event_time",
+    "record_goal_event",
+]
+
+_MAX_DATA_BYTES = 16 * 1024
+_MAX_ID = 200
+
+
+class EventInputError(DriplineError):
+    """An event field is malformed (its message names the field)."""
+
+
+def campaign_goals(campaigns_dir: Path) -> dict[str, str]:
+    """Each campaign's goal event by slug (campaigns without one, or that do not load, left
+    out: a broken file must not stop a conversion being recorded for the others)."""
+    goals: dict[str, str] = {}
+    for slug in campaign_slugs(campaigns_dir):
+        try:
+            goal = load_campaign(campaigns_dir / slug).goal_event
+        except DriplineError:
+            continue
+        if goal:
+            goals[slug] = goal
+    return goals
+
+
+def parse_event_time(value: object, field: str = "at") -> datetime | None:
+    """An ISO 8601 instant (naive means UTC) as aware UTC; None when not given."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise EventInputError(f"{field}: an ISO 8601 date and time is expected")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise EventInputError(
+            f"{field}: not an ISO 8601 date and time: {value!r} (e.g. 2026-03-05T09:00:00Z)"
+        ) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def parse_event_data(text: str | None, field: str = "--json-data") -> dict[str, Any]:
+    """A JSON object of extra data (at most 16 KiB), or {} when not given."""
+    if not text:
+        return {}
+    if len(text.encode("utf-8")) > _MAX_DATA_BYTES:
+        raise EventInputError(f"{field}: more than {_MAX_DATA_BYTES // 1024} KiB")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise EventInputError(f"{field}: not JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(data, dict):
+        raise EventInputError(f"{field}: a JSON object ({{...}}) is expected")
+    return data
+
+
+def _check(name: object, external_id: object) -> tuple[str, str | None]:
+    if not isinstance(name, str) or not re.fullmatch(EVENT_NAME, name):
+        raise EventInputError(
+            "event: a name of letters, digits, '.', '_' and '-' (1-100 characters) is expected"
+        )
+    if external_id is not None and (
+        not isinstance(external_id, str) or not 0 < len(external_id) <= _MAX_ID
+    ):
+        raise EventInputError(f"id: a string of 1 to {_MAX_ID} characters is expected")
+    return name, external_id
+
+
+def record_goal_event(
+    engine: Engine,
+    campaigns_dir: Path,
+    email: str,
+    name: object,
+    *,
+    at: datetime | None,
+    now: datetime,
+    data: Mapping[str, Any] | None = None,
+    external_id: object = None,
+    source: str,
+) -> RecordedEvent:
+    """Check and record one event; raises EventInputError or NotSubscribedError."""
+    event, identifier = _check(name, external_id)
+    return record_event(
+        engine,
+        email,
+        event,
+        at=at or now,
+        now=now,
+        goals=campaign_goals(campaigns_dir),
+        data=data,
+        external_id=identifier,
+        source=source,
+    )

@@ -1,0 +1,114 @@
+"""One campaign's results, from the store and the campaign's files."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Engine
+
+from ..campaign import Campaign
+from ..errors import DriplineError
+from ..store._results_report import CampaignResults, campaign_results
+
+__all__ = ["OPENS_NOTE", "CampaignReport", "campaign_report", "parse_since"]
+
+OPENS_NOTE = (
+    "Opens are unreliable: privacy proxies (Apple Mail, Gmail) load every image, and "
+    "many people read with images off."
+)
+MACHINE_NOTE = (
+    "Machine clicks: link scanners, mail-security proxies and clicks within seconds of "
+    "delivery. They are not counted as people's clicks."
+)
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``--since DATE`` (YYYY-MM-DD, or an ISO 8601 instant) as aware UTC midnight/instant."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise DriplineError(f"--since: not a date: {value!r} (e.g. 2026-03-01)") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+@dataclass
+class CampaignReport:
+    campaign: Campaign
+    results: CampaignResults
+    generated_at: datetime
+
+    def as_json(self) -> dict[str, object]:
+        results, tracking = self.results, self.campaign.tracking
+        hours = results.conversion_hours
+        steps = []
+        for step in results.steps:
+            steps.append(
+                {
+                    "step": step.step,
+                    "number": step.number,
+                    "subject": step.subject,
+                    "sent": step.sent,
+                    "skipped": step.skipped,
+                    "delivered": step.delivered,
+                    "bounces": step.bounces,
+                    "complaints": step.complaints,
+                    "clicks": step.clicks,
+                    "click_rate": round(step.click_rate, 4),
+                    "machine_clicks": step.machine_clicks,
+                    "opens": step.opens if tracking.opens else None,
+                    "unsubscribes": step.unsubscribes,
+                    "conversions": step.conversions,
+                }
+            )
+        return {
+            "campaign": self.campaign.slug,
+            "name": self.campaign.name,
+            "since": results.since.isoformat() if results.since else None,
+            "generated_at": self.generated_at.isoformat(),
+            "tracking": {"clicks": tracking.clicks, "opens": tracking.opens},
+            "goal": self.campaign.goal_event,
+            "steps": steps,
+            "totals": {
+                "enrolled": results.enrolled,
+                "sent": results.total("sent"),
+                "skipped": results.total("skipped"),
+                "delivered": results.total("delivered"),
+                "clicks": results.total("clicks"),
+                "machine_clicks": results.total("machine_clicks"),
+                "unsubscribes": results.total("unsubscribes"),
+                "bounces": results.total("bounces"),
+                "conversions": results.conversions,
+                "conversion_rate": round(results.conversions / results.enrolled, 4)
+                if results.enrolled
+                else 0.0,
+            },
+            "sends_per_day": [
+                {"date": day.isoformat(), "sent": count} for day, count in results.sends_per_day
+            ],
+            "time_to_conversion": {
+                "conversions": len(hours),
+                "median_hours": round(statistics.median(hours), 2) if hours else None,
+                "mean_hours": round(statistics.fmean(hours), 2) if hours else None,
+            },
+            "notes": {"opens": OPENS_NOTE, "machine_clicks": MACHINE_NOTE},
+        }
+
+
+def campaign_report(
+    engine: Engine,
+    campaign: Campaign,
+    *,
+    since: datetime | None = None,
+    now: datetime | None = None,
+) -> CampaignReport:
+    """The campaign's results from ``engine`` (messages sent from ``since`` on, if given)."""
+    steps = [(step.id, step.subject) for step in campaign.steps]
+    results = campaign_results(engine, campaign.slug, steps, since=since)
+    return CampaignReport(campaign, results, (now or datetime.now(UTC)).replace(microsecond=0))

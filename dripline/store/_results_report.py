@@ -1,0 +1,170 @@
+"""The numbers of ``dripline report``: per step, per day, and time to conversion.
+
+Per step (by identity): messages sent, deliveries skipped (the step's ``when`` was false
+for the subscriber: never sent, so in no other count), delivered (sent and not bounced),
+people's unique clicks (deliveries with at least one click that was not a machine's) and their
+rate over delivered, machine clicks, opens (deliveries whose image loaded: unreliable,
+privacy proxies load every image), bounces and complaints reported for that step's
+messages, and the unsubscribes and conversions that followed it: an enrollment that
+ended is counted at the last message it was sent before it ended (for a conversion,
+sent at or before the goal event). ``since`` keeps messages sent from then on, and
+conversions from then on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import Engine, select
+
+from ._bounce_models import COMPLAINT, HARD, SOFT, BounceEvent
+from ._engine import read_transaction
+from ._models import Delivery, Enrollment
+from ._results_models import Click, Open
+from ._values import from_db_time, to_db_time
+
+__all__ = ["CampaignResults", "StepResults", "campaign_results"]
+
+_D = Delivery.__table__
+_E = Enrollment.__table__
+_C = Click.__table__
+_O = Open.__table__
+_B = BounceEvent.__table__
+
+
+@dataclass
+class StepResults:
+    step: str  # identity
+    number: int | None  # position in the files now (None: no longer in them)
+    subject: str | None
+    sent: int = 0
+    skipped: int = 0  # the step's `when` was false: not a message, no other count has it
+    delivered: int = 0
+    bounces: int = 0
+    complaints: int = 0
+    clicks: int = 0  # people's unique clicks
+    machine_clicks: int = 0
+    opens: int = 0
+    unsubscribes: int = 0
+    conversions: int = 0
+
+    @property
+    def click_rate(self) -> float:
+        return self.clicks / self.delivered if self.delivered else 0.0
+
+
+@dataclass
+class CampaignResults:
+    campaign: str
+    since: date | None
+    steps: list[StepResults] = field(default_factory=list)
+    sends_per_day: list[tuple[date, int]] = field(default_factory=list)
+    enrolled: int = 0
+    conversion_hours: list[float] = field(default_factory=list)
+
+    @property
+    def conversions(self) -> int:
+        return len(self.conversion_hours)
+
+    def total(self, name: str) -> int:
+        return sum(getattr(step, name) for step in self.steps)
+
+
+def campaign_results(
+    engine: Engine,
+    campaign: str,
+    steps: Sequence[tuple[str, str | None]],
+    *,
+    since: datetime | None = None,
+) -> CampaignResults:
+    """Results of ``campaign``; ``steps`` is (identity, subject) in the files' order.
+
+    Steps that only the database knows (removed since) follow, by their old position.
+    ``since`` is aware UTC or None.
+    """
+    floor = to_db_time(since) if since is not None else None
+    results = CampaignResults(campaign, since.date() if since else None)
+    by_id = {
+        identity: StepResults(identity, number, subject)
+        for number, (identity, subject) in enumerate(steps, start=1)
+    }
+    with read_transaction(engine) as conn:
+        enrollments = conn.execute(
+            select(_E.c.id, _E.c.status, _E.c.enrolled_at, _E.c.converted_at).where(
+                _E.c.campaign == campaign
+            )
+        ).all()
+        sent = conn.execute(
+            select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.step_id, _D.c.sent_at, _D.c.subject)
+            .join(_E, _E.c.id == _D.c.enrollment_id)
+            .where(_E.c.campaign == campaign, _D.c.status == "sent", _D.c.sent_at.is_not(None))
+            .order_by(_D.c.sent_at, _D.c.id)
+        ).all()
+        # A skipped delivery was never sent: it has no sent_at, so it counts from its due time.
+        skipped = conn.execute(
+            select(_D.c.step, _D.c.step_id, _D.c.due_at)
+            .join(_E, _E.c.id == _D.c.enrollment_id)
+            .where(_E.c.campaign == campaign, _D.c.status == "skipped")
+        ).all()
+        ids = select(_D.c.id).join(_E, _E.c.id == _D.c.enrollment_id)
+        ids = ids.where(_E.c.campaign == campaign)
+        clicks = conn.execute(
+            select(_C.c.delivery_id, _C.c.machine).where(_C.c.delivery_id.in_(ids))
+        ).all()
+        opened = set(conn.scalars(select(_O.c.delivery_id).where(_O.c.delivery_id.in_(ids))))
+        bounces = conn.execute(
+            select(_B.c.delivery_id, _B.c.kind).where(
+                _B.c.delivery_id.in_(ids), _B.c.undone_at.is_(None)
+            )
+        ).all()
+    results.enrolled = len(enrollments)
+    extra = sorted(
+        {(row.step, row.step_id) for row in (*sent, *skipped) if row.step_id not in by_id}
+    )
+    for _position, identity in extra:
+        if identity not in by_id:
+            subject = next((r.subject for r in sent if r.step_id == identity), None)
+            by_id[identity] = StepResults(identity, None, subject)
+    counted = [row for row in sent if floor is None or row.sent_at >= floor]
+    counted_ids = {row.id for row in counted}
+    bounced = {d for d, kind in bounces if kind in (HARD, SOFT)}
+    complained = {d for d, kind in bounces if kind == COMPLAINT}
+    people = {d for d, machine in clicks if not machine}
+    machine_clicks = Counter(d for d, machine in clicks if machine)
+    for row in counted:
+        step = by_id[row.step_id]
+        step.sent += 1
+        step.bounces += row.id in bounced
+        step.complaints += row.id in complained
+        step.delivered += row.id not in bounced
+        step.clicks += row.id in people
+        step.machine_clicks += machine_clicks[row.id]
+        step.opens += row.id in opened
+    for row in skipped:
+        if floor is None or row.due_at >= floor:
+            by_id[row.step_id].skipped += 1
+    days = Counter(row.sent_at.date() for row in counted)
+    results.sends_per_day = sorted(days.items())
+    history: dict[int, list[tuple[datetime, int, str]]] = defaultdict(list)
+    for row in sent:
+        history[row.enrollment_id].append((row.sent_at, row.id, row.step_id))
+    for enrollment in enrollments:
+        messages = history.get(enrollment.id, [])
+        if enrollment.converted_at is not None:
+            if floor is not None and enrollment.converted_at < floor:
+                continue
+            before = [m for m in messages if m[0] <= enrollment.converted_at]
+            if before:
+                by_id[before[-1][2]].conversions += 1
+            start = from_db_time(enrollment.enrolled_at)
+            end = from_db_time(enrollment.converted_at)
+            if start is not None and end is not None:
+                hours = max(0.0, (end - start).total_seconds() / 3600)
+                results.conversion_hours.append(hours)
+        elif enrollment.status == "unsubscribed" and messages and messages[-1][1] in counted_ids:
+            by_id[messages[-1][2]].unsubscribes += 1
+    results.steps = list(by_id.values())
+    return results

@@ -1,0 +1,236 @@
+"""`dripline report`: numbers checked against a database built by real sends (`dripline
+run` to an SMTP server, clicks and opens through the served app, a bounce, an
+unsubscribe, a goal event), and the HTML report opened in Chromium with its two charts."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from results_support import (
+    GOAL,
+    SLUG,
+    cli,
+    env_for,
+    landing_page,
+    links,
+    parse,
+    parts,
+    run_once,
+    subscribe,
+    track,
+)
+from smtp_servers import RecordingHandler, running_server
+from starlette.testclient import TestClient
+
+from dripline.serve import create_app
+from dripline.settings import load_settings
+from dripline.store import HARD, BounceReport, open_store, record_bounce
+
+T0 = datetime(2026, 3, 5, 20, 0, tzinfo=UTC)  # Thursday
+BASE = "https://news.example.com"
+DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0"
+PEOPLE = ("clicker", "scanned", "quick", "bouncer", "leaver")
+
+
+@pytest.fixture
+def fixture_db(project: Path) -> dict:
+    """Five people sent step 1, then what each did; step 2 to those still in."""
+    with landing_page() as landing:
+        track(project, landing, opens=True)
+        env = env_for(project, BASE)
+        for person in PEOPLE:
+            subscribe(env, f"{person}@example.com", T0)
+        handler = RecordingHandler()
+        with running_server(handler) as server:
+            sender = f"smtp://127.0.0.1:{server.port}"
+            run_once(env, sender, T0 + timedelta(hours=1))
+            mail = {r.rcpt_tos[0]: parse(r.data) for r in handler.received}
+            # Opens on: one 1x1 image in the HTML part, nothing in the text part.
+            text, html = parts(mail["clicker@example.com"])
+            assert len(links(html, BASE, "o")) == 1 and links(text, BASE, "o") == []
+            (pixel,) = re.findall(r"<img [^>]*/o/[^>]*>", html)
+            assert 'alt=""' in pixel and "width:1px" in pixel
+            settings = load_settings(environ=env)
+            clock = {"now": T0 + timedelta(hours=2)}
+            with TestClient(create_app(settings, clock=lambda: clock["now"])) as client:
+
+                def hit(person: str, kind: str, agent: str = DESKTOP) -> int:
+                    text, html = parts(mail[f"{person}@example.com"])
+                    url = links(html if kind == "o" else text, BASE, kind)[0]
+                    path = url.removeprefix(BASE)
+                    answer = client.get(path, headers={"User-Agent": agent}, follow_redirects=False)
+                    return answer.status_code
+
+                assert hit("clicker", "c") == 302
+                assert hit("clicker", "c") == 302  # twice: one person, one unique click
+                assert hit("clicker", "o") == 200
+                pixel = client.get(links(html, BASE, "o")[0].removeprefix(BASE))
+                assert pixel.headers["content-type"] == "image/gif" and len(pixel.content) < 100
+                assert (
+                    client.get(links(html, BASE, "o")[0].removeprefix(BASE) + "x").status_code
+                    == 404
+                )
+                assert hit("scanned", "c", "Mozilla/5.0 (compatible; Barracuda Sentinel)") == 302
+                clock["now"] = T0 + timedelta(hours=1, seconds=3)  # 3 s after it was sent
+                assert hit("quick", "c") == 302
+            engine = open_store(env["DRIPLINE_DATABASE_URL"])
+            bounced = record_bounce(
+                engine,
+                BounceReport(HARD, "mailbox", message_id=mail["bouncer@example.com"]["Message-ID"]),
+                now=T0 + timedelta(hours=5),
+            )
+            engine.dispose()
+            assert bounced.action == "bounced"
+            cli(env, "unsubscribe", "leaver@example.com")
+            cli(
+                env,
+                "event",
+                "clicker@example.com",
+                GOAL,
+                "--at",
+                (T0 + timedelta(hours=3)).isoformat(),
+            )
+            run_once(env, sender, T0 + timedelta(days=30))
+        assert len(handler.received) == 7
+        yield {"env": env, "project": project}
+
+
+def _report(env: dict, *args: str) -> dict:
+    return json.loads(cli(env, "report", SLUG, "--json", *args))
+
+
+def test_report_numbers_match_what_happened(fixture_db) -> None:
+    data = _report(fixture_db["env"])
+    first, second, *rest = data["steps"]
+    assert first == {
+        "step": "rapid-relief",
+        "number": 1,
+        "subject": "Reason 1 of 6: Rapid relief from symptoms",
+        "sent": 5,
+        "skipped": 0,
+        "delivered": 4,
+        "bounces": 1,
+        "complaints": 0,
+        "clicks": 1,
+        "click_rate": 0.25,
+        "machine_clicks": 2,
+        "opens": 1,
+        "unsubscribes": 1,
+        "conversions": 1,
+    }
+    assert (second["step"], second["sent"], second["delivered"]) == ("treatment-resistant", 2, 2)
+    assert second["clicks"] == second["conversions"] == second["unsubscribes"] == 0
+    assert all(step["sent"] == 0 for step in rest) and len(rest) == 4
+    assert data["totals"] == {
+        "enrolled": 5,
+        "sent": 7,
+        "skipped": 0,
+        "delivered": 6,
+        "clicks": 1,
+        "machine_clicks": 2,
+        "unsubscribes": 1,
+        "bounces": 1,
+        "conversions": 1,
+        "conversion_rate": 0.2,
+    }
+    later = (T0 + timedelta(days=30)).date().isoformat()
+    assert data["sends_per_day"] == [
+        {"date": T0.date().isoformat(), "sent": 5},
+        {"date": later, "sent": 2},
+    ]
+    assert data["time_to_conversion"] == {"conversions": 1, "median_hours": 3.0, "mean_hours": 3.0}
+    assert data["tracking"] == {"clicks": True, "opens": True} and data["goal"] == GOAL
+    assert "unreliable" in data["notes"]["opens"]
+
+
+def test_since_keeps_only_later_messages(fixture_db) -> None:
+    since = (T0 + timedelta(days=2)).date().isoformat()
+    data = _report(fixture_db["env"], "--since", since)
+    assert data["since"] == since
+    assert [s["sent"] for s in data["steps"]][:2] == [0, 2]
+    assert data["totals"]["conversions"] == 0 and data["sends_per_day"][0]["sent"] == 2
+    bad = cli(fixture_db["env"], "report", SLUG, "--since", "last week", code=1)
+    assert "Error: --since: not a date" in bad
+
+
+def test_the_html_report_shows_two_charts_offline(fixture_db, browser, tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "report.html"
+    printed = cli(fixture_db["env"], "report", SLUG, "--out", str(out))
+    assert f"Report written to {out}" in printed
+    html = out.read_text(encoding="utf-8")
+    assert "<script" not in html and "http://" not in html.split("<svg", 1)[0].lower()
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(out.as_uri())
+    assert requests == [out.as_uri()]  # nothing fetched: self-contained
+    assert "Opens (unreliable)" in page.locator("table").inner_text()
+    # The funnel's conversions bar is green; the sends-per-day bars are dark blue.
+    for chart, colour in (
+        ("#funnel-chart svg", (46, 125, 50)),
+        ("#sends-chart svg", (31, 95, 139)),
+    ):
+        element = page.locator(chart)
+        box = element.bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 150, chart
+        image = Image.open(io.BytesIO(element.screenshot())).convert("RGB")
+        raw = image.tobytes()
+        pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
+        drawn = sum(1 for p in pixels if sum(p) < 600)  # not background white
+        assert drawn > len(pixels) // 50, chart  # bars and axes, not an empty box
+        bars = sum(1 for p in pixels if max(abs(a - b) for a, b in zip(p, colour, strict=True)) < 8)
+        assert bars > 300, chart
+    page.close()
+
+
+def test_the_preview_shows_the_same_results(fixture_db) -> None:
+    import lxml.html
+
+    from dripline.preview import Project, create_app
+
+    project, env = fixture_db["project"], fixture_db["env"]
+    preview = Project(
+        project,
+        base_url=BASE,
+        clock=lambda: T0 + timedelta(days=31),
+        database_url=env["DRIPLINE_DATABASE_URL"],
+    )
+    client = TestClient(
+        create_app(preview, port=8026, watch=False), base_url="http://127.0.0.1:8026"
+    )
+    page = lxml.html.fromstring(client.get(f"/campaigns/{SLUG}").text)
+    (section,) = page.cssselect(".results")
+    first = [cell.text_content().strip() for cell in section.cssselect("tbody tr")[0][1:]]
+    # sent, delivered, people's clicks, rate, machine, opens, unsubscribes, bounces, conversions
+    assert first == ["5", "4", "1", "25.0%", "2", "1", "1", "1", "1"]
+    charts = section.cssselect("figure img")
+    assert len(charts) == 2
+    assert all(img.get("src").startswith("data:image/svg+xml;base64,") for img in charts)
+    assert not section.cssselect("[style], style, script")  # the preview's CSP allows none
+    # Without a database the section is not there.
+    bare = Project(project, base_url=BASE, clock=lambda: T0)
+    client = TestClient(create_app(bare, port=8026, watch=False), base_url="http://127.0.0.1:8026")
+    assert not lxml.html.fromstring(client.get(f"/campaigns/{SLUG}").text).cssselect(".results")
+
+
+def test_tracking_adds_no_check_findings(project: Path) -> None:
+    env = env_for(project, BASE)
+    before = cli(env, "check", SLUG)
+    toml = project / "campaigns" / SLUG / "campaign.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8")
+        + '\n[tracking]\nclicks = true\nopens = true\n\n[goal]\nevent = "booked-consult"\n',
+        encoding="utf-8",
+    )
+    after = cli(env, "check", SLUG)
+    assert after.splitlines()[-1] == before.splitlines()[-1]  # same errors and warnings
+    toml.write_text(toml.read_text(encoding="utf-8") + "\n[tracking.extra]\n", encoding="utf-8")
+    bad = cli(env, "check", SLUG, code=1)
+    assert "campaign.toml" in bad and "Traceback" not in bad
