@@ -18,7 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 from ._budget import DEFAULT_RENDER_BUDGET, BudgetExceeded, RenderBudget, RenderCancelled
-from .campaign import Campaign, load_campaign
+from .campaign import Campaign, line_of_key, load_campaign
+from .conditions import step_applies
 from .errors import CampaignError, DriplineError
 from .render import CampaignRenderer, CompiledStep, Recipient
 
@@ -149,6 +150,61 @@ class CampaignLibrary:
         """The compiled step with ``identity`` as the files have it now, or None if gone."""
         step = self.campaign(slug).step_by_id(identity)
         return None if step is None else self.step(slug, step.number, cancel=cancel)
+
+    def step_variant(
+        self, compiled: CompiledStep, index: int, *, cancel: threading.Event | None = None
+    ) -> CompiledStep:
+        """``compiled`` with its A/B subject variant ``index`` (0-based), within the budget.
+
+        Raises CampaignError, StepTooSlowError, or RenderCancelled once ``cancel`` is set.
+        """
+        slug, number = compiled.campaign.slug, compiled.step.number
+        if index == 0:
+            return compiled
+        loaded = self._renderers.get(slug)
+        if loaded is not None and (number, index) in loaded._variants:
+            return loaded._variants[(number, index)]
+        try:
+            return self.budget.run(lambda: self.renderer(slug).step_variant(number, index), cancel)
+        except RenderCancelled:
+            raise
+        except BudgetExceeded as err:
+            raise self._slow(slug, number, "compiling it", err) from None
+
+    def step_applies(
+        self,
+        compiled: CompiledStep,
+        email: str,
+        fields: dict[str, object],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> bool:
+        """Whether the step's ``when`` is true for this subscriber
+        (:func:`dripline.conditions.step_applies`), within the budget. True without one.
+
+        Raises CampaignError (the expression fails for these values), StepTooSlowError
+        (past the budget: the step is deferred until its files change), or RenderCancelled
+        once ``cancel`` is set.
+        """
+        step = compiled.step
+        if not step.when:
+            return True  # the hot path: nothing to run under the budget
+        slow = self._too_slow.get((compiled.campaign.slug, step.number))
+        if slow is not None:
+            raise slow
+        try:
+            return self.budget.run(lambda: step_applies(step, email, fields), cancel)
+        except RenderCancelled:
+            raise
+        except BudgetExceeded:
+            error = StepTooSlowError(
+                f"evaluating when took longer than the render budget ({self.budget.seconds:g} s)",
+                path=step.path,
+                line=line_of_key(step.path, "when"),
+            )
+            self._too_slow[(compiled.campaign.slug, step.number)] = error
+            log.warning("step deferred until its files change: %s", error)
+            raise error from None
 
     def step_ids(self, slug: str) -> tuple[str, ...] | None:
         """The campaign's step identities, or None when it does not load."""

@@ -21,12 +21,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._holidays import parse_region
 from ._keys import key_line, suggestion, unknown_keys
+from .conditions import check_when
 from .errors import CampaignError
 
 __all__ = [
     "DAY_MAX",
     "EVENT_NAME",
     "STEP_KEYS",
+    "SUBJECT_VARIANTS",
     "WEEKDAYS",
     "Campaign",
     "LintSettings",
@@ -74,8 +76,11 @@ CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
     "goal": frozenset({"event"}),
 }
 # Every key a step's front matter may hold (id: a stable step identity that survives
-# renumbering; backfill: also send the step to those already past it).
-STEP_KEYS = frozenset({"subject", "preheader", "day", "send", "id", "backfill"})
+# renumbering; backfill: also send the step to those already past it; when: a condition on
+# the subscriber, see dripline.conditions).
+# subjects: 2 to 4 A/B subject variants instead of subject (see dripline.experiments).
+STEP_KEYS = frozenset({"subject", "subjects", "preheader", "day", "send", "id", "backfill", "when"})
+SUBJECT_VARIANTS = (2, 4)  # the fewest and most ``subjects`` a step may have
 # Step files larger than this are refused before they are read: an email is kilobytes,
 # and a mistaken symlink or a pasted export must not take minutes and gigabytes.
 MAX_STEP_BYTES = 1024 * 1024
@@ -120,6 +125,11 @@ class Step:
     # it, so renumbering or reordering files never changes what a subscriber gets.
     id: str = ""
     backfill: bool = False  # `dripline apply` also sends a new step to those already past it
+    # A Jinja expression on ``subscriber`` (dripline.conditions); false at send time: the
+    # delivery is ``skipped``. Empty: the step goes to everyone.
+    when: str = ""
+    # A/B subject variants (2 to 4); ``subject`` is then the first of them. Empty: one subject.
+    subjects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -463,11 +473,17 @@ def _load_step(path: Path, number: int, slug: str) -> Step:
     backfill = data.get("backfill", False)
     if not isinstance(backfill, bool):
         raise fields.fail("backfill", "backfill must be true or false")
+    when = fields.string("when", required=False).strip()
+    if "when" in data:
+        problem = "when must not be empty" if not when else check_when(when)
+        if problem:
+            raise fields.fail("when", problem)
+    subjects = _subjects(fields)
     return Step(
         number=number,
         slug=slug,
         path=path,
-        subject=fields.string("subject"),
+        subject=subjects[0] if subjects else fields.string("subject"),
         preheader=fields.string("preheader", required=False),
         day=day,
         send_immediately=send == "immediately",
@@ -475,7 +491,30 @@ def _load_step(path: Path, number: int, slug: str) -> Step:
         body_line=body_line,
         id=identity,
         backfill=backfill,
+        when=when,
+        subjects=subjects,
     )
+
+
+def _subjects(fields: _Fields) -> tuple[str, ...]:
+    """Front matter ``subjects``: 2 to 4 non-empty strings, and then no ``subject``."""
+    if "subjects" not in fields.data:
+        return ()
+    if "subject" in fields.data:
+        raise fields.fail("subjects", "give either subject or subjects (A/B variants), not both")
+    value = fields.data["subjects"]
+    fewest, most = SUBJECT_VARIANTS
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise fields.fail("subjects", 'subjects must be a list of strings: ["...", "..."]')
+    if not fewest <= len(value) <= most:
+        raise fields.fail(
+            "subjects",
+            f"subjects must hold {fewest} to {most} variants (it has {len(value)}); "
+            'for one subject use subject = "..."',
+        )
+    if len(set(value)) != len(value):
+        raise fields.fail("subjects", "two subject variants are the same")
+    return tuple(value)
 
 
 def _step_files(folder: Path) -> Iterator[tuple[int, str, Path]]:

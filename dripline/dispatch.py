@@ -37,6 +37,7 @@ from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
 from .campaign import campaign_slugs
 from .errors import CampaignError, DriplineError
+from .experiments import choose_variant
 from .ledger import body_digest, campaign_commit, sent_subject
 from .render import CompiledStep, Recipient
 from .store import ClaimedDelivery, Outcome, SettleResult
@@ -105,6 +106,7 @@ class PassReport:
     bounced: int = 0
     ambiguous: int = 0
     released: int = 0
+    skipped: int = 0  # the step's `when` was false for the subscriber
     unrecorded: int = 0  # outcomes for rows this worker no longer held (lease taken over)
     errors: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # "campaign/step-id" not in the files
@@ -206,6 +208,8 @@ class Dispatcher:
         self._commit: str | None = None
         # VERP (runtime.envelope_sender_maker): a per-delivery envelope sender; else From.
         self.envelope_sender = envelope_sender
+        # delivery id -> the A/B subject variant (1-based) rendered for it, until recorded.
+        self._variant_of: dict[int, int] = {}
         # Click/open tracking URLs; None: tracked campaigns are sent with their plain links.
         self.tracking = tracking
         self._positions: dict[tuple[str, str, tuple[str, ...]], tuple[int, ...]] = {}
@@ -247,6 +251,7 @@ class Dispatcher:
             self.store.recover()
         self._hold_removed_steps(report)
         self._commit = None
+        self._variant_of.clear()  # nothing is in flight between passes
         first = True
         relay = _RelayWatch(self.relay_failures)
         self._clean = False
@@ -461,6 +466,17 @@ class Dispatcher:
                 "first_name": delivery.first_name,
                 "timezone": delivery.timezone,
             }
+            # `when` against the subscriber's attributes as claimed now; an expression that
+            # fails for them raises CampaignError: deferred like a broken file.
+            if not self.library.step_applies(compiled, delivery.email, fields_, cancel=self.stop):
+                report.skipped += 1
+                return Outcome(delivery.delivery_id, "skipped", last_step=self._is_last(delivery))
+            variant = None
+            subjects = compiled.step.subjects
+            if subjects:  # an A/B test: this subscriber's variant, the same on every worker
+                index = choose_variant(delivery.public_key, compiled.step.id, len(subjects))
+                compiled = self.library.step_variant(compiled, index, cancel=self.stop)
+                variant = index + 1
             try:
                 links, open_url = self._tracking(compiled, delivery)
             except Exception as err:  # the database is away: not this message's fault
@@ -471,6 +487,8 @@ class Dispatcher:
             message_id, data = self.library.render_bytes(
                 compiled, recipient, now=now, cancel=self.stop
             )
+            if variant is not None:  # recorded with the sent outcome (_outcome)
+                self._variant_of[delivery.delivery_id] = variant
         except RenderCancelled:  # SIGTERM while a template ran: handed back (and counted)
             return Outcome(delivery.delivery_id, "released")  # with the untried chunk
         except CampaignError as err:
@@ -524,12 +542,9 @@ class Dispatcher:
         report: PassReport,
     ) -> Outcome:
         delivery_id = delivery.delivery_id
+        variant = self._variant_of.pop(delivery_id, None)
         if isinstance(result, SendResult):
-            try:
-                identities = self.library.campaign(delivery.campaign).step_ids
-                last = delivery.step_id == identities[-1] or delivery.step >= len(identities)
-            except DriplineError:  # never let a campaign question lose a sent outcome
-                last = True
+            last = self._is_last(delivery)
             report.sent += 1
             return Outcome(
                 delivery_id,
@@ -541,6 +556,7 @@ class Dispatcher:
                 subject=sent_subject(message.data),
                 body_digest=body_digest(message.data),
                 campaign_commit=self._commit,
+                subject_variant=variant,
             )
         detail = _describe(result)
         if self.metrics is not None:
@@ -555,6 +571,14 @@ class Dispatcher:
             return Outcome(delivery_id, "bounced", error=detail)
         report.failed += 1
         return Outcome(delivery_id, "failed", error=detail)
+
+    def _is_last(self, delivery: ClaimedDelivery) -> bool:
+        """Whether ``delivery`` is its campaign's last step (its enrollment may complete)."""
+        try:
+            identities = self.library.campaign(delivery.campaign).step_ids
+            return delivery.step_id == identities[-1] or delivery.step >= len(identities)
+        except DriplineError:  # never let a campaign question lose an outcome
+            return True
 
     def _retry_later(
         self, delivery: ClaimedDelivery, now: datetime, detail: str, report: PassReport

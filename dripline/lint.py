@@ -16,6 +16,7 @@ accessibility problems. Every finding names its ``rule`` (for ``check --json``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from email import message_from_bytes
 from email.policy import default as default_policy
 from html.parser import HTMLParser
@@ -25,6 +26,7 @@ from jinja2 import UndefinedError, meta, nodes
 
 from ._lint_chars import invisible_findings
 from .campaign import Campaign, Step, line_of_key, load_campaign
+from .conditions import step_applies
 from .errors import DriplineError
 from .findings import Finding
 from .guards import campaign_problems
@@ -32,7 +34,7 @@ from .preflight import StepPreflight
 from .render import CampaignRenderer, CompiledStep
 from .samples import load_samples
 from .snapshots import stale_snapshots
-from .templating import RenderBudgetExceeded
+from .templating import RenderBudgetExceeded, TimeBudget
 
 __all__ = [
     "GMAIL_CLIP_BYTES",
@@ -140,6 +142,34 @@ def _render_failure(err: DriplineError, step: Step, label: str) -> tuple[str, in
     return f"for sample {label!r}: cannot render: {text}", _line_in(step, "")
 
 
+def _check_when(step: Step, samples: list, add: Callable[..., None], budget: float | None) -> None:
+    """Evaluate the step's ``when`` for every sample: a failure is an error at its line.
+
+    All samples share one render budget (seconds): an expression that runs away is one error.
+    """
+    receiving = failing = 0
+    time_left = TimeBudget(budget)
+    for sample in samples:
+        try:
+            with time_left.watch("evaluating when"):
+                applies = step_applies(step, sample.recipient.email, sample.recipient.fields)
+            receiving += applies
+        except RenderBudgetExceeded as err:
+            add("error", err.message, line_of_key(step.path, "when"), "when")
+            return
+        except DriplineError as err:
+            failing += 1
+            add("error", f"for sample {sample.label!r}: {err.message}", err.line, "when")
+    if samples and not receiving and not failing:
+        add(
+            "warning",
+            f"when {step.when!r} is false for every sample subscriber: no preview shows who "
+            "gets this step (add one to preview.toml)",
+            line_of_key(step.path, "when"),
+            "when",
+        )
+
+
 def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) -> list[Finding]:
     step = compiled.step
     found: list[Finding] = []
@@ -171,6 +201,8 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
         )
     for severity, message, line in invisible_findings(step):
         add(severity, message, line, "invisible-characters")
+    if step.when:
+        _check_when(step, samples, add, compiled.renderer.render_budget)
 
     for sample in samples:
         try:
@@ -256,13 +288,40 @@ def lint_campaign(
                     Finding("error", err.message, err.path, err.line, step.number, "template")
                 )
             continue
-        for finding in lint_step(compiled, samples, sample_fields):
+        found = lint_step(compiled, samples, sample_fields)
+        found += _variant_findings(renderer, step, samples)
+        for finding in found:
             # What the shared layout causes is the same for every step: say it once.
             key = (finding.rule, finding.path, finding.line, finding.message)
             if finding.path == step.path or key not in reported:
                 reported.add(key)
                 findings.append(finding)
     return findings
+
+
+def _variant_findings(renderer: CampaignRenderer, step: Step, samples: list) -> list[Finding]:
+    """A/B subjects after the first (which :func:`lint_step` renders as the step's subject):
+    each must compile and render for every sample, and fit an inbox line."""
+    found: list[Finding] = []
+    line = line_of_key(step.path, "subjects")
+    for index in range(1, len(step.subjects)):
+        try:
+            compiled = renderer.step_variant(step.number, index)
+            for sample in samples:
+                subject = compiled.render(sample.recipient).subject
+                if len(subject) > MAX_SUBJECT:
+                    message = (
+                        f"subject variant {index + 1} is {len(subject)} characters; inboxes "
+                        f"cut it near {MAX_SUBJECT}"
+                    )
+                    found.append(
+                        Finding("warning", message, step.path, line, step.number, "subject-length")
+                    )
+                    break
+        except DriplineError as err:
+            message = f"subject variant {index + 1}: {err.message}"
+            found.append(Finding("error", message, step.path, line, step.number, "template"))
+    return found
 
 
 def guard_findings(campaign: Campaign) -> list[Finding]:

@@ -4,7 +4,8 @@ Exposed on 127.0.0.1 only (an operator's scraper runs beside it, or reaches it t
 their own proxy). Every series is prefixed ``dripline_``:
 
 - ``dripline_deliveries_total{outcome}``: sent, deferred, failed, bounced, ambiguous,
-  released; counted as each chunk is recorded, so it moves during a long pass;
+  released, skipped (a step's ``when`` was false); counted as each chunk is recorded,
+  so it moves during a long pass;
 - ``dripline_pass_duration_seconds``: one dispatch pass, claim to last record;
 - ``dripline_claim_latency_seconds``: how late a delivery was when claimed (its due
   time to the pass's clock), per delivery;
@@ -27,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 __all__ = ["OUTCOMES", "RunMetrics"]
 
-OUTCOMES = ("sent", "deferred", "failed", "bounced", "ambiguous", "released")
+OUTCOMES = ("sent", "deferred", "failed", "bounced", "ambiguous", "released", "skipped")
 _LATENCY_BUCKETS = (1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 86400, float("inf"))
 
 

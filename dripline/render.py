@@ -23,7 +23,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import cached_property, lru_cache
@@ -140,6 +140,7 @@ class CampaignRenderer:
         self.domain = campaign.from_address.rpartition("@")[2]
         self.list_domain = list_domain or self.domain
         self._compiled: dict[int, CompiledStep] = {}
+        self._variants: dict[tuple[int, int], CompiledStep] = {}
         self._check_layout()
 
     def _check_layout(self) -> None:
@@ -181,6 +182,22 @@ class CampaignRenderer:
         if number not in self._compiled:
             self._compiled[number] = CompiledStep(self, self.campaign.step(number))
         return self._compiled[number]
+
+    def step_variant(self, number: int, index: int) -> CompiledStep:
+        """Step ``number`` with its A/B subject variant ``index`` (0-based) as the subject.
+
+        Variant 0 is the step itself (``Step.subject`` is the first variant); each other
+        variant is compiled once, fast path included. Raises CampaignError.
+        """
+        if index == 0:
+            return self.step(number)
+        key = (number, index)
+        if key not in self._variants:
+            step = self.campaign.step(number)
+            if not 0 <= index < len(step.subjects):
+                raise CampaignError(f"step {step.name} has no subject variant {index + 1}")
+            self._variants[key] = CompiledStep(self, replace(step, subject=step.subjects[index]))
+        return self._variants[key]
 
     def compile_all(self) -> list[CompiledStep]:
         return [self.step(step.number) for step in self.campaign.steps]
@@ -266,7 +283,7 @@ class CompiledStep:
             if what == "body":
                 line = self.step.body_line + _open_block_line(self.step.body, err) - 1
             else:
-                line = line_of_key(self.step.path, what)
+                line = line_of_key(self.step.path, self._key(what))
             raise CampaignError(
                 f"template error in the {what}: {err.message}", path=self.step.path, line=line
             ) from err
@@ -328,9 +345,13 @@ class CompiledStep:
         error = type(err)(
             f"cannot render: {err.message}",
             path=self.step.path,
-            line=line_of_key(self.step.path, "subject"),
+            line=line_of_key(self.step.path, self._key("subject")),
         )
         return error
+
+    def _key(self, what: str) -> str:
+        """The front-matter key that holds ``what`` (A/B variants live in ``subjects``)."""
+        return "subjects" if what == "subject" and self.step.subjects else what
 
     def list_unsubscribe(self, url: str) -> str:
         mailto = f"<mailto:{self.campaign.from_address}?subject=unsubscribe>"

@@ -326,6 +326,43 @@ def test_run_apply_applies_pending_plans_before_the_pass(project: Path, env: dic
     assert reasons(subjects_for(project, "reader@")) == [REASONS[0], REASONS[2]]
 
 
+REASON_4 = "Reason 4 of 6: Lowers the risk of side effects compared to traditional antidepressants"
+
+
+def test_when_and_subject_variants_are_content_changes_with_pending_counts(
+    project: Path, env: dict[str, str]
+):
+    subscribe(env, "early@example.com", "2026-03-02T08:00")
+    subscribe(env, "late@example.com", "2026-03-09T08:00")
+    run_pass(env, "2026-03-02T16:01:00Z")
+    edit_step(
+        project,
+        "neuroplasticity",
+        "day = 4",
+        "when = \"subscriber.plan | default('') == 'pro'\"\nday = 4",
+    )
+    edit_step(
+        project,
+        "fewer-side-effects",
+        f'subject = "{REASON_4}"',
+        f'subjects = ["{REASON_4}", "Reason 4 of 6: Gentler than the usual pills"]',
+    )
+    (plan,) = dripline_json(env, "plan", SLUG, "--now", "2026-03-03T18:00:00Z")
+    content = {c["step"]: c for c in plan["content"]}
+    assert content["neuroplasticity"]["changed"] == ["when"]
+    assert content["fewer-side-effects"]["changed"] == ["subject variants"]
+    assert content["neuroplasticity"]["pending"] == 2
+    assert content["fewer-side-effects"]["pending"] == 2
+    assert "+When: subscriber.plan | default('') == 'pro'" in content["neuroplasticity"]["diff"]
+    assert "-When: (every subscriber)" in content["neuroplasticity"]["diff"]
+    assert "Gentler than the usual pills" in content["fewer-side-effects"]["diff"]
+    text_plan = dripline(env, "plan", SLUG, "--now", "2026-03-03T18:00:00Z").stdout
+    assert "neuroplasticity (when changed): 2 pending" in text_plan
+    dripline(env, "apply", SLUG, "--yes", "--now", "2026-03-03T18:00:00Z")
+    (after,) = dripline_json(env, "plan", SLUG, "--now", "2026-03-03T18:00:00Z")
+    assert after["content"] == []
+
+
 def test_plan_on_a_missing_database_is_an_error_and_creates_nothing(project: Path, tmp_path: Path):
     missing = tmp_path / "missing.sqlite"
     env = project_env(project, f"sqlite:///{missing}")

@@ -142,6 +142,7 @@ def test_every_json_command_has_a_documented_contract() -> None:
     commands = _json_commands(main)
     assert "dripline status" in commands and "dripline bounces list" in commands
     assert "dripline report" in commands and "dripline event" in commands
+    assert "dripline subscriber show" in commands
     missing = [c for c in commands if not any(d.startswith(c + " ") for d in documented)]
     assert missing == [], f"--json outputs without a contract in docs/contracts.md: {missing}"
 

@@ -164,7 +164,8 @@ def test_each_answer_of_the_relay_is_recorded_with_its_reply(project: Path) -> N
         assert (due(row), row["attempts"]) == (NOW + timedelta(minutes=5), 1)
     assert rows["ok@example.com"]["reply"] == "250 2.0.0 queued as A1"
     assert report.summary() == (
-        "claimed 6, sent 1, deferred 2, failed 1, bounced 1, ambiguous 1, released 0, unrecorded 0"
+        "claimed 6, sent 1, deferred 2, failed 1, bounced 1, ambiguous 1, released 0, "
+        "skipped 0, unrecorded 0"
     )
 
 

@@ -114,6 +114,7 @@ def test_report_numbers_match_what_happened(fixture_db) -> None:
         "number": 1,
         "subject": "Reason 1 of 6: Rapid relief from symptoms",
         "sent": 5,
+        "skipped": 0,
         "delivered": 4,
         "bounces": 1,
         "complaints": 0,
@@ -130,6 +131,7 @@ def test_report_numbers_match_what_happened(fixture_db) -> None:
     assert data["totals"] == {
         "enrolled": 5,
         "sent": 7,
+        "skipped": 0,
         "delivered": 6,
         "clicks": 1,
         "machine_clicks": 2,

@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "snapshot": "snapshot:snapshot_command",
     "status": "status:status_command",
     "subscribe": "subscribe:subscribe_command",
+    "subscriber": "subscriber:subscriber_group",
     "suppress": "suppress:suppress_command",
     "timeline": "timeline:timeline_command",
     "unsubscribe": "unsubscribe:unsubscribe_command",

@@ -2,7 +2,8 @@
 
 Bad rows are reported as ``FILE:LINE: problem`` and skipped; all valid rows are
 imported; the command then exits 1 so scripts notice. Importing the same file
-again changes nothing.
+again changes nothing; with ``--update`` existing subscribers take the file's
+name, first name and attributes (a plan that changed, say).
 """
 
 from __future__ import annotations
@@ -25,9 +26,22 @@ __all__ = ["import_command"]
 @click.command("import")
 @click.argument("csv_file", metavar="FILE.csv", type=click.Path(path_type=Path))
 @click.option("--campaign", "slug", required=True, help="Campaign slug (folder name).")
+@click.option(
+    "--update",
+    "update_existing",
+    is_flag=True,
+    help="Existing subscribers take the file's name, first name and attributes "
+    "(without it they are left as they are).",
+)
 @db_option
 @click.pass_context
-def import_command(ctx: click.Context, csv_file: Path, slug: str, database_url: str | None) -> None:
+def import_command(
+    ctx: click.Context,
+    csv_file: Path,
+    slug: str,
+    update_existing: bool,
+    database_url: str | None,
+) -> None:
     """Import subscribers from FILE.csv (email, name, timezone, subscribed_at, attributes)."""
     settings = settings_from(ctx, database_url=database_url)
     campaign = load_campaign_by_slug(settings, slug)
@@ -57,6 +71,7 @@ def import_command(ctx: click.Context, csv_file: Path, slug: str, database_url: 
                 read.people,
                 source=f"import:{csv_file.name}",
                 progress=lambda n: progress.advance(task, n),
+                update_existing=update_existing,
             )
         if result.enrolled:
             record_baseline(settings, engine, campaign)
@@ -72,7 +87,10 @@ def import_command(ctx: click.Context, csv_file: Path, slug: str, database_url: 
         f"{result.already_enrolled} already enrolled, "
         f"{result.inactive_skipped} unsubscribed/bounced skipped, "
         f"{read.duplicates} duplicate row(s), {len(read.problems)} invalid row(s) skipped, "
-        f"{len(result.suppressed)} suppressed address(es) refused"
+        f"{len(result.suppressed)} suppressed address(es) refused, "
+        f"{result.subscribers_updated} existing subscriber(s) updated, "
+        f"{result.subscribers_left} left as they were"
+        + ("" if update_existing or not result.subscribers_left else " (--update changes them)")
     )
     if read.problems or result.suppressed:
         ctx.exit(1)

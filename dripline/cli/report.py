@@ -38,8 +38,8 @@ def report_command(
     since_text: str | None,
     database_url: str | None,
 ) -> None:
-    """Per step: sent, delivered, people's clicks, machine clicks, opens, unsubscribes,
-    bounces and conversions; sends per day; time to conversion."""
+    """Per step: sent, skipped (its when was false), delivered, people's clicks, machine
+    clicks, opens, unsubscribes, bounces and conversions; sends per day; time to conversion."""
     settings = settings_from(ctx, database_url=database_url)
     since = parse_since(since_text)
     campaign = load_campaign_by_slug(settings, slug)
@@ -65,7 +65,9 @@ def report_command(
 def _print(data: dict) -> None:  # type: ignore[type-arg]
     table = Table(title=f"{data['name']} ({data['campaign']})")
     opens = data["tracking"]["opens"]
-    columns = ["step", "sent", "delivered", "clicks", "rate", "machine"]
+    skipped = data["totals"]["skipped"] > 0  # only campaigns whose `when` left someone out
+    columns = ["step", "sent", *(["skipped"] if skipped else []), "delivered"]
+    columns += ["clicks", "rate", "machine"]
     columns += ["opens (unreliable)"] if opens else []
     columns += ["unsubscribed", "bounced", "converted"]
     for name in columns:
@@ -74,6 +76,7 @@ def _print(data: dict) -> None:  # type: ignore[type-arg]
         row = [
             f"{s['number'] or '-'}. {s['step']}",
             str(s["sent"]),
+            *([str(s["skipped"])] if skipped else []),
             str(s["delivered"]),
             str(s["clicks"]),
             f"{s['click_rate']:.1%}",

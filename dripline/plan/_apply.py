@@ -30,7 +30,7 @@ _D = Delivery.__table__
 _E = Enrollment.__table__
 _R = CampaignRevision.__table__
 # Delivery states nothing happens to any more; any other is still open.
-_FINAL = ("sent", "failed", "cancelled", "ambiguous")
+_FINAL = ("sent", "failed", "cancelled", "ambiguous", "skipped")
 
 
 def _db(moment: datetime) -> datetime:

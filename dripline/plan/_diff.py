@@ -103,12 +103,28 @@ def _content_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         changed.append("body")
     if old["html_digest"] != new["html_digest"] and not changed:
         changed.append("layout or HTML")
+    # States recorded before issue 18 have neither key: the same as no condition, one subject.
+    if old.get("when", "") != new.get("when", ""):
+        changed.append("when")
+    if old.get("subjects", []) != new.get("subjects", []):
+        changed.append("subject variants")
     return changed
 
 
+def _heading(state: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """The diff's header lines: the subject, then ``when`` and variants if either side has them."""
+    lines = [f"Subject: {state['subject']}"]
+    if state.get("when") or other.get("when"):
+        lines.append(f"When: {state.get('when') or '(every subscriber)'}")
+    if state.get("subjects") or other.get("subjects"):
+        variants = " | ".join(state.get("subjects") or []) or "(one subject)"
+        lines.append(f"Subject variants: {variants}")
+    return lines
+
+
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
-    before = [f"Subject: {old['subject']}", "", *old["text"].splitlines()]
-    after = [f"Subject: {new['subject']}", "", *new["text"].splitlines()]
+    before = [*_heading(old, new), "", *old["text"].splitlines()]
+    after = [*_heading(new, old), "", *new["text"].splitlines()]
     lines = difflib.unified_diff(
         before, after, f"{old['id']} (live)", f"{new['id']} (campaign files)", lineterm=""
     )

@@ -85,7 +85,8 @@ class RetimedStep:
 @dataclass
 class ContentChange:
     id: str
-    changed: list[str]  # "subject", "body", "layout or HTML"
+    # "subject", "body", "layout or HTML", "when", "subject variants"
+    changed: list[str]
     pending: int = 0  # scheduled deliveries that will get the new version
     diff: str = ""  # unified diff of the plain text for the first sample subscriber
 

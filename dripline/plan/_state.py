@@ -57,6 +57,9 @@ def campaign_state(
                 "day": step.day,
                 "immediately": step.send_immediately,
                 "backfill": step.backfill,
+                # Issue 18: who gets the step, and its A/B subjects (absent in older states).
+                "when": step.when,
+                "subjects": list(step.subjects),
                 "subject": subject,
                 "text": text,
                 "html_digest": html_digest,

@@ -26,9 +26,11 @@ from markupsafe import Markup, escape
 
 from .._holidays import Region, holiday_name
 from ..campaign import WEEKDAYS, Campaign, Step
+from ..conditions import step_applies
+from ..errors import DriplineError
 from ..timetable import Timetable
 
-__all__ = ["PlannedSend", "plan_sends", "timeline_svg"]
+__all__ = ["PlannedSend", "SampleSteps", "plan_sends", "sample_steps", "timeline_svg"]
 
 
 @dataclass(frozen=True)
@@ -217,3 +219,30 @@ def timeline_svg(campaign: Campaign, planned: list[PlannedSend]) -> Markup:
         )
     out.append("</svg>")
     return Markup("".join(out))
+
+
+@dataclass(frozen=True)
+class SampleSteps:
+    """Which steps one sample subscriber would get: per step "gets", "skipped" or an error."""
+
+    label: str
+    email: str
+    outcomes: tuple[tuple[Step, str], ...]
+
+
+def sample_steps(campaign: Campaign, samples: list) -> list[SampleSteps]:
+    """Each sample subscriber's steps, their ``when`` expressions evaluated (conditions)."""
+    found = []
+    for sample in samples:
+        recipient = sample.recipient
+        outcomes = []
+        for step in campaign.steps:
+            try:
+                verdict = (
+                    "gets" if step_applies(step, recipient.email, recipient.fields) else ("skipped")
+                )
+            except DriplineError as err:
+                verdict = f"error: {err.message}"
+            outcomes.append((step, verdict))
+        found.append(SampleSteps(sample.label, recipient.email, tuple(outcomes)))
+    return found

@@ -28,7 +28,7 @@ from ..render import RenderedEmail
 from ._live import ReloadBroadcaster, event_stream
 from ._message import EMAIL_CSP, SCHEMES, force_color_scheme, message_parts
 from ._project import CampaignEntry, Project, Snapshot
-from ._timeline import PlannedSend, timeline_svg
+from ._timeline import PlannedSend, sample_steps, timeline_svg
 
 __all__ = ["PageRenderer", "StepOptions", "Views", "format_due", "weekday_names"]
 
@@ -187,6 +187,12 @@ class Views:
             inbox=inbox,
             enrolled=self.project.enrolled_now().astimezone(entry.campaign.schedule.zone),
             timeline=timeline_svg(entry.campaign, planned),
+            # Only campaigns with conditional steps get the who-gets-what table.
+            who_gets=(
+                sample_steps(entry.campaign, entry.samples)
+                if any(step.when for step in entry.campaign.steps)
+                else []
+            ),
             live=live,
             results=self.project.live_results(entry.campaign) if live else None,
         )

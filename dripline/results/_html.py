@@ -20,7 +20,9 @@ _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string
 _BODY = _ENV.from_string(
     """<section class="dripline-report">
 <h2>Results{% if data.since %} since {{ data.since }}{% endif %}</h2>
-<p>{{ t.enrolled }} enrolled, {{ t.sent }} sent, {{ t.delivered }} delivered,
+<p>{{ t.enrolled }} enrolled, {{ t.sent }} sent,
+{% if t.skipped %}{{ t.skipped }} skipped (<code>when</code> was false), {% endif -%}
+{{ t.delivered }} delivered,
 {{ t.clicks }} {{ "person" if t.clicks == 1 else "people" }} clicked, {{ t.conversions }} converted
 {%- if data.goal %} (goal: <code>{{ data.goal }}</code>,
 {{ "%.1f"|format(t.conversion_rate * 100) }}%)
@@ -28,7 +30,9 @@ _BODY = _ENV.from_string(
 {% if ttc.conversions %}Median time from enrollment to conversion:
 {{ ttc.median_hours }} hours.{% endif %}</p>
 <table>
-<thead><tr><th scope="col">Step</th><th scope="col">Sent</th><th scope="col">Delivered</th>
+<thead><tr><th scope="col">Step</th><th scope="col">Sent</th>
+{%- if t.skipped %}<th scope="col">Skipped (<code>when</code> false)</th>{% endif %}
+<th scope="col">Delivered</th>
 <th scope="col">People's clicks</th><th scope="col">Click rate</th>
 <th scope="col">Machine clicks</th>
 {%- if data.tracking.opens %}<th scope="col">Opens (unreliable)</th>{% endif %}
@@ -36,7 +40,9 @@ _BODY = _ENV.from_string(
 </tr></thead>
 <tbody>
 {% for s in data.steps %}<tr><th scope="row">{{ s.number or "–" }}. {{ s.step }}
-<br><small>{{ s.subject or "" }}</small></th><td>{{ s.sent }}</td><td>{{ s.delivered }}</td>
+<br><small>{{ s.subject or "" }}</small></th><td>{{ s.sent }}</td>
+{%- if t.skipped %}<td>{{ s.skipped }}</td>{% endif %}
+<td>{{ s.delivered }}</td>
 <td>{{ s.clicks }}</td><td>{{ "%.1f"|format(s.click_rate * 100) }}%</td>
 <td>{{ s.machine_clicks }}</td>
 {%- if data.tracking.opens %}<td>{{ s.opens }}</td>{% endif %}

@@ -55,6 +55,7 @@ class CampaignReport:
                     "number": step.number,
                     "subject": step.subject,
                     "sent": step.sent,
+                    "skipped": step.skipped,
                     "delivered": step.delivered,
                     "bounces": step.bounces,
                     "complaints": step.complaints,
@@ -77,6 +78,7 @@ class CampaignReport:
             "totals": {
                 "enrolled": results.enrolled,
                 "sent": results.total("sent"),
+                "skipped": results.total("skipped"),
                 "delivered": results.total("delivered"),
                 "clicks": results.total("clicks"),
                 "machine_clicks": results.total("machine_clicks"),

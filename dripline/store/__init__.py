@@ -53,6 +53,7 @@ from ._models import (
     Subscriber,
 )
 from ._outcomes import Outcome, SettleResult
+from ._profile import SubscriberProfile, set_subscriber_fields, subscriber_profile
 from ._queue import ClaimedDelivery, DeliveryQueue, DeliveryStateError, SqlDeliveryQueue
 from ._ratelimit import DatabaseRateLimit
 from ._reports import (
@@ -143,6 +144,7 @@ __all__ = [
     "StoreError",
     "Subscriber",
     "SubscriberCsvError",
+    "SubscriberProfile",
     "SuppressedError",
     "Suppression",
     "SuppressionEntry",
@@ -185,8 +187,10 @@ __all__ = [
     "remove_suppression",
     "request_signup",
     "requeue_ambiguous",
+    "set_subscriber_fields",
     "subscribe",
     "subscriber_history",
+    "subscriber_profile",
     "subscriber_timeline",
     "suppression_for",
     "undo_bounce",

@@ -41,7 +41,13 @@ from ._values import (
     zone_warning,
 )
 
-__all__ = ["CsvReadResult", "RowProblem", "SubscriberCsvError", "read_subscriber_csv"]
+__all__ = [
+    "CsvReadResult",
+    "RowProblem",
+    "SubscriberCsvError",
+    "field_of",
+    "read_subscriber_csv",
+]
 
 # Header spellings people's exports use, squashed (lower case, no spaces, - _ or .).
 _ALIASES = {
@@ -79,8 +85,12 @@ class CsvReadResult:
     line_of: dict[str, int] = field(default_factory=dict)  # address key -> its row's line
 
 
-def _field_of(header: str) -> str | None:
+def field_of(header: str) -> str | None:
+    """The standard field a header (or ``key`` of ``key=value``) names, loosely matched."""
     return _FIELD_OF.get(_SQUASH.sub("", header.strip().lower()))
+
+
+_field_of = field_of
 
 
 def _has_email(header: list[str]) -> bool:

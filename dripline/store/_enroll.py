@@ -54,6 +54,10 @@ class EnrollResult:
     # (address, why) for each person refused because the address is on the suppression list
     suppressed: list[tuple[str, str]] = field(default_factory=list)
     deliveries_created: int = 0
+    # Subscribers already in the store: with ``update``, those whose details changed; the
+    # others (all of them without it) are left as they were.
+    subscribers_updated: int = 0
+    subscribers_left: int = 0
 
 
 def subscriber_row(person: NewSubscriber, now: datetime, source: str) -> dict[str, Any]:

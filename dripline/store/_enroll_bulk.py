@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, select, text, update
 
 from ..timetable import Timetable
 from ._bulk import BulkWriter
@@ -92,6 +92,7 @@ def _enroll_chunk(
     people: Sequence[NewSubscriber],
     source: str,
     result: EnrollResult,
+    refresh: bool = False,
 ) -> None:
     w = chunk.writer
     suppressed = suppressed_reasons(w.conn, [p.email.key for p in people])
@@ -106,6 +107,10 @@ def _enroll_chunk(
     keys = [p.email.key for p in people]
     known = {key: (sid, status) for key, sid, status in w.select_in(by_key, keys)}
     fresh = [p for p in people if p.email.key not in known]
+    existing = [p for p in people if p.email.key in known]
+    updated = _refresh(w, existing, known) if existing and refresh else 0
+    result.subscribers_updated += updated
+    result.subscribers_left += len(existing) - updated
     if fresh:
         w.insert(
             _SUBSCRIBERS,
@@ -153,6 +158,37 @@ def _enroll_chunk(
     result.deliveries_created += len(deliveries)
 
 
+def _refresh(w: BulkWriter, people: list[NewSubscriber], known: dict[str, tuple[int, str]]) -> int:
+    """``import --update``: existing subscribers take the file's name, first name and
+    attributes (merged over theirs; the time zone stays: pending steps were timed in it).
+    Returns how many changed."""
+    ids = {known[p.email.key][0]: p for p in people}
+    rows = w.conn.execute(
+        select(
+            _SUBSCRIBERS.c.id,
+            _SUBSCRIBERS.c.name,
+            _SUBSCRIBERS.c.first_name,
+            _SUBSCRIBERS.c.attributes,
+        ).where(_SUBSCRIBERS.c.id.in_(list(ids)))
+    ).all()
+    changes = []
+    for row in rows:
+        person = ids[row.id]
+        attributes = {**(row.attributes or {}), **person.attributes}
+        name = person.name or row.name
+        first_name = person.first_name or row.first_name
+        if (name, first_name, attributes) != (row.name, row.first_name, row.attributes or {}):
+            changes.append({"row_id": row.id, "n": name, "f": first_name, "a": attributes})
+    if changes:
+        w.conn.execute(
+            update(_SUBSCRIBERS)
+            .where(_SUBSCRIBERS.c.id == bindparam("row_id"))
+            .values(name=bindparam("n"), first_name=bindparam("f"), attributes=bindparam("a")),
+            changes,
+        )
+    return len(changes)
+
+
 def _chunks(items: Iterable[NewSubscriber], size: int) -> Iterator[list[NewSubscriber]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -170,8 +206,11 @@ def enroll_many(
     chunk_size: int = 5000,
     defer_delivery_index: bool = False,
     progress: Callable[[int], None] | None = None,
+    update_existing: bool = False,
 ) -> EnrollResult:
-    """Enroll many people; existing subscribers keep their details (re-import changes nothing).
+    """Enroll many people; existing subscribers keep their details (re-import changes nothing)
+    unless ``update_existing`` (``import --update``): then their name, first name and
+    attributes take the file's values (see :func:`_refresh`).
 
     ``defer_delivery_index`` drops the (status, due_at) index during the load and
     builds it once at the end: about twice as fast for millions of rows, but claims
@@ -188,7 +227,7 @@ def enroll_many(
         for people_chunk in _chunks(people, chunk_size):
             with write_transaction(engine) as conn:
                 chunk = _Chunk(BulkWriter(conn), plans, now)
-                _enroll_chunk(chunk, table, campaign, people_chunk, source, result)
+                _enroll_chunk(chunk, table, campaign, people_chunk, source, result, update_existing)
             if progress is not None:
                 progress(len(people_chunk))
     finally:

@@ -46,6 +46,7 @@ ENROLLMENT_STATUSES = ("active", "unsubscribed", "completed", "converted")
 # to the sender now (a small group at a time). 'ambiguous': the server may or may not have
 # accepted the message (a lost connection after DATA, or a worker that died while 'sending');
 # never retried automatically, since retrying could send it twice (`dripline requeue`).
+# 'skipped': the step's `when` was false for the subscriber when it was due; never sent.
 DELIVERY_STATUSES = (
     "scheduled",
     "claimed",
@@ -54,6 +55,7 @@ DELIVERY_STATUSES = (
     "failed",
     "cancelled",
     "ambiguous",
+    "skipped",
 )
 
 
@@ -133,6 +135,8 @@ class Delivery(Base):
     subject: Mapped[str | None] = mapped_column(Text, nullable=True)
     body_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # SHA-256 hex
     campaign_commit: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    # Which of the step's A/B ``subjects`` went out (1-based); None: a single subject.
+    subject_variant: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Worker(Base):

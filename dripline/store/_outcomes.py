@@ -25,7 +25,7 @@ from ._values import to_db_time
 
 __all__ = ["Outcome", "OutcomeKind", "SettleResult", "settle"]
 
-OutcomeKind = Literal["sent", "failed", "deferred", "ambiguous", "bounced", "released"]
+OutcomeKind = Literal["sent", "failed", "deferred", "ambiguous", "bounced", "released", "skipped"]
 
 _HELD = "status IN ('claimed', 'sending', 'ambiguous') AND worker_id = ?"
 _PENDING = "('scheduled', 'claimed', 'sending')"
@@ -38,7 +38,8 @@ class Outcome:
     ``sent`` (``message_id``, ``sent_at``, ``reply``; ``last_step`` checks whether the
     enrollment is complete), ``failed`` / ``ambiguous`` / ``bounced`` (``error``),
     ``deferred`` (back to ``scheduled`` at ``next_at``, UTC), ``released`` (never tried:
-    ``scheduled`` again as it was, the attempt refunded).
+    ``scheduled`` again as it was, the attempt refunded), ``skipped`` (the step's ``when``
+    is false for this subscriber: final, never sent; ``last_step`` as for ``sent``).
     """
 
     delivery_id: int
@@ -54,6 +55,7 @@ class Outcome:
     subject: str | None = None
     body_digest: str | None = None
     campaign_commit: str | None = None
+    subject_variant: int | None = None  # the A/B subject variant sent (1-based), if any
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,10 @@ def settle(
         missed: list[int] = []
         changed = [0]
         missed += _sent(cursor, sql, worker_id, by_kind.get("sent", []), changed)
-        for kind in ("failed", "deferred", "ambiguous", "released"):
+        for kind in ("failed", "deferred", "ambiguous", "released", "skipped"):
             missed += _simple(cursor, sql, worker_id, kind, by_kind.get(kind, []), changed)
+        skipped = by_kind.get("skipped", [])
+        _complete(cursor, sql, {o.delivery_id for o in skipped if o.last_step} - set(missed))
         for outcome in by_kind.get("bounced", []):
             missed += _bounced(cursor, sql, worker_id, outcome, changed)
         attempting = _attempt(cursor, sql, worker_id, attempt, attempt_at, first_attempt_at)
@@ -158,6 +162,7 @@ def _sent(
                 o.subject,
                 o.body_digest,
                 o.campaign_commit,
+                o.subject_variant,
                 o.delivery_id,
                 worker_id,
             )
@@ -167,7 +172,7 @@ def _sent(
             cursor,
             sql.q(
                 "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, reply = ?, "
-                "subject = ?, body_digest = ?, campaign_commit = ?, "
+                "subject = ?, body_digest = ?, campaign_commit = ?, subject_variant = ?, "
                 f"last_error = NULL, worker_id = NULL WHERE id = ? AND {_HELD}"
             ),
             rows,
@@ -175,7 +180,7 @@ def _sent(
     else:
         # One statement of constant text, whatever the group's size: one array per
         # column, unnested into rows (psycopg converts and plans the text once).
-        columns: list[list[Any]] = [[] for _ in range(7)]
+        columns: list[list[Any]] = [[] for _ in range(8)]
         for o in sent:
             row = (
                 o.delivery_id,
@@ -185,6 +190,7 @@ def _sent(
                 o.subject,
                 o.body_digest,
                 o.campaign_commit,
+                o.subject_variant,
             )
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
@@ -192,10 +198,11 @@ def _sent(
             "UPDATE deliveries AS d SET status = 'sent', message_id = v.message_id, "
             "sent_at = v.sent_at, reply = v.reply, subject = v.subject, "
             "body_digest = v.body_digest, campaign_commit = v.campaign_commit, "
-            "last_error = NULL, worker_id = NULL "
+            "subject_variant = v.subject_variant, last_error = NULL, worker_id = NULL "
             "FROM unnest(%s::integer[], %s::text[], %s::timestamp[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[]) "
-            "AS v(id, message_id, sent_at, reply, subject, body_digest, campaign_commit) "
+            "%s::text[], %s::text[], %s::integer[]) "
+            "AS v(id, message_id, sent_at, reply, subject, body_digest, campaign_commit, "
+            "subject_variant) "
             "WHERE d.id = v.id AND d.status IN ('claimed', 'sending', 'ambiguous') "
             "AND d.worker_id = %s",
             (*columns, worker_id),
@@ -203,19 +210,24 @@ def _sent(
         changed = cursor.rowcount
     changed_total[0] += changed
     missed = _unheld(cursor, sql, worker_id, ids, "sent") if changed != len(ids) else []
-    complete = sorted({o.delivery_id for o in sent if o.last_step} - set(missed))
-    if complete:
-        among, values = sql.any_of(complete)
-        cursor.execute(
-            sql.q(
-                "UPDATE enrollments SET status = 'completed' WHERE status = 'active' AND id IN "
-                f"(SELECT enrollment_id FROM deliveries WHERE id {among}) AND NOT EXISTS "
-                "(SELECT 1 FROM deliveries p WHERE p.enrollment_id = enrollments.id "
-                f"AND p.status IN {_PENDING})"
-            ),
-            values,
-        )
+    _complete(cursor, sql, {o.delivery_id for o in sent if o.last_step} - set(missed))
     return missed
+
+
+def _complete(cursor: Any, sql: _Sql, delivery_ids: set[int]) -> None:
+    """Complete the enrollments of these (last-step) deliveries that have nothing pending."""
+    if not delivery_ids:
+        return
+    among, values = sql.any_of(sorted(delivery_ids))
+    cursor.execute(
+        sql.q(
+            "UPDATE enrollments SET status = 'completed' WHERE status = 'active' AND id IN "
+            f"(SELECT enrollment_id FROM deliveries WHERE id {among}) AND NOT EXISTS "
+            "(SELECT 1 FROM deliveries p WHERE p.enrollment_id = enrollments.id "
+            f"AND p.status IN {_PENDING})"
+        ),
+        values,
+    )
 
 
 _SIMPLE = {
@@ -229,6 +241,8 @@ _SIMPLE = {
         "status = 'scheduled', worker_id = NULL",
         "scheduled",
     ),
+    # The step's condition is false for this subscriber: final (see dripline.conditions).
+    "skipped": ("status = 'skipped', last_error = NULL, worker_id = NULL", "skipped"),
 }
 
 

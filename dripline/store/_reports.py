@@ -29,7 +29,16 @@ _E = Enrollment.__table__
 _S = Subscriber.__table__
 _PENDING = ("scheduled",)
 # The keys first, then the states only dripline adds.
-_JSON_ORDER = ("sent", "scheduled", "failed", "cancelled", "claimed", "sending", "ambiguous")
+_JSON_ORDER = (
+    "sent",
+    "scheduled",
+    "failed",
+    "cancelled",
+    "claimed",
+    "sending",
+    "ambiguous",
+    "skipped",
+)
 
 
 class NotSubscribedError(DriplineError):

@@ -1,7 +1,8 @@
 """The numbers of ``dripline report``: per step, per day, and time to conversion.
 
-Per step (by identity): messages sent, delivered (sent and not bounced), people's
-unique clicks (deliveries with at least one click that was not a machine's) and their
+Per step (by identity): messages sent, deliveries skipped (the step's ``when`` was false
+for the subscriber: never sent, so in no other count), delivered (sent and not bounced),
+people's unique clicks (deliveries with at least one click that was not a machine's) and their
 rate over delivered, machine clicks, opens (deliveries whose image loaded: unreliable,
 privacy proxies load every image), bounces and complaints reported for that step's
 messages, and the unsubscribes and conversions that followed it: an enrollment that
@@ -41,6 +42,7 @@ class StepResults:
     number: int | None  # position in the files now (None: no longer in them)
     subject: str | None
     sent: int = 0
+    skipped: int = 0  # the step's `when` was false: not a message, no other count has it
     delivered: int = 0
     bounces: int = 0
     complaints: int = 0
@@ -110,6 +112,12 @@ def campaign_results(
             .where(_E.c.campaign == campaign, _D.c.status == "sent", _D.c.sent_at.is_not(None))
             .order_by(_D.c.sent_at, _D.c.id)
         ).all()
+        # A skipped delivery was never sent: it has no sent_at, so it counts from its due time.
+        skipped = conn.execute(
+            select(_D.c.step, _D.c.step_id, _D.c.due_at)
+            .join(_E, _E.c.id == _D.c.enrollment_id)
+            .where(_E.c.campaign == campaign, _D.c.status == "skipped")
+        ).all()
         ids = select(_D.c.id).join(_E, _E.c.id == _D.c.enrollment_id)
         ids = ids.where(_E.c.campaign == campaign)
         clicks = conn.execute(
@@ -126,7 +134,9 @@ def campaign_results(
     results.converted = sum(
         e.converted_at is not None and (floor is None or e.converted_at >= floor) for e in cohort
     )
-    extra = sorted({(row.step, row.step_id) for row in sent if row.step_id not in by_id})
+    extra = sorted(
+        {(row.step, row.step_id) for row in (*sent, *skipped) if row.step_id not in by_id}
+    )
     for _position, identity in extra:
         if identity not in by_id:
             subject = next((r.subject for r in sent if r.step_id == identity), None)
@@ -146,6 +156,9 @@ def campaign_results(
         step.clicks += row.id in people
         step.machine_clicks += machine_clicks[row.id]
         step.opens += row.id in opened
+    for row in skipped:
+        if floor is None or row.due_at >= floor:
+            by_id[row.step_id].skipped += 1
     days = Counter(row.sent_at.date() for row in counted)
     results.sends_per_day = sorted(days.items())
     history: dict[int, list[tuple[datetime, int, str]]] = defaultdict(list)

@@ -1,0 +1,80 @@
+"""Conditional steps: a step's front-matter ``when`` expression, checked and evaluated.
+
+``when = "subscriber.plan == 'pro'"`` is a Jinja expression evaluated in the same
+sandboxed environment as templates (:func:`dripline.templating.make_environments`,
+StrictUndefined), against the subscriber's attributes as they are when the step is
+due. Only ``subscriber`` may be named: anything else is a typo caught by ``check``.
+A subscriber without the attribute makes the expression fail (StrictUndefined), not
+quietly false; ``subscriber.plan | default('') == 'pro'`` says what to do instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import TemplateError, TemplateSyntaxError, meta
+
+from .errors import CampaignError
+from .templating import make_environments
+
+__all__ = ["WHEN_NAMES", "check_when", "step_applies", "when_names"]
+
+# The names a ``when`` expression may use.
+WHEN_NAMES = frozenset({"subscriber"})
+
+_ENV = make_environments(None).text
+
+
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> Callable[..., Any]:
+    return _ENV.compile_expression(source, undefined_to_none=False)
+
+
+def when_names(source: str) -> set[str]:
+    """The variable names ``source`` uses. Raises ``jinja2.TemplateSyntaxError``."""
+    return set(meta.find_undeclared_variables(_ENV.parse("{{ (" + source + ") }}")))
+
+
+def check_when(source: str) -> str | None:
+    """Why ``source`` cannot be a ``when`` expression (syntax, unknown name), or None."""
+    try:
+        names = when_names(source)
+        _compiled(source)
+    except TemplateSyntaxError as err:
+        return f"when is not a valid expression: {err.message}"
+    unknown = sorted(names - WHEN_NAMES)
+    if unknown:
+        return (
+            f"when uses unknown name(s) {', '.join(map(repr, unknown))}: only subscriber "
+            "(e.g. subscriber.plan == 'pro') is available"
+        )
+    return None
+
+
+def step_applies(step: Any, email: str, fields: Mapping[str, Any]) -> bool:
+    """Whether ``step`` (a :class:`~dripline.campaign.Step`) goes to this subscriber.
+
+    ``fields`` are the subscriber's values (attributes, name, first_name, timezone) as
+    stored; ``email`` is added as ``subscriber.email``. True without a ``when``.
+
+    Raises:
+        CampaignError: the expression fails for these values (a missing attribute, a
+            comparison the sandbox refuses), naming the step file and the ``when`` line;
+            the dispatcher defers the delivery as for a broken campaign file.
+    """
+    source = getattr(step, "when", "")
+    if not source:
+        return True
+    try:
+        value = _compiled(source)(subscriber={**fields, "email": email})
+        return bool(value)
+    except (TemplateError, TypeError, ValueError, ArithmeticError) as err:
+        from .campaign import line_of_key  # the campaign module imports this one
+
+        raise CampaignError(
+            f"when {source!r} cannot be evaluated for this subscriber: {err}",
+            path=step.path,
+            line=line_of_key(step.path, "when"),
+        ) from err

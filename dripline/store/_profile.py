@@ -1,0 +1,156 @@
+"""One subscriber's stored fields: read them, change them (``dripline subscriber set/show``).
+
+Values are checked with the rules the CSV import applies (:mod:`._values`), so a value
+set here cannot fail at send time for its data either. Conditional steps (``when``)
+read the attributes when a step is due, so a change applies to every step not yet sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from ._csv import field_of
+from ._engine import read_transaction, write_transaction
+from ._models import Enrollment, Subscriber
+from ._reports import NotSubscribedError
+from ._values import (
+    InvalidSubscriberError,
+    check_country,
+    check_name,
+    check_value,
+    derive_first_name,
+    from_db_time,
+    normalize_email,
+)
+
+__all__ = ["SubscriberProfile", "set_subscriber_fields", "subscriber_profile"]
+
+_S = Subscriber.__table__
+_E = Enrollment.__table__
+# A name a template can write as ``subscriber.<name>``.
+_ATTRIBUTE = re.compile(r"[a-z_][a-z0-9_]*")
+# Fields that are not attributes and cannot change here: the address is the identity,
+# subscribed_at is consent evidence, and pending deliveries were timed in the zone.
+_FIXED = {
+    "email": "the address is the subscriber's identity (unsubscribe and subscribe anew)",
+    "subscribed_at": "the subscription moment is consent evidence",
+    "timezone": "pending deliveries were timed in the old zone",
+}
+
+
+@dataclass(frozen=True)
+class SubscriberProfile:
+    """A subscriber as stored: fields, custom attributes and the campaigns they are in."""
+
+    email: str
+    name: str
+    first_name: str
+    timezone: str | None
+    status: str
+    created_at: datetime | None  # aware UTC
+    attributes: dict[str, Any] = field(default_factory=dict)
+    campaigns: dict[str, str] = field(default_factory=dict)  # slug -> enrollment status
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "email": self.email,
+            "name": self.name,
+            "first_name": self.first_name,
+            "timezone": self.timezone,
+            "status": self.status,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "attributes": dict(self.attributes),
+            "campaigns": dict(self.campaigns),
+        }
+
+
+def subscriber_profile(engine: Engine, email: str) -> SubscriberProfile:
+    """The stored subscriber ``email``. Raises :class:`NotSubscribedError` if unknown."""
+    key = normalize_email(email).key
+    with read_transaction(engine) as conn:
+        row = conn.execute(select(_S).where(_S.c.email_key == key)).first()
+        if row is None:
+            raise NotSubscribedError(f"{email} is not a subscriber")
+        campaigns = dict(
+            conn.execute(
+                select(_E.c.campaign, _E.c.status)
+                .where(_E.c.subscriber_id == row.id)
+                .order_by(_E.c.campaign)
+            ).all()
+        )
+    return SubscriberProfile(
+        email=row.email,
+        name=row.name or "",
+        first_name=row.first_name or "",
+        timezone=row.timezone,
+        status=row.status,
+        created_at=from_db_time(row.created_at),
+        attributes=dict(sorted((row.attributes or {}).items())),
+        campaigns=campaigns,
+    )
+
+
+def _changes(values: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str | None]]:
+    """(standard fields, attributes; None removes one) from ``key=value`` pairs."""
+    fields: dict[str, str] = {}
+    attributes: dict[str, str | None] = {}
+    for raw_key, value in values.items():
+        key = field_of(raw_key) or raw_key.strip().lower()
+        if key in _FIXED:
+            raise InvalidSubscriberError(f"{key} cannot be changed: {_FIXED[key]}")
+        if key in ("name", "first_name", "last_name"):
+            fields[key] = check_name(value, key)
+        elif not _ATTRIBUTE.fullmatch(key):
+            raise InvalidSubscriberError(
+                f"{raw_key!r} is not an attribute name (letters, digits and _, as in "
+                "subscriber.plan)"
+            )
+        elif key == "country":
+            attributes[key] = check_country(value)
+        else:
+            attributes[key] = check_value(value, key) or None
+    return fields, attributes
+
+
+def set_subscriber_fields(
+    engine: Engine, email: str, values: Mapping[str, str]
+) -> SubscriberProfile:
+    """Change ``email``'s name, first_name or attributes (an empty value removes one).
+
+    One transaction; every value is checked first, so a bad one changes nothing.
+    Raises :class:`NotSubscribedError` (unknown address) or
+    :class:`~._values.InvalidSubscriberError` (a value the CSV import would refuse).
+    """
+    key = normalize_email(email).key
+    fields, attributes = _changes(values)
+    with write_transaction(engine) as conn:
+        row = conn.execute(
+            select(_S.c.id, _S.c.name, _S.c.first_name, _S.c.attributes).where(
+                _S.c.email_key == key
+            )
+        ).first()
+        if row is None:
+            raise NotSubscribedError(f"{email} is not a subscriber")
+        stored = dict(row.attributes or {})
+        for name, value in attributes.items():
+            if value is None:
+                stored.pop(name, None)
+            else:
+                stored[name] = value
+        new: dict[str, Any] = {"attributes": stored}
+        if "last_name" in fields:
+            stored["last_name"] = fields.pop("last_name")
+        if "name" in fields:
+            new["name"] = fields["name"]
+            if "first_name" not in fields and not row.first_name:
+                new["first_name"] = derive_first_name(fields["name"])
+        if "first_name" in fields:
+            new["first_name"] = fields["first_name"]
+        conn.execute(update(_S).where(_S.c.id == row.id).values(**new))
+    return subscriber_profile(engine, email)

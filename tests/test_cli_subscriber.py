@@ -1,0 +1,129 @@
+"""`dripline subscriber set/show` and `dripline import --update`: attributes that change."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from dripline.cli import main
+from dripline.store import (
+    InvalidSubscriberError,
+    NewSubscriber,
+    normalize_email,
+    set_subscriber_fields,
+    subscribe,
+    subscriber_profile,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SLUG = "ketamine-therapy"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("DRIPLINE_DATABASE_URL", "DRIPLINE_ROOT", "DRIPLINE_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    shutil.copytree(ROOT / "campaigns", tmp_path / "campaigns")
+    return tmp_path
+
+
+def run(project: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--root", str(project), *args])
+
+
+def show(project: Path, address: str) -> dict:
+    result = run(project, "subscriber", "show", address, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def write_csv(project: Path, text: str) -> str:
+    path = project / "people.csv"
+    path.write_text(text)
+    return str(path)
+
+
+def test_set_changes_attributes_and_names_and_show_reads_them_back(project: Path):
+    people = write_csv(
+        project,
+        "email,name,plan,country\nada@example.com,Ada Lovelace,basic,GB\n",
+    )
+    assert run(project, "import", people, "--campaign", SLUG).exit_code == 0
+    result = run(
+        project, "subscriber", "set", "ADA@example.com", "plan=pro", "seats=5", "First Name=Augusta"
+    )
+    assert result.exit_code == 0, result.output
+    shown = show(project, "ada@example.com")
+    assert shown["attributes"] == {"country": "GB", "plan": "pro", "seats": "5"}
+    assert shown["first_name"] == "Augusta" and shown["name"] == "Ada Lovelace"
+    assert shown["campaigns"] == {SLUG: "active"} and shown["status"] == "active"
+    # An empty value removes the attribute; the table view lists what is left.
+    assert run(project, "subscriber", "set", "ada@example.com", "seats=").exit_code == 0
+    text = run(project, "subscriber", "show", "ada@example.com").output
+    assert "plan: pro" in text and "seats" not in text
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("plan=pro\nBcc: x@evil.test", "plan"),  # a header injection, refused like in a CSV
+        ("country=Narnia", "country"),
+        ("timezone=Europe/Paris", "timezone cannot be changed"),
+        ("email=other@example.com", "email cannot be changed"),
+        ("sub.plan=pro", "not an attribute name"),
+        ("plan", "expected key=value"),
+    ],
+)
+def test_bad_values_are_one_error_line_and_change_nothing(project: Path, pair, message):
+    people = write_csv(project, "email,plan\nada@example.com,basic\n")
+    run(project, "import", people, "--campaign", SLUG)
+    result = run(project, "subscriber", "set", "ada@example.com", "seats=3", pair)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and message in result.output
+    assert "Traceback" not in result.output
+    assert show(project, "ada@example.com")["attributes"] == {"plan": "basic"}
+
+
+def test_unknown_email_is_an_error(project: Path):
+    people = write_csv(project, "email\nada@example.com\n")
+    run(project, "import", people, "--campaign", SLUG)
+    for args in (("set", "nobody@example.com", "plan=pro"), ("show", "nobody@example.com")):
+        result = run(project, "subscriber", *args)
+        assert result.exit_code == 1
+        assert result.output.strip() == "Error: nobody@example.com is not a subscriber"
+
+
+def test_import_update_changes_existing_attributes_only_when_asked(project: Path):
+    first = write_csv(
+        project, "email,name,plan\nada@example.com,Ada,basic\nbob@example.com,,basic\n"
+    )
+    run(project, "import", first, "--campaign", SLUG)
+    second = write_csv(
+        project,
+        "email,name,plan\nada@example.com,,pro\nbob@example.com,,basic\ncy@example.com,,pro\n",
+    )
+    plain = run(project, "import", second, "--campaign", SLUG)
+    assert "0 existing subscriber(s) updated, 2 left as they were (--update" in plain.output
+    assert show(project, "ada@example.com")["attributes"] == {"plan": "basic"}
+    updated = run(project, "import", second, "--campaign", SLUG, "--update")
+    assert updated.exit_code == 0, updated.output
+    assert "1 existing subscriber(s) updated, 2 left as they were" in updated.output
+    ada = show(project, "ada@example.com")
+    assert ada["attributes"] == {"plan": "pro"} and ada["name"] == "Ada"  # empty keeps it
+    assert show(project, "bob@example.com")["attributes"] == {"plan": "basic"}
+    # Enrollments are untouched: still one each, no deliveries added.
+    assert "3 already enrolled" in updated.output
+
+
+def test_set_is_one_transaction_on_each_database(engine, timetable):
+    subscribe(
+        engine, timetable, "ketamine-therapy", NewSubscriber(normalize_email("ann@example.com"))
+    )
+    set_subscriber_fields(engine, "ann@example.com", {"plan": "pro"})
+    with pytest.raises(InvalidSubscriberError):
+        set_subscriber_fields(engine, "ann@example.com", {"plan": "team", "country": "ZZ"})
+    assert subscriber_profile(engine, "ann@example.com").attributes == {"plan": "pro"}

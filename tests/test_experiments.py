@@ -1,0 +1,188 @@
+"""A/B subjects (front matter ``subjects``): checked, split evenly, stable across workers."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from smtp_servers import RecordingHandler, running_server
+
+from dripline.campaign import load_campaign
+from dripline.errors import CampaignError
+from dripline.experiments import choose_variant
+
+DRIPLINE = [str(Path(sys.executable).with_name("dripline"))]
+STEP1 = "campaigns/ketamine-therapy/01-rapid-relief.md"
+SUBJECT_LINE = 'subject = "Reason 1 of 6: Rapid relief from symptoms"'
+VARIANTS = ("Rapid relief, variant A", "Rapid relief, variant B")
+
+
+def set_subject_line(project: Path, line: str) -> None:
+    path = project / STEP1
+    path.write_text(path.read_text(encoding="utf-8").replace(SUBJECT_LINE, line))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (f'{SUBJECT_LINE}\nsubjects = ["A", "B"]', "either subject or subjects"),
+        ('subjects = ["Only one"]', "2 to 4 variants (it has 1)"),
+        ('subjects = ["A", "B", "C", "D", "E"]', "2 to 4 variants (it has 5)"),
+        ('subjects = ["A", ""]', "a list of strings"),
+        ('subjects = ["A", "A"]', "the same"),
+    ],
+)
+def test_bad_subjects_are_check_errors_with_file_and_line(project, line, message):
+    set_subject_line(project, line)
+    with pytest.raises(CampaignError) as caught:
+        load_campaign(project / "campaigns" / "ketamine-therapy")
+    assert message in caught.value.message
+    assert caught.value.path.name == "01-rapid-relief.md"
+    assert caught.value.line == line.count("\n") + 2  # the subjects line
+
+
+def test_a_variant_with_a_template_error_is_reported_by_check(project):
+    set_subject_line(project, 'subjects = ["Fine", "Broken {{ subscriber.first_name "]')
+    checked = subprocess.run(
+        [*DRIPLINE, "--root", str(project), "check", "ketamine-therapy"],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 1
+    assert "01-rapid-relief.md:2: error: subject variant 2:" in checked.stdout + checked.stderr
+
+
+def test_the_choice_is_a_function_of_key_and_step_with_even_shares():
+    keys = [f"key-{i}" for i in range(20_000)]
+    first = [choose_variant(k, "rapid-relief", 2) for k in keys]
+    assert first == [choose_variant(k, "rapid-relief", 2) for k in keys]  # stable
+    assert 0.48 < sum(first) / len(first) < 0.52
+    three = Counter(choose_variant(k, "rapid-relief", 3) for k in keys)
+    assert all(0.31 < n / len(keys) < 0.35 for n in three.values())
+    # Another step draws independently: not the same split.
+    other = [choose_variant(k, "other-step", 2) for k in keys]
+    assert 0.45 < sum(a == b for a, b in zip(first, other, strict=True)) / len(keys) < 0.55
+    with pytest.raises(ValueError):
+        choose_variant("k", "s", 0)
+
+
+def test_two_thousand_subscribers_through_two_workers_split_evenly_and_consistently(project):
+    set_subject_line(project, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
+    people = project / "people.csv"
+    people.write_text(
+        "email,timezone,subscribed_at\n"
+        + "".join(f"r{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(2000))
+    )
+    handler = RecordingHandler(pipelining=True)
+    with running_server(handler) as server:
+        env = {
+            **os.environ,
+            "DRIPLINE_ROOT": str(project),
+            "DRIPLINE_DATABASE_URL": f"sqlite:///{project / 'dripline.db'}",
+            "DRIPLINE_SECRET_KEY": "test-secret",
+            "DRIPLINE_BASE_URL": "https://news.example.com",
+            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+            "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}?timeout=20",
+        }
+        imported = subprocess.run(
+            [*DRIPLINE, "import", str(people), "--campaign", "ketamine-therapy"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert imported.returncode == 0, imported.stderr
+        command = [*DRIPLINE, "run", "--once", "--now", "2026-03-05T12:00:30Z", "--batch", "50"]
+        workers = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)
+        ]
+        outputs = [w.communicate(timeout=300)[0] for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], outputs
+    subject_of: dict[str, str] = {}
+    for item in handler.received:
+        message = email.message_from_bytes(item.data, policy=email.policy.default)
+        assert item.rcpt_tos[0] not in subject_of  # nothing sent twice
+        subject_of[item.rcpt_tos[0]] = str(message["Subject"])
+    assert len(subject_of) == 2000
+    shares = Counter(subject_of.values())
+    assert set(shares) == set(VARIANTS)
+    assert all(0.45 <= n / 2000 <= 0.55 for n in shares.values()), shares
+    with sqlite3.connect(project / "dripline.db") as db:
+        rows = db.execute(
+            "SELECT s.email, s.public_key, d.subject_variant, d.subject FROM deliveries d "
+            "JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id WHERE d.step = 1"
+        ).fetchall()
+    assert len(rows) == 2000
+    for address, key, variant, ledger_subject in rows:
+        # Whichever worker sent it, the variant is the subscriber's own, and recorded.
+        expected = choose_variant(key, "rapid-relief", 2)
+        assert variant == expected + 1
+        assert subject_of[address] == ledger_subject == VARIANTS[expected]
+    # Both workers took part in the split.
+    assert all("sent " in out and "sent 0," not in out for out in outputs), outputs
+
+
+def test_a_worker_killed_mid_split_and_its_successor_keep_everyone_on_their_variant(project):
+    # SIGKILL part-way through the pass; a new worker (after the dead one's lease ends)
+    # sends the rest: every message still carries the subscriber's own variant, none twice.
+    set_subject_line(project, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
+    people = project / "people.csv"
+    people.write_text(
+        "email,timezone,subscribed_at\n"
+        + "".join(f"k{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(600))
+    )
+    handler = RecordingHandler(pipelining=True)
+    with running_server(handler) as server:
+        env = {
+            **os.environ,
+            "DRIPLINE_ROOT": str(project),
+            "DRIPLINE_DATABASE_URL": f"sqlite:///{project / 'dripline.db'}",
+            "DRIPLINE_SECRET_KEY": "test-secret",
+            "DRIPLINE_BASE_URL": "https://news.example.com",
+            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+            "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}?timeout=20",
+        }
+        subprocess.run(
+            [*DRIPLINE, "import", str(people), "--campaign", "ketamine-therapy"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        command = [*DRIPLINE, "run", "--once", "--now", "2026-03-05T12:00:30Z", "--batch", "20"]
+        first = subprocess.Popen([*command, "--lease", "1"], env=env, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while len(handler.received) < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        assert 0 < len(handler.received) < 600, "the kill came too late to test anything"
+        time.sleep(1.5)  # the dead worker's one-second lease runs out
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 0, second.stdout + second.stderr
+    with sqlite3.connect(project / "dripline.db") as db:
+        rows = db.execute(
+            "SELECT s.email, s.public_key, d.status, d.subject_variant FROM deliveries d "
+            "JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id WHERE d.step = 1"
+        ).fetchall()
+    key_of = {address: key for address, key, _, _ in rows}
+    statuses = Counter(status for _, _, status, _ in rows)
+    assert statuses["sent"] + statuses["ambiguous"] == 600, statuses
+    received = Counter(item.rcpt_tos[0] for item in handler.received)
+    assert max(received.values()) == 1  # ambiguous rows are not retried automatically
+    for item in handler.received:
+        message = email.message_from_bytes(item.data, policy=email.policy.default)
+        expected = choose_variant(key_of[item.rcpt_tos[0]], "rapid-relief", 2)
+        assert str(message["Subject"]) == VARIANTS[expected]
+    for _, key, status, variant in rows:
+        if status == "sent":
+            assert variant == choose_variant(key, "rapid-relief", 2) + 1
