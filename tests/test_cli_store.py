@@ -25,6 +25,14 @@ READERS = [
     ("apply", "--yes"),
     ("requeue", "--ambiguous"),
     ("status",),
+    ("bounces", "list"),
+    ("bounces", "show", "1"),
+    ("bounces", "undo", "1"),
+    ("report", "ketamine-therapy"),
+    ("timeline", "ketamine-therapy", "--email", "ana@example.com"),
+    ("subscriber", "show", "ana@example.com"),
+    ("subscriber", "set", "ana@example.com", "plan=pro"),
+    ("event", "ana@example.com", "booked-consult"),
 ]
 
 

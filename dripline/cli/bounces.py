@@ -121,7 +121,7 @@ def list_command(
 ) -> None:
     """Every recorded bounce and complaint: when, what, whom, and what was done."""
     start = parse_moment(since, ZoneInfo("UTC")) if since else None
-    engine = open_settings_store(settings_from(ctx, database_url=database_url))
+    engine = open_settings_store(settings_from(ctx, database_url=database_url), existing=True)
     try:
         events = list_bounces(engine, since=start)
     finally:
@@ -143,7 +143,7 @@ def list_command(
 @click.pass_context
 def show_command(ctx: click.Context, event_id: int, database_url: str | None) -> None:
     """One event and the raw report it came from."""
-    engine = open_settings_store(settings_from(ctx, database_url=database_url))
+    engine = open_settings_store(settings_from(ctx, database_url=database_url), existing=True)
     try:
         event = get_bounce(engine, event_id)
     finally:
@@ -160,7 +160,7 @@ def show_command(ctx: click.Context, event_id: int, database_url: str | None) ->
 @click.pass_context
 def undo_command(ctx: click.Context, event_id: int, database_url: str | None) -> None:
     """Reverse one event: status, enrollments, cancelled deliveries and suppression."""
-    engine = open_settings_store(settings_from(ctx, database_url=database_url))
+    engine = open_settings_store(settings_from(ctx, database_url=database_url), existing=True)
     try:
         restored = undo_bounce(engine, event_id, now=datetime.now(UTC))
     finally:
