@@ -53,7 +53,12 @@ from ._models import (
     Subscriber,
 )
 from ._outcomes import Outcome, SettleResult
-from ._profile import SubscriberProfile, set_subscriber_fields, subscriber_profile
+from ._profile import (
+    InvalidFieldError,
+    SubscriberProfile,
+    set_subscriber_fields,
+    subscriber_profile,
+)
 from ._queue import ClaimedDelivery, DeliveryQueue, DeliveryStateError, SqlDeliveryQueue
 from ._ratelimit import DatabaseRateLimit
 from ._reports import (
@@ -125,6 +130,7 @@ __all__ = [
     "EventBeforeEnrollmentError",
     "ExpiredLeases",
     "GoalEvent",
+    "InvalidFieldError",
     "InvalidSubscriberError",
     "NewSubscriber",
     "NormalizedEmail",
