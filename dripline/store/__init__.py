@@ -40,6 +40,13 @@ from ._csv import CsvReadResult, RowProblem, SubscriberCsvError, read_subscriber
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscribe
 from ._enroll_bulk import enroll_many
+from ._experiments import (
+    Decision,
+    StoredWinner,
+    VariantTally,
+    experiment_winners,
+    judge_experiment,
+)
 from ._goals import EventBeforeEnrollmentError, RecordedEvent, record_event
 from ._leases import DEFAULT_LEASE_SECONDS, ExpiredLeases
 from ._maintenance import expire_leases, requeue_ambiguous
@@ -72,7 +79,7 @@ from ._reports import (
     subscriber_timeline,
     unsubscribe,
 )
-from ._results_models import Click, GoalEvent, Open, TrackedLink
+from ._results_models import Click, ExperimentWinner, GoalEvent, Open, TrackedLink
 from ._suppress import (
     SuppressedError,
     SuppressionEntry,
@@ -122,12 +129,14 @@ __all__ = [
     "Consent",
     "CsvReadResult",
     "DatabaseRateLimit",
+    "Decision",
     "Delivery",
     "DeliveryQueue",
     "DeliveryStateError",
     "EnrollResult",
     "Enrollment",
     "EventBeforeEnrollmentError",
+    "ExperimentWinner",
     "ExpiredLeases",
     "GoalEvent",
     "InvalidFieldError",
@@ -148,6 +157,7 @@ __all__ = [
     "SqlDeliveryQueue",
     "StepStatus",
     "StoreError",
+    "StoredWinner",
     "Subscriber",
     "SubscriberCsvError",
     "SubscriberProfile",
@@ -157,6 +167,7 @@ __all__ = [
     "TimelineEntry",
     "TrackedHit",
     "TrackedLink",
+    "VariantTally",
     "add_suppression",
     "bounce_figures",
     "campaign_status",
@@ -170,12 +181,14 @@ __all__ = [
     "derive_first_name",
     "enroll_many",
     "enrolled_campaigns",
+    "experiment_winners",
     "expire_leases",
     "export_suppressions",
     "forget_unconfirmed",
     "get_bounce",
     "head_revision",
     "import_suppressions",
+    "judge_experiment",
     "link_positions",
     "list_bounces",
     "list_suppressions",
