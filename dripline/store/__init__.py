@@ -46,6 +46,7 @@ from ._experiments import (
     VariantTally,
     experiment_winners,
     judge_experiment,
+    variant_tallies,
 )
 from ._goals import EventBeforeEnrollmentError, RecordedEvent, record_event
 from ._leases import DEFAULT_LEASE_SECONDS, ExpiredLeases
@@ -216,6 +217,7 @@ __all__ = [
     "unsubscribe",
     "unsubscribe_by_key",
     "upgrade",
+    "variant_tallies",
     "write_transaction",
     "zone_warning",
 ]
