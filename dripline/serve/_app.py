@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..runtime import check_ready_to_send, sender_for
 from ..settings import Settings
 from ..store import InvalidSubscriberError, forget_unconfirmed, open_store
+from ._api import subscriber_routes
 from ._form import (
     EMAIL_MAX,
     FIRST_NAME_MAX,
@@ -38,7 +39,6 @@ from ._form import (
     SlidingWindowLimiter,
     read_signup_fields,
 )
-from ._api import subscriber_routes
 from ._results import result_routes
 from ._service import OfferedCampaign, SignupService, load_offered_campaigns
 from ._views import invalid_link_page, message_page, page
