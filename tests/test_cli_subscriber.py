@@ -161,3 +161,27 @@ def test_import_update_keeps_stored_values_for_empty_cells_and_names_not_given(p
     assert run(project, "import", named, "--campaign", SLUG, "--update").exit_code == 0
     bo = show(project, "bo@example.com")
     assert (bo["name"], bo["first_name"]) == ("Bo", "Bo")
+
+
+def test_concurrent_changes_to_one_subscriber_are_all_kept(engine, timetable):
+    # Probe MEDIUM 6: read-modify-write of the attributes without a row lock lost most of
+    # 40 concurrent changes on PostgreSQL (the API makes concurrent changes ordinary).
+    import threading
+
+    subscribe(
+        engine, timetable, "ketamine-therapy", NewSubscriber(normalize_email("cy@example.com"))
+    )
+    start = threading.Barrier(12)
+
+    def change(i: int) -> None:
+        start.wait(timeout=30)
+        set_subscriber_fields(engine, "cy@example.com", {f"k{i}": "v"})
+
+    threads = [threading.Thread(target=change, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert subscriber_profile(engine, "cy@example.com").attributes == {
+        f"k{i}": "v" for i in range(12)
+    }

@@ -169,7 +169,10 @@ def _refresh(w: BulkWriter, people: list[NewSubscriber], known: dict[str, tuple[
             _SUBSCRIBERS.c.name,
             _SUBSCRIBERS.c.first_name,
             _SUBSCRIBERS.c.attributes,
-        ).where(_SUBSCRIBERS.c.id.in_(list(ids)))
+        )
+        .where(_SUBSCRIBERS.c.id.in_(list(ids)))
+        .order_by(_SUBSCRIBERS.c.id)  # locked in one order: two imports never deadlock
+        .with_for_update()  # a concurrent `subscriber set` waits, and is merged, not lost
     ).all()
     changes = []
     for row in rows:

@@ -147,10 +147,12 @@ def set_subscriber_fields(
     key = normalize_email(email).key
     fields, attributes = _changes(values)
     with write_transaction(engine) as conn:
+        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises): two
+        # changes at once (a CRM sync and the API) each merge into the other's result.
         row = conn.execute(
-            select(_S.c.id, _S.c.name, _S.c.first_name, _S.c.attributes).where(
-                _S.c.email_key == key
-            )
+            select(_S.c.id, _S.c.name, _S.c.first_name, _S.c.attributes)
+            .where(_S.c.email_key == key)
+            .with_for_update()
         ).first()
         if row is None:
             raise NotSubscribedError(f"{email} is not a subscriber")
