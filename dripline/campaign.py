@@ -62,6 +62,7 @@ CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
             "lint",
             "tracking",
             "goal",
+            "experiment",
         }
     ),
     "from": frozenset({"name", "address"}),
@@ -74,12 +75,15 @@ CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
     # Read by _parse_results: opt-in click and open tracking, and the goal event.
     "tracking": frozenset({"clicks", "opens"}),
     "goal": frozenset({"event"}),
+    # Read by _parse_experiment: when an A/B subject test picks its winner (dripline.experiments).
+    "experiment": frozenset({"winner_after"}),
 }
 # Every key a step's front matter may hold (id: a stable step identity that survives
 # renumbering; backfill: also send the step to those already past it; when: a condition on
 # the subscriber, see dripline.conditions).
 # subjects: 2 to 4 A/B subject variants instead of subject (see dripline.experiments).
 STEP_KEYS = frozenset({"subject", "subjects", "preheader", "day", "send", "id", "backfill", "when"})
+WINNER_AFTER_MAX = 10_000_000  # [experiment] winner_after: sends per variant
 SUBJECT_VARIANTS = (2, 4)  # the fewest and most ``subjects`` a step may have
 # Step files larger than this are refused before they are read: an email is kilobytes,
 # and a mistaken symlink or a pasted export must not take minutes and gigabytes.
@@ -182,6 +186,8 @@ class Campaign:
     # [tracking]: both off unless the campaign opts in (health campaigns may not want them).
     tracking: Tracking = field(default_factory=Tracking)
     goal_event: str | None = None  # [goal] event: recorded for a subscriber, it ends their sequence
+    # [experiment] winner_after: sends per variant before an A/B step may pick a winner.
+    winner_after: int | None = None
 
     @property
     def toml_path(self) -> Path:
@@ -414,6 +420,19 @@ def _parse_goal(fields: _Fields) -> str | None:
     return event
 
 
+def _parse_experiment(fields: _Fields) -> int | None:
+    value = fields.data.get("winner_after")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= WINNER_AFTER_MAX:
+        raise fields.fail(
+            "winner_after",
+            f"experiment.winner_after must be a whole number of sends per variant from 1 to "
+            f"{WINNER_AFTER_MAX:,} (such as 500), not {value!r}",
+        )
+    return value
+
+
 def _holiday_setting(fields: _Fields, key: str, *, allow_subscriber: bool) -> str | None:
     """A ``[schedule]`` holidays region ("US", "US-CA"), "subscriber", or None when unset."""
     raw = fields.string(key, required=False, default="").strip()
@@ -570,6 +589,7 @@ def load_campaign(folder: Path) -> Campaign:
         lint=_parse_lint(root.table("lint")),
         tracking=_parse_tracking(root.table("tracking")),
         goal_event=_parse_goal(root.table("goal")),
+        winner_after=_parse_experiment(root.table("experiment")),
     )
     for key in ("name",):
         if any(c in getattr(campaign, key) for c in "\r\n\0"):

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import TemplateError, TemplateSyntaxError, meta
+from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 
+from ._budget import BudgetExceeded
 from .errors import CampaignError
 from .templating import make_environments
 
@@ -25,6 +26,7 @@ __all__ = ["WHEN_NAMES", "check_when", "step_applies", "when_names"]
 WHEN_NAMES = frozenset({"subscriber"})
 
 _ENV = make_environments(None).text
+MAX_EXPONENT = 64  # the largest literal power a `when` may raise to (see _huge_power)
 
 
 @lru_cache(maxsize=512)
@@ -37,13 +39,31 @@ def when_names(source: str) -> set[str]:
     return set(meta.find_undeclared_variables(_ENV.parse("{{ (" + source + ") }}")))
 
 
+def _huge_power(source: str) -> bool:
+    """Whether ``source`` raises to a power other than a small literal (``10**(10**7)``).
+
+    Jinja folds constant arithmetic while compiling, in one C call that no render budget
+    can interrupt: it would hold ``check`` and every worker loading the campaign.
+    """
+    tree = _ENV.parse("{{ (" + source + ") }}")
+    return any(
+        not (isinstance(power.right, nodes.Const) and type(power.right.value) is int)
+        or abs(power.right.value) > MAX_EXPONENT
+        for power in tree.find_all(nodes.Pow)
+    )
+
+
 def check_when(source: str) -> str | None:
     """Why ``source`` cannot be a ``when`` expression (syntax, unknown name), or None."""
     try:
         names = when_names(source)
+        if _huge_power(source):
+            return f"when may only raise to a literal power up to {MAX_EXPONENT} (such as x ** 2)"
         _compiled(source)
     except TemplateSyntaxError as err:
         return f"when is not a valid expression: {err.message}"
+    except Exception as err:  # folding constants can fail too (int too long to print...)
+        return f"when is not a valid expression: {type(err).__name__}: {err}"
     unknown = sorted(names - WHEN_NAMES)
     if unknown:
         return (
@@ -70,11 +90,15 @@ def step_applies(step: Any, email: str, fields: Mapping[str, Any]) -> bool:
     try:
         value = _compiled(source)(subscriber={**fields, "email": email})
         return bool(value)
-    except (TemplateError, TypeError, ValueError, ArithmeticError) as err:
+    except BudgetExceeded:
+        raise  # the render budget (or SIGTERM) stopped it: the caller reports that
+    except Exception as err:  # TemplateError, TypeError, and KeyError ('{x}'.format()),
+        # LookupError (.encode('rot13')): all the subscriber's values, never a lost delivery
         from .campaign import line_of_key  # the campaign module imports this one
 
+        detail = str(err) if isinstance(err, TemplateError) else f"{type(err).__name__}: {err}"
         raise CampaignError(
-            f"when {source!r} cannot be evaluated for this subscriber: {err}",
+            f"when {source!r} cannot be evaluated for this subscriber: {detail}",
             path=step.path,
             line=line_of_key(step.path, "when"),
         ) from err

@@ -37,10 +37,10 @@ from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
 from .campaign import campaign_slugs
 from .errors import CampaignError, DriplineError
-from .experiments import choose_variant
+from .experiments import ExperimentJudge, WinnerStore
 from .ledger import body_digest, campaign_commit, sent_subject
 from .render import CompiledStep, Recipient
-from .store import ClaimedDelivery, Outcome, SettleResult
+from .store import ClaimedDelivery, Outcome, SettleResult, StoreError
 
 if TYPE_CHECKING:
     from .metrics import RunMetrics
@@ -60,8 +60,8 @@ DEFAULT_RELAY_FAILURES = 3
 log = logging.getLogger("dripline.dispatch")
 
 
-class DispatchStore(Protocol):
-    """What dispatch needs from a store. Every method is one transaction."""
+class DispatchStore(WinnerStore, Protocol):
+    """What dispatch needs from a store (A/B winners too). Every method is one transaction."""
 
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
         """Claim up to ``limit`` due deliveries for this worker, oldest first."""
@@ -210,6 +210,7 @@ class Dispatcher:
         self.envelope_sender = envelope_sender
         # delivery id -> the A/B subject variant (1-based) rendered for it, until recorded.
         self._variant_of: dict[int, int] = {}
+        self.experiments = ExperimentJudge(store)  # A/B winners, judged once per step per pass
         # Click/open tracking URLs; None: tracked campaigns are sent with their plain links.
         self.tracking = tracking
         self._positions: dict[tuple[str, str, tuple[str, ...]], tuple[int, ...]] = {}
@@ -252,6 +253,7 @@ class Dispatcher:
         self._hold_removed_steps(report)
         self._commit = None
         self._variant_of.clear()  # nothing is in flight between passes
+        self.experiments.new_pass(now)
         first = True
         relay = _RelayWatch(self.relay_failures)
         self._clean = False
@@ -473,8 +475,13 @@ class Dispatcher:
                 return Outcome(delivery.delivery_id, "skipped", last_step=self._is_last(delivery))
             variant = None
             subjects = compiled.step.subjects
-            if subjects:  # an A/B test: this subscriber's variant, the same on every worker
-                index = choose_variant(delivery.public_key, compiled.step.id, len(subjects))
+            if subjects:  # an A/B test: the subscriber's own variant (every worker), or the winner
+                try:
+                    index = self.experiments.variant(
+                        compiled.campaign, compiled.step, delivery.public_key
+                    )
+                except StoreError as err:  # the database is away: not this message's fault
+                    return self._retry_later(delivery, now, f"A/B winner: {err}", report)
                 compiled = self.library.step_variant(compiled, index, cancel=self.stop)
                 variant = index + 1
             try:

@@ -1,4 +1,4 @@
-"""A/B subject tests: which of a step's ``subjects`` a subscriber gets.
+"""A/B subject tests: which of a step's ``subjects`` a subscriber gets, and the winner.
 
 The choice is a pure function of the subscriber's public key (random, 128 bits,
 never reused; see :func:`dripline.store.new_public_key`) and the step identity, so
@@ -6,13 +6,40 @@ every worker, every restart and every retry picks the same variant for the same
 person, and with SHA-256 spreading keys evenly the variants get about equal shares.
 Choosing per step (not per person) keeps one step's test independent of another's.
 The variant that went out is recorded in the ledger (``deliveries.subject_variant``).
+
+``[experiment] winner_after = N`` in campaign.toml ends the split: once every variant
+of a step has been sent N times, people's click rates (unique clicks per message sent,
+machine clicks and opens never used) are compared with a two-proportion z-test at 95%
+(:func:`dripline._stats.two_proportion_test`, two-sided). A significant difference
+makes the best variant the winner, recorded once in the database, and every later
+message of that step carries it; otherwise the split goes on and the step is judged
+again on the next pass. With 3 or 4 variants the best must beat each other one at the
+Bonferroni-corrected level 0.05 / (variants - 1). The dispatcher asks
+:class:`ExperimentJudge` once per step per pass (one grouped query), never per message.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
 
-__all__ = ["choose_variant"]
+from ._stats import CONFIDENCE, two_proportion_test
+from .campaign import Campaign, Step, line_of_key
+from .findings import Finding
+from .store import Decision, StoredWinner, VariantTally
+
+__all__ = [
+    "ExperimentJudge",
+    "WinnerStore",
+    "choose_variant",
+    "experiment_findings",
+    "pick_winner",
+]
+
+log = logging.getLogger("dripline.experiments")
 
 
 def choose_variant(public_key: str, step_id: str, count: int) -> int:
@@ -26,3 +53,126 @@ def choose_variant(public_key: str, step_id: str, count: int) -> int:
         raise ValueError("there must be at least one variant")
     digest = hashlib.sha256(f"{public_key}\x00{step_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % count
+
+
+def pick_winner(
+    tallies: Sequence[VariantTally], variants: int, winner_after: int
+) -> Decision | None:
+    """The winning variant of these counts, or None (not yet judged, or no difference).
+
+    Judged only when each of the ``variants`` (numbered 1..variants) has been sent at
+    least ``winner_after`` times. The variant with the highest click rate wins if a
+    two-sided two-proportion z-test against every other variant gives p below
+    ``0.05 / (variants - 1)``; the decision carries the weakest of those comparisons
+    (smallest z, largest p). A tie for the highest rate has no winner.
+    """
+    by_variant = {t.variant: t for t in tallies}
+    numbers = range(1, variants + 1)
+    if variants < 2 or any(
+        v not in by_variant or by_variant[v].sent < winner_after for v in numbers
+    ):
+        return None
+    ranked = sorted((by_variant[v] for v in numbers), key=lambda t: t.clicks / t.sent, reverse=True)
+    best, others = ranked[0], ranked[1:]
+    alpha = (1 - CONFIDENCE) / (variants - 1)
+    tests = [two_proportion_test(best.clicks, best.sent, o.clicks, o.sent) for o in others]
+    z, p_value = min(z for z, _ in tests), max(p for _, p in tests)
+    if z <= 0 or p_value >= alpha:
+        return None
+    return Decision(best.variant, z, p_value)
+
+
+class WinnerStore(Protocol):
+    """What the judge needs from the store (``SqlDeliveryQueue.judge_experiment``)."""
+
+    def judge_experiment(
+        self, campaign: str, step_id: str, subjects: Sequence[str], *, decide, now: datetime
+    ) -> StoredWinner | None: ...
+
+
+class ExperimentJudge:
+    """Which variant a delivery of an A/B step carries: the subscriber's own until the
+    step has a winner, then the winner. Asks the store once per step per pass."""
+
+    def __init__(self, store: WinnerStore) -> None:
+        self.store = store
+        self._now: datetime | None = None
+        self._winners: dict[tuple[str, str], int | None] = {}  # this pass: 0-based or None
+        self._warned: set[tuple[str, str, str]] = set()
+
+    def new_pass(self, now: datetime) -> None:
+        """Forget this pass's answers: clicks came in since, and the next pass judges anew."""
+        self._now = now
+        self._winners.clear()
+
+    def variant(self, campaign: Campaign, step: Step, public_key: str) -> int:
+        """The 0-based variant of ``step`` for this subscriber. Raises StoreError."""
+        winner = self._winner(campaign, step)
+        if winner is not None:
+            return winner
+        return choose_variant(public_key, step.id, len(step.subjects))
+
+    def _winner(self, campaign: Campaign, step: Step) -> int | None:
+        after = campaign.winner_after
+        if after is None or not campaign.tracking.clicks or len(step.subjects) < 2:
+            return None  # no test to judge (check says why when clicks are off)
+        key = (campaign.slug, step.id)
+        if key not in self._winners:
+            stored = self.store.judge_experiment(
+                campaign.slug,
+                step.id,
+                step.subjects,
+                decide=lambda tallies: pick_winner(tallies, len(step.subjects), after),
+                now=self._now or datetime.now(UTC),
+            )
+            self._winners[key] = self._index(campaign, step, stored)
+        return self._winners[key]
+
+    def _index(self, campaign: Campaign, step: Step, stored: StoredWinner | None) -> int | None:
+        if stored is None:
+            return None
+        if stored.subject in step.subjects:  # found by its text: reordering keeps it
+            return step.subjects.index(stored.subject)
+        warned = (campaign.slug, step.id, stored.subject)
+        if warned not in self._warned:
+            self._warned.add(warned)
+            log.warning(
+                "campaign %s, step %s: the A/B winner %r is no longer among the step's "
+                "subjects; the split goes on (the test is not judged again)",
+                campaign.slug,
+                step.id,
+                stored.subject,
+            )
+        return None
+
+
+def experiment_findings(campaign: Campaign) -> list[Finding]:
+    """``dripline check`` on ``[experiment]``: winner_after needs click tracking (an
+    error: no winner could ever be chosen) and a step with ``subjects`` (a warning)."""
+    if campaign.winner_after is None:
+        return []
+    path = campaign.toml_path
+    line = line_of_key(path, "winner_after")
+    found: list[Finding] = []
+    if not campaign.tracking.clicks:
+        found.append(
+            Finding(
+                "error",
+                "experiment.winner_after needs [tracking] clicks = true: the winner is chosen "
+                "on people's clicks (opens are never used), so without them none ever is",
+                path,
+                line,
+                rule="experiment",
+            )
+        )
+    if not any(step.subjects for step in campaign.steps):
+        found.append(
+            Finding(
+                "warning",
+                "experiment.winner_after has no effect: no step has subjects = [...] to test",
+                path,
+                line,
+                rule="experiment",
+            )
+        )
+    return found

@@ -28,6 +28,7 @@ from ._lint_chars import invisible_findings
 from .campaign import Campaign, Step, line_of_key, load_campaign
 from .conditions import step_applies
 from .errors import DriplineError
+from .experiments import experiment_findings
 from .findings import Finding
 from .guards import campaign_problems
 from .preflight import StepPreflight
@@ -274,7 +275,7 @@ def lint_campaign(
     renderer = CampaignRenderer(campaign, templates_dir, render_budget=render_budget)
     samples = load_samples(campaign, base_url)
     sample_fields = {key for s in samples for key in s.recipient.fields}
-    findings = guard_findings(campaign)
+    findings = guard_findings(campaign) + experiment_findings(campaign)
     reported: set[tuple] = set()
     for step in campaign.steps:
         try:

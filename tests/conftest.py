@@ -35,7 +35,7 @@ def _reset_postgres(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "DROP TABLE IF EXISTS clicks, opens, events, tracked_links, "
+                "DROP TABLE IF EXISTS clicks, opens, events, tracked_links, experiment_winners, "
                 "campaign_revisions, suppressions, bounce_events, consents, "
                 "signup_requests, deliveries, enrollments, workers, rate_limits, subscribers, "
                 "alembic_version"

@@ -316,3 +316,46 @@ def test_the_sandbox_refuses_an_expression_that_reaches_for_python_internals(pro
     found = [f for f in json.loads(checked.stdout) if f["rule"] == "when"]
     assert checked.returncode == 1 and len(found) == 3
     assert all("unsafe" in f["message"] or "cannot be evaluated" in f["message"] for f in found)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["10**(10**7) > 1", "2 ** (10 ** 8) > 1", "subscriber.n ** subscriber.m > 1", "3 ** 65 > 1"],
+)
+def test_a_power_that_would_fold_for_ever_is_refused_at_load(project, env, expression):
+    # Probe MEDIUM 2: Jinja folds constant powers while compiling, past any budget.
+    add_front_matter(project, STEP3, f"when = {json.dumps(expression)}")
+    with pytest.raises(CampaignError) as caught:
+        load_campaign(project / "campaigns" / "ketamine-therapy")
+    assert "literal power up to 64" in caught.value.message and caught.value.line == 2
+    assert check_when("subscriber.seats ** 2 > 10") is None
+
+
+def test_a_when_raising_any_python_error_is_a_check_error_and_deferred_at_send_time(project, env):
+    # Probe MEDIUM 1: KeyError (str.format), LookupError (encode) are the subscriber's values'
+    # failure like any other: one check error per sample, and deferred (not failed) at send.
+    add_front_matter(project, STEP3, "when = \"('{' ~ subscriber.email ~ '}').format(x=1) == ''\"")
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    found = [f for f in json.loads(checked.stdout) if f["rule"] == "when"]
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert len(found) == 3 and all("KeyError" in f["message"] for f in found)
+    lookup = type("S", (), {"when": "subscriber.email.encode('rot13') == 1", "path": Path("x")})
+    with pytest.raises(CampaignError, match="cannot be evaluated"):
+        step_applies(lookup, "a@example.com", {})
+    (project / "people.csv").write_text(
+        "email,timezone,subscribed_at\nann@example.com,UTC,2026-03-05T12:00:00Z\n"
+    )
+    dripline(env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        for _ in range(3):
+            due = next_due(project)
+            assert due is not None
+            dripline(env, "run", "--once", "--now", due[0])
+    assert sorted(received_steps(handler)["ann@example.com"]) == [1, 2]
+    with sqlite3.connect(project / "dripline.db") as db:
+        status, error = db.execute(
+            "SELECT status, last_error FROM deliveries WHERE step = 3"
+        ).fetchone()
+    assert status == "scheduled" and "KeyError" in error and "03-neuroplasticity.md" in error

@@ -124,6 +124,7 @@ def test_report_numbers_match_what_happened(fixture_db) -> None:
         "opens": 1,
         "unsubscribes": 1,
         "conversions": 1,
+        "experiment": None,  # one subject: no A/B results
     }
     assert (second["step"], second["sent"], second["delivered"]) == ("treatment-resistant", 2, 2)
     assert second["clicks"] == second["conversions"] == second["unsubscribes"] == 0

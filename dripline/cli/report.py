@@ -97,3 +97,25 @@ def _print(data: dict) -> None:  # type: ignore[type-arg]
     if ttc["median_hours"] is not None:
         line += f" (median {ttc['median_hours']} h after enrolling)"
     click.echo(line)
+    for s in data["steps"]:
+        if s["experiment"]:
+            _print_experiment(s)
+
+
+def _print_experiment(step: dict) -> None:  # type: ignore[type-arg]
+    experiment = step["experiment"]
+    click.echo(f"A/B subjects of {step['number'] or '-'}. {step['step']}:")
+    for v in experiment["variants"]:
+        click.echo(
+            f"  {v['variant']}. {v['subject']!r}: {v['sent']} sent, {v['clicks']} clicked, "
+            f"{v['click_rate']:.1%} ({v['ci_low']:.1%} to {v['ci_high']:.1%}, "
+            f"{experiment['interval']})"
+        )
+    winner = experiment["winner"]
+    if winner is None:
+        click.echo("  no winner yet")
+    else:
+        click.echo(
+            f"  winner: variant {winner['variant']}, decided {winner['decided_at']} "
+            f"(p = {winner['p_value']:.4f})"
+        )

@@ -11,6 +11,7 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
 from ._charts import funnel_svg, sends_per_day_svg
+from ._experiment import experiment_html
 from ._report import MACHINE_NOTE, OPENS_NOTE, CampaignReport
 
 __all__ = ["report_body", "report_html"]
@@ -49,6 +50,7 @@ _BODY = _ENV.from_string(
 <td>{{ s.unsubscribes }}</td><td>{{ s.bounces }}</td><td>{{ s.conversions }}</td></tr>
 {% endfor %}</tbody>
 </table>
+{{ experiments }}
 {% if not data.tracking.clicks %}<p class="note">Click tracking is off for this campaign
 (<code>[tracking] clicks = true</code> turns it on).</p>{% endif %}
 <p class="note">{{ machine_note }}</p>
@@ -119,6 +121,7 @@ def report_body(report: CampaignReport, *, inline_svg: bool = True) -> Markup:
             sends=Markup(sends),
             machine_note=MACHINE_NOTE,
             opens_note=OPENS_NOTE,
+            experiments=experiment_html(steps),  # type: ignore[arg-type]
         )
     )
 

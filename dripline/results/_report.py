@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine
 
 from ..campaign import Campaign
 from ..errors import DriplineError
+from ..store import StoredWinner, experiment_winners
 from ..store._results_report import CampaignResults, campaign_results
+from ._experiment import experiment_json
 
 __all__ = ["OPENS_NOTE", "CampaignReport", "campaign_report", "parse_since"]
 
@@ -43,6 +45,7 @@ class CampaignReport:
     campaign: Campaign
     results: CampaignResults
     generated_at: datetime
+    winners: dict[str, StoredWinner] = field(default_factory=dict)  # A/B winners by step
 
     def as_json(self) -> dict[str, object]:
         results, tracking = self.results, self.campaign.tracking
@@ -65,6 +68,7 @@ class CampaignReport:
                     "opens": step.opens if tracking.opens else None,
                     "unsubscribes": step.unsubscribes,
                     "conversions": step.conversions,
+                    "experiment": experiment_json(self.campaign, step, self.winners.get(step.step)),
                 }
             )
         return {
@@ -109,4 +113,5 @@ def campaign_report(
     """The campaign's results from ``engine`` (messages sent from ``since`` on, if given)."""
     steps = [(step.id, step.subject) for step in campaign.steps]
     results = campaign_results(engine, campaign.slug, steps, since=since)
-    return CampaignReport(campaign, results, (now or datetime.now(UTC)).replace(microsecond=0))
+    generated = (now or datetime.now(UTC)).replace(microsecond=0)
+    return CampaignReport(campaign, results, generated, experiment_winners(engine, campaign.slug))

@@ -1,6 +1,6 @@
 """The Starlette application: sign-up form, confirmation, one-click unsubscribe, the
-provider webhooks (:mod:`._webhooks`), and results (:mod:`._results`: tracked clicks and
-opens, goal events).
+provider webhooks (:mod:`._webhooks`), results (:mod:`._results`: tracked clicks and
+opens, goal events) and subscriber attributes (:mod:`._api`: ``PATCH /api/subscribers``).
 
 Routes are thin: they read the request, call :class:`SignupService` in a worker
 thread (it blocks on the database and the sender) and pick a page. A GET never
@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..runtime import check_ready_to_send, sender_for
 from ..settings import Settings
 from ..store import InvalidSubscriberError, forget_unconfirmed, open_store
+from ._api import subscriber_routes
 from ._form import (
     EMAIL_MAX,
     FIRST_NAME_MAX,
@@ -307,6 +308,7 @@ def create_app(
             Route("/u/{token}", routes.unsubscribe, methods=["POST"]),
             *webhook_routes(settings, engine, clock or (lambda: datetime.now(UTC))),
             *result_routes(settings, engine, clock or (lambda: datetime.now(UTC))),
+            *subscriber_routes(settings, engine),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,

@@ -20,24 +20,23 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ..goals import EventInputError, parse_event_time, record_goal_event, strict_json
+from ..goals import EventInputError, parse_event_time, record_goal_event
 from ..settings import Settings
 from ..store import InvalidSubscriberError, NotSubscribedError, record_click, record_open
 from ..tokens import CLICK, OPEN, tracking_tokens
 from ..useragents import classify_user_agent
+from ._api import ALL_METHODS, api_answer, bearer_ok, guarded, read_json
 from ._views import invalid_link_page
 
 __all__ = ["result_routes"]
@@ -46,12 +45,9 @@ log = logging.getLogger("dripline.serve")
 
 _PIXEL = base64.b64decode("R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==")
 _NO_TRACE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-_MAX_EVENT_BYTES = 32 * 1024
-_ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def _json(status: int, **body: Any) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+_json = api_answer
 
 
 class _Results:
@@ -103,42 +99,15 @@ class _Results:
             return invalid_link_page()
         return Response(_PIXEL, media_type="image/gif", headers=_NO_TRACE)
 
-    def _authorised(self, request: Request) -> bool:
-        expected = self.settings.api_token
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if not expected or scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(given.strip().encode(), expected.encode())
-
     async def event(self, request: Request) -> Response:
-        # An API client reads JSON whatever happens: the app's HTML error pages are for people.
-        if request.method != "POST":
-            return JSONResponse(
-                {"error": "only POST is allowed"},
-                status_code=405,
-                headers={"Allow": "POST", "Cache-Control": "no-store"},
-            )
-        try:
-            return await self._event(request)
-        except Exception:  # a bug or an unreachable database; the log gets the traceback
-            log.exception("POST /api/events failed")
-            return _json(500, error="internal error; see the server log")
+        return await guarded(request, "POST", self._event, "/api/events")
 
     async def _event(self, request: Request) -> Response:
-        if not self._authorised(request):
+        if not bearer_ok(self.settings, request):
             return _json(401, error="a valid Bearer token (DRIPLINE_API_TOKEN) is required")
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media_type != "application/json":
-            return _json(415, error="the body must be sent as Content-Type: application/json")
-        raw = await request.body()
-        if len(raw) > _MAX_EVENT_BYTES:
-            return _json(413, error=f"the body is over {_MAX_EVENT_BYTES // 1024} KiB")
-        try:
-            body = strict_json(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _json(400, error="the body must be a JSON object")
-        except ValueError as err:  # NaN / Infinity: not JSON, and PostgreSQL refuses them
-            return _json(400, error=f"data: not JSON ({err})")
+        body = await read_json(request, "data: ")  # PostgreSQL refuses NaN in event data
+        if isinstance(body, Response):
+            return body
         if not isinstance(body, dict):
             return _json(400, error="the body must be a JSON object")
         email, data = body.get("email"), body.get("data", {})
@@ -177,7 +146,5 @@ def result_routes(settings: Settings, engine: Engine, clock: Callable[[], dateti
     return [
         Route("/c/{token}", results.click, methods=["GET"]),
         Route("/o/{token}", results.open, methods=["GET"]),
-        # Every method (Starlette's default for a function is GET only), so that a wrong
-        # one gets a JSON 405 rather than the HTML page.
-        Route("/api/events", results.event, methods=list(_ALL_METHODS)),
+        Route("/api/events", results.event, methods=list(ALL_METHODS)),
     ]

@@ -40,6 +40,14 @@ from ._csv import CsvReadResult, RowProblem, SubscriberCsvError, read_subscriber
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscribe
 from ._enroll_bulk import enroll_many
+from ._experiments import (
+    Decision,
+    StoredWinner,
+    VariantTally,
+    experiment_winners,
+    judge_experiment,
+    variant_tallies,
+)
 from ._goals import EventBeforeEnrollmentError, RecordedEvent, record_event
 from ._leases import DEFAULT_LEASE_SECONDS, ExpiredLeases
 from ._maintenance import expire_leases, requeue_ambiguous
@@ -53,7 +61,12 @@ from ._models import (
     Subscriber,
 )
 from ._outcomes import Outcome, SettleResult
-from ._profile import SubscriberProfile, set_subscriber_fields, subscriber_profile
+from ._profile import (
+    InvalidFieldError,
+    SubscriberProfile,
+    set_subscriber_fields,
+    subscriber_profile,
+)
 from ._queue import ClaimedDelivery, DeliveryQueue, DeliveryStateError, SqlDeliveryQueue
 from ._ratelimit import DatabaseRateLimit
 from ._reports import (
@@ -67,7 +80,7 @@ from ._reports import (
     subscriber_timeline,
     unsubscribe,
 )
-from ._results_models import Click, GoalEvent, Open, TrackedLink
+from ._results_models import Click, ExperimentWinner, GoalEvent, Open, TrackedLink
 from ._suppress import (
     SuppressedError,
     SuppressionEntry,
@@ -117,14 +130,17 @@ __all__ = [
     "Consent",
     "CsvReadResult",
     "DatabaseRateLimit",
+    "Decision",
     "Delivery",
     "DeliveryQueue",
     "DeliveryStateError",
     "EnrollResult",
     "Enrollment",
     "EventBeforeEnrollmentError",
+    "ExperimentWinner",
     "ExpiredLeases",
     "GoalEvent",
+    "InvalidFieldError",
     "InvalidSubscriberError",
     "NewSubscriber",
     "NormalizedEmail",
@@ -142,6 +158,7 @@ __all__ = [
     "SqlDeliveryQueue",
     "StepStatus",
     "StoreError",
+    "StoredWinner",
     "Subscriber",
     "SubscriberCsvError",
     "SubscriberProfile",
@@ -151,6 +168,7 @@ __all__ = [
     "TimelineEntry",
     "TrackedHit",
     "TrackedLink",
+    "VariantTally",
     "add_suppression",
     "bounce_figures",
     "campaign_status",
@@ -164,12 +182,14 @@ __all__ = [
     "derive_first_name",
     "enroll_many",
     "enrolled_campaigns",
+    "experiment_winners",
     "expire_leases",
     "export_suppressions",
     "forget_unconfirmed",
     "get_bounce",
     "head_revision",
     "import_suppressions",
+    "judge_experiment",
     "link_positions",
     "list_bounces",
     "list_suppressions",
@@ -197,6 +217,7 @@ __all__ = [
     "unsubscribe",
     "unsubscribe_by_key",
     "upgrade",
+    "variant_tallies",
     "write_transaction",
     "zone_warning",
 ]

@@ -175,6 +175,8 @@ def _person(row: dict[str, str], default_zone: ZoneInfo) -> NewSubscriber:
             attributes["country"] = country
         else:
             del attributes["country"]
+    derived = {"name"} if name and not row.get("name", "").strip() else set()
+    derived |= {"first_name"} if name and not first_name else set()
     return NewSubscriber(
         email=email,
         name=name,
@@ -182,6 +184,7 @@ def _person(row: dict[str, str], default_zone: ZoneInfo) -> NewSubscriber:
         timezone=zone_name,
         subscribed_at=parse_moment(raw_at, zone) if raw_at else None,
         attributes=attributes,
+        derived=frozenset(derived),
     )
 
 

@@ -41,6 +41,9 @@ class NewSubscriber:
     timezone: str | None = None
     subscribed_at: datetime | None = None  # aware; None means "now"
     attributes: dict[str, Any] = field(default_factory=dict)
+    # "name" / "first_name" when made from the other name fields rather than given (a CSV
+    # with only a first-name column): ``import --update`` never replaces a stored one with it.
+    derived: frozenset[str] = frozenset()
 
 
 @dataclass

@@ -169,14 +169,23 @@ def _refresh(w: BulkWriter, people: list[NewSubscriber], known: dict[str, tuple[
             _SUBSCRIBERS.c.name,
             _SUBSCRIBERS.c.first_name,
             _SUBSCRIBERS.c.attributes,
-        ).where(_SUBSCRIBERS.c.id.in_(list(ids)))
+        )
+        .where(_SUBSCRIBERS.c.id.in_(list(ids)))
+        .order_by(_SUBSCRIBERS.c.id)  # locked in one order: two imports never deadlock
+        .with_for_update()  # a concurrent `subscriber set` waits, and is merged, not lost
     ).all()
     changes = []
     for row in rows:
         person = ids[row.id]
-        attributes = {**(row.attributes or {}), **person.attributes}
-        name = person.name or row.name
+        # Empty cells keep what is stored (a blank column in a spreadsheet export must not
+        # wipe a plan, which would skip every `when` step on it for good); a name made from
+        # the other name columns never replaces a stored one.
+        given = {k: v for k, v in person.attributes.items() if v not in ("", None)}
+        attributes = {**(row.attributes or {}), **given}
+        name = row.name if "name" in person.derived and row.name else person.name or row.name
         first_name = person.first_name or row.first_name
+        if "first_name" in person.derived and row.first_name:
+            first_name = row.first_name
         if (name, first_name, attributes) != (row.name, row.first_name, row.attributes or {}):
             changes.append({"row_id": row.id, "n": name, "f": first_name, "a": attributes})
     if changes:

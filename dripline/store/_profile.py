@@ -29,7 +29,12 @@ from ._values import (
     normalize_email,
 )
 
-__all__ = ["SubscriberProfile", "set_subscriber_fields", "subscriber_profile"]
+__all__ = [
+    "InvalidFieldError",
+    "SubscriberProfile",
+    "set_subscriber_fields",
+    "subscriber_profile",
+]
 
 _S = Subscriber.__table__
 _E = Enrollment.__table__
@@ -42,6 +47,14 @@ _FIXED = {
     "subscribed_at": "the subscription moment is consent evidence",
     "timezone": "pending deliveries were timed in the old zone",
 }
+
+
+class InvalidFieldError(InvalidSubscriberError):
+    """A value given for one field is refused; ``field`` is the key as it was given."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -101,20 +114,24 @@ def _changes(values: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str |
     fields: dict[str, str] = {}
     attributes: dict[str, str | None] = {}
     for raw_key, value in values.items():
-        key = field_of(raw_key) or raw_key.strip().lower()
-        if key in _FIXED:
-            raise InvalidSubscriberError(f"{key} cannot be changed: {_FIXED[key]}")
-        if key in ("name", "first_name", "last_name"):
-            fields[key] = check_name(value, key)
-        elif not _ATTRIBUTE.fullmatch(key):
-            raise InvalidSubscriberError(
-                f"{raw_key!r} is not an attribute name (letters, digits and _, as in "
-                "subscriber.plan)"
-            )
-        elif key == "country":
-            attributes[key] = check_country(value)
-        else:
-            attributes[key] = check_value(value, key) or None
+        try:
+            key = field_of(raw_key) or raw_key.strip().lower()
+            if key in _FIXED:
+                raise InvalidSubscriberError(f"{key} cannot be changed: {_FIXED[key]}")
+            if key in ("name", "first_name", "last_name"):
+                fields[key] = check_name(value, key)
+            elif not _ATTRIBUTE.fullmatch(key):
+                raise InvalidSubscriberError(
+                    f"{raw_key!r} is not an attribute name (letters, digits and _, as in "
+                    "subscriber.plan)"
+                )
+            elif key == "country":
+                attributes[key] = check_country(value)
+            else:
+                attributes[key] = check_value(value, key) or None
+        except InvalidSubscriberError as err:
+            # The API names the field in its answer (PATCH /api/subscribers/EMAIL).
+            raise InvalidFieldError(err.message, field=raw_key) from err
     return fields, attributes
 
 
@@ -124,16 +141,18 @@ def set_subscriber_fields(
     """Change ``email``'s name, first_name or attributes (an empty value removes one).
 
     One transaction; every value is checked first, so a bad one changes nothing.
-    Raises :class:`NotSubscribedError` (unknown address) or
-    :class:`~._values.InvalidSubscriberError` (a value the CSV import would refuse).
+    Raises :class:`NotSubscribedError` (unknown address) or :class:`InvalidFieldError`
+    (an :class:`~._values.InvalidSubscriberError`: a value the CSV import would refuse).
     """
     key = normalize_email(email).key
     fields, attributes = _changes(values)
     with write_transaction(engine) as conn:
+        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises): two
+        # changes at once (a CRM sync and the API) each merge into the other's result.
         row = conn.execute(
-            select(_S.c.id, _S.c.name, _S.c.first_name, _S.c.attributes).where(
-                _S.c.email_key == key
-            )
+            select(_S.c.id, _S.c.name, _S.c.first_name, _S.c.attributes)
+            .where(_S.c.email_key == key)
+            .with_for_update()
         ).first()
         if row is None:
             raise NotSubscribedError(f"{email} is not a subscriber")

@@ -25,6 +25,7 @@ from ._bounce_models import Suppression
 from ._bulk import BulkWriter
 from ._claim_rules import hold_back_out_of_order, retime_later_steps
 from ._engine import StoreError, read_transaction, write_transaction
+from ._experiments import Decision, StoredWinner, VariantTally, judge_experiment
 from ._fastwrite import FastWriter
 from ._leases import (
     DEFAULT_LEASE_SECONDS,
@@ -251,6 +252,18 @@ class SqlDeliveryQueue:
     def link_positions(self, campaign: str, step_id: str, urls: Sequence[str]) -> list[int]:
         """Stable positions of a step's tracked URLs (see :func:`._tracking.link_positions`)."""
         return link_positions(self.engine, campaign, step_id, urls)
+
+    def judge_experiment(
+        self,
+        campaign: str,
+        step_id: str,
+        subjects: Sequence[str],
+        *,
+        decide: Callable[[list[VariantTally]], Decision | None],
+        now: datetime,
+    ) -> StoredWinner | None:
+        """An A/B step's winner, stored or decided now (:func:`._experiments.judge_experiment`)."""
+        return judge_experiment(self.engine, campaign, step_id, subjects, decide=decide, now=now)
 
     def schedule_version(self) -> int:
         """Changes whenever ``dripline apply`` records a campaign revision (one tiny query)."""

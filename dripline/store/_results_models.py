@@ -14,12 +14,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ._models import Base
 
-__all__ = ["Click", "GoalEvent", "Open", "TrackedLink"]
+__all__ = ["Click", "ExperimentWinner", "GoalEvent", "Open", "TrackedLink"]
 
 
 class TrackedLink(Base):
@@ -76,3 +86,21 @@ class GoalEvent(Base):
     source: Mapped[str] = mapped_column(String(16))  # "cli" or "api"
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ExperimentWinner(Base):
+    """The variant an A/B subject test chose (migration 0011): one row per step, ever."""
+
+    __tablename__ = "experiment_winners"
+    __table_args__ = (UniqueConstraint("campaign", "step_id", name="uq_experiment_winners_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(100))
+    step_id: Mapped[str] = mapped_column(String(100))
+    variant: Mapped[int] = mapped_column(Integer)  # 1-based, as deliveries.subject_variant
+    subject: Mapped[str] = mapped_column(Text)  # the winning variant as written in the file
+    decided_at: Mapped[datetime] = mapped_column(DateTime)
+    z: Mapped[float] = mapped_column(Float)
+    p_value: Mapped[float] = mapped_column(Float)
+    # Each variant's counts when it was decided: [{"variant", "sent", "clicks"}, ...].
+    tallies: Mapped[list[dict[str, int]]] = mapped_column(JSON)

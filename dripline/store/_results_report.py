@@ -10,6 +10,7 @@ ended is counted at the last message it was sent before it ended (for a conversi
 sent at or before the goal event). ``since`` keeps messages sent from then on, and
 conversions from then on; ``enrolled`` and the conversion rate then cover the people
 enrolled from then on (the rate is that cohort's share, not a windowed count over all enrollments).
+A step with A/B subjects also has, per variant, its messages sent and people's unique clicks.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class StepResults:
     opens: int = 0
     unsubscribes: int = 0
     conversions: int = 0
+    # A/B subject variant (1-based) -> [sent, people's unique clicks] of those counted.
+    variants: dict[int, list[int]] = field(default_factory=dict)
 
     @property
     def click_rate(self) -> float:
@@ -107,7 +110,15 @@ def campaign_results(
             )
         ).all()
         sent = conn.execute(
-            select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.step_id, _D.c.sent_at, _D.c.subject)
+            select(
+                _D.c.id,
+                _D.c.enrollment_id,
+                _D.c.step,
+                _D.c.step_id,
+                _D.c.sent_at,
+                _D.c.subject,
+                _D.c.subject_variant,
+            )
             .join(_E, _E.c.id == _D.c.enrollment_id)
             .where(_E.c.campaign == campaign, _D.c.status == "sent", _D.c.sent_at.is_not(None))
             .order_by(_D.c.sent_at, _D.c.id)
@@ -156,6 +167,10 @@ def campaign_results(
         step.clicks += row.id in people
         step.machine_clicks += machine_clicks[row.id]
         step.opens += row.id in opened
+        if row.subject_variant is not None:
+            tally = step.variants.setdefault(row.subject_variant, [0, 0])
+            tally[0] += 1
+            tally[1] += row.id in people
     for row in skipped:
         if floor is None or row.due_at >= floor:
             by_id[row.step_id].skipped += 1

@@ -1,0 +1,133 @@
+"""A/B winners in the store, on SQLite and PostgreSQL: people's unique clicks per variant,
+judged only at the threshold, decided once even when two workers judge at the same time."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, func, select, update
+
+from dripline.campaign import Campaign
+from dripline.experiments import pick_winner
+from dripline.store import (
+    Decision,
+    Delivery,
+    Enrollment,
+    ExperimentWinner,
+    NewSubscriber,
+    enroll_many,
+    experiment_winners,
+    judge_experiment,
+    link_positions,
+    normalize_email,
+    read_transaction,
+    record_click,
+    variant_tallies,
+    write_transaction,
+)
+from dripline.timetable import Timetable
+
+NOW = datetime(2026, 3, 5, 18, tzinfo=UTC)
+LATER = NOW + timedelta(hours=2)  # well after the machine-click window
+SLUG = "ketamine-therapy"
+SUBJECTS = ("Subject A", "Subject B")
+
+
+def _sent(engine: Engine, campaign: Campaign, step_id: str, people: int) -> dict[int, list[int]]:
+    """``people`` enrolled; their ``step_id`` messages sent, half with each variant."""
+    enroll_many(
+        engine,
+        Timetable.of(campaign),
+        SLUG,
+        (
+            NewSubscriber(normalize_email(f"p{i}@example.com"), subscribed_at=NOW)
+            for i in range(people)
+        ),
+        now=NOW,
+    )
+    with write_transaction(engine) as conn:
+        ids = conn.scalars(
+            select(Delivery.id)
+            .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+            .where(Enrollment.campaign == SLUG, Delivery.step_id == step_id)
+            .order_by(Delivery.id)
+        ).all()
+        by_variant = {1: list(ids[: people // 2]), 2: list(ids[people // 2 :])}
+        for variant, chosen in by_variant.items():
+            conn.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(chosen))
+                .values(status="sent", sent_at=NOW.replace(tzinfo=None), subject_variant=variant)
+            )
+    link_positions(engine, SLUG, step_id, ["https://a.example/landing"])
+    return by_variant
+
+
+def _click(engine: Engine, delivery_id: int, kind: str = "browser", at: datetime = LATER) -> None:
+    hit = record_click(
+        engine, delivery_id, 0, names_campaign=lambda s: s == SLUG, user_agent_class=kind, now=at
+    )
+    assert hit is not None
+
+
+def test_only_peoples_unique_clicks_count_and_the_threshold_is_exact(engine, campaign):
+    step = campaign.steps[0].id
+    sent = _sent(engine, campaign, step, 40)
+    for delivery in sent[1][:10]:
+        _click(engine, delivery)
+    _click(engine, sent[1][0])  # the same person again: still one person
+    _click(engine, sent[2][0])
+    for delivery in sent[2][1:8]:
+        _click(engine, delivery, "scanner")  # link scanners: machine clicks
+    _click(engine, sent[2][9], at=NOW + timedelta(seconds=2))  # seconds after sending
+    with read_transaction(engine) as conn:
+        tallies = variant_tallies(conn, SLUG, step)
+    assert [(t.variant, t.sent, t.clicks) for t in tallies] == [(1, 20, 10), (2, 20, 1)]
+
+    def judge(after: int, decide=None):
+        rule = decide or (lambda tallies: pick_winner(tallies, 2, after))
+        return judge_experiment(engine, SLUG, step, SUBJECTS, decide=rule, now=LATER)
+
+    assert judge(21) is None  # 20 sent of each, one short of 21: not judged
+    assert experiment_winners(engine, SLUG) == {}
+    winner = judge(20)  # exactly 20: judged, and 10/20 against 1/20 is clear
+    assert winner is not None and (winner.variant, winner.subject) == (1, "Subject A")
+    assert winner.p_value < 0.01 and winner.decided_at == LATER
+    assert [(t.variant, t.sent, t.clicks) for t in winner.tallies] == [(1, 20, 10), (2, 20, 1)]
+    # Decided once: later counts (variant 2 catching up) or another rule change nothing.
+    for delivery in sent[2][10:20]:
+        _click(engine, delivery)
+    again = judge(20, decide=lambda tallies: Decision(2, 9.0, 1e-9))
+    assert again == winner
+    assert experiment_winners(engine, SLUG) == {step: winner}
+
+
+def test_two_workers_judging_at_once_store_one_winner_and_both_use_it(engine, campaign):
+    step = campaign.steps[1].id
+    _sent(engine, campaign, step, 10)
+    start = threading.Barrier(2)
+    results: dict[int, object] = {}
+
+    def worker(variant: int) -> None:
+        calls: list[int] = []
+
+        def decide(tallies):
+            # Each worker's own verdict (as if their counts differed), and both have read
+            # the counts before either writes: both reach the insert.
+            calls.append(len(tallies))
+            if len(calls) == 1:
+                start.wait(timeout=10)
+            return Decision(variant, 3.0, 0.001)
+
+        results[variant] = judge_experiment(engine, SLUG, step, SUBJECTS, decide=decide, now=LATER)
+
+    threads = [threading.Thread(target=worker, args=(v,)) for v in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results[1] is not None and results[1] == results[2]
+    with read_transaction(engine) as conn:
+        rows = conn.scalar(select(func.count()).select_from(ExperimentWinner))
+    assert rows == 1
