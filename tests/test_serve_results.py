@@ -60,9 +60,13 @@ def sent(project: Path) -> Iterator[dict]:
         with running_server(handler) as server:
             run_once(env, f"smtp://127.0.0.1:{server.port}", now - timedelta(hours=1))
         messages = {r.rcpt_tos[0]: parse(r.data) for r in handler.received}
-        # The pass ran on a clock an hour back; its hand-off times (the wall clock) too.
+        # The pass ran on a clock an hour back; its hand-off and acceptance times (the
+        # wall clock) too.
         with sqlite3.connect(project / "dripline.db") as db:
-            db.execute("UPDATE deliveries SET attempted_at = sent_at WHERE status = 'sent'")
+            db.execute(
+                "UPDATE deliveries SET attempted_at = sent_at, accepted_at = sent_at "
+                "WHERE status = 'sent'"
+            )
         with serving(env, port):
             yield {"env": env, "base": base, "landing": landing, "messages": messages}
 
@@ -338,13 +342,15 @@ def test_events_in_the_future_or_before_enrolling_are_refused(sent, project) -> 
 def test_a_click_seconds_after_the_hand_off_is_a_machine_click_late_in_a_pass(
     sent, project
 ) -> None:
-    # bob's chunk was handed to the relay 40 minutes into a long pass (sent_at is the
-    # pass's clock); a scan on arrival is seconds after the hand-off.
+    # A message sent before acceptance times were recorded (accepted_at NULL): bob's chunk
+    # was handed to the relay 40 minutes into a long pass (sent_at is the pass's clock); a
+    # scan on arrival is seconds after the hand-off.
     text, _ = parts(sent["messages"]["bob@example.com"])
     token = links(text, sent["base"], "c")[0].rsplit("/", 1)[1]
     with _db(project) as db:
         db.execute(
-            "UPDATE deliveries SET attempted_at = datetime(sent_at, '+40 minutes') || '.000000' "
+            "UPDATE deliveries SET attempted_at = datetime(sent_at, '+40 minutes') || '.000000', "
+            "accepted_at = NULL "
             "WHERE status = 'sent' AND enrollment_id = (SELECT e.id FROM enrollments e JOIN "
             "subscribers s ON s.id = e.subscriber_id WHERE s.email = 'bob@example.com')"
         )

@@ -5,11 +5,19 @@ per-step figures."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from results_support import SECRET, cli, env_for, track
+from smtp_servers import RecordingHandler, running_server
 from sqlalchemy import Engine, func, select, update
+from starlette.testclient import TestClient
 
 from dripline.campaign import Campaign
+from dripline.dispatch import CampaignLibrary, Dispatcher
+from dripline.runtime import sender_for, tracking_links_for, unsubscribe_link_maker
+from dripline.serve import create_app
+from dripline.settings import load_settings
 from dripline.store import (
     Delivery,
     Enrollment,
@@ -21,16 +29,20 @@ from dripline.store import (
     Subscriber,
     link_positions,
     normalize_email,
+    open_store,
     record_click,
     record_event,
     subscribe,
     write_transaction,
 )
+from dripline.store._results_models import Click
 from dripline.store._results_report import campaign_results
 from dripline.timetable import Timetable
+from dripline.tokens import tracking_tokens
 
 NOW = datetime(2026, 3, 5, 18, tzinfo=UTC)
 SLUG = "ketamine-therapy"
+DESKTOP = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 
 
 def _enroll(engine: Engine, campaign: Campaign, address: str) -> list[int]:
@@ -197,3 +209,80 @@ def test_an_event_before_enrolling_is_refused(engine: Engine, campaign: Campaign
         assert conn.scalar(select(Enrollment.status)) == "active"
         statuses = set(conn.scalars(select(Delivery.status)))
     assert statuses == {"scheduled"}
+
+
+class _SlowRelay(RecordingHandler):
+    """A relay that takes ``seconds`` of the test's wall clock to accept each message."""
+
+    def __init__(self, wall: list[datetime], seconds: float) -> None:
+        super().__init__()
+        self.wall, self.seconds = wall, seconds
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.wall[0] += timedelta(seconds=self.seconds)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_scan_on_arrival_late_in_a_chunk_is_a_machine_click(
+    project: Path, db_url: str, campaign: Campaign
+) -> None:
+    """One chunk of 20 through a relay taking 5 s a message: the last is accepted 100 s
+    after the chunk was handed over. A gateway scanning it on arrival (2 s later) is a
+    machine; a click 20 minutes later is a person's."""
+    track(project, "http://127.0.0.1:9/landing")
+    env = {**env_for(project, "https://news.example.com", db_url)}
+    people = [f"p{i:02d}@example.com" for i in range(20)]
+    table = project / "people.csv"
+    table.write_text("email,name\n" + "".join(f"{a},Pat Doe\n" for a in people))
+    cli(env, "import", str(table), "--campaign", SLUG)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    wall = [start]
+    handler = _SlowRelay(wall, 5)
+    engine = open_store(db_url)
+    with running_server(handler) as server:
+        settings = load_settings(
+            environ={**env, "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}"}
+        )
+        timetable = Timetable.of(campaign)
+        queue = SqlDeliveryQueue(engine, lambda slug: timetable, clock=lambda: wall[0])
+        library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+        with sender_for(settings) as sender:
+            dispatcher = Dispatcher(
+                queue,
+                sender,
+                library,
+                unsubscribe_link_maker(settings),
+                tracking=tracking_links_for(settings),
+            )
+            report = dispatcher.dispatch_due(start)
+            dispatcher.close()
+        queue.close()
+    assert report.sent == len(people), report.summary()
+    order = [r.rcpt_tos[0] for r in handler.received]
+    with write_transaction(engine) as conn:
+        rows = conn.execute(
+            select(Delivery.id, Subscriber.email, Delivery.attempted_at, Delivery.accepted_at)
+            .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+            .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+            .where(Delivery.status == "sent")
+        ).all()
+    by_email = {r.email: r for r in rows}
+    last = by_email[order[-1]]
+    # Each message has its own moment: 5 s apart, in the order the relay got them.
+    accepted = [by_email[a].accepted_at for a in order]
+    assert accepted == sorted(accepted) and len(set(accepted)) == len(people)
+    assert last.accepted_at - last.attempted_at >= timedelta(seconds=95)
+    arrival = last.accepted_at.replace(tzinfo=UTC)
+    clicks = {"now": arrival + timedelta(seconds=2)}
+    app = create_app(settings, clock=lambda: clicks["now"])
+    tokens = tracking_tokens(SECRET)
+    with TestClient(app, follow_redirects=False) as client:
+        link = f"/c/{tokens.click(last.id, 0, SLUG)}"
+        scan = client.get(link, headers={"User-Agent": DESKTOP})
+        clicks["now"] = arrival + timedelta(minutes=20)
+        person = client.get(link, headers={"User-Agent": DESKTOP})
+    assert scan.status_code == person.status_code == 302
+    with write_transaction(engine) as conn:
+        machine = conn.scalars(select(Click.machine).order_by(Click.id)).all()
+    engine.dispose()
+    assert machine == [True, False]

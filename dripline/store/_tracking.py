@@ -80,7 +80,14 @@ def link_positions(engine: Engine, campaign: str, step_id: str, urls: Sequence[s
 def _delivery(conn: Connection, delivery_id: int) -> Row[Any] | None:
     """The delivery's id, step identity, send and hand-off times and campaign, or None."""
     return conn.execute(
-        select(_D.c.id, _D.c.step_id, _D.c.sent_at, _D.c.attempted_at, _E.c.campaign)
+        select(
+            _D.c.id,
+            _D.c.step_id,
+            _D.c.sent_at,
+            _D.c.attempted_at,
+            _D.c.accepted_at,
+            _E.c.campaign,
+        )
         .join(_E, _E.c.id == _D.c.enrollment_id)
         .where(_D.c.id == delivery_id)
     ).first()
@@ -156,11 +163,15 @@ def record_open(
 
 
 def _machine(user_agent_class: str, delivery: Row[Any], now: datetime) -> bool:
-    # ``sent_at`` is the dispatch pass's clock, the same for every message of a pass that
-    # may run for minutes; ``attempted_at`` is the wall-clock time this delivery's chunk
-    # was handed to the sender, seconds before the relay accepted it. A click within the
-    # window of either is a machine's (an on-arrival scan of a late-in-pass message).
-    times = (from_db_time(delivery.sent_at), from_db_time(delivery.attempted_at))
+    # ``accepted_at`` is the wall-clock moment the sender accepted this very message: a
+    # gateway scanning it on arrival clicks seconds after that, however long the pass
+    # ran. Rows sent before it was recorded fall back to the chunk's hand-off time
+    # (``attempted_at``) and the pass's clock (``sent_at``), a click near either counting.
+    accepted = from_db_time(delivery.accepted_at)
+    if accepted is not None:
+        times = [accepted]
+    else:
+        times = [from_db_time(delivery.sent_at), from_db_time(delivery.attempted_at)]
     seconds = [(now - t).total_seconds() for t in times if t is not None]
     if not seconds:
         return is_machine(user_agent_class, None)
