@@ -80,7 +80,13 @@ def parse_event_time(value: object, field: str = "at") -> datetime | None:
             f"{field}: not an ISO 8601 date and time: {value!r} (e.g. 2026-03-05T09:00:00Z)"
         ) from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-12:00 is past the last datetime in UTC
+        moment = datetime.max.replace(tzinfo=UTC)
+    if not 1970 <= moment.year <= 9000:
+        raise EventInputError(f"{field}: {value!r} is outside the years 1970 to 9000")
+    return moment
 
 
 def _no_constant(name: str) -> Any:
@@ -90,8 +96,12 @@ def _no_constant(name: str) -> Any:
 def strict_json(text: str | bytes) -> Any:
     """``json.loads`` without Python's extensions: ``NaN``, ``Infinity`` and ``-Infinity``
     (RFC 8259 has none of them, and PostgreSQL's ``json`` type rejects them) raise
-    ``ValueError``; malformed text raises ``json.JSONDecodeError`` (a ``ValueError``)."""
-    return json.loads(text, parse_constant=_no_constant)
+    ``ValueError``; malformed text raises ``json.JSONDecodeError`` (a ``ValueError``), and
+    so does nesting deeper than the parser's recursion allows."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def parse_event_data(text: str | None, field: str = "--json-data") -> dict[str, Any]:
