@@ -22,6 +22,7 @@ from dripline.store import (
     Delivery,
     Enrollment,
     EventBeforeEnrollmentError,
+    EventIdConflictError,
     GoalEvent,
     NewSubscriber,
     NotSubscribedError,
@@ -286,3 +287,63 @@ def test_a_scan_on_arrival_late_in_a_chunk_is_a_machine_click(
         machine = conn.scalars(select(Click.machine).order_by(Click.id)).all()
     engine.dispose()
     assert machine == [True, False]
+
+
+def test_the_same_id_for_another_event_of_one_person_is_a_conflict(
+    engine: Engine, campaign: Campaign
+) -> None:
+    _enroll(engine, campaign, "carol@example.com")
+    goals = {SLUG: "booked-consult"}
+    at = NOW + timedelta(hours=1)
+    view = record_event(
+        engine, "carol@example.com", "page-view", at=at, now=at, goals=goals, external_id="17"
+    )
+    assert not view.duplicate
+    with pytest.raises(EventIdConflictError, match=r"'17' is already event 'page-view'"):
+        record_event(
+            engine,
+            "carol@example.com",
+            "booked-consult",
+            at=at,
+            now=at,
+            goals=goals,
+            external_id="17",
+        )
+    with write_transaction(engine) as conn:
+        assert conn.scalar(select(func.count()).select_from(GoalEvent)) == 1
+        assert conn.scalar(select(Enrollment.status)) == "active"
+    # With its own id the goal is recorded and converts.
+    done = record_event(
+        engine,
+        "carol@example.com",
+        "booked-consult",
+        at=at,
+        now=at,
+        goals=goals,
+        external_id="B-17",
+    )
+    assert done.converted == (SLUG,)
+
+
+def test_an_event_does_not_convert_a_campaign_joined_after_it(
+    engine: Engine, campaign: Campaign
+) -> None:
+    """ada joined the campaign at NOW; a back-dated goal event before a second enrollment
+    (same goal) converts the first only; the second's sequence goes on."""
+    _enroll(engine, campaign, "ada@example.com")
+    later = NOW + timedelta(days=2)
+    person = NewSubscriber(normalize_email("ada@example.com"), subscribed_at=later)
+    subscribe(engine, Timetable.of(campaign), "second", person, now=later)
+    goals = {SLUG: "booked-consult", "second": "booked-consult"}
+    at = NOW + timedelta(days=1)  # after the first enrollment, before the second
+    done = record_event(engine, "ada@example.com", "booked-consult", at=at, now=later, goals=goals)
+    assert done.converted == (SLUG,)
+    with write_transaction(engine) as conn:
+        rows = dict(conn.execute(select(Enrollment.campaign, Enrollment.status)).all())
+        second = conn.scalars(
+            select(Delivery.status)
+            .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+            .where(Enrollment.campaign == "second")
+        ).all()
+    assert rows == {SLUG: "converted", "second": "active"}
+    assert set(second) == {"scheduled"}

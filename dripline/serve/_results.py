@@ -35,7 +35,13 @@ from starlette.routing import Route
 
 from ..goals import EventInputError, parse_event_time, record_goal_event, strict_json
 from ..settings import Settings
-from ..store import InvalidSubscriberError, NotSubscribedError, record_click, record_open
+from ..store import (
+    EventIdConflictError,
+    InvalidSubscriberError,
+    NotSubscribedError,
+    record_click,
+    record_open,
+)
 from ..tokens import CLICK, OPEN, tracking_tokens
 from ..useragents import classify_user_agent
 from ._views import invalid_link_page
@@ -166,6 +172,8 @@ class _Results:
             return _json(400, error=str(err))
         except NotSubscribedError:
             return _json(404, error="no subscriber has that email address")
+        except EventIdConflictError as err:  # the id names another event of this person
+            return _json(409, error=f"id: {err}")
         except InvalidSubscriberError as err:  # no address at all
             return _json(400, error=f"email: {err}")
         return _json(200 if recorded.duplicate else 201, **recorded.as_json())

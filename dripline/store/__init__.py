@@ -40,7 +40,12 @@ from ._csv import CsvReadResult, RowProblem, SubscriberCsvError, read_subscriber
 from ._engine import StoreError, make_engine, read_transaction, write_transaction
 from ._enroll import EnrollResult, NewSubscriber, subscribe
 from ._enroll_bulk import enroll_many
-from ._goals import EventBeforeEnrollmentError, RecordedEvent, record_event
+from ._goals import (
+    EventBeforeEnrollmentError,
+    EventIdConflictError,
+    RecordedEvent,
+    record_event,
+)
 from ._leases import DEFAULT_LEASE_SECONDS, ExpiredLeases
 from ._maintenance import expire_leases, requeue_ambiguous
 from ._migrate import current_revision, head_revision, upgrade
@@ -123,6 +128,7 @@ __all__ = [
     "EnrollResult",
     "Enrollment",
     "EventBeforeEnrollmentError",
+    "EventIdConflictError",
     "ExpiredLeases",
     "GoalEvent",
     "InvalidSubscriberError",

@@ -5,9 +5,11 @@ every campaign whose ``[goal] event`` it is and in which the subscriber is enrol
 not yet converted, the enrollment becomes ``converted`` (its ``converted_at`` the
 event's time) and every delivery still scheduled or claimed (not yet handed to the
 sender) is cancelled, in the same transaction as the event itself, so a dispatcher
-claiming at that moment sees all of it or none. An ``external_id`` seen before for the
-same subscriber records nothing: replays are harmless (the same id for another person
-is another event).
+claiming at that moment sees all of it or none. An enrollment that began after the
+event's time is not converted by it (its sequence goes on). An ``external_id`` seen
+before for the same subscriber and event name records nothing: replays are harmless
+(the same id for another person is another event); the same id for another event name
+of that subscriber is a conflict (:class:`EventIdConflictError`), never dropped silently.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ._reports import NotSubscribedError
 from ._results_models import GoalEvent
 from ._values import from_db_time, normalize_email, to_db_time
 
-__all__ = ["EventBeforeEnrollmentError", "RecordedEvent", "record_event"]
+__all__ = ["EventBeforeEnrollmentError", "EventIdConflictError", "RecordedEvent", "record_event"]
 
 _D = Delivery.__table__
 _E = Enrollment.__table__
@@ -41,6 +43,10 @@ class EventBeforeEnrollmentError(DriplineError):
     def __init__(self, email: str, enrolled_at: datetime) -> None:
         super().__init__(f"{email} enrolled at {enrolled_at.isoformat()}, after it")
         self.enrolled_at = enrolled_at
+
+
+class EventIdConflictError(DriplineError):
+    """The event's id was already used for another event name of the same subscriber."""
 
 
 @dataclass(frozen=True)
@@ -92,12 +98,19 @@ def record_event(
             )
             if first is not None and to_db_time(at) < first:
                 raise EventBeforeEnrollmentError(email, from_db_time(first) or at)
-            if external_id is not None and conn.scalar(
-                select(_V.c.id).where(
-                    _V.c.subscriber_id == subscriber_id, _V.c.external_id == external_id
+            if external_id is not None:
+                known = conn.scalar(
+                    select(_V.c.name).where(
+                        _V.c.subscriber_id == subscriber_id, _V.c.external_id == external_id
+                    )
                 )
-            ):
-                return RecordedEvent(None, duplicate=True)
+                if known == name:
+                    return RecordedEvent(None, duplicate=True)
+                if known is not None:
+                    raise EventIdConflictError(
+                        f"id {external_id!r} is already event {known!r} for {email}: "
+                        f"not a replay of {name!r}; give this event its own id"
+                    )
             event_id = conn.execute(
                 insert(_V)
                 .values(
@@ -119,6 +132,8 @@ def record_event(
                         _E.c.subscriber_id == subscriber_id,
                         _E.c.campaign.in_(campaigns),
                         _E.c.converted_at.is_(None),
+                        # Enrolled after the event: it cannot be what they converted from.
+                        _E.c.enrolled_at <= to_db_time(at),
                     )
                 ).all()
                 for enrollment in enrollments:
