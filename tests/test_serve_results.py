@@ -99,12 +99,13 @@ def test_a_person_following_the_link_lands_on_the_page_and_is_counted_once(
 ) -> None:
     text, _ = parts(sent["messages"]["ada@example.com"])
     link = links(text, sent["base"], "c")[0]
-    context = browser.new_context(user_agent=DESKTOP)
-    page = context.new_page()
+    page = browser.new_page()  # Chromium's own user agent, "HeadlessChrome" and all
+    agent = page.evaluate("navigator.userAgent")
     page.goto(link)
     landed = page.url
     shown = page.locator("#q").inner_text()
-    context.close()
+    page.close()
+    assert "HeadlessChrome/" in agent
     assert landed.startswith(sent["landing"] + "?ref=email1&")
     assert "utm_source=dripline" in landed and "utm_campaign=ketamine-therapy" in landed
     assert shown == landed.removeprefix(sent["landing"].rsplit("/landing", 1)[0])
@@ -112,27 +113,36 @@ def test_a_person_following_the_link_lands_on_the_page_and_is_counted_once(
         clicks = db.execute("SELECT * FROM clicks").fetchall()
         columns = {row[1] for row in db.execute("PRAGMA table_info(clicks)")}
     assert len(clicks) == 1
-    assert clicks[0]["machine"] == 0 and clicks[0]["user_agent_class"] == "browser"
+    # A person's click (an hour after delivery), from a browser no list can vouch for.
+    assert clicks[0]["machine"] == 0 and clicks[0]["user_agent_class"] == "headless"
     assert clicks[0]["position"] == 0
     # Time and a class only: no address, no user-agent string.
     assert columns == {"id", "delivery_id", "position", "clicked_at", "user_agent_class", "machine"}
+    report = json.loads(cli(sent["env"], "report", SLUG, "--json"))["steps"][0]
+    assert (report["clicks"], report["unclassified_clicks"], report["machine_clicks"]) == (1, 1, 0)
+    # A desktop browser's click on the same email adds no unique click, and makes it a
+    # click some known browser vouches for.
+    context = browser.new_context(user_agent=DESKTOP)
+    desktop = context.new_page()
+    desktop.goto(link)
+    context.close()
+    report = json.loads(cli(sent["env"], "report", SLUG, "--json"))["steps"][0]
+    assert (report["clicks"], report["unclassified_clicks"]) == (1, 0)
 
 
-def test_scanners_and_headless_browsers_count_as_machine_clicks(sent, browser, project) -> None:
+def test_scanners_and_unfurlers_count_as_machine_clicks(sent, project) -> None:
     text, _ = parts(sent["messages"]["bob@example.com"])
     link = links(text, sent["base"], "c")[1]
     scanner = httpx.get(link, headers={"User-Agent": "Mozilla/5.0 BingPreview/1.0b"})
     assert scanner.status_code == 302
-    page = browser.new_page()  # Chromium's own headless user agent
-    page.goto(link)
-    assert "ref=more" in page.url
-    page.close()
+    # No user agent at all: every browser and mail app sends one.
+    assert httpx.get(link, headers={"User-Agent": ""}).status_code == 302
     # A link pasted into a chat is fetched by its unfurler, an hour after delivery.
     slack = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
     assert httpx.get(link, headers={"User-Agent": slack}).status_code == 302
     with _db(project) as db:
         rows = db.execute("SELECT user_agent_class, machine FROM clicks ORDER BY id").fetchall()
-    assert [tuple(r) for r in rows] == [("scanner", 1), ("scanner", 1), ("crawler", 1)]
+    assert [tuple(r) for r in rows] == [("scanner", 1), ("none", 1), ("crawler", 1)]
 
 
 def test_tampered_and_other_campaign_tokens_get_the_bad_link_page(sent, project) -> None:

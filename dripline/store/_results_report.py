@@ -3,11 +3,15 @@
 Per step (by identity): messages sent, deliveries skipped (the step's ``when`` was false
 for the subscriber: never sent, so in no other count), delivered (sent and not bounced),
 people's unique clicks (deliveries with at least one click that was not a machine's) and their
-rate over delivered, machine clicks, opens (deliveries whose image loaded: unreliable,
+rate over delivered, of those the ones resting only on unclassified user agents
+(:data:`dripline.useragents.UNCLASSIFIED_CLASSES`), machine clicks, ambiguous sends (the
+relay may or may not have the message: a crash or a cut connection after the data went;
+counted by their last attempt, in no other count), opens (deliveries whose image loaded: unreliable,
 privacy proxies load every image), bounces and complaints reported for that step's
 messages, and the unsubscribes and conversions that followed it: an enrollment that
 ended is counted at the last message it was sent before it ended (for a conversion,
-sent at or before the goal event). ``since`` keeps messages sent from then on, and
+sent at or before the goal event; an enrollment both unsubscribed and converted counts in
+both). ``since`` keeps messages sent from then on, and
 conversions from then on; ``enrolled`` and the conversion rate then cover the people
 enrolled from then on (the rate is that cohort's share, not a windowed count over all enrollments).
 """
@@ -21,6 +25,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Engine, select
 
+from ..useragents import UNCLASSIFIED_CLASSES
 from ._bounce_models import COMPLAINT, HARD, SOFT, BounceEvent
 from ._engine import read_transaction
 from ._models import Delivery, Enrollment
@@ -48,6 +53,8 @@ class StepResults:
     complaints: int = 0
     clicks: int = 0  # people's unique clicks
     machine_clicks: int = 0
+    ambiguous: int = 0  # maybe sent: the relay may have the message (never re-sent)
+    unclassified_clicks: int = 0  # of ``clicks``, those only unclassified agents made
     opens: int = 0
     unsubscribes: int = 0
     conversions: int = 0
@@ -112,6 +119,11 @@ def campaign_results(
             .where(_E.c.campaign == campaign, _D.c.status == "sent", _D.c.sent_at.is_not(None))
             .order_by(_D.c.sent_at, _D.c.id)
         ).all()
+        ambiguous = conn.execute(
+            select(_D.c.step, _D.c.step_id, _D.c.attempted_at, _D.c.first_attempt_at)
+            .join(_E, _E.c.id == _D.c.enrollment_id)
+            .where(_E.c.campaign == campaign, _D.c.status == "ambiguous")
+        ).all()
         # A skipped delivery was never sent: it has no sent_at, so it counts from its due time.
         skipped = conn.execute(
             select(_D.c.step, _D.c.step_id, _D.c.due_at)
@@ -121,7 +133,9 @@ def campaign_results(
         ids = select(_D.c.id).join(_E, _E.c.id == _D.c.enrollment_id)
         ids = ids.where(_E.c.campaign == campaign)
         clicks = conn.execute(
-            select(_C.c.delivery_id, _C.c.machine).where(_C.c.delivery_id.in_(ids))
+            select(_C.c.delivery_id, _C.c.machine, _C.c.user_agent_class).where(
+                _C.c.delivery_id.in_(ids)
+            )
         ).all()
         opened = set(conn.scalars(select(_O.c.delivery_id).where(_O.c.delivery_id.in_(ids))))
         bounces = conn.execute(
@@ -135,7 +149,11 @@ def campaign_results(
         e.converted_at is not None and (floor is None or e.converted_at >= floor) for e in cohort
     )
     extra = sorted(
-        {(row.step, row.step_id) for row in (*sent, *skipped) if row.step_id not in by_id}
+        {
+            (row.step, row.step_id)
+            for row in (*sent, *skipped, *ambiguous)
+            if row.step_id not in by_id
+        }
     )
     for _position, identity in extra:
         if identity not in by_id:
@@ -145,8 +163,13 @@ def campaign_results(
     counted_ids = {row.id for row in counted}
     bounced = {d for d, kind in bounces if kind in (HARD, SOFT)}
     complained = {d for d, kind in bounces if kind == COMPLAINT}
-    people = {d for d, machine in clicks if not machine}
-    machine_clicks = Counter(d for d, machine in clicks if machine)
+    people = {c.delivery_id for c in clicks if not c.machine}
+    known = {
+        c.delivery_id
+        for c in clicks
+        if not c.machine and c.user_agent_class not in UNCLASSIFIED_CLASSES
+    }
+    machine_clicks = Counter(c.delivery_id for c in clicks if c.machine)
     for row in counted:
         step = by_id[row.step_id]
         step.sent += 1
@@ -154,11 +177,16 @@ def campaign_results(
         step.complaints += row.id in complained
         step.delivered += row.id not in bounced
         step.clicks += row.id in people
+        step.unclassified_clicks += row.id in people and row.id not in known
         step.machine_clicks += machine_clicks[row.id]
         step.opens += row.id in opened
     for row in skipped:
         if floor is None or row.due_at >= floor:
             by_id[row.step_id].skipped += 1
+    for row in ambiguous:  # no sent_at: the time of its (last) attempt
+        tried = row.attempted_at or row.first_attempt_at
+        if floor is None or (tried is not None and tried >= floor):
+            by_id[row.step_id].ambiguous += 1
     days = Counter(row.sent_at.date() for row in counted)
     results.sends_per_day = sorted(days.items())
     history: dict[int, list[tuple[datetime, int, str]]] = defaultdict(list)
@@ -166,9 +194,10 @@ def campaign_results(
         history[row.enrollment_id].append((row.sent_at, row.id, row.step_id))
     for enrollment in enrollments:
         messages = history.get(enrollment.id, [])
-        if enrollment.converted_at is not None:
-            if floor is not None and enrollment.converted_at < floor:
-                continue
+        in_window = floor is None or (
+            enrollment.converted_at is not None and enrollment.converted_at >= floor
+        )
+        if enrollment.converted_at is not None and in_window:
             before = [m for m in messages if m[0] <= enrollment.converted_at]
             if before:
                 by_id[before[-1][2]].conversions += 1
@@ -177,7 +206,8 @@ def campaign_results(
             if start is not None and end is not None:
                 hours = max(0.0, (end - start).total_seconds() / 3600)
                 results.conversion_hours.append(hours)
-        elif enrollment.status == "unsubscribed" and messages and messages[-1][1] in counted_ids:
+        # Not elif: an unsubscribe is one whether or not a conversion came too.
+        if enrollment.status == "unsubscribed" and messages and messages[-1][1] in counted_ids:
             by_id[messages[-1][2]].unsubscribes += 1
     results.steps = list(by_id.values())
     return results
