@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
-from results_support import API_TOKEN, GOAL, cli, env_for, subscribe, track
+from results_support import API_TOKEN, GOAL, SLUG, cli, env_for, subscribe, track
 from starlette.testclient import TestClient
 
 from dripline.cli import main
@@ -70,3 +70,31 @@ def test_hostile_event_input_is_a_clear_error_by_cli_and_api(project: Path) -> N
             assert answer.status_code == 400, (at, answer.text)
             assert answer.json()["error"] == f"at: {at!r} is outside the years 1970 to 9000"
     assert _recorded(project) == ([], ["active"])
+
+
+def test_an_event_while_the_persons_campaign_does_not_load_is_refused_for_a_retry(
+    project: Path,
+) -> None:
+    """campaign.toml broken mid-edit: its goal is unknown, so the event is refused (CLI
+    error, API 503) and nothing is recorded; once the file is fixed the same event converts."""
+    track(project, "https://example.org/landing")
+    env = env_for(project, "https://news.example.com")
+    subscribe(env, "ada@example.com", datetime.now(UTC) - timedelta(hours=1))
+    toml = project / "campaigns" / SLUG / "campaign.toml"
+    good = toml.read_text(encoding="utf-8")
+    toml.write_text(good + "\nthis is = = broken\n", encoding="utf-8")
+    result = CliRunner(env=env).invoke(main, ["event", "ada@example.com", GOAL])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: campaign '{SLUG}' does not load")
+    assert "campaign.toml" in result.output
+    app = create_app(load_settings(environ=env))
+    auth = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+    body = json.dumps({"email": "ada@example.com", "event": GOAL, "id": "B-1"})
+    with TestClient(app) as client:
+        answer = client.post("/api/events", content=body, headers=auth)
+        assert answer.status_code == 503 and "does not load" in answer.json()["error"]
+        assert _recorded(project) == ([], ["active"])
+        toml.write_text(good, encoding="utf-8")
+        answer = client.post("/api/events", content=body, headers=auth)
+        assert answer.status_code == 201 and answer.json()["converted"] == [SLUG]
+    assert _recorded(project) == ([GOAL], ["converted"])

@@ -36,6 +36,7 @@ from starlette.routing import Route
 from ..goals import EventInputError, parse_event_time, record_goal_event, strict_json
 from ..settings import Settings
 from ..store import (
+    CampaignUnavailableError,
     EventIdConflictError,
     InvalidSubscriberError,
     NotSubscribedError,
@@ -174,6 +175,9 @@ class _Results:
             return _json(404, error="no subscriber has that email address")
         except EventIdConflictError as err:  # the id names another event of this person
             return _json(409, error=f"id: {err}")
+        except CampaignUnavailableError as err:  # a broken campaign.toml: retry later
+            log.warning("POST /api/events refused: %s", err)
+            return _json(503, error=str(err))
         except InvalidSubscriberError as err:  # no address at all
             return _json(400, error=f"email: {err}")
         return _json(200 if recorded.duplicate else 201, **recorded.as_json())

@@ -41,6 +41,7 @@ from ._engine import StoreError, make_engine, read_transaction, write_transactio
 from ._enroll import EnrollResult, NewSubscriber, subscribe
 from ._enroll_bulk import enroll_many
 from ._goals import (
+    CampaignUnavailableError,
     EventBeforeEnrollmentError,
     EventIdConflictError,
     RecordedEvent,
@@ -117,6 +118,7 @@ __all__ = [
     "BounceReport",
     "CampaignRevision",
     "CampaignStatus",
+    "CampaignUnavailableError",
     "ClaimedDelivery",
     "Click",
     "ConfirmedSignup",

@@ -45,6 +45,11 @@ class EventBeforeEnrollmentError(DriplineError):
         self.enrolled_at = enrolled_at
 
 
+class CampaignUnavailableError(DriplineError):
+    """A campaign the subscriber is in does not load, so whether the event is its goal is
+    unknown: nothing was recorded (try again once the file is fixed)."""
+
+
 class EventIdConflictError(DriplineError):
     """The event's id was already used for another event name of the same subscriber."""
 
@@ -78,6 +83,7 @@ def record_event(
     data: Mapping[str, Any] | None = None,
     external_id: str | None = None,
     source: str = "cli",
+    unavailable: Mapping[str, str] | None = None,
 ) -> RecordedEvent:
     """Record event ``name`` for ``email`` at ``at`` (aware UTC); convert matching goals.
 
@@ -85,6 +91,10 @@ def record_event(
     :class:`NotSubscribedError` for an address not in the store and
     :class:`EventBeforeEnrollmentError` for an ``at`` before the subscriber's first
     enrollment (a negative time to conversion); nothing is recorded then.
+    ``unavailable`` maps the slugs of campaigns whose files do not load to their error:
+    when the subscriber has an unconverted enrollment in one,
+    :class:`CampaignUnavailableError` is raised and nothing is recorded (the event may be
+    its goal; dropping it would let the sequence go on after a conversion).
     """
     key = normalize_email(email).key
     campaigns = sorted(slug for slug, goal in goals.items() if goal == name)
@@ -98,6 +108,7 @@ def record_event(
             )
             if first is not None and to_db_time(at) < first:
                 raise EventBeforeEnrollmentError(email, from_db_time(first) or at)
+            _check_available(conn, subscriber_id, unavailable or {})
             if external_id is not None:
                 known = conn.scalar(
                     select(_V.c.name).where(
@@ -158,3 +169,22 @@ def record_event(
     except IntegrityError:  # the same id recorded by a concurrent request
         return RecordedEvent(None, duplicate=True)
     return RecordedEvent(event_id, converted=tuple(converted), cancelled=cancelled)
+
+
+def _check_available(conn: Any, subscriber_id: int, unavailable: Mapping[str, str]) -> None:
+    """Raise CampaignUnavailableError if the subscriber is in a campaign that does not load."""
+    if not unavailable:
+        return
+    stuck = conn.scalars(
+        select(_E.c.campaign).where(
+            _E.c.subscriber_id == subscriber_id,
+            _E.c.campaign.in_(sorted(unavailable)),
+            _E.c.converted_at.is_(None),
+            _E.c.status.in_(("active", "completed")),
+        )
+    ).first()
+    if stuck is not None:
+        raise CampaignUnavailableError(
+            f"campaign {stuck!r} does not load, so its goal is unknown; nothing was "
+            f"recorded, send the event again once it is fixed: {unavailable[stuck]}"
+        )
