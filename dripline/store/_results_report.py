@@ -18,12 +18,12 @@ enrolled from then on (the rate is that cohort's share, not a windowed count ove
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, and_, case, func, select
 
 from ..useragents import UNCLASSIFIED_CLASSES
 from ._bounce_models import COMPLAINT, HARD, SOFT, BounceEvent
@@ -89,6 +89,78 @@ class CampaignResults:
         return sum(getattr(step, name) for step in self.steps)
 
 
+def _flag(condition: Any) -> Any:
+    """1 where ``condition`` holds, else 0: summed per step."""
+    return case((condition, 1), else_=0)
+
+
+def _exists(table: Any, *where: Any) -> Any:
+    return select(table.c.delivery_id).where(table.c.delivery_id == _D.c.id, *where).exists()
+
+
+def _per_step(conn: Connection, campaign: str, floor: datetime | None) -> list[Any]:
+    """The sent messages' figures per step identity, counted by the database: memory and
+    time do not grow with the number of deliveries in Python."""
+    bounced = _exists(_B, _B.c.kind.in_((HARD, SOFT)), _B.c.undone_at.is_(None))
+    complained = _exists(_B, _B.c.kind == COMPLAINT, _B.c.undone_at.is_(None))
+    person = _exists(_C, _C.c.machine.is_(False))
+    known = _exists(
+        _C, _C.c.machine.is_(False), _C.c.user_agent_class.not_in(sorted(UNCLASSIFIED_CLASSES))
+    )
+    machine = (
+        select(func.count())
+        .select_from(_C)
+        .where(_C.c.delivery_id == _D.c.id, _C.c.machine.is_(True))
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            _D.c.step_id,
+            func.count().label("sent"),
+            func.sum(_flag(bounced)).label("bounces"),
+            func.sum(_flag(complained)).label("complaints"),
+            func.sum(_flag(person)).label("clicks"),
+            func.sum(_flag(and_(person, ~known))).label("unclassified"),
+            func.sum(machine).label("machine_clicks"),
+            func.sum(_flag(_exists(_O))).label("opens"),
+        )
+        .join(_E, _E.c.id == _D.c.enrollment_id)
+        .where(_E.c.campaign == campaign, _D.c.status == "sent", _D.c.sent_at.is_not(None))
+        .group_by(_D.c.step_id)
+    )
+    if floor is not None:
+        query = query.where(_D.c.sent_at >= floor)
+    return list(conn.execute(query))
+
+
+def _counts_by_step(
+    conn: Connection, campaign: str, status: str, moment: Any, floor: datetime | None
+) -> dict[str, int]:
+    query = (
+        select(_D.c.step_id, func.count())
+        .join(_E, _E.c.id == _D.c.enrollment_id)
+        .where(_E.c.campaign == campaign, _D.c.status == status)
+        .group_by(_D.c.step_id)
+    )
+    if floor is not None:
+        query = query.where(moment >= floor)
+    return {step_id: count for step_id, count in conn.execute(query)}
+
+
+def _last_sent(before: Any | None) -> tuple[Any, Any]:
+    """(step identity, sent_at) of an enrollment's last sent message (at or before
+    ``before``), as correlated scalar subqueries."""
+    where = [_D.c.enrollment_id == _E.c.id, _D.c.status == "sent", _D.c.sent_at.is_not(None)]
+    if before is not None:
+        where.append(_D.c.sent_at <= before)
+    last = select(_D.c.step_id, _D.c.sent_at).where(*where)
+    last = last.order_by(_D.c.sent_at.desc(), _D.c.id.desc()).limit(1)
+    return (
+        last.with_only_columns(_D.c.step_id).scalar_subquery(),
+        last.with_only_columns(_D.c.sent_at).scalar_subquery(),
+    )
+
+
 def campaign_results(
     engine: Engine,
     campaign: str,
@@ -99,7 +171,8 @@ def campaign_results(
     """Results of ``campaign``; ``steps`` is (identity, subject) in the files' order.
 
     Steps that only the database knows (removed since) follow, by their old position.
-    ``since`` is aware UTC or None.
+    ``since`` is aware UTC or None. Counted in SQL (GROUP BY step, day); only converted
+    and unsubscribed enrollments are read one by one.
     """
     floor = to_db_time(since) if since is not None else None
     results = CampaignResults(campaign, since.date() if since else None)
@@ -107,107 +180,80 @@ def campaign_results(
         identity: StepResults(identity, number, subject)
         for number, (identity, subject) in enumerate(steps, start=1)
     }
+    mine = _E.c.campaign == campaign
     with read_transaction(engine) as conn:
-        enrollments = conn.execute(
-            select(_E.c.id, _E.c.status, _E.c.enrolled_at, _E.c.converted_at).where(
-                _E.c.campaign == campaign
+        cohort = select(func.count(), func.sum(_flag(_E.c.converted_at.is_not(None)))).where(mine)
+        if floor is not None:
+            cohort = cohort.where(_E.c.enrolled_at >= floor)
+            cohort = cohort.with_only_columns(
+                func.count(), func.sum(_flag(and_(_E.c.converted_at >= floor)))
             )
-        ).all()
-        sent = conn.execute(
-            select(_D.c.id, _D.c.enrollment_id, _D.c.step, _D.c.step_id, _D.c.sent_at, _D.c.subject)
+        enrolled, converted = conn.execute(cohort).one()
+        results.enrolled, results.converted = int(enrolled or 0), int(converted or 0)
+        known_steps = conn.execute(
+            select(_D.c.step, _D.c.step_id, func.max(_D.c.subject))
             .join(_E, _E.c.id == _D.c.enrollment_id)
-            .where(_E.c.campaign == campaign, _D.c.status == "sent", _D.c.sent_at.is_not(None))
-            .order_by(_D.c.sent_at, _D.c.id)
+            .where(mine, _D.c.status.in_(("sent", "skipped", "ambiguous")))
+            .group_by(_D.c.step, _D.c.step_id)
+            .order_by(_D.c.step, _D.c.step_id)
         ).all()
-        ambiguous = conn.execute(
-            select(_D.c.step, _D.c.step_id, _D.c.attempted_at, _D.c.first_attempt_at)
+        figures = _per_step(conn, campaign, floor)
+        # A skipped delivery was never sent: it counts from its due time; an ambiguous one
+        # from its (last) attempt.
+        skipped = _counts_by_step(conn, campaign, "skipped", _D.c.due_at, floor)
+        tried = func.coalesce(_D.c.attempted_at, _D.c.first_attempt_at)
+        ambiguous = _counts_by_step(conn, campaign, "ambiguous", tried, floor)
+        day = func.date(_D.c.sent_at)
+        days_query = (
+            select(day, func.count())
             .join(_E, _E.c.id == _D.c.enrollment_id)
-            .where(_E.c.campaign == campaign, _D.c.status == "ambiguous")
-        ).all()
-        # A skipped delivery was never sent: it has no sent_at, so it counts from its due time.
-        skipped = conn.execute(
-            select(_D.c.step, _D.c.step_id, _D.c.due_at)
-            .join(_E, _E.c.id == _D.c.enrollment_id)
-            .where(_E.c.campaign == campaign, _D.c.status == "skipped")
-        ).all()
-        ids = select(_D.c.id).join(_E, _E.c.id == _D.c.enrollment_id)
-        ids = ids.where(_E.c.campaign == campaign)
-        clicks = conn.execute(
-            select(_C.c.delivery_id, _C.c.machine, _C.c.user_agent_class).where(
-                _C.c.delivery_id.in_(ids)
-            )
-        ).all()
-        opened = set(conn.scalars(select(_O.c.delivery_id).where(_O.c.delivery_id.in_(ids))))
-        bounces = conn.execute(
-            select(_B.c.delivery_id, _B.c.kind).where(
-                _B.c.delivery_id.in_(ids), _B.c.undone_at.is_(None)
-            )
-        ).all()
-    cohort = [e for e in enrollments if floor is None or e.enrolled_at >= floor]
-    results.enrolled = len(cohort)
-    results.converted = sum(
-        e.converted_at is not None and (floor is None or e.converted_at >= floor) for e in cohort
-    )
-    extra = sorted(
-        {
-            (row.step, row.step_id)
-            for row in (*sent, *skipped, *ambiguous)
-            if row.step_id not in by_id
-        }
-    )
-    for _position, identity in extra:
-        if identity not in by_id:
-            subject = next((r.subject for r in sent if r.step_id == identity), None)
-            by_id[identity] = StepResults(identity, None, subject)
-    counted = [row for row in sent if floor is None or row.sent_at >= floor]
-    counted_ids = {row.id for row in counted}
-    bounced = {d for d, kind in bounces if kind in (HARD, SOFT)}
-    complained = {d for d, kind in bounces if kind == COMPLAINT}
-    people = {c.delivery_id for c in clicks if not c.machine}
-    known = {
-        c.delivery_id
-        for c in clicks
-        if not c.machine and c.user_agent_class not in UNCLASSIFIED_CLASSES
-    }
-    machine_clicks = Counter(c.delivery_id for c in clicks if c.machine)
-    for row in counted:
-        step = by_id[row.step_id]
-        step.sent += 1
-        step.bounces += row.id in bounced
-        step.complaints += row.id in complained
-        step.delivered += row.id not in bounced
-        step.clicks += row.id in people
-        step.unclassified_clicks += row.id in people and row.id not in known
-        step.machine_clicks += machine_clicks[row.id]
-        step.opens += row.id in opened
-    for row in skipped:
-        if floor is None or row.due_at >= floor:
-            by_id[row.step_id].skipped += 1
-    for row in ambiguous:  # no sent_at: the time of its (last) attempt
-        tried = row.attempted_at or row.first_attempt_at
-        if floor is None or (tried is not None and tried >= floor):
-            by_id[row.step_id].ambiguous += 1
-    days = Counter(row.sent_at.date() for row in counted)
-    results.sends_per_day = sorted(days.items())
-    history: dict[int, list[tuple[datetime, int, str]]] = defaultdict(list)
-    for row in sent:
-        history[row.enrollment_id].append((row.sent_at, row.id, row.step_id))
-    for enrollment in enrollments:
-        messages = history.get(enrollment.id, [])
-        in_window = floor is None or (
-            enrollment.converted_at is not None and enrollment.converted_at >= floor
+            .where(mine, _D.c.status == "sent", _D.c.sent_at.is_not(None))
+            .group_by(day)
+            .order_by(day)
         )
-        if enrollment.converted_at is not None and in_window:
-            before = [m for m in messages if m[0] <= enrollment.converted_at]
-            if before:
-                by_id[before[-1][2]].conversions += 1
-            start = from_db_time(enrollment.enrolled_at)
-            end = from_db_time(enrollment.converted_at)
-            if start is not None and end is not None:
-                hours = max(0.0, (end - start).total_seconds() / 3600)
-                results.conversion_hours.append(hours)
-        # Not elif: an unsubscribe is one whether or not a conversion came too.
-        if enrollment.status == "unsubscribed" and messages and messages[-1][1] in counted_ids:
-            by_id[messages[-1][2]].unsubscribes += 1
+        if floor is not None:
+            days_query = days_query.where(_D.c.sent_at >= floor)
+        days = conn.execute(days_query).all()
+        converted_step, _ = _last_sent(_E.c.converted_at)
+        conversions = conn.execute(
+            select(_E.c.enrolled_at, _E.c.converted_at, converted_step).where(
+                mine,
+                _E.c.converted_at.is_not(None),
+                *([_E.c.converted_at >= floor] if floor is not None else []),
+            )
+        ).all()
+        left_step, left_at = _last_sent(None)
+        unsubscribes = conn.execute(
+            select(left_step, left_at).where(mine, _E.c.status == "unsubscribed")
+        ).all()
+    for _position, identity, subject in known_steps:
+        if identity not in by_id:
+            by_id[identity] = StepResults(identity, None, subject)
+    for row in figures:
+        step = by_id[row.step_id]
+        step.sent = row.sent
+        step.bounces, step.complaints = int(row.bounces or 0), int(row.complaints or 0)
+        step.delivered = step.sent - step.bounces
+        step.clicks, step.unclassified_clicks = int(row.clicks or 0), int(row.unclassified or 0)
+        step.machine_clicks, step.opens = int(row.machine_clicks or 0), int(row.opens or 0)
+    for identity, count in skipped.items():
+        by_id[identity].skipped = count
+    for identity, count in ambiguous.items():
+        by_id[identity].ambiguous = count
+    results.sends_per_day = [
+        (value if isinstance(value, date) else date.fromisoformat(str(value)), count)
+        for value, count in days
+    ]
+    for enrolled_at, converted_at, step_id in conversions:
+        if step_id is not None:
+            by_id[step_id].conversions += 1
+        start, end = from_db_time(enrolled_at), from_db_time(converted_at)
+        if start is not None and end is not None:
+            results.conversion_hours.append(max(0.0, (end - start).total_seconds() / 3600))
+    # An unsubscribe is one whether or not a conversion came too; it counts at the last
+    # message sent, when that message is in the window.
+    for step_id, sent_at in unsubscribes:
+        if step_id is not None and (floor is None or sent_at >= floor):
+            by_id[step_id].unsubscribes += 1
     results.steps = list(by_id.values())
     return results
