@@ -324,6 +324,33 @@ def test_a_head_request_redirects_but_records_no_click(sent, project) -> None:
         assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 1
 
 
+def test_head_on_an_open_image_and_tokens_of_unsent_deliveries_count_nothing(sent, project) -> None:
+    base, tokens = sent["base"], tracking_tokens(SECRET)
+    with _db(project) as db:
+        rows = db.execute(
+            "SELECT d.id, d.status FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id WHERE s.email = 'ada@example.com' "
+            "ORDER BY d.step"
+        ).fetchall()
+    (sent_id, first), (scheduled_id, second) = rows[0], rows[1]
+    assert (first, second) == ("sent", "scheduled")
+    pixel = f"{base}/o/{tokens.open(sent_id, SLUG)}"
+    assert httpx.head(pixel, headers={"User-Agent": DESKTOP}).status_code == 200
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM opens").fetchone()[0] == 0
+    assert httpx.get(pixel, headers={"User-Agent": DESKTOP}).status_code == 200
+    # Signed with the right key, but for step 2, which was never sent: no such email exists.
+    for url in (
+        f"{base}/c/{tokens.click(scheduled_id, 0, SLUG)}",
+        f"{base}/o/{tokens.open(scheduled_id, SLUG)}",
+    ):
+        answer = httpx.get(url, headers={"User-Agent": DESKTOP})
+        assert answer.status_code == 404 and "location" not in answer.headers
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM opens").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 0
+
+
 def test_events_in_the_future_or_before_enrolling_are_refused(sent, project) -> None:
     env = sent["env"]
     now = datetime.now(UTC)

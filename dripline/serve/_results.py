@@ -104,6 +104,7 @@ class _Results:
                 names_campaign=self._names(link.campaign_tag),
                 user_agent_class=classify_user_agent(request.headers.get("user-agent")),
                 now=self.clock(),
+                record=request.method != "HEAD",  # as for /c/: answered, not counted
             )
         )
         if hit is None:
