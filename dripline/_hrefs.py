@@ -4,7 +4,10 @@ Link tracking and UTM tagging must change exactly what a browser follows: the ``
 of each ``<a>`` and ``<area>`` element, in any legal spelling (``HREF='...'``, unquoted,
 spaces around ``=``), never ``data-href`` or a link inside a comment or ``<script>``,
 and the rest of the template byte for byte (it is still a Jinja template, and the
-Markdown renderer's output must not be re-serialised).
+Markdown renderer's output must not be re-serialised). ``dripline check`` also asks here
+which links of a click-tracked step go out untracked (:func:`untracked_link_findings`):
+those the layout or an included template adds, and URLs a Jinja expression makes per
+subscriber (the server could not look them up; tracking them would be an open redirect).
 
 :class:`html.parser.HTMLParser` finds the start tags (comments, CDATA, ``<script>`` and
 ``<style>`` skipped as a browser does); the attributes of each tag are then read with the
@@ -16,11 +19,20 @@ wins), and so it is here.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-__all__ = ["Href", "find_hrefs", "rewrite_hrefs"]
+from .findings import Finding
+
+if TYPE_CHECKING:  # render imports this module (through markdown)
+    from .render import CompiledStep
+
+__all__ = ["Href", "find_hrefs", "rewrite_hrefs", "untracked_link_findings"]
 
 _LINK_TAGS = frozenset({"a", "area"})
 _SPACE = "\t\n\f\r "
@@ -125,3 +137,69 @@ def rewrite_hrefs(template: str, change: Callable[[str], str | None]) -> str:
         done = href.end
     parts.append(template[done:])
     return "".join(parts)
+
+
+# A Markdown link or an href whose URL starts with a Jinja expression or holds one.
+_MADE_BY_JINJA = re.compile(r"""\]\(\s*[^)\s]*\{[{%]|href\s*=\s*["']?[^"'\s>]*\{[{%]""", re.I)
+
+
+def _line_of(path: Path, needle: str) -> int | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    index = text.find(needle)
+    return text.count("\n", 0, index) + 1 if index >= 0 else None
+
+
+def _where(compiled: CompiledStep, url: str) -> tuple[Path, int | None, str]:
+    """(file, line, why) for an untracked link of the rendered step."""
+    step = compiled.step
+    needle = url.split("?")[0].split("#")[0]
+    line = _line_of(step.path, needle)
+    if line is not None:
+        text = step.path.read_text(encoding="utf-8").splitlines()[line - 1]
+        if "{{" in text or "{%" in text:
+            return step.path, line, "its URL is made per subscriber by a Jinja expression"
+        return step.path, line, "it is not a link of the step's body as the body is parsed"
+    templates = compiled.renderer.templates_dir
+    for path in sorted(templates.rglob("*")) if templates.is_dir() else []:
+        if path.is_file() and path.suffix in (".html", ".htm", ".jinja", ".j2"):
+            line = _line_of(path, needle)
+            if line is not None:
+                return path, line, f"it comes from {path.name}, not from the step's body"
+    try:
+        text = step.path.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    match = _MADE_BY_JINJA.search(text)
+    if match is not None:
+        line = text.count("\n", 0, match.start()) + 1
+        return step.path, line, "its URL is made per subscriber by a Jinja expression"
+    return step.path, step.body_line, "it is not in the step's body as written"
+
+
+def untracked_link_findings(
+    compiled: CompiledStep, hrefs: list[str], unsubscribe_url: str
+) -> list[Finding]:
+    """Warnings for the http(s) ``hrefs`` of a rendered sample that are not tracked.
+
+    ``hrefs`` are the rendered email's link URLs (references decoded); nothing is
+    reported unless the campaign has ``[tracking] clicks = true``.
+    """
+    if not compiled.campaign.tracking.clicks:
+        return []
+    tracked = set(compiled.tracked_urls)
+    found: list[Finding] = []
+    for url in hrefs:
+        if url in tracked or url == unsubscribe_url:
+            continue
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            continue
+        path, line, why = _where(compiled, url)
+        shown = url if path != compiled.step.path or "Jinja" not in why else "a link"
+        message = f"{shown} is not click-tracked: {why}"
+        finding = Finding("warning", message, path, line, compiled.step.number, "untracked-link")
+        if finding not in found:
+            found.append(finding)
+    return found

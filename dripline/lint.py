@@ -9,7 +9,7 @@ the campaign has a ``.snapshots`` folder: see :mod:`dripline.snapshots`).
 Warnings: subjects over 78 characters, a missing preheader, images without alt
 text, subscriber fields no sample has, an HTML part over 90 KB as sent,
 zero-width characters in a step file, links a click-tracked campaign cannot track
-(:mod:`dripline._lint_links`); and what :mod:`dripline.preflight` finds
+(:mod:`dripline._hrefs`); and what :mod:`dripline.preflight` finds
 in each rendered HTML part: features a target mail client lacks (caniemail) and
 accessibility problems. Every finding names its ``rule`` (for ``check --json``).
 """
@@ -25,8 +25,8 @@ from pathlib import Path
 
 from jinja2 import UndefinedError, meta, nodes
 
+from ._hrefs import untracked_link_findings
 from ._lint_chars import invisible_findings
-from ._lint_links import untracked_link_findings
 from .campaign import Campaign, Step, line_of_key, load_campaign
 from .conditions import step_applies
 from .errors import DriplineError
