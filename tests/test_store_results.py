@@ -347,3 +347,23 @@ def test_an_event_does_not_convert_a_campaign_joined_after_it(
         ).all()
     assert rows == {SLUG: "converted", "second": "active"}
     assert set(second) == {"scheduled"}
+
+
+def test_a_back_dated_goal_arriving_second_moves_the_conversion_earlier(
+    engine: Engine, campaign: Campaign
+) -> None:
+    _enroll(engine, campaign, "ada@example.com")
+    goals = {SLUG: "booked-consult"}
+    late, early = NOW + timedelta(hours=6), NOW + timedelta(hours=2)
+    first = record_event(
+        engine, "ada@example.com", "booked-consult", at=late, now=late, goals=goals
+    )
+    again = record_event(
+        engine, "ada@example.com", "booked-consult", at=early, now=late, goals=goals
+    )
+    assert first.converted == (SLUG,) and again.converted == () and not again.duplicate
+    with write_transaction(engine) as conn:
+        converted_at = conn.scalar(select(Enrollment.converted_at))
+    assert converted_at == early.replace(tzinfo=None)
+    results = campaign_results(engine, SLUG, [(s.id, s.subject) for s in campaign.steps])
+    assert results.conversion_hours == [2.0]

@@ -138,6 +138,18 @@ def record_event(
             converted: list[str] = []
             cancelled = 0
             if campaigns:
+                # A goal already reached, now reported to have happened earlier (webhooks
+                # arrive out of order): the conversion took place at the earlier time.
+                conn.execute(
+                    update(_E)
+                    .where(
+                        _E.c.subscriber_id == subscriber_id,
+                        _E.c.campaign.in_(campaigns),
+                        _E.c.converted_at > to_db_time(at),
+                        _E.c.enrolled_at <= to_db_time(at),
+                    )
+                    .values(converted_at=to_db_time(at))
+                )
                 enrollments = conn.execute(
                     select(_E.c.id, _E.c.campaign, _E.c.status).where(
                         _E.c.subscriber_id == subscriber_id,
