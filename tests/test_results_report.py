@@ -148,6 +148,7 @@ def test_report_numbers_match_what_happened(fixture_db) -> None:
         "ambiguous": 0,
         "unclassified_clicks": 0,
         "opens": 1,
+        "converted_before_sending": 0,
     }
     later = (T0 + timedelta(days=30)).date().isoformat()
     assert data["sends_per_day"] == [

@@ -367,3 +367,16 @@ def test_a_back_dated_goal_arriving_second_moves_the_conversion_earlier(
     assert converted_at == early.replace(tzinfo=None)
     results = campaign_results(engine, SLUG, [(s.id, s.subject) for s in campaign.steps])
     assert results.conversion_hours == [2.0]
+
+
+def test_a_conversion_before_any_message_is_in_the_total_and_said_so(
+    engine: Engine, campaign: Campaign
+) -> None:
+    _enroll(engine, campaign, "ada@example.com")
+    at = NOW + timedelta(minutes=30)
+    record_event(
+        engine, "ada@example.com", "booked-consult", at=at, now=at, goals={SLUG: "booked-consult"}
+    )
+    results = campaign_results(engine, SLUG, [(s.id, s.subject) for s in campaign.steps])
+    assert results.conversions == 1 and results.total("conversions") == 0
+    assert results.converted_before_sending == 1

@@ -33,7 +33,9 @@ _BODY = _ENV.from_string(
 {%- if data.goal %} (goal: <code>{{ data.goal }}</code>,
 {{ "%.1f"|format(t.conversion_rate * 100) }}%)
 {%- endif %}.
-{% if ttc.conversions %}Median time from enrollment to conversion:
+{% if t.converted_before_sending %}{{ t.converted_before_sending }} converted before
+their first message was sent (in the total, in no step).
+{% endif %}{% if ttc.conversions %}Median time from enrollment to conversion:
 {{ ttc.median_hours }} hours.{% endif %}</p>
 <table>
 <thead><tr><th scope="col">Step</th><th scope="col">Sent</th>

@@ -109,6 +109,7 @@ class CampaignReport:
                 "ambiguous": results.total("ambiguous"),
                 "unclassified_clicks": results.total("unclassified_clicks"),
                 "opens": results.total("opens") if tracking.opens else None,
+                "converted_before_sending": results.converted_before_sending,
             },
             "sends_per_day": [
                 {"date": day.isoformat(), "sent": count} for day, count in results.sends_per_day

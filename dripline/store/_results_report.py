@@ -73,6 +73,9 @@ class CampaignResults:
     enrolled: int = 0  # with ``since``: enrolled from then on
     converted: int = 0  # of those ``enrolled``, how many converted (from ``since`` on)
     conversion_hours: list[float] = field(default_factory=list)
+    # Conversions with no message sent before them (the goal came before the first send):
+    # in the total, in no step.
+    converted_before_sending: int = 0
 
     @property
     def conversions(self) -> int:
@@ -247,6 +250,8 @@ def campaign_results(
     for enrolled_at, converted_at, step_id in conversions:
         if step_id is not None:
             by_id[step_id].conversions += 1
+        else:
+            results.converted_before_sending += 1
         start, end = from_db_time(enrolled_at), from_db_time(converted_at)
         if start is not None and end is not None:
             results.conversion_hours.append(max(0.0, (end - start).total_seconds() / 3600))
