@@ -61,7 +61,10 @@ log = logging.getLogger("dripline.dispatch")
 
 
 class DispatchStore(WinnerStore, Protocol):
-    """What dispatch needs from a store (A/B winners too). Every method is one transaction."""
+    """What dispatch needs from a store (A/B winners too). Every method is one transaction;
+    ``clock`` is the wall clock (aware UTC) a message's acceptance is stamped with."""
+
+    clock: Callable[[], datetime]
 
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
         """Claim up to ``limit`` due deliveries for this worker, oldest first."""
@@ -557,7 +560,8 @@ class Dispatcher:
                 delivery_id,
                 "sent",
                 message_id=message.message_id,
-                sent_at=now,
+                sent_at=now,  # the pass's clock; accepted_at: this message's own moment
+                accepted_at=self.store.clock(),
                 reply=result.reply,
                 last_step=last,
                 subject=sent_subject(message.data),
@@ -567,7 +571,7 @@ class Dispatcher:
             )
         detail = _describe(result)
         if self.metrics is not None:
-            self.metrics.sender_errors.labels(_error_kind(result)).inc()
+            self.metrics.sender_error(result)
         if isinstance(result, TransientSendError) and result.ambiguous:
             report.ambiguous += 1
             return Outcome(delivery_id, "ambiguous", error=detail)
@@ -606,19 +610,6 @@ class Dispatcher:
             )
         report.deferred += 1
         return Outcome(delivery.delivery_id, "deferred", error=detail, next_at=when)
-
-
-def _error_kind(error: SendError) -> str:
-    """The kind label of a sender error for ``dripline_sender_errors_total``."""
-    if isinstance(error, TransientSendError):
-        if error.ambiguous:
-            return "ambiguous"
-        if getattr(error, "connection_failure", False) or getattr(error, "unreachable", False):
-            return "connection"
-        return "transient"
-    if isinstance(error, PermanentSendError) and error.bounce:
-        return "bounce"
-    return "permanent"
 
 
 def _describe(error: SendError) -> str:

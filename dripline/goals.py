@@ -46,15 +46,22 @@ class EventInputError(DriplineError):
 def campaign_goals(campaigns_dir: Path) -> dict[str, str]:
     """Each campaign's goal event by slug (campaigns without one, or that do not load, left
     out: a broken file must not stop a conversion being recorded for the others)."""
+    return _goals_and_broken(campaigns_dir)[0]
+
+
+def _goals_and_broken(campaigns_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(goal event by slug, error by slug of the campaigns that do not load)."""
     goals: dict[str, str] = {}
+    broken: dict[str, str] = {}
     for slug in campaign_slugs(campaigns_dir):
         try:
             goal = load_campaign(campaigns_dir / slug).goal_event
-        except DriplineError:
+        except DriplineError as err:
+            broken[slug] = str(err)
             continue
         if goal:
             goals[slug] = goal
-    return goals
+    return goals, broken
 
 
 def goal_typo(name: str, goals: Mapping[str, str]) -> str | None:
@@ -80,7 +87,13 @@ def parse_event_time(value: object, field: str = "at") -> datetime | None:
             f"{field}: not an ISO 8601 date and time: {value!r} (e.g. 2026-03-05T09:00:00Z)"
         ) from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-12:00 is past the last datetime in UTC
+        moment = datetime.max.replace(tzinfo=UTC)
+    if not 1970 <= moment.year <= 9000:
+        raise EventInputError(f"{field}: {value!r} is outside the years 1970 to 9000")
+    return moment
 
 
 def _no_constant(name: str) -> Any:
@@ -90,8 +103,12 @@ def _no_constant(name: str) -> Any:
 def strict_json(text: str | bytes) -> Any:
     """``json.loads`` without Python's extensions: ``NaN``, ``Infinity`` and ``-Infinity``
     (RFC 8259 has none of them, and PostgreSQL's ``json`` type rejects them) raise
-    ``ValueError``; malformed text raises ``json.JSONDecodeError`` (a ``ValueError``)."""
-    return json.loads(text, parse_constant=_no_constant)
+    ``ValueError``; malformed text raises ``json.JSONDecodeError`` (a ``ValueError``), and
+    so does nesting deeper than the parser's recursion allows."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def parse_event_data(text: str | None, field: str = "--json-data") -> dict[str, Any]:
@@ -139,7 +156,9 @@ def record_goal_event(
     """Check and record one event; raises EventInputError or NotSubscribedError.
 
     ``at`` (aware UTC) more than :data:`CLOCK_SKEW` after ``now``, or before the
-    subscriber's first enrollment, is an EventInputError naming ``at_field``.
+    subscriber's first enrollment, is an EventInputError naming ``at_field``. While a
+    campaign the subscriber is in does not load, its goal is unknown: nothing is recorded
+    and :class:`~dripline.store.CampaignUnavailableError` says which file (retry later).
     """
     event, identifier = _check(name, external_id)
     if at is not None and at > now + CLOCK_SKEW:
@@ -147,6 +166,7 @@ def record_goal_event(
             f"{at_field}: {at.isoformat()} is in the future (now {now.isoformat()}); "
             "an event is recorded once it has happened"
         )
+    goals, broken = _goals_and_broken(campaigns_dir)
     try:
         return record_event(
             engine,
@@ -154,7 +174,8 @@ def record_goal_event(
             event,
             at=at or now,
             now=now,
-            goals=campaign_goals(campaigns_dir),
+            goals=goals,
+            unavailable=broken,
             data=data,
             external_id=identifier,
             source=source,

@@ -8,7 +8,8 @@ overrides in a step file, two steps with one identity, a stale snapshot (when
 the campaign has a ``.snapshots`` folder: see :mod:`dripline.snapshots`).
 Warnings: subjects over 78 characters, a missing preheader, images without alt
 text, subscriber fields no sample has, an HTML part over 90 KB as sent,
-zero-width characters in a step file; and what :mod:`dripline.preflight` finds
+zero-width characters in a step file, links a click-tracked campaign cannot track
+(:mod:`dripline._hrefs`); and what :mod:`dripline.preflight` finds
 in each rendered HTML part: features a target mail client lacks (caniemail) and
 accessibility problems. Every finding names its ``rule`` (for ``check --json``).
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from jinja2 import UndefinedError, meta, nodes
 
+from ._hrefs import untracked_link_findings
 from ._lint_chars import invisible_findings
 from .campaign import Campaign, Step, line_of_key, load_campaign
 from .conditions import step_applies
@@ -255,6 +257,9 @@ def lint_step(compiled: CompiledStep, samples: list, sample_fields: set[str]) ->
                     "img-alt",
                 )
         url = sample.recipient.unsubscribe_url
+        for finding in untracked_link_findings(compiled, elements.links, url):
+            if finding not in found:
+                found.append(finding)
         if url and (f'href="{url}"' not in email.html or url not in email.text):
             message = "no unsubscribe link in the HTML or text part (check the layout)"
             add("error", message, rule="unsubscribe")

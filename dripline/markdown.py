@@ -16,12 +16,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from markdown_it import MarkdownIt
 
+from ._hrefs import rewrite_hrefs
+
 __all__ = ["OPEN_PIXEL", "add_link_tracking", "markdown_to_html_template", "track_links"]
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"dljinja(\d+)q")
 _LONE_BLOCK_TAG = re.compile(r"<p>(dljinja\d+q)</p>\n?")
-_HREF = re.compile(r'(<a\s[^>]*?href=")([^"]*)(")')
 
 _markdown = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
 _markdown.enable("table").enable("strikethrough")
@@ -70,19 +71,21 @@ def _tag_url(url: str, params: Mapping[str, str]) -> str:
 def add_link_tracking(body_html: str, params: Mapping[str, str]) -> str:
     """Add UTM parameters to every http(s) link of ``body_html``, keeping existing queries.
 
+    Links are the real ``href`` attributes, in any spelling (:mod:`dripline._hrefs`).
+
     Links whose URL is a Jinja expression are left alone: their value is only known
     per subscriber.
     """
     if not params:
         return body_html
 
-    def tag(match: re.Match[str]) -> str:
-        url = html.unescape(match.group(2))
+    def tag(url: str) -> str | None:
         if "{{" in url or "{%" in url:
-            return match.group(0)
-        return match.group(1) + html.escape(_tag_url(url, params), quote=True) + match.group(3)
+            return None
+        tagged = _tag_url(url, params)
+        return html.escape(tagged, quote=True) if tagged != url else None
 
-    return _HREF.sub(tag, body_html)
+    return rewrite_hrefs(body_html, tag)
 
 
 # The open-tracking image, last in the body; its URL is per delivery (see render.Recipient).
@@ -101,12 +104,11 @@ def track_links(body_html: str) -> tuple[str, list[str]]:
     """
     urls: list[str] = []
 
-    def point(match: re.Match[str]) -> str:
-        url = html.unescape(match.group(2))
+    def point(url: str) -> str | None:
         if "{{" in url or "{%" in url or urlsplit(url).scheme.lower() not in ("http", "https"):
-            return match.group(0)
+            return None
         if url not in urls:
             urls.append(url)
-        return match.group(1) + f"{{{{ tracked_links[{urls.index(url)}] }}}}" + match.group(3)
+        return f"{{{{ tracked_links[{urls.index(url)}] }}}}"
 
-    return _HREF.sub(point, body_html), urls
+    return rewrite_hrefs(body_html, point), urls

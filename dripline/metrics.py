@@ -26,6 +26,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from sender import PermanentSendError, SendError, TransientSendError
+
 __all__ = ["OUTCOMES", "RunMetrics"]
 
 OUTCOMES = ("sent", "deferred", "failed", "bounced", "ambiguous", "released", "skipped")
@@ -83,6 +85,10 @@ class RunMetrics:
                     self.deliveries.labels(outcome).inc(delta)
                 self._published[outcome] = total
 
+    def sender_error(self, error: SendError) -> None:
+        """Count one sender error under its ``kind`` label."""
+        self.sender_errors.labels(_error_kind(error)).inc()
+
     def leases(self, expired_total: int) -> None:
         with self._lock:
             if expired_total > self._leases_seen:
@@ -92,3 +98,16 @@ class RunMetrics:
     def depth(self, query: Callable[[], dict[str, int]]) -> None:
         for status, count in query().items():
             self.queue_depth.labels(status).set(count)
+
+
+def _error_kind(error: SendError) -> str:
+    """The kind label of a sender error for ``dripline_sender_errors_total``."""
+    if isinstance(error, TransientSendError):
+        if error.ambiguous:
+            return "ambiguous"
+        if getattr(error, "connection_failure", False) or getattr(error, "unreachable", False):
+            return "connection"
+        return "transient"
+    if isinstance(error, PermanentSendError) and error.bounce:
+        return "bounce"
+    return "permanent"

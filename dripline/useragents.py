@@ -9,6 +9,17 @@ package (https://github.com/JayBizzle/Crawler-Detect list). A class in
 :data:`MACHINE_CLASSES` makes a click a machine click; so does a click within
 :data:`MACHINE_CLICK_SECONDS` of delivery, since a person does not open and click an
 email that fast but a gateway scanning it on arrival does.
+
+What cannot be classed either way counts as a person's click, but is reported apart as
+"unclassified" (:data:`UNCLASSIFIED_CLASSES`): ``other`` (a non-empty agent no list
+knows: a new app, an in-app browser) and ``headless`` (a Chromium that says
+``HeadlessChrome``: a real browser engine following the link, driven by a program that
+may be a test, an accessibility tool or a person's automation as well as a scanner).
+Counting either as a machine would hide real people whenever a client is new; counting
+them silently as people would hide scanners; so they count, and the report says how many
+of the people's clicks rest on them. A missing or empty User-Agent is a machine: every
+browser and mail app sends one. Scanners that use a headless browser on delivery
+are caught by the time rule, whatever their agent says.
 """
 
 from __future__ import annotations
@@ -17,11 +28,17 @@ import re
 
 from crawlerdetect import CrawlerDetect
 
-__all__ = ["MACHINE_CLASSES", "MACHINE_CLICK_SECONDS", "classify_user_agent", "is_machine"]
+__all__ = [
+    "MACHINE_CLASSES",
+    "MACHINE_CLICK_SECONDS",
+    "UNCLASSIFIED_CLASSES",
+    "classify_user_agent",
+    "is_machine",
+]
 
 MACHINE_CLICK_SECONDS = 10.0
 
-BROWSER, MAIL_APP, PROXY, SCANNER, SCRIPT, CRAWLER, NONE, OTHER = (
+BROWSER, MAIL_APP, PROXY, SCANNER, SCRIPT, CRAWLER, NONE, OTHER, HEADLESS = (
     "browser",
     "mail-app",
     "proxy",
@@ -30,13 +47,16 @@ BROWSER, MAIL_APP, PROXY, SCANNER, SCRIPT, CRAWLER, NONE, OTHER = (
     "crawler",
     "none",
     "other",
+    "headless",
 )
 MACHINE_CLASSES = frozenset({PROXY, SCANNER, SCRIPT, CRAWLER, NONE})
+# Counted as people's clicks, and reported apart ("unclassified"): see the module docstring.
+UNCLASSIFIED_CLASSES = frozenset({OTHER, HEADLESS})
 
 _PROXY = re.compile(r"GoogleImageProxy|ggpht\.com|YahooMailProxy|Yahoo! Slurp", re.I)
 # Tokens only a scanner sends: matched anywhere.
 _SCANNER_TOKENS = re.compile(
-    r"BingPreview|SafeLinks|Microsoft Office Existence Discovery|HeadlessChrome|PhantomJS|"
+    r"BingPreview|SafeLinks|Microsoft Office Existence Discovery|PhantomJS|"
     r"Mail\.ru_Bot|SpamAssassin",
     re.I,
 )
@@ -57,6 +77,7 @@ _SCRIPT = re.compile(
 )
 _MAIL_APP = re.compile(r"Thunderbird|Outlook|Microsoft Office|AppleMail|Airmail", re.I)
 _BROWSER = re.compile(r"Mozilla/|Chrome/|Safari/|Firefox/|Opera", re.I)
+_HEADLESS = re.compile(r"HeadlessChrome/", re.I)
 # Search-engine crawlers and link unfurlers (Slack, Discord, LinkedIn, WhatsApp, Telegram...):
 # the crawlerdetect package keeps the JayBizzle/Crawler-Detect list, far longer and better
 # kept than a hand list; it matches tokens such as "bingbot" that a word-boundary regex missed.
@@ -65,7 +86,8 @@ _CRAWLERS = CrawlerDetect()
 
 def classify_user_agent(user_agent: str | None) -> str:
     """The class of a User-Agent header (RFC 9110 10.1.5): one of browser, mail-app, proxy,
-    scanner, script, crawler, none (no header) or other.
+    scanner, script, crawler, headless (a Chromium saying ``HeadlessChrome``), none (no
+    header, or an empty one) or other.
 
     Checked in this order, since a proxy, scanner or crawler often also says "Mozilla/5.0".
     """
@@ -84,6 +106,8 @@ def classify_user_agent(user_agent: str | None) -> str:
     # Before the crawler list, which counts Outlook's own strings as crawlers.
     if _MAIL_APP.search(text):
         return MAIL_APP
+    if _HEADLESS.search(text):  # before the crawler list, which has HeadlessChrome too
+        return HEADLESS
     if _CRAWLERS.isCrawler(text):
         return CRAWLER
     if _BROWSER.search(text):

@@ -41,6 +41,20 @@ def test_refuses_a_base_url_that_is_not_http(project: Path):
     assert result.exit_code == 1 and "DRIPLINE_BASE_URL must start with https://" in result.output
 
 
+def test_refuses_a_guessable_api_token(project: Path):
+    result = CliRunner().invoke(
+        main,
+        ["--root", str(project), "serve"],
+        env={
+            "DRIPLINE_SECRET_KEY": SECRET,
+            "DRIPLINE_BASE_URL": "https://mail.example.org",
+            "DRIPLINE_API_TOKEN": "a",
+        },
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Error: DRIPLINE_API_TOKEN is too short: use at least 16 random" in result.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

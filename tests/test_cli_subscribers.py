@@ -322,3 +322,40 @@ def test_subscribe_greets_by_the_parsed_first_name_and_refuses_non_ascii_local_p
         refused.output
     )
     assert "Traceback" not in refused.output
+
+
+def test_subscribing_again_shows_what_will_really_happen(project: Path, tmp_path: Path):
+    """Step 1 sent, then the goal reached: subscribing again lists step 1 as sent and the
+    rest as cancelled, says why, and shows no date as if it were still coming."""
+    shutil.copytree(ROOT / "templates", project / "templates")
+    toml = project / "campaigns" / SLUG / "campaign.toml"
+    toml.write_text(toml.read_text() + '\n[goal]\nevent = "booked-consult"\n')
+    env = {
+        "DRIPLINE_SECRET_KEY": "subscribe-test-secret-0123456789",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+    }
+    at = datetime.now(UTC) - timedelta(days=1)
+
+    def cli(*args: str) -> str:
+        result = CliRunner(env=env).invoke(main, ["--root", str(project), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cli("subscribe", "ada@example.com", "--campaign", SLUG, "--tz", "UTC", "--at", at.isoformat())
+    outbox = tmp_path / "outbox"
+    cli("run", "--once", "--sender", f"maildir:{outbox}")
+    assert len(list((outbox / "new").iterdir())) == 1
+    cli("event", "ada@example.com", "booked-consult")
+    again = cli("subscribe", "ada@example.com", "--campaign", SLUG)
+    lines = again.splitlines()
+    assert lines[0] == f"Already subscribed: ada@example.com to {SLUG} (UTC)"
+    steps = [line.split()[:2] for line in lines[1:7]]
+    assert steps == [["1", "sent"]] + [[str(n), "cancelled"] for n in range(2, 7)]
+    assert lines[7].startswith("Nothing more will be sent: converted on ")
+    assert lines[7].endswith("(goal 'booked-consult').")
+    assert " due " not in again
+    # Someone still in the sequence sees their next dates as due.
+    cli("subscribe", "bob@example.com", "--campaign", SLUG, "--tz", "UTC")
+    bob = cli("subscribe", "bob@example.com", "--campaign", SLUG).splitlines()
+    assert [line.split()[1] for line in bob[1:7]] == ["due"] * 6 and len(bob) == 7

@@ -3,7 +3,9 @@ what plan says, what apply writes to the database, what reaches the Maildir."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,8 +23,12 @@ from edit_support import (
     steps_dir,
     subjects_for,
 )
+from results_support import cli, env_for, links, parse, parts, track
 from sqlalchemy import text
+from starlette.testclient import TestClient
 
+from dripline.serve import create_app
+from dripline.settings import load_settings
 from dripline.store import make_engine
 
 # Weekdays of March 2026 at 18:00 UTC, after each 09:00 (UTC) send time.
@@ -211,3 +217,33 @@ def test_restored_step_says_why_it_reaches_nobody(project: Path, env: dict[str, 
     finish(env)
     got = reasons(subjects_for(project, "reader@"))
     assert got == [REASONS[0], *REASONS[2:]] and len(mailbox(project)) == 5
+
+
+def test_a_renamed_step_keeps_the_tracked_links_of_emails_already_sent(
+    project: Path, db_url: str
+) -> None:
+    """Sent with tracked links, then the step file renamed and applied: the links in the
+    email already delivered still redirect where they did, and count for the step."""
+    track(project, "http://127.0.0.1:9/landing")
+    env = env_for(project, "https://news.example.com", db_url)
+    now = datetime.now(UTC).replace(microsecond=0)
+    cli(env, "subscribe", "ada@example.com", "--campaign", SLUG, "--at", now.isoformat())
+    cli(env, "run", "--once", "--now", (now + timedelta(hours=1)).isoformat())
+    (mail,) = (project / "outbox" / "new").iterdir()
+    text_part, _ = parts(parse(mail.read_bytes()))
+    sent_links = links(text_part, "https://news.example.com", "c")
+    assert len(sent_links) == 2
+    rename(project, "rapid-relief", "relief-fast")
+    plan = cli(env, "plan", SLUG)
+    assert "rapid-relief -> relief-fast" in plan
+    cli(env, "apply", SLUG, "--yes")
+    app = create_app(load_settings(environ=env))
+    with TestClient(app, follow_redirects=False) as client:
+        answers = [client.get(link.removeprefix("https://news.example.com")) for link in sent_links]
+    assert [a.status_code for a in answers] == [302, 302]
+    assert answers[0].headers["location"].startswith("http://127.0.0.1:9/landing?ref=email1&")
+    assert answers[1].headers["location"].startswith("http://127.0.0.1:9/landing?ref=more&")
+    report = json.loads(cli(env, "report", SLUG, "--json"))
+    first = report["steps"][0]
+    # Both clicks came seconds after the relay accepted the email: machine clicks.
+    assert (first["step"], first["sent"], first["machine_clicks"]) == ("relief-fast", 1, 2)

@@ -26,7 +26,7 @@ from results_support import (
     subscribe,
     track,
 )
-from smtp_servers import RecordingHandler, running_server
+from smtp_servers import FaultyHandler, RecordingHandler, running_server
 from starlette.testclient import TestClient
 
 from dripline.serve import create_app
@@ -52,6 +52,10 @@ def fixture_db(project: Path) -> dict:
             sender = f"smtp://127.0.0.1:{server.port}"
             run_once(env, sender, T0 + timedelta(hours=1))
             mail = {r.rcpt_tos[0]: parse(r.data) for r in handler.received}
+            # The pass ran on a clock set back to T0; the relay's acceptance (wall clock)
+            # is put on that clock too, so the clicks below are timed against it.
+            with sqlite3.connect(project / "dripline.db") as db:
+                db.execute("UPDATE deliveries SET accepted_at = sent_at WHERE status = 'sent'")
             # Opens on: one 1x1 image in the HTML part, nothing in the text part.
             text, html = parts(mail["clicker@example.com"])
             assert len(links(html, BASE, "o")) == 1 and links(text, BASE, "o") == []
@@ -125,6 +129,8 @@ def test_report_numbers_match_what_happened(fixture_db) -> None:
         "unsubscribes": 1,
         "conversions": 1,
         "experiment": None,  # one subject: no A/B results
+        "ambiguous": 0,
+        "unclassified_clicks": 0,
     }
     assert (second["step"], second["sent"], second["delivered"]) == ("treatment-resistant", 2, 2)
     assert second["clicks"] == second["conversions"] == second["unsubscribes"] == 0
@@ -140,6 +146,10 @@ def test_report_numbers_match_what_happened(fixture_db) -> None:
         "bounces": 1,
         "conversions": 1,
         "conversion_rate": 0.2,
+        "ambiguous": 0,
+        "unclassified_clicks": 0,
+        "opens": 1,
+        "converted_before_sending": 0,
     }
     later = (T0 + timedelta(days=30)).date().isoformat()
     assert data["sends_per_day"] == [
@@ -219,8 +229,9 @@ def test_the_preview_shows_the_same_results(fixture_db) -> None:
     page = lxml.html.fromstring(client.get(f"/campaigns/{SLUG}").text)
     (section,) = page.cssselect(".results")
     first = [cell.text_content().strip() for cell in section.cssselect("tbody tr")[0][1:]]
-    # sent, delivered, people's clicks, rate, machine, opens, unsubscribes, bounces, conversions
-    assert first == ["5", "4", "1", "25.0%", "2", "1", "1", "1", "1"]
+    # sent, delivered, people's clicks, rate, machine, unclassified, opens, unsubscribes,
+    # bounces, conversions, ambiguous
+    assert first == ["5", "4", "1", "25.0%", "2", "0", "1", "1", "1", "1", "0"]
     assert "1 person clicked" in " ".join(section.text_content().split())
     charts = section.cssselect("figure img")
     assert len(charts) == 2
@@ -264,3 +275,57 @@ def test_report_and_event_refuse_a_missing_or_foreign_database(project: Path) ->
     with sqlite3.connect(foreign) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     assert tables == ["foo"]
+
+
+def test_ambiguous_sends_unclassified_clicks_and_unsubscribed_converts_are_shown(
+    project: Path,
+) -> None:
+    """A relay that cuts the connection after the data: that send is ambiguous and the
+    report says so per step. A click an hour on from an agent no list knows counts as a
+    person's and is shown as unclassified. A person who unsubscribed and then converted is
+    both an unsubscribe and a conversion."""
+    with landing_page() as landing:
+        track(project, landing)
+        env = env_for(project, BASE)
+        for address in ("drop-in-data@example.com", "pat@example.com"):
+            subscribe(env, address, T0)
+        handler = FaultyHandler()
+        with running_server(handler) as server:
+            run_once(env, f"smtp://127.0.0.1:{server.port}", T0 + timedelta(hours=1))
+        assert {r.rcpt_tos[0] for r in handler.received} == {
+            "drop-in-data@example.com",
+            "pat@example.com",
+        }
+        mail = {r.rcpt_tos[0]: parse(r.data) for r in handler.received}
+        with sqlite3.connect(project / "dripline.db") as db:
+            db.execute("UPDATE deliveries SET accepted_at = sent_at WHERE status = 'sent'")
+        text, _ = parts(mail["pat@example.com"])
+        path = links(text, BASE, "c")[0].removeprefix(BASE)
+        app = create_app(load_settings(environ=env), clock=lambda: T0 + timedelta(hours=2))
+        with TestClient(app, follow_redirects=False) as client:
+            assert (
+                client.get(
+                    path, headers={"User-Agent": "Acme Mail/2.3 (iPhone; iOS 17.1)"}
+                ).status_code
+                == 302
+            )
+    cli(env, "unsubscribe", "pat@example.com")
+    cli(env, "event", "pat@example.com", GOAL, "--at", (T0 + timedelta(hours=3)).isoformat())
+    data = _report(env)
+    first = data["steps"][0]
+    assert (first["sent"], first["ambiguous"], first["clicks"]) == (1, 1, 1)
+    assert (first["unclassified_clicks"], first["machine_clicks"]) == (1, 0)
+    assert (first["unsubscribes"], first["conversions"]) == (1, 1)
+    assert (data["totals"]["ambiguous"], data["totals"]["unclassified_clicks"]) == (1, 1)
+    assert (data["totals"]["unsubscribes"], data["totals"]["conversions"]) == (1, 1)
+    assert "maybe" in data["notes"]["ambiguous"]
+    out = project / "report.html"
+    cli(env, "report", SLUG, "--out", str(out))
+    page = lxml.html.parse(str(out))
+    heads = [" ".join(th.text_content().split()) for th in page.xpath("//thead//th")]
+    row = [cell.text_content().strip() for cell in page.xpath("//tbody/tr[1]/td")]
+    assert row[heads.index("Ambiguous (maybe sent)") - 1] == "1"
+    assert row[heads.index("Unclassified (counted as people's)") - 1] == "1"
+    text_report = cli(env, "report", SLUG)
+    assert "1 ambiguous (maybe sent, in no column above): rapid-relief 1" in text_report
+    assert "1 of the people's clicks came only from unclassified user agents" in text_report

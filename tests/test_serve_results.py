@@ -60,9 +60,13 @@ def sent(project: Path) -> Iterator[dict]:
         with running_server(handler) as server:
             run_once(env, f"smtp://127.0.0.1:{server.port}", now - timedelta(hours=1))
         messages = {r.rcpt_tos[0]: parse(r.data) for r in handler.received}
-        # The pass ran on a clock an hour back; its hand-off times (the wall clock) too.
+        # The pass ran on a clock an hour back; its hand-off and acceptance times (the
+        # wall clock) too.
         with sqlite3.connect(project / "dripline.db") as db:
-            db.execute("UPDATE deliveries SET attempted_at = sent_at WHERE status = 'sent'")
+            db.execute(
+                "UPDATE deliveries SET attempted_at = sent_at, accepted_at = sent_at "
+                "WHERE status = 'sent'"
+            )
         with serving(env, port):
             yield {"env": env, "base": base, "landing": landing, "messages": messages}
 
@@ -95,12 +99,13 @@ def test_a_person_following_the_link_lands_on_the_page_and_is_counted_once(
 ) -> None:
     text, _ = parts(sent["messages"]["ada@example.com"])
     link = links(text, sent["base"], "c")[0]
-    context = browser.new_context(user_agent=DESKTOP)
-    page = context.new_page()
+    page = browser.new_page()  # Chromium's own user agent, "HeadlessChrome" and all
+    agent = page.evaluate("navigator.userAgent")
     page.goto(link)
     landed = page.url
     shown = page.locator("#q").inner_text()
-    context.close()
+    page.close()
+    assert "HeadlessChrome/" in agent
     assert landed.startswith(sent["landing"] + "?ref=email1&")
     assert "utm_source=dripline" in landed and "utm_campaign=ketamine-therapy" in landed
     assert shown == landed.removeprefix(sent["landing"].rsplit("/landing", 1)[0])
@@ -108,27 +113,36 @@ def test_a_person_following_the_link_lands_on_the_page_and_is_counted_once(
         clicks = db.execute("SELECT * FROM clicks").fetchall()
         columns = {row[1] for row in db.execute("PRAGMA table_info(clicks)")}
     assert len(clicks) == 1
-    assert clicks[0]["machine"] == 0 and clicks[0]["user_agent_class"] == "browser"
+    # A person's click (an hour after delivery), from a browser no list can vouch for.
+    assert clicks[0]["machine"] == 0 and clicks[0]["user_agent_class"] == "headless"
     assert clicks[0]["position"] == 0
     # Time and a class only: no address, no user-agent string.
     assert columns == {"id", "delivery_id", "position", "clicked_at", "user_agent_class", "machine"}
+    report = json.loads(cli(sent["env"], "report", SLUG, "--json"))["steps"][0]
+    assert (report["clicks"], report["unclassified_clicks"], report["machine_clicks"]) == (1, 1, 0)
+    # A desktop browser's click on the same email adds no unique click, and makes it a
+    # click some known browser vouches for.
+    context = browser.new_context(user_agent=DESKTOP)
+    desktop = context.new_page()
+    desktop.goto(link)
+    context.close()
+    report = json.loads(cli(sent["env"], "report", SLUG, "--json"))["steps"][0]
+    assert (report["clicks"], report["unclassified_clicks"]) == (1, 0)
 
 
-def test_scanners_and_headless_browsers_count_as_machine_clicks(sent, browser, project) -> None:
+def test_scanners_and_unfurlers_count_as_machine_clicks(sent, project) -> None:
     text, _ = parts(sent["messages"]["bob@example.com"])
     link = links(text, sent["base"], "c")[1]
     scanner = httpx.get(link, headers={"User-Agent": "Mozilla/5.0 BingPreview/1.0b"})
     assert scanner.status_code == 302
-    page = browser.new_page()  # Chromium's own headless user agent
-    page.goto(link)
-    assert "ref=more" in page.url
-    page.close()
+    # No user agent at all: every browser and mail app sends one.
+    assert httpx.get(link, headers={"User-Agent": ""}).status_code == 302
     # A link pasted into a chat is fetched by its unfurler, an hour after delivery.
     slack = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
     assert httpx.get(link, headers={"User-Agent": slack}).status_code == 302
     with _db(project) as db:
         rows = db.execute("SELECT user_agent_class, machine FROM clicks ORDER BY id").fetchall()
-    assert [tuple(r) for r in rows] == [("scanner", 1), ("scanner", 1), ("crawler", 1)]
+    assert [tuple(r) for r in rows] == [("scanner", 1), ("none", 1), ("crawler", 1)]
 
 
 def test_tampered_and_other_campaign_tokens_get_the_bad_link_page(sent, project) -> None:
@@ -310,6 +324,33 @@ def test_a_head_request_redirects_but_records_no_click(sent, project) -> None:
         assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 1
 
 
+def test_head_on_an_open_image_and_tokens_of_unsent_deliveries_count_nothing(sent, project) -> None:
+    base, tokens = sent["base"], tracking_tokens(SECRET)
+    with _db(project) as db:
+        rows = db.execute(
+            "SELECT d.id, d.status FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id WHERE s.email = 'ada@example.com' "
+            "ORDER BY d.step"
+        ).fetchall()
+    (sent_id, first), (scheduled_id, second) = rows[0], rows[1]
+    assert (first, second) == ("sent", "scheduled")
+    pixel = f"{base}/o/{tokens.open(sent_id, SLUG)}"
+    assert httpx.head(pixel, headers={"User-Agent": DESKTOP}).status_code == 200
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM opens").fetchone()[0] == 0
+    assert httpx.get(pixel, headers={"User-Agent": DESKTOP}).status_code == 200
+    # Signed with the right key, but for step 2, which was never sent: no such email exists.
+    for url in (
+        f"{base}/c/{tokens.click(scheduled_id, 0, SLUG)}",
+        f"{base}/o/{tokens.open(scheduled_id, SLUG)}",
+    ):
+        answer = httpx.get(url, headers={"User-Agent": DESKTOP})
+        assert answer.status_code == 404 and "location" not in answer.headers
+    with _db(project) as db:
+        assert db.execute("SELECT count(*) FROM opens").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM clicks").fetchone()[0] == 0
+
+
 def test_events_in_the_future_or_before_enrolling_are_refused(sent, project) -> None:
     env = sent["env"]
     now = datetime.now(UTC)
@@ -338,13 +379,15 @@ def test_events_in_the_future_or_before_enrolling_are_refused(sent, project) -> 
 def test_a_click_seconds_after_the_hand_off_is_a_machine_click_late_in_a_pass(
     sent, project
 ) -> None:
-    # bob's chunk was handed to the relay 40 minutes into a long pass (sent_at is the
-    # pass's clock); a scan on arrival is seconds after the hand-off.
+    # A message sent before acceptance times were recorded (accepted_at NULL): bob's chunk
+    # was handed to the relay 40 minutes into a long pass (sent_at is the pass's clock); a
+    # scan on arrival is seconds after the hand-off.
     text, _ = parts(sent["messages"]["bob@example.com"])
     token = links(text, sent["base"], "c")[0].rsplit("/", 1)[1]
     with _db(project) as db:
         db.execute(
-            "UPDATE deliveries SET attempted_at = datetime(sent_at, '+40 minutes') || '.000000' "
+            "UPDATE deliveries SET attempted_at = datetime(sent_at, '+40 minutes') || '.000000', "
+            "accepted_at = NULL "
             "WHERE status = 'sent' AND enrollment_id = (SELECT e.id FROM enrollments e JOIN "
             "subscribers s ON s.id = e.subscriber_id WHERE s.email = 'bob@example.com')"
         )

@@ -19,7 +19,11 @@ CASES = [
     ("Mozilla/5.0 Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)", "proxy"),
     ("YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html", "proxy"),
     ("Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 BingPreview/1.0b", "scanner"),
-    ("Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/120.0 Safari/537.36", "scanner"),
+    # A real browser engine driven by a program: a person's click, reported as unclassified.
+    ("Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/120.0 Safari/537.36", "headless"),
+    ("", "none"),
+    ("   ", "none"),
+    ("SomeNewMailApp/3.1 (iPhone)", "other"),
     ("Mozilla/5.0 (compatible; Barracuda Sentinel)", "scanner"),
     ("Proofpoint URL Defense", "scanner"),
     ("curl/8.5.0", "script"),
@@ -81,3 +85,4 @@ def test_machine_clicks() -> None:
     assert is_machine("browser", 2.0) and is_machine("browser", -2.0)  # a clock a bit ahead
     assert not is_machine("browser", MACHINE_CLICK_SECONDS + 1)
     assert not is_machine("other", 600) and not is_machine("mail-app", None)
+    assert not is_machine("headless", 600) and is_machine("headless", 2.0)

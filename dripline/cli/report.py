@@ -97,6 +97,14 @@ def _print(data: dict) -> None:  # type: ignore[type-arg]
     if ttc["median_hours"] is not None:
         line += f" (median {ttc['median_hours']} h after enrolling)"
     click.echo(line)
+    if t["unclassified_clicks"]:
+        click.echo(
+            f"{t['unclassified_clicks']} of the people's clicks came only from unclassified "
+            "user agents (unknown apps, headless browsers)"
+        )
+    if t["ambiguous"]:
+        maybe = ", ".join(f"{s['step']} {s['ambiguous']}" for s in data["steps"] if s["ambiguous"])
+        click.echo(f"{t['ambiguous']} ambiguous (maybe sent, in no column above): {maybe}")
     for s in data["steps"]:
         if s["experiment"]:
             _print_experiment(s)

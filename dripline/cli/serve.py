@@ -28,7 +28,8 @@ def serve_command(
     allow_local_links: bool | None,
     database_url: str | None,
 ) -> None:
-    """Serve /subscribe/SLUG, /confirm/TOKEN and /u/TOKEN (needs DRIPLINE_SECRET_KEY).
+    """Serve /subscribe/SLUG, /confirm/TOKEN and /u/TOKEN (needs DRIPLINE_SECRET_KEY),
+    tracked links /c/TOKEN and /o/TOKEN, and POST /api/events (with DRIPLINE_API_TOKEN).
 
     Links in emails point at DRIPLINE_BASE_URL; put a TLS proxy in front for the public.
     """

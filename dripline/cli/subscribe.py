@@ -6,14 +6,18 @@ from datetime import UTC, datetime
 
 import click
 
+from ..campaign import Campaign
 from ..store import (
     NewSubscriber,
+    TimelineEntry,
     check_country,
     check_name,
     check_zone,
+    enrollment_outcome,
     normalize_email,
     parse_moment,
     subscribe,
+    subscriber_timeline,
     zone_warning,
 )
 from ..timetable import Timetable
@@ -88,10 +92,52 @@ def subscribe_command(
     try:
         created, due = subscribe(engine, table, slug, person, now=datetime.now(UTC))
         record_baseline(settings, engine, campaign)
+        if not created:  # what really will happen, not the timetable they started with
+            entries = subscriber_timeline(engine, slug, str(person.email))
+            state, converted_at = enrollment_outcome(engine, slug, str(person.email))
     finally:
         engine.dispose()
-    verb = "Subscribed" if created else "Already subscribed:"
-    click.echo(f"{verb} {person.email} to {slug} ({zone.key})")
+    if not created:
+        _print_existing(campaign, entries, state, converted_at, str(person.email), table)
+        return
+    click.echo(f"Subscribed {person.email} to {slug} ({zone.key})")
     for step, when in zip(campaign.steps, due, strict=False):
         local = when.astimezone(zone)
         click.echo(f"  {step.number}  {local:%a %Y-%m-%d %H:%M %Z}  {step.subject}")
+
+
+_WILL_SEND = ("scheduled", "claimed", "sending")
+
+
+def _print_existing(
+    campaign: Campaign,
+    entries: list[TimelineEntry],
+    state: str,
+    converted_at: datetime | None,
+    email: str,
+    table: Timetable,
+) -> None:
+    """An enrollment already there: each step as it stands (sent, due, cancelled...), and
+    whether anything more will be sent."""
+    zone = table.zone_for(entries[0].timezone if entries else None)
+    click.echo(f"Already subscribed: {email} to {campaign.slug} ({zone.key})")
+    for entry in entries:
+        step = campaign.step_by_id(entry.step_id)
+        number = step.number if step is not None else entry.step
+        subject = entry.subject or (step.subject if step is not None else entry.step_id)
+        when = entry.sent_at if entry.status == "sent" and entry.sent_at else entry.due_at
+        label = "due" if entry.status in _WILL_SEND else entry.status
+        local = when.astimezone(zone)
+        click.echo(f"  {number}  {label:<9}  {local:%a %Y-%m-%d %H:%M %Z}  {subject}")
+    pending = sum(entry.status in _WILL_SEND for entry in entries)
+    if converted_at is not None:
+        local = converted_at.astimezone(zone)
+        why = f"converted on {local:%a %Y-%m-%d %H:%M %Z} (goal {campaign.goal_event!r})"
+    elif state == "unsubscribed":
+        why = "unsubscribed from this campaign"
+    else:
+        why = state
+    if pending == 0:
+        click.echo(f"Nothing more will be sent: {why}.")
+    elif converted_at is not None or state == "unsubscribed":
+        click.echo(f"{pending} more will be sent; {why}.")

@@ -18,6 +18,7 @@ from ..store import (
     CampaignRevision,
     Delivery,
     Enrollment,
+    TrackedLink,
     read_transaction,
     write_transaction,
 )
@@ -29,12 +30,33 @@ __all__ = ["apply_campaign", "ensure_baseline", "plan_campaign", "revisions"]
 _D = Delivery.__table__
 _E = Enrollment.__table__
 _R = CampaignRevision.__table__
+_L = TrackedLink.__table__
 # Delivery states nothing happens to any more; any other is still open.
 _FINAL = ("sent", "failed", "cancelled", "ambiguous", "skipped")
 
 
 def _db(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _carry_tracked_links(conn: Any, campaign: str, old_id: str, new_id: str) -> None:
+    """The renamed step keeps its link positions: a click token in an email already sent
+    names (delivery, position), and the delivery now has the new identity. Copied, not
+    moved: rows that could not take the new name (``taken`` above) still use the old one.
+    A position the new identity already has (it was a step's name before) is kept."""
+    have = set(
+        conn.scalars(select(_L.c.position).where(_L.c.campaign == campaign, _L.c.step_id == new_id))
+    )
+    rows = conn.execute(
+        select(_L.c.position, _L.c.url).where(_L.c.campaign == campaign, _L.c.step_id == old_id)
+    ).all()
+    copies = [
+        {"campaign": campaign, "step_id": new_id, "position": r.position, "url": r.url}
+        for r in rows
+        if r.position not in have
+    ]
+    if copies:
+        conn.execute(insert(_L), copies)
 
 
 def plan_campaign(
@@ -80,6 +102,7 @@ def apply_campaign(
                 .where(_D.c.step_id == old_id, _D.c.enrollment_id.in_(own), ~taken)
                 .values(step_id=new_id)
             )
+            _carry_tracked_links(conn, campaign, old_id, new_id)
         if ops.cancels:
             conn.execute(
                 update(_D)

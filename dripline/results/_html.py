@@ -12,7 +12,13 @@ from markupsafe import Markup
 
 from ._charts import funnel_svg, sends_per_day_svg
 from ._experiment import experiment_html
-from ._report import MACHINE_NOTE, OPENS_NOTE, CampaignReport
+from ._report import (
+    AMBIGUOUS_NOTE,
+    MACHINE_NOTE,
+    OPENS_NOTE,
+    UNCLASSIFIED_NOTE,
+    CampaignReport,
+)
 
 __all__ = ["report_body", "report_html"]
 
@@ -28,7 +34,9 @@ _BODY = _ENV.from_string(
 {%- if data.goal %} (goal: <code>{{ data.goal }}</code>,
 {{ "%.1f"|format(t.conversion_rate * 100) }}%)
 {%- endif %}.
-{% if ttc.conversions %}Median time from enrollment to conversion:
+{% if t.converted_before_sending %}{{ t.converted_before_sending }} converted before
+their first message was sent (in the total, in no step).
+{% endif %}{% if ttc.conversions %}Median time from enrollment to conversion:
 {{ ttc.median_hours }} hours.{% endif %}</p>
 <table>
 <thead><tr><th scope="col">Step</th><th scope="col">Sent</th>
@@ -36,8 +44,10 @@ _BODY = _ENV.from_string(
 <th scope="col">Delivered</th>
 <th scope="col">People's clicks</th><th scope="col">Click rate</th>
 <th scope="col">Machine clicks</th>
+<th scope="col">Unclassified (counted as people's)</th>
 {%- if data.tracking.opens %}<th scope="col">Opens (unreliable)</th>{% endif %}
 <th scope="col">Unsubscribes</th><th scope="col">Bounces</th><th scope="col">Conversions</th>
+<th scope="col">Ambiguous (maybe sent)</th>
 </tr></thead>
 <tbody>
 {% for s in data.steps %}<tr><th scope="row">{{ s.number or "–" }}. {{ s.step }}
@@ -45,15 +55,18 @@ _BODY = _ENV.from_string(
 {%- if t.skipped %}<td>{{ s.skipped }}</td>{% endif %}
 <td>{{ s.delivered }}</td>
 <td>{{ s.clicks }}</td><td>{{ "%.1f"|format(s.click_rate * 100) }}%</td>
-<td>{{ s.machine_clicks }}</td>
+<td>{{ s.machine_clicks }}</td><td>{{ s.unclassified_clicks }}</td>
 {%- if data.tracking.opens %}<td>{{ s.opens }}</td>{% endif %}
-<td>{{ s.unsubscribes }}</td><td>{{ s.bounces }}</td><td>{{ s.conversions }}</td></tr>
+<td>{{ s.unsubscribes }}</td><td>{{ s.bounces }}</td><td>{{ s.conversions }}</td>
+<td>{{ s.ambiguous }}</td></tr>
 {% endfor %}</tbody>
 </table>
 {{ experiments }}
 {% if not data.tracking.clicks %}<p class="note">Click tracking is off for this campaign
 (<code>[tracking] clicks = true</code> turns it on).</p>{% endif %}
 <p class="note">{{ machine_note }}</p>
+<p class="note">{{ unclassified_note }}</p>
+<p class="note">{{ ambiguous_note }}</p>
 {% if data.tracking.opens %}<p class="note">{{ opens_note }}</p>{% endif %}
 <figure id="funnel-chart">{{ funnel }}<figcaption>Per step: sent, delivered, people's
 clicks, conversions.</figcaption></figure>
@@ -120,6 +133,8 @@ def report_body(report: CampaignReport, *, inline_svg: bool = True) -> Markup:
             funnel=Markup(funnel),
             sends=Markup(sends),
             machine_note=MACHINE_NOTE,
+            ambiguous_note=AMBIGUOUS_NOTE,
+            unclassified_note=UNCLASSIFIED_NOTE,
             opens_note=OPENS_NOTE,
             experiments=experiment_html(steps),  # type: ignore[arg-type]
         )

@@ -14,7 +14,15 @@ from ..store import StoredWinner, experiment_winners
 from ..store._results_report import CampaignResults, campaign_results
 from ._experiment import experiment_json
 
-__all__ = ["OPENS_NOTE", "CampaignReport", "campaign_report", "parse_since"]
+__all__ = [
+    "AMBIGUOUS_NOTE",
+    "MACHINE_NOTE",
+    "OPENS_NOTE",
+    "UNCLASSIFIED_NOTE",
+    "CampaignReport",
+    "campaign_report",
+    "parse_since",
+]
 
 OPENS_NOTE = (
     "Opens are unreliable: privacy proxies (Apple Mail, Gmail) load every image, and "
@@ -23,6 +31,16 @@ OPENS_NOTE = (
 MACHINE_NOTE = (
     "Machine clicks: link scanners, mail-security proxies and clicks within seconds of "
     "delivery. They are not counted as people's clicks."
+)
+UNCLASSIFIED_NOTE = (
+    "Unclassified: people's clicks made only by user agents no list knows, or by a "
+    "headless browser. They are counted as people's clicks and shown apart; a request "
+    "without a user agent is a machine's."
+)
+AMBIGUOUS_NOTE = (
+    "Ambiguous (maybe sent): the relay may or may not have accepted these messages (the "
+    "sender was stopped or cut off after the data went); they are never re-sent on their "
+    "own and are in no other column."
 )
 
 
@@ -69,6 +87,8 @@ class CampaignReport:
                     "unsubscribes": step.unsubscribes,
                     "conversions": step.conversions,
                     "experiment": experiment_json(self.campaign, step, self.winners.get(step.step)),
+                    "ambiguous": step.ambiguous,
+                    "unclassified_clicks": step.unclassified_clicks,
                 }
             )
         return {
@@ -90,6 +110,10 @@ class CampaignReport:
                 "bounces": results.total("bounces"),
                 "conversions": results.conversions,
                 "conversion_rate": round(results.conversion_rate, 4),
+                "ambiguous": results.total("ambiguous"),
+                "unclassified_clicks": results.total("unclassified_clicks"),
+                "opens": results.total("opens") if tracking.opens else None,
+                "converted_before_sending": results.converted_before_sending,
             },
             "sends_per_day": [
                 {"date": day.isoformat(), "sent": count} for day, count in results.sends_per_day
@@ -99,7 +123,12 @@ class CampaignReport:
                 "median_hours": round(statistics.median(hours), 2) if hours else None,
                 "mean_hours": round(statistics.fmean(hours), 2) if hours else None,
             },
-            "notes": {"opens": OPENS_NOTE, "machine_clicks": MACHINE_NOTE},
+            "notes": {
+                "opens": OPENS_NOTE,
+                "machine_clicks": MACHINE_NOTE,
+                "ambiguous": AMBIGUOUS_NOTE,
+                "unclassified_clicks": UNCLASSIFIED_NOTE,
+            },
         }
 
 

@@ -265,6 +265,12 @@ def check_serve_settings(settings: Settings) -> None:
             f"DRIPLINE_SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} random "
             "characters"
         )
+    # The events API ends sequences and answers per address: a guessable token is no lock.
+    if settings.api_token and len(settings.api_token) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"DRIPLINE_API_TOKEN is too short: use at least {MIN_SECRET_KEY_LENGTH} random "
+            "characters (or unset it to turn POST /api/events off)"
+        )
     # Confirmation emails carry links too: the same rule as `dripline run`.
     check_ready_to_send(settings, campaigns=False)
 

@@ -33,7 +33,14 @@ from starlette.routing import Route
 
 from ..goals import EventInputError, parse_event_time, record_goal_event
 from ..settings import Settings
-from ..store import InvalidSubscriberError, NotSubscribedError, record_click, record_open
+from ..store import (
+    CampaignUnavailableError,
+    EventIdConflictError,
+    InvalidSubscriberError,
+    NotSubscribedError,
+    record_click,
+    record_open,
+)
 from ..tokens import CLICK, OPEN, tracking_tokens
 from ..useragents import classify_user_agent
 from ._api import ALL_METHODS, api_answer, bearer_ok, guarded, read_json
@@ -93,6 +100,7 @@ class _Results:
                 names_campaign=self._names(link.campaign_tag),
                 user_agent_class=classify_user_agent(request.headers.get("user-agent")),
                 now=self.clock(),
+                record=request.method != "HEAD",  # as for /c/: answered, not counted
             )
         )
         if hit is None:
@@ -135,6 +143,11 @@ class _Results:
             return _json(400, error=str(err))
         except NotSubscribedError:
             return _json(404, error="no subscriber has that email address")
+        except EventIdConflictError as err:  # the id names another event of this person
+            return _json(409, error=f"id: {err}")
+        except CampaignUnavailableError as err:  # a broken campaign.toml: retry later
+            log.warning("POST /api/events refused: %s", err)
+            return _json(503, error=str(err))
         except InvalidSubscriberError as err:  # no address at all
             return _json(400, error=f"email: {err}")
         return _json(200 if recorded.duplicate else 201, **recorded.as_json())

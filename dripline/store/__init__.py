@@ -48,7 +48,13 @@ from ._experiments import (
     judge_experiment,
     variant_tallies,
 )
-from ._goals import EventBeforeEnrollmentError, RecordedEvent, record_event
+from ._goals import (
+    CampaignUnavailableError,
+    EventBeforeEnrollmentError,
+    EventIdConflictError,
+    RecordedEvent,
+    record_event,
+)
 from ._leases import DEFAULT_LEASE_SECONDS, ExpiredLeases
 from ._maintenance import expire_leases, requeue_ambiguous
 from ._migrate import current_revision, head_revision, upgrade
@@ -76,6 +82,7 @@ from ._reports import (
     StepStatus,
     TimelineEntry,
     campaign_status,
+    enrollment_outcome,
     subscriber_history,
     subscriber_timeline,
     unsubscribe,
@@ -124,6 +131,7 @@ __all__ = [
     "BounceReport",
     "CampaignRevision",
     "CampaignStatus",
+    "CampaignUnavailableError",
     "ClaimedDelivery",
     "Click",
     "ConfirmedSignup",
@@ -137,6 +145,7 @@ __all__ = [
     "EnrollResult",
     "Enrollment",
     "EventBeforeEnrollmentError",
+    "EventIdConflictError",
     "ExperimentWinner",
     "ExpiredLeases",
     "GoalEvent",
@@ -182,6 +191,7 @@ __all__ = [
     "derive_first_name",
     "enroll_many",
     "enrolled_campaigns",
+    "enrollment_outcome",
     "experiment_winners",
     "expire_leases",
     "export_suppressions",

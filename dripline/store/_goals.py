@@ -5,9 +5,11 @@ every campaign whose ``[goal] event`` it is and in which the subscriber is enrol
 not yet converted, the enrollment becomes ``converted`` (its ``converted_at`` the
 event's time) and every delivery still scheduled or claimed (not yet handed to the
 sender) is cancelled, in the same transaction as the event itself, so a dispatcher
-claiming at that moment sees all of it or none. An ``external_id`` seen before for the
-same subscriber records nothing: replays are harmless (the same id for another person
-is another event).
+claiming at that moment sees all of it or none. An enrollment that began after the
+event's time is not converted by it (its sequence goes on). An ``external_id`` seen
+before for the same subscriber and event name records nothing: replays are harmless
+(the same id for another person is another event); the same id for another event name
+of that subscriber is a conflict (:class:`EventIdConflictError`), never dropped silently.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ._reports import NotSubscribedError
 from ._results_models import GoalEvent
 from ._values import from_db_time, normalize_email, to_db_time
 
-__all__ = ["EventBeforeEnrollmentError", "RecordedEvent", "record_event"]
+__all__ = ["EventBeforeEnrollmentError", "EventIdConflictError", "RecordedEvent", "record_event"]
 
 _D = Delivery.__table__
 _E = Enrollment.__table__
@@ -41,6 +43,15 @@ class EventBeforeEnrollmentError(DriplineError):
     def __init__(self, email: str, enrolled_at: datetime) -> None:
         super().__init__(f"{email} enrolled at {enrolled_at.isoformat()}, after it")
         self.enrolled_at = enrolled_at
+
+
+class CampaignUnavailableError(DriplineError):
+    """A campaign the subscriber is in does not load, so whether the event is its goal is
+    unknown: nothing was recorded (try again once the file is fixed)."""
+
+
+class EventIdConflictError(DriplineError):
+    """The event's id was already used for another event name of the same subscriber."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,7 @@ def record_event(
     data: Mapping[str, Any] | None = None,
     external_id: str | None = None,
     source: str = "cli",
+    unavailable: Mapping[str, str] | None = None,
 ) -> RecordedEvent:
     """Record event ``name`` for ``email`` at ``at`` (aware UTC); convert matching goals.
 
@@ -79,6 +91,10 @@ def record_event(
     :class:`NotSubscribedError` for an address not in the store and
     :class:`EventBeforeEnrollmentError` for an ``at`` before the subscriber's first
     enrollment (a negative time to conversion); nothing is recorded then.
+    ``unavailable`` maps the slugs of campaigns whose files do not load to their error:
+    when the subscriber has an unconverted enrollment in one,
+    :class:`CampaignUnavailableError` is raised and nothing is recorded (the event may be
+    its goal; dropping it would let the sequence go on after a conversion).
     """
     key = normalize_email(email).key
     campaigns = sorted(slug for slug, goal in goals.items() if goal == name)
@@ -92,12 +108,20 @@ def record_event(
             )
             if first is not None and to_db_time(at) < first:
                 raise EventBeforeEnrollmentError(email, from_db_time(first) or at)
-            if external_id is not None and conn.scalar(
-                select(_V.c.id).where(
-                    _V.c.subscriber_id == subscriber_id, _V.c.external_id == external_id
+            _check_available(conn, subscriber_id, unavailable or {})
+            if external_id is not None:
+                known = conn.scalar(
+                    select(_V.c.name).where(
+                        _V.c.subscriber_id == subscriber_id, _V.c.external_id == external_id
+                    )
                 )
-            ):
-                return RecordedEvent(None, duplicate=True)
+                if known == name:
+                    return RecordedEvent(None, duplicate=True)
+                if known is not None:
+                    raise EventIdConflictError(
+                        f"id {external_id!r} is already event {known!r} for {email}: "
+                        f"not a replay of {name!r}; give this event its own id"
+                    )
             event_id = conn.execute(
                 insert(_V)
                 .values(
@@ -114,11 +138,25 @@ def record_event(
             converted: list[str] = []
             cancelled = 0
             if campaigns:
+                # A goal already reached, now reported to have happened earlier (webhooks
+                # arrive out of order): the conversion took place at the earlier time.
+                conn.execute(
+                    update(_E)
+                    .where(
+                        _E.c.subscriber_id == subscriber_id,
+                        _E.c.campaign.in_(campaigns),
+                        _E.c.converted_at > to_db_time(at),
+                        _E.c.enrolled_at <= to_db_time(at),
+                    )
+                    .values(converted_at=to_db_time(at))
+                )
                 enrollments = conn.execute(
                     select(_E.c.id, _E.c.campaign, _E.c.status).where(
                         _E.c.subscriber_id == subscriber_id,
                         _E.c.campaign.in_(campaigns),
                         _E.c.converted_at.is_(None),
+                        # Enrolled after the event: it cannot be what they converted from.
+                        _E.c.enrolled_at <= to_db_time(at),
                     )
                 ).all()
                 for enrollment in enrollments:
@@ -143,3 +181,22 @@ def record_event(
     except IntegrityError:  # the same id recorded by a concurrent request
         return RecordedEvent(None, duplicate=True)
     return RecordedEvent(event_id, converted=tuple(converted), cancelled=cancelled)
+
+
+def _check_available(conn: Any, subscriber_id: int, unavailable: Mapping[str, str]) -> None:
+    """Raise CampaignUnavailableError if the subscriber is in a campaign that does not load."""
+    if not unavailable:
+        return
+    stuck = conn.scalars(
+        select(_E.c.campaign).where(
+            _E.c.subscriber_id == subscriber_id,
+            _E.c.campaign.in_(sorted(unavailable)),
+            _E.c.converted_at.is_(None),
+            _E.c.status.in_(("active", "completed")),
+        )
+    ).first()
+    if stuck is not None:
+        raise CampaignUnavailableError(
+            f"campaign {stuck!r} does not load, so its goal is unknown; nothing was "
+            f"recorded, send the event again once it is fixed: {unavailable[stuck]}"
+        )

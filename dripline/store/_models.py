@@ -131,6 +131,9 @@ class Delivery(Base):
     # while its rows are handed back in the same transaction.
     worker_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # last 'sending'
+    # Wall clock when the sender accepted this message (its own time, not the pass's):
+    # what a machine click is measured from (dripline.store._tracking).
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # The ledger: what went out, as sent (kept even when the campaign files change later).
     subject: Mapped[str | None] = mapped_column(Text, nullable=True)
     body_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # SHA-256 hex

@@ -35,8 +35,9 @@ _PENDING = "('scheduled', 'claimed', 'sending')"
 class Outcome:
     """What became of one claimed delivery.
 
-    ``sent`` (``message_id``, ``sent_at``, ``reply``; ``last_step`` checks whether the
-    enrollment is complete), ``failed`` / ``ambiguous`` / ``bounced`` (``error``),
+    ``sent`` (``message_id``, ``sent_at``, ``accepted_at``, ``reply``; ``last_step``
+    checks whether the enrollment is complete), ``failed`` / ``ambiguous`` / ``bounced``
+    (``error``),
     ``deferred`` (back to ``scheduled`` at ``next_at``, UTC), ``released`` (never tried:
     ``scheduled`` again as it was, the attempt refunded), ``skipped`` (the step's ``when``
     is false for this subscriber: final, never sent; ``last_step`` as for ``sent``).
@@ -47,6 +48,9 @@ class Outcome:
     error: str | None = None
     message_id: str | None = None
     sent_at: datetime | None = None
+    # Wall clock (aware UTC) when the sender accepted this message; machine clicks are
+    # measured from it (sent_at is the pass's clock, the same for a whole pass).
+    accepted_at: datetime | None = None
     reply: str | None = None
     next_at: datetime | None = None
     last_step: bool = True
@@ -86,7 +90,7 @@ class _Sql:
         return "= ANY(?)", (list(ids),)
 
     def time(self, moment: datetime | None) -> Any:
-        value = to_db_time(moment)
+        value = to_db_time(moment) if moment is not None else None
         if value is None or not self.sqlite:
             return value
         text = value.isoformat(" ")  # what SQLAlchemy's SQLite DateTime writes and reads
@@ -163,6 +167,7 @@ def _sent(
                 o.body_digest,
                 o.campaign_commit,
                 o.subject_variant,
+                sql.time(o.accepted_at),
                 o.delivery_id,
                 worker_id,
             )
@@ -173,14 +178,14 @@ def _sent(
             sql.q(
                 "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, reply = ?, "
                 "subject = ?, body_digest = ?, campaign_commit = ?, subject_variant = ?, "
-                f"last_error = NULL, worker_id = NULL WHERE id = ? AND {_HELD}"
+                f"accepted_at = ?, last_error = NULL, worker_id = NULL WHERE id = ? AND {_HELD}"
             ),
             rows,
         )
     else:
         # One statement of constant text, whatever the group's size: one array per
         # column, unnested into rows (psycopg converts and plans the text once).
-        columns: list[list[Any]] = [[] for _ in range(8)]
+        columns: list[list[Any]] = [[] for _ in range(9)]
         for o in sent:
             row = (
                 o.delivery_id,
@@ -191,6 +196,7 @@ def _sent(
                 o.body_digest,
                 o.campaign_commit,
                 o.subject_variant,
+                sql.time(o.accepted_at),
             )
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
@@ -198,11 +204,12 @@ def _sent(
             "UPDATE deliveries AS d SET status = 'sent', message_id = v.message_id, "
             "sent_at = v.sent_at, reply = v.reply, subject = v.subject, "
             "body_digest = v.body_digest, campaign_commit = v.campaign_commit, "
-            "subject_variant = v.subject_variant, last_error = NULL, worker_id = NULL "
+            "subject_variant = v.subject_variant, accepted_at = v.accepted_at, "
+            "last_error = NULL, worker_id = NULL "
             "FROM unnest(%s::integer[], %s::text[], %s::timestamp[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::integer[]) "
+            "%s::text[], %s::text[], %s::integer[], %s::timestamp[]) "
             "AS v(id, message_id, sent_at, reply, subject, body_digest, campaign_commit, "
-            "subject_variant) "
+            "subject_variant, accepted_at) "
             "WHERE d.id = v.id AND d.status IN ('claimed', 'sending', 'ambiguous') "
             "AND d.worker_id = %s",
             (*columns, worker_id),

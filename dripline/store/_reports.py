@@ -19,6 +19,7 @@ __all__ = [
     "StepStatus",
     "TimelineEntry",
     "campaign_status",
+    "enrollment_outcome",
     "subscriber_history",
     "subscriber_timeline",
     "unsubscribe",
@@ -270,3 +271,20 @@ def unsubscribe(engine: Engine, email: str, campaign: str | None = None) -> int:
             .values(status="cancelled", last_error="unsubscribed")
         )
         return cancelled.rowcount
+
+
+def enrollment_outcome(engine: Engine, campaign: str, email: str) -> tuple[str, datetime | None]:
+    """(enrollment status, converted_at aware UTC or None) of ``email`` in ``campaign``.
+
+    Raises :class:`NotSubscribedError` when they are not enrolled in it.
+    """
+    key = normalize_email(email).key
+    with read_transaction(engine) as conn:
+        row = conn.execute(
+            select(_E.c.status, _E.c.converted_at)
+            .join(_S, _S.c.id == _E.c.subscriber_id)
+            .where(_S.c.email_key == key, _E.c.campaign == campaign)
+        ).first()
+    if row is None:
+        raise NotSubscribedError(f"{email} is not enrolled in campaign {campaign!r}")
+    return row.status, from_db_time(row.converted_at)

@@ -3,11 +3,15 @@
 Per step (by identity): messages sent, deliveries skipped (the step's ``when`` was false
 for the subscriber: never sent, so in no other count), delivered (sent and not bounced),
 people's unique clicks (deliveries with at least one click that was not a machine's) and their
-rate over delivered, machine clicks, opens (deliveries whose image loaded: unreliable,
+rate over delivered, of those the ones resting only on unclassified user agents
+(:data:`dripline.useragents.UNCLASSIFIED_CLASSES`), machine clicks, ambiguous sends (the
+relay may or may not have the message: a crash or a cut connection after the data went;
+counted by their last attempt, in no other count), opens (deliveries whose image loaded: unreliable,
 privacy proxies load every image), bounces and complaints reported for that step's
 messages, and the unsubscribes and conversions that followed it: an enrollment that
 ended is counted at the last message it was sent before it ended (for a conversion,
-sent at or before the goal event). ``since`` keeps messages sent from then on, and
+sent at or before the goal event; an enrollment both unsubscribed and converted counts in
+both). ``since`` keeps messages sent from then on, and
 conversions from then on; ``enrolled`` and the conversion rate then cover the people
 enrolled from then on (the rate is that cohort's share, not a windowed count over all enrollments).
 A step with A/B subjects also has, per variant, its messages sent and people's unique clicks.
@@ -15,13 +19,14 @@ A step with A/B subjects also has, per variant, its messages sent and people's u
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, and_, case, func, select
 
+from ..useragents import UNCLASSIFIED_CLASSES
 from ._bounce_models import COMPLAINT, HARD, SOFT, BounceEvent
 from ._engine import read_transaction
 from ._models import Delivery, Enrollment
@@ -49,6 +54,8 @@ class StepResults:
     complaints: int = 0
     clicks: int = 0  # people's unique clicks
     machine_clicks: int = 0
+    ambiguous: int = 0  # maybe sent: the relay may have the message (never re-sent)
+    unclassified_clicks: int = 0  # of ``clicks``, those only unclassified agents made
     opens: int = 0
     unsubscribes: int = 0
     conversions: int = 0
@@ -69,6 +76,9 @@ class CampaignResults:
     enrolled: int = 0  # with ``since``: enrolled from then on
     converted: int = 0  # of those ``enrolled``, how many converted (from ``since`` on)
     conversion_hours: list[float] = field(default_factory=list)
+    # Conversions with no message sent before them (the goal came before the first send):
+    # in the total, in no step.
+    converted_before_sending: int = 0
 
     @property
     def conversions(self) -> int:
@@ -85,6 +95,98 @@ class CampaignResults:
         return sum(getattr(step, name) for step in self.steps)
 
 
+def _flag(condition: Any) -> Any:
+    """1 where ``condition`` holds, else 0: summed per step."""
+    return case((condition, 1), else_=0)
+
+
+def _exists(table: Any, *where: Any) -> Any:
+    return select(table.c.delivery_id).where(table.c.delivery_id == _D.c.id, *where).exists()
+
+
+def _per_step(conn: Connection, campaign: str, floor: datetime | None) -> list[Any]:
+    """The sent messages' figures per step identity, counted by the database: memory and
+    time do not grow with the number of deliveries in Python."""
+    bounced = _exists(_B, _B.c.kind.in_((HARD, SOFT)), _B.c.undone_at.is_(None))
+    complained = _exists(_B, _B.c.kind == COMPLAINT, _B.c.undone_at.is_(None))
+    person = _exists(_C, _C.c.machine.is_(False))
+    known = _exists(
+        _C, _C.c.machine.is_(False), _C.c.user_agent_class.not_in(sorted(UNCLASSIFIED_CLASSES))
+    )
+    machine = (
+        select(func.count())
+        .select_from(_C)
+        .where(_C.c.delivery_id == _D.c.id, _C.c.machine.is_(True))
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            _D.c.step_id,
+            func.count().label("sent"),
+            func.sum(_flag(bounced)).label("bounces"),
+            func.sum(_flag(complained)).label("complaints"),
+            func.sum(_flag(person)).label("clicks"),
+            func.sum(_flag(and_(person, ~known))).label("unclassified"),
+            func.sum(machine).label("machine_clicks"),
+            func.sum(_flag(_exists(_O))).label("opens"),
+        )
+        .join(_E, _E.c.id == _D.c.enrollment_id)
+        .where(_E.c.campaign == campaign, _D.c.status == "sent", _D.c.sent_at.is_not(None))
+        .group_by(_D.c.step_id)
+    )
+    if floor is not None:
+        query = query.where(_D.c.sent_at >= floor)
+    return list(conn.execute(query))
+
+
+def _per_variant(conn: Connection, campaign: str, floor: datetime | None) -> list[Any]:
+    """(step identity, A/B variant, messages sent, people's unique clicks) of the sent
+    messages that carry a recorded subject variant, counted by the database."""
+    person = _exists(_C, _C.c.machine.is_(False))
+    query = (
+        select(_D.c.step_id, _D.c.subject_variant, func.count(), func.sum(_flag(person)))
+        .join(_E, _E.c.id == _D.c.enrollment_id)
+        .where(
+            _E.c.campaign == campaign,
+            _D.c.status == "sent",
+            _D.c.sent_at.is_not(None),
+            _D.c.subject_variant.is_not(None),
+        )
+        .group_by(_D.c.step_id, _D.c.subject_variant)
+    )
+    if floor is not None:
+        query = query.where(_D.c.sent_at >= floor)
+    return list(conn.execute(query))
+
+
+def _counts_by_step(
+    conn: Connection, campaign: str, status: str, moment: Any, floor: datetime | None
+) -> dict[str, int]:
+    query = (
+        select(_D.c.step_id, func.count())
+        .join(_E, _E.c.id == _D.c.enrollment_id)
+        .where(_E.c.campaign == campaign, _D.c.status == status)
+        .group_by(_D.c.step_id)
+    )
+    if floor is not None:
+        query = query.where(moment >= floor)
+    return {step_id: count for step_id, count in conn.execute(query)}
+
+
+def _last_sent(before: Any | None) -> tuple[Any, Any]:
+    """(step identity, sent_at) of an enrollment's last sent message (at or before
+    ``before``), as correlated scalar subqueries."""
+    where = [_D.c.enrollment_id == _E.c.id, _D.c.status == "sent", _D.c.sent_at.is_not(None)]
+    if before is not None:
+        where.append(_D.c.sent_at <= before)
+    last = select(_D.c.step_id, _D.c.sent_at).where(*where)
+    last = last.order_by(_D.c.sent_at.desc(), _D.c.id.desc()).limit(1)
+    return (
+        last.with_only_columns(_D.c.step_id).scalar_subquery(),
+        last.with_only_columns(_D.c.sent_at).scalar_subquery(),
+    )
+
+
 def campaign_results(
     engine: Engine,
     campaign: str,
@@ -95,7 +197,8 @@ def campaign_results(
     """Results of ``campaign``; ``steps`` is (identity, subject) in the files' order.
 
     Steps that only the database knows (removed since) follow, by their old position.
-    ``since`` is aware UTC or None.
+    ``since`` is aware UTC or None. Counted in SQL (GROUP BY step, day); only converted
+    and unsubscribed enrollments are read one by one.
     """
     floor = to_db_time(since) if since is not None else None
     results = CampaignResults(campaign, since.date() if since else None)
@@ -103,96 +206,85 @@ def campaign_results(
         identity: StepResults(identity, number, subject)
         for number, (identity, subject) in enumerate(steps, start=1)
     }
+    mine = _E.c.campaign == campaign
     with read_transaction(engine) as conn:
-        enrollments = conn.execute(
-            select(_E.c.id, _E.c.status, _E.c.enrolled_at, _E.c.converted_at).where(
-                _E.c.campaign == campaign
+        cohort = select(func.count(), func.sum(_flag(_E.c.converted_at.is_not(None)))).where(mine)
+        if floor is not None:
+            cohort = cohort.where(_E.c.enrolled_at >= floor)
+            cohort = cohort.with_only_columns(
+                func.count(), func.sum(_flag(and_(_E.c.converted_at >= floor)))
             )
-        ).all()
-        sent = conn.execute(
-            select(
-                _D.c.id,
-                _D.c.enrollment_id,
-                _D.c.step,
-                _D.c.step_id,
-                _D.c.sent_at,
-                _D.c.subject,
-                _D.c.subject_variant,
-            )
+        enrolled, converted = conn.execute(cohort).one()
+        results.enrolled, results.converted = int(enrolled or 0), int(converted or 0)
+        known_steps = conn.execute(
+            select(_D.c.step, _D.c.step_id, func.max(_D.c.subject))
             .join(_E, _E.c.id == _D.c.enrollment_id)
-            .where(_E.c.campaign == campaign, _D.c.status == "sent", _D.c.sent_at.is_not(None))
-            .order_by(_D.c.sent_at, _D.c.id)
+            .where(mine, _D.c.status.in_(("sent", "skipped", "ambiguous")))
+            .group_by(_D.c.step, _D.c.step_id)
+            .order_by(_D.c.step, _D.c.step_id)
         ).all()
-        # A skipped delivery was never sent: it has no sent_at, so it counts from its due time.
-        skipped = conn.execute(
-            select(_D.c.step, _D.c.step_id, _D.c.due_at)
+        figures = _per_step(conn, campaign, floor)
+        variants = _per_variant(conn, campaign, floor)
+        # A skipped delivery was never sent: it counts from its due time; an ambiguous one
+        # from its (last) attempt.
+        skipped = _counts_by_step(conn, campaign, "skipped", _D.c.due_at, floor)
+        tried = func.coalesce(_D.c.attempted_at, _D.c.first_attempt_at)
+        ambiguous = _counts_by_step(conn, campaign, "ambiguous", tried, floor)
+        day = func.date(_D.c.sent_at)
+        days_query = (
+            select(day, func.count())
             .join(_E, _E.c.id == _D.c.enrollment_id)
-            .where(_E.c.campaign == campaign, _D.c.status == "skipped")
-        ).all()
-        ids = select(_D.c.id).join(_E, _E.c.id == _D.c.enrollment_id)
-        ids = ids.where(_E.c.campaign == campaign)
-        clicks = conn.execute(
-            select(_C.c.delivery_id, _C.c.machine).where(_C.c.delivery_id.in_(ids))
-        ).all()
-        opened = set(conn.scalars(select(_O.c.delivery_id).where(_O.c.delivery_id.in_(ids))))
-        bounces = conn.execute(
-            select(_B.c.delivery_id, _B.c.kind).where(
-                _B.c.delivery_id.in_(ids), _B.c.undone_at.is_(None)
+            .where(mine, _D.c.status == "sent", _D.c.sent_at.is_not(None))
+            .group_by(day)
+            .order_by(day)
+        )
+        if floor is not None:
+            days_query = days_query.where(_D.c.sent_at >= floor)
+        days = conn.execute(days_query).all()
+        converted_step, _ = _last_sent(_E.c.converted_at)
+        conversions = conn.execute(
+            select(_E.c.enrolled_at, _E.c.converted_at, converted_step).where(
+                mine,
+                _E.c.converted_at.is_not(None),
+                *([_E.c.converted_at >= floor] if floor is not None else []),
             )
         ).all()
-    cohort = [e for e in enrollments if floor is None or e.enrolled_at >= floor]
-    results.enrolled = len(cohort)
-    results.converted = sum(
-        e.converted_at is not None and (floor is None or e.converted_at >= floor) for e in cohort
-    )
-    extra = sorted(
-        {(row.step, row.step_id) for row in (*sent, *skipped) if row.step_id not in by_id}
-    )
-    for _position, identity in extra:
+        left_step, left_at = _last_sent(None)
+        unsubscribes = conn.execute(
+            select(left_step, left_at).where(mine, _E.c.status == "unsubscribed")
+        ).all()
+    for _position, identity, subject in known_steps:
         if identity not in by_id:
-            subject = next((r.subject for r in sent if r.step_id == identity), None)
             by_id[identity] = StepResults(identity, None, subject)
-    counted = [row for row in sent if floor is None or row.sent_at >= floor]
-    counted_ids = {row.id for row in counted}
-    bounced = {d for d, kind in bounces if kind in (HARD, SOFT)}
-    complained = {d for d, kind in bounces if kind == COMPLAINT}
-    people = {d for d, machine in clicks if not machine}
-    machine_clicks = Counter(d for d, machine in clicks if machine)
-    for row in counted:
+    for row in figures:
         step = by_id[row.step_id]
-        step.sent += 1
-        step.bounces += row.id in bounced
-        step.complaints += row.id in complained
-        step.delivered += row.id not in bounced
-        step.clicks += row.id in people
-        step.machine_clicks += machine_clicks[row.id]
-        step.opens += row.id in opened
-        if row.subject_variant is not None:
-            tally = step.variants.setdefault(row.subject_variant, [0, 0])
-            tally[0] += 1
-            tally[1] += row.id in people
-    for row in skipped:
-        if floor is None or row.due_at >= floor:
-            by_id[row.step_id].skipped += 1
-    days = Counter(row.sent_at.date() for row in counted)
-    results.sends_per_day = sorted(days.items())
-    history: dict[int, list[tuple[datetime, int, str]]] = defaultdict(list)
-    for row in sent:
-        history[row.enrollment_id].append((row.sent_at, row.id, row.step_id))
-    for enrollment in enrollments:
-        messages = history.get(enrollment.id, [])
-        if enrollment.converted_at is not None:
-            if floor is not None and enrollment.converted_at < floor:
-                continue
-            before = [m for m in messages if m[0] <= enrollment.converted_at]
-            if before:
-                by_id[before[-1][2]].conversions += 1
-            start = from_db_time(enrollment.enrolled_at)
-            end = from_db_time(enrollment.converted_at)
-            if start is not None and end is not None:
-                hours = max(0.0, (end - start).total_seconds() / 3600)
-                results.conversion_hours.append(hours)
-        elif enrollment.status == "unsubscribed" and messages and messages[-1][1] in counted_ids:
-            by_id[messages[-1][2]].unsubscribes += 1
+        step.sent = row.sent
+        step.bounces, step.complaints = int(row.bounces or 0), int(row.complaints or 0)
+        step.delivered = step.sent - step.bounces
+        step.clicks, step.unclassified_clicks = int(row.clicks or 0), int(row.unclassified or 0)
+        step.machine_clicks, step.opens = int(row.machine_clicks or 0), int(row.opens or 0)
+    for identity, variant, sent, clicks in variants:
+        by_id[identity].variants[int(variant)] = [int(sent), int(clicks or 0)]
+    for identity, count in skipped.items():
+        by_id[identity].skipped = count
+    for identity, count in ambiguous.items():
+        by_id[identity].ambiguous = count
+    results.sends_per_day = [
+        (value if isinstance(value, date) else date.fromisoformat(str(value)), count)
+        for value, count in days
+    ]
+    for enrolled_at, converted_at, step_id in conversions:
+        if step_id is not None:
+            by_id[step_id].conversions += 1
+        else:
+            results.converted_before_sending += 1
+        start, end = from_db_time(enrolled_at), from_db_time(converted_at)
+        if start is not None and end is not None:
+            results.conversion_hours.append(max(0.0, (end - start).total_seconds() / 3600))
+    # An unsubscribe is one whether or not a conversion came too; it counts at the last
+    # message sent, when that message is in the window.
+    for step_id, sent_at in unsubscribes:
+        if step_id is not None and (floor is None or sent_at >= floor):
+            by_id[step_id].unsubscribes += 1
     results.steps = list(by_id.values())
     return results

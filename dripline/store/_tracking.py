@@ -78,12 +78,30 @@ def link_positions(engine: Engine, campaign: str, step_id: str, urls: Sequence[s
 
 
 def _delivery(conn: Connection, delivery_id: int) -> Row[Any] | None:
-    """The delivery's id, step identity, send and hand-off times and campaign, or None."""
-    return conn.execute(
-        select(_D.c.id, _D.c.step_id, _D.c.sent_at, _D.c.attempted_at, _E.c.campaign)
+    """The delivery's id, step identity, send and hand-off times and campaign, or None when
+    it does not exist or its message never went to the sender (a token for it was never
+    in an email: a click on it is forged or from a copy of another database)."""
+    row = conn.execute(
+        select(
+            _D.c.id,
+            _D.c.step_id,
+            _D.c.sent_at,
+            _D.c.attempted_at,
+            _D.c.accepted_at,
+            _D.c.status,
+            _E.c.campaign,
+        )
         .join(_E, _E.c.id == _D.c.enrollment_id)
         .where(_D.c.id == delivery_id)
     ).first()
+    if row is None or (row.status not in _HANDED_OVER and row.attempted_at is None):
+        return None
+    return row
+
+
+# The message went to the sender (or is going): its links may be in someone's inbox. Any
+# other row with an attempt behind it (deferred, requeued) may have gone out too.
+_HANDED_OVER = ("sent", "sending", "ambiguous")
 
 
 def record_click(
@@ -137,13 +155,17 @@ def record_open(
     names_campaign: Callable[[str], bool],
     user_agent_class: str,
     now: datetime,
+    record: bool = True,
 ) -> TrackedHit | None:
-    """Record an open of ``delivery_id`` (the image was loaded); None when it is unknown."""
+    """Record an open of ``delivery_id`` (the image was loaded); None when it is unknown.
+    With ``record`` False nothing is stored (a ``HEAD`` request)."""
     with write_transaction(engine) as conn:
         delivery = _delivery(conn, delivery_id)
         if delivery is None or not names_campaign(delivery.campaign):
             return None
         machine = _machine(user_agent_class, delivery, now)
+        if not record:
+            return TrackedHit("", machine, user_agent_class)
         conn.execute(
             insert(_O).values(
                 delivery_id=delivery_id,
@@ -156,11 +178,15 @@ def record_open(
 
 
 def _machine(user_agent_class: str, delivery: Row[Any], now: datetime) -> bool:
-    # ``sent_at`` is the dispatch pass's clock, the same for every message of a pass that
-    # may run for minutes; ``attempted_at`` is the wall-clock time this delivery's chunk
-    # was handed to the sender, seconds before the relay accepted it. A click within the
-    # window of either is a machine's (an on-arrival scan of a late-in-pass message).
-    times = (from_db_time(delivery.sent_at), from_db_time(delivery.attempted_at))
+    # ``accepted_at`` is the wall-clock moment the sender accepted this very message: a
+    # gateway scanning it on arrival clicks seconds after that, however long the pass
+    # ran. Rows sent before it was recorded fall back to the chunk's hand-off time
+    # (``attempted_at``) and the pass's clock (``sent_at``), a click near either counting.
+    accepted = from_db_time(delivery.accepted_at)
+    if accepted is not None:
+        times = [accepted]
+    else:
+        times = [from_db_time(delivery.sent_at), from_db_time(delivery.attempted_at)]
     seconds = [(now - t).total_seconds() for t in times if t is not None]
     if not seconds:
         return is_machine(user_agent_class, None)
