@@ -34,6 +34,7 @@ from sender import (
 )
 from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 
+from ._claim_stream import ClaimStream
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
 from .campaign import campaign_slugs
 from .errors import CampaignError, DriplineError
@@ -61,7 +62,11 @@ log = logging.getLogger("dripline.dispatch")
 
 
 class DispatchStore(Protocol):
-    """What dispatch needs from a store. Every method is one transaction."""
+    """What dispatch needs from a store. Every method is one transaction.
+
+    A store with a true ``claims_ahead`` attribute lets :meth:`claim_due` run on another
+    thread while :meth:`settle` runs (see :mod:`dripline._claim_stream`).
+    """
 
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
         """Claim up to ``limit`` due deliveries for this worker, oldest first."""
@@ -252,25 +257,31 @@ class Dispatcher:
         self._hold_removed_steps(report)
         self._commit = None
         self._variant_of.clear()  # nothing is in flight between passes
-        first = True
         relay = _RelayWatch(self.relay_failures)
         self._clean = False
-        while not self.stop.is_set() and not relay.paused:
-            # Until a claim comes back empty: one claim takes only one step per subscriber
-            # of the rows it reads, so a short claim does not mean nothing else is due.
-            batch = self.store.claim_due(now, self.batch_size)
-            if not batch:
-                break
-            if first:  # once per pass, and only when something goes out
+
+        def taken_in(batch: list[ClaimedDelivery]) -> None:
+            if self._commit is None:  # once per pass, and only when something goes out
                 self._commit = campaign_commit(self.project_root)
-                first = False
             report.claimed += len(batch)
             if self.metrics is not None:
                 for delivery in batch:
                     lateness = (now - delivery.due_at).total_seconds()
                     self.metrics.claim_latency.observe(max(0.0, lateness))
-            self._send_batch(batch, now, report, relay)
-        self._clean = True
+
+        # Until a claim comes back empty: one claim takes only one step per subscriber of
+        # the rows it reads, so a short claim does not mean nothing else is due.
+        stream = ClaimStream(
+            lambda: self.store.claim_due(now, self.batch_size),
+            taken_in,
+            batch_size=self.batch_size,
+            ahead=bool(getattr(self.store, "claims_ahead", False)),
+        )
+        try:
+            self._send_stream(stream, now, report, relay)
+        finally:
+            stream.close()
+        self._clean = not stream.lost_claim
         return report
 
     def _hold_removed_steps(self, report: PassReport) -> None:
@@ -282,7 +293,7 @@ class Dispatcher:
             scheduled = self.store.scheduled_steps()
             for campaign, identities in scheduled.items():
                 current = self.library.step_ids(campaign)
-                if current is not None:  # a broken campaign defers instead (see _send_batch)
+                if current is not None:  # a broken campaign defers instead (see _send_stream)
                     held |= {(campaign, i) for i in identities if i not in current}
             self._held = frozenset(held)
             slugs = set(scheduled) | set(campaign_slugs(self.library.campaigns_dir))
@@ -328,14 +339,14 @@ class Dispatcher:
         self._drafts = drafts
         return held
 
-    def _send_batch(
+    def _send_stream(
         self,
-        batch: Sequence[ClaimedDelivery],
+        stream: ClaimStream,
         now: datetime,
         report: PassReport,
         relay: _RelayWatch,
     ) -> None:
-        """Send a claimed batch chunk by chunk (see the module docstring).
+        """Send what ``stream`` claims, chunk by chunk (see the module docstring).
 
         Whatever happens, nothing claimed is stranded: a delivery is recorded (sent,
         deferred, failed, ambiguous) or handed back untried. Only a crash of the process
@@ -348,11 +359,13 @@ class Dispatcher:
         rendered: list[ClaimedDelivery] = []  # taken from the batch, not yet 'sending'
         sending: Future[object] | None = None  # the chunk the sender is working on
         size = self.chunk_size * max(1, getattr(self.sender, "parallelism", 1))
-        position = 0
         try:
-            while position < len(batch) and not self.stop.is_set() and not relay.paused:
-                chunk = batch[position : position + size]
-                position += len(chunk)
+            while not self.stop.is_set() and not relay.paused:
+                # Taken (and the next claim made) while the sender works on the previous
+                # chunk: the session does not stand idle during a claim.
+                chunk = stream.take(size)
+                if not chunk:
+                    break
                 rendered = list(chunk)
                 # Rendered while the sender still works on the previous chunk.
                 ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = []
@@ -402,7 +415,7 @@ class Dispatcher:
             # Asked to stop, the relay given up on, the sender unusable, or a bug: what
             # was never tried goes back (deferred with backoff when the relay is down).
             with lock:
-                untried = [*in_flight.values(), *rendered, *batch[position:]]
+                untried = [*in_flight.values(), *rendered, *stream.rest()]
                 for delivery in untried:
                     outcomes.append(self._untried(delivery, now, relay.paused, report))
             if outcomes:

@@ -174,6 +174,10 @@ class SqlDeliveryQueue:
             # overdue step of one subscriber.
             query = query.with_for_update(skip_locked=True, of=[_D, _E])
         self._base_candidates = self._candidates = query
+        # The dispatcher may make the next claim on a helper thread while it records
+        # outcomes: on PostgreSQL both are round trips on their own connections and
+        # overlap; SQLite's writers take turns, so there the claim waits its turn instead.
+        self.claims_ahead = engine.dialect.name == "postgresql"
         self._held: frozenset[tuple[str, str]] = frozenset()
         self._writer = FastWriter(engine)
         self.worker_id: int | None = None  # registered on the first claim
