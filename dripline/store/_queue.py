@@ -23,7 +23,7 @@ from ..errors import DriplineError
 from ..timetable import Timetable
 from ._bounce_models import Suppression
 from ._bulk import BulkWriter
-from ._claim_rules import hold_back_out_of_order, retime_later_steps
+from ._claim_rules import hold_back_out_of_order, retime_later_steps, take_claim_turn
 from ._engine import StoreError, read_transaction, write_transaction
 from ._fastwrite import FastWriter
 from ._leases import (
@@ -177,7 +177,8 @@ class SqlDeliveryQueue:
         # The dispatcher may make the next claim on a helper thread while it records
         # outcomes: on PostgreSQL both are round trips on their own connections and
         # overlap; SQLite's writers take turns, so there the claim waits its turn instead.
-        self.claims_ahead = engine.dialect.name == "postgresql"
+        self._postgres = engine.dialect.name == "postgresql"
+        self.claims_ahead = self._postgres
         self._held: frozenset[tuple[str, str]] = frozenset()
         self._writer = FastWriter(engine)
         self.worker_id: int | None = None  # registered on the first claim
@@ -333,6 +334,8 @@ class SqlDeliveryQueue:
     ) -> tuple[list[Any], dict[int, str]]:
         """The claim's transaction (see :meth:`claim_due`): the rows, subscribers' keys."""
         with write_transaction(self.engine) as conn:
+            if self._postgres:  # claims take turns: see take_claim_turn
+                take_claim_turn(conn)
             worker_id = self._hold_lease(conn, wall)
             expired = expire_dead_workers(conn, wall, worker_id)
             self.lease_expiries += expired.workers  # for metrics (dripline run --metrics-port)
