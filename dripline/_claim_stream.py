@@ -6,8 +6,9 @@ milliseconds for 500 rows on PostgreSQL, most of it the commit's WAL flush). Her
 the dispatcher takes chunks from a stream instead. The next claim is made while the
 current rows are still being sent: on the dispatcher's thread as soon as a chunk
 can no longer be filled from what is pending (SQLite, whose writers take turns
-anyway), or, with ``ahead``, on a helper thread once half a batch is left
-(PostgreSQL, where the claim is a round trip on its own connection).
+anyway), or, with ``ahead``, on a helper thread as soon as no more than a batch is
+left (PostgreSQL, where the claim is a round trip on its own connection, and may wait
+for another worker's claim to end first).
 
 Claiming early weakens nothing: claimed rows are this worker's under its lease and
 go back to ``scheduled`` if it dies, and a claim never takes a step whose earlier
@@ -30,8 +31,8 @@ class ClaimStream:
 
     ``claim()`` claims the next batch (one transaction); ``on_batch(batch)`` is called
     on the caller's thread for each non-empty batch as it is taken in. ``ahead``: make
-    the next claim on a helper thread while half a batch (``batch_size // 2``) or less
-    is left. Not thread-safe: one dispatcher thread uses it.
+    the next claim on a helper thread while ``batch_size`` or fewer are left. Not
+    thread-safe: one dispatcher thread uses it.
     """
 
     def __init__(
@@ -44,7 +45,7 @@ class ClaimStream:
     ) -> None:
         self._claim = claim
         self._on_batch = on_batch
-        self._low = max(1, batch_size // 2)
+        self._low = max(1, batch_size)
         self._ahead = ahead
         self._pending: deque[ClaimedDelivery] = deque()
         self._next: Future[list[ClaimedDelivery]] | None = None

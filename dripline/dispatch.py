@@ -1,11 +1,16 @@
 """Dispatch: claim due deliveries, render them through the fast path, send, record.
 
 The dispatcher defines the narrow store interface it needs (:class:`DispatchStore`);
-the SQL store implements it. A claimed batch goes out a chunk at a time: the chunk
+the SQL store implements it. Claimed deliveries go out a chunk at a time: the chunk
 is rendered, then one transaction records the previous chunk's outcomes and marks
 this chunk ``sending``, then its data goes to the sender. A crash therefore leaves
 at most one chunk ``ambiguous``; everything else the worker claimed goes back to
 ``scheduled`` when its lease is found dead (see :mod:`dripline.store._leases`).
+On PostgreSQL (the store's ``overlap_writes``) a chunk goes as two groups of half
+its size, the next group marked while the sender works on the current one, so that
+a commit's WAL flush does not hold up the SMTP session; still at most one chunk is
+``sending``. The next claim is made while the current rows are sent
+(:mod:`dripline._claim_stream`).
 
 A relay that stops answering (K consecutive timeouts or connection failures in a
 pass, default 3) is not tried again in that pass: the rest of the claim is
@@ -17,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -64,8 +70,9 @@ log = logging.getLogger("dripline.dispatch")
 class DispatchStore(Protocol):
     """What dispatch needs from a store. Every method is one transaction.
 
-    A store with a true ``claims_ahead`` attribute lets :meth:`claim_due` run on another
-    thread while :meth:`settle` runs (see :mod:`dripline._claim_stream`).
+    A store with a true ``overlap_writes`` attribute lets :meth:`claim_due` run on
+    another thread while :meth:`settle` runs (see :mod:`dripline._claim_stream`), and
+    :meth:`settle` run while the sender works (two half-chunk groups in flight).
     """
 
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]:
@@ -275,7 +282,7 @@ class Dispatcher:
             lambda: self.store.claim_due(now, self.batch_size),
             taken_in,
             batch_size=self.batch_size,
-            ahead=bool(getattr(self.store, "claims_ahead", False)),
+            ahead=bool(getattr(self.store, "overlap_writes", False)),
         )
         try:
             self._send_stream(stream, now, report, relay)
@@ -354,20 +361,28 @@ class Dispatcher:
         one chunk, made ``ambiguous``).
         """
         lock = threading.Lock()
-        outcomes: list[Outcome] = []  # written with the next chunk's move to 'sending'
+        outcomes: list[Outcome] = []  # written with the next group's move to 'sending'
         in_flight: dict[int, ClaimedDelivery] = {}  # 'sending', no outcome yet
-        rendered: list[ClaimedDelivery] = []  # taken from the batch, not yet 'sending'
-        sending: Future[object] | None = None  # the chunk the sender is working on
+        rendered: list[ClaimedDelivery] = []  # taken from the stream, not yet 'sending'
+        sending: deque[Future[object]] = deque()  # the groups given to the sender
         size = self.chunk_size * max(1, getattr(self.sender, "parallelism", 1))
+        # With overlapped writes (PostgreSQL, whose every commit waits for a WAL flush)
+        # a chunk goes out as two groups of half its size, and the next group is marked
+        # 'sending' (the one before recorded) while the sender works on the current one:
+        # the commit no longer stands between two groups on the SMTP session. At most
+        # two groups, one chunk, are ever 'sending', as with one group of a chunk.
+        depth = 2 if size >= 2 and getattr(self.store, "overlap_writes", False) else 1
+        group = -(-size // depth)
+        halt = _EitherEvent(self.stop)  # set when the relay is given up on: start nothing
         try:
             while not self.stop.is_set() and not relay.paused:
                 # Taken (and the next claim made) while the sender works on the previous
-                # chunk: the session does not stand idle during a claim.
-                chunk = stream.take(size)
+                # group: the session does not stand idle during a claim.
+                chunk = stream.take(group)
                 if not chunk:
                     break
                 rendered = list(chunk)
-                # Rendered while the sender still works on the previous chunk.
+                # Rendered while the sender still works on the previous group.
                 ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = []
                 failures: list[Outcome] = []
                 for delivery in chunk:
@@ -376,11 +391,10 @@ class Dispatcher:
                         failures.append(message)
                     else:
                         ready.append((delivery, message))
-                if sending is not None:
-                    sending, done = None, sending
-                    done.result()
+                while len(sending) >= depth:  # its outcomes are all in before it is recorded
+                    sending.popleft().result()
                 if self.stop.is_set() or relay.paused:
-                    break  # this chunk stays untried (handed back below)
+                    break  # this group stays untried (handed back below)
                 rendered = []
                 with lock:
                     outcomes.extend(failures)
@@ -388,13 +402,11 @@ class Dispatcher:
                     outcomes.clear()
                 ready = [(d, m) for d, m in ready if d.delivery_id in settled.attempting]
                 in_flight.update((d.delivery_id, d) for d, _ in ready)
-                halt = _EitherEvent(self.stop)
 
                 def on_result(
                     index: int,
                     result: SendResult | SendError,
                     ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = ready,
-                    halt: threading.Event = halt,
                 ) -> None:
                     delivery, message = ready[index]
                     with lock:  # outcomes arrive from the sender's worker threads
@@ -403,15 +415,16 @@ class Dispatcher:
                     if relay.note(result):
                         halt.set()  # start no further message on this relay
 
-                sending = self._sender_thread().submit(
-                    self.sender.send_many, [m for _, m in ready], on_result=on_result, stop=halt
+                sending.append(
+                    self._sender_thread().submit(
+                        self.sender.send_many, [m for _, m in ready], on_result=on_result, stop=halt
+                    )
                 )
-            if sending is not None:
-                sending, done = None, sending
-                done.result()
+            while sending:
+                sending.popleft().result()
         finally:
-            if sending is not None:  # an exception above: let the chunk in flight end first
-                futures_wait([sending])
+            if sending:  # an exception above: let the groups in flight end first
+                futures_wait(list(sending))
             # Asked to stop, the relay given up on, the sender unusable, or a bug: what
             # was never tried goes back (deferred with backoff when the relay is down).
             with lock:

@@ -1,6 +1,5 @@
-"""The rules a claim applies: turns on PostgreSQL, steps in order, spacing after an outage.
+"""Two rules a claim applies: steps in order, and the spacing kept after an outage.
 
-- :func:`take_claim_turn`: on PostgreSQL, claims of different workers take turns.
 - :func:`hold_back_out_of_order`: a step is never claimed while an earlier step of the
   same enrollment is still ``scheduled`` (a retry waiting for its backoff, say),
   ``claimed`` or ``sending``; it is moved to just after that step instead, and
@@ -15,51 +14,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import bindparam, select, update
 
 from ..timetable import Timetable
 from ._bulk import BulkWriter
 from ._models import Delivery
 from ._values import country_of, from_db_time, to_db_time
 
-__all__ = ["CLAIM_LOCK", "hold_back_out_of_order", "retime_later_steps", "take_claim_turn"]
+__all__ = ["hold_back_out_of_order", "retime_later_steps"]
 
 _D = Delivery.__table__
 _IN_FLIGHT = frozenset({"scheduled", "claimed", "sending"})
 # How far past the blocking step a held-back step moves (then re-timed when that one goes).
 _HOLD_BACK = timedelta(minutes=1)
-# pg_advisory_xact_lock key of a claim's turn: "dripline" in ASCII plus one (the lease
-# maintenance lock is "dripline" itself, see ._leases).
-CLAIM_LOCK = 0x647269706C696E66
-# How long a claim waits for its turn before going ahead without it (milliseconds).
-TURN_WAIT_MS = 1000
-
-
-def take_claim_turn(conn: Connection) -> bool:
-    """Wait until no other worker's claim is running (PostgreSQL; inside the claim's
-    transaction, held until it ends); False if that took over ``TURN_WAIT_MS``.
-
-    Why: under READ COMMITTED, ``SELECT ... FOR UPDATE SKIP LOCKED`` that meets a row
-    another claim committed while the scan ran locks the row's new version before
-    re-checking it, finds it no longer ``scheduled`` and skips it, but keeps the lock
-    until its own commit. The other worker then waits on that lock to move its own
-    just-claimed rows to ``sending``: two workers slowed each other's sends by a whole
-    claim transaction. Claims in turn never see one another mid-scan. A claim that
-    cannot get its turn (a worker stopped half-way through its claim holds it until the
-    server ends that session) goes ahead without it: SKIP LOCKED still keeps the two
-    apart, as before.
-    """
-    try:
-        with conn.begin_nested():  # a turn not had in time rolls back only this savepoint
-            conn.execute(text(f"SET LOCAL lock_timeout = {TURN_WAIT_MS}"))
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
-    except OperationalError as err:
-        if getattr(err.orig, "sqlstate", None) != "55P03":  # lock_not_available
-            raise
-        return False
-    conn.execute(text("SET LOCAL lock_timeout TO DEFAULT"))  # the session's stall limit
-    return True
 
 
 def hold_back_out_of_order(writer: BulkWriter, claimed: list[Any], now: datetime) -> list[Any]:

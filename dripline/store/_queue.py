@@ -23,7 +23,7 @@ from ..errors import DriplineError
 from ..timetable import Timetable
 from ._bounce_models import Suppression
 from ._bulk import BulkWriter
-from ._claim_rules import hold_back_out_of_order, retime_later_steps, take_claim_turn
+from ._claim_rules import hold_back_out_of_order, retime_later_steps
 from ._engine import StoreError, read_transaction, write_transaction
 from ._fastwrite import FastWriter
 from ._leases import (
@@ -174,11 +174,12 @@ class SqlDeliveryQueue:
             # overdue step of one subscriber.
             query = query.with_for_update(skip_locked=True, of=[_D, _E])
         self._base_candidates = self._candidates = query
-        # The dispatcher may make the next claim on a helper thread while it records
-        # outcomes: on PostgreSQL both are round trips on their own connections and
-        # overlap; SQLite's writers take turns, so there the claim waits its turn instead.
-        self._postgres = engine.dialect.name == "postgresql"
-        self.claims_ahead = self._postgres
+        # The dispatcher may claim on a helper thread while it records outcomes, and
+        # record them while the sender works: on PostgreSQL these are round trips on
+        # their own connections, each commit waiting for a WAL flush, and overlapping
+        # them keeps the SMTP session busy. SQLite's writers take turns, and its commits
+        # are cheap (no flush in WAL mode with synchronous=NORMAL): not there.
+        self.overlap_writes = engine.dialect.name == "postgresql"
         self._held: frozenset[tuple[str, str]] = frozenset()
         self._writer = FastWriter(engine)
         self.worker_id: int | None = None  # registered on the first claim
@@ -334,8 +335,6 @@ class SqlDeliveryQueue:
     ) -> tuple[list[Any], dict[int, str]]:
         """The claim's transaction (see :meth:`claim_due`): the rows, subscribers' keys."""
         with write_transaction(self.engine) as conn:
-            if self._postgres:  # claims take turns: see take_claim_turn
-                take_claim_turn(conn)
             worker_id = self._hold_lease(conn, wall)
             expired = expire_dead_workers(conn, wall, worker_id)
             self.lease_expiries += expired.workers  # for metrics (dripline run --metrics-port)
