@@ -20,7 +20,8 @@ way throughput does: "SMTP idle" is the share of each worker's pass during which
 sender had nothing to send (it waited on a claim, on recording outcomes, on
 rendering); the wait columns are the shares of samples of the workers' PostgreSQL
 backends (pg_stat_activity, every 2 ms) spent waiting on another transaction's row
-lock, on a claim's turn (an advisory lock) and on the WAL flush of a commit.
+lock, on an advisory lock (lease maintenance only tries one, so this should stay 0) and on
+the WAL flush of a commit.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def worker(settings: Settings, go, results) -> None:
 # pg_stat_activity (wait_event_type, wait_event) -> the column it counts in.
 def _wait_kind(kind: str | None, event: str | None) -> str | None:
     if kind == "Lock":
-        return "turn" if event == "advisory" else "row lock"
+        return "advisory lock" if event == "advisory" else "row lock"
     if (kind, event) in (("IO", "WALSync"), ("IO", "WALWrite"), ("LWLock", "WALWrite")):
         return "WAL flush"
     return None
@@ -141,7 +142,7 @@ class WaitSampler:
         return {k: self.counts[k] / samples for k in WAITS}
 
 
-WAITS = ("row lock", "turn", "WAL flush")
+WAITS = ("row lock", "advisory lock", "WAL flush")
 
 
 def one_run(settings: Settings, workers: int, database: str, dsn: str) -> dict[str, float]:
