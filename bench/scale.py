@@ -257,14 +257,14 @@ def main() -> int:
         )
     print(
         f"\n{'workers':<34}{'SMTP idle':>14}"
-        + "".join(f"{'waiting on ' + w:>24}" for w in WAITS)
+        + "".join(f"{'waiting on ' + w:>26}" for w in WAITS)
         + "   (medians; waits: share of the backends' samples)"
     )
     for workers in args.workers:
         row = figures[workers]
         print(
             f"{workers:<34}{statistics.median(row['idle']):>14.0%}"
-            + "".join(f"{statistics.median(row[w]):>24.1%}" for w in WAITS)
+            + "".join(f"{statistics.median(row[w]):>26.1%}" for w in WAITS)
         )
     one = statistics.median(rates[args.workers[0]])
     print(
