@@ -14,16 +14,26 @@ server's background writers are not counted). Each round also times Postfix's C
 `smtp-source` (4 sessions, same message size, same sink) as a reference for the
 machine's state. Prints medians of the rounds, each worker count's speed-up over one
 worker measured in the same round, and the ratio to the reference.
+
+What holds the workers back, figures that do not swing with the machine's load the
+way throughput does: "SMTP idle" is the share of each worker's pass during which its
+sender had nothing to send (it waited on a claim, on recording outcomes, on
+rendering); the wait columns are the shares of samples of the workers' PostgreSQL
+backends (pg_stat_activity, every 2 ms) spent waiting on another transaction's row
+lock, on an advisory lock (lease maintenance only tries one, so this should stay 0) and on
+the WAL flush of a commit.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import multiprocessing
 import os
 import resource
 import statistics
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -33,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import psycopg  # noqa: E402
 from _bench import header, load_average, missing_tools, smtp_sink, smtp_source_rate  # noqa: E402
 from dispatch import START, prepare, reset, warm  # noqa: E402
 from sqlalchemy import text  # noqa: E402
@@ -65,17 +76,79 @@ def postgres_cpu(database: str) -> float:
 def worker(settings: Settings, go, results) -> None:
     with dispatcher_for(settings) as dispatcher:
         size = warm(dispatcher)
+        busy = [0.0]  # seconds the sender spent inside send_many
+        send_many = dispatcher.sender.send_many
+
+        def timed_send_many(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return send_many(*args, **kwargs)
+            finally:
+                busy[0] += time.perf_counter() - started
+
+        dispatcher.sender.send_many = timed_send_many  # type: ignore[method-assign]
         go.wait()
         cpu = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
         report = dispatcher.dispatch_due(START + timedelta(minutes=1))
+        wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_SELF)
         done = time.monotonic()
     used = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
-    results.put((report.sent, used, done, size))
+    results.put((report.sent, used, done, size, 1 - busy[0] / wall))
 
 
-def one_run(settings: Settings, workers: int, database: str) -> tuple[float, float, int]:
-    """(deliveries/s, CPU seconds per delivery for workers + PostgreSQL, message size)."""
+# pg_stat_activity (wait_event_type, wait_event) -> the column it counts in.
+def _wait_kind(kind: str | None, event: str | None) -> str | None:
+    if kind == "Lock":
+        return "advisory lock" if event == "advisory" else "row lock"
+    if (kind, event) in (("IO", "WALSync"), ("IO", "WALWrite"), ("LWLock", "WALWrite")):
+        return "WAL flush"
+    return None
+
+
+class WaitSampler:
+    """Samples what the PostgreSQL backends of one database wait on, every 2 ms."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                for kind, event in conn.execute(
+                    "SELECT wait_event_type, wait_event FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend' AND state <> 'idle'"
+                ):
+                    self.counts["samples"] += 1
+                    if (column := _wait_kind(kind, event)) is not None:
+                        self.counts[column] += 1
+                time.sleep(0.002)
+
+    def shares(self) -> dict[str, float]:
+        samples = max(1, self.counts["samples"])
+        return {k: self.counts[k] / samples for k in WAITS}
+
+
+WAITS = ("row lock", "advisory lock", "WAL flush")
+
+
+def one_run(settings: Settings, workers: int, database: str, dsn: str) -> dict[str, float]:
+    """deliveries/s ("rate"), CPU seconds per delivery for workers + PostgreSQL ("cpu"),
+    the message size ("size"), the workers' median SMTP idle share ("idle") and the
+    backends' wait shares (:data:`WAITS`)."""
     reset(settings)
     context = multiprocessing.get_context("fork")
     go = context.Barrier(workers + 1)
@@ -85,16 +158,23 @@ def one_run(settings: Settings, workers: int, database: str) -> tuple[float, flo
     ]
     for process in processes:
         process.start()
-    go.wait()  # everyone compiled and connected
-    started, pg_before = time.monotonic(), postgres_cpu(database)
-    finished = [results.get(timeout=600) for _ in processes]
-    pg_used = postgres_cpu(database) - pg_before
+    with WaitSampler(dsn) as sampler:
+        go.wait()  # everyone compiled and connected
+        started, pg_before = time.monotonic(), postgres_cpu(database)
+        finished = [results.get(timeout=600) for _ in processes]
+        pg_used = postgres_cpu(database) - pg_before
     for process in processes:
         process.join(30)
     sent = sum(f[0] for f in finished)
     seconds = max(f[2] for f in finished) - started
     cpu = sum(f[1] for f in finished) + pg_used
-    return sent / seconds, cpu / max(sent, 1), finished[0][3]
+    return {
+        "rate": sent / seconds,
+        "cpu": cpu / max(sent, 1),
+        "size": finished[0][3],
+        "idle": statistics.median(f[4] for f in finished),
+        **sampler.shares(),
+    }
 
 
 def main() -> int:
@@ -124,29 +204,34 @@ def main() -> int:
             conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(tables)} CASCADE"))
     engine.dispose()
     database = make_url(args.db).database or ""
+    dsn = make_url(args.db).set(drivername="postgresql").render_as_string(hide_password=False)
     load_before = load_average()
     settings = prepare(args.db, args.subscribers)
     rates: dict[int, list[float]] = {n: [] for n in args.workers}
-    cpu: dict[int, list[float]] = {n: [] for n in args.workers}
     speedups: dict[int, list[float]] = {n: [] for n in args.workers}
     ratios: dict[int, list[float]] = {n: [] for n in args.workers}
+    figures: dict[int, dict[str, list[float]]] = {
+        n: collections.defaultdict(list) for n in args.workers
+    }
     references: list[float] = []
     with smtp_sink() as port:
         configured = replace(
             settings, sender_url=f"smtp://127.0.0.1:{port}?connections={args.connections}"
         )
-        size = one_run(configured, 1, database)[2]  # a warm-up round, not counted
+        size = int(one_run(configured, 1, database, dsn)["size"])  # a warm-up, not counted
         for _ in range(args.rounds):
             reference = smtp_source_rate(port, 4, args.subscribers, size)
             references.append(reference)
             base = None
             for workers in args.workers:
-                rate, per_delivery, _ = one_run(configured, workers, database)
+                run = one_run(configured, workers, database, dsn)
+                rate = run["rate"]
                 base = base or rate
                 rates[workers].append(rate)
-                cpu[workers].append(per_delivery)
                 speedups[workers].append(rate / base)
                 ratios[workers].append(rate / reference)
+                for key, value in run.items():
+                    figures[workers][key].append(value)
 
     header(
         f"PostgreSQL workers: {args.subscribers:,} due deliveries -> smtp-sink (127.0.0.1), "
@@ -168,7 +253,18 @@ def main() -> int:
             f"{workers:<34}{statistics.median(rates[workers]):>14,.0f}"
             f"{f'{low:,.0f}-{high:,.0f}':>18}{statistics.median(speedups[workers]):>13.2f}x"
             f"{statistics.median(ratios[workers]):>20.0%}"
-            f"{statistics.median(cpu[workers]) * 1e6:>35,.0f} us"
+            f"{statistics.median(figures[workers]['cpu']) * 1e6:>35,.0f} us"
+        )
+    print(
+        f"\n{'workers':<34}{'SMTP idle':>14}"
+        + "".join(f"{'waiting on ' + w:>26}" for w in WAITS)
+        + "   (medians; waits: share of the backends' samples)"
+    )
+    for workers in args.workers:
+        row = figures[workers]
+        print(
+            f"{workers:<34}{statistics.median(row['idle']):>14.0%}"
+            + "".join(f"{statistics.median(row[w]):>26.1%}" for w in WAITS)
         )
     one = statistics.median(rates[args.workers[0]])
     print(

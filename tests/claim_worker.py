@@ -29,7 +29,9 @@ def wait_for(paths: list[Path]) -> None:
 
 def main(url: str, now_text: str, out: str, go: str, workers: str) -> None:
     table = Timetable.of(load_campaign(ROOT / "campaigns" / "ketamine-therapy"))
-    queue = SqlDeliveryQueue(open_store(url), lambda slug: table)
+    # A long lease: a worker waits (up to 60 s on a loaded machine) for its peer's first
+    # claim without renewing, and must not be taken for dead meanwhile.
+    queue = SqlDeliveryQueue(open_store(url), lambda slug: table, lease_seconds=600)
     now = datetime.fromisoformat(now_text)
     Path(out + ".ready").touch()
     wait_for([Path(go)])
