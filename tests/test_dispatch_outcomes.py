@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from edit_support import remove_step
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from dripline.cli import main
 from dripline.dispatch import CampaignLibrary, Dispatcher, PassReport
 from dripline.ledger import body_digest
+from dripline.metrics import RunMetrics
 from dripline.runtime import unsubscribe_link_maker
 from dripline.settings import Settings
 from dripline.store import SqlDeliveryQueue, StoreError, open_store
@@ -539,3 +542,108 @@ def test_a_held_step_due_now_is_not_claimed_tried_or_failed(project: Path) -> No
     row = rows["ok@example.com"]
     assert (row["status"], row["last_error"], row["attempts"]) == ("scheduled", None, 0)
     assert (report.claimed, report.held, relay.tried) == (0, ["ketamine-therapy/rapid-relief"], [])
+
+
+def _scrape(metrics: RunMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples a Prometheus scrape of `dripline run --metrics-port` would read."""
+    text = generate_latest(metrics.registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _metrics_pass(project: Path, metrics: RunMetrics, queue_class: type = SqlDeliveryQueue) -> None:
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    timetable = lambda slug: Timetable.of(library.campaign(slug))  # noqa: E731
+    # A worker that claimed the first steps an hour ago and died: its lease has run out.
+    then = datetime.now(UTC) - timedelta(hours=1)
+    dead = SqlDeliveryQueue(engine, timetable, lease_seconds=60, clock=lambda: then)
+    assert len(dead.claim_due(NOW, 100)) == 8
+    queue = queue_class(engine, timetable)
+    dispatcher = Dispatcher(
+        queue,
+        Relay(),
+        library,
+        unsubscribe_link_maker(settings),
+        retry_policy=NO_JITTER,
+        chunk_size=1,
+        metrics=metrics,
+    )  # type: ignore[arg-type]
+    try:
+        dispatcher.dispatch_due(NOW)
+    finally:
+        dispatcher.close()
+        queue.close()
+        engine.dispose()
+
+
+_EVERY_ANSWER = ("ok", "defer", "policy", "gone", "lost", "busy", "dead", "down")
+
+
+def test_sender_errors_are_counted_by_kind_and_the_queue_depth_is_published(
+    project: Path,
+) -> None:
+    subscribe(project, *(f"{who}@example.com" for who in _EVERY_ANSWER))
+    metrics = RunMetrics()
+    _metrics_pass(project, metrics)
+    samples = _scrape(metrics)
+
+    errors = {
+        labels[0][1]: value
+        for (name, labels), value in samples.items()
+        if name == "dripline_sender_errors_total"
+    }
+    # dripline_sender_errors_total{kind}: the five kinds the metrics page documents.
+    assert errors == {
+        "transient": 2,  # 451 greylisted, 421 busy
+        "connection": 2,  # connection refused, no route to host
+        "ambiguous": 1,  # lost after DATA
+        "bounce": 1,  # 550 5.1.1
+        "permanent": 1,  # 550 5.7.1 policy
+    }
+    depth = {
+        labels[0][1]: value
+        for (name, labels), value in samples.items()
+        if name == "dripline_queue_depth"
+    }
+    # After the pass: 1 sent, 2 failed (bounce, policy), 1 ambiguous, the bounced
+    # subscriber's 5 later steps cancelled; the deferred 4 are scheduled again beside the
+    # later steps of the other 7. Every status is present, zeros included.
+    assert depth == {
+        "scheduled": 4 + 7 * 5,
+        "claimed": 0,
+        "sending": 0,
+        "sent": 1,
+        "failed": 2,
+        "cancelled": 5,
+        "ambiguous": 1,
+        "skipped": 0,
+    }
+    assert samples[("dripline_lease_expiries_total", ())] == 1  # the dead worker's
+
+
+class _DepthUnreadable(SqlDeliveryQueue):
+    """A store whose status count fails (a dropped connection while it reads)."""
+
+    def queue_depth(self) -> dict[str, int]:
+        raise StoreError("the database went away while counting")
+
+
+def test_a_queue_depth_that_cannot_be_read_is_a_warning_and_the_pass_still_sends(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscribe(project, *(f"{who}@example.com" for who in _EVERY_ANSWER))
+    metrics = RunMetrics()
+    with caplog.at_level(logging.WARNING, logger="dripline.dispatch"):
+        _metrics_pass(project, metrics, _DepthUnreadable)
+    samples = _scrape(metrics)
+    assert samples[("dripline_deliveries_total", (("outcome", "sent"),))] == 1
+    assert samples[("dripline_lease_expiries_total", ())] == 1  # read before the depth
+    assert not [k for k in samples if k[0] == "dripline_queue_depth"]
+    assert "metrics: queue depth not read: the database went away while counting" in [
+        r.getMessage() for r in caplog.records
+    ]
