@@ -272,6 +272,29 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (6, 8)
     },
+    **{
+        f"dripline.tokens.xǁTokenSignerǁcampaign_tag__mutmut_{n}": (
+            "the per-signer cache of campaign tags (a speed-up, like a cache size): a miss, "
+            "a slot that stays empty or a bound of 1025 only recomputes the same HMAC"
+        )
+        for n in (1, 2, 16, 17, 18)
+    },
+    "dripline.tokens.xǁTokenSignerǁcampaign_tag__mutmut_13": _CODEC,
+    **{
+        name: "digest names are case-insensitive: hashlib/OpenSSL's 'SHA256' is 'sha256'"
+        for name in (
+            "dripline.tokens.xǁTokenSignerǁcampaign_tag__mutmut_15",
+            "dripline.tokens.xǁTokenSignerǁ_signature__mutmut_8",
+        )
+    },
+    "dripline.tokens.x_split_verp_address__mutmut_3": (
+        "the return path split at its first '@' instead of its last: verp_address refuses "
+        "a return path with two, so no bounce address was ever made from one"
+    ),
+    "dripline.tokens.x_split_verp_address__mutmut_7": (
+        "a bounce address with two '@' gives None (mutant) or a 'token' holding an '@' "
+        "(original); no return-path token holds one (base32), so it is unmatched either way"
+    ),
     "dripline.tokens.x__strict_unb64__mutmut_14": (
         "'=' * (len % 4) instead of (-len % 4) pads 3 where 1 is needed; Python's base64 "
         "decoder ignores surplus padding, and the canonical re-encoding check follows"
