@@ -14,6 +14,7 @@ import pytest
 
 from dripline._slots import ATTRIBUTE, RAW, TEXT, URL, _context_at, _place
 from dripline.campaign import load_campaign
+from dripline.errors import RenderError
 from dripline.render import CampaignRenderer, Recipient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -200,3 +201,44 @@ def test_no_quoted_printable_line_is_over_76_whatever_the_text_before_a_value(
     assert summary(fast) == summary(compiled.render(_ada(), now=NOW, message_id=MID).data)
     too_long = [line for line in fast.split(b"\r\n") if len(line) > 76]
     assert too_long == []
+
+
+def test_a_value_that_fails_on_the_fast_path_fails_as_on_the_full_path(tmp_path: Path) -> None:
+    # The error names the step's file and says why, the same words both ways.
+    (compiled,) = _probe(tmp_path, "Hello", "Hi {{ subscriber.first_name | upper }}.").compile_all()
+    assert compiled.slotted is not None
+    nameless = Recipient("x@example.com", {"city": "Oslo"}, "https://e.com/u/k")
+    errors = []
+    for render in (compiled.render_bytes, compiled.render):
+        with pytest.raises(RenderError) as caught:
+            render(nameless, now=NOW, message_id=MID)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "01-probe.md" in errors[0]
+    assert "cannot render: 'dict object' has no attribute 'first_name'" in errors[0]
+
+
+def test_an_empty_value_alone_in_a_paragraph_renders_as_the_full_path_does(
+    tmp_path: Path,
+) -> None:
+    # Markdown drops a paragraph that renders empty; a value substituted into it would
+    # leave an empty <p>: so an empty value sends that subscriber down the full path.
+    body = 'Hi.\n\n{{ subscriber.nickname | default("") }}\n\nBye.'
+    (compiled,) = _probe(tmp_path, "Hello", body).compile_all()
+    assert compiled.slotted is not None
+    empty = _ada()  # no nickname: the value is ""
+    _, data = compiled.render_bytes(empty, now=NOW, message_id=MID)
+    assert summary(data) == summary(compiled.render(empty, now=NOW, message_id=MID).data)
+
+
+@pytest.mark.parametrize("length", range(70, 82))
+def test_a_long_value_keeps_every_quoted_printable_line_within_76(
+    tmp_path: Path, length: int
+) -> None:
+    (compiled,) = _probe(tmp_path, "Hello", "Hi {{ subscriber.first_name }}.").compile_all()
+    assert compiled.slotted is not None
+    long_name = _ada(first_name="n" * length)
+    fast = compiled.slotted.render(long_name, NOW, MID)
+    assert fast is not None
+    assert summary(fast) == summary(compiled.render(long_name, now=NOW, message_id=MID).data)
+    assert [line for line in fast.split(b"\r\n") if len(line) > 76] == []
