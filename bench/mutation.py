@@ -239,6 +239,19 @@ EQUIVALENT: dict[str, str] = {
     "dripline.dispatch.xǁDispatcherǁdispatch_due__mutmut_3": (
         "the files generation counting down instead of up: it is only compared for change"
     ),
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_is_last__mutmut_{n}": (
+            "last_step only lets the store look: it completes an enrollment only when no "
+            "delivery of it is pending (store._outcomes._complete), so calling a step that "
+            "has later rows 'last' changes nothing, and a row numbered like the last (`>`) "
+            "whose identity is not the last still has the last one pending"
+        )
+        for n in (4, 7)
+    },
+    "dripline.dispatch.xǁDispatcherǁ_is_last__mutmut_8": (
+        "the library answers from the campaign it loaded to render this very delivery in the "
+        "same pass: it cannot fail to load between the render and the outcome"
+    ),
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_2": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_3": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_4": (

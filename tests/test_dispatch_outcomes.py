@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from edit_support import remove_step
+from edit_support import insert_step, remove_step
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -647,3 +647,23 @@ def test_a_queue_depth_that_cannot_be_read_is_a_warning_and_the_pass_still_sends
     assert "metrics: queue depth not read: the database went away while counting" in [
         r.getMessage() for r in caplog.records
     ]
+
+
+def test_the_last_step_completes_the_enrollment_after_a_step_was_inserted_before_it(
+    project: Path,
+) -> None:
+    # "last" has had steps 1-5; then a step is inserted at position 2 (unapplied: the
+    # enrolled have no row for it). Their step 6 is now the campaign's 7th file, but still
+    # its last step: sending it completes the enrollment.
+    subscribe(project, "last@example.com")
+    db = sqlite3.connect(project / "dripline.db")
+    with db:
+        db.execute("UPDATE deliveries SET status = 'sent' WHERE step < 6")
+        db.execute("UPDATE deliveries SET due_at = ? WHERE step = 6", (T0.replace(tzinfo=None),))
+    insert_step(
+        project, 2, "new-insert", 'subject = "New"\npreheader = "New"\nday = 1', "New here."
+    )
+    report, _ = run_pass(project, Relay())
+    (status,) = db.execute("SELECT status FROM enrollments").fetchone()
+    db.close()
+    assert (report.sent, status) == (1, "completed")
