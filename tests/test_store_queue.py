@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from dripline.store import (
+    DELIVERY_STATUSES,
     ClaimedDelivery,
     Delivery,
     DeliveryStateError,
@@ -379,3 +380,38 @@ def test_a_claim_walks_the_due_rows_in_order_instead_of_sorting_them_all(engine,
     claimed = queue(engine, timetable).claim_due(datetime(2026, 3, 7), 500)
     ids = [c.delivery_id for c in claimed]
     assert len(ids) == 500 and ids == sorted(ids)
+
+
+def test_queue_depth_counts_every_status_zeros_included(engine, timetable):
+    # What `dripline run --metrics-port` publishes as dripline_queue_depth{status}.
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    q = queue(engine, timetable)
+    assert q.queue_depth() == dict.fromkeys(DELIVERY_STATUSES, 0)  # an empty store
+    for name in ("ada", "bob", "cy"):
+        subscribe(engine, timetable, SLUG, person(f"{name}@example.com", at))
+    first, _second, third = q.claim_due(at, 10)
+    attempt(q, [first], at)
+    q.mark_sent(first.delivery_id, message_id="<m1@example.com>", sent_at=at, reply="250 ok")
+    q.release([third.delivery_id])
+    depth = q.queue_depth()
+    assert list(depth) == list(DELIVERY_STATUSES)
+    assert depth == {
+        **dict.fromkeys(DELIVERY_STATUSES, 0),
+        "sent": 1,
+        "claimed": 1,  # second
+        "scheduled": 3 * 5 + 1,  # the later steps, and third handed back
+    }
+
+
+def test_a_steps_link_positions_are_stable_and_new_links_come_after(engine, timetable):
+    # Click tokens carry a link's position: the same URL keeps its position in every later
+    # message of the step, whoever asks first; a URL new to the step gets the next one.
+    q = queue(engine, timetable)
+    first = ["https://a.example/", "https://b.example/"]
+    assert q.link_positions(SLUG, "rapid-relief", first) == [0, 1]
+    again = ["https://b.example/", "https://c.example/", "https://a.example/"]
+    assert q.link_positions(SLUG, "rapid-relief", again) == [1, 2, 0]
+    other = queue(engine, timetable)  # another worker
+    assert other.link_positions(SLUG, "rapid-relief", ["https://c.example/"]) == [2]
+    # Positions are per step.
+    assert q.link_positions(SLUG, "neuroplasticity", ["https://c.example/"]) == [0]
