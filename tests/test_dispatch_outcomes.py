@@ -218,12 +218,20 @@ def test_the_give_up_deadline_counts_from_the_first_attempt(project: Path) -> No
     assert datetime.fromisoformat(row["first_attempt_at"]).replace(tzinfo=UTC) == NOW
 
 
-def test_a_dead_relay_is_left_alone_after_three_failures_in_a_row(project: Path) -> None:
+def test_a_dead_relay_is_left_alone_after_three_failures_in_a_row(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # One message per chunk, so each failure is its own attempt at the relay.
     people = ["dead1", "dead2", "ok1", "dead3", "dead4", "dead5", "ok2", "ok3"]
     subscribe(project, *(f"{who}@example.com" for who in people))
     relay = Relay()
-    report, rows = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1)
+    with caplog.at_level(logging.WARNING, logger="dripline.dispatch"):
+        report, rows = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1)
+    # The operator is told once why the rest waits, with the relay's last answer.
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("relay:")] == [
+        "relay: 3 consecutive timeouts or connection failures (last: connection refused); "
+        "not trying it again this pass, the rest of the claim is deferred"
+    ]
 
     # Two failures, then a success resets the count; three more in a row stop the pass.
     assert [r.split("@")[0] for r in relay.tried] == people[:6]
