@@ -440,7 +440,7 @@ _POSTGRES_ENV = "DRIPLINE_TEST_POSTGRES_URL"
 _SCHEMA = "dripline_mutation"
 
 
-def _own_postgres_schema(env: dict[str, str]) -> None:
+def _own_postgres_schema(env: dict[str, str], module: str) -> None:
     """Point the PostgreSQL tests at a schema of their own in the test database.
 
     The tests drop and create their tables at each start: run beside the test suite (or
@@ -453,16 +453,18 @@ def _own_postgres_schema(env: dict[str, str]) -> None:
     url = env.get(_POSTGRES_ENV)
     if not url:
         return
+    # One schema per module: two modules measured at once (two terminals) keep apart too.
+    schema = f"{_SCHEMA}_{module}"
     from sqlalchemy import create_engine, text  # a dripline dependency
 
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}"))
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     finally:
         engine.dispose()
     separator = "&" if "?" in url else "?"
-    env[_POSTGRES_ENV] = f"{url}{separator}options=-csearch_path%3D{_SCHEMA}"
+    env[_POSTGRES_ENV] = f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
 def measure(
@@ -476,7 +478,7 @@ def measure(
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(scratch / "mutants"), env.get("PYTHONPATH", "")) if p
     )
-    _own_postgres_schema(env)
+    _own_postgres_schema(env, name)
     started = time.monotonic()
     try:
         _scratch_copy(module, scratch)
