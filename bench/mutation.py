@@ -227,16 +227,16 @@ EQUIVALENT: dict[str, str] = {
         for n in (17, 18, 20, 21)
     },
     **{
-        f"dripline.dispatch.xǁDispatcherǁdispatch_due__mutmut_{n}": (
+        f"dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_{n}": (
             "_commit reset to '' instead of None, _clean to None instead of False: set "
             "before any send reads it / falsy either way"
         )
         for n in (10, 15)
     },
-    "dripline.dispatch.xǁDispatcherǁdispatch_due__mutmut_4": (
+    "dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_4": (
         "the files generation counting by 2: it is only compared for change"
     ),
-    "dripline.dispatch.xǁDispatcherǁdispatch_due__mutmut_3": (
+    "dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_3": (
         "the files generation counting down instead of up: it is only compared for change"
     ),
     **{

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -632,6 +633,9 @@ def test_sender_errors_are_counted_by_kind_and_the_queue_depth_is_published(
         "skipped": 0,
     }
     assert samples[("dripline_lease_expiries_total", ())] == 1  # the dead worker's
+    # One pass observed, its duration a real one (no longer than the clock has run).
+    assert samples[("dripline_pass_duration_seconds_count", ())] == 1
+    assert 0 < samples[("dripline_pass_duration_seconds_sum", ())] < time.monotonic()
 
 
 class _DepthUnreadable(SqlDeliveryQueue):
@@ -675,3 +679,62 @@ def test_the_last_step_completes_the_enrollment_after_a_step_was_inserted_before
     (status,) = db.execute("SELECT status FROM enrollments").fetchone()
     db.close()
     assert (report.sent, status) == (1, "completed")
+
+
+class _PooledRelay(Relay):
+    """A relay sender with several connections, recording the batches it is handed."""
+
+    parallelism = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def send_many(self, messages, **options):  # type: ignore[no-untyped-def, override]
+        self.batches.append(len(messages))
+        return super().send_many(messages, **options)
+
+
+def test_a_sender_with_several_connections_is_handed_a_chunk_for_each(project: Path) -> None:
+    # 7 due, chunks of 2, three connections: 6 go out together (2 per connection), then 1.
+    subscribe(project, *(f"p{n}@example.com" for n in range(7)))
+    relay = _PooledRelay()
+    report, rows = run_pass(project, relay, chunk_size=2)
+    assert relay.batches == [6, 1]
+    assert report.sent == 7 and {r["status"] for r in rows.values()} == {"sent"}
+
+
+class _StoppedDuringClaim(SqlDeliveryQueue):
+    """A claim during which `dripline run` gets SIGTERM (the stop event is set)."""
+
+    stop: threading.Event
+
+    def claim_due(self, now: datetime, limit: int) -> list:  # type: ignore[override]
+        claimed = super().claim_due(now, limit)
+        self.stop.set()
+        return claimed
+
+
+def test_a_stop_asked_while_claiming_hands_the_whole_claim_back_untried(project: Path) -> None:
+    subscribe(project, "a@example.com", "b@example.com")
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    queue = _StoppedDuringClaim(engine, lambda slug: Timetable.of(library.campaign(slug)))
+    stop = threading.Event()
+    queue.stop = stop
+    relay = Relay()
+    dispatcher = Dispatcher(queue, relay, library, unsubscribe_link_maker(settings), stop=stop)
+    try:
+        report = dispatcher.dispatch_due(NOW)
+        rows = first_steps(project)
+    finally:
+        dispatcher.close()
+        queue.close()
+        engine.dispose()
+    assert relay.tried == []
+    assert (report.sent, report.released) == (0, 2)
+    # Scheduled again as they were, due now, the attempt given back.
+    assert {(r["status"], r["attempts"], r["worker_id"]) for r in rows.values()} == {
+        ("scheduled", 0, None)
+    }
