@@ -286,10 +286,13 @@ EQUIVALENT: dict[str, str] = {
         "time(None) is never asked on SQLite: every outcome that writes a time carries it "
         "(a sent one its sent_at, a deferred one its next_at)"
     ),
-    "dripline.store._queue.xǁSqlDeliveryQueueǁsettle__mutmut_20": (
-        "a naive `now` passed on naive: to_db_time keeps naive times as they are (UTC), "
-        "which is what tagging them UTC then converting gives"
-    ),
+    **{
+        f"dripline.store._queue.xǁSqlDeliveryQueueǁsettle__mutmut_{n}": (
+            "a naive `now` passed on naive: to_db_time keeps naive times as they are (UTC), "
+            "which is what tagging them UTC then converting gives"
+        )
+        for n in (20, 21)
+    },
     "dripline.store._queue.xǁSqlDeliveryQueueǁhold__mutmut_4": (
         "forgetting the last set held only rebuilds the same filter on the next call"
     ),
