@@ -182,6 +182,16 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (1, 5)
     },
+    **{
+        f"dripline._slots.xǁSlottedStepǁbuild__mutmut_{n}": (
+            "no plain getter (plain_getter given no environment or no expression answers "
+            "None): Jinja evaluates the same expression, which the getter only speeds up"
+        )
+        for n in (103, 104)
+    },
+    "dripline._slots.xǁSlottedStepǁbuild__mutmut_87": (
+        "undefined_to_none=None: Jinja only tests it for truth, as it does False"
+    ),
     "dripline._slots.x__split__mutmut_2": _NONE_SLICE,
     "dripline._slots.x__parts__mutmut_2": _NONE_SLICE,
     "dripline._slots.x__split__mutmut_21": _EMPTY_PIECE,

@@ -242,3 +242,18 @@ def test_a_long_value_keeps_every_quoted_printable_line_within_76(
     assert fast is not None
     assert summary(fast) == summary(compiled.render(long_name, now=NOW, message_id=MID).data)
     assert [line for line in fast.split(b"\r\n") if len(line) > 76] == []
+
+
+def test_a_missing_value_is_the_full_paths_error_not_the_word_none(tmp_path: Path) -> None:
+    # `{{ subscriber.first_name }}` for someone without one: Jinja's strict undefined
+    # error on both paths (never "Hi None." in the email).
+    (compiled,) = _probe(tmp_path, "Hello", "Hi {{ subscriber.first_name }}.").compile_all()
+    assert compiled.slotted is not None
+    nameless = Recipient("x@example.com", {"city": "Oslo"}, "https://e.com/u/k")
+    errors = []
+    for render in (compiled.render_bytes, compiled.render):
+        with pytest.raises(RenderError) as caught:
+            render(nameless, now=NOW, message_id=MID)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "'dict object' has no attribute 'first_name'" in errors[0]
