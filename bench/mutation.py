@@ -292,6 +292,12 @@ EQUIVALENT: dict[str, str] = {
         "'?' placeholders on PostgreSQL too: every statement goes through q(), which turns "
         "them into %s there"
     ),
+    **{
+        f"dripline.store._outcomes.xǁ_Sqlǁ__init____mutmut_{n}": (
+            "_Sql.mark is never read (every statement goes through q() and any_of())"
+        )
+        for n in (2, 3, 5)
+    },
     "dripline.store._outcomes.xǁ_Sqlǁtime__mutmut_3": (
         "time(None) is never asked on SQLite: every outcome that writes a time carries it "
         "(a sent one its sent_at, a deferred one its next_at)"
@@ -550,7 +556,7 @@ def _revision() -> str:
 
 
 _SQL_WORD = re.compile(
-    r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|FROM|JOIN|SET|VALUES|AND|OR|IN|ON|NULL|NOT|"
+    r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|FROM|JOIN|SET|VALUES|AND|OR|IN|ON|NULL|NOT|ANY|"
     r"BEGIN|COMMIT|ROLLBACK)\b"
 )
 _SQL_CASE_AUTO = "SQL keywords and unquoted names are case-insensitive; quoted values unchanged"

@@ -77,6 +77,10 @@ def test_the_lease_is_renewed_once_a_third_of_it_has_passed(engine, timetable):
     q.claim_due(AT, 1)
     renewed = WALL + timedelta(seconds=10)
     assert lease_of(engine)[worker] == (renewed, renewed + timedelta(seconds=30))
+    # The third is counted from that renewal, not from the registration: no write yet.
+    clock.now = renewed + timedelta(seconds=9.9)
+    q.claim_due(AT, 1)
+    assert lease_of(engine)[worker] == (renewed, renewed + timedelta(seconds=30))
     # Settling renews too (a long pass needs no heartbeat thread), on the same rule.
     clock.now = renewed + timedelta(seconds=10)
     q.settle([], now=AT)
