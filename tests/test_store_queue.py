@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import _reset_postgres
 from sqlalchemy import Engine, select, update
 
 from dripline.store import (
@@ -21,8 +24,10 @@ from dripline.store import (
     NewSubscriber,
     SqlDeliveryQueue,
     Subscriber,
+    _queue,
     enroll_many,
     normalize_email,
+    open_store,
     subscribe,
     subscriber_timeline,
     unsubscribe,
@@ -415,3 +420,51 @@ def test_a_steps_link_positions_are_stable_and_new_links_come_after(engine, time
     assert other.link_positions(SLUG, "rapid-relief", ["https://c.example/"]) == [2]
     # Positions are per step.
     assert q.link_positions(SLUG, "neuroplasticity", ["https://c.example/"]) == [0]
+
+
+def test_two_claims_for_a_subscriber_without_a_key_agree_on_one(timetable, monkeypatch):
+    # Rows inserted without a public key get one at their first claim. Two workers
+    # claiming that subscriber's rows of two campaigns at once (PostgreSQL runs both
+    # transactions together) must end with the key both put in their emails' links.
+    url = os.environ.get("DRIPLINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("DRIPLINE_TEST_POSTGRES_URL is not set (see .ci/postgres.sh)")
+    _reset_postgres(url)
+    engine = open_store(url)
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    for slug in (SLUG, "second-campaign"):
+        subscribe(engine, timetable, slug, person("ada@example.com", at))
+    with engine.begin() as conn:
+        conn.execute(update(Subscriber).values(public_key=None))
+    first_inside = threading.Event()
+    second_done = threading.Event()
+    minted = iter(["key-of-the-first-claim", "key-of-the-second-claim"])
+    real = _queue.new_public_key
+
+    def new_key() -> str:
+        key = next(minted, None) or real()
+        if threading.current_thread().name == "first-claim":
+            first_inside.set()  # the first claim read the rows; the second runs now
+            assert second_done.wait(30)
+        return key
+
+    monkeypatch.setattr(_queue, "new_public_key", new_key)
+    first, second = queue(engine, timetable), queue(engine, timetable)
+    claimed: dict[str, list] = {}
+    worker = threading.Thread(
+        target=lambda: claimed.__setitem__("first", first.claim_due(at, 1)), name="first-claim"
+    )
+    worker.start()
+    assert first_inside.wait(30)
+    claimed["second"] = second.claim_due(at, 1)
+    second_done.set()
+    worker.join(30)
+    with engine.connect() as conn:
+        stored = conn.scalar(select(Subscriber.public_key))
+    keys = {c.public_key for batch in claimed.values() for c in batch}
+    campaigns = sorted(c.campaign for b in claimed.values() for c in b)
+    assert campaigns == sorted([SLUG, "second-campaign"])
+    assert keys == {stored}
+    first.close()
+    second.close()
+    engine.dispose()
