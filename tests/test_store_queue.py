@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import _reset_postgres
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 
 from dripline.store import (
     DELIVERY_STATUSES,
@@ -32,6 +32,7 @@ from dripline.store import (
     subscriber_timeline,
     unsubscribe,
 )
+from dripline.store._models import Worker
 from dripline.timetable import Timetable
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -467,4 +468,42 @@ def test_two_claims_for_a_subscriber_without_a_key_agree_on_one(timetable, monke
     assert keys == {stored}
     first.close()
     second.close()
+    engine.dispose()
+
+
+def test_a_claim_whose_session_the_server_ends_is_made_once_more_on_a_new_one(
+    timetable, monkeypatch
+):
+    # PostgreSQL restarted (or an administrator ended the session) in the middle of a
+    # claim: it is rolled back, so the claim is made again on a new connection, once.
+    url = os.environ.get("DRIPLINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("DRIPLINE_TEST_POSTGRES_URL is not set (see .ci/postgres.sh)")
+    _reset_postgres(url)
+    engine = open_store(url)
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    subscribe(engine, timetable, SLUG, person("ada@example.com", at))
+    real = _queue.expire_dead_workers
+    ended: list[int] = []
+
+    def end_my_session_once(conn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not ended:
+            pid = conn.scalar(text("SELECT pg_backend_pid()"))
+            with engine.connect() as admin:
+                admin.scalar(text(f"SELECT pg_terminate_backend({pid})"))
+                admin.commit()
+            ended.append(pid)
+        return real(conn, *args, **kwargs)
+
+    monkeypatch.setattr(_queue, "expire_dead_workers", end_my_session_once)
+    q = queue(engine, timetable)
+    claimed = q.claim_due(at, 10)
+    assert len(ended) == 1
+    assert [(c.step, c.email) for c in claimed] == [(1, "ada@example.com")]
+    with engine.connect() as conn:
+        workers = conn.execute(select(Worker.id)).scalars().all()
+        row = conn.execute(select(Delivery.status, Delivery.worker_id).where(Delivery.step == 1))
+        assert row.one() == ("claimed", q.worker_id)
+    assert workers == [q.worker_id]  # the first registration was rolled back with its claim
+    q.close()
     engine.dispose()
