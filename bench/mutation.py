@@ -285,6 +285,13 @@ EQUIVALENT: dict[str, str] = {
     "dripline.store._outcomes.x_settle__mutmut_12": (
         "`missed = ...` for the first kind added: missed is still the empty list there"
     ),
+    **{
+        f"dripline.store._outcomes.x_settle__mutmut_{n}": (
+            "None instead of [] for a kind without outcomes: _sent and _simple return [] "
+            "for either (`if not outcomes`)"
+        )
+        for n in (27, 55, 57)
+    },
     "dripline.store._outcomes.x_settle__mutmut_25": (
         "_sent returns [] for no outcomes, whether given [] or None"
     ),
@@ -296,7 +303,7 @@ EQUIVALENT: dict[str, str] = {
         f"dripline.store._outcomes.xǁ_Sqlǁ__init____mutmut_{n}": (
             "_Sql.mark is never read (every statement goes through q() and any_of())"
         )
-        for n in (2, 3, 5)
+        for n in (2, 3, 5, 6, 7)
     },
     "dripline.store._outcomes.xǁ_Sqlǁtime__mutmut_3": (
         "time(None) is never asked on SQLite: every outcome that writes a time carries it "

@@ -300,3 +300,44 @@ def test_a_row_deferred_to_an_instant_keeps_its_turn_among_rows_due_then(engine,
     assert turn.delivery_id == claimed["first"]
     assert [c.delivery_id for c in q.claim_due(retry_at, 1)] == [claimed["second"]]
     q.close()
+
+
+def test_a_skipped_step_is_final_and_a_skipped_last_step_completes_the_enrollment(
+    engine, timetable
+):
+    # A step whose `when` is false for a subscriber is skipped: never sent, never retried,
+    # and if it was their last one pending the enrollment is complete.
+    enrol(engine, timetable, "done", "pending")
+    with engine.begin() as conn:  # "done" has only its first step left
+        conn.execute(
+            update(Delivery)
+            .where(Delivery.step > 1)
+            .where(
+                Delivery.enrollment_id.in_(
+                    select(Enrollment.id)
+                    .join(Subscriber)
+                    .where(Subscriber.email == "done@example.com")
+                )
+            )
+            .values(status="sent")
+        )
+    q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    claimed = {c.email.split("@")[0]: c.delivery_id for c in q.claim_due(NOW, 20)}
+    result = q.settle(
+        [Outcome(claimed[n], "skipped", last_step=True) for n in ("done", "pending")], now=NOW
+    )
+    assert result.recorded == 2 and result.unrecorded == ()
+    found = rows(engine)
+    assert {n: (found[n].status, found[n].worker_id, found[n].attempts) for n in found} == {
+        "done": ("skipped", None, 0),
+        "pending": ("skipped", None, 0),
+    }
+    with engine.connect() as conn:
+        enrolments = dict(
+            conn.execute(select(Subscriber.email, Enrollment.status).join(Enrollment)).all()
+        )
+    assert enrolments == {"done@example.com": "completed", "pending@example.com": "active"}
+    # Later, only pending's next step is claimed: a skipped row is never claimed again.
+    later = q.claim_due(NOW + timedelta(days=30), 20)
+    assert [(c.email, c.step) for c in later] == [("pending@example.com", 2)]
+    q.close()
