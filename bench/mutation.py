@@ -102,6 +102,7 @@ MODULES: dict[str, Module] = {
             "tests/test_store_queue.py",
             "tests/test_store_queue_worker.py",
             "tests/test_store_leases.py",
+            "tests/test_store_outcomes.py",  # a claim carries the first attempt's time
         ),
     ),
     "outcomes": Module(
@@ -132,6 +133,7 @@ _NO_X = (
     "rstrip('XX=XX') also strips a final 'X', but 19 bytes in base32 end in a character "
     "whose last two bits are zero (A, E, I, ...), never X"
 )
+_SQL_CASE = "unquoted SQL column names are case-insensitive"
 _CODEC = "codec names are case-insensitive: 'UTF-8'/'ASCII' is the same codec"
 _CLOSED = (
     "shutdown(wait=False): close() runs after the pass has waited for every send it "
@@ -292,6 +294,17 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (27, 55, 57)
     },
+    **{
+        f"dripline.store._outcomes.x__sent__mutmut_{n}": (
+            "which of the two PostgreSQL statements records one sent row: both write the "
+            "same columns of the same rows (the one-row form only saves the arrays)"
+        )
+        for n in (4, 5)
+    },
+    "dripline.store._outcomes.x__sent__mutmut_28": (
+        "zip(strict=None): the row and the columns always have 8 items, strict only checks it"
+    ),
+    "dripline.store._outcomes.x__sent__mutmut_20": _SQL_CASE,
     "dripline.store._outcomes.x_settle__mutmut_25": (
         "_sent returns [] for no outcomes, whether given [] or None"
     ),
@@ -315,6 +328,14 @@ EQUIVALENT: dict[str, str] = {
             "which is what tagging them UTC then converting gives"
         )
         for n in (20, 21)
+    },
+    **{
+        f"dripline.store._queue.xǁSqlDeliveryQueueǁ_claim__mutmut_{n}": (
+            "`me` keeps a worker from taking itself for dead; the same claim renews its "
+            "lease first (a third of it passed, so surely when it ran out) and its process "
+            "is alive: it is never found dead, named or not"
+        )
+        for n in (10, 13)
     },
     "dripline.store._queue.xǁSqlDeliveryQueueǁhold__mutmut_4": (
         "forgetting the last set held only rebuilds the same filter on the next call"

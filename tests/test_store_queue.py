@@ -23,6 +23,7 @@ from dripline.store import (
     Enrollment,
     NewSubscriber,
     SqlDeliveryQueue,
+    StoreError,
     Subscriber,
     _queue,
     enroll_many,
@@ -507,3 +508,35 @@ def test_a_claim_whose_session_the_server_ends_is_made_once_more_on_a_new_one(
     assert workers == [q.worker_id]  # the first registration was rolled back with its claim
     q.close()
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("lost", "tries"),
+    [(False, 1), (True, 2)],
+    ids=["not-a-lost-connection-no-retry", "lost-again-given-up-after-two"],
+)
+def test_a_claim_that_keeps_failing_raises_its_error_after_at_most_one_retry(
+    engine, timetable, monkeypatch, lost: bool, tries: int
+):
+    # Only a lost connection is worth a second try; a claim that cannot be made raises
+    # its StoreError to the caller (`dripline run` logs it and tries at the next tick).
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    subscribe(engine, timetable, SLUG, person("ada@example.com", at))
+    calls: list[int] = []
+
+    def failing(conn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        error = StoreError("the database is full")
+        error.connection_lost = lost
+        raise error
+
+    monkeypatch.setattr(_queue, "expire_dead_workers", failing)
+    q = queue(engine, timetable)
+    with pytest.raises(StoreError, match="the database is full") as raised:
+        q.claim_due(at, 10)
+    assert raised.value.connection_lost is lost
+    assert len(calls) == tries
+    assert q.worker_id is None  # every registration was rolled back with its claim
+    monkeypatch.undo()
+    assert [c.step for c in q.claim_due(at, 10)] == [1]  # nothing was lost meanwhile
+    q.close()
