@@ -133,7 +133,7 @@ _NO_X = (
     "rstrip('XX=XX') also strips a final 'X', but 19 bytes in base32 end in a character "
     "whose last two bits are zero (A, E, I, ...), never X"
 )
-_SQL_CASE = "unquoted SQL column names are case-insensitive"
+_SQL_CASE = "unquoted SQL column names and aliases are case-insensitive"
 _CODEC = "codec names are case-insensitive: 'UTF-8'/'ASCII' is the same codec"
 _CLOSED = (
     "shutdown(wait=False): close() runs after the pass has waited for every send it "
@@ -301,10 +301,14 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (4, 5)
     },
-    "dripline.store._outcomes.x__sent__mutmut_28": (
-        "zip(strict=None): the row and the columns always have 8 items, strict only checks it"
-    ),
-    "dripline.store._outcomes.x__sent__mutmut_20": _SQL_CASE,
+    **{
+        f"dripline.store._outcomes.x__sent__mutmut_{n}": (
+            "zip without strict=True: the row and the columns always have 8 items, strict "
+            "only checks it"
+        )
+        for n in (28, 31, 32)
+    },
+    **{f"dripline.store._outcomes.x__sent__mutmut_{n}": _SQL_CASE for n in (20, 42, 44, 55)},
     "dripline.store._outcomes.x_settle__mutmut_25": (
         "_sent returns [] for no outcomes, whether given [] or None"
     ),
@@ -337,6 +341,10 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (10, 13)
     },
+    "dripline.store._queue.xǁSqlDeliveryQueueǁ_claimable__mutmut_25": (
+        "cancelling without `status = 'scheduled'`: the rows were read 'scheduled' in this "
+        "same transaction and locked by it (FOR UPDATE SKIP LOCKED; SQLite has one writer)"
+    ),
     "dripline.store._queue.xǁSqlDeliveryQueueǁhold__mutmut_4": (
         "forgetting the last set held only rebuilds the same filter on the next call"
     ),
@@ -584,7 +592,7 @@ def _revision() -> str:
 
 
 _SQL_WORD = re.compile(
-    r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|FROM|JOIN|SET|VALUES|AND|OR|IN|ON|NULL|NOT|ANY|"
+    r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|FROM|JOIN|SET|VALUES|AND|OR|IN|ON|NULL|NOT|ANY|AS|"
     r"BEGIN|COMMIT|ROLLBACK)\b"
 )
 _SQL_CASE_AUTO = "SQL keywords and unquoted names are case-insensitive; quoted values unchanged"

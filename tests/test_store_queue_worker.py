@@ -57,7 +57,7 @@ def status_of(engine: Engine, delivery_id: int) -> tuple[str, int | None, str | 
 
 @pytest.mark.parametrize("lease", [0, -1.0])
 def test_a_lease_must_be_positive(engine, timetable, lease):
-    with pytest.raises(DriplineError, match="the lease must be a positive number of seconds"):
+    with pytest.raises(DriplineError, match=r"^the lease must be a positive number of seconds$"):
         SqlDeliveryQueue(engine, lambda slug: timetable, lease_seconds=lease)
     SqlDeliveryQueue(engine, lambda slug: timetable, lease_seconds=0.001).close()
 
