@@ -540,3 +540,51 @@ def test_a_claim_that_keeps_failing_raises_its_error_after_at_most_one_retry(
     monkeypatch.undo()
     assert [c.step for c in q.claim_due(at, 10)] == [1]  # nothing was lost meanwhile
     q.close()
+
+
+def test_a_second_worker_claims_other_rows_while_the_first_claim_is_still_open(
+    timetable, monkeypatch
+):
+    # PostgreSQL: two `dripline run` workers claim at the same moment. The second skips
+    # the rows the first has locked (FOR UPDATE SKIP LOCKED) and takes the next ones,
+    # without waiting for the first to commit; no row is claimed twice.
+    url = os.environ.get("DRIPLINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("DRIPLINE_TEST_POSTGRES_URL is not set (see .ci/postgres.sh)")
+    _reset_postgres(url)
+    engine = open_store(url)
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    for n in range(4):
+        subscribe(engine, timetable, SLUG, person(f"p{n}@example.com", at))
+    first_inside = threading.Event()
+    second_done = threading.Event()
+    real = _queue.retime_later_steps
+
+    def retime(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name == "first-claim":
+            first_inside.set()  # its rows are read and locked; its transaction stays open
+            second_done.wait(15)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_queue, "retime_later_steps", retime)
+    first, second = queue(engine, timetable), queue(engine, timetable)
+    claimed: dict[str, list] = {}
+    worker = threading.Thread(
+        target=lambda: claimed.__setitem__("first", first.claim_due(at, 2)), name="first-claim"
+    )
+    worker.start()
+    assert first_inside.wait(30)
+    other = threading.Thread(target=lambda: claimed.__setitem__("second", second.claim_due(at, 2)))
+    other.start()
+    other.join(10)
+    finished_meanwhile = not other.is_alive()
+    second_done.set()
+    worker.join(30)
+    other.join(30)
+    assert finished_meanwhile  # the second claim did not wait for the first
+    ids = [c.delivery_id for batch in claimed.values() for c in batch]
+    assert len(claimed["first"]) == len(claimed["second"]) == 2
+    assert len(set(ids)) == 4
+    first.close()
+    second.close()
+    engine.dispose()
