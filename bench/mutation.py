@@ -308,7 +308,14 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (28, 31, 32)
     },
-    **{f"dripline.store._outcomes.x__sent__mutmut_{n}": _SQL_CASE for n in (20, 42, 44, 55)},
+    **{f"dripline.store._outcomes.x__sent__mutmut_{n}": _SQL_CASE for n in (20, 42, 44, 55, 57)},
+    "dripline.store._outcomes.x__sent__mutmut_65": (
+        "`=` instead of `+=` on the recorded count: _sent adds to it first, while it is 0"
+    ),
+    "dripline.store._outcomes.x__sent__mutmut_70": (
+        "asking which rows did not become 'sent' when the count says all did: none"
+    ),
+    "dripline.store._outcomes.x__sent__mutmut_73": "_unheld does not use its worker_id",
     "dripline.store._outcomes.x_settle__mutmut_25": (
         "_sent returns [] for no outcomes, whether given [] or None"
     ),
