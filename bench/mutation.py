@@ -355,6 +355,10 @@ EQUIVALENT: dict[str, str] = {
     "dripline.store._queue.xǁSqlDeliveryQueueǁhold__mutmut_4": (
         "forgetting the last set held only rebuilds the same filter on the next call"
     ),
+    "dripline.store._queue.xǁSqlDeliveryQueueǁ__init____mutmut_23": (
+        "no last set held to start with (None for the empty set): the first hold() builds "
+        "its filter either way, from the same unfiltered query"
+    ),
     **{
         f"dripline.store._queue.xǁSqlDeliveryQueueǁscheduled_steps__mutmut_{n}": (
             "a join without its ON clause: SQLAlchemy infers the same one from the foreign key"
