@@ -355,6 +355,11 @@ EQUIVALENT: dict[str, str] = {
     "dripline.store._queue.xǁSqlDeliveryQueueǁhold__mutmut_4": (
         "forgetting the last set held only rebuilds the same filter on the next call"
     ),
+    "dripline.store._queue.xǁSqlDeliveryQueueǁ__init____mutmut_27": (
+        "_renewed_at starting '' instead of None: it is set when the worker registers, "
+        "before anything reads it (settle refuses a worker that never claimed, a "
+        "heartbeat before the first claim returns)"
+    ),
     "dripline.store._queue.xǁSqlDeliveryQueueǁ__init____mutmut_23": (
         "no last set held to start with (None for the empty set): the first hold() builds "
         "its filter either way, from the same unfiltered query"
