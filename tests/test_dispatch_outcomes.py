@@ -738,3 +738,30 @@ def test_a_stop_asked_while_claiming_hands_the_whole_claim_back_untried(project:
     assert {(r["status"], r["attempts"], r["worker_id"]) for r in rows.values()} == {
         ("scheduled", 0, None)
     }
+
+
+class _WithoutCounters:
+    """A store with the queue's protocol but no ``lease_expiries`` or ``queue_depth`` (a
+    store of another kind): the dispatcher's metrics must do without them."""
+
+    def __init__(self, engine, timetable) -> None:  # type: ignore[no-untyped-def]
+        self._inner = SqlDeliveryQueue(engine, timetable)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        if name in ("lease_expiries", "queue_depth"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_a_store_without_lease_or_depth_counts_publishes_neither_and_warns_nothing(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscribe(project, *(f"{who}@example.com" for who in _EVERY_ANSWER))
+    metrics = RunMetrics()
+    with caplog.at_level(logging.WARNING, logger="dripline.dispatch"):
+        _metrics_pass(project, metrics, _WithoutCounters)
+    samples = _scrape(metrics)
+    assert samples[("dripline_deliveries_total", (("outcome", "sent"),))] == 1
+    assert samples[("dripline_lease_expiries_total", ())] == 0  # none counted, none invented
+    assert not [k for k in samples if k[0] == "dripline_queue_depth"]
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("metrics")] == []
