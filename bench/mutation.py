@@ -133,7 +133,7 @@ _NO_X = (
     "rstrip('XX=XX') also strips a final 'X', but 19 bytes in base32 end in a character "
     "whose last two bits are zero (A, E, I, ...), never X"
 )
-_SQL_CASE = "unquoted SQL column names and aliases are case-insensitive"
+_SQL_CASE = "unquoted SQL names (columns, aliases, functions) are case-insensitive"
 _CODEC = "codec names are case-insensitive: 'UTF-8'/'ASCII' is the same codec"
 _CLOSED = (
     "shutdown(wait=False): close() runs after the pass has waited for every send it "
@@ -214,6 +214,12 @@ EQUIVALENT: dict[str, str] = {
     "dripline.dispatch.xǁ_RelayWatchǁnote__mutmut_15": (
         "getattr default None instead of False for the last attribute: falsy either way"
     ),
+    **{
+        f"dripline.dispatch.x__error_kind__mutmut_{n}": (
+            "getattr default None instead of False: falsy either way"
+        )
+        for n in (6, 15)
+    },
     "dripline.dispatch.xǁ_RelayWatchǁnote__mutmut_6": (
         "getattr default None instead of False: both falsy, then `or` asks the next attribute"
     ),
@@ -316,6 +322,11 @@ EQUIVALENT: dict[str, str] = {
         "asking which rows did not become 'sent' when the count says all did: none"
     ),
     "dripline.store._outcomes.x__sent__mutmut_73": "_unheld does not use its worker_id",
+    "dripline.store._outcomes.x__simple__mutmut_42": "_unheld does not use its worker_id",
+    "dripline.store._outcomes.x__simple__mutmut_39": (
+        "asking which rows did not reach their status when the count says all did: none"
+    ),
+    **{f"dripline.store._outcomes.x__attempt__mutmut_{n}": _SQL_CASE for n in (13, 14)},
     "dripline.store._outcomes.x_settle__mutmut_25": (
         "_sent returns [] for no outcomes, whether given [] or None"
     ),
