@@ -270,6 +270,19 @@ EQUIVALENT: dict[str, str] = {
         "the library answers from the campaign it loaded to render this very delivery in the "
         "same pass: it cannot fail to load between the render and the outcome"
     ),
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_sender_thread__mutmut_{n}": (
+            "more than one sending thread: _send_batch waits for a chunk's send_many before "
+            "it submits the next, so one runs at a time whatever the pool's size"
+        )
+        for n in (3, 5, 7)
+    },
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_sender_thread__mutmut_{n}": (
+            "the sending thread's name (its prefix): seen only in a debugger or a thread dump"
+        )
+        for n in (4, 6)
+    },
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_2": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_3": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_4": (
