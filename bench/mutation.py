@@ -281,7 +281,7 @@ EQUIVALENT: dict[str, str] = {
         f"dripline.dispatch.xǁDispatcherǁ_sender_thread__mutmut_{n}": (
             "the sending thread's name (its prefix): seen only in a debugger or a thread dump"
         )
-        for n in (4, 6)
+        for n in (4, 6, 8, 9)
     },
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_2": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_3": _CLOSED,
