@@ -102,6 +102,7 @@ MODULES: dict[str, Module] = {
             "tests/test_store_queue.py",
             "tests/test_store_queue_worker.py",
             "tests/test_store_leases.py",
+            "tests/test_store_outcomes.py",  # a claim carries the first attempt's time
         ),
     ),
     "outcomes": Module(
@@ -132,6 +133,7 @@ _NO_X = (
     "rstrip('XX=XX') also strips a final 'X', but 19 bytes in base32 end in a character "
     "whose last two bits are zero (A, E, I, ...), never X"
 )
+_SQL_CASE = "unquoted SQL names (columns, aliases, functions) are case-insensitive"
 _CODEC = "codec names are case-insensitive: 'UTF-8'/'ASCII' is the same codec"
 _CLOSED = (
     "shutdown(wait=False): close() runs after the pass has waited for every send it "
@@ -168,6 +170,30 @@ EQUIVALENT: dict[str, str] = {
     ),
     **{f"dripline._slots.x__context_at__mutmut_{n}": _NONE_START for n in (2, 12, 25, 34, 43, 53)},
     **{f"dripline._slots.x__context_at__mutmut_{n}": _START_ONE for n in (19, 40, 60)},
+    **{
+        f"dripline._slots.xǁSlottedStepǁbuild__mutmut_{n}": (
+            "the template name given to rewrite_slots only labels a reason in "
+            "SlotTable.dynamic_reasons, which is only ever tested for emptiness (never shown)"
+        )
+        for n in (16, 26, 31, 32, 38, 43, 44, 50, 55, 56)
+    },
+    **{
+        f"dripline._slots.xǁSlottedStepǁ_value__mutmut_{n}": (
+            "the plain-Python getter is a speed-up that gives exactly Jinja's answer "
+            "(plain_getter): skipping it evaluates the same expression in Jinja"
+        )
+        for n in (1, 5)
+    },
+    **{
+        f"dripline._slots.xǁSlottedStepǁbuild__mutmut_{n}": (
+            "no plain getter (plain_getter given no environment or no expression answers "
+            "None): Jinja evaluates the same expression, which the getter only speeds up"
+        )
+        for n in (103, 104)
+    },
+    "dripline._slots.xǁSlottedStepǁbuild__mutmut_87": (
+        "undefined_to_none=None: Jinja only tests it for truth, as it does False"
+    ),
     "dripline._slots.x__split__mutmut_2": _NONE_SLICE,
     "dripline._slots.x__parts__mutmut_2": _NONE_SLICE,
     "dripline._slots.x__split__mutmut_21": _EMPTY_PIECE,
@@ -188,6 +214,12 @@ EQUIVALENT: dict[str, str] = {
     "dripline.dispatch.xǁ_RelayWatchǁnote__mutmut_15": (
         "getattr default None instead of False for the last attribute: falsy either way"
     ),
+    **{
+        f"dripline.dispatch.x__error_kind__mutmut_{n}": (
+            "getattr default None instead of False: falsy either way"
+        )
+        for n in (6, 15)
+    },
     "dripline.dispatch.xǁ_RelayWatchǁnote__mutmut_6": (
         "getattr default None instead of False: both falsy, then `or` asks the next attribute"
     ),
@@ -213,18 +245,44 @@ EQUIVALENT: dict[str, str] = {
         for n in (17, 18, 20, 21)
     },
     **{
-        f"dripline.dispatch.xǁDispatcherǁdispatch_due__mutmut_{n}": (
+        f"dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_{n}": (
             "_commit reset to '' instead of None, _clean to None instead of False: set "
             "before any send reads it / falsy either way"
         )
         for n in (10, 15)
     },
-    "dripline.dispatch.xǁDispatcherǁdispatch_due__mutmut_4": (
+    "dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_4": (
         "the files generation counting by 2: it is only compared for change"
     ),
-    "dripline.dispatch.xǁDispatcherǁdispatch_due__mutmut_3": (
+    "dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_3": (
         "the files generation counting down instead of up: it is only compared for change"
     ),
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_is_last__mutmut_{n}": (
+            "last_step only lets the store look: it completes an enrollment only when no "
+            "delivery of it is pending (store._outcomes._complete), so calling a step that "
+            "has later rows 'last' changes nothing, and a row numbered like the last (`>`) "
+            "whose identity is not the last still has the last one pending"
+        )
+        for n in (4, 7)
+    },
+    "dripline.dispatch.xǁDispatcherǁ_is_last__mutmut_8": (
+        "the library answers from the campaign it loaded to render this very delivery in the "
+        "same pass: it cannot fail to load between the render and the outcome"
+    ),
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_sender_thread__mutmut_{n}": (
+            "more than one sending thread: _send_batch waits for a chunk's send_many before "
+            "it submits the next, so one runs at a time whatever the pool's size"
+        )
+        for n in (3, 5, 7)
+    },
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_sender_thread__mutmut_{n}": (
+            "the sending thread's name (its prefix): seen only in a debugger or a thread dump"
+        )
+        for n in (4, 6, 8, 9)
+    },
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_2": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_3": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_4": (
@@ -248,6 +306,40 @@ EQUIVALENT: dict[str, str] = {
     "dripline.store._outcomes.x_settle__mutmut_12": (
         "`missed = ...` for the first kind added: missed is still the empty list there"
     ),
+    **{
+        f"dripline.store._outcomes.x_settle__mutmut_{n}": (
+            "None instead of [] for a kind without outcomes: _sent and _simple return [] "
+            "for either (`if not outcomes`)"
+        )
+        for n in (27, 55, 57)
+    },
+    **{
+        f"dripline.store._outcomes.x__sent__mutmut_{n}": (
+            "which of the two PostgreSQL statements records one sent row: both write the "
+            "same columns of the same rows (the one-row form only saves the arrays)"
+        )
+        for n in (4, 5)
+    },
+    **{
+        f"dripline.store._outcomes.x__sent__mutmut_{n}": (
+            "zip without strict=True: the row and the columns always have 8 items, strict "
+            "only checks it"
+        )
+        for n in (28, 31, 32)
+    },
+    **{f"dripline.store._outcomes.x__sent__mutmut_{n}": _SQL_CASE for n in (20, 42, 44, 55, 57)},
+    "dripline.store._outcomes.x__sent__mutmut_65": (
+        "`=` instead of `+=` on the recorded count: _sent adds to it first, while it is 0"
+    ),
+    "dripline.store._outcomes.x__sent__mutmut_70": (
+        "asking which rows did not become 'sent' when the count says all did: none"
+    ),
+    "dripline.store._outcomes.x__sent__mutmut_73": "_unheld does not use its worker_id",
+    "dripline.store._outcomes.x__simple__mutmut_42": "_unheld does not use its worker_id",
+    "dripline.store._outcomes.x__simple__mutmut_39": (
+        "asking which rows did not reach their status when the count says all did: none"
+    ),
+    **{f"dripline.store._outcomes.x__attempt__mutmut_{n}": _SQL_CASE for n in (13, 14)},
     "dripline.store._outcomes.x_settle__mutmut_25": (
         "_sent returns [] for no outcomes, whether given [] or None"
     ),
@@ -255,16 +347,46 @@ EQUIVALENT: dict[str, str] = {
         "'?' placeholders on PostgreSQL too: every statement goes through q(), which turns "
         "them into %s there"
     ),
+    **{
+        f"dripline.store._outcomes.xǁ_Sqlǁ__init____mutmut_{n}": (
+            "_Sql.mark is never read (every statement goes through q() and any_of())"
+        )
+        for n in (2, 3, 5, 6, 7)
+    },
     "dripline.store._outcomes.xǁ_Sqlǁtime__mutmut_3": (
         "time(None) is never asked on SQLite: every outcome that writes a time carries it "
         "(a sent one its sent_at, a deferred one its next_at)"
     ),
-    "dripline.store._queue.xǁSqlDeliveryQueueǁsettle__mutmut_20": (
-        "a naive `now` passed on naive: to_db_time keeps naive times as they are (UTC), "
-        "which is what tagging them UTC then converting gives"
+    **{
+        f"dripline.store._queue.xǁSqlDeliveryQueueǁsettle__mutmut_{n}": (
+            "a naive `now` passed on naive: to_db_time keeps naive times as they are (UTC), "
+            "which is what tagging them UTC then converting gives"
+        )
+        for n in (20, 21)
+    },
+    **{
+        f"dripline.store._queue.xǁSqlDeliveryQueueǁ_claim__mutmut_{n}": (
+            "`me` keeps a worker from taking itself for dead; the same claim renews its "
+            "lease first (a third of it passed, so surely when it ran out) and its process "
+            "is alive: it is never found dead, named or not"
+        )
+        for n in (10, 13)
+    },
+    "dripline.store._queue.xǁSqlDeliveryQueueǁ_claimable__mutmut_25": (
+        "cancelling without `status = 'scheduled'`: the rows were read 'scheduled' in this "
+        "same transaction and locked by it (FOR UPDATE SKIP LOCKED; SQLite has one writer)"
     ),
     "dripline.store._queue.xǁSqlDeliveryQueueǁhold__mutmut_4": (
         "forgetting the last set held only rebuilds the same filter on the next call"
+    ),
+    "dripline.store._queue.xǁSqlDeliveryQueueǁ__init____mutmut_27": (
+        "_renewed_at starting '' instead of None: it is set when the worker registers, "
+        "before anything reads it (settle refuses a worker that never claimed, a "
+        "heartbeat before the first claim returns)"
+    ),
+    "dripline.store._queue.xǁSqlDeliveryQueueǁ__init____mutmut_23": (
+        "no last set held to start with (None for the empty set): the first hold() builds "
+        "its filter either way, from the same unfiltered query"
     ),
     **{
         f"dripline.store._queue.xǁSqlDeliveryQueueǁscheduled_steps__mutmut_{n}": (
@@ -272,6 +394,29 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (6, 8)
     },
+    **{
+        f"dripline.tokens.xǁTokenSignerǁcampaign_tag__mutmut_{n}": (
+            "the per-signer cache of campaign tags (a speed-up, like a cache size): a miss, "
+            "a slot that stays empty or a bound of 1025 only recomputes the same HMAC"
+        )
+        for n in (1, 2, 16, 17, 18)
+    },
+    "dripline.tokens.xǁTokenSignerǁcampaign_tag__mutmut_13": _CODEC,
+    **{
+        name: "digest names are case-insensitive: hashlib/OpenSSL's 'SHA256' is 'sha256'"
+        for name in (
+            "dripline.tokens.xǁTokenSignerǁcampaign_tag__mutmut_15",
+            "dripline.tokens.xǁTokenSignerǁ_signature__mutmut_8",
+        )
+    },
+    "dripline.tokens.x_split_verp_address__mutmut_3": (
+        "the return path split at its first '@' instead of its last: verp_address refuses "
+        "a return path with two, so no bounce address was ever made from one"
+    ),
+    "dripline.tokens.x_split_verp_address__mutmut_7": (
+        "a bounce address with two '@' gives None (mutant) or a 'token' holding an '@' "
+        "(original); no return-path token holds one (base32), so it is unmatched either way"
+    ),
     "dripline.tokens.x__strict_unb64__mutmut_14": (
         "'=' * (len % 4) instead of (-len % 4) pads 3 where 1 is needed; Python's base64 "
         "decoder ignores surplus padding, and the canonical re-encoding check follows"
@@ -390,7 +535,7 @@ _POSTGRES_ENV = "DRIPLINE_TEST_POSTGRES_URL"
 _SCHEMA = "dripline_mutation"
 
 
-def _own_postgres_schema(env: dict[str, str]) -> None:
+def _own_postgres_schema(env: dict[str, str], module: str) -> None:
     """Point the PostgreSQL tests at a schema of their own in the test database.
 
     The tests drop and create their tables at each start: run beside the test suite (or
@@ -403,16 +548,18 @@ def _own_postgres_schema(env: dict[str, str]) -> None:
     url = env.get(_POSTGRES_ENV)
     if not url:
         return
+    # One schema per module: two modules measured at once (two terminals) keep apart too.
+    schema = f"{_SCHEMA}_{module}"
     from sqlalchemy import create_engine, text  # a dripline dependency
 
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}"))
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     finally:
         engine.dispose()
     separator = "&" if "?" in url else "?"
-    env[_POSTGRES_ENV] = f"{url}{separator}options=-csearch_path%3D{_SCHEMA}"
+    env[_POSTGRES_ENV] = f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
 def measure(
@@ -426,7 +573,7 @@ def measure(
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(scratch / "mutants"), env.get("PYTHONPATH", "")) if p
     )
-    _own_postgres_schema(env)
+    _own_postgres_schema(env, name)
     started = time.monotonic()
     try:
         _scratch_copy(module, scratch)
@@ -485,7 +632,7 @@ def _revision() -> str:
 
 
 _SQL_WORD = re.compile(
-    r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|FROM|JOIN|SET|VALUES|AND|OR|IN|ON|NULL|NOT|"
+    r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|FROM|JOIN|SET|VALUES|AND|OR|IN|ON|NULL|NOT|ANY|AS|"
     r"BEGIN|COMMIT|ROLLBACK)\b"
 )
 _SQL_CASE_AUTO = "SQL keywords and unquoted names are case-insensitive; quoted values unchanged"

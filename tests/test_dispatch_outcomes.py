@@ -12,16 +12,20 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from edit_support import remove_step
+from edit_support import insert_step, remove_step
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from dripline.cli import main
 from dripline.dispatch import CampaignLibrary, Dispatcher, PassReport
 from dripline.ledger import body_digest
+from dripline.metrics import RunMetrics
 from dripline.runtime import unsubscribe_link_maker
 from dripline.settings import Settings
 from dripline.store import SqlDeliveryQueue, StoreError, open_store
@@ -215,12 +219,20 @@ def test_the_give_up_deadline_counts_from_the_first_attempt(project: Path) -> No
     assert datetime.fromisoformat(row["first_attempt_at"]).replace(tzinfo=UTC) == NOW
 
 
-def test_a_dead_relay_is_left_alone_after_three_failures_in_a_row(project: Path) -> None:
+def test_a_dead_relay_is_left_alone_after_three_failures_in_a_row(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # One message per chunk, so each failure is its own attempt at the relay.
     people = ["dead1", "dead2", "ok1", "dead3", "dead4", "dead5", "ok2", "ok3"]
     subscribe(project, *(f"{who}@example.com" for who in people))
     relay = Relay()
-    report, rows = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1)
+    with caplog.at_level(logging.WARNING, logger="dripline.dispatch"):
+        report, rows = run_pass(project, relay, retry_policy=NO_JITTER, chunk_size=1)
+    # The operator is told once why the rest waits, with the relay's last answer.
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("relay:")] == [
+        "relay: 3 consecutive timeouts or connection failures (last: connection refused); "
+        "not trying it again this pass, the rest of the claim is deferred"
+    ]
 
     # Two failures, then a success resets the count; three more in a row stop the pass.
     assert [r.split("@")[0] for r in relay.tried] == people[:6]
@@ -539,3 +551,217 @@ def test_a_held_step_due_now_is_not_claimed_tried_or_failed(project: Path) -> No
     row = rows["ok@example.com"]
     assert (row["status"], row["last_error"], row["attempts"]) == ("scheduled", None, 0)
     assert (report.claimed, report.held, relay.tried) == (0, ["ketamine-therapy/rapid-relief"], [])
+
+
+def _scrape(metrics: RunMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples a Prometheus scrape of `dripline run --metrics-port` would read."""
+    text = generate_latest(metrics.registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _metrics_pass(project: Path, metrics: RunMetrics, queue_class: type = SqlDeliveryQueue) -> None:
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    timetable = lambda slug: Timetable.of(library.campaign(slug))  # noqa: E731
+    # A worker that claimed the first steps an hour ago and died: its lease has run out.
+    then = datetime.now(UTC) - timedelta(hours=1)
+    dead = SqlDeliveryQueue(engine, timetable, lease_seconds=60, clock=lambda: then)
+    assert len(dead.claim_due(NOW, 100)) == 8
+    queue = queue_class(engine, timetable)
+    dispatcher = Dispatcher(
+        queue,
+        Relay(),
+        library,
+        unsubscribe_link_maker(settings),
+        retry_policy=NO_JITTER,
+        chunk_size=1,
+        metrics=metrics,
+    )  # type: ignore[arg-type]
+    try:
+        dispatcher.dispatch_due(NOW)
+    finally:
+        dispatcher.close()
+        queue.close()
+        engine.dispose()
+
+
+_EVERY_ANSWER = ("ok", "defer", "policy", "gone", "lost", "busy", "dead", "down")
+
+
+def test_sender_errors_are_counted_by_kind_and_the_queue_depth_is_published(
+    project: Path,
+) -> None:
+    subscribe(project, *(f"{who}@example.com" for who in _EVERY_ANSWER))
+    metrics = RunMetrics()
+    _metrics_pass(project, metrics)
+    samples = _scrape(metrics)
+
+    errors = {
+        labels[0][1]: value
+        for (name, labels), value in samples.items()
+        if name == "dripline_sender_errors_total"
+    }
+    # dripline_sender_errors_total{kind}: the five kinds the metrics page documents.
+    assert errors == {
+        "transient": 2,  # 451 greylisted, 421 busy
+        "connection": 2,  # connection refused, no route to host
+        "ambiguous": 1,  # lost after DATA
+        "bounce": 1,  # 550 5.1.1
+        "permanent": 1,  # 550 5.7.1 policy
+    }
+    depth = {
+        labels[0][1]: value
+        for (name, labels), value in samples.items()
+        if name == "dripline_queue_depth"
+    }
+    # After the pass: 1 sent, 2 failed (bounce, policy), 1 ambiguous, the bounced
+    # subscriber's 5 later steps cancelled; the deferred 4 are scheduled again beside the
+    # later steps of the other 7. Every status is present, zeros included.
+    assert depth == {
+        "scheduled": 4 + 7 * 5,
+        "claimed": 0,
+        "sending": 0,
+        "sent": 1,
+        "failed": 2,
+        "cancelled": 5,
+        "ambiguous": 1,
+        "skipped": 0,
+    }
+    assert samples[("dripline_lease_expiries_total", ())] == 1  # the dead worker's
+    # One pass observed, its duration a real one (no longer than the clock has run).
+    assert samples[("dripline_pass_duration_seconds_count", ())] == 1
+    assert 0 < samples[("dripline_pass_duration_seconds_sum", ())] < time.monotonic()
+
+
+class _DepthUnreadable(SqlDeliveryQueue):
+    """A store whose status count fails (a dropped connection while it reads)."""
+
+    def queue_depth(self) -> dict[str, int]:
+        raise StoreError("the database went away while counting")
+
+
+def test_a_queue_depth_that_cannot_be_read_is_a_warning_and_the_pass_still_sends(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscribe(project, *(f"{who}@example.com" for who in _EVERY_ANSWER))
+    metrics = RunMetrics()
+    with caplog.at_level(logging.WARNING, logger="dripline.dispatch"):
+        _metrics_pass(project, metrics, _DepthUnreadable)
+    samples = _scrape(metrics)
+    assert samples[("dripline_deliveries_total", (("outcome", "sent"),))] == 1
+    assert samples[("dripline_lease_expiries_total", ())] == 1  # read before the depth
+    assert not [k for k in samples if k[0] == "dripline_queue_depth"]
+    assert "metrics: queue depth not read: the database went away while counting" in [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+def test_the_last_step_completes_the_enrollment_after_a_step_was_inserted_before_it(
+    project: Path,
+) -> None:
+    # "last" has had steps 1-5; then a step is inserted at position 2 (unapplied: the
+    # enrolled have no row for it). Their step 6 is now the campaign's 7th file, but still
+    # its last step: sending it completes the enrollment.
+    subscribe(project, "last@example.com")
+    db = sqlite3.connect(project / "dripline.db")
+    with db:
+        db.execute("UPDATE deliveries SET status = 'sent' WHERE step < 6")
+        db.execute("UPDATE deliveries SET due_at = ? WHERE step = 6", (T0.replace(tzinfo=None),))
+    insert_step(
+        project, 2, "new-insert", 'subject = "New"\npreheader = "New"\nday = 1', "New here."
+    )
+    report, _ = run_pass(project, Relay())
+    (status,) = db.execute("SELECT status FROM enrollments").fetchone()
+    db.close()
+    assert (report.sent, status) == (1, "completed")
+
+
+class _PooledRelay(Relay):
+    """A relay sender with several connections, recording the batches it is handed."""
+
+    parallelism = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def send_many(self, messages, **options):  # type: ignore[no-untyped-def, override]
+        self.batches.append(len(messages))
+        return super().send_many(messages, **options)
+
+
+def test_a_sender_with_several_connections_is_handed_a_chunk_for_each(project: Path) -> None:
+    # 7 due, chunks of 2, three connections: 6 go out together (2 per connection), then 1.
+    subscribe(project, *(f"p{n}@example.com" for n in range(7)))
+    relay = _PooledRelay()
+    report, rows = run_pass(project, relay, chunk_size=2)
+    assert relay.batches == [6, 1]
+    assert report.sent == 7 and {r["status"] for r in rows.values()} == {"sent"}
+
+
+class _StoppedDuringClaim(SqlDeliveryQueue):
+    """A claim during which `dripline run` gets SIGTERM (the stop event is set)."""
+
+    stop: threading.Event
+
+    def claim_due(self, now: datetime, limit: int) -> list:  # type: ignore[override]
+        claimed = super().claim_due(now, limit)
+        self.stop.set()
+        return claimed
+
+
+def test_a_stop_asked_while_claiming_hands_the_whole_claim_back_untried(project: Path) -> None:
+    subscribe(project, "a@example.com", "b@example.com")
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    queue = _StoppedDuringClaim(engine, lambda slug: Timetable.of(library.campaign(slug)))
+    stop = threading.Event()
+    queue.stop = stop
+    relay = Relay()
+    dispatcher = Dispatcher(queue, relay, library, unsubscribe_link_maker(settings), stop=stop)
+    try:
+        report = dispatcher.dispatch_due(NOW)
+        rows = first_steps(project)
+    finally:
+        dispatcher.close()
+        queue.close()
+        engine.dispose()
+    assert relay.tried == []
+    assert (report.sent, report.released) == (0, 2)
+    # Scheduled again as they were, due now, the attempt given back.
+    assert {(r["status"], r["attempts"], r["worker_id"]) for r in rows.values()} == {
+        ("scheduled", 0, None)
+    }
+
+
+class _WithoutCounters:
+    """A store with the queue's protocol but no ``lease_expiries`` or ``queue_depth`` (a
+    store of another kind): the dispatcher's metrics must do without them."""
+
+    def __init__(self, engine, timetable) -> None:  # type: ignore[no-untyped-def]
+        self._inner = SqlDeliveryQueue(engine, timetable)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        if name in ("lease_expiries", "queue_depth"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_a_store_without_lease_or_depth_counts_publishes_neither_and_warns_nothing(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscribe(project, *(f"{who}@example.com" for who in _EVERY_ANSWER))
+    metrics = RunMetrics()
+    with caplog.at_level(logging.WARNING, logger="dripline.dispatch"):
+        _metrics_pass(project, metrics, _WithoutCounters)
+    samples = _scrape(metrics)
+    assert samples[("dripline_deliveries_total", (("outcome", "sent"),))] == 1
+    assert samples[("dripline_lease_expiries_total", ())] == 0  # none counted, none invented
+    assert not [k for k in samples if k[0] == "dripline_queue_depth"]
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("metrics")] == []

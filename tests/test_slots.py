@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from dripline._slots import ATTRIBUTE, RAW, TEXT, URL, _context_at, _place
 from dripline.campaign import load_campaign
+from dripline.errors import RenderError
 from dripline.render import CampaignRenderer, Recipient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,3 +141,119 @@ def test_subject_and_link_values_on_the_fast_path(tmp_path: Path) -> None:
     assert b"ref=3Dabc-1" in fast or b"ref=abc-1" in fast
     # A value the fast path cannot place byte for byte: the full path.
     assert compiled.slotted.render(recipient("a b"), NOW, MID) is None
+
+
+def _ada(**fields: str) -> Recipient:
+    values = {"name": "Ada", "first_name": "Ada", "city": "Paris", "ref": "r1", **fields}
+    return Recipient("ada@example.com", values, "https://news.example.com/u/k")
+
+
+def test_a_text_layout_that_prints_the_subject_and_preheader_gets_them_on_the_fast_path(
+    tmp_path: Path,
+) -> None:
+    # templates/ belongs to the project: a plain-text layout may start with the subject
+    # and the preheader, as the HTML one does.
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    layout = templates / "base.txt"
+    layout.write_text("{{ subject }}\n{{ preheader }}\n\n" + layout.read_text())
+    renderer = _probe(tmp_path, "News for Paris", "Hi {{ subscriber.first_name }}.")
+    renderer = CampaignRenderer(renderer.campaign, templates)
+    (compiled,) = renderer.compile_all()
+    assert compiled.slotted is not None
+    fast = compiled.slotted.render(_ada(), NOW, MID)
+    assert fast is not None
+    assert summary(fast) == summary(compiled.render(_ada(), now=NOW, message_id=MID).data)
+    text = email.message_from_bytes(fast, policy=email.policy.default)
+    plain = text.get_body(("plain",)).get_content()
+    assert plain.replace("\r\n", "\n").startswith("News for Paris\nHello")
+
+
+def test_a_filtered_value_that_only_jinja_can_evaluate_matches_the_full_render(
+    tmp_path: Path,
+) -> None:
+    body = 'Hi {{ subscriber.first_name | default("there") | title }}, in {{ subscriber.city }}.'
+    (compiled,) = _probe(tmp_path, "Hello", body).compile_all()
+    assert compiled.slotted is not None
+    for recipient, greeting in (
+        (_ada(first_name="ada lovelace"), "Hi Ada Lovelace, in Paris."),
+        (Recipient("x@example.com", {"city": "Oslo"}, "https://e.com/u/k"), "Hi There, in Oslo."),
+    ):
+        fast = compiled.slotted.render(recipient, NOW, MID)
+        assert fast is not None
+        assert summary(fast) == summary(compiled.render(recipient, now=NOW, message_id=MID).data)
+        assert greeting in summary(fast)["parts"][0][1]
+
+
+def test_no_quoted_printable_line_is_over_76_whatever_the_text_before_a_value(
+    tmp_path: Path,
+) -> None:
+    # A static run is followed by a soft line break where a subscriber's value starts:
+    # its last line must leave a column for the "=" (RFC 2045 6.7: at most 76). One
+    # length of text before the value per column, so one of them ends at column 76.
+    body = "\n\n".join(
+        f"{'w' * n}{{{{ subscriber.first_name }}}}{'v' * (75 - n)}" for n in range(40, 116)
+    )
+    (compiled,) = _probe(tmp_path, "Hello", body).compile_all()
+    assert compiled.slotted is not None
+    fast = compiled.slotted.render(_ada(), NOW, MID)
+    assert fast is not None
+    assert summary(fast) == summary(compiled.render(_ada(), now=NOW, message_id=MID).data)
+    too_long = [line for line in fast.split(b"\r\n") if len(line) > 76]
+    assert too_long == []
+
+
+def test_a_value_that_fails_on_the_fast_path_fails_as_on_the_full_path(tmp_path: Path) -> None:
+    # The error names the step's file and says why, the same words both ways.
+    (compiled,) = _probe(tmp_path, "Hello", "Hi {{ subscriber.first_name | upper }}.").compile_all()
+    assert compiled.slotted is not None
+    nameless = Recipient("x@example.com", {"city": "Oslo"}, "https://e.com/u/k")
+    errors = []
+    for render in (compiled.render_bytes, compiled.render):
+        with pytest.raises(RenderError) as caught:
+            render(nameless, now=NOW, message_id=MID)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "01-probe.md" in errors[0]
+    assert "cannot render: 'dict object' has no attribute 'first_name'" in errors[0]
+
+
+def test_an_empty_value_alone_in_a_paragraph_renders_as_the_full_path_does(
+    tmp_path: Path,
+) -> None:
+    # Markdown drops a paragraph that renders empty; a value substituted into it would
+    # leave an empty <p>: so an empty value sends that subscriber down the full path.
+    body = 'Hi.\n\n{{ subscriber.nickname | default("") }}\n\nBye.'
+    (compiled,) = _probe(tmp_path, "Hello", body).compile_all()
+    assert compiled.slotted is not None
+    empty = _ada()  # no nickname: the value is ""
+    _, data = compiled.render_bytes(empty, now=NOW, message_id=MID)
+    assert summary(data) == summary(compiled.render(empty, now=NOW, message_id=MID).data)
+
+
+@pytest.mark.parametrize("length", range(70, 82))
+def test_a_long_value_keeps_every_quoted_printable_line_within_76(
+    tmp_path: Path, length: int
+) -> None:
+    (compiled,) = _probe(tmp_path, "Hello", "Hi {{ subscriber.first_name }}.").compile_all()
+    assert compiled.slotted is not None
+    long_name = _ada(first_name="n" * length)
+    fast = compiled.slotted.render(long_name, NOW, MID)
+    assert fast is not None
+    assert summary(fast) == summary(compiled.render(long_name, now=NOW, message_id=MID).data)
+    assert [line for line in fast.split(b"\r\n") if len(line) > 76] == []
+
+
+def test_a_missing_value_is_the_full_paths_error_not_the_word_none(tmp_path: Path) -> None:
+    # `{{ subscriber.first_name }}` for someone without one: Jinja's strict undefined
+    # error on both paths (never "Hi None." in the email).
+    (compiled,) = _probe(tmp_path, "Hello", "Hi {{ subscriber.first_name }}.").compile_all()
+    assert compiled.slotted is not None
+    nameless = Recipient("x@example.com", {"city": "Oslo"}, "https://e.com/u/k")
+    errors = []
+    for render in (compiled.render_bytes, compiled.render):
+        with pytest.raises(RenderError) as caught:
+            render(nameless, now=NOW, message_id=MID)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "'dict object' has no attribute 'first_name'" in errors[0]

@@ -194,3 +194,21 @@ def test_a_heartbeat_during_the_registering_claim_waits_for_it(engine, timetable
     assert failures == []
     with engine.connect() as conn:
         assert conn.execute(select(Worker.id)).scalars().all() == [a.worker_id]
+
+
+def test_a_workers_count_of_expired_leases_adds_up_over_its_claims(engine, timetable):
+    # dripline_lease_expiries_total: each dead worker this worker found, over all claims.
+    for name in "abcd":
+        subscribe(engine, timetable, SLUG, person(f"{name}@example.com", AT))
+    a = worker(engine, timetable, WALL)
+    assert len(a.claim_due(AT, 2)) == 2  # then stops answering
+    b = worker(engine, timetable, WALL + timedelta(seconds=61))
+    assert b.lease_expiries == 0
+    b.claim_due(AT, 1)  # a's lease has run out: a is expired
+    assert b.lease_expiries == 1
+    c = worker(engine, timetable, WALL + timedelta(seconds=61))
+    assert c.claim_due(AT, 1) != []  # then stops answering too
+    b.clock = lambda: WALL + timedelta(seconds=200)
+    b.claim_due(AT, 1)
+    assert b.lease_expiries == 2
+    assert c.lease_expiries == 0

@@ -300,3 +300,99 @@ def test_a_row_deferred_to_an_instant_keeps_its_turn_among_rows_due_then(engine,
     assert turn.delivery_id == claimed["first"]
     assert [c.delivery_id for c in q.claim_due(retry_at, 1)] == [claimed["second"]]
     q.close()
+
+
+def test_a_skipped_step_is_final_and_a_skipped_last_step_completes_the_enrollment(
+    engine, timetable
+):
+    # A step whose `when` is false for a subscriber is skipped: never sent, never retried,
+    # and if it was their last one pending the enrollment is complete.
+    enrol(engine, timetable, "done", "pending")
+    with engine.begin() as conn:  # "done" has only its first step left
+        conn.execute(
+            update(Delivery)
+            .where(Delivery.step > 1)
+            .where(
+                Delivery.enrollment_id.in_(
+                    select(Enrollment.id)
+                    .join(Subscriber)
+                    .where(Subscriber.email == "done@example.com")
+                )
+            )
+            .values(status="sent")
+        )
+    q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    claimed = {c.email.split("@")[0]: c.delivery_id for c in q.claim_due(NOW, 20)}
+    result = q.settle(
+        [Outcome(claimed[n], "skipped", last_step=True) for n in ("done", "pending")], now=NOW
+    )
+    assert result.recorded == 2 and result.unrecorded == ()
+    found = rows(engine)
+    assert {n: (found[n].status, found[n].worker_id, found[n].attempts) for n in found} == {
+        "done": ("skipped", None, 0),
+        "pending": ("skipped", None, 0),
+    }
+    with engine.connect() as conn:
+        enrolments = dict(
+            conn.execute(select(Subscriber.email, Enrollment.status).join(Enrollment)).all()
+        )
+    assert enrolments == {"done@example.com": "completed", "pending@example.com": "active"}
+    # Later, only pending's next step is claimed: a skipped row is never claimed again.
+    later = q.claim_due(NOW + timedelta(days=30), 20)
+    assert [(c.email, c.step) for c in later] == [("pending@example.com", 2)]
+    q.close()
+
+
+def test_a_late_outcome_for_a_row_taken_over_is_returned_for_every_kind(engine, timetable):
+    # The worker's lease ran out: another worker took its rows. A failure, a deferral or a
+    # hand-back it reports afterwards is not written, and is returned as unrecorded.
+    enrol(engine, timetable, "failed", "deferred", "released", "ambiguous", "kept")
+    q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    claimed = {c.email.split("@")[0]: c.delivery_id for c in q.claim_due(NOW, 20)}
+    q.settle([], attempt=list(claimed.values()), now=NOW)
+    taken = [claimed[n] for n in ("failed", "deferred", "released", "ambiguous")]
+    with engine.begin() as conn:
+        conn.execute(update(Delivery).where(Delivery.id.in_(taken)).values(worker_id=999))
+    result = q.settle(
+        [
+            Outcome(claimed["failed"], "failed", error="550 no"),
+            Outcome(claimed["deferred"], "deferred", error="451 later", next_at=NOW),
+            Outcome(claimed["released"], "released"),
+            Outcome(claimed["ambiguous"], "ambiguous", error="lost"),
+            Outcome(claimed["kept"], "failed", error="550 no"),
+        ],
+        now=NOW,
+    )
+    assert sorted(result.unrecorded) == sorted(taken)
+    assert result.recorded == 1
+    found = rows(engine)
+    assert {n: (found[n].status, found[n].worker_id) for n in claimed if n != "kept"} == {
+        n: ("sending", 999) for n in ("failed", "deferred", "released", "ambiguous")
+    }
+    assert found["kept"].status == "failed"
+    q.close()
+
+
+def test_a_row_made_ambiguous_while_sending_is_never_handed_back_to_be_sent_again(
+    engine, timetable
+):
+    # The worker stalled mid-send; its lease ran out and the row was made ambiguous (it may
+    # have gone out). When the worker then hands it back as untried, the row must stay
+    # ambiguous: released, it would be claimed and sent a second time.
+    enrol(engine, timetable, "a")
+    q = SqlDeliveryQueue(engine, lambda slug: timetable, clock=Clock())
+    (first,) = q.claim_due(NOW, 20)
+    q.settle([], attempt=[first.delivery_id], now=NOW)
+    with engine.begin() as conn:  # as expire_leases leaves it (the worker id stays)
+        conn.execute(
+            update(Delivery).where(Delivery.id == first.delivery_id).values(status="ambiguous")
+        )
+    result = q.settle([Outcome(first.delivery_id, "released")], now=NOW)
+    assert (result.unrecorded, result.recorded) == ((first.delivery_id,), 0)
+    assert (rows(engine)["a"].status, rows(engine)["a"].attempts) == ("ambiguous", 1)
+    assert q.claim_due(NOW + timedelta(days=1), 20) == []
+    # But what the relay answered for it, arriving late, still lands: now it is known.
+    late = q.settle([Outcome(first.delivery_id, "failed", error="550 5.1.1 gone")], now=NOW)
+    assert (late.unrecorded, late.recorded) == ((), 1)
+    assert (rows(engine)["a"].status, rows(engine)["a"].last_error) == ("failed", "550 5.1.1 gone")
+    q.close()

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, select, update
+from conftest import _reset_postgres
+from sqlalchemy import Engine, select, text, update
 
 from dripline.store import (
+    DELIVERY_STATUSES,
     ClaimedDelivery,
     Delivery,
     DeliveryStateError,
     Enrollment,
     NewSubscriber,
     SqlDeliveryQueue,
+    StoreError,
     Subscriber,
+    _queue,
     enroll_many,
     normalize_email,
+    open_store,
     subscribe,
     subscriber_timeline,
     unsubscribe,
 )
+from dripline.store._models import Worker
 from dripline.timetable import Timetable
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -379,3 +387,204 @@ def test_a_claim_walks_the_due_rows_in_order_instead_of_sorting_them_all(engine,
     claimed = queue(engine, timetable).claim_due(datetime(2026, 3, 7), 500)
     ids = [c.delivery_id for c in claimed]
     assert len(ids) == 500 and ids == sorted(ids)
+
+
+def test_queue_depth_counts_every_status_zeros_included(engine, timetable):
+    # What `dripline run --metrics-port` publishes as dripline_queue_depth{status}.
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    q = queue(engine, timetable)
+    assert q.queue_depth() == dict.fromkeys(DELIVERY_STATUSES, 0)  # an empty store
+    for name in ("ada", "bob", "cy"):
+        subscribe(engine, timetable, SLUG, person(f"{name}@example.com", at))
+    first, _second, third = q.claim_due(at, 10)
+    attempt(q, [first], at)
+    q.mark_sent(first.delivery_id, message_id="<m1@example.com>", sent_at=at, reply="250 ok")
+    q.release([third.delivery_id])
+    depth = q.queue_depth()
+    assert list(depth) == list(DELIVERY_STATUSES)
+    assert depth == {
+        **dict.fromkeys(DELIVERY_STATUSES, 0),
+        "sent": 1,
+        "claimed": 1,  # second
+        "scheduled": 3 * 5 + 1,  # the later steps, and third handed back
+    }
+
+
+def test_a_steps_link_positions_are_stable_and_new_links_come_after(engine, timetable):
+    # Click tokens carry a link's position: the same URL keeps its position in every later
+    # message of the step, whoever asks first; a URL new to the step gets the next one.
+    q = queue(engine, timetable)
+    first = ["https://a.example/", "https://b.example/"]
+    assert q.link_positions(SLUG, "rapid-relief", first) == [0, 1]
+    again = ["https://b.example/", "https://c.example/", "https://a.example/"]
+    assert q.link_positions(SLUG, "rapid-relief", again) == [1, 2, 0]
+    other = queue(engine, timetable)  # another worker
+    assert other.link_positions(SLUG, "rapid-relief", ["https://c.example/"]) == [2]
+    # Positions are per step.
+    assert q.link_positions(SLUG, "neuroplasticity", ["https://c.example/"]) == [0]
+
+
+def test_two_claims_for_a_subscriber_without_a_key_agree_on_one(timetable, monkeypatch):
+    # Rows inserted without a public key get one at their first claim. Two workers
+    # claiming that subscriber's rows of two campaigns at once (PostgreSQL runs both
+    # transactions together) must end with the key both put in their emails' links.
+    url = os.environ.get("DRIPLINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("DRIPLINE_TEST_POSTGRES_URL is not set (see .ci/postgres.sh)")
+    _reset_postgres(url)
+    engine = open_store(url)
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    for slug in (SLUG, "second-campaign"):
+        subscribe(engine, timetable, slug, person("ada@example.com", at))
+    with engine.begin() as conn:
+        conn.execute(update(Subscriber).values(public_key=None))
+    first_inside = threading.Event()
+    second_done = threading.Event()
+    minted = iter(["key-of-the-first-claim", "key-of-the-second-claim"])
+    real = _queue.new_public_key
+
+    def new_key() -> str:
+        key = next(minted, None) or real()
+        if threading.current_thread().name == "first-claim":
+            first_inside.set()  # the first claim read the rows; the second runs now
+            assert second_done.wait(30)
+        return key
+
+    monkeypatch.setattr(_queue, "new_public_key", new_key)
+    first, second = queue(engine, timetable), queue(engine, timetable)
+    claimed: dict[str, list] = {}
+    worker = threading.Thread(
+        target=lambda: claimed.__setitem__("first", first.claim_due(at, 1)), name="first-claim"
+    )
+    worker.start()
+    assert first_inside.wait(30)
+    claimed["second"] = second.claim_due(at, 1)
+    second_done.set()
+    worker.join(30)
+    with engine.connect() as conn:
+        stored = conn.scalar(select(Subscriber.public_key))
+    keys = {c.public_key for batch in claimed.values() for c in batch}
+    campaigns = sorted(c.campaign for b in claimed.values() for c in b)
+    assert campaigns == sorted([SLUG, "second-campaign"])
+    assert keys == {stored}
+    first.close()
+    second.close()
+    engine.dispose()
+
+
+def test_a_claim_whose_session_the_server_ends_is_made_once_more_on_a_new_one(
+    timetable, monkeypatch
+):
+    # PostgreSQL restarted (or an administrator ended the session) in the middle of a
+    # claim: it is rolled back, so the claim is made again on a new connection, once.
+    url = os.environ.get("DRIPLINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("DRIPLINE_TEST_POSTGRES_URL is not set (see .ci/postgres.sh)")
+    _reset_postgres(url)
+    engine = open_store(url)
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    subscribe(engine, timetable, SLUG, person("ada@example.com", at))
+    real = _queue.expire_dead_workers
+    ended: list[int] = []
+
+    def end_my_session_once(conn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not ended:
+            pid = conn.scalar(text("SELECT pg_backend_pid()"))
+            with engine.connect() as admin:
+                admin.scalar(text(f"SELECT pg_terminate_backend({pid})"))
+                admin.commit()
+            ended.append(pid)
+        return real(conn, *args, **kwargs)
+
+    monkeypatch.setattr(_queue, "expire_dead_workers", end_my_session_once)
+    q = queue(engine, timetable)
+    claimed = q.claim_due(at, 10)
+    assert len(ended) == 1
+    assert [(c.step, c.email) for c in claimed] == [(1, "ada@example.com")]
+    with engine.connect() as conn:
+        workers = conn.execute(select(Worker.id)).scalars().all()
+        row = conn.execute(select(Delivery.status, Delivery.worker_id).where(Delivery.step == 1))
+        assert row.one() == ("claimed", q.worker_id)
+    assert workers == [q.worker_id]  # the first registration was rolled back with its claim
+    q.close()
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("lost", "tries"),
+    [(False, 1), (True, 2)],
+    ids=["not-a-lost-connection-no-retry", "lost-again-given-up-after-two"],
+)
+def test_a_claim_that_keeps_failing_raises_its_error_after_at_most_one_retry(
+    engine, timetable, monkeypatch, lost: bool, tries: int
+):
+    # Only a lost connection is worth a second try; a claim that cannot be made raises
+    # its StoreError to the caller (`dripline run` logs it and tries at the next tick).
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    subscribe(engine, timetable, SLUG, person("ada@example.com", at))
+    calls: list[int] = []
+
+    def failing(conn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        error = StoreError("the database is full")
+        error.connection_lost = lost
+        raise error
+
+    monkeypatch.setattr(_queue, "expire_dead_workers", failing)
+    q = queue(engine, timetable)
+    with pytest.raises(StoreError, match="the database is full") as raised:
+        q.claim_due(at, 10)
+    assert raised.value.connection_lost is lost
+    assert len(calls) == tries
+    assert q.worker_id is None  # every registration was rolled back with its claim
+    monkeypatch.undo()
+    assert [c.step for c in q.claim_due(at, 10)] == [1]  # nothing was lost meanwhile
+    q.close()
+
+
+def test_a_second_worker_claims_other_rows_while_the_first_claim_is_still_open(
+    timetable, monkeypatch
+):
+    # PostgreSQL: two `dripline run` workers claim at the same moment. The second skips
+    # the rows the first has locked (FOR UPDATE SKIP LOCKED) and takes the next ones,
+    # without waiting for the first to commit; no row is claimed twice.
+    url = os.environ.get("DRIPLINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("DRIPLINE_TEST_POSTGRES_URL is not set (see .ci/postgres.sh)")
+    _reset_postgres(url)
+    engine = open_store(url)
+    at = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    for n in range(4):
+        subscribe(engine, timetable, SLUG, person(f"p{n}@example.com", at))
+    first_inside = threading.Event()
+    second_done = threading.Event()
+    real = _queue.retime_later_steps
+
+    def retime(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name == "first-claim":
+            first_inside.set()  # its rows are read and locked; its transaction stays open
+            second_done.wait(15)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_queue, "retime_later_steps", retime)
+    first, second = queue(engine, timetable), queue(engine, timetable)
+    claimed: dict[str, list] = {}
+    worker = threading.Thread(
+        target=lambda: claimed.__setitem__("first", first.claim_due(at, 2)), name="first-claim"
+    )
+    worker.start()
+    assert first_inside.wait(30)
+    other = threading.Thread(target=lambda: claimed.__setitem__("second", second.claim_due(at, 2)))
+    other.start()
+    other.join(10)
+    finished_meanwhile = not other.is_alive()
+    second_done.set()
+    worker.join(30)
+    other.join(30)
+    assert finished_meanwhile  # the second claim did not wait for the first
+    ids = [c.delivery_id for batch in claimed.values() for c in batch]
+    assert len(claimed["first"]) == len(claimed["second"]) == 2
+    assert len(set(ids)) == 4
+    first.close()
+    second.close()
+    engine.dispose()

@@ -57,7 +57,7 @@ def status_of(engine: Engine, delivery_id: int) -> tuple[str, int | None, str | 
 
 @pytest.mark.parametrize("lease", [0, -1.0])
 def test_a_lease_must_be_positive(engine, timetable, lease):
-    with pytest.raises(DriplineError, match="the lease must be a positive number of seconds"):
+    with pytest.raises(DriplineError, match=r"^the lease must be a positive number of seconds$"):
         SqlDeliveryQueue(engine, lambda slug: timetable, lease_seconds=lease)
     SqlDeliveryQueue(engine, lambda slug: timetable, lease_seconds=0.001).close()
 
@@ -76,6 +76,10 @@ def test_the_lease_is_renewed_once_a_third_of_it_has_passed(engine, timetable):
     clock.now = WALL + timedelta(seconds=10)  # exactly a third: renewed
     q.claim_due(AT, 1)
     renewed = WALL + timedelta(seconds=10)
+    assert lease_of(engine)[worker] == (renewed, renewed + timedelta(seconds=30))
+    # The third is counted from that renewal, not from the registration: no write yet.
+    clock.now = renewed + timedelta(seconds=9.9)
+    q.claim_due(AT, 1)
     assert lease_of(engine)[worker] == (renewed, renewed + timedelta(seconds=30))
     # Settling renews too (a long pass needs no heartbeat thread), on the same rule.
     clock.now = renewed + timedelta(seconds=10)

@@ -279,3 +279,25 @@ def test_due_times_function_passes_zone_and_country_through() -> None:
     assert us[1] == datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo("America/New_York"))
     assert de[1] == datetime(2026, 11, 26, 9, 0, tzinfo=ZoneInfo("America/New_York"))
     assert due_times(campaign, enrolled, None, "US")[1] == datetime(2026, 11, 27, 9, 0, tzinfo=LA)
+
+
+def test_steps_are_found_by_identity_and_a_step_no_file_has_is_none() -> None:
+    # Delivery rows are matched to the campaign files by step identity (a late send retimes
+    # the rest, a consent change finds the steps reached): each identity gives its own
+    # position, the first step's too, and a step no file has any more gives None.
+    assert [TABLE.number_of(s.id) for s in CAMPAIGN.steps] == [1, 2, 3, 4, 5, 6]
+    assert TABLE.number_of("neuroplasticity") == 3
+    assert TABLE.number_of("a-step-since-deleted") is None
+    assert TABLE.number_of("") is None
+
+
+def test_a_timetable_rebuilt_from_stored_rules_gives_the_same_due_times() -> None:
+    # `dripline plan` rebuilds the last applied timetable from its stored rules.
+    rules = [(s.number, s.day, s.send_immediately, s.id) for s in CAMPAIGN.steps]
+    rebuilt = Timetable.from_rules(CAMPAIGN.schedule, rules)
+    assert rebuilt == TABLE
+    enrolled = datetime(2026, 3, 5, 20, 0, tzinfo=LA)
+    assert rebuilt.due_times(enrolled, "Europe/London") == TABLE.due_times(
+        enrolled, "Europe/London"
+    )
+    assert rebuilt.number_of("other-therapies") == 6

@@ -272,3 +272,35 @@ def test_golden_click_and_open_tokens(
     assert tracking_tokens("another-secret-0123456789").read(token, purpose) is None
     assert click_url("https://news.example.com/", token) == f"https://news.example.com/c/{token}"
     assert open_url("https://news.example.com", token) == f"https://news.example.com/o/{token}"
+
+
+def test_click_and_open_urls_trim_only_slashes_from_the_base() -> None:
+    # The same rule as unsubscribe links: one slash between base and path, and only
+    # slashes trimmed (a base ending in a capital X keeps it).
+    token = GOLDEN_TRACKING[0][0]
+    for base in ("https://news.example.com", "https://news.example.com/"):
+        assert click_url(base, token) == f"https://news.example.com/c/{token}"
+        assert open_url(base, token) == f"https://news.example.com/o/{token}"
+    assert click_url("https://x.example/MAX/", token) == f"https://x.example/MAX/c/{token}"
+    assert open_url("https://x.example/MAX//", token) == f"https://x.example/MAX/o/{token}"
+    assert open_url("/relative/", token) == f"/relative/o/{token}"
+
+
+def test_a_genuine_signature_over_a_key_that_names_no_link_is_no_link() -> None:
+    # Signed with the right secret and purpose, but the key is not `delivery.position`
+    # (click) or `delivery` (open): no link, and no error either (serve answers 404).
+    signer = TokenSigner(GOLDEN_SECRET)
+    tokens = tracking_tokens(GOLDEN_SECRET)
+    for purpose, key in (
+        (CLICK, "not-a-delivery"),
+        (CLICK, "123456"),  # a click names a link position too
+        (CLICK, "0123.2"),  # digits as minted: no leading zeros
+        (OPEN, "123456.2"),  # an open names no link position
+        (OPEN, "x1"),
+    ):
+        token = signer.sign(TokenPayload(purpose, key, SLUG, 0))
+        assert signer.verify(token, purpose=purpose) is not None  # the signature is fine
+        assert tokens.read(token, purpose) is None, (purpose, key)
+    # The same construction with a well-formed key does name its link.
+    good = tokens.read(signer.sign(TokenPayload(CLICK, "7.0", SLUG, 0)), CLICK)
+    assert good is not None and (good.delivery_id, good.position) == (7, 0)

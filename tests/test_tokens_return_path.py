@@ -128,3 +128,49 @@ def test_verp_address_total_length_and_plain_syntax() -> None:
     ):
         with pytest.raises(ValueError, match="plain"):
             verp_address(bad, token)
+
+
+def _domain_of_length(octets: int) -> str:
+    """A valid domain name (labels of at most 63) of exactly ``octets`` octets."""
+    labels = ["a" * 63] * 3
+    rest = octets - len(".".join(labels)) - len(".test") - 1
+    return ".".join([*labels, "d" * rest]) + ".test"
+
+
+def test_the_verp_address_may_be_exactly_254_octets_not_255() -> None:
+    local = "bounces"
+    fits = _domain_of_length(254 - len(f"{local}+{TOKEN}@"))
+    address = verp_address(f"{local}@{fits}", TOKEN)
+    assert len(address.encode()) == 254 and address == f"{local}+{TOKEN}@{fits}"
+    over = _domain_of_length(255 - len(f"{local}+{TOKEN}@"))
+    message = r"the VERP address is 255 octets, over RFC 5321's 254; use a shorter domain$"
+    with pytest.raises(ValueError, match=message):
+        verp_address(f"{local}@{over}", TOKEN)
+
+
+def test_capitals_and_dots_in_a_return_path_are_plain() -> None:
+    # Only spaces, controls and the specials <>()[]\,;:"@ are refused: a capital X is not.
+    assert verp_address("Bounces.X@Mail.Example.BOX", TOKEN) == (
+        f"Bounces.X+{TOKEN}@Mail.Example.BOX"
+    )
+
+
+def test_split_keeps_a_domain_that_ends_in_x_when_the_bounce_comes_back_in_capitals() -> None:
+    # Some relays hand back the recipient upper-cased; only the angle brackets and the
+    # spaces around it are removed, never letters.
+    path = "bounces@mail.example.box"
+    assert split_verp_address(f"<BOUNCES+{TOKEN.upper()}@MAIL.EXAMPLE.BOX>", path) == (
+        TOKEN.upper()
+    )
+    assert (
+        split_verp_address(f"Xbounces+{TOKEN}@mail.example.box", "Xbounces@mail.example.box")
+        == TOKEN
+    )
+
+
+@pytest.mark.parametrize("return_path", ["@bounces@example.com", "bounces@@example.com"])
+def test_a_return_path_with_a_second_at_sign_is_said_to_be_no_plain_address(
+    return_path: str,
+) -> None:
+    with pytest.raises(ValueError, match=r"is not a plain local@domain address$"):
+        verp_address(return_path, TOKEN)
