@@ -247,6 +247,11 @@ def test_undo_reverses_one_event(project, env, tmp_path):
 
 
 def test_list_since_and_bad_input(project, env, tmp_path):
+    # A read-only command: it refuses a missing database rather than create an empty one.
+    missing = invoke(env, "bounces", "list")
+    assert missing.exit_code == 1 and missing.output.startswith("Error: no database at")
+    assert not (project / "dripline.db").exists()
+    cli(env, "db", "upgrade")
     assert json.loads(cli(env, "bounces", "list", "--json", "--since", "2000-01-01")) == []
     bad = invoke(env, "bounces", "list", "--since", "yesterday")
     assert bad.exit_code == 1 and "Error: not an ISO 8601" in bad.output
