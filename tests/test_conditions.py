@@ -359,3 +359,42 @@ def test_a_when_raising_any_python_error_is_a_check_error_and_deferred_at_send_t
             "SELECT status, last_error FROM deliveries WHERE step = 3"
         ).fetchone()
     assert status == "scheduled" and "KeyError" in error and "03-neuroplasticity.md" in error
+
+
+def test_after_an_outage_a_skipped_step_takes_no_slot(project, env):
+    # Workers are down while steps 3 and 4 fall due. The pass after the outage sends
+    # the pro subscriber step 3 and spaces step 4 after it; for the basic subscriber
+    # step 3 is skipped, so step 4 (overdue) is their next email and goes now, not two
+    # days later as if step 3 had been sent (probe MEDIUM 3).
+    add_front_matter(project, STEP3, "when = \"subscriber.plan == 'pro'\"")
+    (project / "people.csv").write_text(
+        "email,timezone,subscribed_at,plan\n"
+        "pro@example.com,UTC,2026-03-05T12:00:00Z,pro\n"
+        "basic@example.com,UTC,2026-03-05T12:00:00Z,basic\n"
+    )
+    dripline(env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        while (due := next_due(project)) is not None and due[2] <= 2:
+            assert dripline(env, "run", "--once", "--now", due[0]).returncode == 0
+        step4 = datetime.fromisoformat(due_of(project, "basic@example.com", 4))
+        outage_over = (step4 + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for _ in range(2):  # the pass after the outage, and one more at the same moment
+            ran = dripline(env, "run", "--once", "--now", outage_over)
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+    got = received_steps(handler)
+    assert sorted(got["pro@example.com"]) == [1, 2, 3]
+    assert sorted(got["basic@example.com"]) == [1, 2, 4]
+    with sqlite3.connect(project / "dripline.db") as db:
+        (status,) = db.execute(
+            "SELECT d.status FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id "
+            "WHERE s.email = 'basic@example.com' AND d.step = 3"
+        ).fetchone()
+    assert status == "skipped"
+    # The rest go on later days, as after any late send.
+    step5 = datetime.fromisoformat(due_of(project, "basic@example.com", 5))
+    sent4 = datetime.fromisoformat(outage_over)
+    assert timedelta(days=1) <= step5 - sent4 <= timedelta(days=4)
+    assert datetime.fromisoformat(due_of(project, "pro@example.com", 4)) > sent4

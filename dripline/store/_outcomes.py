@@ -15,7 +15,7 @@ holds (``claimed``, ``sending``, or ``ambiguous`` after its lease was taken over
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -101,11 +101,14 @@ def settle(
     *,
     attempt_at: datetime,
     first_attempt_at: datetime,
+    after_skips: Callable[[Any, _Sql, list[int]], Any] | None = None,
 ) -> SettleResult:
     """Record ``outcomes`` and move ``attempt`` from ``claimed`` to ``sending``, one transaction.
 
     ``attempt_at`` (wall clock) is stored as ``attempted_at``; ``first_attempt_at`` (the
-    pass's time) starts the retry deadline of a first attempt. Raises StoreError.
+    pass's time) starts the retry deadline of a first attempt. ``after_skips(cursor,
+    sql, ids)`` runs in the same transaction with the recorded ``skipped`` ids (the
+    later steps re-timed). Raises StoreError.
     """
     sql = _Sql(writer)
     by_kind: dict[str, list[Outcome]] = {}
@@ -120,6 +123,9 @@ def settle(
             missed += _simple(cursor, sql, worker_id, kind, by_kind.get(kind, []), changed)
         skipped = by_kind.get("skipped", [])
         _complete(cursor, sql, {o.delivery_id for o in skipped if o.last_step} - set(missed))
+        if after_skips is not None and skipped:
+            recorded = [o.delivery_id for o in skipped if o.delivery_id not in missed]
+            after_skips(cursor, sql, recorded)
         for outcome in by_kind.get("bounced", []):
             missed += _bounced(cursor, sql, worker_id, outcome, changed)
         attempting = _attempt(cursor, sql, worker_id, attempt, attempt_at, first_attempt_at)
