@@ -398,3 +398,103 @@ def test_after_an_outage_a_skipped_step_takes_no_slot(project, env):
     sent4 = datetime.fromisoformat(outage_over)
     assert timedelta(days=1) <= step5 - sent4 <= timedelta(days=4)
     assert datetime.fromisoformat(due_of(project, "pro@example.com", 4)) > sent4
+
+
+SAMPLES_WITH_TYPED_VALUES = """\
+[[subscriber]]
+label = "Big"
+email = "big@example.com"
+name = "Big Co"
+seats = 10
+vip = false
+
+[[subscriber]]
+label = "Small"
+email = "small@example.com"
+seats = 2
+vip = true
+"""
+
+
+def test_check_sees_sample_attributes_as_stored_text_with_the_standard_fields(project, env):
+    # Real subscribers' attributes are text; samples typed in TOML must not let an
+    # expression pass `check` that fails for every real subscriber (probe MEDIUM 5).
+    folder = project / "campaigns" / "ketamine-therapy"
+    (folder / "preview.toml").write_text(SAMPLES_WITH_TYPED_VALUES)
+    add_front_matter(project, STEP3, 'when = "subscriber.seats > 5"')
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    findings = json.loads(checked.stdout)
+    assert checked.returncode == 1
+    errors = [f for f in findings if f["rule"] == "when"]
+    assert len(errors) == 2 and {f["line"] for f in errors} == {2}
+    assert all("'>' not supported" in f["message"] for f in errors)
+    typed = {
+        (f["file"].rsplit("/", 1)[-1], f["line"]) for f in findings if f["rule"] == "sample-value"
+    }
+    assert typed == {
+        ("preview.toml", 5),
+        ("preview.toml", 6),
+        ("preview.toml", 11),
+        ("preview.toml", 12),
+    }
+    # Text compared the documented ways, and the standard fields present as at send time
+    # (probe MEDIUM 5b): name '' when not on file, timezone none when not set.
+    path = project / STEP3
+    path.write_text(path.read_text().replace("subscriber.seats > 5", "subscriber.seats | int > 5"))
+    add_front_matter(
+        project,
+        "campaigns/ketamine-therapy/04-fewer-side-effects.md",
+        "when = \"subscriber.vip == 'true'\"",
+    )
+    add_front_matter(
+        project,
+        "campaigns/ketamine-therapy/05-holistic-health.md",
+        "when = \"subscriber.name != ''\"",
+    )
+    add_front_matter(
+        project,
+        "campaigns/ketamine-therapy/06-other-therapies.md",
+        'when = "subscriber.timezone is none"',
+    )
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    assert checked.returncode == 0, checked.stdout
+    assert not [f for f in json.loads(checked.stdout) if f["rule"] == "when"]
+    campaign = load_campaign(folder)
+    from dripline.preview._timeline import sample_steps
+    from dripline.samples import load_samples
+
+    predicted = {
+        s.email: sorted(step.number for step, verdict in s.outcomes if verdict == "gets")
+        for s in sample_steps(campaign, load_samples(campaign, "https://news.example.com"))
+    }
+    assert predicted == {
+        "big@example.com": [1, 2, 3, 5, 6],
+        "small@example.com": [1, 2, 4, 6],
+    }
+    # The same people, imported from a CSV, get exactly those steps from `dripline run`.
+    (project / "people.csv").write_text(
+        "email,name,subscribed_at,seats,vip\n"
+        "big@example.com,Big Co,2026-03-05T12:00:00Z,10,false\n"
+        "small@example.com,,2026-03-05T12:00:00Z,2,true\n"
+    )
+    imported = dripline(
+        env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy"
+    )
+    assert imported.returncode == 0, imported.stderr
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        for _ in range(20):
+            if (due := next_due(project)) is None:
+                break
+            ran = dripline(env, "run", "--once", "--now", due[0])
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert next_due(project) is None
+    assert {k: sorted(v) for k, v in received_steps(handler).items()} == predicted
+
+
+def test_the_int_filter_compares_text_attributes_as_numbers_in_the_sandbox():
+    step = type("S", (), {"when": "subscriber.seats | int > 5", "path": Path("x")})
+    assert step_applies(step, "a@example.com", {"seats": "10"})
+    assert not step_applies(step, "a@example.com", {"seats": "2"})
+    assert not step_applies(step, "a@example.com", {"seats": "many"})  # int() of text: 0
