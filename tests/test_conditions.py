@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import json
 import os
 import shutil
@@ -498,3 +499,43 @@ def test_the_int_filter_compares_text_attributes_as_numbers_in_the_sandbox():
     assert step_applies(step, "a@example.com", {"seats": "10"})
     assert not step_applies(step, "a@example.com", {"seats": "2"})
     assert not step_applies(step, "a@example.com", {"seats": "many"})  # int() of text: 0
+
+
+def step3_dues(project: Path) -> list[datetime]:
+    with sqlite3.connect(project / "dripline.db") as db:
+        rows = db.execute("SELECT due_at FROM deliveries WHERE step = 3").fetchall()
+    return [datetime.fromisoformat(due).replace(tzinfo=UTC) for (due,) in rows]
+
+
+def test_a_when_failing_at_send_time_backs_off_more_each_time_and_logs_once_per_step(project, env):
+    # No `plan` for anyone: step 3's `when` fails for all three (probe LOW 11). Each pass
+    # defers them further out (5, 10, 20 minutes...) and says so in one line for the step.
+    add_front_matter(project, STEP3, "when = \"subscriber.plan == 'pro'\"")
+    (project / "people.csv").write_text(
+        "email,timezone,subscribed_at\n"
+        + "".join(f"p{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(3))
+    )
+    dripline(env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy")
+    handler = RecordingHandler()
+    waits: list[timedelta] = []
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        while (due := next_due(project)) is not None and due[2] <= 2:
+            assert dripline(env, "run", "--once", "--now", due[0]).returncode == 0
+        for _ in range(4):
+            due = next_due(project)
+            assert due is not None and due[2] == 3
+            # Past the latest of the three (each back-off has its own jitter).
+            moment = max(step3_dues(project)) + timedelta(seconds=1)
+            ran = dripline(env, "run", "--once", "--now", moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+            lines = [line for line in ran.stderr.splitlines() if "cannot be evaluated" in line]
+            assert len(lines) == 1, ran.stdout + ran.stderr
+            assert "3 deliveries deferred" in lines[0] and "03-neuroplasticity.md" in lines[0]
+            waits.append(min(step3_dues(project)) - moment)
+    assert all(received == [1, 2] for received in received_steps(handler).values())
+    assert waits[0] >= timedelta(minutes=5)
+    assert all(later > earlier for earlier, later in itertools.pairwise(waits))
+    with sqlite3.connect(project / "dripline.db") as db:
+        rows = db.execute("SELECT status, attempts FROM deliveries WHERE step = 3").fetchall()
+    assert rows == [("scheduled", 4)] * 3

@@ -56,6 +56,9 @@ class Outcome:
     body_digest: str | None = None
     campaign_commit: str | None = None
     subject_variant: int | None = None  # the A/B subject variant sent (1-based), if any
+    # A deferral before anything was sent (the campaign's files, a `when` failing for this
+    # subscriber): counted as an attempt all the same, so the back-off grows.
+    counts_attempt: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,10 @@ def settle(
         missed: list[int] = []
         changed = [0]
         missed += _sent(cursor, sql, worker_id, by_kind.get("sent", []), changed)
-        for kind in ("failed", "deferred", "ambiguous", "released", "skipped"):
+        deferred = by_kind.pop("deferred", [])
+        by_kind["deferred"] = [o for o in deferred if not o.counts_attempt]
+        by_kind["deferred unsent"] = [o for o in deferred if o.counts_attempt]
+        for kind in ("failed", "deferred", "deferred unsent", "ambiguous", "released", "skipped"):
             missed += _simple(cursor, sql, worker_id, kind, by_kind.get(kind, []), changed)
         skipped = by_kind.get("skipped", [])
         _complete(cursor, sql, {o.delivery_id for o in skipped if o.last_step} - set(missed))
@@ -239,6 +245,11 @@ def _complete(cursor: Any, sql: _Sql, delivery_ids: set[int]) -> None:
 _SIMPLE = {
     "failed": ("status = 'failed', last_error = ?, worker_id = NULL", "failed"),
     "deferred": ("status = 'scheduled', due_at = ?, last_error = ?, worker_id = NULL", "scheduled"),
+    "deferred unsent": (
+        "status = 'scheduled', attempts = attempts + 1, due_at = ?, last_error = ?, "
+        "worker_id = NULL",
+        "scheduled",
+    ),
     # The worker id stays: `dripline requeue` clears it.
     "ambiguous": ("status = 'ambiguous', last_error = ?", "ambiguous"),
     # Never tried: the attempt a 'sending' row was charged is given back.
@@ -266,7 +277,7 @@ def _simple(
     rows: list[tuple[Any, ...]] = []
     for o in outcomes:
         values: tuple[Any, ...] = ()
-        if kind == "deferred":
+        if kind in ("deferred", "deferred unsent"):
             values = (sql.time(o.next_at), o.error)
         elif kind in ("failed", "ambiguous"):
             values = (o.error,)
