@@ -102,8 +102,8 @@ def attribute_key(header: str) -> str:
     One rule everywhere (import, ``subscriber set``, ``PATCH /api/subscribers``):
     lower-cased, each run of spaces and hyphens one ``_``: ``Plan Type`` -> ``plan_type``,
     ``Sign-up Source`` -> ``sign_up_source``, so templates and ``when`` can write
-    ``subscriber.plan_type``. Other characters are kept (``seats (max)``: a template
-    reads it as ``subscriber['seats (max)']``).
+    ``subscriber.plan_type``. Other characters are kept (``Seats (max)`` ->
+    ``seats_(max)``, which a template reads as ``subscriber['seats_(max)']``).
     """
     return _SPACES.sub("_", header.strip().lower())
 
