@@ -20,7 +20,14 @@ from ._budget import BudgetExceeded
 from .errors import CampaignError
 from .templating import make_environments
 
-__all__ = ["WHEN_NAMES", "check_when", "step_applies", "when_names"]
+__all__ = [
+    "WHEN_NAMES",
+    "as_stored",
+    "attribute_text",
+    "check_when",
+    "step_applies",
+    "when_names",
+]
 
 # The names a ``when`` expression may use.
 WHEN_NAMES = frozenset({"subscriber"})
@@ -71,6 +78,34 @@ def check_when(source: str) -> str | None:
             "(e.g. subscriber.plan == 'pro') is available"
         )
     return None
+
+
+def attribute_text(value: Any) -> str:
+    """``value`` as an attribute is stored: text (CSV import and ``subscriber set`` store
+    text only), white space trimmed; TOML's ``true``/``false`` as ``"true"``/``"false"``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return (value if isinstance(value, str) else str(value)).strip()
+
+
+def as_stored(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A sample subscriber's ``fields`` as the dispatcher passes a stored subscriber's.
+
+    Every attribute is text, and the standard fields are always there: ``name`` and
+    ``first_name`` (``""`` when not on file), ``timezone`` (``None`` when not set), so a
+    ``when`` that ``check`` passes for the samples behaves the same at send time.
+    """
+    attributes = {
+        key: attribute_text(value)
+        for key, value in fields.items()
+        if key not in ("name", "first_name", "timezone", "email", "label")
+    }
+    return {
+        **attributes,
+        "name": attribute_text(fields.get("name") or ""),
+        "first_name": attribute_text(fields.get("first_name") or ""),
+        "timezone": attribute_text(fields["timezone"]) if fields.get("timezone") else None,
+    }
 
 
 def step_applies(step: Any, email: str, fields: Mapping[str, Any]) -> bool:

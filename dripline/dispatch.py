@@ -125,21 +125,40 @@ class PassReport:
     unrecorded: int = 0  # outcomes for rows this worker no longer held (lease taken over)
     errors: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # "campaign/step-id" not in the files
+    # (campaign, step identity) -> "delivery N: why" of each delivery deferred this pass
+    # for a campaign problem (a broken file, a `when` failing): one line per step.
+    step_deferrals: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def add(self, other: PassReport) -> None:
         for f in fields(self):
-            if f.name not in ("errors", "held"):
+            if f.name not in _NOT_COUNTS:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         self.errors += other.errors
         self.held = sorted(set(self.held) | set(other.held))
+        for key, lines in other.step_deferrals.items():
+            self.step_deferrals.setdefault(key, []).extend(lines)
 
     def summary(self) -> str:
         parts = [
-            f"{f.name} {getattr(self, f.name)}"
-            for f in fields(self)
-            if f.name not in ("errors", "held")
+            f"{f.name} {getattr(self, f.name)}" for f in fields(self) if f.name not in _NOT_COUNTS
         ]
         return ", ".join(parts)
+
+    def close_step_deferrals(self) -> None:
+        """Add one error line per step whose deliveries were deferred for a campaign
+        problem this pass (the first reason and how many), then forget them."""
+        for (campaign, step_id), lines in sorted(self.step_deferrals.items()):
+            if len(lines) == 1:
+                self.errors.append(lines[0])
+            else:
+                self.errors.append(
+                    f"campaign {campaign}, step {step_id!r}: {len(lines)} deliveries deferred "
+                    f"(retried with growing back-off), the first {lines[0]}"
+                )
+        self.step_deferrals = {}
+
+
+_NOT_COUNTS = frozenset({"errors", "held", "step_deferrals"})
 
 
 class _RelayWatch:
@@ -293,6 +312,7 @@ class Dispatcher:
             self._send_stream(stream, now, report, relay)
         finally:
             stream.close()
+        report.close_step_deferrals()
         self._clean = not stream.lost_claim
         return report
 
@@ -530,8 +550,11 @@ class Dispatcher:
         except CampaignError as err:
             # The campaign's files are broken (an edit in progress?) or a step's template
             # runs away: not this subscriber's fault, so retry later like a busy relay.
-            report.errors.append(f"delivery {delivery.delivery_id}: {err}")
-            return self._retry_later(delivery, now, f"campaign: {err}", report)
+            key = (delivery.campaign, delivery.step_id)
+            report.step_deferrals.setdefault(key, []).append(
+                f"delivery {delivery.delivery_id}: {err}"
+            )
+            return self._retry_later(delivery, now, f"campaign: {err}", report, unsent=True)
         except Exception as err:
             # This subscriber's message cannot be rendered (data a template trips on):
             # this delivery fails; the batch goes on.
@@ -618,9 +641,22 @@ class Dispatcher:
             return True
 
     def _retry_later(
-        self, delivery: ClaimedDelivery, now: datetime, detail: str, report: PassReport
+        self,
+        delivery: ClaimedDelivery,
+        now: datetime,
+        detail: str,
+        report: PassReport,
+        *,
+        unsent: bool = False,
     ) -> Outcome:
-        """Back to ``scheduled`` at the next backoff time, or failed once past the deadline."""
+        """Back to ``scheduled`` at the next backoff time, or failed once past the deadline.
+
+        ``unsent``: nothing was sent (a campaign problem found while rendering); the
+        deferral still counts as an attempt so the back-off grows (5 minutes, 10, 20...
+        up to the policy's cap) instead of coming back every 5 minutes. No deadline
+        applies before a first real send attempt: fixing the files or the subscriber's
+        attributes lets it go.
+        """
         when = next_attempt_at(
             first_attempt_at=delivery.first_attempt_at or now,
             attempts=delivery.attempt,
@@ -635,7 +671,9 @@ class Dispatcher:
                 error=f"gave up after {delivery.attempt} attempts: {detail}",
             )
         report.deferred += 1
-        return Outcome(delivery.delivery_id, "deferred", error=detail, next_at=when)
+        return Outcome(
+            delivery.delivery_id, "deferred", error=detail, next_at=when, counts_attempt=unsent
+        )
 
 
 def _describe(error: SendError) -> str:

@@ -28,14 +28,14 @@ from jinja2 import UndefinedError, meta, nodes
 from ._hrefs import untracked_link_findings
 from ._lint_chars import invisible_findings
 from .campaign import Campaign, Step, line_of_key, load_campaign
-from .conditions import step_applies
+from .conditions import as_stored, step_applies
 from .errors import DriplineError
 from .experiments import experiment_findings
 from .findings import Finding
 from .guards import campaign_problems
 from .preflight import StepPreflight
 from .render import CampaignRenderer, CompiledStep
-from .samples import load_samples
+from .samples import load_samples, non_text_values
 from .snapshots import stale_snapshots
 from .templating import RenderBudgetExceeded, TimeBudget
 
@@ -155,7 +155,9 @@ def _check_when(step: Step, samples: list, add: Callable[..., None], budget: flo
     for sample in samples:
         try:
             with time_left.watch("evaluating when"):
-                applies = step_applies(step, sample.recipient.email, sample.recipient.fields)
+                # As a stored subscriber: attributes are text, standard fields present.
+                fields = as_stored(sample.recipient.fields)
+                applies = step_applies(step, sample.recipient.email, fields)
             receiving += applies
         except RenderBudgetExceeded as err:
             add("error", err.message, line_of_key(step.path, "when"), "when")
@@ -281,6 +283,10 @@ def lint_campaign(
     samples = load_samples(campaign, base_url)
     sample_fields = {key for s in samples for key in s.recipient.fields}
     findings = guard_findings(campaign) + experiment_findings(campaign)
+    findings += [
+        Finding("warning", message, path, line, None, "sample-value")
+        for message, path, line in non_text_values(campaign)
+    ]
     reported: set[tuple] = set()
     for step in campaign.steps:
         try:

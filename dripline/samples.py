@@ -25,11 +25,19 @@ from typing import Any
 
 from ._keys import closest, key_line, suggestion, unknown_keys
 from .campaign import Campaign, parse_toml, read_utf8
+from .conditions import attribute_text
 from .errors import CampaignError, DriplineError
 from .render import Recipient
 from .tokens import TokenPayload, open_url, sign_token, tracking_tokens, unsubscribe_url
 
-__all__ = ["PREVIEW_FILE", "Sample", "load_samples", "recipient_from_json", "sample_recipient"]
+__all__ = [
+    "PREVIEW_FILE",
+    "Sample",
+    "load_samples",
+    "non_text_values",
+    "recipient_from_json",
+    "sample_recipient",
+]
 
 PREVIEW_FILE = "preview.toml"
 # Every top-level key preview.toml may hold; inside a [[subscriber]] any key besides the
@@ -99,6 +107,47 @@ def _check_profile_keys(
                 path=path,
                 line=line,
             )
+
+
+def non_text_values(campaign: Campaign) -> list[tuple[str, Path, int | None]]:
+    """(message, preview.toml, line) for each sample value that is not text.
+
+    Real subscribers' attributes are always text (CSV import, ``subscriber set`` and the
+    API store text), so ``seats = 10`` in a sample hides that ``subscriber.seats > 5``
+    compares text with a number for every real subscriber. ``check`` evaluates ``when``
+    with the value as it would be stored (``"10"``) and says so at the value's line.
+    """
+    path = campaign.path / PREVIEW_FILE
+    if not path.is_file():
+        return []
+    try:
+        text = read_utf8(path)
+        data = parse_toml(text, path)
+    except DriplineError:
+        return []  # load_samples reports it
+    listed = data.get("subscriber", [])
+    if not isinstance(listed, list):
+        return []
+    headers = [m.start() for m in re.finditer(r"^[ \t]*\[\[\s*subscriber\s*\]\]", text, re.M)]
+    found = []
+    for index, profile in enumerate(listed):
+        if not isinstance(profile, dict):
+            continue
+        start = headers[index] if index < len(headers) else 0
+        for key, value in profile.items():
+            if isinstance(value, str) or key == "label":
+                continue
+            stored = attribute_text(value)
+            found.append(
+                (
+                    f"sample value {key} = {value!r} is not text: subscribers' attributes "
+                    f"are stored as text, so send time sees {stored!r} (compare numbers "
+                    f"with subscriber.{key} | int); write {key} = {json.dumps(stored)}",
+                    path,
+                    key_line(text[start:], key, first_line=text.count("\n", 0, start) + 1),
+                )
+            )
+    return found
 
 
 def load_samples(campaign: Campaign, base_url: str, secret_key: str = "") -> list[Sample]:

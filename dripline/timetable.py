@@ -162,13 +162,16 @@ class Timetable:
         sent_at: datetime,
         timezone: str | None,
         country: str | None = None,
+        *,
+        without: frozenset[int] = frozenset(),
     ) -> dict[int, datetime]:
         """New due times (aware UTC) for the steps after ``sent_step``, which went out at
         ``sent_at``.
 
         Keeps the campaign's spacing: step *j* lands ``day_j - day_sent`` local days after
         the day of the send, on the next allowed slot, each on a later local day than the
-        one before.
+        one before. Steps numbered in ``without`` (skipped: their ``when`` was false) take
+        no day and get no time.
         """
         zone = self.zone_for(timezone)
         region = self.region_for(country)
@@ -176,7 +179,7 @@ class Timetable:
         sent_rule = next(r for r in self.steps if r.number == sent_step)
         result: dict[int, datetime] = {}
         previous_day = sent_day
-        for rule in (r for r in self.steps if r.number > sent_step):
+        for rule in (r for r in self.steps if r.number > sent_step and r.number not in without):
             earliest = sent_day + timedelta(days=rule.day - sent_rule.day)
             day = self.next_send_day(max(earliest, previous_day + timedelta(days=1)), region)
             result[rule.number] = slot_instant(day, self.schedule.send_time, zone)

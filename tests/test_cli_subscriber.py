@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dripline.cli import main
+from dripline.conditions import step_applies
 from dripline.store import (
     InvalidSubscriberError,
     NewSubscriber,
@@ -185,3 +186,35 @@ def test_concurrent_changes_to_one_subscriber_are_all_kept(engine, timetable):
     assert subscriber_profile(engine, "cy@example.com").attributes == {
         f"k{i}": "v" for i in range(12)
     }
+
+
+def test_csv_headers_with_spaces_and_capitals_are_names_set_and_when_can_use(project: Path):
+    # One rule for attribute names (probe MEDIUM 7): lower case, spaces and hyphens _.
+    people = write_csv(
+        project,
+        "email,name,Plan Type,Sign-up  Source\nada@example.com,Ada Lovelace,team,Web Form\n",
+    )
+    assert run(project, "import", people, "--campaign", SLUG).exit_code == 0
+    assert show(project, "ada@example.com")["attributes"] == {
+        "plan_type": "team",
+        "sign_up_source": "Web Form",
+    }
+    changed = run(project, "subscriber", "set", "ada@example.com", "Plan Type=solo")
+    assert changed.exit_code == 0, changed.output
+    assert show(project, "ada@example.com")["attributes"]["plan_type"] == "solo"
+    removed = run(project, "subscriber", "set", "ada@example.com", "sign-up source=")
+    assert removed.exit_code == 0, removed.output
+    attributes = show(project, "ada@example.com")["attributes"]
+    assert attributes == {"plan_type": "solo"}
+    # A `when` reads it as subscriber.plan_type, with the values send time passes.
+    step = type("S", (), {"when": "subscriber.plan_type == 'solo'", "path": project / "x.md"})
+    assert step_applies(step, "ada@example.com", attributes)
+    # An --update import with the same header changes the same attribute.
+    people = write_csv(project, "email,PLAN TYPE\nada@example.com,team\n")
+    assert run(project, "import", people, "--campaign", SLUG, "--update").exit_code == 0
+    assert show(project, "ada@example.com")["attributes"] == {"plan_type": "team"}
+    # Two headers that make one name refuse the file, naming both columns.
+    people = write_csv(project, "email,Plan Type,plan_type\nbo@example.com,a,b\n")
+    refused = run(project, "import", people, "--campaign", SLUG)
+    assert refused.exit_code == 1 and "'Plan Type'" in refused.output
+    assert "'plan_type'" in refused.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import json
 import os
 import shutil
@@ -359,3 +360,182 @@ def test_a_when_raising_any_python_error_is_a_check_error_and_deferred_at_send_t
             "SELECT status, last_error FROM deliveries WHERE step = 3"
         ).fetchone()
     assert status == "scheduled" and "KeyError" in error and "03-neuroplasticity.md" in error
+
+
+def test_after_an_outage_a_skipped_step_takes_no_slot(project, env):
+    # Workers are down while steps 3 and 4 fall due. The pass after the outage sends
+    # the pro subscriber step 3 and spaces step 4 after it; for the basic subscriber
+    # step 3 is skipped, so step 4 (overdue) is their next email and goes now, not two
+    # days later as if step 3 had been sent (probe MEDIUM 3).
+    add_front_matter(project, STEP3, "when = \"subscriber.plan == 'pro'\"")
+    (project / "people.csv").write_text(
+        "email,timezone,subscribed_at,plan\n"
+        "pro@example.com,UTC,2026-03-05T12:00:00Z,pro\n"
+        "basic@example.com,UTC,2026-03-05T12:00:00Z,basic\n"
+    )
+    dripline(env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        while (due := next_due(project)) is not None and due[2] <= 2:
+            assert dripline(env, "run", "--once", "--now", due[0]).returncode == 0
+        step4 = datetime.fromisoformat(due_of(project, "basic@example.com", 4))
+        outage_over = (step4 + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for _ in range(2):  # the pass after the outage, and one more at the same moment
+            ran = dripline(env, "run", "--once", "--now", outage_over)
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+    got = received_steps(handler)
+    assert sorted(got["pro@example.com"]) == [1, 2, 3]
+    assert sorted(got["basic@example.com"]) == [1, 2, 4]
+    with sqlite3.connect(project / "dripline.db") as db:
+        (status,) = db.execute(
+            "SELECT d.status FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id "
+            "WHERE s.email = 'basic@example.com' AND d.step = 3"
+        ).fetchone()
+    assert status == "skipped"
+    # The rest go on later days, as after any late send.
+    step5 = datetime.fromisoformat(due_of(project, "basic@example.com", 5))
+    sent4 = datetime.fromisoformat(outage_over)
+    assert timedelta(days=1) <= step5 - sent4 <= timedelta(days=4)
+    assert datetime.fromisoformat(due_of(project, "pro@example.com", 4)) > sent4
+
+
+SAMPLES_WITH_TYPED_VALUES = """\
+[[subscriber]]
+label = "Big"
+email = "big@example.com"
+name = "Big Co"
+seats = 10
+vip = false
+
+[[subscriber]]
+label = "Small"
+email = "small@example.com"
+seats = 2
+vip = true
+"""
+
+
+def test_check_sees_sample_attributes_as_stored_text_with_the_standard_fields(project, env):
+    # Real subscribers' attributes are text; samples typed in TOML must not let an
+    # expression pass `check` that fails for every real subscriber (probe MEDIUM 5).
+    folder = project / "campaigns" / "ketamine-therapy"
+    (folder / "preview.toml").write_text(SAMPLES_WITH_TYPED_VALUES)
+    add_front_matter(project, STEP3, 'when = "subscriber.seats > 5"')
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    findings = json.loads(checked.stdout)
+    assert checked.returncode == 1
+    errors = [f for f in findings if f["rule"] == "when"]
+    assert len(errors) == 2 and {f["line"] for f in errors} == {2}
+    assert all("'>' not supported" in f["message"] for f in errors)
+    typed = {
+        (f["file"].rsplit("/", 1)[-1], f["line"]) for f in findings if f["rule"] == "sample-value"
+    }
+    assert typed == {
+        ("preview.toml", 5),
+        ("preview.toml", 6),
+        ("preview.toml", 11),
+        ("preview.toml", 12),
+    }
+    # Text compared the documented ways, and the standard fields present as at send time
+    # (probe MEDIUM 5b): name '' when not on file, timezone none when not set.
+    path = project / STEP3
+    path.write_text(path.read_text().replace("subscriber.seats > 5", "subscriber.seats | int > 5"))
+    add_front_matter(
+        project,
+        "campaigns/ketamine-therapy/04-fewer-side-effects.md",
+        "when = \"subscriber.vip == 'true'\"",
+    )
+    add_front_matter(
+        project,
+        "campaigns/ketamine-therapy/05-holistic-health.md",
+        "when = \"subscriber.name != ''\"",
+    )
+    add_front_matter(
+        project,
+        "campaigns/ketamine-therapy/06-other-therapies.md",
+        'when = "subscriber.timezone is none"',
+    )
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    assert checked.returncode == 0, checked.stdout
+    assert not [f for f in json.loads(checked.stdout) if f["rule"] == "when"]
+    campaign = load_campaign(folder)
+    from dripline.preview._timeline import sample_steps
+    from dripline.samples import load_samples
+
+    predicted = {
+        s.email: sorted(step.number for step, verdict in s.outcomes if verdict == "gets")
+        for s in sample_steps(campaign, load_samples(campaign, "https://news.example.com"))
+    }
+    assert predicted == {
+        "big@example.com": [1, 2, 3, 5, 6],
+        "small@example.com": [1, 2, 4, 6],
+    }
+    # The same people, imported from a CSV, get exactly those steps from `dripline run`.
+    (project / "people.csv").write_text(
+        "email,name,subscribed_at,seats,vip\n"
+        "big@example.com,Big Co,2026-03-05T12:00:00Z,10,false\n"
+        "small@example.com,,2026-03-05T12:00:00Z,2,true\n"
+    )
+    imported = dripline(
+        env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy"
+    )
+    assert imported.returncode == 0, imported.stderr
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        for _ in range(20):
+            if (due := next_due(project)) is None:
+                break
+            ran = dripline(env, "run", "--once", "--now", due[0])
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert next_due(project) is None
+    assert {k: sorted(v) for k, v in received_steps(handler).items()} == predicted
+
+
+def test_the_int_filter_compares_text_attributes_as_numbers_in_the_sandbox():
+    step = type("S", (), {"when": "subscriber.seats | int > 5", "path": Path("x")})
+    assert step_applies(step, "a@example.com", {"seats": "10"})
+    assert not step_applies(step, "a@example.com", {"seats": "2"})
+    assert not step_applies(step, "a@example.com", {"seats": "many"})  # int() of text: 0
+
+
+def step3_dues(project: Path) -> list[datetime]:
+    with sqlite3.connect(project / "dripline.db") as db:
+        rows = db.execute("SELECT due_at FROM deliveries WHERE step = 3").fetchall()
+    return [datetime.fromisoformat(due).replace(tzinfo=UTC) for (due,) in rows]
+
+
+def test_a_when_failing_at_send_time_backs_off_more_each_time_and_logs_once_per_step(project, env):
+    # No `plan` for anyone: step 3's `when` fails for all three (probe LOW 11). Each pass
+    # defers them further out (5, 10, 20 minutes...) and says so in one line for the step.
+    add_front_matter(project, STEP3, "when = \"subscriber.plan == 'pro'\"")
+    (project / "people.csv").write_text(
+        "email,timezone,subscribed_at\n"
+        + "".join(f"p{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(3))
+    )
+    dripline(env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy")
+    handler = RecordingHandler()
+    waits: list[timedelta] = []
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        while (due := next_due(project)) is not None and due[2] <= 2:
+            assert dripline(env, "run", "--once", "--now", due[0]).returncode == 0
+        for _ in range(4):
+            due = next_due(project)
+            assert due is not None and due[2] == 3
+            # Past the latest of the three (each back-off has its own jitter).
+            moment = max(step3_dues(project)) + timedelta(seconds=1)
+            ran = dripline(env, "run", "--once", "--now", moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+            lines = [line for line in ran.stderr.splitlines() if "cannot be evaluated" in line]
+            assert len(lines) == 1, ran.stdout + ran.stderr
+            assert "3 deliveries deferred" in lines[0] and "03-neuroplasticity.md" in lines[0]
+            waits.append(min(step3_dues(project)) - moment)
+    assert all(received == [1, 2] for received in received_steps(handler).values())
+    assert waits[0] >= timedelta(minutes=5)
+    assert all(later > earlier for earlier, later in itertools.pairwise(waits))
+    with sqlite3.connect(project / "dripline.db") as db:
+        rows = db.execute("SELECT status, attempts FROM deliveries WHERE step = 3").fetchall()
+    assert rows == [("scheduled", 4)] * 3

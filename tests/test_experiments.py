@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import signal
 import sqlite3
@@ -186,3 +187,53 @@ def test_a_worker_killed_mid_split_and_its_successor_keep_everyone_on_their_vari
     for _, key, status, variant in rows:
         if status == "sent":
             assert variant == choose_variant(key, "rapid-relief", 2) + 1
+
+
+def test_history_shows_the_recorded_variant_and_timeline_each_persons_own(project):
+    # Probe LOW 5: the ledger's variant in `history`, and a scheduled A/B step in
+    # `timeline` with the subject this person will get, not always variant 1.
+    set_subject_line(project, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
+    step2 = project / "campaigns/ketamine-therapy/02-treatment-resistant.md"
+    text = step2.read_text(encoding="utf-8")
+    (line,) = [x for x in text.splitlines() if x.startswith("subject = ")]
+    step2.write_text(text.replace(line, 'subjects = ["Second, red", "Second, green"]'))
+    people = project / "people.csv"
+    people.write_text(
+        "email,timezone,subscribed_at\n"
+        + "".join(f"t{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(12))
+    )
+    env = {
+        **os.environ,
+        "DRIPLINE_ROOT": str(project),
+        "DRIPLINE_DATABASE_URL": f"sqlite:///{project / 'dripline.db'}",
+        "DRIPLINE_SECRET_KEY": "test-secret",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+    }
+
+    def dripline(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*DRIPLINE, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    dripline("import", str(people), "--campaign", "ketamine-therapy")
+    with running_server(RecordingHandler()) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        dripline("run", "--once", "--now", "2026-03-05T12:00:30Z")
+    with sqlite3.connect(project / "dripline.db") as db:
+        keys = dict(db.execute("SELECT email, public_key FROM subscribers").fetchall())
+    seen = set()
+    for address, key in keys.items():
+        (sent,) = json.loads(dripline("history", address, "--json").stdout)
+        first = choose_variant(key, "rapid-relief", 2)
+        assert sent["subject_variant"] == first + 1 and sent["subject"] == VARIANTS[first]
+        rows = json.loads(
+            dripline("timeline", "ketamine-therapy", "--email", address, "--json").stdout
+        )
+        second = choose_variant(key, "treatment-resistant", 2)
+        assert rows[1]["status"] == "scheduled"
+        assert rows[1]["subject"] == ("Second, red", "Second, green")[second]
+        seen.add(second)
+    assert seen == {0, 1}  # both variants shown, each to its own people
+    table = dripline("history", next(iter(keys)), "--db", str(project / "dripline.db")).stdout
+    assert "variant" in table

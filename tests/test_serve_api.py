@@ -239,3 +239,26 @@ def test_an_upgrade_by_cli_before_step_3_counts_and_one_by_api_after_it_was_skip
     assert _attributes(project, "api@example.com")["plan"] == "pro"
     shown = json.loads(dripline("subscriber", "show", "api@example.com", "--json"))
     assert shown["attributes"]["plan"] == "pro" and shown["campaigns"] == {SLUG: "completed"}
+
+
+def test_a_patch_names_attributes_by_the_csv_rule_and_reaches_an_odd_stored_key(client, project):
+    # "Plan Type" is stored as plan_type, as the CSV import stores that header (probe
+    # MEDIUM 7); a key an older import stored as "plan type" is still changed in place.
+    with sqlite3.connect(project / "dripline.db") as db:
+        db.execute(
+            "UPDATE subscribers SET attributes = ? WHERE email = 'ada@example.com'",
+            (json.dumps({"plan": "basic", "seat count": "3"}),),
+        )
+    answer = client.patch(
+        "/api/subscribers/ada@example.com",
+        json={"Plan Type": "team", "Seat Count": 4},
+        headers=GOOD,
+    )
+    assert answer.status_code == 200, answer.text
+    assert _attributes(project, "ada@example.com") == {
+        "plan": "basic",
+        "plan_type": "team",
+        "seat count": "4",
+    }
+    gone = client.patch("/api/subscribers/ada@example.com", json={"seat count": None}, headers=GOOD)
+    assert gone.status_code == 200 and "seat count" not in gone.json()["attributes"]

@@ -40,7 +40,7 @@ def history_command(
         click.echo(json.dumps([m.as_json() for m in sent], indent=2))
         return
     out = Table(title=f"sent to {email}", title_justify="left")
-    for column in ("sent (UTC)", "campaign", "step", "subject", "status", "commit"):
+    for column in ("sent (UTC)", "campaign", "step", "subject", "variant", "status", "commit"):
         out.add_column(column)
     for m in sent:
         out.add_row(
@@ -48,6 +48,7 @@ def history_command(
             m.campaign,
             m.step_id,
             m.subject or "",
+            str(m.subject_variant or ""),  # the A/B variant recorded in the ledger
             m.status,
             (m.campaign_commit or "")[:12]
             + ("-dirty" if (m.campaign_commit or "").endswith("-dirty") else ""),

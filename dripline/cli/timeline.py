@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..experiments import choose_variant
 from ..store import subscriber_timeline
 from ..timetable import Timetable
 from . import settings_from
@@ -28,7 +29,8 @@ def timeline_command(
     """Show each step's subject, due time (local and UTC) and status for one subscriber.
 
     Sent rows show the subject from the ledger (as the subscriber got it); scheduled
-    rows show the campaign files' subject for that step identity.
+    rows show the campaign files' subject for that step identity (for an A/B step, the
+    subscriber's own variant).
     """
     settings = settings_from(ctx, database_url=database_url)
     campaign = load_campaign_by_slug(settings, slug)
@@ -44,6 +46,10 @@ def timeline_command(
         step = campaign.step_by_id(entry.step_id)
         if entry.subject is not None:
             subject = entry.subject  # the ledger: what this subscriber actually got
+        elif step is not None and step.subjects and entry.public_key:
+            # An A/B step not sent yet: this person's own variant (a winner, once one is
+            # declared, goes to everyone instead).
+            subject = step.subjects[choose_variant(entry.public_key, step.id, len(step.subjects))]
         elif step is not None:
             subject = step.subject
         else:

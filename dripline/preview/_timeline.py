@@ -26,7 +26,7 @@ from markupsafe import Markup, escape
 
 from .._holidays import Region, holiday_name
 from ..campaign import WEEKDAYS, Campaign, Step
-from ..conditions import step_applies
+from ..conditions import as_stored, step_applies
 from ..errors import DriplineError
 from ..timetable import Timetable
 
@@ -235,12 +235,11 @@ def sample_steps(campaign: Campaign, samples: list) -> list[SampleSteps]:
     found = []
     for sample in samples:
         recipient = sample.recipient
+        fields = as_stored(recipient.fields)  # as send time sees a stored subscriber
         outcomes = []
         for step in campaign.steps:
             try:
-                verdict = (
-                    "gets" if step_applies(step, recipient.email, recipient.fields) else ("skipped")
-                )
+                verdict = "gets" if step_applies(step, recipient.email, fields) else "skipped"
             except DriplineError as err:
                 verdict = f"error: {err.message}"
             outcomes.append((step, verdict))

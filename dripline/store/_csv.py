@@ -45,6 +45,7 @@ __all__ = [
     "CsvReadResult",
     "RowProblem",
     "SubscriberCsvError",
+    "attribute_key",
     "field_of",
     "read_subscriber_csv",
 ]
@@ -91,6 +92,20 @@ def field_of(header: str) -> str | None:
 
 
 _field_of = field_of
+# Spaces and hyphens in a header, run by run (each becomes one _).
+_SPACES = re.compile(r"[\s\-]+")
+
+
+def attribute_key(header: str) -> str:
+    """The attribute name a CSV header (or ``subscriber set``'s ``key``) stores under.
+
+    One rule everywhere (import, ``subscriber set``, ``PATCH /api/subscribers``):
+    lower-cased, each run of spaces and hyphens one ``_``: ``Plan Type`` -> ``plan_type``,
+    ``Sign-up Source`` -> ``sign_up_source``, so templates and ``when`` can write
+    ``subscriber.plan_type``. Other characters are kept (``Seats (max)`` ->
+    ``seats_(max)``, which a template reads as ``subscriber['seats_(max)']``).
+    """
+    return _SPACES.sub("_", header.strip().lower())
 
 
 def _has_email(header: list[str]) -> bool:
@@ -107,7 +122,7 @@ def _columns(header: list[str]) -> list[str]:
     columns: list[str] = []
     where: dict[str, int] = {}
     for index, cell in enumerate(header):
-        key = _field_of(cell) or cell.strip().lower()
+        key = _field_of(cell) or attribute_key(cell)
         if key and key in where:
             first = where[key]
             what = f"the {key!r} field" if _field_of(cell) else f"{key!r}"

@@ -15,7 +15,7 @@ holds (``claimed``, ``sending``, or ``ambiguous`` after its lease was taken over
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -60,6 +60,9 @@ class Outcome:
     body_digest: str | None = None
     campaign_commit: str | None = None
     subject_variant: int | None = None  # the A/B subject variant sent (1-based), if any
+    # A deferral before anything was sent (the campaign's files, a `when` failing for this
+    # subscriber): counted as an attempt all the same, so the back-off grows.
+    counts_attempt: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,14 @@ def settle(
     *,
     attempt_at: datetime,
     first_attempt_at: datetime,
+    after_skips: Callable[[Any, _Sql, list[int]], Any] | None = None,
 ) -> SettleResult:
     """Record ``outcomes`` and move ``attempt`` from ``claimed`` to ``sending``, one transaction.
 
     ``attempt_at`` (wall clock) is stored as ``attempted_at``; ``first_attempt_at`` (the
-    pass's time) starts the retry deadline of a first attempt. Raises StoreError.
+    pass's time) starts the retry deadline of a first attempt. ``after_skips(cursor,
+    sql, ids)`` runs in the same transaction with the recorded ``skipped`` ids (the
+    later steps re-timed). Raises StoreError.
     """
     sql = _Sql(writer)
     by_kind: dict[str, list[Outcome]] = {}
@@ -120,10 +126,16 @@ def settle(
         missed: list[int] = []
         changed = [0]
         missed += _sent(cursor, sql, worker_id, by_kind.get("sent", []), changed)
-        for kind in ("failed", "deferred", "ambiguous", "released", "skipped"):
+        deferred = by_kind.pop("deferred", [])
+        by_kind["deferred"] = [o for o in deferred if not o.counts_attempt]
+        by_kind["deferred unsent"] = [o for o in deferred if o.counts_attempt]
+        for kind in ("failed", "deferred", "deferred unsent", "ambiguous", "released", "skipped"):
             missed += _simple(cursor, sql, worker_id, kind, by_kind.get(kind, []), changed)
         skipped = by_kind.get("skipped", [])
         _complete(cursor, sql, {o.delivery_id for o in skipped if o.last_step} - set(missed))
+        if after_skips is not None and skipped:
+            recorded = [o.delivery_id for o in skipped if o.delivery_id not in missed]
+            after_skips(cursor, sql, recorded)
         for outcome in by_kind.get("bounced", []):
             missed += _bounced(cursor, sql, worker_id, outcome, changed)
         attempting = _attempt(cursor, sql, worker_id, attempt, attempt_at, first_attempt_at)
@@ -240,6 +252,11 @@ def _complete(cursor: Any, sql: _Sql, delivery_ids: set[int]) -> None:
 _SIMPLE = {
     "failed": ("status = 'failed', last_error = ?, worker_id = NULL", "failed"),
     "deferred": ("status = 'scheduled', due_at = ?, last_error = ?, worker_id = NULL", "scheduled"),
+    "deferred unsent": (
+        "status = 'scheduled', attempts = attempts + 1, due_at = ?, last_error = ?, "
+        "worker_id = NULL",
+        "scheduled",
+    ),
     # The worker id stays: `dripline requeue` clears it.
     "ambiguous": ("status = 'ambiguous', last_error = ?", "ambiguous"),
     # Never tried: the attempt a 'sending' row was charged is given back.
@@ -267,7 +284,7 @@ def _simple(
     rows: list[tuple[Any, ...]] = []
     for o in outcomes:
         values: tuple[Any, ...] = ()
-        if kind == "deferred":
+        if kind in ("deferred", "deferred unsent"):
             values = (sql.time(o.next_at), o.error)
         elif kind in ("failed", "ambiguous"):
             values = (o.error,)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from ._csv import field_of
+from ._csv import attribute_key, field_of
 from ._engine import read_transaction, write_transaction
 from ._models import Enrollment, Subscriber
 from ._reports import NotSubscribedError
@@ -38,8 +38,8 @@ __all__ = [
 
 _S = Subscriber.__table__
 _E = Enrollment.__table__
-# A name a template can write as ``subscriber.<name>``.
-_ATTRIBUTE = re.compile(r"[a-z_][a-z0-9_]*")
+# An attribute name as the CSV import makes them (:func:`._csv.attribute_key`).
+_ATTRIBUTE = re.compile(r"\w+")
 # Fields that are not attributes and cannot change here: the address is the identity,
 # subscribed_at is consent evidence, and pending deliveries were timed in the zone.
 _FIXED = {
@@ -109,30 +109,51 @@ def subscriber_profile(engine: Engine, email: str) -> SubscriberProfile:
     )
 
 
-def _changes(values: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str | None]]:
-    """(standard fields, attributes; None removes one) from ``key=value`` pairs."""
+def _changes(
+    values: Mapping[str, str],
+) -> tuple[dict[str, str], dict[str, str | None], dict[str, str]]:
+    """(standard fields, attributes; None removes one, how each attribute's key was
+    written) from ``key=value`` pairs. Keys follow the CSV import's rule
+    (:func:`._csv.attribute_key`): ``Plan Type=solo`` sets ``plan_type``."""
     fields: dict[str, str] = {}
     attributes: dict[str, str | None] = {}
+    written: dict[str, str] = {}
     for raw_key, value in values.items():
         try:
-            key = field_of(raw_key) or raw_key.strip().lower()
+            key = field_of(raw_key) or attribute_key(raw_key)
             if key in _FIXED:
                 raise InvalidSubscriberError(f"{key} cannot be changed: {_FIXED[key]}")
             if key in ("name", "first_name", "last_name"):
                 fields[key] = check_name(value, key)
-            elif not _ATTRIBUTE.fullmatch(key):
-                raise InvalidSubscriberError(
-                    f"{raw_key!r} is not an attribute name (letters, digits and _, as in "
-                    "subscriber.plan)"
-                )
-            elif key == "country":
+                continue
+            if not _ATTRIBUTE.fullmatch(key):
+                # Perhaps a key stored before names were normalised: looked up in the
+                # transaction (_stored_key), refused there if the subscriber has none.
+                key = raw_key.strip()
+            if key == "country":
                 attributes[key] = check_country(value)
             else:
                 attributes[key] = check_value(value, key) or None
+            written[key] = raw_key
         except InvalidSubscriberError as err:
             # The API names the field in its answer (PATCH /api/subscribers/EMAIL).
             raise InvalidFieldError(err.message, field=raw_key) from err
-    return fields, attributes
+    return fields, attributes, written
+
+
+def _stored_key(key: str, raw_key: str, stored: Mapping[str, Any]) -> str:
+    """The key to change: an odd one stored by an older import (``plan type``) as
+    written, else ``key``. Raises InvalidFieldError for a name no rule can make."""
+    for spelling in (raw_key.strip(), raw_key.strip().lower()):
+        if spelling in stored:
+            return spelling
+    if not _ATTRIBUTE.fullmatch(key):
+        raise InvalidFieldError(
+            f"{raw_key!r} is not an attribute name (letters, digits and _, as in "
+            "subscriber.plan; spaces and hyphens become _)",
+            field=raw_key,
+        )
+    return key
 
 
 def set_subscriber_fields(
@@ -145,7 +166,7 @@ def set_subscriber_fields(
     (an :class:`~._values.InvalidSubscriberError`: a value the CSV import would refuse).
     """
     key = normalize_email(email).key
-    fields, attributes = _changes(values)
+    fields, attributes, written = _changes(values)
     with write_transaction(engine) as conn:
         # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises): two
         # changes at once (a CRM sync and the API) each merge into the other's result.
@@ -157,7 +178,8 @@ def set_subscriber_fields(
         if row is None:
             raise NotSubscribedError(f"{email} is not a subscriber")
         stored = dict(row.attributes or {})
-        for name, value in attributes.items():
+        for key, value in attributes.items():
+            name = _stored_key(key, written[key], stored)
             if value is None:
                 stored.pop(name, None)
             else:

@@ -45,6 +45,7 @@ from ._models import (
     new_public_key,
 )
 from ._outcomes import Outcome, SettleResult, settle
+from ._skip_slots import free_skipped_slots
 from ._tracking import link_positions
 from ._values import from_db_time, to_db_time
 
@@ -409,13 +410,18 @@ class SqlDeliveryQueue:
         if self.worker_id is None:
             raise DeliveryStateError("nothing was claimed by this worker")
         wall = self.clock()
+        pass_time = now if now.tzinfo else now.replace(tzinfo=UTC)
         result = settle(
             self._writer,
             self.worker_id,
             outcomes,
             attempt,
             attempt_at=wall,
-            first_attempt_at=now if now.tzinfo else now.replace(tzinfo=UTC),
+            first_attempt_at=pass_time,
+            # A skipped step takes no slot: the steps after it come back to their spacing.
+            after_skips=lambda cursor, sql, ids: free_skipped_slots(
+                cursor, sql, ids, pass_time, self.timetable_for
+            ),
         )
         if self._renewal_due(wall):  # a long pass keeps its lease without a heartbeat thread
             self.heartbeat()

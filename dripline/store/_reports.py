@@ -55,6 +55,7 @@ class TimelineEntry:
     timezone: str | None  # the subscriber's own zone (None: campaign default)
     step_id: str = ""  # the step's identity
     subject: str | None = None  # as sent (the ledger); None when not sent
+    public_key: str | None = None  # the subscriber's (picks their A/B variant in advance)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class SentMessage:
     message_id: str | None
     body_digest: str | None
     campaign_commit: str | None
+    subject_variant: int | None = None  # the A/B subject variant sent (1-based), if any
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -80,6 +82,7 @@ class SentMessage:
             "message_id": self.message_id,
             "body_digest": self.body_digest,
             "campaign_commit": self.campaign_commit,
+            "subject_variant": self.subject_variant,
         }
 
 
@@ -102,6 +105,7 @@ def subscriber_history(engine: Engine, email: str) -> list[SentMessage]:
                 _D.c.body_digest,
                 _D.c.campaign_commit,
                 _D.c.first_attempt_at,
+                _D.c.subject_variant,
             )
             .join(_E, _E.c.id == _D.c.enrollment_id)
             .where(_E.c.subscriber_id == subscriber_id)
@@ -116,6 +120,7 @@ def subscriber_history(engine: Engine, email: str) -> list[SentMessage]:
             r.message_id,
             r.body_digest,
             r.campaign_commit,
+            r.subject_variant,
         )
         for r in rows
         if r.status in ("sent", "ambiguous")
@@ -137,6 +142,7 @@ def subscriber_timeline(engine: Engine, campaign: str, email: str) -> list[Timel
                 _S.c.timezone,
                 _D.c.step_id,
                 _D.c.subject,
+                _S.c.public_key,
             )
             .join(_E, _E.c.id == _D.c.enrollment_id)
             .join(_S, _S.c.id == _E.c.subscriber_id)
@@ -154,6 +160,7 @@ def subscriber_timeline(engine: Engine, campaign: str, email: str) -> list[Timel
             timezone=r.timezone,
             step_id=r.step_id,
             subject=r.subject,
+            public_key=r.public_key,
         )
         for r in rows
     ]
