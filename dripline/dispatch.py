@@ -1,16 +1,11 @@
 """Dispatch: claim due deliveries, render them through the fast path, send, record.
 
 The dispatcher defines the narrow store interface it needs (:class:`DispatchStore`);
-the SQL store implements it. Claimed deliveries go out a chunk at a time: the chunk
+the SQL store implements it. A claimed batch goes out a chunk at a time: the chunk
 is rendered, then one transaction records the previous chunk's outcomes and marks
 this chunk ``sending``, then its data goes to the sender. A crash therefore leaves
 at most one chunk ``ambiguous``; everything else the worker claimed goes back to
 ``scheduled`` when its lease is found dead (see :mod:`dripline.store._leases`).
-On PostgreSQL (the store's ``overlap_writes``) a chunk goes as two groups of half
-its size, the next group marked while the sender works on the current one, so that
-a commit's WAL flush does not hold up the SMTP session; still at most one chunk is
-``sending``. The next claim is made while the current rows are sent
-(:mod:`dripline._claim_stream`).
 
 A relay that stops answering (K consecutive timeouts or connection failures in a
 pass, default 3) is not tried again in that pass: the rest of the claim is
@@ -22,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -40,7 +34,6 @@ from sender import (
 )
 from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 
-from ._claim_stream import ClaimStream
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
 from .campaign import campaign_slugs
 from .errors import CampaignError, DriplineError
@@ -69,12 +62,7 @@ log = logging.getLogger("dripline.dispatch")
 
 class DispatchStore(WinnerStore, Protocol):
     """What dispatch needs from a store (A/B winners too). Every method is one transaction;
-    ``clock`` is the wall clock (aware UTC) a message's acceptance is stamped with.
-
-    A store with a true ``overlap_writes`` attribute lets :meth:`claim_due` run on
-    another thread while :meth:`settle` runs (see :mod:`dripline._claim_stream`), and
-    :meth:`settle` run while the sender works (two half-chunk groups in flight).
-    """
+    ``clock`` is the wall clock (aware UTC) a message's acceptance is stamped with."""
 
     clock: Callable[[], datetime]
 
@@ -288,32 +276,26 @@ class Dispatcher:
         self._commit = None
         self._variant_of.clear()  # nothing is in flight between passes
         self.experiments.new_pass(now)
+        first = True
         relay = _RelayWatch(self.relay_failures)
         self._clean = False
-
-        def taken_in(batch: list[ClaimedDelivery]) -> None:
-            if self._commit is None:  # once per pass, and only when something goes out
+        while not self.stop.is_set() and not relay.paused:
+            # Until a claim comes back empty: one claim takes only one step per subscriber
+            # of the rows it reads, so a short claim does not mean nothing else is due.
+            batch = self.store.claim_due(now, self.batch_size)
+            if not batch:
+                break
+            if first:  # once per pass, and only when something goes out
                 self._commit = campaign_commit(self.project_root)
+                first = False
             report.claimed += len(batch)
             if self.metrics is not None:
                 for delivery in batch:
                     lateness = (now - delivery.due_at).total_seconds()
                     self.metrics.claim_latency.observe(max(0.0, lateness))
-
-        # Until a claim comes back empty: one claim takes only one step per subscriber of
-        # the rows it reads, so a short claim does not mean nothing else is due.
-        stream = ClaimStream(
-            lambda: self.store.claim_due(now, self.batch_size),
-            taken_in,
-            batch_size=self.batch_size,
-            ahead=bool(getattr(self.store, "overlap_writes", False)),
-        )
-        try:
-            self._send_stream(stream, now, report, relay)
-        finally:
-            stream.close()
+            self._send_batch(batch, now, report, relay)
         report.close_step_deferrals()
-        self._clean = not stream.lost_claim
+        self._clean = True
         return report
 
     def _hold_removed_steps(self, report: PassReport) -> None:
@@ -325,7 +307,7 @@ class Dispatcher:
             scheduled = self.store.scheduled_steps()
             for campaign, identities in scheduled.items():
                 current = self.library.step_ids(campaign)
-                if current is not None:  # a broken campaign defers instead (see _send_stream)
+                if current is not None:  # a broken campaign defers instead (see _send_batch)
                     held |= {(campaign, i) for i in identities if i not in current}
             self._held = frozenset(held)
             slugs = set(scheduled) | set(campaign_slugs(self.library.campaigns_dir))
@@ -371,14 +353,14 @@ class Dispatcher:
         self._drafts = drafts
         return held
 
-    def _send_stream(
+    def _send_batch(
         self,
-        stream: ClaimStream,
+        batch: Sequence[ClaimedDelivery],
         now: datetime,
         report: PassReport,
         relay: _RelayWatch,
     ) -> None:
-        """Send what ``stream`` claims, chunk by chunk (see the module docstring).
+        """Send a claimed batch chunk by chunk (see the module docstring).
 
         Whatever happens, nothing claimed is stranded: a delivery is recorded (sent,
         deferred, failed, ambiguous) or handed back untried. Only a crash of the process
@@ -386,28 +368,18 @@ class Dispatcher:
         one chunk, made ``ambiguous``).
         """
         lock = threading.Lock()
-        outcomes: list[Outcome] = []  # written with the next group's move to 'sending'
+        outcomes: list[Outcome] = []  # written with the next chunk's move to 'sending'
         in_flight: dict[int, ClaimedDelivery] = {}  # 'sending', no outcome yet
-        rendered: list[ClaimedDelivery] = []  # taken from the stream, not yet 'sending'
-        sending: deque[Future[object]] = deque()  # the groups given to the sender
+        rendered: list[ClaimedDelivery] = []  # taken from the batch, not yet 'sending'
+        sending: Future[object] | None = None  # the chunk the sender is working on
         size = self.chunk_size * max(1, getattr(self.sender, "parallelism", 1))
-        # With overlapped writes (PostgreSQL, whose every commit waits for a WAL flush)
-        # a chunk goes out as two groups of half its size, and the next group is marked
-        # 'sending' (the one before recorded) while the sender works on the current one:
-        # the commit no longer stands between two groups on the SMTP session. At most
-        # two groups, one chunk, are ever 'sending', as with one group of a chunk.
-        depth = 2 if size >= 2 and getattr(self.store, "overlap_writes", False) else 1
-        group = -(-size // depth)
-        halt = _EitherEvent(self.stop)  # set when the relay is given up on: start nothing
+        position = 0
         try:
-            while not self.stop.is_set() and not relay.paused:
-                # Taken (and the next claim made) while the sender works on the previous
-                # group: the session does not stand idle during a claim.
-                chunk = stream.take(group)
-                if not chunk:
-                    break
+            while position < len(batch) and not self.stop.is_set() and not relay.paused:
+                chunk = batch[position : position + size]
+                position += len(chunk)
                 rendered = list(chunk)
-                # Rendered while the sender still works on the previous group.
+                # Rendered while the sender still works on the previous chunk.
                 ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = []
                 failures: list[Outcome] = []
                 for delivery in chunk:
@@ -416,10 +388,11 @@ class Dispatcher:
                         failures.append(message)
                     else:
                         ready.append((delivery, message))
-                while len(sending) >= depth:  # its outcomes are all in before it is recorded
-                    sending.popleft().result()
+                if sending is not None:
+                    sending, done = None, sending
+                    done.result()
                 if self.stop.is_set() or relay.paused:
-                    break  # this group stays untried (handed back below)
+                    break  # this chunk stays untried (handed back below)
                 rendered = []
                 with lock:
                     outcomes.extend(failures)
@@ -427,11 +400,13 @@ class Dispatcher:
                     outcomes.clear()
                 ready = [(d, m) for d, m in ready if d.delivery_id in settled.attempting]
                 in_flight.update((d.delivery_id, d) for d, _ in ready)
+                halt = _EitherEvent(self.stop)
 
                 def on_result(
                     index: int,
                     result: SendResult | SendError,
                     ready: list[tuple[ClaimedDelivery, OutgoingMessage]] = ready,
+                    halt: threading.Event = halt,
                 ) -> None:
                     delivery, message = ready[index]
                     with lock:  # outcomes arrive from the sender's worker threads
@@ -440,20 +415,19 @@ class Dispatcher:
                     if relay.note(result):
                         halt.set()  # start no further message on this relay
 
-                sending.append(
-                    self._sender_thread().submit(
-                        self.sender.send_many, [m for _, m in ready], on_result=on_result, stop=halt
-                    )
+                sending = self._sender_thread().submit(
+                    self.sender.send_many, [m for _, m in ready], on_result=on_result, stop=halt
                 )
-            while sending:
-                sending.popleft().result()
+            if sending is not None:
+                sending, done = None, sending
+                done.result()
         finally:
-            if sending:  # an exception above: let the groups in flight end first
-                futures_wait(list(sending))
+            if sending is not None:  # an exception above: let the chunk in flight end first
+                futures_wait([sending])
             # Asked to stop, the relay given up on, the sender unusable, or a bug: what
             # was never tried goes back (deferred with backoff when the relay is down).
             with lock:
-                untried = [*in_flight.values(), *rendered, *stream.rest()]
+                untried = [*in_flight.values(), *rendered, *batch[position:]]
                 for delivery in untried:
                     outcomes.append(self._untried(delivery, now, relay.paused, report))
             if outcomes:

@@ -176,12 +176,6 @@ class SqlDeliveryQueue:
             # overdue step of one subscriber.
             query = query.with_for_update(skip_locked=True, of=[_D, _E])
         self._base_candidates = self._candidates = query
-        # The dispatcher may claim on a helper thread while it records outcomes, and
-        # record them while the sender works: on PostgreSQL these are round trips on
-        # their own connections, each commit waiting for a WAL flush, and overlapping
-        # them keeps the SMTP session busy. SQLite's writers take turns, and its commits
-        # are cheap (no flush in WAL mode with synchronous=NORMAL): not there.
-        self.overlap_writes = engine.dialect.name == "postgresql"
         self._held: frozenset[tuple[str, str]] = frozenset()
         self._writer = FastWriter(engine)
         self.worker_id: int | None = None  # registered on the first claim
