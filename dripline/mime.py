@@ -79,6 +79,10 @@ def check_header_value(name: str, value: str) -> str:
     return value
 
 
+# No UTF-8 encoder (SMTP, the database driver, JSON answers) can write these.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def header_value_problem(value: str) -> str | None:
     """Why a subscriber's ``value`` may not be stored (import, sign-up form), or None.
 
@@ -91,6 +95,9 @@ def header_value_problem(value: str) -> str | None:
     found = _FORBIDDEN.search(value)
     if found is not None:
         return f"a line break or control character (U+{ord(found.group()):04X})"
+    found = _SURROGATE.search(value)
+    if found is not None:  # JSON's "\ud800", or a byte that is not UTF-8 (surrogateescape)
+        return f"a lone surrogate (U+{ord(found.group()):04X}), which is not valid Unicode text"
     found = INVISIBLE.search(value)
     if found is not None:
         return describe(found.group())

@@ -77,6 +77,9 @@ def test_set_changes_attributes_and_names_and_show_reads_them_back(project: Path
         ("email=other@example.com", "email cannot be changed"),
         ("sub.plan=pro", "not an attribute name"),
         ("plan", "expected key=value"),
+        # A byte that is not UTF-8 in the shell's argument arrives as a lone surrogate.
+        ("plan=\udcff", "lone surrogate (U+DCFF)"),
+        ("status=unsubscribed", "status cannot be changed"),
     ],
 )
 def test_bad_values_are_one_error_line_and_change_nothing(project: Path, pair, message):

@@ -113,13 +113,21 @@ def test_an_unknown_subscriber_is_404(client):
         ({"vip": True}, "vip", "a string, an integer or null"),
         ({"tags": ["a"]}, "tags", "a string, an integer or null"),
         ({"plan": "x" * 10_001}, "plan", "10,000 characters"),
+        # JSON can spell a lone surrogate; no UTF-8 encoder can write it (probe-18b M5).
+        ({"plan": "\ud800x"}, "plan", "lone surrogate (U+D800)"),
+        # Names the answer uses for what is not an attribute (probe-18b M4).
+        ({"status": "unsubscribed"}, "status", "cannot be changed"),
+        ({"created_at": "2020-01-01"}, "created_at", "cannot be changed"),
+        ({"campaigns": "none"}, "campaigns", "cannot be changed"),
     ],
 )
 def test_a_bad_value_is_400_naming_the_field_and_nothing_changes(
     client, project, body, field, words
 ):
-    answer = client.patch(
-        "/api/subscribers/ada@example.com", json={"seats": "3", **body}, headers=GOOD
+    answer = client.patch(  # json.dumps escapes a lone surrogate as JSON allows: \ud800
+        "/api/subscribers/ada@example.com",
+        content=json.dumps({"seats": "3", **body}).encode(),
+        headers={**GOOD, "Content-Type": "application/json"},
     )
     assert answer.status_code == 400, answer.text
     assert answer.json()["field"] == field

@@ -46,6 +46,14 @@ _FIXED = {
     "email": "the address is the subscriber's identity (unsubscribe and subscribe anew)",
     "subscribed_at": "the subscription moment is consent evidence",
     "timezone": "pending deliveries were timed in the old zone",
+    # Names `subscriber show --json` and the API answer use for what is not an attribute:
+    # an attribute under one of them would read as the real field (a CRM mirroring a
+    # contact's "status" would believe the mail stopped).
+    "status": "use `dripline unsubscribe` or the unsubscribe link (/u/TOKEN)",
+    "created_at": "it is when the subscriber was first stored",
+    "campaigns": "use `dripline subscribe` or `dripline unsubscribe --campaign`",
+    "attributes": "it names the set of attributes, not one",
+    "public_key": "unsubscribe and click links already sent carry it",
 }
 
 
