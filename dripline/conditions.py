@@ -63,9 +63,10 @@ def _huge_power(source: str) -> bool:
 def check_when(source: str) -> str | None:
     """Why ``source`` cannot be a ``when`` expression (syntax, unknown name), or None."""
     try:
-        names = when_names(source)
+        # Before anything that generates code: finding the names folds constants too.
         if _huge_power(source):
             return f"when may only raise to a literal power up to {MAX_EXPONENT} (such as x ** 2)"
+        names = when_names(source)
         _compiled(source)
     except TemplateSyntaxError as err:
         return f"when is not a valid expression: {err.message}"

@@ -332,6 +332,18 @@ def test_a_power_that_would_fold_for_ever_is_refused_at_load(project, env, expre
     assert check_when("subscriber.seats ** 2 > 10") is None
 
 
+def test_check_refuses_a_power_too_big_to_fold_before_anything_folds_it(project, env):
+    # Probe-18b: finding a `when`'s names generates code, which folds constants; the guard
+    # came after it, so `check` computed 10**(10**9) (hours) before refusing it. Now it
+    # answers at once; before, this subprocess outlived the helper's 120 s timeout.
+    add_front_matter(project, STEP3, 'when = "10 ** (10 ** 9) > 1"')
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    errors = [f for f in json.loads(checked.stdout) if f["severity"] == "error"]
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert [(f["rule"], f["line"]) for f in errors] == [("load", 2)]
+    assert "literal power up to 64" in errors[0]["message"]
+
+
 def test_a_when_raising_any_python_error_is_a_check_error_and_deferred_at_send_time(project, env):
     # Probe MEDIUM 1: KeyError (str.format), LookupError (encode) are the subscriber's values'
     # failure like any other: one check error per sample, and deferred (not failed) at send.
