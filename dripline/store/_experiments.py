@@ -27,6 +27,7 @@ __all__ = [
     "Decision",
     "StoredWinner",
     "VariantTally",
+    "campaign_variant_tallies",
     "experiment_winners",
     "judge_experiment",
     "variant_tallies",
@@ -74,13 +75,27 @@ class StoredWinner:
 
 
 def variant_tallies(conn: Connection, campaign: str, step_id: str) -> list[VariantTally]:
-    """Each variant's sent messages and people's unique clicks, by variant number.
+    """Each variant's sent messages and people's unique clicks, by variant number."""
+    return campaign_variant_tallies(conn, campaign, step_id=step_id).get(step_id, [])
 
-    One grouped query over the step's sent deliveries (the clicks are joined on the
-    delivery id index), so judging a step costs the same whenever it is asked.
+
+def campaign_variant_tallies(
+    conn: Connection,
+    campaign: str,
+    *,
+    step_id: str | None = None,
+    sent_from: datetime | None = None,
+) -> dict[str, list[VariantTally]]:
+    """Per step identity, each variant's sent messages and people's unique clicks.
+
+    One grouped query over the sent deliveries that carry a variant (the clicks are
+    joined on the delivery id index), so judging a step costs the same whenever it is
+    asked; the report uses it too, so it counts what the judge counts. ``step_id`` keeps
+    one step; ``sent_from`` (aware UTC) keeps messages sent from then on.
     """
-    rows = conn.execute(
+    query = (
         select(
+            _D.c.step_id,
             _D.c.subject_variant,
             func.count(distinct(_D.c.id)),
             func.count(distinct(_C.c.delivery_id)),  # NULL (no person's click) not counted
@@ -92,14 +107,20 @@ def variant_tallies(conn: Connection, campaign: str, step_id: str) -> list[Varia
         )
         .where(
             _E.c.campaign == campaign,
-            _D.c.step_id == step_id,
             _D.c.status == "sent",
             _D.c.subject_variant.is_not(None),
         )
-        .group_by(_D.c.subject_variant)
-        .order_by(_D.c.subject_variant)
-    ).all()
-    return [VariantTally(int(v), int(sent), int(clicks or 0)) for v, sent, clicks in rows]
+        .group_by(_D.c.step_id, _D.c.subject_variant)
+        .order_by(_D.c.step_id, _D.c.subject_variant)
+    )
+    if step_id is not None:
+        query = query.where(_D.c.step_id == step_id)
+    if sent_from is not None:
+        query = query.where(_D.c.sent_at.is_not(None), _D.c.sent_at >= to_db_time(sent_from))
+    tallies: dict[str, list[VariantTally]] = {}
+    for step, variant, sent, clicks in conn.execute(query):
+        tallies.setdefault(step, []).append(VariantTally(int(variant), int(sent), int(clicks or 0)))
+    return tallies
 
 
 def _stored(row: Any) -> StoredWinner:

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, select
 from ..useragents import UNCLASSIFIED_CLASSES
 from ._bounce_models import COMPLAINT, HARD, SOFT, BounceEvent
 from ._engine import read_transaction
+from ._experiments import campaign_variant_tallies
 from ._models import Delivery, Enrollment
 from ._results_models import Click, Open
 from ._values import from_db_time, to_db_time
@@ -139,26 +140,6 @@ def _per_step(conn: Connection, campaign: str, floor: datetime | None) -> list[A
     return list(conn.execute(query))
 
 
-def _per_variant(conn: Connection, campaign: str, floor: datetime | None) -> list[Any]:
-    """(step identity, A/B variant, messages sent, people's unique clicks) of the sent
-    messages that carry a recorded subject variant, counted by the database."""
-    person = _exists(_C, _C.c.machine.is_(False))
-    query = (
-        select(_D.c.step_id, _D.c.subject_variant, func.count(), func.sum(_flag(person)))
-        .join(_E, _E.c.id == _D.c.enrollment_id)
-        .where(
-            _E.c.campaign == campaign,
-            _D.c.status == "sent",
-            _D.c.sent_at.is_not(None),
-            _D.c.subject_variant.is_not(None),
-        )
-        .group_by(_D.c.step_id, _D.c.subject_variant)
-    )
-    if floor is not None:
-        query = query.where(_D.c.sent_at >= floor)
-    return list(conn.execute(query))
-
-
 def _counts_by_step(
     conn: Connection, campaign: str, status: str, moment: Any, floor: datetime | None
 ) -> dict[str, int]:
@@ -224,7 +205,7 @@ def campaign_results(
             .order_by(_D.c.step, _D.c.step_id)
         ).all()
         figures = _per_step(conn, campaign, floor)
-        variants = _per_variant(conn, campaign, floor)
+        variants = campaign_variant_tallies(conn, campaign, sent_from=since)
         # A skipped delivery was never sent: it counts from its due time; an ambiguous one
         # from its (last) attempt.
         skipped = _counts_by_step(conn, campaign, "skipped", _D.c.due_at, floor)
@@ -263,8 +244,9 @@ def campaign_results(
         step.delivered = step.sent - step.bounces
         step.clicks, step.unclassified_clicks = int(row.clicks or 0), int(row.unclassified or 0)
         step.machine_clicks, step.opens = int(row.machine_clicks or 0), int(row.opens or 0)
-    for identity, variant, sent, clicks in variants:
-        by_id[identity].variants[int(variant)] = [int(sent), int(clicks or 0)]
+    for identity, tallies in variants.items():
+        for tally in tallies:
+            by_id[identity].variants[tally.variant] = [tally.sent, tally.clicks]
     for identity, count in skipped.items():
         by_id[identity].skipped = count
     for identity, count in ambiguous.items():
