@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, fields
@@ -37,10 +37,10 @@ from sender.retry import DEFAULT_RETRY_POLICY, RetryPolicy, next_attempt_at
 from ._library import CampaignLibrary, RenderCancelled, StepTooSlowError
 from .campaign import campaign_slugs
 from .errors import CampaignError, DriplineError
-from .experiments import ExperimentJudge, WinnerStore
+from .experiments import ExperimentJudge, WinnerStore, subject_key
 from .ledger import body_digest, campaign_commit, sent_subject
 from .render import CompiledStep, Recipient
-from .store import ClaimedDelivery, Outcome, SettleResult, StoreError
+from .store import AttemptVariant, ClaimedDelivery, Outcome, SettleResult, StoreError
 
 if TYPE_CHECKING:
     from .metrics import RunMetrics
@@ -70,9 +70,15 @@ class DispatchStore(WinnerStore, Protocol):
         """Claim up to ``limit`` due deliveries for this worker, oldest first."""
 
     def settle(
-        self, outcomes: Sequence[Outcome], *, attempt: Sequence[int] = (), now: datetime
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        attempt: Sequence[int] = (),
+        now: datetime,
+        variants: Mapping[int, AttemptVariant] | None = None,
     ) -> SettleResult:
-        """Record ``outcomes``; move ``attempt`` to ``sending`` (send only ``attempting``)."""
+        """Record ``outcomes``; move ``attempt`` to ``sending`` (send only ``attempting``),
+        with the A/B subject of those in ``variants``."""
 
     def recover(self) -> None:
         """Hand back what this worker holds (nothing is in flight): after a failed pass."""
@@ -230,8 +236,9 @@ class Dispatcher:
         self._commit: str | None = None
         # VERP (runtime.envelope_sender_maker): a per-delivery envelope sender; else From.
         self.envelope_sender = envelope_sender
-        # delivery id -> the A/B subject variant (1-based) rendered for it, until recorded.
-        self._variant_of: dict[int, int] = {}
+        # delivery id -> the A/B subject rendered for it: recorded with its move to
+        # 'sending' and again with the sent outcome.
+        self._variant_of: dict[int, AttemptVariant] = {}
         self.experiments = ExperimentJudge(store)  # A/B winners, judged once per step per pass
         # Click/open tracking URLs; None: tracked campaigns are sent with their plain links.
         self.tracking = tracking
@@ -450,7 +457,8 @@ class Dispatcher:
     ) -> SettleResult:
         if not outcomes and not attempt:
             return SettleResult(frozenset())
-        settled = self.store.settle(list(outcomes), attempt=attempt, now=now)
+        variants = {i: self._variant_of[i] for i in attempt if i in self._variant_of}
+        settled = self.store.settle(list(outcomes), attempt=attempt, now=now, variants=variants)
         if self.metrics is not None:
             self.metrics.publish(report)
         if settled.unrecorded:
@@ -501,12 +509,15 @@ class Dispatcher:
             if subjects:  # an A/B test: the subscriber's own variant (every worker), or the winner
                 try:
                     index = self.experiments.variant(
-                        compiled.campaign, compiled.step, delivery.public_key
+                        compiled.campaign,
+                        compiled.step,
+                        delivery.public_key,
+                        delivery.subject_key,  # a re-send keeps the subject it had
                     )
                 except StoreError as err:  # the database is away: not this message's fault
                     return self._retry_later(delivery, now, f"A/B winner: {err}", report)
                 compiled = self.library.step_variant(compiled, index, cancel=self.stop)
-                variant = index + 1
+                variant = (index + 1, subject_key(subjects[index]))
             try:
                 links, open_url = self._tracking(compiled, delivery)
             except Exception as err:  # the database is away: not this message's fault
@@ -517,8 +528,10 @@ class Dispatcher:
             message_id, data = self.library.render_bytes(
                 compiled, recipient, now=now, cancel=self.stop
             )
-            if variant is not None:  # recorded with the sent outcome (_outcome)
-                self._variant_of[delivery.delivery_id] = variant
+            if variant is not None:  # recorded with 'sending' (_settle) and 'sent' (_outcome)
+                self._variant_of[delivery.delivery_id] = AttemptVariant(
+                    *variant, sent_subject(data) or ""
+                )
         except RenderCancelled:  # SIGTERM while a template ran: handed back (and counted)
             return Outcome(delivery.delivery_id, "released")  # with the untried chunk
         except CampaignError as err:
@@ -575,7 +588,8 @@ class Dispatcher:
         report: PassReport,
     ) -> Outcome:
         delivery_id = delivery.delivery_id
-        variant = self._variant_of.pop(delivery_id, None)
+        chosen = self._variant_of.pop(delivery_id, None)
+        variant = chosen.variant if chosen is not None else None
         if isinstance(result, SendResult):
             last = self._is_last(delivery)
             report.sent += 1

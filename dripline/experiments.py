@@ -5,16 +5,23 @@ never reused; see :func:`dripline.store.new_public_key`) and the step identity, 
 every worker, every restart and every retry picks the same variant for the same
 person, and with SHA-256 spreading keys evenly the variants get about equal shares.
 Choosing per step (not per person) keeps one step's test independent of another's.
-The variant that went out is recorded in the ledger (``deliveries.subject_variant``).
+The variant is recorded in the ledger when the delivery goes to ``sending`` (so an
+``ambiguous`` row says which subject may have arrived): its number
+(``deliveries.subject_variant``) and the key of its text as written
+(``deliveries.subject_key``, :func:`subject_key`). Counts follow the text: a reordered
+list keeps them, an edited text starts from zero. A delivery re-sent (a retry, ``requeue
+--ambiguous``) keeps the variant it was recorded with while that text is still among the
+step's subjects, even after a winner: the same person always gets the same subject.
 
 ``[experiment] winner_after = N`` in campaign.toml ends the split: once every variant
 of a step has been sent N times, people's click rates (unique clicks per message sent,
 machine clicks and opens never used) are compared with a two-proportion z-test at 95%
 (:func:`dripline._stats.two_proportion_test`, two-sided). A significant difference
-makes the best variant the winner, recorded once in the database, and every later
-message of that step carries it; otherwise the split goes on and the step is judged
-again on the next pass. With 3 or 4 variants the best must beat each other one at the
-Bonferroni-corrected level 0.05 / (variants - 1). The dispatcher asks
+makes the best variant the winner, recorded once in the database (its text and key), and
+every later message of that step carries it, whatever ``[experiment]`` or ``[tracking]``
+say later (judging needs them, a stored decision does not); otherwise the split goes on
+and the step is judged again on the next pass. With 3 or 4 variants the best must beat
+each other one at the Bonferroni-corrected level 0.05 / (variants - 1). The dispatcher asks
 :class:`ExperimentJudge` once per step per pass (one grouped query), never per message.
 """
 
@@ -29,7 +36,7 @@ from typing import Protocol
 from ._stats import CONFIDENCE, two_proportion_test
 from .campaign import Campaign, Step, line_of_key
 from .findings import Finding
-from .store import Decision, StoredWinner, VariantTally
+from .store import Decision, StoredWinner, VariantTally, subject_key
 
 __all__ = [
     "ExperimentJudge",
@@ -37,6 +44,7 @@ __all__ = [
     "choose_variant",
     "experiment_findings",
     "pick_winner",
+    "subject_key",
 ]
 
 log = logging.getLogger("dripline.experiments")
@@ -105,8 +113,16 @@ class ExperimentJudge:
         self._now = now
         self._winners.clear()
 
-    def variant(self, campaign: Campaign, step: Step, public_key: str) -> int:
-        """The 0-based variant of ``step`` for this subscriber. Raises StoreError."""
+    def variant(
+        self, campaign: Campaign, step: Step, public_key: str, recorded_key: str | None = None
+    ) -> int:
+        """The 0-based variant of ``step`` for this subscriber: the one recorded for this
+        delivery (``recorded_key``, a re-send) while its text is among the subjects, else
+        the winner, else the subscriber's own. Raises StoreError."""
+        if recorded_key is not None:
+            keys = [subject_key(text) for text in step.subjects]
+            if recorded_key in keys:
+                return keys.index(recorded_key)
         winner = self._winner(campaign, step)
         if winner is not None:
             return winner
@@ -114,15 +130,23 @@ class ExperimentJudge:
 
     def _winner(self, campaign: Campaign, step: Step) -> int | None:
         after = campaign.winner_after
-        if after is None or not campaign.tracking.clicks or len(step.subjects) < 2:
-            return None  # no test to judge (check says why when clicks are off)
+        if len(step.subjects) < 2:
+            return None
         key = (campaign.slug, step.id)
         if key not in self._winners:
+
+            def decide(tallies: Sequence[VariantTally]) -> Decision | None:
+                # Judging needs winner_after and people's clicks (check says why when
+                # clicks are off); reading a stored decision does not.
+                if after is None or not campaign.tracking.clicks:
+                    return None
+                return pick_winner(tallies, len(step.subjects), after)
+
             stored = self.store.judge_experiment(
                 campaign.slug,
                 step.id,
                 step.subjects,
-                decide=lambda tallies: pick_winner(tallies, len(step.subjects), after),
+                decide=decide,
                 now=self._now or datetime.now(UTC),
             )
             self._winners[key] = self._index(campaign, step, stored)

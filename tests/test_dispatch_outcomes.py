@@ -430,10 +430,10 @@ class LosesTheDatabase(SqlDeliveryQueue):
 
     down = False
 
-    def settle(self, outcomes, *, attempt=(), now):  # type: ignore[no-untyped-def]
+    def settle(self, outcomes, *, attempt=(), now, variants=None):  # type: ignore[no-untyped-def]
         if self.down:
             raise StoreError("server closed the connection unexpectedly")
-        return super().settle(outcomes, attempt=attempt, now=now)
+        return super().settle(outcomes, attempt=attempt, now=now, variants=variants)
 
 
 def test_after_a_pass_that_could_not_record_the_next_one_hands_back_and_sends(

@@ -12,14 +12,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from smtp_servers import RecordingHandler, running_server
+from smtp_servers import FaultyHandler, RecordingHandler, running_server
 
 from dripline.campaign import load_campaign
 from dripline.errors import CampaignError
 from dripline.experiments import choose_variant
+from dripline.store import Decision, judge_experiment, make_engine, subject_key
 
 DRIPLINE = [str(Path(sys.executable).with_name("dripline"))]
 STEP1 = "campaigns/ketamine-therapy/01-rapid-relief.md"
@@ -237,3 +239,92 @@ def test_history_shows_the_recorded_variant_and_timeline_each_persons_own(projec
     assert seen == {0, 1}  # both variants shown, each to its own people
     table = dripline("history", next(iter(keys)), "--db", str(project / "dripline.db")).stdout
     assert "variant" in table
+
+
+def test_an_ambiguous_ab_send_records_its_subject_and_a_requeue_resends_that_one(project):
+    """probe-18b MEDIUM 2: the relay cuts the connection after the data of one A/B message
+    (ambiguous). The row already says which variant and subject may have arrived (history,
+    timeline); after a winner of the OTHER variant, `requeue --ambiguous` and a new pass
+    re-send the SAME subject, and the ledger keeps it."""
+    set_subject_line(project, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
+    people = project / "people.csv"
+    people.write_text(
+        "email,timezone,subscribed_at\n"
+        + "drop-in-data@example.com,UTC,2026-03-05T12:00:00Z\n"
+        + "".join(f"q{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(6))
+    )
+    url = f"sqlite:///{project / 'dripline.db'}"
+    env = {
+        **os.environ,
+        "DRIPLINE_ROOT": str(project),
+        "DRIPLINE_DATABASE_URL": url,
+        "DRIPLINE_SECRET_KEY": "test-secret",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+    }
+
+    def dripline(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*DRIPLINE, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    dripline("import", str(people), "--campaign", "ketamine-therapy")
+    faulty = FaultyHandler()
+    with running_server(faulty) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        dripline("run", "--once", "--now", "2026-03-05T12:00:30Z")
+    (arrived,) = [
+        email.message_from_bytes(r.data, policy=email.policy.default)
+        for r in faulty.received
+        if r.rcpt_tos == ("drop-in-data@example.com",)
+    ]
+    maybe = str(arrived["Subject"])  # what the relay has, though dripline cannot know it
+    number = VARIANTS.index(maybe) + 1
+    query = (
+        "SELECT d.status, d.subject_variant, d.subject_key, d.subject FROM deliveries d "
+        "JOIN enrollments e ON e.id = d.enrollment_id JOIN subscribers s "
+        "ON s.id = e.subscriber_id WHERE s.email = 'drop-in-data@example.com' AND d.step = 1"
+    )
+    with sqlite3.connect(project / "dripline.db") as db:
+        row = db.execute(query).fetchone()
+    assert row == ("ambiguous", number, subject_key(maybe), maybe)
+    (shown,) = json.loads(dripline("history", "drop-in-data@example.com", "--json").stdout)
+    assert (shown["status"], shown["subject_variant"], shown["subject"]) == (
+        "ambiguous",
+        number,
+        maybe,
+    )
+    timeline = json.loads(
+        dripline(
+            "timeline", "ketamine-therapy", "--email", "drop-in-data@example.com", "--json"
+        ).stdout
+    )
+    assert (timeline[0]["status"], timeline[0]["subject"]) == ("ambiguous", maybe)
+    # The other subject wins; the ambiguous person is sent theirs again, not the winner.
+    engine = make_engine(url)
+    try:
+        judge_experiment(
+            engine,
+            "ketamine-therapy",
+            "rapid-relief",
+            list(VARIANTS),
+            decide=lambda tallies: Decision(3 - number, 4.0, 0.0001),
+            now=datetime(2026, 3, 5, 13, tzinfo=UTC),
+        )
+    finally:
+        engine.dispose()
+    dripline("requeue", "--ambiguous", "ketamine-therapy")
+    again = RecordingHandler()
+    with running_server(again) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        dripline("run", "--once")  # requeued rows are due now (the wall clock)
+    step1 = [
+        str(message["Subject"])
+        for message in (
+            email.message_from_bytes(r.data, policy=email.policy.default) for r in again.received
+        )
+        if str(message["To"]) == "drop-in-data@example.com" and message["Subject"] in VARIANTS
+    ]
+    assert step1 == [maybe]  # their own subject once more, never the winner as well
+    with sqlite3.connect(project / "dripline.db") as db:
+        assert db.execute(query).fetchone() == ("sent", number, subject_key(maybe), maybe)

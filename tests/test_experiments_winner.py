@@ -151,9 +151,12 @@ def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(projec
         assert low < rows[subject]["click_rate"] < high
     text = _dripline(env, "report", SLUG)
     assert "A/B subjects of 1. rapid-relief:" in text
-    assert (
-        "winner: variant 1, decided 2026-03-06T13:00:30" if margin == "clear" else "no winner yet"
-    ) in text
+    decided = (
+        f"winner: {VARIANTS[0]!r}, decided 2026-03-06T13:00:30+00:00 on "
+        f"{clicked[VARIANTS[0]]} of {sent_first[VARIANTS[0]]} vs "
+        f"{clicked[VARIANTS[1]]} of {sent_first[VARIANTS[1]]}"
+    )
+    assert (decided if margin == "clear" else "no winner yet") in text
     page = lxml.html.fromstring((project / "r.html").read_text())
     section = page.get_element_by_id("experiment-rapid-relief").text_content()
     if margin == "clear":
@@ -169,7 +172,13 @@ def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(projec
         }
         assert experiment["winner"]["variant"] == 1
         assert experiment["winner"]["decided_at"].startswith("2026-03-06T13:00:30")
-        assert f"Winner: variant 1, “{VARIANTS[0]}”" in " ".join(section.split())
+        # The sends made because it won are shown apart from the test's (probe-18b LOW 1).
+        assert rows[VARIANTS[0]]["since_winner"] == {"sent": 200, "clicks": 0}
+        assert rows[VARIANTS[1]]["since_winner"] == {"sent": 0, "clicks": 0}
+        assert "since the winner: 200 sent" in text
+        assert not experiment["split_resumed"] and experiment["winner"]["in_step"]
+        assert f"Winner: “{VARIANTS[0]}”, decided" in " ".join(section.split())
+        assert decided.split(" on ")[1] in " ".join(section.split())
     else:
         # No significant difference: no winner, and the split goes on.
         assert winners == [] and experiment["winner"] is None

@@ -29,7 +29,7 @@ from starlette.testclient import TestClient
 
 from dripline.serve import create_app
 from dripline.settings import load_settings
-from dripline.store import make_engine
+from dripline.store import Decision, judge_experiment, make_engine
 
 # Weekdays of March 2026 at 18:00 UTC, after each 09:00 (UTC) send time.
 PASSES = [f"2026-03-{day:02d}T18:00:00Z" for day in (5, 6, 9, 10, 11, 12, 13, 16, 17, 18, 19, 20)]
@@ -247,3 +247,56 @@ def test_a_renamed_step_keeps_the_tracked_links_of_emails_already_sent(
     first = report["steps"][0]
     # Both clicks came seconds after the relay accepted the email: machine clicks.
     assert (first["step"], first["sent"], first["machine_clicks"]) == ("relief-fast", 1, 2)
+
+
+def test_a_renamed_ab_step_keeps_its_winner_and_later_sends_carry_it(
+    project: Path, db_url: str
+) -> None:
+    """An A/B step with a stored winner renamed and applied: the winner row moves with the
+    deliveries (probe-18b MEDIUM 7), so the report still shows it under the new name and
+    everyone enrolled later gets the winning subject instead of a new split."""
+    track(project, "http://127.0.0.1:9/landing")
+    step = steps_dir(project) / "01-rapid-relief.md"
+    step.write_text(
+        step.read_text().replace(
+            'subject = "Reason 1 of 6: Rapid relief from symptoms"',
+            'subjects = ["Relief, take A", "Relief, take B"]',
+        )
+    )
+    toml = project / "campaigns" / SLUG / "campaign.toml"
+    toml.write_text(toml.read_text() + "\n[experiment]\nwinner_after = 1000\n")
+    env = env_for(project, "https://news.example.com", db_url)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for i in range(4):
+        cli(env, "subscribe", f"a{i}@example.com", "--campaign", SLUG, "--at", now.isoformat())
+    cli(env, "run", "--once", "--now", (now + timedelta(hours=1)).isoformat())
+    engine = make_engine(db_url)
+    try:  # decided by the store's own judge (the run never reaches 1000 sends here)
+        judge_experiment(
+            engine,
+            SLUG,
+            "rapid-relief",
+            ["Relief, take A", "Relief, take B"],
+            decide=lambda tallies: Decision(2, 3.1, 0.002),
+            now=now + timedelta(hours=2),
+        )
+    finally:
+        engine.dispose()
+    rename(project, "rapid-relief", "relief-fast")
+    cli(env, "apply", SLUG, "--yes")
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT step_id, subject FROM experiment_winners")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("relief-fast", "Relief, take B")]
+    later = now + timedelta(hours=3)
+    for i in range(12):
+        cli(env, "subscribe", f"b{i}@example.com", "--campaign", SLUG, "--at", later.isoformat())
+    cli(env, "run", "--once", "--now", (later + timedelta(hours=1)).isoformat())
+    got = Counter(subjects_for(project, f"b{i}@")[0] for i in range(12))
+    assert got == {"Relief, take B": 12}
+    report = json.loads(cli(env, "report", SLUG, "--json"))
+    experiment = report["steps"][0]["experiment"]
+    assert report["steps"][0]["step"] == "relief-fast"
+    assert experiment["winner"]["subject"] == "Relief, take B"
+    assert not experiment["split_resumed"]

@@ -23,6 +23,7 @@ from dripline.store import (
     normalize_email,
     read_transaction,
     record_click,
+    subject_key,
     variant_tallies,
     write_transaction,
 )
@@ -131,3 +132,60 @@ def test_two_workers_judging_at_once_store_one_winner_and_both_use_it(engine, ca
     with read_transaction(engine) as conn:
         rows = conn.scalar(select(func.count()).select_from(ExperimentWinner))
     assert rows == 1
+
+
+def _keyed(engine: Engine, ids: list[int], subject: str | None, variant: int) -> None:
+    """Record these sent deliveries as carrying ``subject`` (None: sent before keys)."""
+    with write_transaction(engine) as conn:
+        conn.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(
+                subject_variant=variant,
+                subject_key=subject_key(subject) if subject is not None else None,
+                subject=subject,
+            )
+        )
+
+
+def test_counts_follow_the_subject_text_so_a_reorder_crowns_the_subject_clicked(engine, campaign):
+    """probe-18b HIGH 1: ["A", "B"] sent, B clicked far more, then the list reordered to
+    ["B", "A"] before the decision: the winner stored is B's text (and key), judged on
+    B's own counts; an edited text starts from zero; rows without a key count under their
+    number in today's list."""
+    step = campaign.steps[0].id
+    sent = _sent(engine, campaign, step, 60)
+    a, b = sent[1][:20], sent[2][:20]
+    _keyed(engine, a, "Subject A", 1)
+    _keyed(engine, b, "Subject B", 2)
+    legacy = sent[1][20:] + sent[2][20:]  # 10 + 10 sent before keys were recorded
+    for delivery in [*b[:10], a[0], *sent[1][20:23]]:
+        _click(engine, delivery)
+    reordered = ["Subject B", "Subject A"]
+    with read_transaction(engine) as conn:
+        tallies = variant_tallies(conn, SLUG, step, reordered)
+        edited = variant_tallies(conn, SLUG, step, ["Subject B", "Subject A, reworded"])
+    # Today's #1 is B: B's 20 keyed sends, plus the 10 keyless ones recorded as #1 (their
+    # 3 clicks); #2 is A with the 10 keyless #2 rows.
+    assert [(t.variant, t.key, t.sent, t.clicks) for t in tallies] == [
+        (1, subject_key("Subject B"), 30, 13),
+        (2, subject_key("Subject A"), 30, 1),
+    ]
+    assert [(t.variant, t.sent, t.clicks) for t in edited] == [(1, 30, 13), (2, 10, 0)]
+    assert len(legacy) == 20
+    winner = judge_experiment(
+        engine, SLUG, step, reordered, decide=lambda t: pick_winner(t, 2, 20), now=LATER
+    )
+    assert winner is not None
+    assert (winner.variant, winner.subject, winner.key) == (
+        1,
+        "Subject B",
+        subject_key("Subject B"),
+    )
+    assert [(t.key, t.subject, t.sent, t.clicks) for t in winner.tallies] == [
+        (subject_key("Subject B"), "Subject B", 30, 13),
+        (subject_key("Subject A"), "Subject A", 30, 1),
+    ]
+    with read_transaction(engine) as conn:
+        stored = conn.execute(select(ExperimentWinner.subject, ExperimentWinner.subject_key)).one()
+    assert tuple(stored) == ("Subject B", subject_key("Subject B"))

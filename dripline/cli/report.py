@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import DriplineError
-from ..results import campaign_report, parse_since, report_html
+from ..results import campaign_report, decided_on, parse_since, report_html
 from . import settings_from
 from ._store import db_option, load_campaign_by_slug, open_settings_store
 
@@ -114,16 +114,22 @@ def _print_experiment(step: dict) -> None:  # type: ignore[type-arg]
     experiment = step["experiment"]
     click.echo(f"A/B subjects of {step['number'] or '-'}. {step['step']}:")
     for v in experiment["variants"]:
+        label = f"{v['variant']}." if v["current"] else "-"
+        gone = "" if v["current"] else " (no longer in the step)"
+        since = v["since_winner"]
+        later = f"; since the winner: {since['sent']} sent" if since and since["sent"] else ""
         click.echo(
-            f"  {v['variant']}. {v['subject']!r}: {v['sent']} sent, {v['clicks']} clicked, "
+            f"  {label} {v['subject']!r}{gone}: {v['sent']} sent, {v['clicks']} clicked, "
             f"{v['click_rate']:.1%} ({v['ci_low']:.1%} to {v['ci_high']:.1%}, "
-            f"{experiment['interval']})"
+            f"{experiment['interval']}){later}"
         )
     winner = experiment["winner"]
     if winner is None:
         click.echo("  no winner yet")
-    else:
-        click.echo(
-            f"  winner: variant {winner['variant']}, decided {winner['decided_at']} "
-            f"(p = {winner['p_value']:.4f})"
-        )
+        return
+    click.echo(
+        f"  winner: {winner['subject']!r}, decided {winner['decided_at']} on "
+        f"{decided_on(winner)} (p = {winner['p_value']:.4f})"
+    )
+    if experiment["split_resumed"]:
+        click.echo("  the winner's text is no longer among the step's subjects: the split resumed")

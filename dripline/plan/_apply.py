@@ -18,6 +18,7 @@ from ..store import (
     CampaignRevision,
     Delivery,
     Enrollment,
+    ExperimentWinner,
     TrackedLink,
     read_transaction,
     write_transaction,
@@ -31,6 +32,7 @@ _D = Delivery.__table__
 _E = Enrollment.__table__
 _R = CampaignRevision.__table__
 _L = TrackedLink.__table__
+_W = ExperimentWinner.__table__
 # Delivery states nothing happens to any more; any other is still open.
 _FINAL = ("sent", "failed", "cancelled", "ambiguous", "skipped")
 
@@ -57,6 +59,19 @@ def _carry_tracked_links(conn: Any, campaign: str, old_id: str, new_id: str) -> 
     ]
     if copies:
         conn.execute(insert(_L), copies)
+
+
+def _carry_winner(conn: Any, campaign: str, old_id: str, new_id: str) -> None:
+    """The renamed step keeps its A/B winner: a decided test is not judged again as a new
+    one (on counts that include the sends made because it won). Moved unless the new
+    identity already has one (it was a step's name before)."""
+    have = conn.scalar(select(_W.c.id).where(_W.c.campaign == campaign, _W.c.step_id == new_id))
+    if have is None:
+        conn.execute(
+            update(_W)
+            .where(_W.c.campaign == campaign, _W.c.step_id == old_id)
+            .values(step_id=new_id)
+        )
 
 
 def plan_campaign(
@@ -103,6 +118,7 @@ def apply_campaign(
                 .values(step_id=new_id)
             )
             _carry_tracked_links(conn, campaign, old_id, new_id)
+            _carry_winner(conn, campaign, old_id, new_id)
         if ops.cancels:
             conn.execute(
                 update(_D)

@@ -4,7 +4,15 @@
 
 from __future__ import annotations
 
+from ._experiment import decided_on
 from ._html import report_body, report_html
 from ._report import CampaignReport, campaign_report, parse_since
 
-__all__ = ["CampaignReport", "campaign_report", "parse_since", "report_body", "report_html"]
+__all__ = [
+    "CampaignReport",
+    "campaign_report",
+    "decided_on",
+    "parse_since",
+    "report_body",
+    "report_html",
+]

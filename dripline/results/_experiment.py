@@ -7,15 +7,17 @@ judged on, :mod:`dripline.experiments`), not per delivered like the step's own r
 
 from __future__ import annotations
 
+from typing import Any
+
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
 from .._stats import wilson_interval
 from ..campaign import Campaign
-from ..store import StoredWinner
+from ..store import StoredWinner, subject_key
 from ..store._results_report import StepResults
 
-__all__ = ["INTERVAL", "experiment_html", "experiment_json"]
+__all__ = ["INTERVAL", "decided_on", "experiment_html", "experiment_json"]
 
 INTERVAL = "Wilson score, 95%"
 NO_WINNER = (
@@ -32,16 +34,20 @@ _SECTION = _ENV.from_string(
 <th scope="col">People's clicks</th><th scope="col">Click rate (per sent)</th>
 <th scope="col">95% interval ({{ e.interval }})</th></tr></thead>
 <tbody>
-{% for v in e.variants %}<tr><th scope="row">{{ v.variant }}
-{%- if e.winner and e.winner.variant == v.variant %} (winner){% endif %}</th>
-<td>{{ v.subject or "" }}</td><td>{{ v.sent }}</td><td>{{ v.clicks }}</td>
+{% for v in e.variants %}<tr><th scope="row">{{ v.variant if v.current else "–" }}
+{%- if e.winner and e.winner.key == v.key %} (winner){% endif %}</th>
+<td>{{ v.subject or "" }}{% if not v.current %} (no longer in the step){% endif %}
+{%- if v.since_winner and v.since_winner.sent %} (since the winner: {{ v.since_winner.sent }}
+sent){% endif %}</td><td>{{ v.sent }}</td><td>{{ v.clicks }}</td>
 <td>{{ "%.1f"|format(v.click_rate * 100) }}%</td>
 <td>{{ "%.1f"|format(v.ci_low * 100) }}% to {{ "%.1f"|format(v.ci_high * 100) }}%</td></tr>
 {% endfor %}</tbody>
 </table>
-{% if e.winner %}<p>Winner: variant {{ e.winner.variant }}, “{{ e.winner.subject }}”, decided
-{{ e.winner.decided_at[:16].replace("T", " ") }} UTC (z = {{ "%.2f"|format(e.winner.z) }},
-p = {{ "%.4f"|format(e.winner.p_value) }}); every message of this step since carries it.</p>
+{% if e.winner %}<p>Winner: “{{ e.winner.subject }}”, decided
+{{ e.winner.decided_at[:16].replace("T", " ") }} UTC on {{ decided_on(e.winner) }}
+(z = {{ "%.2f"|format(e.winner.z) }}, p = {{ "%.4f"|format(e.winner.p_value) }});
+{% if e.split_resumed %}its text is no longer among the step's subjects, so the split
+resumed.{% else %}every message of this step since carries it.{% endif %}</p>
 {% else %}<p>{{ no_winner }}</p>{% endif %}
 </section>"""
 )
@@ -50,36 +56,77 @@ p = {{ "%.4f"|format(e.winner.p_value) }}); every message of this step since car
 def experiment_json(
     campaign: Campaign, step: StepResults, winner: StoredWinner | None
 ) -> dict[str, object] | None:
-    """The step's ``experiment`` object of ``report --json``; None for a one-subject step."""
+    """The step's ``experiment`` object of ``report --json``; None for a one-subject step.
+
+    Variants are known by their text's key: the step's subjects as written now come first
+    (numbered as in the file), then texts sent before and no longer in it (edited, removed,
+    or the step back to one ``subject``), numbered as they were sent and labelled with the
+    winner's text or the ledger's subject. Rows sent before keys were recorded count under
+    their number in today's list. Each variant's ``since_winner`` holds the sends after the
+    decision apart (in ``sent`` too, never in the decision's ``counts``).
+    """
     current = campaign.step_by_id(step.step)
     subjects = current.subjects if current is not None else ()
-    if not subjects and not step.variants and winner is None:
+    if not subjects and not step.variant_rows and winner is None:
         return None
-    numbers = sorted(set(range(1, len(subjects) + 1)) | set(step.variants))
+    keys = [subject_key(text) for text in subjects]
+    entries: dict[object, dict[str, Any]] = {}
+    for number, (text, key) in enumerate(zip(subjects, keys, strict=True), start=1):
+        entries[key] = _entry(number, text, key, current=True)
+    for row in step.variant_rows:
+        key = row.key
+        if key is None and 1 <= row.variant <= len(keys):
+            key = keys[row.variant - 1]  # sent before keys: today's list (documented)
+        ident: object = key if key is not None else ("number", row.variant)
+        if ident not in entries:
+            text = winner.subject if winner is not None and winner.key == key else row.subject
+            entries[ident] = _entry(row.variant, text, key, current=False)
+        entry = entries[ident]
+        entry["sent"] += row.sent
+        entry["clicks"] += row.clicks
+        if row.after_winner:
+            entry["since_winner"]["sent"] += row.sent
+            entry["since_winner"]["clicks"] += row.clicks
     variants = []
-    for number in numbers:
-        sent, clicks = step.variants.get(number, [0, 0])
+    for entry in entries.values():
+        sent, clicks = entry["sent"], entry["clicks"]
         low, high = wilson_interval(clicks, sent)
         variants.append(
             {
-                "variant": number,
-                "subject": subjects[number - 1] if number <= len(subjects) else None,
+                "variant": entry["variant"],
+                "subject": entry["subject"],
                 "sent": sent,
                 "clicks": clicks,
                 "click_rate": round(clicks / sent, 4) if sent else 0.0,
                 "ci_low": round(low, 4),
                 "ci_high": round(high, 4),
+                "key": entry["key"],
+                "current": entry["current"],
+                "since_winner": entry["since_winner"] if winner is not None else None,
             }
         )
     return {
         "winner_after": campaign.winner_after,
         "interval": INTERVAL,
         "variants": variants,
-        "winner": _winner_json(winner),
+        "winner": _winner_json(winner, keys),
+        "split_resumed": winner is not None and winner.key not in keys,
     }
 
 
-def _winner_json(winner: StoredWinner | None) -> dict[str, object] | None:
+def _entry(number: int, text: str | None, key: str | None, *, current: bool) -> dict[str, Any]:
+    return {
+        "variant": number,
+        "subject": text,
+        "key": key,
+        "current": current,
+        "sent": 0,
+        "clicks": 0,
+        "since_winner": {"sent": 0, "clicks": 0},
+    }
+
+
+def _winner_json(winner: StoredWinner | None, keys: list[str]) -> dict[str, object] | None:
     if winner is None:
         return None
     return {
@@ -89,13 +136,21 @@ def _winner_json(winner: StoredWinner | None) -> dict[str, object] | None:
         "z": round(winner.z, 4),
         "p_value": winner.p_value,
         "counts": [t.as_json() for t in winner.tallies],
+        "key": winner.key,
+        "in_step": winner.key in keys,
     }
+
+
+def decided_on(winner: dict[str, Any]) -> str:
+    """The counts a winner was decided on, the winner's first: "30 of 52 vs 4 of 48"."""
+    counts = sorted(winner["counts"], key=lambda t: t["variant"] != winner["variant"])
+    return " vs ".join(f"{t['clicks']} of {t['sent']}" for t in counts)
 
 
 def experiment_html(steps: list[dict]) -> Markup:  # type: ignore[type-arg]
     """A section per A/B step of the report's JSON ``steps`` (empty when there is none)."""
     return Markup("\n").join(
-        Markup(_SECTION.render(s=s, e=s["experiment"], no_winner=NO_WINNER))
+        Markup(_SECTION.render(s=s, e=s["experiment"], no_winner=NO_WINNER, decided_on=decided_on))
         for s in steps
         if s.get("experiment")
     )

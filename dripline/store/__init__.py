@@ -42,10 +42,12 @@ from ._enroll import EnrollResult, NewSubscriber, subscribe
 from ._enroll_bulk import enroll_many
 from ._experiments import (
     Decision,
+    KeyTally,
     StoredWinner,
     VariantTally,
     experiment_winners,
     judge_experiment,
+    subject_key,
     variant_tallies,
 )
 from ._goals import (
@@ -66,7 +68,7 @@ from ._models import (
     Enrollment,
     Subscriber,
 )
-from ._outcomes import Outcome, SettleResult
+from ._outcomes import AttemptVariant, Outcome, SettleResult
 from ._profile import (
     InvalidFieldError,
     SubscriberProfile,
@@ -123,6 +125,7 @@ __all__ = [
     "HARD",
     "SOFT",
     "SUBSCRIBER_STATUSES",
+    "AttemptVariant",
     "BounceEvent",
     "BounceFigures",
     "BounceNotFoundError",
@@ -151,6 +154,7 @@ __all__ = [
     "GoalEvent",
     "InvalidFieldError",
     "InvalidSubscriberError",
+    "KeyTally",
     "NewSubscriber",
     "NormalizedEmail",
     "NotSubscribedError",
@@ -218,6 +222,7 @@ __all__ = [
     "request_signup",
     "requeue_ambiguous",
     "set_subscriber_fields",
+    "subject_key",
     "subscribe",
     "subscriber_history",
     "subscriber_profile",

@@ -1,21 +1,27 @@
 """A/B subject tests in the store: each variant's counts, and the winner decided once.
 
-A variant's counts are its messages sent (``deliveries.subject_variant``, status
-``sent``) and the people who clicked one of them: deliveries with at least one click
-that was not a machine's (issue 16's classing; opens are never used). The winner is
-one row per (campaign, step identity) in ``experiment_winners``, inserted if absent in
-the transaction that read the counts it rests on: two workers judging at once make one
-row, and the second uses the first's (:func:`judge_experiment`).
+A variant is known by its subject as written in the step file, through its key
+(:func:`subject_key`, ``deliveries.subject_key``, recorded when a delivery goes to
+``sending``): a reordered ``subjects`` list keeps each text's counts, an edited text
+starts from zero. Rows sent before keys were recorded (migration 0015) have no key and
+count under their variant number in the step's list as it is now. A variant's counts are
+its messages sent (status ``sent``) and the people who clicked one of them: deliveries
+with at least one click that was not a machine's (issue 16's classing; opens are never
+used). The winner is one row per (campaign, step identity) in ``experiment_winners``
+(its text and key), inserted if absent in the transaction that read the counts it rests
+on: two workers judging at once make one row, and the second uses the first's
+(:func:`judge_experiment`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, distinct, func, select
+from sqlalchemy import Connection, Engine, and_, case, distinct, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ._engine import read_transaction, write_transaction
@@ -25,11 +31,13 @@ from ._values import from_db_time, to_db_time
 
 __all__ = [
     "Decision",
+    "KeyTally",
     "StoredWinner",
     "VariantTally",
     "campaign_variant_tallies",
     "experiment_winners",
     "judge_experiment",
+    "subject_key",
     "variant_tallies",
 ]
 
@@ -39,16 +47,41 @@ _C = Click.__table__
 _W = ExperimentWinner.__table__
 
 
+def subject_key(subject: str) -> str:
+    """The key of an A/B variant: the first 16 hex digits of SHA-256 of its subject as
+    written in the step file (UTF-8, before rendering: subjects can be personalised)."""
+    return hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class VariantTally:
     """One subject variant of a step: messages sent, and people's unique clicks on them."""
 
-    variant: int  # 1-based, as deliveries.subject_variant
+    variant: int  # 1-based, in the step's list (as judged)
     sent: int
     clicks: int
+    key: str | None = None  # subject_key of its text (None: counted by number only)
+    subject: str | None = None  # its text as written, when known
 
-    def as_json(self) -> dict[str, int]:
-        return {"variant": self.variant, "sent": self.sent, "clicks": self.clicks}
+    def as_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"variant": self.variant, "sent": self.sent, "clicks": self.clicks}
+        if self.key is not None:  # additive: winners decided before keys have none
+            found.update(key=self.key, subject=self.subject)
+        return found
+
+
+@dataclass(frozen=True)
+class KeyTally:
+    """A step's sent messages of one (subject key, variant number) as recorded, split by
+    whether they went out after the step's winner was decided (``after_winner``)."""
+
+    step_id: str
+    key: str | None  # None: sent before keys were recorded (migration 0015)
+    variant: int  # the number it was sent under
+    subject: str | None  # the ledger's subject (rendered) of one of them
+    after_winner: bool
+    sent: int
+    clicks: int
 
 
 @dataclass(frozen=True)
@@ -68,15 +101,48 @@ class StoredWinner:
     step_id: str
     variant: int
     subject: str  # the winning variant as the step file had it then
+    key: str  # subject_key(subject)
     decided_at: datetime  # aware UTC
     z: float
     p_value: float
     tallies: tuple[VariantTally, ...]
 
 
-def variant_tallies(conn: Connection, campaign: str, step_id: str) -> list[VariantTally]:
-    """Each variant's sent messages and people's unique clicks, by variant number."""
-    return campaign_variant_tallies(conn, campaign, step_id=step_id).get(step_id, [])
+def variant_tallies(
+    conn: Connection, campaign: str, step_id: str, subjects: Sequence[str] | None = None
+) -> list[VariantTally]:
+    """Each variant's sent messages and people's unique clicks.
+
+    With ``subjects`` (the step's variants as written now): only the variants whose key is
+    among them, numbered by their place in ``subjects`` (a reordered list keeps each
+    text's counts; an edited text starts from zero); rows without a key (sent before
+    migration 0015) count under their recorded number in today's list. Without it, by
+    the recorded variant number alone.
+    """
+    rows = campaign_variant_tallies(conn, campaign, step_id=step_id).get(step_id, [])
+    if subjects is None:
+        counts: dict[int, list[int]] = {}
+        for row in rows:
+            total = counts.setdefault(row.variant, [0, 0])
+            total[0] += row.sent
+            total[1] += row.clicks
+        return [VariantTally(v, sent, clicks) for v, (sent, clicks) in sorted(counts.items())]
+    keys = [subject_key(text) for text in subjects]
+    by_number: dict[int, list[int]] = {}
+    for row in rows:
+        if row.key is not None:
+            number = keys.index(row.key) + 1 if row.key in keys else None
+        else:
+            number = row.variant if 1 <= row.variant <= len(subjects) else None
+        if number is None:
+            continue  # a text no longer among the subjects: not in today's test
+        total = by_number.setdefault(number, [0, 0])
+        total[0] += row.sent
+        total[1] += row.clicks
+    return [
+        VariantTally(n, sent, clicks, keys[n - 1], subjects[n - 1])
+        for n, (sent, clicks) in sorted(by_number.items())
+    ]
 
 
 def campaign_variant_tallies(
@@ -85,41 +151,48 @@ def campaign_variant_tallies(
     *,
     step_id: str | None = None,
     sent_from: datetime | None = None,
-) -> dict[str, list[VariantTally]]:
-    """Per step identity, each variant's sent messages and people's unique clicks.
+) -> dict[str, list[KeyTally]]:
+    """Per step identity, the sent messages that carry a variant, grouped by subject key,
+    recorded variant number and whether they were sent after the step's winner.
 
-    One grouped query over the sent deliveries that carry a variant (the clicks are
-    joined on the delivery id index), so judging a step costs the same whenever it is
-    asked; the report uses it too, so it counts what the judge counts. ``step_id`` keeps
-    one step; ``sent_from`` (aware UTC) keeps messages sent from then on.
+    One grouped query (the clicks are joined on the delivery id index), so judging a
+    step costs the same whenever it is asked; the report uses it too, so it counts what
+    the judge counts. ``step_id`` keeps one step; ``sent_from`` (aware UTC) keeps
+    messages sent from then on.
     """
+    after = case((and_(_W.c.decided_at.is_not(None), _D.c.sent_at >= _W.c.decided_at), 1), else_=0)
     query = (
         select(
             _D.c.step_id,
+            _D.c.subject_key,
             _D.c.subject_variant,
+            after,
+            func.max(_D.c.subject),
             func.count(distinct(_D.c.id)),
             func.count(distinct(_C.c.delivery_id)),  # NULL (no person's click) not counted
         )
         .select_from(
-            _D.join(_E, _E.c.id == _D.c.enrollment_id).outerjoin(
-                _C, (_C.c.delivery_id == _D.c.id) & (_C.c.machine.is_(False))
-            )
+            _D.join(_E, _E.c.id == _D.c.enrollment_id)
+            .outerjoin(_C, (_C.c.delivery_id == _D.c.id) & (_C.c.machine.is_(False)))
+            .outerjoin(_W, (_W.c.campaign == _E.c.campaign) & (_W.c.step_id == _D.c.step_id))
         )
         .where(
             _E.c.campaign == campaign,
             _D.c.status == "sent",
             _D.c.subject_variant.is_not(None),
         )
-        .group_by(_D.c.step_id, _D.c.subject_variant)
-        .order_by(_D.c.step_id, _D.c.subject_variant)
+        .group_by(_D.c.step_id, _D.c.subject_key, _D.c.subject_variant, after)
+        .order_by(_D.c.step_id, _D.c.subject_variant, _D.c.subject_key, after)
     )
     if step_id is not None:
         query = query.where(_D.c.step_id == step_id)
     if sent_from is not None:
         query = query.where(_D.c.sent_at.is_not(None), _D.c.sent_at >= to_db_time(sent_from))
-    tallies: dict[str, list[VariantTally]] = {}
-    for step, variant, sent, clicks in conn.execute(query):
-        tallies.setdefault(step, []).append(VariantTally(int(variant), int(sent), int(clicks or 0)))
+    tallies: dict[str, list[KeyTally]] = {}
+    for step, key, variant, later, subject, sent, clicks in conn.execute(query):
+        tallies.setdefault(step, []).append(
+            KeyTally(step, key, int(variant), subject, bool(later), int(sent), int(clicks or 0))
+        )
     return tallies
 
 
@@ -129,11 +202,15 @@ def _stored(row: Any) -> StoredWinner:
         step_id=row.step_id,
         variant=row.variant,
         subject=row.subject,
+        key=row.subject_key or subject_key(row.subject),
         decided_at=from_db_time(row.decided_at),  # type: ignore[arg-type]
         z=row.z,
         p_value=row.p_value,
         tallies=tuple(
-            VariantTally(int(t["variant"]), int(t["sent"]), int(t["clicks"])) for t in row.tallies
+            VariantTally(
+                int(t["variant"]), int(t["sent"]), int(t["clicks"]), t.get("key"), t.get("subject")
+            )
+            for t in row.tallies
         ),
     )
 
@@ -172,11 +249,11 @@ def judge_experiment(
         stored = _read(conn, campaign, step_id)
         if stored is not None:
             return stored
-        if decide(variant_tallies(conn, campaign, step_id)) is None:
+        if decide(variant_tallies(conn, campaign, step_id, subjects)) is None:
             return None
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     with write_transaction(engine) as conn:
-        tallies = variant_tallies(conn, campaign, step_id)
+        tallies = variant_tallies(conn, campaign, step_id, subjects)
         decision = decide(tallies)
         if decision is not None and 1 <= decision.variant <= len(subjects):
             conn.execute(
@@ -186,6 +263,7 @@ def judge_experiment(
                     step_id=step_id,
                     variant=decision.variant,
                     subject=subjects[decision.variant - 1],
+                    subject_key=subject_key(subjects[decision.variant - 1]),
                     decided_at=to_db_time(now),
                     z=decision.z,
                     p_value=decision.p_value,

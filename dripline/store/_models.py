@@ -140,6 +140,10 @@ class Delivery(Base):
     campaign_commit: Mapped[str | None] = mapped_column(String(60), nullable=True)
     # Which of the step's A/B ``subjects`` went out (1-based); None: a single subject.
     subject_variant: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # That variant's subject as written in the step file, as its key (dripline.experiments.
+    # subject_key; migration 0015): recorded with the variant when the row goes to 'sending',
+    # so counts follow the text. None: a single subject, or sent before 0015.
+    subject_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class Worker(Base):

@@ -3,8 +3,10 @@
 The dispatcher sends a claimed batch a chunk at a time. Between two chunks it calls
 :func:`settle` once: the outcomes of the chunk just sent are written, and the next
 chunk's rows move from ``claimed`` to ``sending`` (their data goes to the sender
-right after the commit). So after a crash at most one chunk per worker is in
-``sending`` (it becomes ``ambiguous``) and nothing else is in doubt.
+right after the commit), with the A/B subject each carries (variant number, key of its
+text, the subject as rendered), so an ``ambiguous`` row says which subject may have
+arrived. So after a crash at most one chunk per worker is in ``sending`` (it becomes
+``ambiguous``) and nothing else is in doubt.
 
 Statements run on the queue's kept driver connection (:class:`FastWriter`): one
 ``executemany`` per kind of outcome (psycopg pipelines it), and on PostgreSQL the
@@ -15,7 +17,7 @@ holds (``claimed``, ``sending``, or ``ambiguous`` after its lease was taken over
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -23,7 +25,7 @@ from typing import Any, Literal
 from ._fastwrite import FastWriter
 from ._values import to_db_time
 
-__all__ = ["Outcome", "OutcomeKind", "SettleResult", "settle"]
+__all__ = ["AttemptVariant", "Outcome", "OutcomeKind", "SettleResult", "settle"]
 
 OutcomeKind = Literal["sent", "failed", "deferred", "ambiguous", "bounced", "released", "skipped"]
 
@@ -63,6 +65,15 @@ class Outcome:
     # A deferral before anything was sent (the campaign's files, a `when` failing for this
     # subscriber): counted as an attempt all the same, so the back-off grows.
     counts_attempt: bool = False
+
+
+@dataclass(frozen=True)
+class AttemptVariant:
+    """The A/B subject a delivery going to ``sending`` carries."""
+
+    variant: int  # 1-based, in the step's subjects as they are now
+    key: str  # subject_key of that subject as written (dripline.store.subject_key)
+    subject: str  # the subject as rendered for this subscriber (the ledger's)
 
 
 @dataclass(frozen=True)
@@ -109,13 +120,15 @@ def settle(
     attempt_at: datetime,
     first_attempt_at: datetime,
     after_skips: Callable[[Any, _Sql, list[int]], Any] | None = None,
+    variants: Mapping[int, AttemptVariant] | None = None,
 ) -> SettleResult:
     """Record ``outcomes`` and move ``attempt`` from ``claimed`` to ``sending``, one transaction.
 
     ``attempt_at`` (wall clock) is stored as ``attempted_at``; ``first_attempt_at`` (the
     pass's time) starts the retry deadline of a first attempt. ``after_skips(cursor,
     sql, ids)`` runs in the same transaction with the recorded ``skipped`` ids (the
-    later steps re-timed). Raises StoreError.
+    later steps re-timed). ``variants``: the A/B subject of some ``attempt`` ids,
+    recorded with their move to ``sending``. Raises StoreError.
     """
     sql = _Sql(writer)
     by_kind: dict[str, list[Outcome]] = {}
@@ -139,6 +152,7 @@ def settle(
         for outcome in by_kind.get("bounced", []):
             missed += _bounced(cursor, sql, worker_id, outcome, changed)
         attempting = _attempt(cursor, sql, worker_id, attempt, attempt_at, first_attempt_at)
+        _record_variants(cursor, sql, worker_id, attempting, variants or {})
         return SettleResult(attempting, tuple(missed), changed[0])
 
     return writer.transaction(body)
@@ -366,3 +380,27 @@ def _attempt(
         (*values, worker_id),
     )
     return frozenset(row[0] for row in cursor.fetchall())
+
+
+def _record_variants(
+    cursor: Any,
+    sql: _Sql,
+    worker_id: int,
+    attempting: frozenset[int],
+    variants: Mapping[int, AttemptVariant],
+) -> None:
+    """The A/B subject of the rows just moved to ``sending`` (the ledger before the send)."""
+    rows = [
+        (v.variant, v.key, v.subject, delivery_id, worker_id)
+        for delivery_id, v in sorted(variants.items())
+        if delivery_id in attempting
+    ]
+    if rows:
+        _rows_changed(
+            cursor,
+            sql.q(
+                "UPDATE deliveries SET subject_variant = ?, subject_key = ?, subject = ? "
+                "WHERE id = ? AND status = 'sending' AND worker_id = ?"
+            ),
+            rows,
+        )

@@ -44,7 +44,7 @@ from ._models import (
     Worker,
     new_public_key,
 )
-from ._outcomes import Outcome, SettleResult, settle
+from ._outcomes import AttemptVariant, Outcome, SettleResult, settle
 from ._skip_slots import free_skipped_slots
 from ._tracking import link_positions
 from ._values import from_db_time, to_db_time
@@ -88,6 +88,9 @@ class ClaimedDelivery:
     # The subscriber's random key, for the unsubscribe link (dripline.serve.unsubscribe_url_for).
     public_key: str = ""
     step_id: str = ""  # the step's identity: what is rendered (``step`` only orders)
+    # The A/B variant recorded for it when it last went to 'sending' (a retry, a requeued
+    # ambiguous send): re-sent with that subject while its text is among the step's.
+    subject_key: str | None = None
 
 
 class DeliveryQueue(Protocol):
@@ -96,7 +99,12 @@ class DeliveryQueue(Protocol):
     def claim_due(self, now: datetime, limit: int) -> list[ClaimedDelivery]: ...
 
     def settle(
-        self, outcomes: Sequence[Outcome], *, attempt: Sequence[int] = (), now: datetime
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        attempt: Sequence[int] = (),
+        now: datetime,
+        variants: Mapping[int, AttemptVariant] | None = None,
     ) -> SettleResult: ...
 
 
@@ -120,6 +128,7 @@ _CANDIDATES = (
         _S.c.public_key,
         _SUPPRESSED.c.id.label("suppression_id"),
         _D.c.step_id,
+        _D.c.subject_key,
     )
     .join(_E, _E.c.id == _D.c.enrollment_id)
     .join(_S, _S.c.id == _E.c.subscriber_id)
@@ -315,6 +324,7 @@ class SqlDeliveryQueue:
                 first_attempt_at=from_db_time(first_attempt_at) or now,
                 public_key=keys[subscriber_id],
                 step_id=step_id,
+                subject_key=recorded_key,
             )
             for (
                 d_id,
@@ -335,6 +345,7 @@ class SqlDeliveryQueue:
                 _,
                 _,
                 step_id,
+                recorded_key,
             ) in claimed
         ]
 
@@ -393,9 +404,17 @@ class SqlDeliveryQueue:
     # -- outcomes -----------------------------------------------------------------
 
     def settle(
-        self, outcomes: Sequence[Outcome], *, attempt: Sequence[int] = (), now: datetime
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        attempt: Sequence[int] = (),
+        now: datetime,
+        variants: Mapping[int, AttemptVariant] | None = None,
     ) -> SettleResult:
         """Record ``outcomes`` and move ``attempt`` to ``sending``, in one transaction.
+
+        ``variants``: of the ``attempt`` ids, the A/B subject each carries, recorded with
+        the move (so an ``ambiguous`` row says which subject may have arrived).
 
         Send only the ids in the result's ``attempting``: the others are no longer this
         worker's (its lease was taken over, the subscriber bounced meanwhile). ``now`` is
@@ -412,6 +431,7 @@ class SqlDeliveryQueue:
             attempt,
             attempt_at=wall,
             first_attempt_at=pass_time,
+            variants=variants or {},
             # A skipped step takes no slot: the steps after it come back to their spacing.
             after_skips=lambda cursor, sql, ids: free_skipped_slots(
                 cursor, sql, ids, pass_time, self.timetable_for

@@ -99,6 +99,8 @@ class ExperimentWinner(Base):
     step_id: Mapped[str] = mapped_column(String(100))
     variant: Mapped[int] = mapped_column(Integer)  # 1-based, as deliveries.subject_variant
     subject: Mapped[str] = mapped_column(Text)  # the winning variant as written in the file
+    # Its key (migration 0015; None for a winner decided before): deliveries.subject_key.
+    subject_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
     decided_at: Mapped[datetime] = mapped_column(DateTime)
     z: Mapped[float] = mapped_column(Float)
     p_value: Mapped[float] = mapped_column(Float)

@@ -14,7 +14,8 @@ sent at or before the goal event; an enrollment both unsubscribed and converted 
 both). ``since`` keeps messages sent from then on, and
 conversions from then on; ``enrolled`` and the conversion rate then cover the people
 enrolled from then on (the rate is that cohort's share, not a windowed count over all enrollments).
-A step with A/B subjects also has, per variant, its messages sent and people's unique clicks.
+A step with A/B subjects also has, per variant, its messages sent and people's unique clicks
+(grouped by the key of the subject's text, :func:`._experiments.campaign_variant_tallies`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, select
 from ..useragents import UNCLASSIFIED_CLASSES
 from ._bounce_models import COMPLAINT, HARD, SOFT, BounceEvent
 from ._engine import read_transaction
-from ._experiments import campaign_variant_tallies
+from ._experiments import KeyTally, campaign_variant_tallies
 from ._models import Delivery, Enrollment
 from ._results_models import Click, Open
 from ._values import from_db_time, to_db_time
@@ -60,8 +61,10 @@ class StepResults:
     opens: int = 0
     unsubscribes: int = 0
     conversions: int = 0
-    # A/B subject variant (1-based) -> [sent, people's unique clicks] of those counted.
+    # A/B subject variant (1-based, as recorded) -> [sent, people's unique clicks].
     variants: dict[int, list[int]] = field(default_factory=dict)
+    # The same counts by subject key and variant, split at the winner's decision.
+    variant_rows: list[KeyTally] = field(default_factory=list)
 
     @property
     def click_rate(self) -> float:
@@ -245,8 +248,11 @@ def campaign_results(
         step.clicks, step.unclassified_clicks = int(row.clicks or 0), int(row.unclassified or 0)
         step.machine_clicks, step.opens = int(row.machine_clicks or 0), int(row.opens or 0)
     for identity, tallies in variants.items():
+        by_id[identity].variant_rows = tallies
         for tally in tallies:
-            by_id[identity].variants[tally.variant] = [tally.sent, tally.clicks]
+            total = by_id[identity].variants.setdefault(tally.variant, [0, 0])
+            total[0] += tally.sent
+            total[1] += tally.clicks
     for identity, count in skipped.items():
         by_id[identity].skipped = count
     for identity, count in ambiguous.items():
