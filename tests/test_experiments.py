@@ -328,3 +328,94 @@ def test_an_ambiguous_ab_send_records_its_subject_and_a_requeue_resends_that_one
     assert step1 == [maybe]  # their own subject once more, never the winner as well
     with sqlite3.connect(project / "dripline.db") as db:
         assert db.execute(query).fetchone() == ("sent", number, subject_key(maybe), maybe)
+
+
+def test_a_stored_winner_outlives_its_config_and_the_report_says_when_the_split_resumed(
+    project,
+):
+    """probe-18b MEDIUM 6, MEDIUM 1, LOW 6 through real `dripline run` passes: a winner is
+    stored; with no [experiment] table (nor click tracking) any more, later people still
+    all get it; with the winner's text edited out, the split resumes and the report says so
+    (the winner shown by the text it was decided on, the old text's sends apart); with the
+    step back to one `subject`, the report still shows each variant by its text."""
+    set_subject_line(project, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
+    url = f"sqlite:///{project / 'dripline.db'}"
+    env = {
+        **os.environ,
+        "DRIPLINE_ROOT": str(project),
+        "DRIPLINE_DATABASE_URL": url,
+        "DRIPLINE_SECRET_KEY": "test-secret",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+    }
+
+    def dripline(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*DRIPLINE, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    def wave(name: str, day: int, handler: RecordingHandler) -> Counter:
+        people = project / f"{name}.csv"
+        people.write_text(
+            "email,timezone,subscribed_at\n"
+            + "".join(f"{name}{i}@example.com,UTC,2026-03-{day:02d}T12:00:00Z\n" for i in range(16))
+        )
+        dripline("import", str(people), "--campaign", "ketamine-therapy")
+        before = len(handler.received)
+        dripline("run", "--once", "--now", f"2026-03-{day:02d}T12:00:30Z")
+        got = [
+            email.message_from_bytes(r.data, policy=email.policy.default)
+            for r in handler.received[before:]
+        ]
+        return Counter(str(m["Subject"]) for m in got if str(m["To"]).startswith(name))
+
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        first = wave("w", 2, handler)
+        assert set(first) == set(VARIANTS)
+        engine = make_engine(url)
+        try:  # decided (by the store's judge) for B, then the [experiment] table is gone
+            judge_experiment(
+                engine,
+                "ketamine-therapy",
+                "rapid-relief",
+                list(VARIANTS),
+                decide=lambda tallies: Decision(2, 4.0, 0.0001),
+                now=datetime(2026, 3, 3, 12, tzinfo=UTC),
+            )
+        finally:
+            engine.dispose()
+        assert wave("x", 4, handler) == {VARIANTS[1]: 16}
+        report = json.loads(dripline("report", "ketamine-therapy", "--json").stdout)
+        experiment = report["steps"][0]["experiment"]
+        assert not experiment["split_resumed"] and experiment["winner"]["in_step"]
+        by_text = {v["subject"]: v for v in experiment["variants"]}
+        assert by_text[VARIANTS[1]]["since_winner"]["sent"] == 16
+        # The winner's text edited: the split resumes, and the report says so.
+        edited = "Rapid relief, variant B (reworded)"
+        step = project / STEP1
+        step.write_text(step.read_text().replace(f'"{VARIANTS[1]}"', f'"{edited}"'))
+        third = wave("y", 6, handler)
+        assert set(third) == {VARIANTS[0], edited}
+        report = json.loads(dripline("report", "ketamine-therapy", "--json").stdout)
+        experiment = report["steps"][0]["experiment"]
+        assert experiment["split_resumed"] and not experiment["winner"]["in_step"]
+        assert experiment["winner"]["subject"] == VARIANTS[1]
+        rows = {v["subject"]: v for v in experiment["variants"]}
+        assert rows[edited]["current"] and rows[edited]["sent"] == third[edited]
+        old = rows[VARIANTS[1]]  # its sends kept apart, under the text they went out with
+        assert not old["current"] and old["sent"] == first[VARIANTS[1]] + 16
+        text = dripline("report", "ketamine-therapy").stdout
+        assert "the winner's text is no longer among the step's subjects: the split resumed" in text
+        assert f"{VARIANTS[1]!r} (no longer in the step)" in text
+        # Back to one subject: the variants are still shown by the text they were sent with.
+        step.write_text(
+            step.read_text().replace(
+                f'subjects = ["{VARIANTS[0]}", "{edited}"]', 'subject = "Rapid relief"'
+            )
+        )
+        report = json.loads(dripline("report", "ketamine-therapy", "--json").stdout)
+        subjects = {v["subject"] for v in report["steps"][0]["experiment"]["variants"]}
+        assert subjects == {VARIANTS[0], VARIANTS[1], edited}
+        assert "None" not in dripline("report", "ketamine-therapy").stdout
