@@ -31,7 +31,7 @@ from edit_support import (
 )
 from sqlalchemy import text
 
-from dripline.store import make_engine
+from dripline.store import Decision, judge_experiment, make_engine
 
 NEW_SUBJECT = "A new email inserted as step 2"
 P = True  # the issue's scenario runs every command as a real `dripline` process
@@ -361,6 +361,59 @@ def test_when_and_subject_variants_are_content_changes_with_pending_counts(
     dripline(env, "apply", SLUG, "--yes", "--now", "2026-03-03T18:00:00Z")
     (after,) = dripline_json(env, "plan", SLUG, "--now", "2026-03-03T18:00:00Z")
     assert after["content"] == []
+
+
+def test_plan_says_what_a_subjects_edit_does_to_a_running_or_decided_test(
+    project: Path, env: dict[str, str], db_url: str
+):
+    """probe-18b LOW 5: a reorder of a running test's subjects keeps each text's counts, an
+    edited variant starts from zero, and the winner's text edited out resumes the split:
+    plan says so (text and --json ``notes``)."""
+    gentler = "Reason 4 of 6: Gentler than the usual pills"
+    subscribe(env, "early@example.com", "2026-03-02T08:00")
+    run_pass(env, "2026-03-02T16:01:00Z")
+    edit_step(
+        project,
+        "fewer-side-effects",
+        f'subject = "{REASON_4}"',
+        f'subjects = ["{REASON_4}", "{gentler}"]',
+    )
+    dripline(env, "apply", SLUG, "--yes", "--now", "2026-03-03T18:00:00Z")
+    now = "2026-03-03T18:00:00Z"
+
+    def notes() -> list[str]:
+        (plan,) = dripline_json(env, "plan", SLUG, "--now", now)
+        (change,) = [c for c in plan["content"] if c["step"] == "fewer-side-effects"]
+        return change["notes"]
+
+    reordered = f'subjects = ["{gentler}", "{REASON_4}"]'
+    edit_step(project, "fewer-side-effects", f'subjects = ["{REASON_4}", "{gentler}"]', reordered)
+    assert notes() == [
+        "A/B variants reordered: each subject keeps its counts (they follow the text)"
+    ]
+    assert "note: A/B variants reordered" in dripline(env, "plan", SLUG, "--now", now).stdout
+    edited = f'subjects = ["{gentler}", "Reason 4: kinder"]'
+    edit_step(project, "fewer-side-effects", reordered, edited)
+    assert notes() == [
+        "A/B counts follow the subject's text: 1 new or edited variant(s) start from zero "
+        "('Reason 4: kinder')"
+    ]
+    engine = make_engine(db_url)
+    try:
+        judge_experiment(
+            engine,
+            SLUG,
+            "fewer-side-effects",
+            [REASON_4, gentler],
+            decide=lambda tallies: Decision(1, 3.0, 0.001),  # REASON_4, edited out above
+            now=datetime(2026, 3, 3, 12, tzinfo=UTC),
+        )
+    finally:
+        engine.dispose()
+    assert notes() == [
+        f"the A/B winner {REASON_4!r} is no longer among the subjects: the split resumes "
+        "among these (the test is not judged again)"
+    ]
 
 
 def test_plan_on_a_missing_database_is_an_error_and_creates_nothing(project: Path, tmp_path: Path):

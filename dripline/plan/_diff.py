@@ -14,7 +14,14 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from ..store import CampaignRevision, Delivery, Enrollment, Subscriber, country_of
+from ..store import (
+    CampaignRevision,
+    Delivery,
+    Enrollment,
+    ExperimentWinner,
+    Subscriber,
+    country_of,
+)
 from ._model import AddedStep, CampaignPlan, ContentChange, RemovedStep, RenamedStep, RetimedStep
 from ._renames import pair_renames, unnumbered
 from ._state import timetable_of
@@ -25,6 +32,7 @@ _D = Delivery.__table__
 _E = Enrollment.__table__
 _S = Subscriber.__table__
 _R = CampaignRevision.__table__
+_W = ExperimentWinner.__table__
 # A delivery past 'scheduled' (claimed by a worker, being sent, or done): its step was reached.
 _REACHED = ("claimed", "sent", "sending", "ambiguous", "failed")
 _EXAMPLES = 3  # example people shown per added or re-timed step
@@ -111,6 +119,30 @@ def _content_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return changed
 
 
+def _variant_notes(old: dict[str, Any], new: dict[str, Any], winner: str | None) -> list[str]:
+    """What a change of ``subjects`` does to the step's A/B test (counts follow each
+    subject's text: dripline.experiments)."""
+    before, after = list(old.get("subjects") or []), list(new.get("subjects") or [])
+    if before == after or not before:
+        return []
+    if winner is not None:
+        if after and winner not in after:
+            return [
+                f"the A/B winner {winner!r} is no longer among the subjects: the split "
+                "resumes among these (the test is not judged again)"
+            ]
+        return []
+    if not after:
+        return ["the A/B test ends: one subject from now on (the report keeps its counts)"]
+    edited = [text for text in after if text not in before]
+    if not edited:
+        return ["A/B variants reordered: each subject keeps its counts (they follow the text)"]
+    return [
+        f"A/B counts follow the subject's text: {len(edited)} new or edited variant(s) "
+        f"start from zero ({', '.join(repr(t) for t in edited)})"
+    ]
+
+
 def _heading(state: dict[str, Any], other: dict[str, Any]) -> list[str]:
     """The diff's header lines: the subject, then ``when`` and variants if either side has them."""
     lines = [f"Subject: {state['subject']}"]
@@ -155,6 +187,9 @@ def compute_plan(
         .where(_E.c.campaign == campaign)
         .order_by(_E.c.id)
     ).all()
+    winners = dict(
+        conn.execute(select(_W.c.step_id, _W.c.subject).where(_W.c.campaign == campaign)).all()
+    )
     rows: dict[int, dict[str, Any]] = {}
     db_steps: dict[str, int] = {}
     waiting: set[str] = set()  # identities with scheduled deliveries
@@ -242,7 +277,10 @@ def compute_plan(
             plan.ops.positions[s["id"]] = s["position"]
         changed = _content_changes(old, s)
         if changed:
-            plan.content.append(ContentChange(s["id"], changed, diff=_diff(old, s)))
+            was = {new: old for old, new in plan.ops.renames.items()}.get(s["id"], s["id"])
+            winner = winners.get(s["id"], winners.get(was))
+            notes = _variant_notes(old, s, winner) if "text" in old else []
+            plan.content.append(ContentChange(s["id"], changed, diff=_diff(old, s), notes=notes))
     content_ids = {c.id: c for c in plan.content}
     renamed = {r.new: r for r in plan.renamed}
     for step in plan.added:

@@ -89,6 +89,9 @@ class ContentChange:
     changed: list[str]
     pending: int = 0  # scheduled deliveries that will get the new version
     diff: str = ""  # unified diff of the plain text for the first sample subscriber
+    # What a change of A/B subjects does to the step's test (counts follow the text; a
+    # stored winner edited out lets the split resume).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -163,7 +166,13 @@ class CampaignPlan:
                 for r in self.retimed
             ],
             "content": [
-                {"step": c.id, "changed": c.changed, "pending": c.pending, "diff": c.diff}
+                {
+                    "step": c.id,
+                    "changed": c.changed,
+                    "pending": c.pending,
+                    "diff": c.diff,
+                    "notes": c.notes,
+                }
                 for c in self.content
             ],
             "renamed": [
@@ -200,5 +209,6 @@ class CampaignPlan:
                 f"  * {c.id} ({', '.join(c.changed)} changed): {c.pending} pending "
                 "delivery(ies) will get the new version"
             )
+            out += [f"      note: {note}" for note in c.notes]
             out += [f"      {line}" for line in c.diff.splitlines()]
         return out
