@@ -170,3 +170,54 @@ def test_the_checker_catches_each_kind_of_break() -> None:
     assert conforms({"t": NOW_MARK}, {"t": "2026-11-29T16:18:51"})  # no offset
     assert conforms({"f": ".../a/b.md"}, {"f": "/tmp/x/a/b.md"}) == []
     assert conforms({"f": ".../a/b.md"}, {"f": "/tmp/x/a/c.md"})
+
+
+_EXPERIMENT = re.compile(r'^    "experiment": (\{\n.*?^    \})\n', re.S | re.M)
+
+
+def test_the_documented_experiment_object_matches_the_report():
+    """The A/B ``experiment`` object of ``report --json`` (documented in prose, its
+    example indented under `dripline report`): the real function's output for a decided
+    test has the documented keys, in order, with the documented types and values."""
+    from datetime import UTC
+
+    from dripline.campaign import load_campaign
+    from dripline.results._experiment import experiment_json
+    from dripline.store import KeyTally, StoredWinner, VariantTally, subject_key
+    from dripline.store._results_report import StepResults
+
+    (block,) = _EXPERIMENT.findall(DOC.read_text())
+    documented = json.loads(block)
+    texts = [v["subject"] for v in documented["variants"]]
+    project = ROOT / "campaigns" / "ketamine-therapy"
+    campaign = load_campaign(project)
+    step = campaign.steps[0]
+    step = type(step)(**{**step.__dict__, "subjects": tuple(texts), "subject": None})
+    campaign = type(campaign)(
+        **{**campaign.__dict__, "steps": (step, *campaign.steps[1:]), "winner_after": 100}
+    )
+    keys = [subject_key(t) for t in texts]
+    assert keys == [v["key"] for v in documented["variants"]]
+    counts = documented["winner"]["counts"]
+    rows = [
+        KeyTally(step.id, keys[0], 1, texts[0], False, 152, 45),
+        KeyTally(step.id, keys[0], 1, texts[0], True, 200, 0),
+        KeyTally(step.id, keys[1], 2, texts[1], False, 148, 7),
+    ]
+    results = StepResults(step.id, 1, texts[0], variant_rows=rows)
+    winner = StoredWinner(
+        campaign.slug,
+        step.id,
+        1,
+        texts[0],
+        keys[0],
+        datetime(2026, 3, 6, 13, 0, 30, tzinfo=UTC),
+        5.6906,
+        1.27e-08,
+        tuple(
+            VariantTally(c["variant"], c["sent"], c["clicks"], c["key"], c["subject"])
+            for c in counts
+        ),
+    )
+    actual = experiment_json(campaign, results, winner)
+    assert conforms(documented, actual) == []
