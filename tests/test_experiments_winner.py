@@ -111,8 +111,10 @@ def _clicks(project: Path, messages: list, share: dict[str, float], at: datetime
     return clicked
 
 
-@pytest.mark.parametrize("margin", ["clear", "equal"])
+@pytest.mark.parametrize("margin", ["clear", "equal", "reordered"])
 def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(project, margin):
+    """``reordered``: the clear margin, with the step's subjects swapped after the clicks
+    and before the decision (probe-18b HIGH 1): the subject clicked still wins, by text."""
     track(project, "https://landing.example.org/offer", goal=False)
     _experiment(project, 100)
     handler = RecordingHandler(pipelining=True)
@@ -122,8 +124,16 @@ def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(projec
         first = [parse(item.data) for item in handler.received]
         sent_first = Counter(str(m["Subject"]) for m in first)
         assert set(sent_first) == set(VARIANTS) and min(sent_first.values()) >= 100
-        share = {VARIANTS[0]: 0.30, VARIANTS[1]: 0.05 if margin == "clear" else 0.30}
+        share = {VARIANTS[0]: 0.30, VARIANTS[1]: 0.30 if margin == "equal" else 0.05}
         clicked = _clicks(project, first, share, T0 + timedelta(days=1))
+        if margin == "reordered":
+            step = project / STEP1
+            step.write_text(
+                step.read_text().replace(
+                    f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]',
+                    f'subjects = ["{VARIANTS[1]}", "{VARIANTS[0]}"]',
+                )
+            )
         received = len(handler.received)
         _wave(env, project, "second", 200, T0 + timedelta(days=1, hours=1))
         second = [parse(item.data) for item in handler.received[received:]]
@@ -156,21 +166,23 @@ def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(projec
         f"{clicked[VARIANTS[0]]} of {sent_first[VARIANTS[0]]} vs "
         f"{clicked[VARIANTS[1]]} of {sent_first[VARIANTS[1]]}"
     )
-    assert (decided if margin == "clear" else "no winner yet") in text
+    assert (decided if margin != "equal" else "no winner yet") in text
     page = lxml.html.fromstring((project / "r.html").read_text())
     section = page.get_element_by_id("experiment-rapid-relief").text_content()
-    if margin == "clear":
-        # Every message after the threshold carries the winner, recorded as variant 1.
-        assert later == {VARIANTS[0]: 200} and recorded == {1: 200}
+    if margin != "equal":
+        # Every message after the threshold carries the winner (A, the subject people
+        # clicked), recorded with its number in the list as it is: 2 once reordered.
+        a, b = (1, 2) if margin == "clear" else (2, 1)
+        assert later == {VARIANTS[0]: 200} and recorded == {a: 200}
         ((step_id, variant, subject, decided_at, p_value, tallies),) = winners
-        assert (step_id, variant, subject) == ("rapid-relief", 1, VARIANTS[0])
+        assert (step_id, variant, subject) == ("rapid-relief", a, VARIANTS[0])
         assert decided_at.startswith("2026-03-06 13:00:30") and p_value < 0.05
         counts = {t["variant"]: (t["sent"], t["clicks"]) for t in json.loads(tallies)}
         assert counts == {
-            1: (sent_first[VARIANTS[0]], clicked[VARIANTS[0]]),
-            2: (sent_first[VARIANTS[1]], clicked[VARIANTS[1]]),
+            a: (sent_first[VARIANTS[0]], clicked[VARIANTS[0]]),
+            b: (sent_first[VARIANTS[1]], clicked[VARIANTS[1]]),
         }
-        assert experiment["winner"]["variant"] == 1
+        assert experiment["winner"]["variant"] == a
         assert experiment["winner"]["decided_at"].startswith("2026-03-06T13:00:30")
         # The sends made because it won are shown apart from the test's (probe-18b LOW 1).
         assert rows[VARIANTS[0]]["since_winner"] == {"sent": 200, "clicks": 0}

@@ -202,7 +202,8 @@ def _stored(row: Any) -> StoredWinner:
         step_id=row.step_id,
         variant=row.variant,
         subject=row.subject,
-        key=row.subject_key or subject_key(row.subject),
+        # A winner decided before keys were recorded: the key of its stored text.
+        key=row.subject_key or subject_key(row.subject or ""),
         decided_at=from_db_time(row.decided_at),  # type: ignore[arg-type]
         z=row.z,
         p_value=row.p_value,
