@@ -22,8 +22,10 @@ from smtp_servers import RecordingHandler, running_server
 
 from dripline.campaign import load_campaign
 from dripline.errors import CampaignError
+from dripline.experiments import pick_winner
 from dripline.serve import create_app
 from dripline.settings import Settings
+from dripline.store import experiment_winners, make_engine, read_transaction, variant_tallies
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2")
@@ -40,20 +42,20 @@ DESKTOP = (
 )
 
 
-def _experiment(project: Path, winner_after: object) -> None:
+def _experiment(project: Path, winner_after: object, extra: str = "") -> None:
     step = project / STEP1
     step.write_text(
         step.read_text().replace(SUBJECT_LINE, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
     )
     toml = project / "campaigns" / SLUG / "campaign.toml"
-    toml.write_text(toml.read_text() + f"\n[experiment]\nwinner_after = {winner_after}\n")
+    toml.write_text(toml.read_text() + f"\n[experiment]\nwinner_after = {winner_after}\n{extra}")
 
 
-def _env(project: Path, port: int) -> dict[str, str]:
+def _env(project: Path, port: int, db_url: str | None = None) -> dict[str, str]:
     return {
         **os.environ,
         "DRIPLINE_ROOT": str(project),
-        "DRIPLINE_DATABASE_URL": f"sqlite:///{project / 'dripline.db'}",
+        "DRIPLINE_DATABASE_URL": db_url or f"sqlite:///{project / 'dripline.db'}",
         "DRIPLINE_SECRET_KEY": SECRET,
         "DRIPLINE_BASE_URL": BASE,
         "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
@@ -81,12 +83,14 @@ def _wave(env: dict[str, str], project: Path, name: str, people: int, at: dateti
     _dripline(env, "run", "--once", "--now", (at + timedelta(seconds=30)).isoformat())
 
 
-def _clicks(project: Path, messages: list, share: dict[str, float], at: datetime) -> Counter:
+def _clicks(
+    project: Path, messages: list, share: dict[str, float], at: datetime, db_url: str | None = None
+) -> Counter:
     """People click the first link of ``share`` of each variant's messages through serve's
     /c/TOKEN route (a desktop browser, ``at``); a scanner clicks every other B message."""
     settings = Settings(
         root=project,
-        database_url=f"sqlite:///{project / 'dripline.db'}",
+        database_url=db_url or f"sqlite:///{project / 'dripline.db'}",
         sender_url="memory:ab-clicks",
         base_url=BASE,
         secret_key=SECRET,
@@ -151,8 +155,11 @@ def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(projec
         assert low < rows[subject]["click_rate"] < high
     text = _dripline(env, "report", SLUG)
     assert "A/B subjects of 1. rapid-relief:" in text
+    sent_then = f"{sent_first[VARIANTS[0]]}/{sent_first[VARIANTS[1]]} sent"
     assert (
-        "winner: variant 1, decided 2026-03-06T13:00:30" if margin == "clear" else "no winner yet"
+        f"winner: variant 1, decided 2026-03-06T13:00:30+00:00 on {sent_then}"
+        if margin == "clear"
+        else f"judged 2026-03-06 on {sent_then}: no significant difference (p = "
     ) in text
     page = lxml.html.fromstring((project / "r.html").read_text())
     section = page.get_element_by_id("experiment-rapid-relief").text_content()
@@ -171,10 +178,90 @@ def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(projec
         assert experiment["winner"]["decided_at"].startswith("2026-03-06T13:00:30")
         assert f"Winner: variant 1, “{VARIANTS[0]}”" in " ".join(section.split())
     else:
-        # No significant difference: no winner, and the split goes on.
-        assert winners == [] and experiment["winner"] is None
+        # No significant difference: recorded once as no winner, and the split goes on.
+        ((step_id, variant, subject, decided_at, p_value, tallies),) = winners
+        assert (step_id, variant, subject) == ("rapid-relief", None, None)
+        assert decided_at.startswith("2026-03-06 13:00:30") and p_value > 0.05
+        assert experiment["winner"] is None
+        judged = experiment["judged"]
+        assert judged["winner"] is None and judged["p_value"] == p_value
+        assert judged["decided_at"].startswith("2026-03-06T13:00:30")
         assert set(later) == set(VARIANTS) and all(n >= 60 for n in later.values())
-        assert "No winner yet" in section
+        assert "the split goes on" in text.split(sent_then)[1].splitlines()[0]
+        assert f"Judged 2026-03-06 on {sent_then}: no significant difference" in " ".join(
+            section.split()
+        )
+
+
+def _to(messages: list, prefix: str) -> Counter:
+    """The Subject lines of step 1 sent to the addresses starting with ``prefix``."""
+    return Counter(
+        str(m["Subject"])
+        for m in messages
+        if str(m["To"]).startswith(prefix) and str(m["Subject"]) in VARIANTS
+    )
+
+
+@pytest.mark.parametrize("margin", ["clear", "equal"])
+def test_a_test_is_judged_once_after_the_click_window_and_never_again(project, db_url, margin):
+    """Through real `dripline run --now` passes (SQLite file and PostgreSQL): nothing is
+    judged before the 12-hour click window is over; then one decision is recorded on the
+    messages sent before the window only. Equal clicks: "no significant difference", the
+    split goes on, and counts that would now be significant crown no winner later."""
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, 100, 'click_window = "12h"\n')
+    handler = RecordingHandler(pipelining=True)
+    engine = make_engine(db_url)
+    try:
+        with running_server(handler) as server:
+            env = _env(project, server.port, db_url)
+            _wave(env, project, "first", 300, T0)
+            first = [parse(item.data) for item in handler.received]
+            sent_first = _to(first, "first")
+            assert min(sent_first.values()) >= 100
+            share = {VARIANTS[0]: 0.30, VARIANTS[1]: 0.05 if margin == "clear" else 0.30}
+            clicked = _clicks(project, first, share, T0 + timedelta(hours=1), db_url)
+            # 2 hours on: every variant has 100 sent, but not 12 hours ago: not judged yet.
+            _wave(env, project, "early", 40, T0 + timedelta(hours=2))
+            assert experiment_winners(engine, SLUG) == {}
+            assert set(_to([parse(i.data) for i in handler.received], "early")) == set(VARIANTS)
+            # 13 hours on: the first wave's messages are 12 hours old; the early wave's not.
+            _wave(env, project, "judge", 40, T0 + timedelta(hours=13))
+            decision = experiment_winners(engine, SLUG)["rapid-relief"]
+            assert decision.decided_at == T0 + timedelta(hours=13, seconds=30)
+            assert [(t.variant, t.sent, t.clicks) for t in decision.tallies] == [
+                (1, sent_first[VARIANTS[0]], clicked[VARIANTS[0]]),
+                (2, sent_first[VARIANTS[1]], clicked[VARIANTS[1]]),
+            ]
+            judged_wave = _to([parse(i.data) for i in handler.received], "judge")
+            if margin == "clear":
+                assert (decision.variant, decision.subject) == (1, VARIANTS[0])
+                assert judged_wave == {VARIANTS[0]: 40}
+                return
+            assert (decision.variant, decision.subject) == (None, None)
+            assert decision.p_value > 0.05 and set(judged_wave) == set(VARIANTS)
+            # Every person clicks variant A now: 12 hours later the counts would be
+            # significant, but the step was judged: no winner, and the split goes on.
+            everyone = {VARIANTS[0]: 1.0, VARIANTS[1]: 0.0}
+            sent = [parse(i.data) for i in handler.received]
+            _clicks(project, sent, everyone, T0 + timedelta(hours=14), db_url)
+            late = T0 + timedelta(days=2)
+            with read_transaction(engine) as conn:
+                now_counts = variant_tallies(
+                    conn, SLUG, "rapid-relief", sent_before=late - timedelta(hours=12)
+                )
+            assert pick_winner(now_counts, 2, 100) is not None
+            _wave(env, project, "late", 40, late)
+            assert set(_to([parse(i.data) for i in handler.received], "late")) == set(VARIANTS)
+            assert experiment_winners(engine, SLUG) == {"rapid-relief": decision}
+            text = _dripline(env, "report", SLUG)
+    finally:
+        engine.dispose()
+    sent_then = f"{sent_first[VARIANTS[0]]}/{sent_first[VARIANTS[1]]} sent"
+    assert (
+        f"judged 2026-03-06 on {sent_then}: no significant difference (p = "
+        f"{decision.p_value:.2g}); the split goes on"
+    ) in text
 
 
 @pytest.mark.parametrize("value", ["0", "-1", '"abc"', "12.5", "true"])

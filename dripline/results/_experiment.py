@@ -1,5 +1,6 @@
 """The report's A/B subject results: per variant, sent, people's clicks, rate and its 95%
-Wilson score interval, and the winner (which, when, on what counts) or none yet.
+Wilson score interval, and the one decision (which won, or no significant difference;
+when, on what counts) or none yet.
 
 A variant's rate is people's unique clicks per message sent (the numbers the winner is
 judged on, :mod:`dripline.experiments`), not per delivered like the step's own rate.
@@ -19,8 +20,9 @@ __all__ = ["INTERVAL", "experiment_html", "experiment_json"]
 
 INTERVAL = "Wilson score, 95%"
 NO_WINNER = (
-    "No winner yet: every variant must be sent winner_after times, and then people's click "
-    "rates must differ significantly (two-proportion z-test, 95%); until then the split goes on."
+    "No winner yet: the test is judged once, when every variant has been sent winner_after "
+    "times at least the click window ago, on those messages and people's clicks on them "
+    "(two-proportion z-test, 95%); until then the split goes on."
 )
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
@@ -42,6 +44,9 @@ _SECTION = _ENV.from_string(
 {% if e.winner %}<p>Winner: variant {{ e.winner.variant }}, “{{ e.winner.subject }}”, decided
 {{ e.winner.decided_at[:16].replace("T", " ") }} UTC (z = {{ "%.2f"|format(e.winner.z) }},
 p = {{ "%.4f"|format(e.winner.p_value) }}); every message of this step since carries it.</p>
+{% elif e.judged %}<p>Judged {{ e.judged.decided_at[:10] }} on
+{{ e.judged.counts|map(attribute="sent")|join("/") }} sent: no significant difference
+(p = {{ "%.2g"|format(e.judged.p_value) }}); the split goes on.</p>
 {% else %}<p>{{ no_winner }}</p>{% endif %}
 </section>"""
 )
@@ -76,11 +81,13 @@ def experiment_json(
         "interval": INTERVAL,
         "variants": variants,
         "winner": _winner_json(winner),
+        "click_window_seconds": int(campaign.click_window.total_seconds()),
+        "judged": _judged_json(winner),
     }
 
 
 def _winner_json(winner: StoredWinner | None) -> dict[str, object] | None:
-    if winner is None:
+    if winner is None or winner.variant is None:  # none decided, or no significant difference
         return None
     return {
         "variant": winner.variant,
@@ -89,6 +96,19 @@ def _winner_json(winner: StoredWinner | None) -> dict[str, object] | None:
         "z": round(winner.z, 4),
         "p_value": winner.p_value,
         "counts": [t.as_json() for t in winner.tallies],
+    }
+
+
+def _judged_json(decision: StoredWinner | None) -> dict[str, object] | None:
+    """The one decision, a winner or not (``winner`` is the winning variant or null)."""
+    if decision is None:
+        return None
+    return {
+        "decided_at": decision.decided_at.isoformat(),
+        "winner": decision.variant,
+        "z": round(decision.z, 4),
+        "p_value": decision.p_value,
+        "counts": [t.as_json() for t in decision.tallies],
     }
 
 

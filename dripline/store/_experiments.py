@@ -2,10 +2,13 @@
 
 A variant's counts are its messages sent (``deliveries.subject_variant``, status
 ``sent``) and the people who clicked one of them: deliveries with at least one click
-that was not a machine's (issue 16's classing; opens are never used). The winner is
-one row per (campaign, step identity) in ``experiment_winners``, inserted if absent in
+that was not a machine's (issue 16's classing; opens are never used); the one look at
+a test counts only messages sent before a cut-off (their clicks have had time to come
+in). The decision is one row per (campaign, step identity) in ``experiment_winners``,
+a winner or none ("no significant difference", ``variant`` NULL), inserted if absent in
 the transaction that read the counts it rests on: two workers judging at once make one
-row, and the second uses the first's (:func:`judge_experiment`).
+row, and the second uses the first's (:func:`judge_experiment`). A step with a row is
+never judged again.
 """
 
 from __future__ import annotations
@@ -52,33 +55,39 @@ class VariantTally:
 
 @dataclass(frozen=True)
 class Decision:
-    """A winner found in the counts: which variant (1-based), z and the two-sided p-value."""
+    """A verdict on the counts: the winning variant (1-based; None for no significant
+    difference), z and the two-sided p-value of the weakest comparison."""
 
-    variant: int
+    variant: int | None
     z: float
     p_value: float
 
 
 @dataclass(frozen=True)
 class StoredWinner:
-    """A decided A/B test as recorded: the winner and the counts it was decided on."""
+    """A judged A/B test as recorded: the winner (or None: no significant difference) and
+    the counts it was decided on."""
 
     campaign: str
     step_id: str
-    variant: int
-    subject: str  # the winning variant as the step file had it then
+    variant: int | None  # None: judged, no significant difference; the split goes on
+    subject: str | None  # the winning variant as the step file had it then
     decided_at: datetime  # aware UTC
     z: float
     p_value: float
     tallies: tuple[VariantTally, ...]
 
 
-def variant_tallies(conn: Connection, campaign: str, step_id: str) -> list[VariantTally]:
+def variant_tallies(
+    conn: Connection, campaign: str, step_id: str, *, sent_before: datetime | None = None
+) -> list[VariantTally]:
     """Each variant's sent messages and people's unique clicks, by variant number.
 
     One grouped query over the step's sent deliveries (the clicks are joined on the
     delivery id index), so judging a step costs the same whenever it is asked.
+    ``sent_before`` (aware UTC): only messages whose ``sent_at`` is earlier count.
     """
+    cutoff = [] if sent_before is None else [_D.c.sent_at < to_db_time(sent_before)]
     rows = conn.execute(
         select(
             _D.c.subject_variant,
@@ -95,6 +104,7 @@ def variant_tallies(conn: Connection, campaign: str, step_id: str) -> list[Varia
             _D.c.step_id == step_id,
             _D.c.status == "sent",
             _D.c.subject_variant.is_not(None),
+            *cutoff,
         )
         .group_by(_D.c.subject_variant)
         .order_by(_D.c.subject_variant)
@@ -137,34 +147,39 @@ def judge_experiment(
     *,
     decide: Callable[[list[VariantTally]], Decision | None],
     now: datetime,
+    sent_before: datetime | None = None,
 ) -> StoredWinner | None:
-    """The step's winner: the recorded one, or one ``decide`` finds in the counts now.
+    """The step's decision: the recorded one, or the one ``decide`` makes on the counts now.
 
-    ``decide`` gets each variant's counts and returns a :class:`Decision` or None (not
-    yet: too few sends, or no significant difference). Deciding happens in one write
-    transaction that reads the counts again and inserts the winner if no row exists;
-    a concurrent decision (another worker) wins the unique key and its row is returned.
-    The cheap path (a stored winner, or no decision) takes no write lock. ``subjects``
-    are the step's variants as written now; ``now`` is aware UTC. Raises StoreError.
+    ``decide`` gets each variant's counts (messages sent before ``sent_before``, when
+    given) and returns a :class:`Decision` (its ``variant`` None for no significant
+    difference) or None (not yet: too few sends). The first decision is recorded,
+    whatever it is, and returned ever after: a step is judged once. Deciding happens in
+    one write transaction that reads the counts again and inserts the row if none
+    exists; a concurrent decision (another worker) wins the unique key and its row is
+    returned. The cheap path (a stored row, or not ready) takes no write lock.
+    ``subjects`` are the step's variants as written now; ``now`` and ``sent_before`` are
+    aware UTC. Raises StoreError.
     """
     with read_transaction(engine) as conn:
         stored = _read(conn, campaign, step_id)
         if stored is not None:
             return stored
-        if decide(variant_tallies(conn, campaign, step_id)) is None:
+        if decide(variant_tallies(conn, campaign, step_id, sent_before=sent_before)) is None:
             return None
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     with write_transaction(engine) as conn:
-        tallies = variant_tallies(conn, campaign, step_id)
+        tallies = variant_tallies(conn, campaign, step_id, sent_before=sent_before)
         decision = decide(tallies)
-        if decision is not None and 1 <= decision.variant <= len(subjects):
+        winner = None if decision is None else decision.variant
+        if decision is not None and (winner is None or 1 <= winner <= len(subjects)):
             conn.execute(
                 dialect.insert(_W)
                 .values(
                     campaign=campaign,
                     step_id=step_id,
-                    variant=decision.variant,
-                    subject=subjects[decision.variant - 1],
+                    variant=winner,
+                    subject=None if winner is None else subjects[winner - 1],
                     decided_at=to_db_time(now),
                     z=decision.z,
                     p_value=decision.p_value,
