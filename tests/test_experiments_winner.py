@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import tomllib
 import warnings
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -298,3 +299,79 @@ def test_check_says_winner_after_needs_click_tracking_and_a_step_with_subjects(p
     assert [severity for severity, _ in mine] == ["error", "warning"]
     assert "needs [tracking] clicks = true" in mine[0][1]
     assert "no step has subjects" in mine[1][1]
+
+
+def _check(project: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(DRIPLINE), "--root", str(project), "check", SLUG],
+        capture_output=True,
+        text=True,
+    )
+
+
+def _line_of(project: Path, key: str) -> int:
+    toml = project / "campaigns" / SLUG / "campaign.toml"
+    return next(n for n, text in enumerate(toml.read_text().splitlines(), 1) if key in text)
+
+
+@pytest.mark.parametrize(
+    "value", ['"soon"', '"0h"', '"366d"', '""', '"-1h"', "24", "true", '"24 hours"']
+)
+def test_a_bad_click_window_is_one_check_error_with_file_and_line(project, value):
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, 500, f"click_window = {value}\n")
+    with pytest.raises(CampaignError) as caught:
+        load_campaign(project / "campaigns" / SLUG)
+    line = _line_of(project, "click_window")
+    assert caught.value.path == project / "campaigns" / SLUG / "campaign.toml"
+    assert caught.value.line == line
+    assert caught.value.message.startswith("experiment.click_window must be a duration")
+    checked = _check(project)
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    errors = [text for text in checked.stderr.splitlines() if ": error: " in text]
+    written = tomllib.loads(f"v = {value}")["v"]
+    assert errors == [
+        f"{caught.value.path}:{line}: error: experiment.click_window must be a duration such as "
+        f'"24h", "90m" or "2d" (longer than 0, at most 365 days), not {written!r}'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "window"),
+    [
+        (None, timedelta(hours=24)),
+        ('"90m"', timedelta(minutes=90)),
+        ('"1d 12h"', timedelta(hours=36)),
+    ],
+)
+def test_click_window_takes_the_requeue_duration_syntax(project, value, window):
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, 500, "" if value is None else f"click_window = {value}\n")
+    assert load_campaign(project / "campaigns" / SLUG).click_window == window
+
+
+@pytest.mark.parametrize("winner_after", [1, 20, 99, 100])
+def test_check_warns_that_a_small_winner_after_is_too_few_for_the_z_test(project, winner_after):
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, winner_after)
+    found = json.loads(
+        subprocess.run(
+            [str(DRIPLINE), "--root", str(project), "check", SLUG, "--json"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    mine = [f for f in found if f["rule"] == "experiment"]
+    if winner_after >= 100:
+        assert mine == []
+        return
+    (warning,) = mine
+    assert warning["severity"] == "warning" and warning["line"] == _line_of(project, "winner_after")
+    assert warning["file"].endswith("campaign.toml")
+    assert f"winner_after = {winner_after} is too few" in warning["message"]
+    assert "normal approximation needs several clicks per variant" in warning["message"]
+    text = _check(project)
+    assert (
+        f"campaign.toml:{warning['line']}: warning: experiment.winner_after"
+        in text.stdout + text.stderr
+    )
