@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import tomllib
@@ -116,6 +117,14 @@ def _clicks(
     return clicked
 
 
+def _documented_experiment() -> dict:
+    """The ``experiment`` example of docs/contracts.md (an indented block in its prose)."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "contracts.md").read_text()
+    found = re.search(r'^    "experiment": (\{\n.*?^    \})$', doc, re.S | re.M)
+    assert found, "docs/contracts.md lost its experiment example"
+    return json.loads(found.group(1))
+
+
 @pytest.mark.parametrize("margin", ["clear", "equal"])
 def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(project, margin):
     track(project, "https://landing.example.org/offer", goal=False)
@@ -176,6 +185,12 @@ def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(projec
             2: (sent_first[VARIANTS[1]], clicked[VARIANTS[1]]),
         }
         assert experiment["winner"]["variant"] == 1
+        assert experiment["judged"]["winner"] == 1 and experiment["click_window_seconds"] == 86400
+        assert experiment["judged"]["counts"] == experiment["winner"]["counts"]
+        documented = _documented_experiment()  # docs/contracts.md: the same keys, in order
+        assert list(experiment) == list(documented)
+        for key in ("winner", "judged"):
+            assert list(experiment[key]) == list(documented[key])
         assert experiment["winner"]["decided_at"].startswith("2026-03-06T13:00:30")
         assert f"Winner: variant 1, “{VARIANTS[0]}”" in " ".join(section.split())
     else:
