@@ -178,10 +178,14 @@ def experiment_findings(campaign: Campaign) -> list[Finding]:
     """``dripline check`` on ``[experiment]``: winner_after needs click tracking (an
     error: no winner could ever be chosen) and a step with ``subjects`` (a warning), and
     below :data:`WINNER_AFTER_ADVISED` sends per variant the z-test is not trustworthy (a
-    warning)."""
-    if campaign.winner_after is None:
-        return []
+    warning); a click_window without winner_after does nothing (a warning)."""
     path = campaign.toml_path
+    if campaign.winner_after is None:
+        window_line = line_of_key(path, "click_window")
+        if window_line is None:
+            return []
+        message = "experiment.click_window has no effect without winner_after: no test is judged"
+        return [Finding("warning", message, path, window_line, rule="experiment")]
     line = line_of_key(path, "winner_after")
     found: list[Finding] = []
     if not campaign.tracking.clicks:

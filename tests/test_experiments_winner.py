@@ -241,6 +241,10 @@ def test_a_test_is_judged_once_after_the_click_window_and_never_again(project, d
             _wave(env, project, "early", 40, T0 + timedelta(hours=2))
             assert experiment_winners(engine, SLUG) == {}
             assert set(_to([parse(i.data) for i in handler.received], "early")) == set(VARIANTS)
+            assert (
+                "no winner yet (judged once, when every variant has 100 sent at least 12h ago)"
+                in (_dripline(env, "report", SLUG))
+            )
             # 13 hours on: the first wave's messages are 12 hours old; the early wave's not.
             _wave(env, project, "judge", 40, T0 + timedelta(hours=13))
             decision = experiment_winners(engine, SLUG)["rapid-relief"]
@@ -363,6 +367,18 @@ def test_click_window_takes_the_requeue_duration_syntax(project, value, window):
     track(project, "https://landing.example.org/offer", goal=False)
     _experiment(project, 500, "" if value is None else f"click_window = {value}\n")
     assert load_campaign(project / "campaigns" / SLUG).click_window == window
+
+
+def test_check_warns_that_a_click_window_without_winner_after_does_nothing(project):
+    toml = project / "campaigns" / SLUG / "campaign.toml"
+    toml.write_text(toml.read_text() + '\n[experiment]\nclick_window = "12h"\n')
+    checked = _check(project)
+    line = _line_of(project, "click_window")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert (
+        f"campaign.toml:{line}: warning: experiment.click_window has no effect without "
+        "winner_after" in checked.stdout + checked.stderr
+    )
 
 
 @pytest.mark.parametrize("winner_after", [1, 20, 99, 100])
