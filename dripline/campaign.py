@@ -7,6 +7,7 @@ known, the line.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import re
@@ -14,15 +15,16 @@ import stat
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ._durations import parse_duration
 from ._holidays import parse_region
 from ._keys import key_line, suggestion, unknown_keys
 from .conditions import check_when
-from .errors import CampaignError
+from .errors import CampaignError, DriplineError
 
 __all__ = [
     "DAY_MAX",
@@ -76,7 +78,8 @@ CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
     "tracking": frozenset({"clicks", "opens"}),
     "goal": frozenset({"event"}),
     # Read by _parse_experiment: when an A/B subject test picks its winner (dripline.experiments).
-    "experiment": frozenset({"winner_after"}),
+    # click_window: how long a message's clicks are awaited before the test may count it.
+    "experiment": frozenset({"winner_after", "click_window"}),
 }
 # Every key a step's front matter may hold (id: a stable step identity that survives
 # renumbering; backfill: also send the step to those already past it; when: a condition on
@@ -84,6 +87,9 @@ CAMPAIGN_KEYS: dict[str, frozenset[str]] = {
 # subjects: 2 to 4 A/B subject variants instead of subject (see dripline.experiments).
 STEP_KEYS = frozenset({"subject", "subjects", "preheader", "day", "send", "id", "backfill", "when"})
 WINNER_AFTER_MAX = 10_000_000  # [experiment] winner_after: sends per variant
+# [experiment] click_window: a test counts only messages sent at least this long ago.
+DEFAULT_CLICK_WINDOW = timedelta(hours=24)
+CLICK_WINDOW_MAX = timedelta(days=365)
 SUBJECT_VARIANTS = (2, 4)  # the fewest and most ``subjects`` a step may have
 # Step files larger than this are refused before they are read: an email is kilobytes,
 # and a mistaken symlink or a pasted export must not take minutes and gigabytes.
@@ -188,6 +194,9 @@ class Campaign:
     goal_event: str | None = None  # [goal] event: recorded for a subscriber, it ends their sequence
     # [experiment] winner_after: sends per variant before an A/B step may pick a winner.
     winner_after: int | None = None
+    # [experiment] click_window: the one look at a test counts only messages sent this
+    # long before it (and people's clicks on them), so their clicks had time to come in.
+    click_window: timedelta = DEFAULT_CLICK_WINDOW
 
     @property
     def toml_path(self) -> Path:
@@ -433,6 +442,23 @@ def _parse_experiment(fields: _Fields) -> int | None:
     return value
 
 
+def _parse_click_window(fields: _Fields) -> timedelta:
+    value = fields.data.get("click_window")
+    if value is None:
+        return DEFAULT_CLICK_WINDOW
+    window = None
+    if isinstance(value, str):
+        with contextlib.suppress(DriplineError):  # said below, with the bounds, in one message
+            window = parse_duration(value, "experiment.click_window")
+    if window is None or not timedelta(0) < window <= CLICK_WINDOW_MAX:
+        raise fields.fail(
+            "click_window",
+            'experiment.click_window must be a duration such as "24h", "90m" or "2d" '
+            f"(longer than 0, at most 365 days), not {value!r}",
+        )
+    return window
+
+
 def _holiday_setting(fields: _Fields, key: str, *, allow_subscriber: bool) -> str | None:
     """A ``[schedule]`` holidays region ("US", "US-CA"), "subscriber", or None when unset."""
     raw = fields.string(key, required=False, default="").strip()
@@ -590,6 +616,7 @@ def load_campaign(folder: Path) -> Campaign:
         tracking=_parse_tracking(root.table("tracking")),
         goal_event=_parse_goal(root.table("goal")),
         winner_after=_parse_experiment(root.table("experiment")),
+        click_window=_parse_click_window(root.table("experiment")),
     )
     for key in ("name",):
         if any(c in getattr(campaign, key) for c in "\r\n\0"):

@@ -13,15 +13,19 @@ list keeps them, an edited text starts from zero. A delivery re-sent (a retry, `
 --ambiguous``) keeps the variant it was recorded with while that text is still among the
 step's subjects, even after a winner: the same person always gets the same subject.
 
-``[experiment] winner_after = N`` in campaign.toml ends the split: once every variant
-of a step has been sent N times, people's click rates (unique clicks per message sent,
-machine clicks and opens never used) are compared with a two-proportion z-test at 95%
-(:func:`dripline._stats.two_proportion_test`, two-sided). A significant difference
-makes the best variant the winner, recorded once in the database (its text and key), and
-every later message of that step carries it, whatever ``[experiment]`` or ``[tracking]``
-say later (judging needs them, a stored decision does not); otherwise the split goes on
-and the step is judged again on the next pass. With 3 or 4 variants the best must beat
-each other one at the Bonferroni-corrected level 0.05 / (variants - 1). The dispatcher asks
+``[experiment] winner_after = N`` in campaign.toml ends the split, after ONE look: at
+the first pass where every variant of a step has N messages sent at least
+``click_window`` ago (``[experiment] click_window``, default 24 hours), the test is
+judged on those messages only and people's clicks on them (unique clicks per message
+sent; machine clicks and opens never used), with a two-proportion z-test at 95%
+(:func:`dripline._stats.two_proportion_test`, two-sided). With 3 or 4 variants the best
+must beat each other one at the Bonferroni-corrected level 0.05 / (variants - 1). The
+decision is recorded once in the database, whatever it is: a winner (its text and key),
+which every later message of that step carries whatever ``[experiment]`` or
+``[tracking]`` say later (judging needs them, a stored decision does not), or "no significant difference", after which the split
+simply goes on and the step is never judged again. Judging once keeps the 5% error
+rate honest: looking again on every pass at accumulating counts ("optional stopping")
+crowns a winner in about 21% of tests between equal subjects. The dispatcher asks
 :class:`ExperimentJudge` once per step per pass (one grouped query), never per message.
 """
 
@@ -43,6 +47,7 @@ __all__ = [
     "WinnerStore",
     "choose_variant",
     "experiment_findings",
+    "judge_tallies",
     "pick_winner",
     "subject_key",
 ]
@@ -63,16 +68,22 @@ def choose_variant(public_key: str, step_id: str, count: int) -> int:
     return int.from_bytes(digest[:8], "big") % count
 
 
-def pick_winner(
+# Below this many sends per variant, check warns: the z-test's normal approximation needs
+# several clicks per variant (about 5 or more), which small counts at low rates do not give.
+WINNER_AFTER_ADVISED = 100
+
+
+def judge_tallies(
     tallies: Sequence[VariantTally], variants: int, winner_after: int
 ) -> Decision | None:
-    """The winning variant of these counts, or None (not yet judged, or no difference).
+    """The verdict on these counts, or None while a variant has fewer than ``winner_after``.
 
-    Judged only when each of the ``variants`` (numbered 1..variants) has been sent at
-    least ``winner_after`` times. The variant with the highest click rate wins if a
-    two-sided two-proportion z-test against every other variant gives p below
+    Judged when each of the ``variants`` (numbered 1..variants) has been sent at least
+    ``winner_after`` times. The variant with the highest click rate wins if a two-sided
+    two-proportion z-test against every other variant gives p below
     ``0.05 / (variants - 1)``; the decision carries the weakest of those comparisons
-    (smallest z, largest p). A tie for the highest rate has no winner.
+    (smallest z, largest p), and ``variant`` None when there is no significant
+    difference (a tie for the highest rate included).
     """
     by_variant = {t.variant: t for t in tallies}
     numbers = range(1, variants + 1)
@@ -85,22 +96,37 @@ def pick_winner(
     alpha = (1 - CONFIDENCE) / (variants - 1)
     tests = [two_proportion_test(best.clicks, best.sent, o.clicks, o.sent) for o in others]
     z, p_value = min(z for z, _ in tests), max(p for _, p in tests)
-    if z <= 0 or p_value >= alpha:
-        return None
-    return Decision(best.variant, z, p_value)
+    return Decision(best.variant if z > 0 and p_value < alpha else None, z, p_value)
+
+
+def pick_winner(
+    tallies: Sequence[VariantTally], variants: int, winner_after: int
+) -> Decision | None:
+    """The winning variant of these counts, or None (not yet judged, or no difference):
+    :func:`judge_tallies` without its "no significant difference" verdict."""
+    decision = judge_tallies(tallies, variants, winner_after)
+    return decision if decision is not None and decision.variant is not None else None
 
 
 class WinnerStore(Protocol):
     """What the judge needs from the store (``SqlDeliveryQueue.judge_experiment``)."""
 
     def judge_experiment(
-        self, campaign: str, step_id: str, subjects: Sequence[str], *, decide, now: datetime
+        self,
+        campaign: str,
+        step_id: str,
+        subjects: Sequence[str],
+        *,
+        decide,
+        now: datetime,
+        sent_before: datetime | None = None,
     ) -> StoredWinner | None: ...
 
 
 class ExperimentJudge:
     """Which variant a delivery of an A/B step carries: the subscriber's own until the
-    step has a winner, then the winner. Asks the store once per step per pass."""
+    step has a winner, then the winner. Asks the store once per step per pass; the store
+    judges a step once (its one look), so a "no significant difference" stays final."""
 
     def __init__(self, store: WinnerStore) -> None:
         self.store = store
@@ -109,7 +135,7 @@ class ExperimentJudge:
         self._warned: set[tuple[str, str, str]] = set()
 
     def new_pass(self, now: datetime) -> None:
-        """Forget this pass's answers: clicks came in since, and the next pass judges anew."""
+        """Forget this pass's answers: the next pass may be the one whose counts are ready."""
         self._now = now
         self._winners.clear()
 
@@ -134,27 +160,29 @@ class ExperimentJudge:
             return None
         key = (campaign.slug, step.id)
         if key not in self._winners:
+            now = self._now or datetime.now(UTC)
 
             def decide(tallies: Sequence[VariantTally]) -> Decision | None:
                 # Judging needs winner_after and people's clicks (check says why when
                 # clicks are off); reading a stored decision does not.
                 if after is None or not campaign.tracking.clicks:
                     return None
-                return pick_winner(tallies, len(step.subjects), after)
+                return judge_tallies(tallies, len(step.subjects), after)
 
             stored = self.store.judge_experiment(
                 campaign.slug,
                 step.id,
                 step.subjects,
                 decide=decide,
-                now=self._now or datetime.now(UTC),
+                now=now,
+                sent_before=now - campaign.click_window,  # their clicks have had time
             )
             self._winners[key] = self._index(campaign, step, stored)
         return self._winners[key]
 
     def _index(self, campaign: Campaign, step: Step, stored: StoredWinner | None) -> int | None:
-        if stored is None:
-            return None
+        if stored is None or stored.subject is None:
+            return None  # not judged yet, or judged with no significant difference
         if stored.subject in step.subjects:  # found by its text: reordering keeps it
             return step.subjects.index(stored.subject)
         warned = (campaign.slug, step.id, stored.subject)
@@ -172,10 +200,16 @@ class ExperimentJudge:
 
 def experiment_findings(campaign: Campaign) -> list[Finding]:
     """``dripline check`` on ``[experiment]``: winner_after needs click tracking (an
-    error: no winner could ever be chosen) and a step with ``subjects`` (a warning)."""
-    if campaign.winner_after is None:
-        return []
+    error: no winner could ever be chosen) and a step with ``subjects`` (a warning), and
+    below :data:`WINNER_AFTER_ADVISED` sends per variant the z-test is not trustworthy (a
+    warning); a click_window without winner_after does nothing (a warning)."""
     path = campaign.toml_path
+    if campaign.winner_after is None:
+        window_line = line_of_key(path, "click_window")
+        if window_line is None:
+            return []
+        message = "experiment.click_window has no effect without winner_after: no test is judged"
+        return [Finding("warning", message, path, window_line, rule="experiment")]
     line = line_of_key(path, "winner_after")
     found: list[Finding] = []
     if not campaign.tracking.clicks:
@@ -194,6 +228,19 @@ def experiment_findings(campaign: Campaign) -> list[Finding]:
             Finding(
                 "warning",
                 "experiment.winner_after has no effect: no step has subjects = [...] to test",
+                path,
+                line,
+                rule="experiment",
+            )
+        )
+    if campaign.winner_after < WINNER_AFTER_ADVISED:
+        found.append(
+            Finding(
+                "warning",
+                f"experiment.winner_after = {campaign.winner_after} is too few to judge: the "
+                "z-test's normal approximation needs several clicks per variant (about 5 or "
+                f"more), so with a few sends a winner may be chance; use "
+                f"{WINNER_AFTER_ADVISED} or more",
                 path,
                 line,
                 rule="experiment",

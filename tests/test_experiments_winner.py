@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
+import tomllib
 import warnings
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -22,8 +24,10 @@ from smtp_servers import RecordingHandler, running_server
 
 from dripline.campaign import load_campaign
 from dripline.errors import CampaignError
+from dripline.experiments import pick_winner
 from dripline.serve import create_app
 from dripline.settings import Settings
+from dripline.store import experiment_winners, make_engine, read_transaction, variant_tallies
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2")
@@ -40,20 +44,20 @@ DESKTOP = (
 )
 
 
-def _experiment(project: Path, winner_after: object) -> None:
+def _experiment(project: Path, winner_after: object, extra: str = "") -> None:
     step = project / STEP1
     step.write_text(
         step.read_text().replace(SUBJECT_LINE, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
     )
     toml = project / "campaigns" / SLUG / "campaign.toml"
-    toml.write_text(toml.read_text() + f"\n[experiment]\nwinner_after = {winner_after}\n")
+    toml.write_text(toml.read_text() + f"\n[experiment]\nwinner_after = {winner_after}\n{extra}")
 
 
-def _env(project: Path, port: int) -> dict[str, str]:
+def _env(project: Path, port: int, db_url: str | None = None) -> dict[str, str]:
     return {
         **os.environ,
         "DRIPLINE_ROOT": str(project),
-        "DRIPLINE_DATABASE_URL": f"sqlite:///{project / 'dripline.db'}",
+        "DRIPLINE_DATABASE_URL": db_url or f"sqlite:///{project / 'dripline.db'}",
         "DRIPLINE_SECRET_KEY": SECRET,
         "DRIPLINE_BASE_URL": BASE,
         "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
@@ -81,12 +85,14 @@ def _wave(env: dict[str, str], project: Path, name: str, people: int, at: dateti
     _dripline(env, "run", "--once", "--now", (at + timedelta(seconds=30)).isoformat())
 
 
-def _clicks(project: Path, messages: list, share: dict[str, float], at: datetime) -> Counter:
+def _clicks(
+    project: Path, messages: list, share: dict[str, float], at: datetime, db_url: str | None = None
+) -> Counter:
     """People click the first link of ``share`` of each variant's messages through serve's
     /c/TOKEN route (a desktop browser, ``at``); a scanner clicks every other B message."""
     settings = Settings(
         root=project,
-        database_url=f"sqlite:///{project / 'dripline.db'}",
+        database_url=db_url or f"sqlite:///{project / 'dripline.db'}",
         sender_url="memory:ab-clicks",
         base_url=BASE,
         secret_key=SECRET,
@@ -109,6 +115,14 @@ def _clicks(project: Path, messages: list, share: dict[str, float], at: datetime
                     assert client.get(path, headers=scanner).status_code == 302
     app.state.service.engine.dispose()
     return clicked
+
+
+def _documented_experiment() -> dict:
+    """The ``experiment`` example of docs/contracts.md (an indented block in its prose)."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "contracts.md").read_text()
+    found = re.search(r'^    "experiment": (\{\n.*?^    \})$', doc, re.S | re.M)
+    assert found, "docs/contracts.md lost its experiment example"
+    return json.loads(found.group(1))
 
 
 @pytest.mark.parametrize("margin", ["clear", "equal", "reordered"])
@@ -161,12 +175,17 @@ def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(projec
         assert low < rows[subject]["click_rate"] < high
     text = _dripline(env, "report", SLUG)
     assert "A/B subjects of 1. rapid-relief:" in text
+    sent_then = f"{sent_first[VARIANTS[0]]}/{sent_first[VARIANTS[1]]} sent"
     decided = (
         f"winner: {VARIANTS[0]!r}, decided 2026-03-06T13:00:30+00:00 on "
         f"{clicked[VARIANTS[0]]} of {sent_first[VARIANTS[0]]} vs "
         f"{clicked[VARIANTS[1]]} of {sent_first[VARIANTS[1]]}"
     )
-    assert (decided if margin != "equal" else "no winner yet") in text
+    assert (
+        decided
+        if margin != "equal"
+        else f"judged 2026-03-06 on {sent_then}: no significant difference (p = "
+    ) in text
     page = lxml.html.fromstring((project / "r.html").read_text())
     section = page.get_element_by_id("experiment-rapid-relief").text_content()
     if margin != "equal":
@@ -183,6 +202,12 @@ def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(projec
             b: (sent_first[VARIANTS[1]], clicked[VARIANTS[1]]),
         }
         assert experiment["winner"]["variant"] == a
+        assert experiment["judged"]["winner"] == a and experiment["click_window_seconds"] == 86400
+        assert experiment["judged"]["counts"] == experiment["winner"]["counts"]
+        documented = _documented_experiment()  # docs/contracts.md: the same keys, in order
+        assert list(experiment) == list(documented)
+        for key in ("winner", "judged"):
+            assert list(experiment[key]) == list(documented[key])
         assert experiment["winner"]["decided_at"].startswith("2026-03-06T13:00:30")
         # The sends made because it won are shown apart from the test's (probe-18b LOW 1).
         assert rows[VARIANTS[0]]["since_winner"] == {"sent": 200, "clicks": 0}
@@ -192,10 +217,94 @@ def test_the_winner_is_chosen_after_the_threshold_only_for_a_clear_margin(projec
         assert f"Winner: “{VARIANTS[0]}”, decided" in " ".join(section.split())
         assert decided.split(" on ")[1] in " ".join(section.split())
     else:
-        # No significant difference: no winner, and the split goes on.
-        assert winners == [] and experiment["winner"] is None
+        # No significant difference: recorded once as no winner, and the split goes on.
+        ((step_id, variant, subject, decided_at, p_value, tallies),) = winners
+        assert (step_id, variant, subject) == ("rapid-relief", None, None)
+        assert decided_at.startswith("2026-03-06 13:00:30") and p_value > 0.05
+        assert experiment["winner"] is None
+        judged = experiment["judged"]
+        assert judged["winner"] is None and judged["p_value"] == p_value
+        assert judged["decided_at"].startswith("2026-03-06T13:00:30")
         assert set(later) == set(VARIANTS) and all(n >= 60 for n in later.values())
-        assert "No winner yet" in section
+        assert "the split goes on" in text.split(sent_then)[1].splitlines()[0]
+        assert f"Judged 2026-03-06 on {sent_then}: no significant difference" in " ".join(
+            section.split()
+        )
+
+
+def _to(messages: list, prefix: str) -> Counter:
+    """The Subject lines of step 1 sent to the addresses starting with ``prefix``."""
+    return Counter(
+        str(m["Subject"])
+        for m in messages
+        if str(m["To"]).startswith(prefix) and str(m["Subject"]) in VARIANTS
+    )
+
+
+@pytest.mark.parametrize("margin", ["clear", "equal"])
+def test_a_test_is_judged_once_after_the_click_window_and_never_again(project, db_url, margin):
+    """Through real `dripline run --now` passes (SQLite file and PostgreSQL): nothing is
+    judged before the 12-hour click window is over; then one decision is recorded on the
+    messages sent before the window only. Equal clicks: "no significant difference", the
+    split goes on, and counts that would now be significant crown no winner later."""
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, 100, 'click_window = "12h"\n')
+    handler = RecordingHandler(pipelining=True)
+    engine = make_engine(db_url)
+    try:
+        with running_server(handler) as server:
+            env = _env(project, server.port, db_url)
+            _wave(env, project, "first", 300, T0)
+            first = [parse(item.data) for item in handler.received]
+            sent_first = _to(first, "first")
+            assert min(sent_first.values()) >= 100
+            share = {VARIANTS[0]: 0.30, VARIANTS[1]: 0.05 if margin == "clear" else 0.30}
+            clicked = _clicks(project, first, share, T0 + timedelta(hours=1), db_url)
+            # 2 hours on: every variant has 100 sent, but not 12 hours ago: not judged yet.
+            _wave(env, project, "early", 40, T0 + timedelta(hours=2))
+            assert experiment_winners(engine, SLUG) == {}
+            assert set(_to([parse(i.data) for i in handler.received], "early")) == set(VARIANTS)
+            assert (
+                "no winner yet (judged once, when every variant has 100 sent at least 12h ago)"
+                in (_dripline(env, "report", SLUG))
+            )
+            # 13 hours on: the first wave's messages are 12 hours old; the early wave's not.
+            _wave(env, project, "judge", 40, T0 + timedelta(hours=13))
+            decision = experiment_winners(engine, SLUG)["rapid-relief"]
+            assert decision.decided_at == T0 + timedelta(hours=13, seconds=30)
+            assert [(t.variant, t.sent, t.clicks) for t in decision.tallies] == [
+                (1, sent_first[VARIANTS[0]], clicked[VARIANTS[0]]),
+                (2, sent_first[VARIANTS[1]], clicked[VARIANTS[1]]),
+            ]
+            judged_wave = _to([parse(i.data) for i in handler.received], "judge")
+            if margin == "clear":
+                assert (decision.variant, decision.subject) == (1, VARIANTS[0])
+                assert judged_wave == {VARIANTS[0]: 40}
+                return
+            assert (decision.variant, decision.subject) == (None, None)
+            assert decision.p_value > 0.05 and set(judged_wave) == set(VARIANTS)
+            # Every person clicks variant A now: 12 hours later the counts would be
+            # significant, but the step was judged: no winner, and the split goes on.
+            everyone = {VARIANTS[0]: 1.0, VARIANTS[1]: 0.0}
+            sent = [parse(i.data) for i in handler.received]
+            _clicks(project, sent, everyone, T0 + timedelta(hours=14), db_url)
+            late = T0 + timedelta(days=2)
+            with read_transaction(engine) as conn:
+                now_counts = variant_tallies(
+                    conn, SLUG, "rapid-relief", sent_before=late - timedelta(hours=12)
+                )
+            assert pick_winner(now_counts, 2, 100) is not None
+            _wave(env, project, "late", 40, late)
+            assert set(_to([parse(i.data) for i in handler.received], "late")) == set(VARIANTS)
+            assert experiment_winners(engine, SLUG) == {"rapid-relief": decision}
+            text = _dripline(env, "report", SLUG)
+    finally:
+        engine.dispose()
+    sent_then = f"{sent_first[VARIANTS[0]]}/{sent_first[VARIANTS[1]]} sent"
+    assert (
+        f"judged 2026-03-06 on {sent_then}: no significant difference (p = "
+        f"{decision.p_value:.2g}); the split goes on"
+    ) in text
 
 
 @pytest.mark.parametrize("value", ["0", "-1", '"abc"', "12.5", "true"])
@@ -232,3 +341,91 @@ def test_check_says_winner_after_needs_click_tracking_and_a_step_with_subjects(p
     assert [severity for severity, _ in mine] == ["error", "warning"]
     assert "needs [tracking] clicks = true" in mine[0][1]
     assert "no step has subjects" in mine[1][1]
+
+
+def _check(project: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(DRIPLINE), "--root", str(project), "check", SLUG],
+        capture_output=True,
+        text=True,
+    )
+
+
+def _line_of(project: Path, key: str) -> int:
+    toml = project / "campaigns" / SLUG / "campaign.toml"
+    return next(n for n, text in enumerate(toml.read_text().splitlines(), 1) if key in text)
+
+
+@pytest.mark.parametrize(
+    "value", ['"soon"', '"0h"', '"366d"', '""', '"-1h"', "24", "true", '"24 hours"']
+)
+def test_a_bad_click_window_is_one_check_error_with_file_and_line(project, value):
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, 500, f"click_window = {value}\n")
+    with pytest.raises(CampaignError) as caught:
+        load_campaign(project / "campaigns" / SLUG)
+    line = _line_of(project, "click_window")
+    assert caught.value.path == project / "campaigns" / SLUG / "campaign.toml"
+    assert caught.value.line == line
+    assert caught.value.message.startswith("experiment.click_window must be a duration")
+    checked = _check(project)
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    errors = [text for text in checked.stderr.splitlines() if ": error: " in text]
+    written = tomllib.loads(f"v = {value}")["v"]
+    assert errors == [
+        f"{caught.value.path}:{line}: error: experiment.click_window must be a duration such as "
+        f'"24h", "90m" or "2d" (longer than 0, at most 365 days), not {written!r}'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "window"),
+    [
+        (None, timedelta(hours=24)),
+        ('"90m"', timedelta(minutes=90)),
+        ('"1d 12h"', timedelta(hours=36)),
+    ],
+)
+def test_click_window_takes_the_requeue_duration_syntax(project, value, window):
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, 500, "" if value is None else f"click_window = {value}\n")
+    assert load_campaign(project / "campaigns" / SLUG).click_window == window
+
+
+def test_check_warns_that_a_click_window_without_winner_after_does_nothing(project):
+    toml = project / "campaigns" / SLUG / "campaign.toml"
+    toml.write_text(toml.read_text() + '\n[experiment]\nclick_window = "12h"\n')
+    checked = _check(project)
+    line = _line_of(project, "click_window")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert (
+        f"campaign.toml:{line}: warning: experiment.click_window has no effect without "
+        "winner_after" in checked.stdout + checked.stderr
+    )
+
+
+@pytest.mark.parametrize("winner_after", [1, 20, 99, 100])
+def test_check_warns_that_a_small_winner_after_is_too_few_for_the_z_test(project, winner_after):
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, winner_after)
+    found = json.loads(
+        subprocess.run(
+            [str(DRIPLINE), "--root", str(project), "check", SLUG, "--json"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    mine = [f for f in found if f["rule"] == "experiment"]
+    if winner_after >= 100:
+        assert mine == []
+        return
+    (warning,) = mine
+    assert warning["severity"] == "warning" and warning["line"] == _line_of(project, "winner_after")
+    assert warning["file"].endswith("campaign.toml")
+    assert f"winner_after = {winner_after} is too few" in warning["message"]
+    assert "normal approximation needs several clicks per variant" in warning["message"]
+    text = _check(project)
+    assert (
+        f"campaign.toml:{warning['line']}: warning: experiment.winner_after"
+        in text.stdout + text.stderr
+    )

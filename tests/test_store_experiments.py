@@ -6,10 +6,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine, func, select, update
 
 from dripline.campaign import Campaign
-from dripline.experiments import pick_winner
+from dripline.experiments import judge_tallies, pick_winner
 from dripline.store import (
     Decision,
     Delivery,
@@ -104,13 +105,14 @@ def test_only_peoples_unique_clicks_count_and_the_threshold_is_exact(engine, cam
     assert experiment_winners(engine, SLUG) == {step: winner}
 
 
-def test_two_workers_judging_at_once_store_one_winner_and_both_use_it(engine, campaign):
+@pytest.mark.parametrize("verdicts", [(1, 2), (None, 1)])  # None: no significant difference
+def test_two_workers_judging_at_once_store_one_decision_and_both_use_it(engine, campaign, verdicts):
     step = campaign.steps[1].id
     _sent(engine, campaign, step, 10)
     start = threading.Barrier(2)
-    results: dict[int, object] = {}
+    results: dict[int | None, object] = {}
 
-    def worker(variant: int) -> None:
+    def worker(variant: int | None) -> None:
         calls: list[int] = []
 
         def decide(tallies):
@@ -123,12 +125,13 @@ def test_two_workers_judging_at_once_store_one_winner_and_both_use_it(engine, ca
 
         results[variant] = judge_experiment(engine, SLUG, step, SUBJECTS, decide=decide, now=LATER)
 
-    threads = [threading.Thread(target=worker, args=(v,)) for v in (1, 2)]
+    threads = [threading.Thread(target=worker, args=(v,)) for v in verdicts]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert results[1] is not None and results[1] == results[2]
+    first, second = (results[v] for v in verdicts)
+    assert first is not None and first == second
     with read_transaction(engine) as conn:
         rows = conn.scalar(select(func.count()).select_from(ExperimentWinner))
     assert rows == 1
@@ -189,3 +192,41 @@ def test_counts_follow_the_subject_text_so_a_reorder_crowns_the_subject_clicked(
     with read_transaction(engine) as conn:
         stored = conn.execute(select(ExperimentWinner.subject, ExperimentWinner.subject_key)).one()
     assert tuple(stored) == ("Subject B", subject_key("Subject B"))
+
+
+def test_the_one_look_counts_messages_sent_before_the_cut_off_and_no_winner_is_final(
+    engine, campaign
+):
+    step = campaign.steps[2].id
+    sent = _sent(engine, campaign, step, 40)  # sent at NOW, 20 of each variant
+    late = sent[1][10:] + sent[2][10:]  # 10 of each sent an hour later
+    with write_transaction(engine) as conn:
+        conn.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(late))
+            .values(sent_at=(NOW + timedelta(hours=1)).replace(tzinfo=None))
+        )
+    for delivery in sent[1][:3] + sent[2][:2] + sent[1][10:20]:  # the late A's all clicked
+        _click(engine, delivery)
+    cut_off = NOW + timedelta(minutes=30)
+    with read_transaction(engine) as conn:
+        before = variant_tallies(conn, SLUG, step, sent_before=cut_off)
+        everything = variant_tallies(conn, SLUG, step)
+    assert [(t.variant, t.sent, t.clicks) for t in before] == [(1, 10, 3), (2, 10, 2)]
+    assert [(t.variant, t.sent, t.clicks) for t in everything] == [(1, 20, 13), (2, 20, 2)]
+    assert pick_winner(everything, 2, 10) is not None  # all counts: a "winner"
+
+    def judge(decide):
+        return judge_experiment(
+            engine, SLUG, step, SUBJECTS, decide=decide, now=LATER, sent_before=cut_off
+        )
+
+    assert judge(lambda tallies: judge_tallies(tallies, 2, 11)) is None  # 10 < 11: not yet
+    assert experiment_winners(engine, SLUG) == {}
+    decided = judge(lambda tallies: judge_tallies(tallies, 2, 10))
+    assert decided is not None and (decided.variant, decided.subject) == (None, None)
+    assert decided.p_value > 0.05 and decided.decided_at == LATER
+    assert [(t.variant, t.sent, t.clicks) for t in decided.tallies] == [(1, 10, 3), (2, 10, 2)]
+    # Never judged again: a later look that would find a winner gets the recorded decision.
+    assert judge(lambda tallies: Decision(1, 9.0, 1e-9)) == decided
+    assert experiment_winners(engine, SLUG) == {step: decided}

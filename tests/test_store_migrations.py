@@ -338,3 +338,40 @@ def test_leases_migration_keeps_rows_and_turns_rows_stuck_in_sending_ambiguous(d
         (3, "scheduled", None),
     ]
     assert workers == 0
+
+
+def _downgrade_to(engine: Engine, revision: str) -> None:
+    config = _config()
+    with write_transaction(engine) as connection:
+        config.attributes["connection"] = connection
+        config.attributes["campaigns_dir"] = None
+        command.downgrade(config, revision)
+
+
+def test_0016_records_no_winner_rows_and_downgrading_drops_only_those(db_url: str):
+    engine = make_engine(db_url)
+    row = (
+        "INSERT INTO experiment_winners (campaign, step_id, variant, subject, decided_at, z, "
+        "p_value, tallies) VALUES (:c, :s, :v, :subject, :t, 0.5, :p, :tallies)"
+    )
+    tallies = json.dumps([{"variant": 1, "sent": 500, "clicks": 40}])
+    try:
+        _upgrade_to(engine, "0012")
+        with write_transaction(engine) as conn:
+            winner = {"c": SLUG, "s": "a", "v": 1, "subject": "A", "t": T, "p": 0.01}
+            conn.execute(text(row), winner | {"tallies": tallies})
+        _upgrade_to(engine, "0016")
+        with write_transaction(engine) as conn:  # judged: no significant difference
+            none = {"c": SLUG, "s": "b", "v": None, "subject": None, "t": T, "p": 0.31}
+            conn.execute(text(row), none | {"tallies": tallies})
+        with engine.connect() as conn:
+            kept = conn.execute(
+                text("SELECT step_id, variant, subject, p_value FROM experiment_winners")
+            ).all()
+        assert sorted(kept, key=lambda r: r[0]) == [("a", 1, "A", 0.01), ("b", None, None, 0.31)]
+        _downgrade_to(engine, "-1")  # undo 0016 only: the older code would judge b again
+        with engine.connect() as conn:
+            left = conn.execute(text("SELECT step_id, variant FROM experiment_winners")).all()
+        assert left == [("a", 1)]
+    finally:
+        engine.dispose()

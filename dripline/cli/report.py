@@ -110,6 +110,14 @@ def _print(data: dict) -> None:  # type: ignore[type-arg]
             _print_experiment(s)
 
 
+def _window(seconds: int) -> str:
+    """``click_window_seconds`` as the campaign.toml syntax would write it (24h, 90m)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _print_experiment(step: dict) -> None:  # type: ignore[type-arg]
     experiment = step["experiment"]
     click.echo(f"A/B subjects of {step['number'] or '-'}. {step['step']}:")
@@ -123,13 +131,26 @@ def _print_experiment(step: dict) -> None:  # type: ignore[type-arg]
             f"{v['click_rate']:.1%} ({v['ci_low']:.1%} to {v['ci_high']:.1%}, "
             f"{experiment['interval']}){later}"
         )
-    winner = experiment["winner"]
-    if winner is None:
-        click.echo("  no winner yet")
-        return
-    click.echo(
-        f"  winner: {winner['subject']!r}, decided {winner['decided_at']} on "
-        f"{decided_on(winner)} (p = {winner['p_value']:.4f})"
-    )
-    if experiment["split_resumed"]:
-        click.echo("  the winner's text is no longer among the step's subjects: the split resumed")
+    winner, judged = experiment["winner"], experiment["judged"]
+    if judged is not None and winner is None:
+        sent = "/".join(str(t["sent"]) for t in judged["counts"])
+        click.echo(
+            f"  judged {judged['decided_at'][:10]} on {sent} sent: no significant difference "
+            f"(p = {judged['p_value']:.2g}); the split goes on"
+        )
+    elif winner is None:
+        click.echo(
+            f"  no winner yet (judged once, when every variant has {experiment['winner_after']} "
+            f"sent at least {_window(experiment['click_window_seconds'])} ago)"
+            if experiment["winner_after"]
+            else "  no winner yet (no [experiment] winner_after: the split goes on)"
+        )
+    else:
+        click.echo(
+            f"  winner: {winner['subject']!r}, decided {winner['decided_at']} on "
+            f"{decided_on(winner)} (p = {winner['p_value']:.4f})"
+        )
+        if experiment["split_resumed"]:
+            click.echo(
+                "  the winner's text is no longer among the step's subjects: the split resumed"
+            )

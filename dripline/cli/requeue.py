@@ -8,11 +8,11 @@ will get that step twice.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import click
 
+from .. import _durations as durations
 from ..errors import DriplineError
 from ..store import requeue_ambiguous
 from . import settings_from
@@ -20,26 +20,11 @@ from ._store import db_option, load_campaign_by_slug, open_settings_store
 
 __all__ = ["parse_duration", "requeue_command"]
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# An age past this would put the cut-off before year 1 (OverflowError): nothing is that old.
-_LONGEST = timedelta(days=36500)
-
 
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``2h``, ``1d``, ``1h30m`` (at most 100 years); raises DriplineError
     otherwise."""
-    compact = text.replace(" ", "")
-    parts = _PART.findall(compact)
-    if not compact or "".join(n + u for n, u in parts) != compact:
-        raise DriplineError(f"--older-than: not a duration like 30m, 2h or 1d: {text!r}")
-    try:
-        age = timedelta(seconds=sum(float(n) * _UNIT[u.lower()] for n, u in parts))
-    except OverflowError:
-        age = _LONGEST + timedelta(days=1)
-    if age > _LONGEST:
-        raise DriplineError(f"--older-than: {text!r} is longer than 100 years")
-    return age
+    return durations.parse_duration(text, "--older-than")
 
 
 @click.command("requeue")

@@ -1,5 +1,6 @@
 """The report's A/B subject results: per variant, sent, people's clicks, rate and its 95%
-Wilson score interval, and the winner (which, when, on what counts) or none yet.
+Wilson score interval, and the one decision (which won, or no significant difference;
+when, on what counts) or none yet.
 
 A variant's rate is people's unique clicks per message sent (the numbers the winner is
 judged on, :mod:`dripline.experiments`), not per delivered like the step's own rate.
@@ -21,8 +22,9 @@ __all__ = ["INTERVAL", "decided_on", "experiment_html", "experiment_json"]
 
 INTERVAL = "Wilson score, 95%"
 NO_WINNER = (
-    "No winner yet: every variant must be sent winner_after times, and then people's click "
-    "rates must differ significantly (two-proportion z-test, 95%); until then the split goes on."
+    "No winner yet: the test is judged once, when every variant has been sent winner_after "
+    "times at least the click window ago, on those messages and people's clicks on them "
+    "(two-proportion z-test, 95%); until then the split goes on."
 )
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
@@ -48,6 +50,9 @@ sent){% endif %}</td><td>{{ v.sent }}</td><td>{{ v.clicks }}</td>
 (z = {{ "%.2f"|format(e.winner.z) }}, p = {{ "%.4f"|format(e.winner.p_value) }});
 {% if e.split_resumed %}its text is no longer among the step's subjects, so the split
 resumed.{% else %}every message of this step since carries it.{% endif %}</p>
+{% elif e.judged %}<p>Judged {{ e.judged.decided_at[:10] }} on
+{{ e.judged.counts|map(attribute="sent")|join("/") }} sent: no significant difference
+(p = {{ "%.2g"|format(e.judged.p_value) }}); the split goes on.</p>
 {% else %}<p>{{ no_winner }}</p>{% endif %}
 </section>"""
 )
@@ -70,6 +75,8 @@ def experiment_json(
     if not subjects and not step.variant_rows and winner is None:
         return None
     keys = [subject_key(text) for text in subjects]
+    # A decision with no winner (no significant difference) splits nothing.
+    won = winner if winner is not None and winner.variant is not None else None
     entries: dict[object, dict[str, Any]] = {}
     for number, (text, key) in enumerate(zip(subjects, keys, strict=True), start=1):
         entries[key] = _entry(number, text, key, current=True)
@@ -79,7 +86,7 @@ def experiment_json(
             key = keys[row.variant - 1]  # sent before keys: today's list (documented)
         ident: object = key if key is not None else ("number", row.variant)
         if ident not in entries:
-            text = winner.subject if winner is not None and winner.key == key else row.subject
+            text = won.subject if won is not None and won.key == key else row.subject
             entries[ident] = _entry(row.variant, text, key, current=False)
         entry = entries[ident]
         entry["sent"] += row.sent
@@ -102,15 +109,17 @@ def experiment_json(
                 "ci_high": round(high, 4),
                 "key": entry["key"],
                 "current": entry["current"],
-                "since_winner": entry["since_winner"] if winner is not None else None,
+                "since_winner": entry["since_winner"] if won is not None else None,
             }
         )
     return {
         "winner_after": campaign.winner_after,
         "interval": INTERVAL,
         "variants": variants,
-        "winner": _winner_json(winner, keys),
-        "split_resumed": winner is not None and winner.key not in keys,
+        "winner": _winner_json(won, keys),
+        "split_resumed": won is not None and won.key not in keys,
+        "click_window_seconds": int(campaign.click_window.total_seconds()),
+        "judged": _judged_json(winner),
     }
 
 
@@ -127,7 +136,7 @@ def _entry(number: int, text: str | None, key: str | None, *, current: bool) -> 
 
 
 def _winner_json(winner: StoredWinner | None, keys: list[str]) -> dict[str, object] | None:
-    if winner is None:
+    if winner is None or winner.variant is None:  # none decided, or no significant difference
         return None
     return {
         "variant": winner.variant,
@@ -145,6 +154,19 @@ def decided_on(winner: dict[str, Any]) -> str:
     """The counts a winner was decided on, the winner's first: "30 of 52 vs 4 of 48"."""
     counts = sorted(winner["counts"], key=lambda t: t["variant"] != winner["variant"])
     return " vs ".join(f"{t['clicks']} of {t['sent']}" for t in counts)
+
+
+def _judged_json(decision: StoredWinner | None) -> dict[str, object] | None:
+    """The one decision, a winner or not (``winner`` is the winning variant or null)."""
+    if decision is None:
+        return None
+    return {
+        "decided_at": decision.decided_at.isoformat(),
+        "winner": decision.variant,
+        "z": round(decision.z, 4),
+        "p_value": decision.p_value,
+        "counts": [t.as_json() for t in decision.tallies],
+    }
 
 
 def experiment_html(steps: list[dict]) -> Markup:  # type: ignore[type-arg]

@@ -8,9 +8,11 @@ count under their variant number in the step's list as it is now. A variant's co
 its messages sent (status ``sent``) and the people who clicked one of them: deliveries
 with at least one click that was not a machine's (issue 16's classing; opens are never
 used). The winner is one row per (campaign, step identity) in ``experiment_winners``
-(its text and key), inserted if absent in the transaction that read the counts it rests
-on: two workers judging at once make one row, and the second uses the first's
-(:func:`judge_experiment`).
+(its text and key), or a row with no winner ("no significant difference", ``variant``
+NULL), inserted if absent in the transaction that read the counts it rests on: two
+workers judging at once make one row, and the second uses the first's
+(:func:`judge_experiment`). The one look at a test counts only messages sent before a
+cut-off (their clicks have had time to come in); a step with a row is never judged again.
 """
 
 from __future__ import annotations
@@ -86,22 +88,24 @@ class KeyTally:
 
 @dataclass(frozen=True)
 class Decision:
-    """A winner found in the counts: which variant (1-based), z and the two-sided p-value."""
+    """A verdict on the counts: the winning variant (1-based; None for no significant
+    difference), z and the two-sided p-value of the weakest comparison."""
 
-    variant: int
+    variant: int | None
     z: float
     p_value: float
 
 
 @dataclass(frozen=True)
 class StoredWinner:
-    """A decided A/B test as recorded: the winner and the counts it was decided on."""
+    """A judged A/B test as recorded: the winner (or None: no significant difference) and
+    the counts it was decided on."""
 
     campaign: str
     step_id: str
-    variant: int
-    subject: str  # the winning variant as the step file had it then
-    key: str  # subject_key(subject)
+    variant: int | None  # None: judged, no significant difference; the split goes on
+    subject: str | None  # the winning variant as the step file had it then
+    key: str | None  # subject_key(subject); None with no winner
     decided_at: datetime  # aware UTC
     z: float
     p_value: float
@@ -109,7 +113,12 @@ class StoredWinner:
 
 
 def variant_tallies(
-    conn: Connection, campaign: str, step_id: str, subjects: Sequence[str] | None = None
+    conn: Connection,
+    campaign: str,
+    step_id: str,
+    subjects: Sequence[str] | None = None,
+    *,
+    sent_before: datetime | None = None,
 ) -> list[VariantTally]:
     """Each variant's sent messages and people's unique clicks.
 
@@ -117,9 +126,12 @@ def variant_tallies(
     among them, numbered by their place in ``subjects`` (a reordered list keeps each
     text's counts; an edited text starts from zero); rows without a key (sent before
     migration 0015) count under their recorded number in today's list. Without it, by
-    the recorded variant number alone.
+    the recorded variant number alone. ``sent_before`` (aware UTC): only messages whose
+    ``sent_at`` is earlier count (the one look: their clicks have had time to come in).
     """
-    rows = campaign_variant_tallies(conn, campaign, step_id=step_id).get(step_id, [])
+    rows = campaign_variant_tallies(
+        conn, campaign, step_id=step_id, sent_before=sent_before
+    ).get(step_id, [])
     if subjects is None:
         counts: dict[int, list[int]] = {}
         for row in rows:
@@ -151,6 +163,7 @@ def campaign_variant_tallies(
     *,
     step_id: str | None = None,
     sent_from: datetime | None = None,
+    sent_before: datetime | None = None,
 ) -> dict[str, list[KeyTally]]:
     """Per step identity, the sent messages that carry a variant, grouped by subject key,
     recorded variant number and whether they were sent after the step's winner.
@@ -158,9 +171,11 @@ def campaign_variant_tallies(
     One grouped query (the clicks are joined on the delivery id index), so judging a
     step costs the same whenever it is asked; the report uses it too, so it counts what
     the judge counts. ``step_id`` keeps one step; ``sent_from`` (aware UTC) keeps
-    messages sent from then on.
+    messages sent from then on, ``sent_before`` those sent before then. A decision with no
+    winner splits nothing: every message of its step counts as the test's.
     """
-    after = case((and_(_W.c.decided_at.is_not(None), _D.c.sent_at >= _W.c.decided_at), 1), else_=0)
+    decided = and_(_W.c.variant.is_not(None), _W.c.decided_at.is_not(None))
+    after = case((and_(decided, _D.c.sent_at >= _W.c.decided_at), 1), else_=0)
     query = (
         select(
             _D.c.step_id,
@@ -188,6 +203,8 @@ def campaign_variant_tallies(
         query = query.where(_D.c.step_id == step_id)
     if sent_from is not None:
         query = query.where(_D.c.sent_at.is_not(None), _D.c.sent_at >= to_db_time(sent_from))
+    if sent_before is not None:
+        query = query.where(_D.c.sent_at.is_not(None), _D.c.sent_at < to_db_time(sent_before))
     tallies: dict[str, list[KeyTally]] = {}
     for step, key, variant, later, subject, sent, clicks in conn.execute(query):
         tallies.setdefault(step, []).append(
@@ -203,7 +220,7 @@ def _stored(row: Any) -> StoredWinner:
         variant=row.variant,
         subject=row.subject,
         # A winner decided before keys were recorded: the key of its stored text.
-        key=row.subject_key or subject_key(row.subject or ""),
+        key=row.subject_key or (None if row.subject is None else subject_key(row.subject)),
         decided_at=from_db_time(row.decided_at),  # type: ignore[arg-type]
         z=row.z,
         p_value=row.p_value,
@@ -236,35 +253,41 @@ def judge_experiment(
     *,
     decide: Callable[[list[VariantTally]], Decision | None],
     now: datetime,
+    sent_before: datetime | None = None,
 ) -> StoredWinner | None:
-    """The step's winner: the recorded one, or one ``decide`` finds in the counts now.
+    """The step's decision: the recorded one, or the one ``decide`` makes on the counts now.
 
-    ``decide`` gets each variant's counts and returns a :class:`Decision` or None (not
-    yet: too few sends, or no significant difference). Deciding happens in one write
-    transaction that reads the counts again and inserts the winner if no row exists;
-    a concurrent decision (another worker) wins the unique key and its row is returned.
-    The cheap path (a stored winner, or no decision) takes no write lock. ``subjects``
-    are the step's variants as written now; ``now`` is aware UTC. Raises StoreError.
+    ``decide`` gets each variant's counts (messages sent before ``sent_before``, when
+    given; variants known by their text, see :func:`variant_tallies`) and returns a
+    :class:`Decision` (its ``variant`` None for no significant difference) or None (not
+    yet: too few sends). The first decision is recorded, whatever it is, and returned
+    ever after: a step is judged once. Deciding happens in one write transaction that
+    reads the counts again and inserts the row if none exists; a concurrent decision
+    (another worker) wins the unique key and its row is returned. The cheap path (a
+    stored row, or not ready) takes no write lock. ``subjects`` are the step's variants
+    as written now; ``now`` and ``sent_before`` are aware UTC. Raises StoreError.
     """
     with read_transaction(engine) as conn:
         stored = _read(conn, campaign, step_id)
         if stored is not None:
             return stored
-        if decide(variant_tallies(conn, campaign, step_id, subjects)) is None:
+        ready = variant_tallies(conn, campaign, step_id, subjects, sent_before=sent_before)
+        if decide(ready) is None:
             return None
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     with write_transaction(engine) as conn:
-        tallies = variant_tallies(conn, campaign, step_id, subjects)
+        tallies = variant_tallies(conn, campaign, step_id, subjects, sent_before=sent_before)
         decision = decide(tallies)
-        if decision is not None and 1 <= decision.variant <= len(subjects):
+        winner = None if decision is None else decision.variant
+        if decision is not None and (winner is None or 1 <= winner <= len(subjects)):
             conn.execute(
                 dialect.insert(_W)
                 .values(
                     campaign=campaign,
                     step_id=step_id,
-                    variant=decision.variant,
-                    subject=subjects[decision.variant - 1],
-                    subject_key=subject_key(subjects[decision.variant - 1]),
+                    variant=winner,
+                    subject=None if winner is None else subjects[winner - 1],
+                    subject_key=None if winner is None else subject_key(subjects[winner - 1]),
                     decided_at=to_db_time(now),
                     z=decision.z,
                     p_value=decision.p_value,

@@ -271,9 +271,18 @@ class SqlDeliveryQueue:
         *,
         decide: Callable[[list[VariantTally]], Decision | None],
         now: datetime,
+        sent_before: datetime | None = None,
     ) -> StoredWinner | None:
-        """An A/B step's winner, stored or decided now (:func:`._experiments.judge_experiment`)."""
-        return judge_experiment(self.engine, campaign, step_id, subjects, decide=decide, now=now)
+        """An A/B step's decision, stored or made now (:func:`._experiments.judge_experiment`)."""
+        return judge_experiment(
+            self.engine,
+            campaign,
+            step_id,
+            subjects,
+            decide=decide,
+            now=now,
+            sent_before=sent_before,
+        )
 
     def schedule_version(self) -> int:
         """Changes whenever ``dripline apply`` records a campaign revision (one tiny query)."""

@@ -89,7 +89,8 @@ class GoalEvent(Base):
 
 
 class ExperimentWinner(Base):
-    """The variant an A/B subject test chose (migration 0011): one row per step, ever."""
+    """An A/B subject test's one decision (migration 0011): one row per step, ever; the
+    variant it chose, or none (variant and subject NULL, migration 0016)."""
 
     __tablename__ = "experiment_winners"
     __table_args__ = (UniqueConstraint("campaign", "step_id", name="uq_experiment_winners_step"),)
@@ -97,9 +98,11 @@ class ExperimentWinner(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign: Mapped[str] = mapped_column(String(100))
     step_id: Mapped[str] = mapped_column(String(100))
-    variant: Mapped[int] = mapped_column(Integer)  # 1-based, as deliveries.subject_variant
-    subject: Mapped[str] = mapped_column(Text)  # the winning variant as written in the file
-    # Its key (migration 0015; None for a winner decided before): deliveries.subject_key.
+    # 1-based, as deliveries.subject_variant; NULL: judged, no significant difference.
+    variant: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)  # the winner as written
+    # Its key (migration 0015; None for a winner decided before, or no winner):
+    # deliveries.subject_key.
     subject_key: Mapped[str | None] = mapped_column(String(16), nullable=True)
     decided_at: Mapped[datetime] = mapped_column(DateTime)
     z: Mapped[float] = mapped_column(Float)
