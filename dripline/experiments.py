@@ -22,10 +22,11 @@ sent; machine clicks and opens never used), with a two-proportion z-test at 95%
 must beat each other one at the Bonferroni-corrected level 0.05 / (variants - 1). The
 decision is recorded once in the database, whatever it is: a winner (its text and key),
 which every later message of that step carries whatever ``[experiment]`` or
-``[tracking]`` say later (judging needs them, a stored decision does not), or "no significant difference", after which the split
-simply goes on and the step is never judged again. Judging once keeps the 5% error
-rate honest: looking again on every pass at accumulating counts ("optional stopping")
-crowns a winner in about 21% of tests between equal subjects. The dispatcher asks
+``[tracking]`` say later (judging needs them, a stored decision does not), or "no
+significant difference", after which the split simply goes on and the step is never
+judged again. Judging once keeps the 5% error rate honest: looking again on every pass
+at accumulating counts ("optional stopping") crowns a winner in about 21% of tests
+between equal subjects. The dispatcher asks
 :class:`ExperimentJudge` once per step per pass (one grouped query), never per message.
 """
 

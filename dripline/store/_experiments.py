@@ -129,9 +129,9 @@ def variant_tallies(
     the recorded variant number alone. ``sent_before`` (aware UTC): only messages whose
     ``sent_at`` is earlier count (the one look: their clicks have had time to come in).
     """
-    rows = campaign_variant_tallies(
-        conn, campaign, step_id=step_id, sent_before=sent_before
-    ).get(step_id, [])
+    rows = campaign_variant_tallies(conn, campaign, step_id=step_id, sent_before=sent_before).get(
+        step_id, []
+    )
     if subjects is None:
         counts: dict[int, list[int]] = {}
         for row in rows:
