@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from dripline.campaign import Campaign, Tracking
 from dripline.experiments import ExperimentJudge, pick_winner
-from dripline.store import Decision, StoredWinner, VariantTally
+from dripline.store import Decision, StoredWinner, VariantTally, subject_key
 
 T0 = datetime(2026, 3, 5, 12, tzinfo=UTC)
 PASS = timedelta(hours=2)
@@ -79,9 +79,16 @@ class SimulatedTest:
             return None
         subject = None if decision.variant is None else subjects[decision.variant - 1]
         self.decided = StoredWinner(
-            campaign, step_id, decision.variant, subject, now, decision.z, decision.p_value,
-            tuple(tallies),
-        )  # fmt: skip
+            campaign=campaign,
+            step_id=step_id,
+            variant=decision.variant,
+            subject=subject,
+            key=None if subject is None else subject_key(subject),
+            decided_at=now,
+            z=decision.z,
+            p_value=decision.p_value,
+            tallies=tuple(tallies),
+        )
         return self.decided
 
 
