@@ -29,6 +29,7 @@ from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ._budget import BudgetExceeded, Deadline
+from ._sandbox import BoundedSandbox
 from .errors import CampaignError, RenderError
 
 __all__ = [
@@ -83,7 +84,8 @@ class Environments:
 
 
 def _environment(loader: BaseLoader | None, autoescape: bool) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+    # Bounded: `*` and `+` cannot build megabytes in one C call no time budget interrupts.
+    return BoundedSandbox(
         loader=loader,
         autoescape=autoescape,
         undefined=StrictUndefined,

@@ -186,6 +186,43 @@ class Timetable:
             previous_day = day
         return result
 
+    def respace(
+        self,
+        current: dict[int, datetime],
+        sent_step: int,
+        sent_at: datetime,
+        planned_at: datetime | None,
+        timezone: str | None,
+        country: str | None = None,
+        *,
+        without: frozenset[int] = frozenset(),
+    ) -> dict[int, datetime]:
+        """New due times (aware UTC) for the later steps in ``current`` (step number ->
+        due time now) once ``sent_step``, planned for ``planned_at``, went out at ``sent_at``.
+
+        Only what changes is returned. The next step (not in ``without``, the skipped
+        ones) due on the send's local day or before: every later step is re-timed from
+        the send (:meth:`retime_remaining`). The send late (on a later local day than
+        planned: an outage, a retry): each later step keeps at least the campaign's
+        spacing from the day it actually went out, never moving earlier. Otherwise (the
+        send on its planned day) nothing moves.
+        """
+        after = [n for n in sorted(current) if n > sent_step and n not in without]
+        if not after:
+            return {}
+        zone = self.zone_for(timezone)
+        sent_day = _aware(sent_at).astimezone(zone).date()
+        colliding = _aware(current[after[0]]).astimezone(zone).date() <= sent_day
+        late = planned_at is not None and sent_day > _aware(planned_at).astimezone(zone).date()
+        if not (colliding or late):
+            return {}
+        moved = self.retime_remaining(sent_step, sent_at, timezone, country, without=without)
+        return {
+            n: due
+            for n, due in moved.items()
+            if n in current and (colliding or due > _aware(current[n]))
+        }
+
     def next_send_day(self, earliest: date, region: Region | None) -> date:
         """The first local day on or after ``earliest`` that emails go out on."""
         day = earliest

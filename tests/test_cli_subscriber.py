@@ -75,7 +75,7 @@ def test_set_changes_attributes_and_names_and_show_reads_them_back(project: Path
         ("country=Narnia", "country"),
         ("timezone=Europe/Paris", "timezone cannot be changed"),
         ("email=other@example.com", "email cannot be changed"),
-        ("sub.plan=pro", "not an attribute name"),
+        ("2fa=yes", "starts with a digit"),  # subscriber.2fa could not read it
         ("plan", "expected key=value"),
         # A byte that is not UTF-8 in the shell's argument arrives as a lone surrogate.
         ("plan=\udcff", "lone surrogate (U+DCFF)"),

@@ -551,3 +551,54 @@ def test_a_when_failing_at_send_time_backs_off_more_each_time_and_logs_once_per_
     with sqlite3.connect(project / "dripline.db") as db:
         rows = db.execute("SELECT status, attempts FROM deliveries WHERE step = 3").fetchall()
     assert rows == [("scheduled", 4)] * 3
+
+
+def test_check_refuses_a_string_repetition_over_the_sandbox_limit(project, env):
+    # Probe-18b: `*` on a string was unbounded (10**8 passed check at 675 MB; 10**9 took 6 GB
+    # before the 5 s budget fired). 100,000 is small enough to have passed before, quietly.
+    add_front_matter(project, STEP3, "when = \"(subscriber.email ~ 'x') * 100000 == ''\"")
+    checked = dripline(env, "check", "ketamine-therapy", "--json")
+    found = [f for f in json.loads(checked.stdout) if f["rule"] == "when"]
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert len(found) == 3 and {(f["severity"], f["line"]) for f in found} == {("error", 2)}
+    assert all("the sandbox allows 10,000" in f["message"] for f in found)
+    assert check_when("'-' * 40 == subscriber.rule") is None  # small repetitions stay fine
+
+
+_AT_MOST_2_GB = (
+    "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)); "
+    "sys.argv = ['dripline', *sys.argv[1:]]; runpy.run_module('dripline.cli', run_name='__main__')"
+)
+
+
+def test_a_gigabyte_repetition_defers_the_delivery_before_allocating(project, env):
+    # The expression would build 16 GB per delivery; the worker runs under a 2 GB address
+    # space limit, so before the bound Python tried and failed (MemoryError; without the
+    # limit, gigabytes). Now the sandbox refuses the size first: deferred like a broken
+    # campaign file, naming file:line and the limit.
+    add_front_matter(project, STEP3, "when = \"(subscriber.email ~ 'x') * 10**9 == ''\"")
+    (project / "people.csv").write_text(
+        "email,timezone,subscribed_at\nann@example.com,UTC,2026-03-05T12:00:00Z\n"
+    )
+    dripline(env, "import", str(project / "people.csv"), "--campaign", "ketamine-therapy")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        env["DRIPLINE_SENDER"] = f"smtp://127.0.0.1:{server.port}?timeout=20"
+        for _ in range(3):
+            due = next_due(project)
+            assert due is not None
+            ran = subprocess.run(
+                [sys.executable, "-c", _AT_MOST_2_GB, "run", "--once", "--now", due[0]],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
+    assert sorted(received_steps(handler)["ann@example.com"]) == [1, 2]
+    with sqlite3.connect(project / "dripline.db") as db:
+        status, error = db.execute(
+            "SELECT status, last_error FROM deliveries WHERE step = 3"
+        ).fetchone()
+    assert status == "scheduled"
+    assert "03-neuroplasticity.md:2" in error and "the sandbox allows 10,000" in error

@@ -2,19 +2,22 @@
 
 Every ``/api/`` route takes ``Authorization: Bearer DRIPLINE_API_TOKEN`` (compared in
 constant time; without a configured token every request gets 401 and changes nothing),
-a body sent as ``Content-Type: application/json`` (else 415) of at most 32 KiB (else
-413), and answers JSON whatever happens, 405 and 500 included: an API client never gets
+a body sent as ``Content-Type: application/json`` (else 415; the PATCH route also takes
+RFC 7396's ``application/merge-patch+json``) of at most 32 KiB (else 413, without
+reading further), and answers JSON whatever happens, 405 and 500 included: an API client never gets
 the HTML pages meant for people.
 
 ``PATCH /api/subscribers/EMAIL`` takes a JSON object of fields, as ``dripline subscriber
 set`` does: ``{"plan": "pro", "seats": 5, "country": null}``. A value is a string, an
 integer (stored as its decimal text, as a CSV cell would be) or null (removes the
-attribute, like ``plan=``). Every value is checked by the same code as the CSV import
-and ``subscriber set`` (:func:`dripline.store.set_subscriber_fields`), in one
-transaction: one bad value is a 400 naming its field, and nothing changes. An unknown
-subscriber is 404; success is 200 with the subscriber as ``subscriber show --json``
-prints it. Conditional steps read attributes when a step is due, so a change applies to
-the steps not yet sent, never to one already sent or skipped.
+attribute, like ``plan=``). Keys follow the CSV import's naming rule
+(:mod:`dripline.store._attribute_names`); two keys naming one field are a 400. Every
+value is checked by the same code as the CSV import and ``subscriber set``
+(:func:`dripline.store.set_subscriber_fields`), in one transaction: one bad value is a
+400 naming its field, and nothing changes. An unknown subscriber is 404; success is 200
+with the subscriber as ``subscriber show --json`` prints it. Conditional steps read
+attributes when a step is due, so a change applies to the steps not yet sent, never to
+one already sent or skipped.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ MAX_API_BYTES = 32 * 1024
 # Every method is routed (Starlette's default for a function is GET only), so that a
 # wrong one gets a JSON 405 rather than the HTML page.
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_PATCH_TYPES = ("application/json", "application/merge-patch+json")
 
 
 def api_answer(status: int, /, **body: Any) -> JSONResponse:
@@ -93,17 +97,35 @@ async def guarded(
         return api_answer(500, error="internal error; see the server log")
 
 
-async def read_json(request: Request, constants_in: str = "") -> Any | Response:
+async def read_json(
+    request: Request,
+    constants_in: str = "",
+    media_types: tuple[str, ...] = ("application/json",),
+) -> Any | Response:
     """The body as strict JSON, or the 415/413/400 answer that refuses it.
 
-    ``constants_in`` names where NaN or Infinity would be refused (``"data: "``).
+    ``constants_in`` names where NaN or Infinity would be refused (``"data: "``);
+    ``media_types`` are the Content-Types accepted. The size limit holds while the body
+    is read: a declared Content-Length over it is refused unread, and a chunked body is
+    read no further than the limit.
     """
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        return api_answer(415, error="the body must be sent as Content-Type: application/json")
-    raw = await request.body()
-    if len(raw) > MAX_API_BYTES:
-        return api_answer(413, error=f"the body is over {MAX_API_BYTES // 1024} KiB")
+    if media_type not in media_types:
+        return api_answer(
+            415, error=f"the body must be sent as Content-Type: {' or '.join(media_types)}"
+        )
+    too_big = api_answer(413, error=f"the body is over {MAX_API_BYTES // 1024} KiB")
+    declared = request.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > MAX_API_BYTES:
+        return too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_API_BYTES:
+            return too_big  # the rest is never read (the server closes the connection)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         return strict_json(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -136,7 +158,8 @@ class _Subscribers:
     async def _patch(self, request: Request) -> Response:
         if not bearer_ok(self.settings, request):
             return api_answer(401, error="a valid Bearer token (DRIPLINE_API_TOKEN) is required")
-        body = await read_json(request)
+        # RFC 7396 JSON Merge Patch is what this route does (null removes a member).
+        body = await read_json(request, media_types=_PATCH_TYPES)
         if isinstance(body, Response):
             return body
         if not isinstance(body, dict) or not body:
@@ -157,6 +180,7 @@ class _Subscribers:
 
 
 def subscriber_routes(settings: Settings, engine: Engine) -> list[Route]:
-    """``/api/subscribers/{email}`` (PATCH; every other method a JSON 405)."""
+    """``/api/subscribers/{email}`` (PATCH; every other method a JSON 405). The address
+    is the whole rest of the path, ``/`` included (``a%2Fb@example.com``, decoded)."""
     subscribers = _Subscribers(settings, engine)
-    return [Route("/api/subscribers/{email}", subscribers.patch, methods=list(ALL_METHODS))]
+    return [Route("/api/subscribers/{email:path}", subscribers.patch, methods=list(ALL_METHODS))]

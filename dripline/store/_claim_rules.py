@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
+from ..errors import DriplineError
 from ..timetable import Timetable
 from ._bulk import BulkWriter
 from ._models import Delivery
@@ -67,13 +68,17 @@ def retime_later_steps(
     now: datetime,
     timetable_for: Callable[[str], Timetable],
 ) -> None:
-    """Move later steps that would land on the send's local day (or before) to later days."""
+    """Keep the campaign's spacing after each claimed send (:meth:`Timetable.respace`):
+    later steps that would land on the send's local day (or before) move to later days,
+    and after a late send (on a later local day than planned) no later step comes sooner
+    after it than the campaign's spacing."""
     by_enrollment = {r.enrollment_id: r for r in claimed}
+    late = {r.enrollment_id for r in claimed if _late(r, now, timetable_for)}
     # Only a step due before the end of today (local; at most 25 hours ahead anywhere,
-    # DST included) can break the spacing, so first look just at those rows: in normal
-    # running that is the claimed rows themselves. The status is filtered in Python:
-    # given "status = ..." here SQLite leaves the (enrollment_id, step) index for the
-    # (status, due_at) one and walks every scheduled row.
+    # DST included) can collide, so besides the late sends look just at those rows: in
+    # normal running that is the claimed rows themselves. The status is filtered in
+    # Python: given "status = ..." here SQLite leaves the (enrollment_id, step) index for
+    # the (status, due_at) one and walks every scheduled row.
     conn = writer.conn
     horizon = writer.time(to_db_time(now + timedelta(hours=25)))
     near = writer.select_in(
@@ -82,7 +87,7 @@ def retime_later_steps(
         list(by_enrollment),
         horizon,
     )
-    suspects = {
+    suspects = late | {
         enrollment_id
         for enrollment_id, step, status in near
         if status == "scheduled" and step > by_enrollment[enrollment_id].step
@@ -101,18 +106,26 @@ def retime_later_steps(
     for enrollment_id, steps in pending.items():
         sent = by_enrollment[enrollment_id]
         table = timetable_for(sent.campaign)
-        zone = table.zone_for(sent.timezone)
-        send_day = now.astimezone(zone).date()
-        next_day = (from_db_time(steps[0].due_at) or now).astimezone(zone).date()
-        if next_day > send_day:
-            continue  # the spacing is intact: nothing to move
         # The campaign files give the spacing; rows are matched to them by identity (a
         # step no file has any more is held, so it is not moved).
         sent_number = table.number_of(sent.step_id)
         if sent_number is None:
             continue
-        country = country_of(sent.attributes)
-        new_times = table.retime_remaining(sent_number, now, sent.timezone, country)
+        current = {
+            number: from_db_time(s.due_at) or now
+            for s in steps
+            if (number := table.number_of(s.step_id)) is not None
+        }
+        if not current:
+            continue
+        new_times = table.respace(
+            current,
+            sent_number,
+            now,
+            _planned(sent),
+            sent.timezone,
+            country_of(sent.attributes),
+        )
         for s in steps:
             number = table.number_of(s.step_id)
             if number in new_times:
@@ -125,3 +138,21 @@ def retime_later_steps(
             .execution_options(synchronize_session=False),
             moves,
         )
+
+
+def _planned(row: Any) -> datetime | None:
+    """When a claimed row was meant to go: its first attempt or its due time, the earlier."""
+    found = [t for t in (from_db_time(row.first_attempt_at), from_db_time(row.due_at)) if t]
+    return min(found, default=None)
+
+
+def _late(row: Any, now: datetime, timetable_for: Callable[[str], Timetable]) -> bool:
+    """Whether ``row`` goes out on a later local day than it was planned for."""
+    planned = _planned(row)
+    if planned is None:
+        return False
+    try:
+        zone = timetable_for(row.campaign).zone_for(row.timezone)
+    except DriplineError:  # a broken campaign file or zone: the send defers, and says why
+        return False
+    return now.astimezone(zone).date() > planned.astimezone(zone).date()

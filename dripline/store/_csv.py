@@ -4,9 +4,11 @@ Columns ``email``, ``name``, ``first_name``, ``last_name``, ``timezone``,
 ``country`` and ``subscribed_at`` are the subscriber's fields (only ``email`` is
 required); headers match loosely (``E-mail``, ``First Name``, ``Time Zone``,
 ``tz``...), and no two columns may hold the same field. Any other column becomes
-an attribute, available to templates as ``subscriber.<column>`` (header
-lower-cased). An Excel ``sep=;`` first line names the separator. ``country`` (ISO 3166-1 alpha-2)
-is stored as an attribute too; ``holidays = "subscriber"`` reads it.
+an attribute, available to templates as ``subscriber.<column>`` (by the rule of
+:mod:`._attribute_names`: ``Seats (max)`` is ``subscriber.seats_max``; a header that
+makes no readable name refuses the file, naming the column). An Excel ``sep=;``
+first line names the separator. ``country`` (ISO 3166-1 alpha-2) is stored as an attribute
+too; ``holidays = "subscriber"`` reads it.
 
 Every value is checked with the rules the renderer applies (see
 :mod:`._values`), so a row accepted here cannot fail at send time for its data.
@@ -21,6 +23,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ..errors import DriplineError
+from ._attribute_names import attribute_key, attribute_name_problem
 from ._csv_text import (
     SEPARATOR_NAMES,
     choose_separator,
@@ -92,20 +95,6 @@ def field_of(header: str) -> str | None:
 
 
 _field_of = field_of
-# Spaces and hyphens in a header, run by run (each becomes one _).
-_SPACES = re.compile(r"[\s\-]+")
-
-
-def attribute_key(header: str) -> str:
-    """The attribute name a CSV header (or ``subscriber set``'s ``key``) stores under.
-
-    One rule everywhere (import, ``subscriber set``, ``PATCH /api/subscribers``):
-    lower-cased, each run of spaces and hyphens one ``_``: ``Plan Type`` -> ``plan_type``,
-    ``Sign-up Source`` -> ``sign_up_source``, so templates and ``when`` can write
-    ``subscriber.plan_type``. Other characters are kept (``Seats (max)`` ->
-    ``seats_(max)``, which a template reads as ``subscriber['seats_(max)']``).
-    """
-    return _SPACES.sub("_", header.strip().lower())
 
 
 def _has_email(header: list[str]) -> bool:
@@ -115,7 +104,8 @@ def _has_email(header: list[str]) -> bool:
 def _columns(header: list[str]) -> list[str]:
     """The key each header cell stores its values under: a field name or an attribute.
 
-    Raises :class:`ValueError` when two columns would store under the same key
+    Raises :class:`ValueError` for a header no attribute name can be made of (see
+    :mod:`._attribute_names`), and when two columns would store under the same key
     ("Time Zone" and "timezone", "E-mail" and "Email", "notes" twice): which one the
     file means cannot be told, and taking either would lose the other in silence.
     """
@@ -123,6 +113,11 @@ def _columns(header: list[str]) -> list[str]:
     where: dict[str, int] = {}
     for index, cell in enumerate(header):
         key = _field_of(cell) or attribute_key(cell)
+        if cell.strip() and not _field_of(cell) and (problem := attribute_name_problem(key)):
+            raise ValueError(
+                f"column {index + 1} ({cell.strip()[:_HEADER_SHOWN]!r}) {problem}; rename "
+                "the column (or remove it)"
+            )
         if key and key in where:
             first = where[key]
             what = f"the {key!r} field" if _field_of(cell) else f"{key!r}"

@@ -7,7 +7,6 @@ read the attributes when a step is due, so a change applies to every step not ye
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from ._csv import attribute_key, field_of
+from ._attribute_names import attribute_key, attribute_name_problem
+from ._csv import field_of
 from ._engine import read_transaction, write_transaction
 from ._models import Enrollment, Subscriber
 from ._reports import NotSubscribedError
@@ -38,8 +38,6 @@ __all__ = [
 
 _S = Subscriber.__table__
 _E = Enrollment.__table__
-# An attribute name as the CSV import makes them (:func:`._csv.attribute_key`).
-_ATTRIBUTE = re.compile(r"\w+")
 # Fields that are not attributes and cannot change here: the address is the identity,
 # subscribed_at is consent evidence, and pending deliveries were timed in the zone.
 _FIXED = {
@@ -122,19 +120,26 @@ def _changes(
 ) -> tuple[dict[str, str], dict[str, str | None], dict[str, str]]:
     """(standard fields, attributes; None removes one, how each attribute's key was
     written) from ``key=value`` pairs. Keys follow the CSV import's rule
-    (:func:`._csv.attribute_key`): ``Plan Type=solo`` sets ``plan_type``."""
+    (:mod:`._attribute_names`): ``Plan Type=solo`` sets ``plan_type``. Two keys for one
+    field or attribute (``plan`` and ``Plan``) are refused, naming both."""
     fields: dict[str, str] = {}
     attributes: dict[str, str | None] = {}
     written: dict[str, str] = {}
+    given_as: dict[str, str] = {}
     for raw_key, value in values.items():
         try:
             key = field_of(raw_key) or attribute_key(raw_key)
+            if key in given_as:
+                raise InvalidSubscriberError(
+                    f"{given_as[key]!r} and {raw_key!r} both name {key!r}; give it once"
+                )
+            given_as[key] = raw_key
             if key in _FIXED:
                 raise InvalidSubscriberError(f"{key} cannot be changed: {_FIXED[key]}")
             if key in ("name", "first_name", "last_name"):
                 fields[key] = check_name(value, key)
                 continue
-            if not _ATTRIBUTE.fullmatch(key):
+            if attribute_name_problem(key):
                 # Perhaps a key stored before names were normalised: looked up in the
                 # transaction (_stored_key), refused there if the subscriber has none.
                 key = raw_key.strip()
@@ -155,12 +160,9 @@ def _stored_key(key: str, raw_key: str, stored: Mapping[str, Any]) -> str:
     for spelling in (raw_key.strip(), raw_key.strip().lower()):
         if spelling in stored:
             return spelling
-    if not _ATTRIBUTE.fullmatch(key):
-        raise InvalidFieldError(
-            f"{raw_key!r} is not an attribute name (letters, digits and _, as in "
-            "subscriber.plan; spaces and hyphens become _)",
-            field=raw_key,
-        )
+    problem = attribute_name_problem(attribute_key(key))
+    if problem:
+        raise InvalidFieldError(f"{raw_key!r} {problem}", field=raw_key)
     return key
 
 
@@ -194,7 +196,11 @@ def set_subscriber_fields(
                 stored[name] = value
         new: dict[str, Any] = {"attributes": stored}
         if "last_name" in fields:
-            stored["last_name"] = fields.pop("last_name")
+            last_name = fields.pop("last_name")
+            if last_name:
+                stored["last_name"] = last_name
+            else:  # empty or null removes it, as for any attribute
+                stored.pop("last_name", None)
         if "name" in fields:
             new["name"] = fields["name"]
             if "first_name" not in fields and not row.first_name:

@@ -5,8 +5,10 @@ has already moved the later steps as if it went out (:func:`._claim_rules.
 retime_later_steps`, the spacing kept after an outage). Nothing went out, so those
 steps are put back where the sequence without the skipped step(s) puts them: spaced
 from the last step actually sent (or from the enrollment's own timetable when none
-was), and never before the pass that skipped. Steps only ever move earlier here, in
-the same transaction that records the skip.
+was), and never before the pass that skipped; a step sent late (an outage) keeps the
+campaign's spacing from the day it went out (:meth:`..timetable.Timetable.respace`, the
+rule the claim applies). Steps only ever move earlier here, in the same transaction
+that records the skip.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ __all__ = ["free_skipped_slots"]
 
 _ROWS = (
     "SELECT d.id, d.enrollment_id, d.step_id, d.status, d.due_at, d.sent_at, "
-    "e.campaign, e.enrolled_at, s.timezone, s.attributes "
+    "e.campaign, e.enrolled_at, s.timezone, s.attributes, d.first_attempt_at "
     "FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id "
     "JOIN subscribers s ON s.id = e.subscriber_id WHERE d.enrollment_id {among}"
 )
@@ -65,7 +67,7 @@ def _moves(
     rows: list[tuple[Any, ...]], now: datetime, timetable_for: Callable[[str], Timetable]
 ) -> list[tuple[datetime, int]]:
     """(new due, row id) for one enrollment's scheduled steps that the skips let go earlier."""
-    _, _, _, _, _, _, campaign, enrolled_at, timezone, attributes = rows[0]
+    _, _, _, _, _, _, campaign, enrolled_at, timezone, attributes, _ = rows[0]
     if isinstance(attributes, str):
         attributes = json.loads(attributes)
     country = country_of(attributes)
@@ -84,13 +86,16 @@ def _moves(
     sent = [(n, r) for n, r in numbered if r[3] == "sent" and n < pending[0][0] and r[5]]
     if sent:
         anchor, anchor_row = max(sent, key=lambda item: item[0])
-        times = _spaced(
-            table, times, anchor, from_db_time(anchor_row[5]) or now, timezone, country, skipped
+        sent_at = from_db_time(anchor_row[5]) or now
+        times |= table.respace(
+            times, anchor, sent_at, _planned(anchor_row), timezone, country, without=skipped
         )
     first = pending[0][0]
     if times[first] < now:
         # Overdue: the first step goes now, the rest keep their spacing from it.
-        times = _spaced(table, {**times, first: now}, first, now, timezone, country, skipped)
+        planned = times[first]
+        times[first] = now
+        times |= table.respace(times, first, now, planned, timezone, country, without=skipped)
     moves: list[tuple[datetime, int]] = []
     for number, row in pending:
         current = from_db_time(row[4])
@@ -100,21 +105,7 @@ def _moves(
     return moves
 
 
-def _spaced(
-    table: Timetable,
-    times: dict[int, datetime],
-    anchor: int,
-    anchor_at: datetime,
-    timezone: str | None,
-    country: str | None,
-    skipped: frozenset[int],
-) -> dict[int, datetime]:
-    """``times``, or the steps after ``anchor`` re-timed from it when the next one would
-    land on its local day or before (the rule a late claim applies, ignoring skipped
-    steps: :func:`._claim_rules.retime_later_steps`)."""
-    after = [n for n in sorted(times) if n > anchor and n not in skipped]
-    zone = table.zone_for(timezone)
-    if not after or times[after[0]].astimezone(zone).date() > anchor_at.astimezone(zone).date():
-        return times
-    moved = table.retime_remaining(anchor, anchor_at, timezone, country, without=skipped)
-    return {**times, **moved}
+def _planned(row: tuple[Any, ...]) -> datetime | None:
+    """When a sent row was meant to go: its first attempt or its due time, the earlier."""
+    found = [t for t in (from_db_time(row[10]), from_db_time(row[4])) if t is not None]
+    return min(found, default=None)
