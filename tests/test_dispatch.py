@@ -141,6 +141,29 @@ def test_messages_carry_the_pass_time_and_a_signed_unsubscribe(project, env):
     )
 
 
+def test_a_template_greets_by_the_first_name_and_local_zone_the_subscriber_gave(project, env):
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    greeting = 'Hi {{ subscriber.first_name | default("there") }},'
+    assert greeting in step.read_text()
+    step.write_text(
+        step.read_text().replace(
+            greeting,
+            greeting + "\n\nTimes in this email are in {{ subscriber.timezone }}.",
+        )
+    )
+    subscribe(env, "pat@example.com")  # --name "Pat Doe" --tz America/Los_Angeles
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        run_once(env, f"smtp://127.0.0.1:{server.port}", T0 + timedelta(seconds=30))
+    (received,) = handler.received
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()
+    assert "Hi Pat," in text
+    assert "Times in this email are in America/Los_Angeles." in text
+    html = message.get_body(("html",)).get_content()
+    assert "Hi Pat," in html and "America/Los_Angeles" in html
+
+
 def test_run_without_a_secret_key_is_a_clear_error(project, env):
     env = {**env, "DRIPLINE_SECRET_KEY": ""}
     result = CliRunner(env=env).invoke(main, ["run", "--once", "--sender", "memory:x"])
