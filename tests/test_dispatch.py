@@ -164,6 +164,24 @@ def test_a_template_greets_by_the_first_name_and_local_zone_the_subscriber_gave(
     assert "Hi Pat," in html and "America/Los_Angeles" in html
 
 
+def test_a_step_sent_only_to_some_addresses_reads_the_claimed_address(project, env):
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    text = step.read_text()
+    step.write_text(
+        text.replace("+++\n", "+++\nwhen = \"subscriber.email.startswith('vip-')\"\n", 1)
+    )
+    subscribe(env, "vip-ana@example.com")
+    subscribe(env, "bo@example.com")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        output = run_once(env, f"smtp://127.0.0.1:{server.port}", T0 + timedelta(seconds=30))
+    assert [list(r.rcpt_tos) for r in handler.received] == [["vip-ana@example.com"]]
+    assert "sent 1" in output and "skipped 1" in output, output
+    state = rows(project)
+    assert state[("vip-ana@example.com", "ketamine-therapy", 1)]["status"] == "sent"
+    assert state[("bo@example.com", "ketamine-therapy", 1)]["status"] == "skipped"
+
+
 def test_run_without_a_secret_key_is_a_clear_error(project, env):
     env = {**env, "DRIPLINE_SECRET_KEY": ""}
     result = CliRunner(env=env).invoke(main, ["run", "--once", "--sender", "memory:x"])
