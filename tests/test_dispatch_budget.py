@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from dripline.cli import main
@@ -115,17 +116,32 @@ def test_sigterm_while_a_template_runs_away_stops_the_pass_at_once(project: Path
 RUNAWAY_COMPILE = '\n{{ "x" | slice(1000000000000) | sum(start=[]) }}\n'
 
 
-def test_sigterm_while_a_step_compile_runs_away_hands_the_delivery_back(project: Path):
+# A step's `when` that runs away (evaluated per subscriber, before the render).
+RUNAWAY_WHEN = "when = \"range(100000)|select('in', range(100000)|reverse|list)|list\"\n"
+
+
+def runaway_compile(text: str) -> str:
+    return text + RUNAWAY_COMPILE
+
+
+def runaway_when(text: str) -> str:
+    return text.replace("+++\n", "+++\n" + RUNAWAY_WHEN, 1)
+
+
+@pytest.mark.parametrize("edit", [runaway_compile, runaway_when])
+def test_sigterm_while_a_step_compile_or_when_runs_away_hands_the_delivery_back(
+    project: Path, edit
+):
     subscribe(project, "slow@example.com", "ketamine-therapy")
     step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
-    step.write_text(step.read_text() + RUNAWAY_COMPILE)  # saved after the subscription
+    step.write_text(edit(step.read_text()))  # saved after the subscription
     env = {
         "DRIPLINE_ROOT": str(project),
         "DRIPLINE_SECRET_KEY": "test-secret",
         "DRIPLINE_SENDER": f"maildir:{project / 'outbox'}",
         "DRIPLINE_BASE_URL": "https://news.example.com",
         "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
-        # The compile would stop here without the signal, as a deferred step: a guard
+        # The compile or `when` would stop here without the signal, as a deferred step: a guard
         # that cannot look like the signal's outcome ("released").
         "DRIPLINE_RENDER_BUDGET": "30",
     }
