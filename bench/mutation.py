@@ -270,6 +270,11 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (4, 7)
     },
+    "dripline.dispatch.xǁDispatcherǁ_render__mutmut_35": (
+        "a skipped step's outcome without last_step (True, the default): as with _is_last "
+        "#4/#7, the store completes an enrollment only when none of its deliveries is "
+        "pending, so a skipped step with later steps pending completes nothing"
+    ),
     "dripline.dispatch.xǁDispatcherǁ_is_last__mutmut_8": (
         "the library answers from the campaign it loaded to render this very delivery in the "
         "same pass: it cannot fail to load between the render and the outcome"
