@@ -8,7 +8,9 @@ the process raises :class:`BudgetExceeded` *inside* that thread (CPython's
 code is interrupted at once). Arming and disarming cost two lock round trips, not a
 thread per call, and no tracing hook slows the guarded code. A pending interrupt
 that arrives after the stretch ended is cancelled, so it never lands in unrelated
-code. Deadlines nest: each one raises only for itself.
+code. Guarded code that catches the interrupt (``except Exception``) is interrupted
+again every 0.1 s until it leaves the stretch. Deadlines nest: each one raises only
+for itself.
 
 :class:`RenderBudget` (dispatch: seconds per call) and ``templating.TimeBudget``
 (check and render: one budget over several stretches) are both built on it.
@@ -82,9 +84,15 @@ class _Watchdog:
             while True:
                 now = time.monotonic()
                 for deadline in list(self._armed):
+                    if deadline.fired is not None:
+                        # Fired, yet still inside the block: the guarded code caught the
+                        # interrupt (Jinja folds a constant expression while compiling
+                        # under `except Exception`, then tries it again). Again, until
+                        # the block is left (disarm).
+                        _interrupt(deadline.thread_id, deadline.fired)
+                        continue
                     cancelled = deadline.cancel is not None and deadline.cancel.is_set()
                     if deadline.at <= now or cancelled:
-                        self._armed.discard(deadline)
                         deadline.fired = RenderCancelled if cancelled else BudgetExceeded
                         # Where it was, for the error message (the traceback may be rewritten).
                         deadline.frame = sys._current_frames().get(deadline.thread_id)
@@ -129,7 +137,14 @@ class Deadline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _WATCHDOG.disarm(self)
+        while True:
+            try:
+                _WATCHDOG.disarm(self)
+                break
+            except BudgetExceeded:
+                # A repeated interrupt (this deadline's, or an enclosing one's, which
+                # repeats too) landed before disarming: disarm for sure, then go on.
+                continue
         if self.fired is not None:
             text = "cancelled" if self.fired is RenderCancelled else self.message
             raise self.fired(text) from exc

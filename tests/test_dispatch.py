@@ -141,6 +141,54 @@ def test_messages_carry_the_pass_time_and_a_signed_unsubscribe(project, env):
     )
 
 
+def test_a_template_greets_by_the_first_name_and_local_zone_the_subscriber_gave(project, env):
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    greeting = 'Hi {{ subscriber.first_name | default("there") }},'
+    assert greeting in step.read_text()
+    step.write_text(
+        step.read_text().replace(
+            greeting,
+            greeting + "\n\nTimes in this email are in {{ subscriber.timezone }}.",
+        )
+    )
+    subscribe(env, "pat@example.com")  # --name "Pat Doe" --tz America/Los_Angeles
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        run_once(env, f"smtp://127.0.0.1:{server.port}", T0 + timedelta(seconds=30))
+    (received,) = handler.received
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()
+    assert "Hi Pat," in text
+    assert "Times in this email are in America/Los_Angeles." in text
+    html = message.get_body(("html",)).get_content()
+    assert "Hi Pat," in html and "America/Los_Angeles" in html
+
+
+def test_a_step_sent_only_to_some_addresses_reads_the_claimed_address(project, env):
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    text = step.read_text()
+    step.write_text(
+        text.replace("+++\n", "+++\nwhen = \"subscriber.email.startswith('vip-')\"\n", 1)
+    )
+    for later in sorted(step.parent.glob("0[2-6]-*.md")):  # step 1 is the last step
+        later.unlink()
+    for address in ("vip-ana@example.com", "bo@example.com", "cy@example.com"):
+        subscribe(env, address)
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        output = run_once(env, f"smtp://127.0.0.1:{server.port}", T0 + timedelta(seconds=30))
+    assert [list(r.rcpt_tos) for r in handler.received] == [["vip-ana@example.com"]]
+    assert "sent 1" in output and "skipped 2" in output, output
+    state = rows(project)
+    assert state[("vip-ana@example.com", "ketamine-therapy", 1)]["status"] == "sent"
+    assert state[("bo@example.com", "ketamine-therapy", 1)]["status"] == "skipped"
+    assert state[("cy@example.com", "ketamine-therapy", 1)]["status"] == "skipped"
+    db = sqlite3.connect(project / "dripline.db")
+    finished = dict(db.execute("SELECT id, status FROM enrollments"))
+    db.close()
+    assert sorted(finished.values()) == ["completed"] * 3  # a skipped last step finishes it
+
+
 def test_run_without_a_secret_key_is_a_clear_error(project, env):
     env = {**env, "DRIPLINE_SECRET_KEY": ""}
     result = CliRunner(env=env).invoke(main, ["run", "--once", "--sender", "memory:x"])

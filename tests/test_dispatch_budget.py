@@ -8,11 +8,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from dripline.cli import main
@@ -107,3 +109,81 @@ def test_sigterm_while_a_template_runs_away_stops_the_pass_at_once(project: Path
     assert "stopped by a signal" in output and "released 1" in output
     assert step1(project) == {"ketamine-therapy": "scheduled"}
     assert Counter(p.name for p in (project / "outbox").rglob("*") if p.is_file()) == Counter()
+
+
+# Jinja folds a constant expression while it compiles the template: this one makes the
+# step's compile itself run away (a trillion empty slices summed), before any render.
+RUNAWAY_COMPILE = '\n{{ "x" | slice(1000000000000) | sum(start=[]) }}\n'
+
+
+# A step's `when` that runs away (evaluated per subscriber, before the render).
+RUNAWAY_WHEN = "when = \"range(100000)|select('in', range(100000)|reverse|list)|list\"\n"
+
+
+def in_a_jinja_filter(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is running a Jinja filter now (the runaway ``slice``/``select``)."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if Path(frame.f_code.co_filename).match("jinja2/filters.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def runaway_compile(text: str) -> str:
+    return text + RUNAWAY_COMPILE
+
+
+def runaway_when(text: str) -> str:
+    return text.replace("+++\n", "+++\n" + RUNAWAY_WHEN, 1)
+
+
+@pytest.mark.parametrize("edit", [runaway_compile, runaway_when])
+def test_sigterm_while_a_step_compile_or_when_runs_away_hands_the_delivery_back(
+    project: Path, edit
+):
+    subscribe(project, "slow@example.com", "ketamine-therapy")
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    step.write_text(edit(step.read_text()))  # saved after the subscription
+    env = {
+        "DRIPLINE_ROOT": str(project),
+        "DRIPLINE_SECRET_KEY": "test-secret",
+        "DRIPLINE_SENDER": f"maildir:{project / 'outbox'}",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+        # The compile or `when` would stop here without the signal, as a deferred step: a guard
+        # that cannot look like the signal's outcome ("released").
+        "DRIPLINE_RENDER_BUDGET": "30",
+    }
+    problems: list[str] = []
+    before = signal.getsignal(signal.SIGTERM)  # pytest's (or a mutation tool's) handler
+
+    def terminate_once_claimed() -> None:
+        # The run (in this process, main thread) installs its SIGTERM handler before it
+        # claims; the signal goes once the runaway filter runs (a signal before the render
+        # would hand the claim back untried, testing something else).
+        deadline = time.monotonic() + 60
+        while (
+            step1(project)["ketamine-therapy"] != "claimed"
+            or signal.getsignal(signal.SIGTERM) is before
+            or not in_a_jinja_filter(threading.main_thread())
+        ):
+            if time.monotonic() > deadline:
+                problems.append("it never claimed")
+                return
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=terminate_once_claimed)
+    watcher.start()
+    when = (T0 + timedelta(minutes=1)).isoformat()
+    result = CliRunner(env=env).invoke(main, ["run", "--once", "--now", when])
+    watcher.join()
+    assert problems == []
+    assert result.exit_code == 0, result.output
+    assert "stopped by a signal" in result.output, result.output
+    assert "deferred 0, failed 0" in result.output and "released 1" in result.output, result.output
+    assert step1(project) == {"ketamine-therapy": "scheduled"}
+    assert not (project / "outbox").exists() or not any(
+        p.is_file() for p in (project / "outbox").rglob("*")
+    )

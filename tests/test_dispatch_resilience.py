@@ -147,3 +147,52 @@ def test_a_broken_campaign_edit_defers_instead_of_failing(project: Path):
     engine.dispose()
     assert report.sent == 1, report.summary()
     assert len(MemorySender.outbox("broken")) == 1
+
+
+class EditedMidPass(SqlDeliveryQueue):
+    """The real queue; the operator's edit lands right after a claim (mid-pass)."""
+
+    edit: object = None
+
+    def claim_due(self, now: datetime, limit: int):
+        claimed = super().claim_due(now, limit)
+        if claimed and self.edit is not None:
+            edit, self.edit = self.edit, None
+            edit()
+        return claimed
+
+
+def test_a_step_removed_while_a_pass_runs_is_deferred_with_its_name(project: Path):
+    """The campaign was broken when the pass began (so not loaded), and the edit that
+    fixes it also removes step 1 while the pass has its delivery claimed."""
+    subscribe(project, "reader@example.com", T0)
+    db = sqlite3.connect(project / "dripline.db")
+    ((delivery_id, step_id),) = db.execute("SELECT id, step_id FROM deliveries WHERE step = 1")
+    db.close()
+    toml = project / "campaigns/ketamine-therapy/campaign.toml"
+    good = toml.read_text()
+    toml.write_text(good.replace('timezone = "America/Los_Angeles"', 'timezone = "Nowhere/X"'))
+
+    def finish_the_edit() -> None:
+        toml.write_text(good)
+        (project / "campaigns/ketamine-therapy/01-rapid-relief.md").unlink()
+
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir)
+    queue = EditedMidPass(engine, lambda slug: Timetable.of(library.campaign(slug)))
+    queue.edit = finish_the_edit
+    MemorySender.clear("removed")
+    run = Dispatcher(queue, MemorySender("removed"), library, unsubscribe_link_maker(settings))
+    report = run.dispatch_due(T0 + timedelta(minutes=1))
+    engine.dispose()
+    assert (report.sent, report.deferred, report.failed) == (0, 1, 0), report.summary()
+    assert report.errors == [
+        f"delivery {delivery_id}: step {step_id!r} is no longer in campaign 'ketamine-therapy'"
+    ]
+    assert statuses(project) == Counter({"scheduled": 1})
+    db = sqlite3.connect(project / "dripline.db")
+    (error,) = db.execute("SELECT last_error FROM deliveries WHERE id = ?", (delivery_id,))
+    db.close()
+    assert error == (f"campaign: step {step_id!r} is no longer in campaign 'ketamine-therapy'",)
+    assert MemorySender.outbox("removed") == []

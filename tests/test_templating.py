@@ -13,7 +13,7 @@ import pytest
 from jinja2 import DictLoader
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from dripline._budget import BudgetExceeded, RenderBudget
+from dripline._budget import BudgetExceeded, RenderBudget, RenderCancelled
 from dripline.templating import RenderBudgetExceeded, template_cycle, time_budget
 
 DRIPLINE = str(Path(sys.executable).with_name("dripline"))
@@ -143,6 +143,21 @@ def test_nested_budgets_each_raise_for_themselves_and_share_one_watchdog():
         RenderBudget(1.0).run(lambda: None)
     watchdogs = [t for t in threading.enumerate() if t.name == "dripline-render-budget"]
     assert len(watchdogs) == 1
+
+
+def test_a_budget_stops_code_that_swallows_the_interrupt():
+    """Jinja folds a constant expression while it compiles a template, under `except
+    Exception`, and folds it again in its optimizer: a compile that runs away catches the
+    budget's interrupt, so the interrupt repeats until the guarded call is left."""
+    env = ImmutableSandboxedEnvironment()
+    runaway = '{{ "x" | slice(1000000000000) | sum(start=[]) }}'  # folded while compiling
+    with pytest.raises(BudgetExceeded):
+        RenderBudget(0.3).run(lambda: env.from_string(runaway))
+    stop = threading.Event()
+    stop.set()  # SIGTERM before the compile began
+    with pytest.raises(RenderCancelled):
+        RenderBudget(None).run(lambda: env.from_string(runaway), stop)
+    assert RenderBudget(1.0).run(lambda: 42) == 42  # nothing left pending for this thread
 
 
 def _render_within(env: ImmutableSandboxedEnvironment, seconds: float) -> str:
