@@ -6,6 +6,11 @@ fold it while compiling. Jinja's sandbox hands the operators named in
 ``intercepted_binops`` to :meth:`BoundedSandbox.call_binop` (and stops folding them:
 ``jinja2.nodes.BinExpr.as_const``), which refuses a repetition or concatenation whose
 result would be too long *before* Python builds it. Arithmetic on numbers is untouched.
+The same goes for the other one-call ways to pad a text: a width given to
+``str.center``/``ljust``/``rjust``/``zfill``/``expandtabs`` (:meth:`BoundedSandbox.call`),
+to the ``center``, ``indent`` and ``format`` filters, or in a ``%`` or ``str.format``
+format (``'%1000000000s' % x``, ``'{:>1000000000}'.format(x)``) is refused above
+:data:`MAX_REPETITION`.
 
 Source: Jinja 3.1 "Sandbox", section "Operator Intercepting"
 (https://jinja.palletsprojects.com/en/3.1.x/sandbox/#operator-intercepting).
@@ -13,6 +18,9 @@ Source: Jinja 3.1 "Sandbox", section "Operator Intercepting"
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from jinja2.exceptions import SecurityError
@@ -28,6 +36,12 @@ MAX_REPETITION = 10_000
 MAX_CONCATENATION = 1_000_000
 
 _SEQUENCES = (str, bytes, list, tuple)
+# str methods whose first argument is the width of the text they return.
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
+# A printf conversion's width and precision (either may be ``*``: taken from the values).
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+# A str.format replacement field's spec (after ``:``), possibly with nested fields.
+_FORMAT_SPEC = re.compile(r"\{[^{}:]*:((?:[^{}]|\{[^{}]*\})*)\}")
 
 
 class BoundedSandbox(ImmutableSandboxedEnvironment):
@@ -38,7 +52,40 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     deferred delivery at send time (see :func:`dripline.conditions.step_applies`).
     """
 
-    intercepted_binops = frozenset({"*", "+"})
+    intercepted_binops = frozenset({"*", "+", "%"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Filters are called directly by compiled templates, not through call().
+        self.filters = dict(self.filters)
+        for name, check in (("center", _width_filter), ("indent", _width_filter)):
+            self.filters[name] = check(self.filters[name])
+        self.filters["format"] = _format_filter(self.filters["format"])
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        # The double underscores mirror Jinja's signature (keyword arguments pass through).
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            name = getattr(__obj, "__name__", "")
+            width = args[0] if args else kwargs.get("width", kwargs.get("tabsize"))
+            if name in _WIDTH_METHODS:
+                _check_width(width, f"str.{name}")
+            elif name == "expandtabs" and isinstance(width, int):
+                _check_width(width * owner.count("\t"), "str.expandtabs")
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapper = super().wrap_str_format(value)
+        if wrapper is None:
+            return None
+        text: str = value.__self__
+
+        @wraps(wrapper)
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            _check_format_spec(text, args, kwargs)
+            return wrapper(*args, **kwargs)
+
+        return bounded
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         # Numbers first and without a super() call: this runs for every `*` and `+`.
@@ -59,6 +106,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                     f"or items; the sandbox allows {MAX_CONCATENATION:,}"
                 )
             return left + right
+        if operator == "%":
+            if isinstance(left, str):
+                _check_printf(left, right)
+            return left % right
         return super().call_binop(context, operator, left, right)
 
 
@@ -69,3 +120,55 @@ def _check_repetition(sequence: Any, count: Any) -> None:
             f"would make {len(sequence) * count:,} characters or items; the sandbox "
             f"allows {MAX_REPETITION:,}"
         )
+
+
+def _check_width(width: Any, what: str) -> None:
+    if isinstance(width, int) and width > MAX_REPETITION:
+        raise SecurityError(
+            f"{what} with a width of {width:,} characters; the sandbox allows {MAX_REPETITION:,}"
+        )
+
+
+def _check_printf(fmt: str, values: Any) -> None:
+    """Refuse a ``%`` format whose width or precision (literal or ``*``) is too big."""
+    starred = False
+    for match in _PRINTF.finditer(fmt):
+        for part in match.groups():
+            if part == "*":
+                starred = True
+            elif part is not None:
+                _check_width(int(part), "a % format")
+    if starred:
+        for value in values if isinstance(values, tuple) else (values,):
+            _check_width(value, "a % format")
+
+
+def _check_format_spec(fmt: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a ``str.format`` whose field widths or precisions are too big; a width
+    taken from the values (a nested field) is checked on the values."""
+    for match in _FORMAT_SPEC.finditer(fmt):
+        spec = match.group(1)
+        if "{" in spec:
+            for value in (*args, *kwargs.values()):
+                _check_width(value, "str.format")
+        for number in re.findall(r"\d+", spec):
+            _check_width(int(number), "str.format")
+
+
+def _width_filter(original: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(original)
+    def bounded(value: Any, width: Any = 80, *args: Any, **kwargs: Any) -> Any:
+        _check_width(width, f"the {original.__name__.removeprefix('do_')} filter")
+        return original(value, width, *args, **kwargs)
+
+    return bounded
+
+
+def _format_filter(original: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(original)
+    def bounded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            _check_printf(value, args or tuple(kwargs.values()))
+        return original(value, *args, **kwargs)
+
+    return bounded

@@ -42,3 +42,36 @@ def test_ordinary_arithmetic_and_small_repetitions_are_unchanged():
         "{{ 10**60 * 10**60 > 1 }}|{{ ('x' * " + str(MAX_REPETITION) + ") | length }}"
     ).render()
     assert rendered == f"{'-' * 40}|13|5.0|[1, 2]|ab|True|{MAX_REPETITION}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ subscriber|center(10**9) }}",
+        "{{ subscriber.center(10**9) }}",
+        "{{ subscriber.rjust(width=10**9) }}",
+        "{{ subscriber.zfill(10**9) }}",
+        "{{ subscriber|indent(10**9) }}",
+        "{{ '%1000000000s'|format(subscriber) }}",
+        "{{ '%1000000000s' % subscriber }}",
+        "{{ '%.1000000000f' % 1.0 }}",
+        "{{ '%*s' % (10**9, subscriber) }}",
+        "{{ '{:>1000000000}'.format(subscriber) }}",
+        "{{ '{:>{w}}'.format(subscriber, w=10**9) }}",
+        "{{ ('\t' * 100).expandtabs(10**8) }}",
+    ],
+)
+def test_a_width_over_the_limit_is_refused_before_the_text_is_padded(source):
+    """The other one-call ways to build a huge text (probe-18b's addendum, left by the
+    first fix): a width given to a str method, a filter, or a % / str.format format."""
+    with pytest.raises(SecurityError, match=f"the sandbox allows {MAX_REPETITION:,}"):
+        TEXT.from_string(source).render(subscriber="a")
+
+
+def test_ordinary_widths_and_formats_are_unchanged():
+    rendered = TEXT.from_string(
+        "{{ x|center(6) }}|{{ x.rjust(4) }}|{{ '%5s'|format(x) }}|{{ '%-*s' % (4, x) }}|"
+        "{{ '{:>4}'.format(x) }}|{{ '{:,}'.format(1234567) }}|{{ 7 % 3 }}|{{ '%.2f' % 2.5 }}|"
+        "{{ 'a\nb'|indent(2) }}"
+    ).render(x="ab")
+    assert rendered == "  ab  |  ab|   ab|ab  |  ab|1,234,567|1|2.50|a\n  b"
