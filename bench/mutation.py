@@ -86,6 +86,11 @@ MODULES: dict[str, Module] = {
             "tests/test_dispatch_resilience.py",
             "tests/test_dispatch_deadlines.py",
             "tests/test_dispatch_budget.py",
+            # In-process passes that reach tracked links, A/B variants and skipped steps.
+            "tests/test_store_results.py",
+            "tests/test_experiments.py",
+            "tests/test_conditions.py",
+            "tests/test_plan_renames.py",
         ),
         # Each waits out real relay deadlines or a runaway template (5-8 s): 40 s per
         # surviving mutant. The refused-connection test (3 s) stays for the relay-down path.
