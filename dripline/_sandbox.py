@@ -10,7 +10,9 @@ The same goes for the other one-call ways to pad a text: a width given to
 ``str.center``/``ljust``/``rjust``/``zfill``/``expandtabs`` (:meth:`BoundedSandbox.call`),
 to the ``center``, ``indent`` and ``format`` filters, or in a ``%`` or ``str.format``
 format (``'%1000000000s' % x``, ``'{:>1000000000}'.format(x)``) is refused above
-:data:`MAX_REPETITION`.
+:data:`MAX_REPETITION`; a ``replace`` or ``join`` (method or filter) whose result would
+pass :data:`MAX_CONCATENATION`, and a ``**`` on integers whose result would have more
+than :data:`MAX_POWER_DIGITS` digits (``(((10**64)**64)**64)**64``), are refused too.
 
 Source: Jinja 3.1 "Sandbox", section "Operator Intercepting"
 (https://jinja.palletsprojects.com/en/3.1.x/sandbox/#operator-intercepting).
@@ -18,6 +20,7 @@ Source: Jinja 3.1 "Sandbox", section "Operator Intercepting"
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from functools import wraps
@@ -27,13 +30,17 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-__all__ = ["MAX_CONCATENATION", "MAX_REPETITION", "BoundedSandbox"]
+__all__ = ["MAX_CONCATENATION", "MAX_POWER_DIGITS", "MAX_REPETITION", "BoundedSandbox"]
 
 # Characters (or items) a `*` may produce: rules and padding ("-" * 40), never megabytes.
 MAX_REPETITION = 10_000
 # Characters (or items) a `+` may produce. Concatenation only adds lengths, but a loop
 # over `{% set ns.s = ns.s + ns.s %}` doubles; a template is at most 1 MB itself.
 MAX_CONCATENATION = 1_000_000
+
+# Decimal digits a `**` on integers may produce: Python's own limit for printing an int
+# (sys.int_info.default_max_str_digits); past it the value could not even be shown.
+MAX_POWER_DIGITS = 4_300
 
 _SEQUENCES = (str, bytes, list, tuple)
 # str methods whose first argument is the width of the text they return.
@@ -52,7 +59,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     deferred delivery at send time (see :func:`dripline.conditions.step_applies`).
     """
 
-    intercepted_binops = frozenset({"*", "+", "%"})
+    intercepted_binops = frozenset({"*", "+", "%", "**"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -61,6 +68,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         for name, check in (("center", _width_filter), ("indent", _width_filter)):
             self.filters[name] = check(self.filters[name])
         self.filters["format"] = _format_filter(self.filters["format"])
+        self.filters["replace"] = _replace_filter(self.filters["replace"])
+        self.filters["join"] = _join_filter(self.filters["join"])
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         # The double underscores mirror Jinja's signature (keyword arguments pass through).
@@ -72,6 +81,12 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 _check_width(width, f"str.{name}")
             elif name == "expandtabs" and isinstance(width, int):
                 _check_width(width * owner.count("\t"), "str.expandtabs")
+            elif name == "replace" and len(args) >= 2:
+                _check_replace(owner, *args[:3])
+            elif name == "join" and len(args) == 1 and not kwargs:
+                items = list(args[0])  # once: a generator is consumed by measuring it
+                _check_join(owner, items)
+                args = (items,)
         return super().call(__context, __obj, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -106,6 +121,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                     f"or items; the sandbox allows {MAX_CONCATENATION:,}"
                 )
             return left + right
+        if operator == "**":
+            _check_power(left, right)
+            return left**right
         if operator == "%":
             if isinstance(left, str):
                 _check_printf(left, right)
@@ -170,5 +188,59 @@ def _format_filter(original: Callable[..., Any]) -> Callable[..., Any]:
         if isinstance(value, str):
             _check_printf(value, args or tuple(kwargs.values()))
         return original(value, *args, **kwargs)
+
+    return bounded
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    if type(base) is int and type(exponent) is int and exponent > 0 and abs(base) > 1:
+        digits = exponent * math.log10(abs(base))
+        if digits > MAX_POWER_DIGITS:
+            raise SecurityError(
+                f"raising to the power {exponent:,} would make a number of about "
+                f"{digits:,.0f} digits; the sandbox allows {MAX_POWER_DIGITS:,}"
+            )
+
+
+def _check_replace(text: str, old: Any, new: Any, count: Any = -1) -> None:
+    if not (isinstance(old, str) and isinstance(new, str)) or len(new) <= len(old):
+        return
+    found = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        found = min(found, count)
+    size = len(text) + found * (len(new) - len(old))
+    if size > MAX_CONCATENATION:
+        raise SecurityError(
+            f"replace would make {size:,} characters; the sandbox allows {MAX_CONCATENATION:,}"
+        )
+
+
+def _check_join(separator: Any, items: list[Any]) -> None:
+    size = sum(len(item) for item in items if isinstance(item, _SEQUENCES))
+    size += len(separator) * max(len(items) - 1, 0) if isinstance(separator, str) else 0
+    if size > MAX_CONCATENATION:
+        raise SecurityError(
+            f"join would make {size:,} characters or items; the sandbox allows "
+            f"{MAX_CONCATENATION:,}"
+        )
+
+
+def _replace_filter(original: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(original)
+    def bounded(eval_ctx: Any, value: Any, old: Any, new: Any, count: Any = None) -> Any:
+        if isinstance(value, str):
+            _check_replace(value, old, new, -1 if count is None else count)
+        return original(eval_ctx, value, old, new, count)
+
+    return bounded
+
+
+def _join_filter(original: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(original)
+    def bounded(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
+        items = list(value)  # once: a generator is consumed by measuring it
+        if attribute is None:
+            _check_join(d, items)
+        return original(eval_ctx, items, d, attribute)
 
     return bounded

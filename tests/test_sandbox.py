@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from jinja2.exceptions import SecurityError
 
-from dripline._sandbox import MAX_CONCATENATION, MAX_REPETITION
+from dripline._sandbox import MAX_CONCATENATION, MAX_POWER_DIGITS, MAX_REPETITION
 from dripline.templating import make_environments
 
 TEXT = make_environments(None).text
@@ -75,3 +75,40 @@ def test_ordinary_widths_and_formats_are_unchanged():
         "{{ 'a\nb'|indent(2) }}"
     ).render(x="ab")
     assert rendered == "  ab  |  ab|   ab|ab  |  ab|1,234,567|1|2.50|a\n  b"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ (('x' * 1000).replace('x', 'xy' * 1000)) }}",
+        "{{ ('x' * 1000)|replace('x', 'y' * 2000) }}",
+        "{{ (['x' * 9999] * 9999)|join }}",
+        "{{ '-'.join(['x' * 9000] * 200) }}",
+        "{{ ([(['x' * 100] * 100)|join] * 101)|join }}",
+    ],
+)
+def test_a_replace_or_join_past_the_concatenation_limit_is_refused(source):
+    """probe-18c MEDIUM B: each piece under the * bound, the replace/join multiplies."""
+    with pytest.raises(SecurityError, match=f"the sandbox allows {MAX_CONCATENATION:,}"):
+        TEXT.from_string(source).render(subscriber="a")
+
+
+@pytest.mark.parametrize(
+    "source", ["{{ (((10**64)**64)**64)**64 > 1 }}", "{{ 2 ** 100000 }}", "{{ (-7) ** 6000 }}"]
+)
+def test_a_power_past_the_digit_limit_is_refused_and_never_folded(source):
+    """probe-18c MEDIUM G: nested literal powers, each at most 64, made a number of 16.7
+    million digits while the template compiled (no budget could stop it). Not folded
+    now, and refused at render time before the number is built."""
+    template = TEXT.from_string(source)  # compiling alone would have taken minutes
+    with pytest.raises(SecurityError, match=f"the sandbox allows {MAX_POWER_DIGITS:,}"):
+        template.render()
+
+
+def test_ordinary_replace_join_and_powers_are_unchanged():
+    rendered = TEXT.from_string(
+        "{{ 'a-b'.replace('-', '+') }}|{{ 'aXa'|replace('X', 'yy') }}|{{ ['a', 'b']|join(',') }}|"
+        "{{ ', '.join(['a', 'b']) }}|{{ 2 ** 10 }}|{{ 10 ** 64 > 1 }}|{{ 2 ** -1 }}|{{ 1.5 ** 2 }}|"
+        "{{ range(3)|join('.') }}"
+    ).render()
+    assert rendered == "a+b|ayya|a,b|a, b|1024|True|0.5|2.25|0.1.2"
