@@ -5,6 +5,7 @@ header or key that cannot be is refused with the reason, naming the column or ke
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,58 @@ def test_a_header_no_readable_name_can_be_made_of_refuses_the_file_naming_it(
     assert not (project / "dripline.db").exists()  # refused before anything was stored
 
 
+def stored_rows(project: Path) -> list[tuple[str, str, dict[str, str]]]:
+    """(email, status, attributes) of every subscriber, read from the SQLite file itself."""
+    with sqlite3.connect(project / "dripline.db") as db:
+        rows = db.execute("SELECT email, status, attributes FROM subscribers ORDER BY email")
+        return [(email, status, json.loads(attrs or "{}")) for email, status, attrs in rows]
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("Status", "status"),
+        ("Created At", "created_at"),
+        ("campaigns", "campaigns"),
+        ("Attributes", "attributes"),
+        ("public-key", "public_key"),
+    ],
+)
+def test_a_column_naming_a_stored_field_refuses_the_file_before_anything_is_stored(
+    project, env, header, name
+):
+    # A CRM export's "Status = unsubscribed" stored as an attribute left the person
+    # active and mailed (probe-18c MEDIUM E); PATCH and `subscriber set` refuse the name.
+    people = project / "people.csv"
+    people.write_text(f"email,name,{header}\nnew@example.com,New One,unsubscribed\n")
+    out = cli(env, "import", str(people), "--campaign", SLUG, code=1)
+    assert out.startswith("Error: ") and "Traceback" not in out
+    assert f"people.csv:1: column 3 ({header!r}) names the subscriber's stored field" in out
+    assert f"{name!r}" in out and "rename the column (or remove it)" in out
+    assert len(out.strip().splitlines()) == 1  # one message
+    if name == "status":  # says how unsubscribes are recorded instead
+        assert "dripline unsubscribe EMAIL" in out and "dripline suppress import" in out
+    assert not (project / "dripline.db").exists()
+
+
+def test_update_with_a_status_column_changes_no_existing_subscriber(project, env):
+    cli(env, "subscribe", "ada@example.com", "--campaign", SLUG)
+    before = stored_rows(project)
+    people = project / "crm.csv"
+    people.write_text(
+        "email,plan,Status,created_at\n"
+        "ada@example.com,pro,unsubscribed,2020-01-01\n"
+        "bo@example.com,team,unsubscribed,2020-01-01\n"
+    )
+    out = cli(env, "import", str(people), "--campaign", SLUG, "--update", code=1)
+    assert "crm.csv:1: column 3 ('Status')" in out
+    assert stored_rows(project) == before == [("ada@example.com", "active", {})]
+    # Only names that normalise to a stored field are refused: "Email Status" is an attribute.
+    people.write_text("email,Email Status\nada@example.com,bounced\n")
+    cli(env, "import", str(people), "--campaign", SLUG, "--update")
+    assert stored_rows(project) == [("ada@example.com", "active", {"email_status": "bounced"})]
+
+
 @pytest.mark.parametrize(
     ("pair", "words"),
     [
@@ -86,3 +139,5 @@ def test_the_rule_itself():
     assert attribute_key("a.b/c") == "a_b_c"
     assert attribute_name_problem("plan_2fa") is None
     assert attribute_name_problem("x²")  # not an identifier: Jinja cannot read it
+    assert attribute_name_problem(attribute_key("Public Key"))  # a stored field
+    assert attribute_name_problem(attribute_key("Email Status")) is None

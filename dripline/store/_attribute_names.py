@@ -6,18 +6,33 @@ can read it as ``subscriber.<name>`` (:func:`attribute_name_problem`): a Python
 identifier (Jinja's rule for a name after a dot: ``2fa`` is not one), at most
 :data:`MAX_ATTRIBUTE_NAME` characters, and not a name the subscriber mapping already
 answers to (``subscriber.items`` is the dict's method, ``subscriber.__class__`` is
-refused by the sandbox; Jinja looks an attribute up before a key).
+refused by the sandbox; Jinja looks an attribute up before a key), nor one of
+:data:`STORED_FIELDS` (``subscriber show --json`` and the API answer with those for what
+is not an attribute: a ``Status`` column stored as one would read as the real status).
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_ATTRIBUTE_NAME", "attribute_key", "attribute_name_problem"]
+__all__ = ["MAX_ATTRIBUTE_NAME", "STORED_FIELDS", "attribute_key", "attribute_name_problem"]
 
 MAX_ATTRIBUTE_NAME = 64  # characters; a longer "name" is a pasted value or a sentence
 # Runs of anything that is not a letter, a digit or _: spaces, hyphens, brackets, dots.
 _SEPARATORS = re.compile(r"[^\w]+")
+# The subscriber's stored fields that are no attribute, each with how it is changed
+# instead. A CRM export's "Status = unsubscribed" stored as an attribute would leave
+# the person active and mailed, while `subscriber show` printed "status: unsubscribed".
+STORED_FIELDS = {
+    "status": (
+        "record unsubscribes with `dripline unsubscribe EMAIL` (one address) or "
+        "`dripline suppress import FILE.csv` (a list)"
+    ),
+    "created_at": "it is when the subscriber was first stored",
+    "campaigns": "use `dripline subscribe` or `dripline unsubscribe --campaign`",
+    "attributes": "it names the set of attributes, not one",
+    "public_key": "unsubscribe and click links already sent carry it",
+}
 
 
 def attribute_key(header: str) -> str:
@@ -39,6 +54,11 @@ def attribute_name_problem(name: str) -> str | None:
     if not name.isidentifier():
         start = "starts with a digit" if name[0].isdigit() else "is not a name"
         return f"{start}, so subscriber.{name} could not read it; rename it (e.g. plan_2fa)"
+    if name in STORED_FIELDS:
+        return (
+            f"names the subscriber's stored field {name!r}, not an attribute "
+            f"({STORED_FIELDS[name]})"
+        )
     if hasattr(dict, name):
         return (
             f"subscriber.{name} is the subscriber mapping's own {name!r}, not an attribute; "

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from ._attribute_names import attribute_key, attribute_name_problem
+from ._attribute_names import STORED_FIELDS, attribute_key, attribute_name_problem
 from ._csv import field_of
 from ._engine import read_transaction, write_transaction
 from ._models import Enrollment, Subscriber
@@ -44,14 +44,9 @@ _FIXED = {
     "email": "the address is the subscriber's identity (unsubscribe and subscribe anew)",
     "subscribed_at": "the subscription moment is consent evidence",
     "timezone": "pending deliveries were timed in the old zone",
-    # Names `subscriber show --json` and the API answer use for what is not an attribute:
-    # an attribute under one of them would read as the real field (a CRM mirroring a
-    # contact's "status" would believe the mail stopped).
-    "status": "use `dripline unsubscribe` or the unsubscribe link (/u/TOKEN)",
-    "created_at": "it is when the subscriber was first stored",
-    "campaigns": "use `dripline subscribe` or `dripline unsubscribe --campaign`",
-    "attributes": "it names the set of attributes, not one",
-    "public_key": "unsubscribe and click links already sent carry it",
+    # Names `subscriber show --json` and the API answer use for what is not an attribute
+    # (the one list the CSV import refuses as column names too).
+    **STORED_FIELDS,
 }
 
 
