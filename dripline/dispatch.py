@@ -283,6 +283,7 @@ class Dispatcher:
         self._commit = None
         self._variant_of.clear()  # nothing is in flight between passes
         self.experiments.new_pass(now)
+        self._judge_ready_tests()
         first = True
         relay = _RelayWatch(self.relay_failures)
         self._clean = False
@@ -304,6 +305,26 @@ class Dispatcher:
         report.close_step_deferrals()
         self._clean = True
         return report
+
+    def _judge_ready_tests(self) -> None:
+        """Give every A/B test its one look when it is ready, whether or not a message of
+        its step goes out this pass: one indexed read per step once decided, one grouped
+        count before. A campaign that does not load is left to its own deferral."""
+        for slug in campaign_slugs(self.library.campaigns_dir):
+            try:
+                if self.library.unready(slug) is not None:
+                    continue
+                campaign = self.library.campaign(slug)
+            except DriplineError:  # a broken campaign: its deliveries say so, once per pass
+                continue
+            if campaign.winner_after is None or not campaign.tracking.clicks:
+                continue
+            try:
+                for step in campaign.steps:
+                    if len(step.subjects) >= 2:
+                        self.experiments.judge(campaign, step)
+            except StoreError as err:  # the database is away: sending finds out too
+                log.warning("campaign %s: A/B tests not judged this pass: %s", slug, err)
 
     def _hold_removed_steps(self, report: PassReport) -> None:
         """Hold scheduled deliveries of steps no campaign file has (until applied), and

@@ -155,6 +155,12 @@ class ExperimentJudge:
             return winner
         return choose_variant(public_key, step.id, len(step.subjects))
 
+    def judge(self, campaign: Campaign, step: Step) -> None:
+        """Judge ``step``'s test now if it is ready, even with none of its messages to send
+        this pass (a list imported at once would otherwise never get a verdict). At most
+        once per step per pass, like :meth:`variant`. Raises StoreError."""
+        self._winner(campaign, step)
+
     def _winner(self, campaign: Campaign, step: Step) -> int | None:
         after = campaign.winner_after
         if len(step.subjects) < 2:

@@ -429,3 +429,39 @@ def test_check_warns_that_a_small_winner_after_is_too_few_for_the_z_test(project
         f"campaign.toml:{warning['line']}: warning: experiment.winner_after"
         in text.stdout + text.stderr
     )
+
+
+def test_a_list_imported_at_once_gets_its_verdict_on_a_pass_with_nothing_to_send(project, db_url):
+    """probe-18c MEDIUM C: every subscriber imported in one batch, step 1 sent at once, the
+    clicks come in, and no message of the step is left to send: a later pass with
+    nothing due of that step still gives the test its one look, and the report says so."""
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, 100, 'click_window = "12h"\n')
+    handler = RecordingHandler(pipelining=True)
+    engine = make_engine(db_url)
+    try:
+        with running_server(handler) as server:
+            env = _env(project, server.port, db_url)
+            _wave(env, project, "all", 300, T0)
+            first = [parse(item.data) for item in handler.received]
+            sent = _to(first, "all")
+            clicked = _clicks(
+                project,
+                first,
+                {VARIANTS[0]: 0.30, VARIANTS[1]: 0.05},
+                T0 + timedelta(hours=1),
+                db_url,
+            )
+            received = len(handler.received)
+            at = (T0 + timedelta(hours=13)).isoformat().replace("+00:00", "Z")
+            _dripline(env, "run", "--once", "--now", at)
+            assert len(handler.received) == received  # nothing of the step went out
+            decision = experiment_winners(engine, SLUG)["rapid-relief"]
+    finally:
+        engine.dispose()
+    assert (decision.variant, decision.subject) == (1, VARIANTS[0])
+    assert [(t.variant, t.sent, t.clicks) for t in decision.tallies] == [
+        (1, sent[VARIANTS[0]], clicked[VARIANTS[0]]),
+        (2, sent[VARIANTS[1]], clicked[VARIANTS[1]]),
+    ]
+    assert f"winner: {VARIANTS[0]!r}, decided" in _dripline(env, "report", SLUG)
