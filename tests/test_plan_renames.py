@@ -300,3 +300,63 @@ def test_a_renamed_ab_step_keeps_its_winner_and_later_sends_carry_it(
     assert report["steps"][0]["step"] == "relief-fast"
     assert experiment["winner"]["subject"] == "Relief, take B"
     assert not experiment["split_resumed"]
+
+
+@pytest.mark.parametrize("subjects", ["new", "restored"])
+def test_a_step_added_under_a_removed_steps_identity_is_a_new_test_unless_restored(
+    project: Path, db_url: str, subjects: str
+) -> None:
+    """probe-18c MEDIUM D: a decided A/B step removed (apply), then a step with the same
+    identity but other subjects added: that is a new test, so the old decision is set
+    aside (kept under a marked name) and its subscribers get the split, not the old
+    winner's silence. Restored with its subjects, the step keeps its decision."""
+    track(project, "http://127.0.0.1:9/landing")
+    step = steps_dir(project) / "01-rapid-relief.md"
+    original = step.read_text()
+    step.write_text(
+        original.replace(
+            'subject = "Reason 1 of 6: Rapid relief from symptoms"',
+            'subjects = ["Relief, take A", "Relief, take B"]',
+        )
+    )
+    toml = project / "campaigns" / SLUG / "campaign.toml"
+    toml.write_text(toml.read_text() + "\n[experiment]\nwinner_after = 1000\n")
+    env = env_for(project, "https://news.example.com", db_url)
+    now = datetime.now(UTC).replace(microsecond=0)
+    cli(env, "subscribe", "a0@example.com", "--campaign", SLUG, "--at", now.isoformat())
+    cli(env, "run", "--once", "--now", (now + timedelta(hours=1)).isoformat())
+    engine = make_engine(db_url)
+    try:
+        judge_experiment(
+            engine,
+            SLUG,
+            "rapid-relief",
+            ["Relief, take A", "Relief, take B"],
+            decide=lambda tallies: Decision(2, 3.1, 0.002),
+            now=now + timedelta(hours=2),
+        )
+    finally:
+        engine.dispose()
+    kept = step.read_text()
+    step.unlink()
+    cli(env, "apply", SLUG, "--yes")
+    if subjects == "new":
+        kept = kept.replace('["Relief, take A", "Relief, take B"]', '["New take A", "New take B"]')
+    step.write_text(kept)
+    cli(env, "apply", SLUG, "--yes")
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT step_id, subject FROM experiment_winners")).all()
+    engine.dispose()
+    later = now + timedelta(hours=3)
+    for i in range(16):
+        cli(env, "subscribe", f"b{i}@example.com", "--campaign", SLUG, "--at", later.isoformat())
+    cli(env, "run", "--once", "--now", (later + timedelta(hours=1)).isoformat())
+    got = Counter(subjects_for(project, f"b{i}@")[0] for i in range(16))
+    if subjects == "restored":
+        assert [tuple(r) for r in rows] == [("rapid-relief", "Relief, take B")]
+        assert got == {"Relief, take B": 16}
+        return
+    ((identity, subject),) = rows
+    assert identity.startswith("rapid-relief~removed-") and subject == "Relief, take B"
+    assert set(got) == {"New take A", "New take B"}  # the new test's split

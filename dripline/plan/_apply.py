@@ -8,6 +8,7 @@ the write transaction (``BEGIN IMMEDIATE``) excludes every other writer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,6 +75,31 @@ def _carry_winner(conn: Any, campaign: str, old_id: str, new_id: str) -> None:
         )
 
 
+def _set_aside_foreign_decisions(
+    conn: Any, campaign: str, state: dict[str, Any], added: Iterable[str], now: datetime
+) -> None:
+    """A step added under the identity of a removed one is a new test when it shares no
+    subject with the decision stored for that identity: the old decision is set aside
+    (renamed ``<id>~removed-<time>``, kept for the record) so the new test is judged on
+    its own. A restored step with any of its subjects keeps its decision."""
+    texts = {step["id"]: step.get("subjects") or [] for step in state["steps"]}
+    for identity in added:
+        row = conn.execute(
+            select(_W.c.id, _W.c.subject, _W.c.tallies).where(
+                _W.c.campaign == campaign, _W.c.step_id == identity
+            )
+        ).first()
+        if row is None:
+            continue
+        decided = {t.get("subject") for t in row.tallies or []} | {row.subject}
+        if decided & set(texts.get(identity, [])):
+            continue
+        stamp = _db(now).strftime("%Y%m%dT%H%M%S")
+        conn.execute(
+            update(_W).where(_W.c.id == row.id).values(step_id=f"{identity}~removed-{stamp}")
+        )
+
+
 def plan_campaign(
     engine: Engine, campaign: str, state: dict[str, Any], now: datetime
 ) -> CampaignPlan:
@@ -119,6 +145,7 @@ def apply_campaign(
             )
             _carry_tracked_links(conn, campaign, old_id, new_id)
             _carry_winner(conn, campaign, old_id, new_id)
+        _set_aside_foreign_decisions(conn, campaign, state, [a.id for a in plan.added], now)
         if ops.cancels:
             conn.execute(
                 update(_D)
