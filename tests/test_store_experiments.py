@@ -151,6 +151,39 @@ def _keyed(engine: Engine, ids: list[int], subject: str | None, variant: int) ->
         )
 
 
+def test_rows_sent_before_keys_count_under_the_subject_the_ledger_recorded(engine, campaign):
+    """probe-18c MEDIUM F: rows sent before migration 0015 have no key but the ledger holds
+    their subject: after a reorder they count under that text, not under their old
+    number; a personalised subject (not one of today's texts) falls back to the number."""
+    step = campaign.steps[0].id
+    sent = _sent(engine, campaign, step, 40)
+    red, gold = sent[1][:20], sent[2][:20]
+    with write_transaction(engine) as conn:  # as 0015 left them: subject, no key
+        conn.execute(
+            update(Delivery).where(Delivery.id.in_(red)).values(subject_key=None, subject="Red")
+        )
+        conn.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(gold[:15]))
+            .values(subject_key=None, subject="Gold")
+        )
+        conn.execute(  # personalised: "Gold, Ann" is no text of the list
+            update(Delivery)
+            .where(Delivery.id.in_(gold[15:]))
+            .values(subject_key=None, subject="Gold, Ann")
+        )
+    for delivery in red[:12]:
+        _click(engine, delivery)
+    with read_transaction(engine) as conn:
+        tallies = variant_tallies(conn, SLUG, step, ["Gold", "Red"])  # reordered since
+    # Gold: its 15 by text plus the 5 personalised ones sent as #2, which today is Red's
+    # place: those 5 count under Red (the number is all they have).
+    assert [(t.variant, t.subject, t.sent, t.clicks) for t in tallies] == [
+        (1, "Gold", 15, 0),
+        (2, "Red", 25, 12),
+    ]
+
+
 def test_counts_follow_the_subject_text_so_a_reorder_crowns_the_subject_clicked(engine, campaign):
     """probe-18b HIGH 1: ["A", "B"] sent, B clicked far more, then the list reordered to
     ["B", "A"] before the decision: the winner stored is B's text (and key), judged on

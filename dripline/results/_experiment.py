@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from .._stats import wilson_interval
 from ..campaign import Campaign
-from ..store import StoredWinner, subject_key
+from ..store import StoredWinner, legacy_number, subject_key
 from ..store._results_report import StepResults
 
 __all__ = ["INTERVAL", "decided_on", "experiment_html", "experiment_json"]
@@ -82,8 +82,8 @@ def experiment_json(
         entries[key] = _entry(number, text, key, current=True)
     for row in step.variant_rows:
         key = row.key
-        if key is None and 1 <= row.variant <= len(keys):
-            key = keys[row.variant - 1]  # sent before keys: today's list (documented)
+        if key is None and (number := legacy_number(row, keys)) is not None:
+            key = keys[number - 1]  # sent before keys: its ledger subject, else its number
         ident: object = key if key is not None else ("number", row.variant)
         if ident not in entries:
             text = won.subject if won is not None and won.key == key else row.subject

@@ -47,6 +47,7 @@ from ._experiments import (
     VariantTally,
     experiment_winners,
     judge_experiment,
+    legacy_number,
     subject_key,
     variant_tallies,
 )
@@ -204,6 +205,7 @@ __all__ = [
     "head_revision",
     "import_suppressions",
     "judge_experiment",
+    "legacy_number",
     "link_positions",
     "list_bounces",
     "list_suppressions",

@@ -4,7 +4,9 @@ A variant is known by its subject as written in the step file, through its key
 (:func:`subject_key`, ``deliveries.subject_key``, recorded when a delivery goes to
 ``sending``): a reordered ``subjects`` list keeps each text's counts, an edited text
 starts from zero. Rows sent before keys were recorded (migration 0015) have no key and
-count under their variant number in the step's list as it is now. A variant's counts are
+count under the subject the ledger recorded when it is one of today's texts, else under
+their variant number in the step's list as it is now (:func:`legacy_number`). A
+variant's counts are
 its messages sent (status ``sent``) and the people who clicked one of them: deliveries
 with at least one click that was not a machine's (issue 16's classing; opens are never
 used). The winner is one row per (campaign, step identity) in ``experiment_winners``
@@ -39,6 +41,7 @@ __all__ = [
     "campaign_variant_tallies",
     "experiment_winners",
     "judge_experiment",
+    "legacy_number",
     "subject_key",
     "variant_tallies",
 ]
@@ -142,10 +145,10 @@ def variant_tallies(
     keys = [subject_key(text) for text in subjects]
     by_number: dict[int, list[int]] = {}
     for row in rows:
-        if row.key is not None:
-            number = keys.index(row.key) + 1 if row.key in keys else None
+        if row.key is None:
+            number = legacy_number(row, keys)
         else:
-            number = row.variant if 1 <= row.variant <= len(subjects) else None
+            number = keys.index(row.key) + 1 if row.key in keys else None
         if number is None:
             continue  # a text no longer among the subjects: not in today's test
         total = by_number.setdefault(number, [0, 0])
@@ -155,6 +158,15 @@ def variant_tallies(
         VariantTally(n, sent, clicks, keys[n - 1], subjects[n - 1])
         for n, (sent, clicks) in sorted(by_number.items())
     ]
+
+
+def legacy_number(row: KeyTally, keys: Sequence[str]) -> int | None:
+    """The place in today's list (1-based) of a row sent before keys were recorded: by the
+    subject the ledger holds when it is one of today's texts (an unpersonalised subject
+    is its text), else by the number it was sent under; None when neither fits."""
+    if row.subject is not None and (key := subject_key(row.subject)) in keys:
+        return list(keys).index(key) + 1
+    return row.variant if 1 <= row.variant <= len(keys) else None
 
 
 def campaign_variant_tallies(
@@ -176,12 +188,15 @@ def campaign_variant_tallies(
     """
     decided = and_(_W.c.variant.is_not(None), _W.c.decided_at.is_not(None))
     after = case((and_(decided, _D.c.sent_at >= _W.c.decided_at), 1), else_=0)
+    # Rows sent before keys (0015) are told apart by the subject the ledger recorded.
+    legacy = case((_D.c.subject_key.is_(None), _D.c.subject), else_=None)
     query = (
         select(
             _D.c.step_id,
             _D.c.subject_key,
             _D.c.subject_variant,
             after,
+            legacy,
             func.max(_D.c.subject),
             func.count(distinct(_D.c.id)),
             func.count(distinct(_C.c.delivery_id)),  # NULL (no person's click) not counted
@@ -196,7 +211,7 @@ def campaign_variant_tallies(
             _D.c.status == "sent",
             _D.c.subject_variant.is_not(None),
         )
-        .group_by(_D.c.step_id, _D.c.subject_key, _D.c.subject_variant, after)
+        .group_by(_D.c.step_id, _D.c.subject_key, _D.c.subject_variant, after, legacy)
         .order_by(_D.c.step_id, _D.c.subject_variant, _D.c.subject_key, after)
     )
     if step_id is not None:
@@ -206,7 +221,7 @@ def campaign_variant_tallies(
     if sent_before is not None:
         query = query.where(_D.c.sent_at.is_not(None), _D.c.sent_at < to_db_time(sent_before))
     tallies: dict[str, list[KeyTally]] = {}
-    for step, key, variant, later, subject, sent, clicks in conn.execute(query):
+    for step, key, variant, later, _legacy, subject, sent, clicks in conn.execute(query):
         tallies.setdefault(step, []).append(
             KeyTally(step, key, int(variant), subject, bool(later), int(sent), int(clicks or 0))
         )
