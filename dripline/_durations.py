@@ -10,7 +10,8 @@ from .errors import DriplineError
 
 __all__ = ["LONGEST", "parse_duration"]
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
+# ASCII digits only: "٣h" is not a duration anyone means to write in a config file.
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd])", re.IGNORECASE)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # An age past this would put a cut-off before year 1 (OverflowError): nothing is that old.
 LONGEST = timedelta(days=36500)

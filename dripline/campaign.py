@@ -557,8 +557,10 @@ def _subjects(fields: _Fields) -> tuple[str, ...]:
             f"subjects must hold {fewest} to {most} variants (it has {len(value)}); "
             'for one subject use subject = "..."',
         )
-    if len(set(value)) != len(value):
-        raise fields.fail("subjects", "two subject variants are the same")
+    # Compared without white space (also inside {{ }}): "Same" and "Same " would be an
+    # A/A test that looks like an A/B test. Letter case may be what is being tested.
+    if len({"".join(v.split()) for v in value}) != len(value):
+        raise fields.fail("subjects", "two subject variants are the same (apart from white space)")
     return tuple(value)
 
 

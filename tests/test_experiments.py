@@ -42,6 +42,11 @@ def set_subject_line(project: Path, line: str) -> None:
         ('subjects = ["A", "B", "C", "D", "E"]', "2 to 4 variants (it has 5)"),
         ('subjects = ["A", ""]', "a list of strings"),
         ('subjects = ["A", "A"]', "the same"),
+        ('subjects = ["Same", "Same "]', "the same (apart from white space)"),
+        (
+            'subjects = ["Hi {{ subscriber.first_name }}", "Hi {{subscriber.first_name}}"]',
+            "the same (apart from white space)",
+        ),
     ],
 )
 def test_bad_subjects_are_check_errors_with_file_and_line(project, line, message):

@@ -357,7 +357,7 @@ def _line_of(project: Path, key: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "value", ['"soon"', '"0h"', '"366d"', '""', '"-1h"', "24", "true", '"24 hours"']
+    "value", ['"soon"', '"0h"', '"366d"', '""', '"-1h"', "24", "true", '"24 hours"', '"\u0663h"']
 )
 def test_a_bad_click_window_is_one_check_error_with_file_and_line(project, value):
     track(project, "https://landing.example.org/offer", goal=False)
