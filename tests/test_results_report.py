@@ -29,6 +29,7 @@ from results_support import (
 from smtp_servers import FaultyHandler, RecordingHandler, running_server
 from starlette.testclient import TestClient
 
+from dripline.results import p_text
 from dripline.serve import create_app
 from dripline.settings import load_settings
 from dripline.store import HARD, BounceReport, open_store, record_bounce
@@ -329,3 +330,12 @@ def test_ambiguous_sends_unclassified_clicks_and_unsubscribed_converts_are_shown
     text_report = cli(env, "report", SLUG)
     assert "1 ambiguous (maybe sent, in no column above): rapid-relief 1" in text_report
     assert "1 of the people's clicks came only from unclassified user agents" in text_report
+
+
+@pytest.mark.parametrize(
+    ("p_value", "shown"),
+    [(3.5e-05, "p < 0.0001"), (0.0001, "p = 0.0001"), (0.0123, "p = 0.0123"), (1.0, "p = 1.0000")],
+)
+def test_a_winners_p_value_is_never_printed_as_zero(p_value, shown):
+    """probe-18c LOW d: "p = 0.0000" reads as certainty; a tiny p-value is "p < 0.0001"."""
+    assert p_text(p_value) == shown

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import DriplineError
-from ..results import campaign_report, decided_on, parse_since, report_html
+from ..results import campaign_report, decided_on, p_text, parse_since, report_html
 from . import settings_from
 from ._store import db_option, load_campaign_by_slug, open_settings_store
 
@@ -148,7 +148,7 @@ def _print_experiment(step: dict) -> None:  # type: ignore[type-arg]
     else:
         click.echo(
             f"  winner: {winner['subject']!r}, decided {winner['decided_at']} on "
-            f"{decided_on(winner)} (p = {winner['p_value']:.4f})"
+            f"{decided_on(winner)} ({p_text(winner['p_value'])})"
         )
         if experiment["split_resumed"]:
             click.echo(

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ._experiment import decided_on
+from ._experiment import decided_on, p_text
 from ._html import report_body, report_html
 from ._report import CampaignReport, campaign_report, parse_since
 
@@ -12,6 +12,7 @@ __all__ = [
     "CampaignReport",
     "campaign_report",
     "decided_on",
+    "p_text",
     "parse_since",
     "report_body",
     "report_html",

@@ -18,7 +18,7 @@ from ..campaign import Campaign
 from ..store import StoredWinner, legacy_number, subject_key
 from ..store._results_report import StepResults
 
-__all__ = ["INTERVAL", "decided_on", "experiment_html", "experiment_json"]
+__all__ = ["INTERVAL", "decided_on", "experiment_html", "experiment_json", "p_text"]
 
 INTERVAL = "Wilson score, 95%"
 NO_WINNER = (
@@ -47,7 +47,7 @@ sent){% endif %}</td><td>{{ v.sent }}</td><td>{{ v.clicks }}</td>
 </table>
 {% if e.winner %}<p>Winner: “{{ e.winner.subject }}”, decided
 {{ e.winner.decided_at[:16].replace("T", " ") }} UTC on {{ decided_on(e.winner) }}
-(z = {{ "%.2f"|format(e.winner.z) }}, p = {{ "%.4f"|format(e.winner.p_value) }});
+(z = {{ "%.2f"|format(e.winner.z) }}, {{ p_text(e.winner.p_value) }});
 {% if e.split_resumed %}its text is no longer among the step's subjects, so the split
 resumed.{% else %}every message of this step since carries it.{% endif %}</p>
 {% elif e.judged %}<p>Judged {{ e.judged.decided_at[:10] }} on
@@ -150,6 +150,12 @@ def _winner_json(winner: StoredWinner | None, keys: list[str]) -> dict[str, obje
     }
 
 
+def p_text(p_value: float) -> str:
+    """A winner's p-value as the report prints it: "p = 0.0123", or "p < 0.0001" (never
+    "p = 0.0000", which reads as certainty)."""
+    return "p < 0.0001" if p_value < 0.0001 else f"p = {p_value:.4f}"
+
+
 def decided_on(winner: dict[str, Any]) -> str:
     """The counts a winner was decided on, the winner's first: "30 of 52 vs 4 of 48"."""
     counts = sorted(winner["counts"], key=lambda t: t["variant"] != winner["variant"])
@@ -172,7 +178,11 @@ def _judged_json(decision: StoredWinner | None) -> dict[str, object] | None:
 def experiment_html(steps: list[dict]) -> Markup:  # type: ignore[type-arg]
     """A section per A/B step of the report's JSON ``steps`` (empty when there is none)."""
     return Markup("\n").join(
-        Markup(_SECTION.render(s=s, e=s["experiment"], no_winner=NO_WINNER, decided_on=decided_on))
+        Markup(
+            _SECTION.render(
+                s=s, e=s["experiment"], no_winner=NO_WINNER, decided_on=decided_on, p_text=p_text
+            )
+        )
         for s in steps
         if s.get("experiment")
     )
