@@ -100,13 +100,23 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed (JSON has no NaN or Infinity)")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        twice = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+        raise ValueError(f"the key {twice!r} appears twice")
+    return found
+
+
 def strict_json(text: str | bytes) -> Any:
     """``json.loads`` without Python's extensions: ``NaN``, ``Infinity`` and ``-Infinity``
     (RFC 8259 has none of them, and PostgreSQL's ``json`` type rejects them) raise
-    ``ValueError``; malformed text raises ``json.JSONDecodeError`` (a ``ValueError``), and
-    so does nesting deeper than the parser's recursion allows."""
+    ``ValueError``, and so does a key given twice in one object (RFC 8259 section 4: names
+    SHOULD be unique; the last would silently win); malformed text raises
+    ``json.JSONDecodeError`` (a ``ValueError``), and so does nesting deeper than the
+    parser's recursion allows."""
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise ValueError("nested too deeply") from None
 

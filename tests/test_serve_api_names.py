@@ -65,6 +65,24 @@ def test_two_keys_for_one_field_are_400_naming_both(served, body, named):
 
 
 @pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b'{"plan": "a", "plan": "b"}', "the key 'plan' appears twice"),
+        ('{"plan": "caf\u00e9"}'.encode("latin-1"), "not UTF-8"),
+    ],
+)
+def test_a_key_given_twice_or_a_body_not_in_utf8_is_400_saying_so(served, raw, words):
+    """probe-18c LOW e: the last of two equal keys won silently; a Latin-1 body was "not a
+    JSON object". Nothing is stored either way."""
+    base, env = served
+    headers = {**GOOD, "Content-Type": "application/json"}
+    answer = httpx.patch(f"{base}/api/subscribers/ada@example.com", content=raw, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert words in answer.json()["error"]
+    assert shown(env, "ada@example.com")["attributes"] == {"plan": "basic"}
+
+
+@pytest.mark.parametrize(
     ("key", "words"),
     [
         ("k" * 65, "at most 64"),

@@ -128,7 +128,9 @@ async def read_json(
     raw = b"".join(chunks)
     try:
         return strict_json(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except UnicodeDecodeError:
+        return api_answer(400, error="the body is not UTF-8 (JSON is sent as UTF-8)")
+    except json.JSONDecodeError:
         return api_answer(400, error="the body must be a JSON object")
     except ValueError as err:  # NaN / Infinity: not JSON
         return api_answer(400, error=f"{constants_in}not JSON ({err})")
