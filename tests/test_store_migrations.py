@@ -4,6 +4,9 @@ the rows of a database made at the first revision meaningful through every later
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +32,8 @@ from dripline.store import (
 from dripline.store._migrate import _config
 from dripline.store._models import Base
 from dripline.timetable import Timetable
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository: its campaigns/ and templates/
 
 
 def test_first_use_migrates_to_head_and_schema_matches_models(engine: Engine):
@@ -375,3 +380,29 @@ def test_0016_records_no_winner_rows_and_downgrading_drops_only_those(db_url: st
         assert left == [("a", 1)]
     finally:
         engine.dispose()
+
+
+def test_a_database_deleted_under_a_live_process_is_one_error_line(tmp_path: Path):
+    """probe-18c LOW g: `dripline serve` holds the SQLite file, someone deletes it (its -wal
+    and -shm stay): the next command says so in one line, no traceback."""
+    db = tmp_path / "k.db"
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    holder = engine.raw_connection()  # as a running `dripline serve` would
+    try:
+        holder.cursor().execute("CREATE TABLE held (x)")
+        holder.commit()
+        db.unlink()
+        (tmp_path / "p.csv").write_text("email,name\nx1@example.com,X\n")
+        env = {**os.environ, "DRIPLINE_DATABASE_URL": str(db), "DRIPLINE_ROOT": str(ROOT)}
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("dripline")), "import", "p.csv", "--campaign",
+             "ketamine-therapy"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        holder.close()
+        engine.dispose()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"Error: cannot open the database sqlite:///{db}: ")
+    assert "-wal or -shm file" in done.stderr

@@ -13,8 +13,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
-from ._engine import write_transaction
+from ..settings import redact_url
+from ._engine import StoreError, write_transaction
 
 __all__ = ["current_revision", "head_revision", "upgrade"]
 
@@ -34,8 +36,16 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    """The schema's revision (None before the first). Raises StoreError: the first thing a
+    command asks the database, so a file it cannot open is said here, not as a traceback."""
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as err:
+        raise StoreError(
+            f"cannot open the database {redact_url(str(engine.url))}: {err.orig} (on SQLite: "
+            "is a -wal or -shm file left beside a database that was deleted or replaced?)"
+        ) from err
 
 
 def upgrade(engine: Engine, campaigns_dir: Path | None = None) -> tuple[str | None, str]:
