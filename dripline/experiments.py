@@ -15,7 +15,8 @@ step's subjects, even after a winner: the same person always gets the same subje
 
 ``[experiment] winner_after = N`` in campaign.toml ends the split, after ONE look: at
 the first pass where every variant of a step has N messages sent at least
-``click_window`` ago (``[experiment] click_window``, default 24 hours), the test is
+``click_window`` ago (``[experiment] click_window``, default 24 hours) and people's clicks
+on them add up to at least 5 per variant (:func:`clicks_needed`), the test is
 judged on those messages only and people's clicks on them (unique clicks per message
 sent; machine clicks and opens never used), with a two-proportion z-test at 95%
 (:func:`dripline._stats.two_proportion_test`, two-sided). With 3 or 4 variants the best
@@ -38,15 +39,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from ._stats import CONFIDENCE, two_proportion_test
+from ._stats import CLICKS_PER_VARIANT, CONFIDENCE, clicks_needed, two_proportion_test
 from .campaign import Campaign, Step, line_of_key
 from .findings import Finding
 from .store import Decision, StoredWinner, VariantTally, subject_key
 
 __all__ = [
+    "CLICKS_PER_VARIANT",
     "ExperimentJudge",
     "WinnerStore",
     "choose_variant",
+    "clicks_needed",
     "experiment_findings",
     "judge_tallies",
     "pick_winner",
@@ -77,10 +80,12 @@ WINNER_AFTER_ADVISED = 100
 def judge_tallies(
     tallies: Sequence[VariantTally], variants: int, winner_after: int
 ) -> Decision | None:
-    """The verdict on these counts, or None while a variant has fewer than ``winner_after``.
+    """The verdict on these counts, or None while a variant has fewer than ``winner_after``
+    sends or the variants have fewer than :func:`clicks_needed` people's clicks in all.
 
     Judged when each of the ``variants`` (numbered 1..variants) has been sent at least
-    ``winner_after`` times. The variant with the highest click rate wins if a two-sided
+    ``winner_after`` times and their clicks add up to 5 per variant (37 vs 0 is judged;
+    0 vs 0 waits). The variant with the highest click rate wins if a two-sided
     two-proportion z-test against every other variant gives p below
     ``0.05 / (variants - 1)``; the decision carries the weakest of those comparisons
     (smallest z, largest p), and ``variant`` None when there is no significant
@@ -92,6 +97,8 @@ def judge_tallies(
         v not in by_variant or by_variant[v].sent < winner_after for v in numbers
     ):
         return None
+    if sum(by_variant[v].clicks for v in numbers) < clicks_needed(variants):
+        return None  # too few clicks for the z-test: not judged yet (a later pass may be)
     ranked = sorted((by_variant[v] for v in numbers), key=lambda t: t.clicks / t.sent, reverse=True)
     best, others = ranked[0], ranked[1:]
     alpha = (1 - CONFIDENCE) / (variants - 1)

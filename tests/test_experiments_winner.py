@@ -465,3 +465,68 @@ def test_a_list_imported_at_once_gets_its_verdict_on_a_pass_with_nothing_to_send
         (2, sent[VARIANTS[1]], clicked[VARIANTS[1]]),
     ]
     assert f"winner: {VARIANTS[0]!r}, decided" in _dripline(env, "report", SLUG)
+
+
+def test_a_test_with_too_few_peoples_clicks_is_not_judged_until_they_arrive(project):
+    """Probe 18c MEDIUM A: every variant has 100 sends older than the click window, but
+    0 people's clicks (only a scanner's), then 4: not judged (a 0-vs-0 "no difference"
+    would close the test for good), and the report says why; at 10 (5 per variant) the
+    one look happens."""
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, 100, 'click_window = "12h"\n')
+    handler = RecordingHandler(pipelining=True)
+    engine = make_engine(f"sqlite:///{project / 'dripline.db'}")
+    try:
+        with running_server(handler) as server:
+            env = _env(project, server.port)
+            _wave(env, project, "first", 300, T0)
+            first = [parse(item.data) for item in handler.received]
+            assert min(_to(first, "first").values()) >= 100
+            by = {v: [m for m in first if str(m["Subject"]) == v] for v in VARIANTS}
+            none = dict.fromkeys(VARIANTS, 0.0)
+            assert _clicks(project, first, none, T0 + timedelta(hours=1)) == Counter()
+            for hours, clicks in ((13, 0), (15, 4)):
+                if clicks:  # 4 people click variant A
+                    _clicks(
+                        project,
+                        by[VARIANTS[0]][:4],
+                        {VARIANTS[0]: 1.0},
+                        T0 + timedelta(hours=hours - 1),
+                    )
+                _wave(env, project, f"w{clicks}x", 20, T0 + timedelta(hours=hours))
+                assert experiment_winners(engine, SLUG) == {}
+                report = _dripline(env, "report", SLUG)
+                assert (
+                    f"no winner yet (only {clicks} people's clicks so far; the test is judged "
+                    "once there are at least 10)" in report
+                )
+                page = project / "r.html"
+                experiment = json.loads(
+                    _dripline(env, "report", SLUG, "--json", "--out", str(page))
+                )["steps"][0]["experiment"]
+                assert experiment["judged"] is None and experiment["waiting_for_clicks"] is True
+                section = (
+                    lxml.html.parse(str(page))
+                    .getroot()
+                    .get_element_by_id("experiment-rapid-relief")
+                )
+                assert (
+                    f"only {clicks} people's clicks so far; the test is judged once there are "
+                    "at least 10" in " ".join(section.text_content().split())
+                )
+                assert experiment["clicks_needed"] == 10
+            # 6 more people click (4 A, 2 B): 10 in all, the one look happens.
+            _clicks(project, by[VARIANTS[0]][4:8], {VARIANTS[0]: 1.0}, T0 + timedelta(hours=16))
+            _clicks(project, by[VARIANTS[1]][:2], {VARIANTS[1]: 1.0}, T0 + timedelta(hours=16))
+            _wave(env, project, "enough", 20, T0 + timedelta(hours=17))
+            decision = experiment_winners(engine, SLUG)["rapid-relief"]
+            assert [t.clicks for t in decision.tallies] == [8, 2]
+            assert decision.decided_at == T0 + timedelta(hours=17, seconds=30)
+            report = _dripline(env, "report", SLUG)
+            assert "people's clicks so far" not in report
+            experiment = json.loads(_dripline(env, "report", SLUG, "--json"))["steps"][0][
+                "experiment"
+            ]
+            assert experiment["judged"] is not None and experiment["waiting_for_clicks"] is False
+    finally:
+        engine.dispose()

@@ -255,11 +255,14 @@ def test_the_one_look_counts_messages_sent_before_the_cut_off_and_no_winner_is_f
         )
 
     assert judge(lambda tallies: judge_tallies(tallies, 2, 11)) is None  # 10 < 11: not yet
+    assert judge(lambda tallies: judge_tallies(tallies, 2, 10)) is None  # 5 clicks < 10: not yet
     assert experiment_winners(engine, SLUG) == {}
+    for delivery in sent[1][3:6] + sent[2][2:4]:  # more people's clicks on the early ones
+        _click(engine, delivery)
     decided = judge(lambda tallies: judge_tallies(tallies, 2, 10))
     assert decided is not None and (decided.variant, decided.subject) == (None, None)
     assert decided.p_value > 0.05 and decided.decided_at == LATER
-    assert [(t.variant, t.sent, t.clicks) for t in decided.tallies] == [(1, 10, 3), (2, 10, 2)]
+    assert [(t.variant, t.sent, t.clicks) for t in decided.tallies] == [(1, 10, 6), (2, 10, 4)]
     # Never judged again: a later look that would find a winner gets the recorded decision.
     assert judge(lambda tallies: Decision(1, 9.0, 1e-9)) == decided
     assert experiment_winners(engine, SLUG) == {step: decided}

@@ -138,6 +138,12 @@ def _print_experiment(step: dict) -> None:  # type: ignore[type-arg]
             f"  judged {judged['decided_at'][:10]} on {sent} sent: no significant difference "
             f"(p = {judged['p_value']:.2g}); the split goes on"
         )
+    elif winner is None and experiment.get("waiting_for_clicks"):
+        clicks = sum(v["clicks"] for v in experiment["variants"] if v["current"])
+        click.echo(
+            f"  no winner yet (only {clicks} people's clicks so far; the test is judged once "
+            f"there are at least {experiment['clicks_needed']})"
+        )
     elif winner is None:
         click.echo(
             f"  no winner yet (judged once, when every variant has {experiment['winner_after']} "

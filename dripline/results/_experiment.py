@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
-from .._stats import wilson_interval
+from .._stats import clicks_needed, wilson_interval
 from ..campaign import Campaign
 from ..store import StoredWinner, legacy_number, subject_key
 from ..store._results_report import StepResults
@@ -23,8 +23,9 @@ __all__ = ["INTERVAL", "decided_on", "experiment_html", "experiment_json", "p_te
 INTERVAL = "Wilson score, 95%"
 NO_WINNER = (
     "No winner yet: the test is judged once, when every variant has been sent winner_after "
-    "times at least the click window ago, on those messages and people's clicks on them "
-    "(two-proportion z-test, 95%); until then the split goes on."
+    "times at least the click window ago and people's clicks on them add up to 5 per "
+    "variant, on those messages and clicks (two-proportion z-test, 95%); until then the "
+    "split goes on."
 )
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
@@ -53,6 +54,9 @@ resumed.{% else %}every message of this step since carries it.{% endif %}</p>
 {% elif e.judged %}<p>Judged {{ e.judged.decided_at[:10] }} on
 {{ e.judged.counts|map(attribute="sent")|join("/") }} sent: no significant difference
 (p = {{ "%.2g"|format(e.judged.p_value) }}); the split goes on.</p>
+{% elif e.waiting_for_clicks %}<p>No winner yet: only
+{{ e.variants|selectattr("current")|sum(attribute="clicks") }} people's clicks so far; the test
+is judged once there are at least {{ e.clicks_needed }}.</p>
 {% else %}<p>{{ no_winner }}</p>{% endif %}
 </section>"""
 )
@@ -112,6 +116,18 @@ def experiment_json(
                 "since_winner": entry["since_winner"] if won is not None else None,
             }
         )
+    # Why there is no decision yet, when it is the clicks: the current variants have been
+    # sent winner_after times but their people's clicks are too few for the z-test. (All
+    # sends, not only those older than click_window: the report's figure, an estimate.)
+    needed = clicks_needed(len(subjects)) if len(subjects) >= 2 else None
+    current_rows = [v for v in variants if v["current"]]
+    waiting = (
+        winner is None
+        and needed is not None
+        and campaign.winner_after is not None
+        and all(v["sent"] >= campaign.winner_after for v in current_rows)
+        and sum(v["clicks"] for v in current_rows) < needed
+    )
     return {
         "winner_after": campaign.winner_after,
         "interval": INTERVAL,
@@ -120,6 +136,8 @@ def experiment_json(
         "split_resumed": won is not None and won.key not in keys,
         "click_window_seconds": int(campaign.click_window.total_seconds()),
         "judged": _judged_json(winner),
+        "clicks_needed": needed,
+        "waiting_for_clicks": waiting,
     }
 
 
