@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from ._stats import CLICKS_PER_VARIANT, CONFIDENCE, clicks_needed, two_proportion_test
@@ -75,6 +75,9 @@ def choose_variant(public_key: str, step_id: str, count: int) -> int:
 # Below this many sends per variant, check warns: the z-test's normal approximation needs
 # several clicks per variant (about 5 or more), which small counts at low rates do not give.
 WINNER_AFTER_ADVISED = 100
+# Below this, check warns: people open mail over hours, so a shorter window judges
+# messages most of their readers have not seen yet.
+CLICK_WINDOW_ADVISED = timedelta(hours=1)
 
 
 def judge_tallies(
@@ -216,7 +219,8 @@ def experiment_findings(campaign: Campaign) -> list[Finding]:
     """``dripline check`` on ``[experiment]``: winner_after needs click tracking (an
     error: no winner could ever be chosen) and a step with ``subjects`` (a warning), and
     below :data:`WINNER_AFTER_ADVISED` sends per variant the z-test is not trustworthy (a
-    warning); a click_window without winner_after does nothing (a warning)."""
+    warning); a click_window without winner_after does nothing, and one under
+    :data:`CLICK_WINDOW_ADVISED` judges unread mail (warnings)."""
     path = campaign.toml_path
     if campaign.winner_after is None:
         window_line = line_of_key(path, "click_window")
@@ -257,6 +261,19 @@ def experiment_findings(campaign: Campaign) -> list[Finding]:
                 f"{WINNER_AFTER_ADVISED} or more",
                 path,
                 line,
+                rule="experiment",
+            )
+        )
+    window_line = line_of_key(path, "click_window")
+    if window_line is not None and campaign.click_window < CLICK_WINDOW_ADVISED:
+        found.append(
+            Finding(
+                "warning",
+                f"experiment.click_window is only {campaign.click_window}: the one look "
+                "would judge messages most people have not opened yet; use 1h or more "
+                "(24h is the default)",
+                path,
+                window_line,
                 rule="experiment",
             )
         )

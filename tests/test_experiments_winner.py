@@ -431,6 +431,27 @@ def test_check_warns_that_a_small_winner_after_is_too_few_for_the_z_test(project
     )
 
 
+@pytest.mark.parametrize(("window", "warned"), [('"1s"', True), ('"59m"', True), ('"1h"', False)])
+def test_check_warns_that_a_click_window_under_an_hour_judges_unread_mail(project, window, warned):
+    """probe-18c LOW b: a window of seconds judges messages nobody could have clicked yet."""
+    track(project, "https://landing.example.org/offer", goal=False)
+    _experiment(project, 500, f"click_window = {window}\n")
+    found = json.loads(
+        subprocess.run(
+            [str(DRIPLINE), "--root", str(project), "check", SLUG, "--json"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    mine = [f for f in found if f["rule"] == "experiment"]
+    if not warned:
+        assert mine == []
+        return
+    (warning,) = mine
+    assert warning["severity"] == "warning" and warning["line"] == _line_of(project, "click_window")
+    assert "judge messages most people have not opened yet" in warning["message"]
+
+
 def test_a_list_imported_at_once_gets_its_verdict_on_a_pass_with_nothing_to_send(project, db_url):
     """probe-18c MEDIUM C: every subscriber imported in one batch, step 1 sent at once, the
     clicks come in, and no message of the step is left to send: a later pass with
