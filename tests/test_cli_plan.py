@@ -414,6 +414,13 @@ def test_plan_says_what_a_subjects_edit_does_to_a_running_or_decided_test(
         f"the A/B winner {REASON_4!r} is no longer among the subjects: the split resumes "
         "among these (the test is not judged again)"
     ]
+    # probe-18c LOW h: a variant added to a decided test is never sent; say so.
+    added = f'subjects = ["{gentler}", "{REASON_4}", "Reason 4: kinder"]'
+    edit_step(project, "fewer-side-effects", edited, added)
+    assert notes() == [
+        f"this step's A/B test was decided on 2026-03-03 ({REASON_4!r} won): the new "
+        "variant(s) 'Reason 4: kinder' will never be sent; to test them, use a new step"
+    ]
 
 
 def test_plan_on_a_missing_database_is_an_error_and_creates_nothing(project: Path, tmp_path: Path):

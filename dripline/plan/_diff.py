@@ -119,17 +119,35 @@ def _content_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return changed
 
 
-def _variant_notes(old: dict[str, Any], new: dict[str, Any], winner: str | None) -> list[str]:
+def _variant_notes(
+    old: dict[str, Any], new: dict[str, Any], decision: tuple[str | None, Any] | None
+) -> list[str]:
     """What a change of ``subjects`` does to the step's A/B test (counts follow each
-    subject's text: dripline.experiments)."""
+    subject's text: dripline.experiments). ``decision``: the stored one, (winner's text or
+    None for no significant difference, when), or None while the test is open."""
     before, after = list(old.get("subjects") or []), list(new.get("subjects") or [])
     if before == after or not before:
         return []
-    if winner is not None:
-        if after and winner not in after:
+    added = [text for text in after if text not in before]
+    if decision is not None:
+        winner, decided_at = decision
+        when = str(decided_at)[:10]
+        if winner is not None and after and winner not in after:
             return [
                 f"the A/B winner {winner!r} is no longer among the subjects: the split "
                 "resumes among these (the test is not judged again)"
+            ]
+        if winner is not None and added:
+            return [
+                f"this step's A/B test was decided on {when} ({winner!r} won): the new "
+                f"variant(s) {', '.join(map(repr, added))} will never be sent; to test "
+                "them, use a new step"
+            ]
+        if winner is None and added:
+            return [
+                f"this step's A/B test was judged on {when} (no significant difference): "
+                f"the new variant(s) {', '.join(map(repr, added))} join the split but are "
+                "never judged"
             ]
         return []
     if not after:
@@ -187,9 +205,14 @@ def compute_plan(
         .where(_E.c.campaign == campaign)
         .order_by(_E.c.id)
     ).all()
-    winners = dict(
-        conn.execute(select(_W.c.step_id, _W.c.subject).where(_W.c.campaign == campaign)).all()
-    )
+    # Each judged step's decision: its winner's text (None: no significant difference)
+    # and when it was made.
+    winners = {
+        step_id: (subject, decided_at)
+        for step_id, subject, decided_at in conn.execute(
+            select(_W.c.step_id, _W.c.subject, _W.c.decided_at).where(_W.c.campaign == campaign)
+        )
+    }
     rows: dict[int, dict[str, Any]] = {}
     db_steps: dict[str, int] = {}
     waiting: set[str] = set()  # identities with scheduled deliveries
