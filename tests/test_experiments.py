@@ -423,4 +423,8 @@ def test_a_stored_winner_outlives_its_config_and_the_report_says_when_the_split_
         report = json.loads(dripline("report", "ketamine-therapy", "--json").stdout)
         subjects = {v["subject"] for v in report["steps"][0]["experiment"]["variants"]}
         assert subjects == {VARIANTS[0], VARIANTS[1], edited}
-        assert "None" not in dripline("report", "ketamine-therapy").stdout
+        text = dripline("report", "ketamine-therapy").stdout
+        assert "None" not in text
+        # probe-18c LOW c: the test is over, said once, not "no longer in the step" per row.
+        assert "the A/B test ended: the step has one subject now" in text
+        assert "(no longer in the step)" not in text and "no winner yet" not in text

@@ -121,9 +121,11 @@ def _window(seconds: int) -> str:
 def _print_experiment(step: dict) -> None:  # type: ignore[type-arg]
     experiment = step["experiment"]
     click.echo(f"A/B subjects of {step['number'] or '-'}. {step['step']}:")
+    # No variant in the step now: it is back to one subject, and the test is over.
+    ended = not any(v["current"] for v in experiment["variants"])
     for v in experiment["variants"]:
         label = f"{v['variant']}." if v["current"] else "-"
-        gone = "" if v["current"] else " (no longer in the step)"
+        gone = "" if v["current"] or ended else " (no longer in the step)"
         since = v["since_winner"]
         later = f"; since the winner: {since['sent']} sent" if since and since["sent"] else ""
         click.echo(
@@ -132,7 +134,9 @@ def _print_experiment(step: dict) -> None:  # type: ignore[type-arg]
             f"{experiment['interval']}){later}"
         )
     winner, judged = experiment["winner"], experiment["judged"]
-    if judged is not None and winner is None:
+    if ended:
+        click.echo("  the A/B test ended: the step has one subject now (the counts it had)")
+    elif judged is not None and winner is None:
         sent = "/".join(str(t["sent"]) for t in judged["counts"])
         click.echo(
             f"  judged {judged['decided_at'][:10]} on {sent} sent: no significant difference "

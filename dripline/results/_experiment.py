@@ -37,16 +37,18 @@ _SECTION = _ENV.from_string(
 <th scope="col">People's clicks</th><th scope="col">Click rate (per sent)</th>
 <th scope="col">95% interval ({{ e.interval }})</th></tr></thead>
 <tbody>
+{% set ended = not (e.variants|selectattr("current")|list) %}
 {% for v in e.variants %}<tr><th scope="row">{{ v.variant if v.current else "–" }}
 {%- if e.winner and e.winner.key == v.key %} (winner){% endif %}</th>
-<td>{{ v.subject or "" }}{% if not v.current %} (no longer in the step){% endif %}
+<td>{{ v.subject or "" }}{% if not v.current and not ended %} (no longer in the step){% endif %}
 {%- if v.since_winner and v.since_winner.sent %} (since the winner: {{ v.since_winner.sent }}
 sent){% endif %}</td><td>{{ v.sent }}</td><td>{{ v.clicks }}</td>
 <td>{{ "%.1f"|format(v.click_rate * 100) }}%</td>
 <td>{{ "%.1f"|format(v.ci_low * 100) }}% to {{ "%.1f"|format(v.ci_high * 100) }}%</td></tr>
 {% endfor %}</tbody>
 </table>
-{% if e.winner %}<p>Winner: “{{ e.winner.subject }}”, decided
+{% if ended %}<p>The A/B test ended: the step has one subject now (the counts it had).</p>
+{% elif e.winner %}<p>Winner: “{{ e.winner.subject }}”, decided
 {{ e.winner.decided_at[:16].replace("T", " ") }} UTC on {{ decided_on(e.winner) }}
 (z = {{ "%.2f"|format(e.winner.z) }}, {{ p_text(e.winner.p_value) }});
 {% if e.split_resumed %}its text is no longer among the step's subjects, so the split
