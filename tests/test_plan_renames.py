@@ -249,12 +249,13 @@ def test_a_renamed_step_keeps_the_tracked_links_of_emails_already_sent(
     assert (first["step"], first["sent"], first["machine_clicks"]) == ("relief-fast", 1, 2)
 
 
-def test_a_renamed_ab_step_keeps_its_winner_and_later_sends_carry_it(
-    project: Path, db_url: str
-) -> None:
-    """An A/B step with a stored winner renamed and applied: the winner row moves with the
-    deliveries (probe-18b MEDIUM 7), so the report still shows it under the new name and
-    everyone enrolled later gets the winning subject instead of a new split."""
+def decided_ab_step(
+    project: Path, db_url: str, *, people: int
+) -> tuple[dict[str, str], datetime, Path]:
+    """Step 1 as an A/B step ("Relief, take A" / "take B", click tracking on), sent to
+    ``people`` subscribers, then decided for "take B" by the store's own judge (the run
+    never reaches winner_after = 1000 here). Returns the env, the enrolment time and the
+    step file."""
     track(project, "http://127.0.0.1:9/landing")
     step = steps_dir(project) / "01-rapid-relief.md"
     step.write_text(
@@ -267,11 +268,11 @@ def test_a_renamed_ab_step_keeps_its_winner_and_later_sends_carry_it(
     toml.write_text(toml.read_text() + "\n[experiment]\nwinner_after = 1000\n")
     env = env_for(project, "https://news.example.com", db_url)
     now = datetime.now(UTC).replace(microsecond=0)
-    for i in range(4):
+    for i in range(people):
         cli(env, "subscribe", f"a{i}@example.com", "--campaign", SLUG, "--at", now.isoformat())
     cli(env, "run", "--once", "--now", (now + timedelta(hours=1)).isoformat())
     engine = make_engine(db_url)
-    try:  # decided by the store's own judge (the run never reaches 1000 sends here)
+    try:
         judge_experiment(
             engine,
             SLUG,
@@ -282,12 +283,30 @@ def test_a_renamed_ab_step_keeps_its_winner_and_later_sends_carry_it(
         )
     finally:
         engine.dispose()
+    return env, now, step
+
+
+def winner_rows(db_url: str) -> list[tuple[str, str | None]]:
+    """Every stored A/B decision as (step identity, winning subject)."""
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT step_id, subject FROM experiment_winners")).all()
+    finally:
+        engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def test_a_renamed_ab_step_keeps_its_winner_and_later_sends_carry_it(
+    project: Path, db_url: str
+) -> None:
+    """An A/B step with a stored winner renamed and applied: the winner row moves with the
+    deliveries (probe-18b MEDIUM 7), so the report still shows it under the new name and
+    everyone enrolled later gets the winning subject instead of a new split."""
+    env, now, _ = decided_ab_step(project, db_url, people=4)
     rename(project, "rapid-relief", "relief-fast")
     cli(env, "apply", SLUG, "--yes")
-    engine = make_engine(db_url)
-    with engine.connect() as conn:
-        rows = conn.execute(text("SELECT step_id, subject FROM experiment_winners")).all()
-    engine.dispose()
+    rows = winner_rows(db_url)
     assert [tuple(r) for r in rows] == [("relief-fast", "Relief, take B")]
     later = now + timedelta(hours=3)
     for i in range(12):
@@ -310,33 +329,7 @@ def test_a_step_added_under_a_removed_steps_identity_is_a_new_test_unless_restor
     identity but other subjects added: that is a new test, so the old decision is set
     aside (kept under a marked name) and its subscribers get the split, not the old
     winner's silence. Restored with its subjects, the step keeps its decision."""
-    track(project, "http://127.0.0.1:9/landing")
-    step = steps_dir(project) / "01-rapid-relief.md"
-    original = step.read_text()
-    step.write_text(
-        original.replace(
-            'subject = "Reason 1 of 6: Rapid relief from symptoms"',
-            'subjects = ["Relief, take A", "Relief, take B"]',
-        )
-    )
-    toml = project / "campaigns" / SLUG / "campaign.toml"
-    toml.write_text(toml.read_text() + "\n[experiment]\nwinner_after = 1000\n")
-    env = env_for(project, "https://news.example.com", db_url)
-    now = datetime.now(UTC).replace(microsecond=0)
-    cli(env, "subscribe", "a0@example.com", "--campaign", SLUG, "--at", now.isoformat())
-    cli(env, "run", "--once", "--now", (now + timedelta(hours=1)).isoformat())
-    engine = make_engine(db_url)
-    try:
-        judge_experiment(
-            engine,
-            SLUG,
-            "rapid-relief",
-            ["Relief, take A", "Relief, take B"],
-            decide=lambda tallies: Decision(2, 3.1, 0.002),
-            now=now + timedelta(hours=2),
-        )
-    finally:
-        engine.dispose()
+    env, now, step = decided_ab_step(project, db_url, people=1)
     kept = step.read_text()
     step.unlink()
     cli(env, "apply", SLUG, "--yes")
@@ -344,10 +337,7 @@ def test_a_step_added_under_a_removed_steps_identity_is_a_new_test_unless_restor
         kept = kept.replace('["Relief, take A", "Relief, take B"]', '["New take A", "New take B"]')
     step.write_text(kept)
     cli(env, "apply", SLUG, "--yes")
-    engine = make_engine(db_url)
-    with engine.connect() as conn:
-        rows = conn.execute(text("SELECT step_id, subject FROM experiment_winners")).all()
-    engine.dispose()
+    rows = winner_rows(db_url)
     later = now + timedelta(hours=3)
     for i in range(16):
         cli(env, "subscribe", f"b{i}@example.com", "--campaign", SLUG, "--at", later.isoformat())
