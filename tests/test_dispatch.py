@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from smtp_servers import FaultyHandler, RecordingHandler, running_server
 
 from dripline.cli import main
+from dripline.tokens import CLICK, tracking_tokens
 
 T0 = datetime(2026, 3, 5, 20, 0, tzinfo=UTC)  # Thursday, 12:00 in Los Angeles
 
@@ -242,3 +244,38 @@ def test_a_bad_return_path_is_one_clear_error(project, env):
     result = CliRunner(env=bad).invoke(main, ["run", "--once", "--sender", "memory:"])
     assert result.exit_code == 1
     assert "Error: DRIPLINE_RETURN_PATH" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("clicks", "opens"), [(False, True), (True, False), (True, True), (False, False)]
+)
+def test_tracked_links_and_the_open_image_are_there_exactly_as_the_campaign_asks(
+    project, env, clicks: bool, opens: bool
+):
+    toml = project / "campaigns/ketamine-therapy/campaign.toml"
+    setting = f"\n[tracking]\nclicks = {str(clicks).lower()}\nopens = {str(opens).lower()}\n"
+    toml.write_text(toml.read_text() + setting)
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    links = "\n[Book a call](https://clinic.example.com/book) or [read on](https://clinic.example.com/faq).\n"
+    step.write_text(step.read_text() + links)
+    subscribe(env, "ana@example.com")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        run_once(env, f"smtp://127.0.0.1:{server.port}", T0)
+    (received,) = handler.received
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    delivery_id = rows(project)[("ana@example.com", "ketamine-therapy", 1)]["id"]
+    tokens = tracking_tokens(env["DRIPLINE_SECRET_KEY"])
+    image = "https://news.example.com/o/" + tokens.open(delivery_id, "ketamine-therapy")
+    assert (image in html) is opens  # this delivery's own open image, or none at all
+    assert "/o/" not in html.replace(image, "") and "/o/" not in text
+    tracked = re.findall(r"https://news\.example\.com/c/([A-Za-z0-9_-]+)", html)
+    if not clicks:
+        assert tracked == [] and "utm_campaign=ketamine-therapy" in html
+        return
+    assert len(tracked) == 2 and "utm_campaign" not in html  # both links go through /c/
+    read = [tokens.read(token, CLICK) for token in tracked]
+    assert {link.delivery_id for link in read if link} == {delivery_id}
+    assert sorted(link.position for link in read if link) == [0, 1]
