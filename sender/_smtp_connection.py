@@ -10,6 +10,13 @@ Knowing the phase of a failure is the other reason: a connection that dies after
 the final ``.`` was written and before the reply leaves the message's fate
 unknown, and only this code knows where it was.
 
+One round trip per message: given the message that follows on the session,
+:meth:`SmtpConnection.send` writes that message's MAIL/RCPT/DATA right behind this
+one's final ``.``, in the same write (RFC 2920 section 3.1: the message content may
+be the first command of a pipelined group). The server answers ``.`` and then the
+next envelope, so the next message's replies are usually already read when its turn
+comes, and its data follows at once.
+
 Deadlines, not just timeouts: ``?timeout=`` bounds each command/reply exchange as a
 whole (writing the command or the message data, and reading the complete reply),
 and the greeting, each EHLO, STARTTLS and AUTH exchange of the handshake. A server
@@ -134,6 +141,9 @@ class SmtpConnection:
         self._deadline = 0.0  # time.monotonic() by which the current exchange must end
         self._features: dict[str, str] = {}
         self.transactions = 0  # on the current session: >0 means a reused connection
+        # The message whose MAIL/RCPT/DATA went out behind the last message's data (and
+        # those commands): the server is waiting for its data, and only it may come next.
+        self._ahead: tuple[OutgoingMessage, list[bytes]] | None = None
 
     @property
     def connected(self) -> bool:
@@ -214,22 +224,35 @@ class SmtpConnection:
         self.transactions = 0
         log.debug("connected to %s (pipelining=%s)", where, "pipelining" in self._features)
 
-    def send(self, message: OutgoingMessage) -> SendResult:
+    def send(
+        self, message: OutgoingMessage, following: OutgoingMessage | None = None
+    ) -> SendResult:
         """Run one transaction; on failure the session is reset for the next message or closed.
 
         A :class:`TransientSendError` whose ``retry_now`` is true failed before the server
         accepted MAIL FROM on a reused connection (it had gone stale): the message never
         reached the server and may go again at once on a fresh connection.
+
+        ``following`` is the message to be sent next on this session, if known: when the
+        server offers PIPELINING its envelope goes out with this message's data (see the
+        module docstring), and the next call must be ``send(following, ...)``. Any other
+        call, and :meth:`drop_unsent`, drop the session instead: the server is waiting
+        for data that was never sent, so nothing of that message is delivered.
         """
+        if self._ahead is not None and self._ahead[0] is not message:
+            self._abort()
         if self._sock is None:
             self.connect()
         self.transactions += 1
         reused = self.transactions > 1
-        commands = self._envelope_commands(message)
+        written, self._ahead = self._ahead, None
+        commands = written[1] if written is not None else self._envelope_commands(message)
         pipelining = "pipelining" in self._features
         phase = Phase.MAIL
         try:
-            if pipelining:
+            if written is not None:
+                self._start_exchange()  # the envelope went with the last data; read its replies
+            elif pipelining:
                 self._start_exchange()  # the envelope is one exchange: one write, N replies
                 self._write(b"".join(commands))
             replies: list[Reply] = []
@@ -244,7 +267,10 @@ class SmtpConnection:
             self._check_envelope(message, replies)
             phase = Phase.MESSAGE
             self._start_exchange()
-            self._write(wire_data(message.data))
+            ahead = self._envelope_ahead(following) if pipelining else None
+            self._write_data(wire_data(message.data), ahead)
+            if ahead is not None:
+                self._ahead = (following, ahead)  # type: ignore[assignment]
             final = self._read_reply()
         except _SessionOver as over:
             self._abort()
@@ -271,8 +297,14 @@ class SmtpConnection:
             self._abort()
         raise error_for_reply(Phase.MESSAGE, final, _only(message.recipients))
 
+    def drop_unsent(self) -> None:
+        """Drop the session if it announced a following message that will not be sent now."""
+        if self._ahead is not None:
+            self._abort()
+
     def close(self) -> None:
         """Say QUIT and release the socket; never raises. For a healthy session only."""
+        self.drop_unsent()  # QUIT after a 354 would be message data, not a command
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.settimeout(min(self._config.timeout, 5.0))
@@ -284,6 +316,7 @@ class SmtpConnection:
         QUIT written into an unfinished DATA would become part of the message."""
         smtp, self._smtp, self._sock = self._smtp, None, None
         self._buffer.clear()
+        self._ahead = None
         if smtp is not None:
             with contextlib.suppress(OSError):
                 smtp.close()
@@ -305,6 +338,15 @@ class SmtpConnection:
         commands += [b"RCPT TO:<" + _address(rcpt) + b">\r\n" for rcpt in message.recipients]
         commands.append(b"DATA\r\n")
         return commands
+
+    def _envelope_ahead(self, following: OutgoingMessage | None) -> list[bytes] | None:
+        """The commands to pipeline behind this message's data, or None to send none."""
+        if following is None or not following.recipients:
+            return None
+        try:
+            return self._envelope_commands(following)
+        except PermanentSendError:
+            return None  # the relay cannot take it: its own send says why
 
     def _check_envelope(self, message: OutgoingMessage, replies: list[Reply]) -> None:
         """Raise unless MAIL and at least one RCPT were accepted and DATA answered 354."""
@@ -374,6 +416,28 @@ class SmtpConnection:
             self._sock.settimeout(self._remaining())
             self._sock.sendall(data)
         except OSError as err:  # timeouts too: what we wrote did not reach the server whole
+            raise _WriteFailed("timed out" if isinstance(err, TimeoutError) else str(err)) from err
+
+    def _write_data(self, data: bytes, ahead: list[bytes] | None) -> None:
+        """Write the message data, and the next envelope behind it in the same write.
+
+        A failure before the final ``.`` was taken whole is a :class:`_WriteFailed` (the
+        message cannot have been queued); once it was, it is a plain OSError, so the
+        message is ambiguous, whatever became of the envelope behind it.
+        """
+        if ahead is None:
+            self._write(data)
+            return
+        assert self._sock is not None
+        payload = memoryview(data + b"".join(ahead))
+        taken = 0  # bytes the kernel (or the TLS layer) accepted
+        try:
+            while taken < len(payload):
+                self._sock.settimeout(self._remaining())
+                taken += self._sock.send(payload[taken:])
+        except OSError as err:
+            if taken >= len(data):
+                raise
             raise _WriteFailed("timed out" if isinstance(err, TimeoutError) else str(err)) from err
 
     def _read_reply(self) -> Reply:

@@ -40,6 +40,7 @@ from ._smtp_url import PASSWORD_SECRET, SmtpConfig, parse_smtp_url
 from .base import (
     OutcomeCallback,
     OutgoingMessage,
+    PermanentSendError,
     Sender,
     SenderConfigError,
     SendError,
@@ -125,21 +126,34 @@ class SmtpSender(Sender):
             connection.close()
 
     def _send(self, message: OutgoingMessage) -> SendResult:
-        if self._bucket is not None:
-            self._bucket.acquire()
         connection = self._pool.get()  # blocks while all N sessions are busy
         try:
-            try:
-                return connection.send(message)
-            except TransientSendError as err:
-                if not getattr(err, "retry_now", False):
-                    raise
-                # The reused session had gone stale before the server accepted MAIL FROM:
-                # nothing of this message reached it, so it goes again on a fresh session.
-                log.info("%s: session went stale (%s); reconnecting", self.display_url, err)
-                return connection.send(message)
+            return self._send_on(connection, message)
         finally:
             self._pool.put(connection)
+
+    def _send_on(
+        self,
+        connection: SmtpConnection,
+        message: OutgoingMessage,
+        following: OutgoingMessage | None = None,
+    ) -> SendResult:
+        """Send ``message`` on ``connection``, announcing ``following`` (see
+        :meth:`SmtpConnection.send`) unless ``?rate=`` applies."""
+        if self._bucket is not None:
+            self._bucket.acquire()
+            # The next transaction waits for its own slot: opened early, the server
+            # would hold it (waiting for the data) for as long as the bucket makes us wait.
+            following = None
+        try:
+            return connection.send(message, following)
+        except TransientSendError as err:
+            if not getattr(err, "retry_now", False):
+                raise
+            # The reused session had gone stale before the server accepted MAIL FROM:
+            # nothing of this message reached it, so it goes again on a fresh session.
+            log.info("%s: session went stale (%s); reconnecting", self.display_url, err)
+            return connection.send(message, following)
 
     def send_many(
         self,
@@ -151,10 +165,12 @@ class SmtpSender(Sender):
         """Send a batch over all N sessions at once; outcomes come back in the batch's order.
 
         Same contract as :meth:`Sender.send_many`; ``on_result`` is called from the
-        worker threads as each message is answered.
+        worker threads as each message is answered (from this thread with one session).
+        Each session takes the next message of the batch ahead of time, so its envelope
+        can go out with the data of the one before (one round trip per message).
         """
-        if self.config.connections == 1 or len(messages) <= 1:
-            return super().send_many(messages, on_result=on_result, stop=stop)
+        if not messages:
+            return []
         outcomes = _Outcomes(len(messages), on_result)
         try:
             self.open()
@@ -169,34 +185,46 @@ class SmtpSender(Sender):
         unreachable: list[SendError] = []
 
         def drain() -> None:
-            while not halt.is_set() and not (stop is not None and stop.is_set()):
+            connection = self._pool.get()  # held for the batch: it knows what comes next
+            try:
                 index = next(next_index)
-                if index >= len(messages):
-                    return
-                outcome: SendResult | SendError
-                try:
-                    outcome = self.send(messages[index])
-                except SendError as err:
-                    outcome = err
-                except SenderConfigError as err:
-                    config_errors.append(err)
-                    halt.set()
-                    return
-                except Exception as err:  # keep the batch going; never re-send this one
-                    outcome = unexpected_failure(err)
-                outcomes.set(index, outcome)  # a failure to record is the caller's, raised
-                if getattr(outcome, "unreachable", False):
-                    # No session could be opened: the rest would only wait for the
-                    # same timeout one by one; they get this outcome untried.
-                    unreachable.append(outcome)  # type: ignore[arg-type]
-                    halt.set()
+                while index < len(messages):
+                    if halt.is_set() or (stop is not None and stop.is_set()):
+                        return  # the message taken ahead stays untried (None)
+                    ahead = next(next_index)
+                    following = messages[ahead] if ahead < len(messages) else None
+                    outcome: SendResult | SendError
+                    try:
+                        if not messages[index].recipients:
+                            raise PermanentSendError("the message has no recipient")
+                        outcome = self._send_on(connection, messages[index], following)
+                    except SendError as err:
+                        outcome = err
+                    except SenderConfigError as err:
+                        config_errors.append(err)
+                        halt.set()
+                        return
+                    except Exception as err:  # keep the batch going; never re-send this one
+                        outcome = unexpected_failure(err)
+                    outcomes.set(index, outcome)  # a failure to record is the caller's, raised
+                    if getattr(outcome, "unreachable", False):
+                        # No session could be opened: the rest would only wait for the
+                        # same timeout one by one; they get this outcome untried.
+                        unreachable.append(outcome)  # type: ignore[arg-type]
+                        halt.set()
+                    index = ahead
+            finally:
+                connection.drop_unsent()
+                self._pool.put(connection)
 
-        workers = self._worker_pool()
-        futures = [
-            workers.submit(drain) for _ in range(min(self.config.connections, len(messages)))
-        ]
-        for future in futures:
-            future.result()  # a bug in a worker surfaces here instead of vanishing
+        sessions = min(self.config.connections, len(messages))
+        if sessions == 1:
+            drain()  # no thread to hand over to: one session sends from here
+        else:
+            workers = self._worker_pool()
+            futures = [workers.submit(drain) for _ in range(sessions)]
+            for future in futures:
+                future.result()  # a bug in a worker surfaces here instead of vanishing
         if config_errors:
             config_errors[0].results = outcomes.results
             raise config_errors[0]

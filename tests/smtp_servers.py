@@ -368,3 +368,96 @@ class StallingServer:
                     conn.sendall(b"250-stalling.example\r\n250 8BITMIME\r\n")
                 else:
                     conn.sendall(b"250 Ok\r\n")
+
+
+class LookaheadServer:
+    """A raw SMTP server on 127.0.0.1 that notes, for each message, whether the client had
+    already sent the next MAIL FROM when the message's final ``.`` arrived (RFC 2920 3.1
+    pipelining across messages), before it answers that ``.``.
+
+    It waits up to ``patience`` seconds for the next command before answering, so a client
+    that waits for the reply first costs that long per message, and is seen doing so.
+    ``ahead`` holds one bool per message received, in order; ``messages`` the data of each.
+    """
+
+    def __init__(self, *, pipelining: bool = True, patience: float = 0.5) -> None:
+        self.pipelining, self.patience = pipelining, patience
+        self.ahead: list[bool] = []
+        self.messages: list[bytes] = []
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"smtp://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+
+    def __enter__(self) -> LookaheadServer:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: socket.socket) -> None:
+        buffer = bytearray()
+
+        def line(wait: float | None = 30.0) -> bytes | None:
+            """The next line, or None when none came within ``wait`` seconds."""
+            deadline = time.monotonic() + (wait or 0.0)
+            while b"\n" not in buffer:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                conn.settimeout(left)
+                try:
+                    chunk = conn.recv(65536)
+                except TimeoutError:
+                    return None
+                if not chunk:
+                    raise ConnectionError("closed")
+                buffer.extend(chunk)
+            end = buffer.index(b"\n") + 1
+            text = bytes(buffer[:end])
+            del buffer[:end]
+            return text
+
+        with contextlib.suppress(OSError, ConnectionError), conn:
+            conn.sendall(b"220 lookahead.example ESMTP\r\n")
+            data: list[bytes] | None = None
+            pending: bytes | None = None  # a command read early, while waiting after "."
+            while not self._stop.is_set():
+                text = pending if pending is not None else line()
+                pending = None
+                if text is None:
+                    return
+                if data is not None:  # inside DATA
+                    if text != b".\r\n":
+                        data.append(text[1:] if text.startswith(b".") else text)  # unstuffed
+                        continue
+                    self.messages.append(b"".join(data))
+                    data = None
+                    pending = line(self.patience)  # did the next envelope come with the "."?
+                    self.ahead.append(pending is not None and pending[:4].upper() == b"MAIL")
+                    conn.sendall(b"250 2.0.0 Ok: queued\r\n")
+                    continue
+                command = text[:4].upper()
+                if command == b"EHLO":
+                    extra = b"250-PIPELINING\r\n" if self.pipelining else b""
+                    conn.sendall(b"250-lookahead.example\r\n" + extra + b"250 8BITMIME\r\n")
+                elif command == b"DATA":
+                    conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    data = []
+                elif command == b"QUIT":
+                    conn.sendall(b"221 Bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 Ok\r\n")
