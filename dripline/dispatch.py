@@ -124,13 +124,12 @@ class PassReport:
     step_deferrals: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def add(self, other: PassReport) -> None:
+        """Add a finished pass's report (its step deferrals already became error lines)."""
         for f in fields(self):
             if f.name not in _NOT_COUNTS:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         self.errors += other.errors
         self.held = sorted(set(self.held) | set(other.held))
-        for key, lines in other.step_deferrals.items():
-            self.step_deferrals.setdefault(key, []).extend(lines)
 
     def summary(self) -> str:
         parts = [

@@ -142,11 +142,27 @@ def test_a_broken_campaign_edit_defers_instead_of_failing(project: Path):
     assert report.deferred == 1 and report.failed == 0, report.summary()
     assert "unknown time zone" in report.errors[0]
     assert statuses(project) == Counter({"scheduled": 1})
+    first = step_one_due(project) - (T0 + timedelta(minutes=1))
+    assert timedelta(minutes=5) <= first <= timedelta(minutes=5.5)  # 5 minutes + jitter
+    # Still broken at the retry: the deferral counted as an attempt, so the back-off grows
+    # instead of coming back every 5 minutes for as long as the file stays broken.
+    again = T0 + timedelta(minutes=1) + first
+    report = run.dispatch_due(again)
+    assert report.deferred == 1, report.summary()
+    grown = step_one_due(project) - again
+    assert timedelta(minutes=10) <= grown <= timedelta(minutes=11)
     toml.write_text(good)  # fixed: the retry goes out
-    report = run.dispatch_due(T0 + timedelta(minutes=7))
+    report = run.dispatch_due(again + grown)
     engine.dispose()
     assert report.sent == 1, report.summary()
     assert len(MemorySender.outbox("broken")) == 1
+
+
+def step_one_due(project: Path) -> datetime:
+    db = sqlite3.connect(project / "dripline.db")
+    ((due,),) = db.execute("SELECT due_at FROM deliveries WHERE step = 1")
+    db.close()
+    return datetime.fromisoformat(due).replace(tzinfo=UTC)
 
 
 class EditedMidPass(SqlDeliveryQueue):
