@@ -70,8 +70,8 @@ def prepare(database_url: str, count: int) -> Settings:
     return settings
 
 
-def reset(settings: Settings) -> None:
-    """Step 1 due again for everyone, as if never sent."""
+def reset(settings: Settings, due: int | None = None) -> None:
+    """Step 1 due again for everyone (or the first ``due`` of them), as if never sent."""
     engine = open_store(settings.database_url)
     with engine.begin() as conn:
         conn.execute(
@@ -81,6 +81,14 @@ def reset(settings: Settings) -> None:
                 "WHERE step=1"
             )
         )
+        if due is not None:
+            conn.execute(
+                text(
+                    "UPDATE deliveries SET status='cancelled' WHERE step=1 AND id NOT IN "
+                    "(SELECT id FROM deliveries WHERE step=1 ORDER BY id LIMIT :due)"
+                ),
+                {"due": due},
+            )
         conn.execute(text("DELETE FROM workers"))
     engine.dispose()
 

@@ -2,6 +2,7 @@
 
     python bench/scale.py --db postgresql+psycopg://USER@127.0.0.1/DB --reset
                           [--subscribers 20000] [--workers 1 2 4] [--rounds 3]
+                          [--apart postgresql+psycopg://USER@127.0.0.1/DB2]
 
 Enrolls N subscribers (step 1 due for all) in the given PostgreSQL database (--reset
 empties dripline's tables there first: never point it at a database you care about),
@@ -14,6 +15,12 @@ server's background writers are not counted). Each round also times Postfix's C
 `smtp-source` (4 sessions, same message size, same sink) as a reference for the
 machine's state. Prints medians of the rounds, each worker count's speed-up over one
 worker measured in the same round, and the ratio to the reference.
+
+With ``--apart``, each round also times two workers that share no database (each on its
+own, with half the deliveries; same PostgreSQL server, same sink): what two workers reach
+on this machine when they have nothing of dripline's to contend for. Two workers on one
+database close to that row means sharing the database costs nothing; the gap to 2.0x is
+then the machine's.
 
 What holds the workers back, figures that do not swing with the machine's load the
 way throughput does: "SMTP idle" is the share of each worker's pass during which its
@@ -150,19 +157,31 @@ def one_run(settings: Settings, workers: int, database: str, dsn: str) -> dict[s
     the message size ("size"), the workers' median SMTP idle share ("idle") and the
     backends' wait shares (:data:`WAITS`)."""
     reset(settings)
+    return _timed([settings] * workers, [database], dsn)
+
+
+def apart_run(
+    pair: tuple[Settings, Settings], databases: tuple[str, str], dsn: str, due: int
+) -> dict[str, float]:
+    """Two workers that share nothing but the machine and the PostgreSQL server: each on
+    its own database with ``due`` // 2 due deliveries, the same sink."""
+    for settings in pair:
+        reset(settings, due // 2)
+    return _timed(list(pair), list(databases), dsn)
+
+
+def _timed(configs: list[Settings], databases: list[str], dsn: str) -> dict[str, float]:
     context = multiprocessing.get_context("fork")
-    go = context.Barrier(workers + 1)
+    go = context.Barrier(len(configs) + 1)
     results = context.Queue()
-    processes = [
-        context.Process(target=worker, args=(settings, go, results)) for _ in range(workers)
-    ]
+    processes = [context.Process(target=worker, args=(c, go, results)) for c in configs]
     for process in processes:
         process.start()
     with WaitSampler(dsn) as sampler:
         go.wait()  # everyone compiled and connected
-        started, pg_before = time.monotonic(), postgres_cpu(database)
+        started, pg_before = time.monotonic(), sum(postgres_cpu(d) for d in databases)
         finished = [results.get(timeout=600) for _ in processes]
-        pg_used = postgres_cpu(database) - pg_before
+        pg_used = sum(postgres_cpu(d) for d in databases) - pg_before
     for process in processes:
         process.join(30)
     sent = sum(f[0] for f in finished)
@@ -177,6 +196,21 @@ def one_run(settings: Settings, workers: int, database: str, dsn: str) -> dict[s
     }
 
 
+def empty(url: str, reset: bool) -> bool:
+    """Drop dripline's tables in ``url`` (False when it has some and ``reset`` is off)."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        tables = list(
+            conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+        )
+        if "subscribers" in tables and not reset:
+            return False
+        if tables:  # every table, whatever migrations it has seen
+            conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(tables)} CASCADE"))
+    engine.dispose()
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=os.environ.get("DRIPLINE_TEST_POSTGRES_URL"))
@@ -185,33 +219,37 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--connections", type=int, default=1, help="SMTP sessions per worker")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--apart",
+        metavar="URL",
+        help="a second PostgreSQL database (emptied too): adds a row of 2 workers that share "
+        "no database, each with half the deliveries, to tell sharing from the machine's limit",
+    )
     args = parser.parse_args()
     if not args.db or make_url(args.db).get_backend_name() != "postgresql":
         print("--db must be a PostgreSQL URL (or set DRIPLINE_TEST_POSTGRES_URL)")
         return 1
+    if args.apart and make_url(args.apart).get_backend_name() != "postgresql":
+        print("--apart must be a PostgreSQL URL")
+        return 1
     if missing := missing_tools():
         print(f"{', '.join(missing)} missing: bash .ci/postfix.sh install")
         return 1
-    engine = make_engine(args.db)
-    with engine.begin() as conn:
-        tables = list(
-            conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
-        )
-        if "subscribers" in tables and not args.reset:
-            print("the database holds dripline tables: pass --reset to empty them")
+    for url in filter(None, (args.db, args.apart)):
+        if not empty(url, args.reset):
+            print(f"{make_url(url).database}: holds dripline tables: pass --reset to empty them")
             return 1
-        if tables:  # every table, whatever migrations it has seen
-            conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(tables)} CASCADE"))
-    engine.dispose()
     database = make_url(args.db).database or ""
     dsn = make_url(args.db).set(drivername="postgresql").render_as_string(hide_password=False)
     load_before = load_average()
     settings = prepare(args.db, args.subscribers)
-    rates: dict[int, list[float]] = {n: [] for n in args.workers}
-    speedups: dict[int, list[float]] = {n: [] for n in args.workers}
-    ratios: dict[int, list[float]] = {n: [] for n in args.workers}
-    figures: dict[int, dict[str, list[float]]] = {
-        n: collections.defaultdict(list) for n in args.workers
+    second = prepare(args.apart, args.subscribers // 2) if args.apart else None
+    rows: list[int | str] = [*args.workers, *(["apart"] if second else [])]
+    rates: dict[int | str, list[float]] = {n: [] for n in rows}
+    speedups: dict[int | str, list[float]] = {n: [] for n in rows}
+    ratios: dict[int | str, list[float]] = {n: [] for n in rows}
+    figures: dict[int | str, dict[str, list[float]]] = {
+        n: collections.defaultdict(list) for n in rows
     }
     references: list[float] = []
     with smtp_sink() as port:
@@ -223,8 +261,14 @@ def main() -> int:
             reference = smtp_source_rate(port, 4, args.subscribers, size)
             references.append(reference)
             base = None
-            for workers in args.workers:
-                run = one_run(configured, workers, database, dsn)
+            for workers in rows:
+                if workers == "apart":
+                    assert second is not None and args.apart
+                    pair = (configured, replace(configured, database_url=args.apart))
+                    names = (database, make_url(args.apart).database or "")
+                    run = apart_run(pair, names, dsn, args.subscribers)
+                else:
+                    run = one_run(configured, int(workers), database, dsn)
                 rate = run["rate"]
                 base = base or rate
                 rates[workers].append(rate)
@@ -247,10 +291,12 @@ def main() -> int:
     print(
         f"{'smtp-source (C) x4 (reference)':<34}{reference:>14,.0f}{spread:>18}{'':>14}{'100%':>20}"
     )
-    for workers in args.workers:
+    label = {"apart": "2, separate databases (half each)"}
+    for workers in rows:
         low, high = min(rates[workers]), max(rates[workers])
         print(
-            f"{workers:<34}{statistics.median(rates[workers]):>14,.0f}"
+            f"{label.get(str(workers), str(workers)):<34}"
+            f"{statistics.median(rates[workers]):>14,.0f}"
             f"{f'{low:,.0f}-{high:,.0f}':>18}{statistics.median(speedups[workers]):>13.2f}x"
             f"{statistics.median(ratios[workers]):>20.0%}"
             f"{statistics.median(figures[workers]['cpu']) * 1e6:>35,.0f} us"
@@ -260,10 +306,10 @@ def main() -> int:
         + "".join(f"{'waiting on ' + w:>26}" for w in WAITS)
         + "   (medians; waits: share of the backends' samples)"
     )
-    for workers in args.workers:
+    for workers in rows:
         row = figures[workers]
         print(
-            f"{workers:<34}{statistics.median(row['idle']):>14.0%}"
+            f"{label.get(str(workers), str(workers)):<34}{statistics.median(row['idle']):>14.0%}"
             + "".join(f"{statistics.median(row[w]):>26.1%}" for w in WAITS)
         )
     one = statistics.median(rates[args.workers[0]])
