@@ -17,6 +17,7 @@ from sender import Sender, create_sender, sender_class
 from .dispatch import CampaignLibrary, Dispatcher
 from .errors import ConfigError, DriplineError
 from .guards import campaign_readiness, ready_to_send, require_public_links
+from .links import unsubscribe_url_for
 from .settings import Settings
 from .store import (
     BouncePolicy,
@@ -63,9 +64,6 @@ def unsubscribe_link_maker(settings: Settings) -> Callable[[ClaimedDelivery], st
             "DRIPLINE_SECRET_KEY is not set: unsubscribe links cannot be signed "
             "(set it to a long random string; `dripline demo` makes its own)"
         )
-
-    # Imported here: dripline.serve imports this module for sender_for.
-    from .serve.links import unsubscribe_url_for
 
     def link(delivery: ClaimedDelivery) -> str:
         return unsubscribe_url_for(settings, delivery.public_key, delivery.campaign)

@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
+from ..links import CONFIRM_MAX_AGE, confirm_url_for, unsubscribe_url_for
 from ._app import MIN_SECRET_KEY_LENGTH, check_serve_settings, create_app
-from .links import CONFIRM_MAX_AGE, confirm_url_for, unsubscribe_url_for
 
 __all__ = [
     "CONFIRM_MAX_AGE",

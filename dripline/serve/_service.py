@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import DriplineError
+from ..links import CONFIRM_MAX_AGE, confirm_url_for
 from ..runtime import sender_for
 from ..settings import Settings
 from ..store import (
@@ -35,7 +36,6 @@ from ..timetable import Timetable
 from ..tokens import CONFIRM, UNSUBSCRIBE, TokenSigner, VerifiedToken
 from ._form import SignupFields
 from ._views import build_confirmation_email
-from .links import CONFIRM_MAX_AGE, confirm_url_for
 
 __all__ = ["OfferedCampaign", "ResolvedToken", "SignupService", "load_offered_campaigns"]
 

@@ -1,5 +1,8 @@
 """Links in emails: unsubscribe (for the dispatcher and renderer) and sign-up confirmation.
 
+Beside :mod:`dripline.tokens`, which signs them: the runtime builds unsubscribe links
+and ``dripline serve`` checks them, so neither imports the other for it.
+
 Both are built from ``Settings.base_url`` and signed with ``Settings.secret_key``.
 Unsubscribe links never expire; a confirmation link works for :data:`CONFIRM_MAX_AGE`.
 """
@@ -9,8 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from ..settings import Settings
-from ..tokens import CONFIRM, UNSUBSCRIBE, TokenPayload, TokenSigner, unsubscribe_url
+from .settings import Settings
+from .tokens import CONFIRM, UNSUBSCRIBE, TokenPayload, TokenSigner, unsubscribe_url
 
 __all__ = ["CONFIRM_MAX_AGE", "confirm_url_for", "signer_for", "unsubscribe_url_for"]
 
