@@ -297,6 +297,10 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (4, 6, 8, 9)
     },
+    "dripline.dispatch.xǁDispatcherǁ_tracking__mutmut_14": (
+        "the per-step link positions cache storing None: every delivery then reads the "
+        "positions again (store.link_positions returns the same stable positions), slower only"
+    ),
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_2": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_3": _CLOSED,
     "dripline.dispatch.xǁDispatcherǁclose__mutmut_4": (

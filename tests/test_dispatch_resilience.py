@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from dripline.cli import main
@@ -84,7 +86,9 @@ def test_a_plugin_exception_fails_only_its_message(project: Path):
     assert statuses(project) == Counter({"sent": 3, "ambiguous": 1})
 
 
-def test_a_template_error_on_one_subscriber_fails_only_that_delivery(project: Path):
+def test_a_template_error_on_one_subscriber_fails_only_that_delivery(
+    project: Path, caplog: pytest.LogCaptureFixture
+):
     step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
     # Passes `dripline check` for a sample without a name, but a name is text and
     # "text - 1" raises TypeError (not a template error) for those who have one.
@@ -94,11 +98,19 @@ def test_a_template_error_on_one_subscriber_fails_only_that_delivery(project: Pa
     subscribe(project, "anon2@example.com", T0)
     MemorySender.clear("tpl")
     run, engine = dispatcher(project, MemorySender("tpl"))
-    report = run.dispatch_due(T0 + timedelta(minutes=1))
+    with caplog.at_level(logging.WARNING):
+        report = run.dispatch_due(T0 + timedelta(minutes=1))
     engine.dispose()
     assert report.sent == 2 and report.failed == 1, report.summary()
     assert statuses(project) == Counter({"sent": 2, "failed": 1})
-    assert "TypeError" in report.errors[0]
+    db = sqlite3.connect(project / "dripline.db")
+    ((failed,),) = db.execute("SELECT id FROM deliveries WHERE status = 'failed'")
+    db.close()
+    # The report and the log both name the delivery that failed, so it can be found.
+    assert report.errors[0].startswith(f"delivery {failed}: ") and "TypeError" in report.errors[0]
+    assert (
+        f"delivery {failed} not rendered: " in caplog.text and "01-rapid-relief.md" in caplog.text
+    )
 
 
 def test_one_pass_reaches_everyone_due_even_after_an_outage(project: Path):
