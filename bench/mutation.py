@@ -491,6 +491,9 @@ def pytest_collection_modifyitems(items):
 """
 
 
+TEST_TIMEOUT = 60  # seconds one test may take in a mutation run (see _scratch_copy)
+
+
 def _scratch_copy(module: Module, into: Path) -> None:
     for relative in _project_files():
         target = into / relative
@@ -499,7 +502,12 @@ def _scratch_copy(module: Module, into: Path) -> None:
     (into / "mutation_order.py").write_text(_ORDER_PLUGIN)
     tests = [t for t in module.tests if (into / t.split("::")[0]).exists()]
     deselect = [arg for test in module.skip for arg in ("--deselect", test)]
-    pytest_args = ["-p", "no:cacheprovider", "-p", "mutation_order", "-x", "-q", *deselect]
+    # A mutant that makes a loop spin (a chunk position that never advances) would hold
+    # its child until mutmut's CPU limit, 15 times the tests' own time (12 minutes for
+    # dispatch.py); pytest-timeout fails the test that hangs after TEST_TIMEOUT seconds, so
+    # the mutant is killed at once. No test of a list comes near it unmutated.
+    pytest_args = ["-p", "no:cacheprovider", "-p", "mutation_order", "-x", "-q"]
+    pytest_args += ["--timeout", str(TEST_TIMEOUT), "--timeout-method", "thread", *deselect]
     pyproject = (into / "pyproject.toml").read_text()
     pyproject = re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[|\Z)", "", pyproject)
     pyproject += (
