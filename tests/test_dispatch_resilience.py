@@ -104,8 +104,9 @@ def test_a_template_error_on_one_subscriber_fails_only_that_delivery(
     assert report.sent == 2 and report.failed == 1, report.summary()
     assert statuses(project) == Counter({"sent": 2, "failed": 1})
     db = sqlite3.connect(project / "dripline.db")
-    ((failed,),) = db.execute("SELECT id FROM deliveries WHERE status = 'failed'")
+    ((failed, error),) = db.execute("SELECT id, last_error FROM deliveries WHERE status = 'failed'")
     db.close()
+    assert error.startswith("render: ") and "TypeError" in error  # what `dripline status` shows
     # The report and the log both name the delivery that failed, so it can be found.
     assert report.errors[0].startswith(f"delivery {failed}: ") and "TypeError" in report.errors[0]
     assert (
