@@ -223,12 +223,6 @@ EQUIVALENT: dict[str, str] = {
     "dripline.dispatch.xǁ_RelayWatchǁnote__mutmut_15": (
         "getattr default None instead of False for the last attribute: falsy either way"
     ),
-    **{
-        f"dripline.dispatch.x__error_kind__mutmut_{n}": (
-            "getattr default None instead of False: falsy either way"
-        )
-        for n in (6, 15)
-    },
     "dripline.dispatch.xǁ_RelayWatchǁnote__mutmut_6": (
         "getattr default None instead of False: both falsy, then `or` asks the next attribute"
     ),
