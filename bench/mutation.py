@@ -472,9 +472,16 @@ def _project_files() -> list[Path]:
 # A pytest plugin written into the scratch copy: mutmut hands pytest the tests that reach
 # the mutated function in no set order; run them fastest first (durations from mutmut's own
 # clean run), so a killed mutant usually costs one short test (-x stops at the first failure).
+# It also gives each pytest run (each mutant) a PostgreSQL schema of its own: with
+# --max-children 2, two mutants of one module are tested at once, and in one schema the
+# tests of one would drop the other's tables mid-test and count false kills.
 _ORDER_PLUGIN = """
 import json
+import os
+import re
 from pathlib import Path
+
+_PG = "DRIPLINE_TEST_POSTGRES_URL"
 
 
 def pytest_collection_modifyitems(items):
@@ -482,6 +489,35 @@ def pytest_collection_modifyitems(items):
     if stats.is_file():
         durations = json.loads(stats.read_text()).get("duration_by_test", {})
         items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
+
+def _schema_sql(url, statement):
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def pytest_configure(config):
+    url = os.environ.get(_PG, "")
+    match = re.search(r"search_path%3D(\\w+)", url)
+    if match is None:
+        return
+    schema = f"{match.group(1)}_{os.getpid()}"
+    _schema_sql(url, f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    config.dripline_schema = (url, schema)
+    os.environ[_PG] = url.replace(match.group(0), f"search_path%3D{schema}")
+
+
+def pytest_unconfigure(config):
+    url, schema = getattr(config, "dripline_schema", (None, None))
+    if url is not None:
+        os.environ[_PG] = url
+        _schema_sql(url, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 """
 
 
