@@ -56,6 +56,7 @@ log = logging.getLogger("dripline.sender.smtp")
 _BARE_NEWLINE = re.compile(rb"\r?\n")
 _DOT_LINE = re.compile(rb"\n\.")
 _MAX_LINE = 8192
+_TLS_RECORD = 16384  # the most plaintext one TLS record carries (RFC 8446 5.1)
 
 
 T = TypeVar("T")
@@ -248,6 +249,8 @@ class SmtpConnection:
         written, self._ahead = self._ahead, None
         commands = written[1] if written is not None else self._envelope_commands(message)
         pipelining = "pipelining" in self._features
+        # Built before any exchange: nothing may fail between the 354 and the data.
+        ahead = self._envelope_ahead(following) if pipelining else None
         phase = Phase.MAIL
         try:
             if written is not None:
@@ -267,7 +270,6 @@ class SmtpConnection:
             self._check_envelope(message, replies)
             phase = Phase.MESSAGE
             self._start_exchange()
-            ahead = self._envelope_ahead(following) if pipelining else None
             self._write_data(wire_data(message.data), ahead)
             if ahead is not None:
                 self._ahead = (following, ahead)  # type: ignore[assignment]
@@ -291,6 +293,11 @@ class SmtpConnection:
             transient.retry_now = reused and phase is Phase.MAIL  # type: ignore[attr-defined]
             transient.connection_failure = True  # type: ignore[attr-defined]
             raise transient from err
+        except SendError:
+            raise  # a refusal: _check_envelope reset the session (RSET) or closed it
+        except BaseException:
+            self._abort()  # anything else: the session's state is unknown, never reuse it
+            raise
         if 200 <= final.code < 300:
             return result_for_reply(message.message_id, final)
         if final.closing:
@@ -345,8 +352,8 @@ class SmtpConnection:
             return None
         try:
             return self._envelope_commands(following)
-        except PermanentSendError:
-            return None  # the relay cannot take it: its own send says why
+        except Exception:  # the relay cannot take it (no SMTPUTF8...): its own send says why
+            return None
 
     def _check_envelope(self, message: OutgoingMessage, replies: list[Reply]) -> None:
         """Raise unless MAIL and at least one RCPT were accepted and DATA answered 354."""
@@ -430,11 +437,15 @@ class SmtpConnection:
             return
         assert self._sock is not None
         payload = memoryview(data + b"".join(ahead))
+        # A TLS send is all or nothing: one that spans several records and fails counts
+        # none, though the record holding the "." may have gone. At most one record
+        # (16 KiB of plaintext) per send keeps the count exact; OpenSSL makes the same records.
+        most = _TLS_RECORD if isinstance(self._sock, ssl.SSLSocket) else len(payload)
         taken = 0  # bytes the kernel (or the TLS layer) accepted
         try:
             while taken < len(payload):
                 self._sock.settimeout(self._remaining())
-                taken += self._sock.send(payload[taken:])
+                taken += self._sock.send(payload[taken : taken + most])
         except OSError as err:
             if taken >= len(data):
                 raise

@@ -167,7 +167,9 @@ class SmtpSender(Sender):
         Same contract as :meth:`Sender.send_many`; ``on_result`` is called from the
         worker threads as each message is answered (from this thread with one session).
         Each session takes the next message of the batch ahead of time, so its envelope
-        can go out with the data of the one before (one round trip per message).
+        can go out with the data of the one before (one round trip per message), and
+        holds its connection until the batch ends: ``on_result`` must not send through
+        this sender, and :meth:`send` from another thread waits for a free session.
         """
         if not messages:
             return []

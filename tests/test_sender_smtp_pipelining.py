@@ -9,6 +9,7 @@ once, or not at all when the batch stops.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 from smtp_servers import FaultyHandler, LookaheadServer, RecordingHandler, running_server
@@ -27,9 +28,10 @@ def test_the_next_envelope_goes_out_with_the_final_dot(connections: int) -> None
     assert all(isinstance(r, SendResult) for r in results), results
     assert sorted(server.messages) == sorted(m.data for m in messages)
     # Per session, every message but its last had the next one's MAIL FROM right behind it.
-    assert server.ahead.count(False) == connections
-    assert server.ahead.count(True) == len(messages) - connections
-    assert server.connections == connections
+    # (On a loaded machine one session may send them all before the other starts.)
+    assert 1 <= server.connections <= connections
+    assert server.ahead.count(False) == server.connections
+    assert server.ahead.count(True) == len(messages) - server.connections
 
 
 @pytest.mark.parametrize(
@@ -109,3 +111,19 @@ def test_a_stop_mid_batch_drops_the_announced_message_unsent() -> None:
     assert isinstance(again, SendResult)
     assert dict(handler.message_ids()) == {messages[0].message_id: 1, messages[1].message_id: 1}
     assert len(handler.sessions) == 2
+
+
+def test_a_next_address_that_cannot_be_written_spoils_nothing_before_it() -> None:
+    # The announced envelope is built before this message's DATA: an address that cannot
+    # be encoded (a lone surrogate) fails its own send, never the message in flight.
+    handler = RecordingHandler(pipelining=True)
+    good, after = make_message("ok@example.test"), make_message("after@example.test")
+    bad = replace(make_message("bad@example.test"), recipients=("b\udcffd@example.test",))
+    with (
+        running_server(handler, enable_SMTPUTF8=True) as server,
+        create_sender(f"smtp://127.0.0.1:{server.port}") as sender,
+    ):
+        results = sender.send_many([good, bad, after])
+    assert isinstance(results[0], SendResult) and isinstance(results[2], SendResult), results
+    assert results[1] is not None and not isinstance(results[1], SendResult)
+    assert dict(handler.message_ids()) == {good.message_id: 1, after.message_id: 1}
