@@ -291,6 +291,18 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (4, 6, 8, 9)
     },
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_tracking__mutmut_{n}": (
+            "an open image URL given while [tracking] opens is off: the compiled step has no "
+            "open image slot then (render.CompiledStep only adds it when opens is on), so "
+            "the URL is never used"
+        )
+        for n in (6, 22, 24)
+    },
+    "dripline.dispatch.xǁDispatcherǁ_tracking__mutmut_7": (
+        "links None instead of () for a step without tracked URLs: the renderer takes "
+        "`recipient.links or self.tracked_urls`, the same for both"
+    ),
     "dripline.dispatch.xǁDispatcherǁ_tracking__mutmut_14": (
         "the per-step link positions cache storing None: every delivery then reads the "
         "positions again (store.link_positions returns the same stable positions), slower only"

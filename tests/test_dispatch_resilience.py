@@ -225,3 +225,21 @@ def test_a_step_removed_while_a_pass_runs_is_deferred_with_its_name(project: Pat
     db.close()
     assert error == (f"campaign: step {step_id!r} is no longer in campaign 'ketamine-therapy'",)
     assert MemorySender.outbox("removed") == []
+
+
+def test_a_dispatcher_without_tracking_links_sends_a_tracked_campaign_untracked(project: Path):
+    """A dispatcher built without signed tracking URLs (a library user's, a test's) sends a
+    campaign that asks for tracking with its links as written, rather than failing it."""
+    toml = project / "campaigns/ketamine-therapy/campaign.toml"
+    toml.write_text(toml.read_text() + "\n[tracking]\nclicks = true\nopens = true\n")
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    step.write_text(step.read_text() + "\n[Book a call](https://clinic.example.com/book)\n")
+    subscribe(project, "reader@example.com", T0)
+    MemorySender.clear("untracked")
+    run, engine = dispatcher(project, MemorySender("untracked"))
+    report = run.dispatch_due(T0 + timedelta(minutes=1))
+    engine.dispose()
+    assert report.sent == 1, report.summary()
+    (message,) = MemorySender.outbox("untracked")
+    body = message.data.decode("utf-8", "replace").replace("=\r\n", "")
+    assert "https://clinic.example.com/book" in body and "/c/" not in body

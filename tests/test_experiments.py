@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from smtp_servers import FaultyHandler, RecordingHandler, running_server
 
 from dripline.campaign import load_campaign
+from dripline.cli import main
 from dripline.errors import CampaignError
 from dripline.experiments import choose_variant
 from dripline.store import Decision, judge_experiment, make_engine, subject_key
@@ -428,3 +430,46 @@ def test_a_stored_winner_outlives_its_config_and_the_report_says_when_the_split_
         # probe-18c LOW c: the test is over, said once, not "no longer in the step" per row.
         assert "the A/B test ended: the step has one subject now" in text
         assert "(no longer in the step)" not in text and "no winner yet" not in text
+
+
+def test_each_sent_row_records_the_variant_its_subscriber_was_sent_in_process(project):
+    """The same split as above in one in-process pass: the 'sent' outcome keeps the variant
+    the 'sending' step recorded, for every row."""
+    set_subject_line(project, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
+    people = project / "people.csv"
+    people.write_text(
+        "email,timezone,subscribed_at\n"
+        + "".join(f"r{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(12))
+    )
+    handler = RecordingHandler(pipelining=True)
+    with running_server(handler) as server:
+        env = {
+            "DRIPLINE_ROOT": str(project),
+            "DRIPLINE_SECRET_KEY": "test-secret",
+            "DRIPLINE_BASE_URL": "https://news.example.com",
+            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+            "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}",
+        }
+        runner = CliRunner(env=env)
+        for args in (
+            ["import", str(people), "--campaign", "ketamine-therapy"],
+            ["run", "--once", "--now", "2026-03-05T12:00:30Z"],
+        ):
+            result = runner.invoke(main, args)
+            assert result.exit_code == 0, result.output
+    subject_of = {
+        item.rcpt_tos[0]: str(
+            email.message_from_bytes(item.data, policy=email.policy.default)["Subject"]
+        )
+        for item in handler.received
+    }
+    with sqlite3.connect(project / "dripline.db") as db:
+        rows = db.execute(
+            "SELECT s.email, s.public_key, d.status, d.subject_variant FROM deliveries d "
+            "JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id WHERE d.step = 1"
+        ).fetchall()
+    assert len(rows) == 12 and {row[2] for row in rows} == {"sent"}
+    for address, key, _, variant in rows:
+        expected = choose_variant(key, "rapid-relief", 2)
+        assert variant == expected + 1 and subject_of[address] == VARIANTS[expected]
