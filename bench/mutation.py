@@ -303,6 +303,13 @@ EQUIVALENT: dict[str, str] = {
         "links None instead of () for a step without tracked URLs: the renderer takes "
         "`recipient.links or self.tracked_urls`, the same for both"
     ),
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_tracking__mutmut_{n}": (
+            "the link positions cache missed on purpose (get(None), or None): the store is "
+            "asked again and gives the same stable positions, slower only"
+        )
+        for n in (9, 10)
+    },
     "dripline.dispatch.xǁDispatcherǁ_tracking__mutmut_14": (
         "the per-step link positions cache storing None: every delivery then reads the "
         "positions again (store.link_positions returns the same stable positions), slower only"
