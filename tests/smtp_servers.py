@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
@@ -289,30 +289,18 @@ def make_certificates(folder: Path, hostname: str = "localhost") -> Certificates
     return paths
 
 
-class StallingServer:
-    """A raw SMTP server on 127.0.0.1 that stalls on purpose (``mode``):
+class _RawServer:
+    """A raw SMTP server on 127.0.0.1: one thread per session runs ``_session``."""
 
-    - ``"greeting"``: the greeting is trickled, one byte every ``gap`` seconds, never ending;
-    - ``"after-data"``: everything is answered at once except the reply to the final
-      ``.``, which is trickled the same way (the message was received: ambiguous);
-    - ``"silent-data"``: the same, but nothing at all comes after the final ``.``.
-
-    ``connections`` counts sessions accepted, ``messages`` the messages received whole.
-    """
-
-    def __init__(self, mode: str, gap: float = 0.3) -> None:
-        self.mode, self.gap = mode, gap
-        self.connections = 0
-        self.messages = 0
+    def __init__(self) -> None:
+        self.connections = 0  # sessions accepted
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
-        self._threads: list[threading.Thread] = []
+        self.url = f"smtp://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> StallingServer:
-        thread = threading.Thread(target=self._accept, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+    def __enter__(self) -> Self:
+        threading.Thread(target=self._accept, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -327,6 +315,26 @@ class StallingServer:
                 return
             self.connections += 1
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class StallingServer(_RawServer):
+    """A raw SMTP server on 127.0.0.1 that stalls on purpose (``mode``):
+
+    - ``"greeting"``: the greeting is trickled, one byte every ``gap`` seconds, never ending;
+    - ``"after-data"``: everything is answered at once except the reply to the final
+      ``.``, which is trickled the same way (the message was received: ambiguous);
+    - ``"silent-data"``: the same, but nothing at all comes after the final ``.``.
+
+    ``connections`` counts sessions accepted, ``messages`` the messages received whole.
+    """
+
+    def __init__(self, mode: str, gap: float = 0.3) -> None:
+        super().__init__()
+        self.mode, self.gap = mode, gap
+        self.messages = 0
 
     def _trickle(self, conn: socket.socket, text: bytes) -> None:
         while not self._stop.is_set():
@@ -370,7 +378,7 @@ class StallingServer:
                     conn.sendall(b"250 Ok\r\n")
 
 
-class LookaheadServer:
+class LookaheadServer(_RawServer):
     """A raw SMTP server on 127.0.0.1 that notes, for each message, whether the client had
     already sent the next MAIL FROM when the message's final ``.`` arrived (RFC 2920 3.1
     pipelining across messages), before it answers that ``.``.
@@ -381,31 +389,10 @@ class LookaheadServer:
     """
 
     def __init__(self, *, pipelining: bool = True, patience: float = 0.5) -> None:
+        super().__init__()
         self.pipelining, self.patience = pipelining, patience
         self.ahead: list[bool] = []
         self.messages: list[bytes] = []
-        self.connections = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.url = f"smtp://127.0.0.1:{self.port}"
-        self._stop = threading.Event()
-
-    def __enter__(self) -> LookaheadServer:
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn: socket.socket) -> None:
         buffer = bytearray()

@@ -85,23 +85,35 @@ def test_the_choice_is_a_function_of_key_and_step_with_even_shares():
         choose_variant("k", "s", 0)
 
 
-def test_two_thousand_subscribers_through_two_workers_split_evenly_and_consistently(project):
+def split_setup(project: Path, people: int) -> Path:
+    """An A/B step of two subjects and ``people`` subscribers to import (the CSV's path)."""
     set_subject_line(project, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
-    people = project / "people.csv"
-    people.write_text(
+    table = project / "people.csv"
+    table.write_text(
         "email,timezone,subscribed_at\n"
-        + "".join(f"r{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(2000))
+        + "".join(f"r{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(people))
     )
+    return table
+
+
+def run_env(project: Path, port: int) -> dict[str, str]:
+    return {
+        "DRIPLINE_ROOT": str(project),
+        "DRIPLINE_SECRET_KEY": "test-secret",
+        "DRIPLINE_BASE_URL": "https://news.example.com",
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+        "DRIPLINE_SENDER": f"smtp://127.0.0.1:{port}?timeout=20",
+    }
+
+
+def test_two_thousand_subscribers_through_two_workers_split_evenly_and_consistently(project):
+    people = split_setup(project, 2000)
     handler = RecordingHandler(pipelining=True)
     with running_server(handler) as server:
         env = {
             **os.environ,
-            "DRIPLINE_ROOT": str(project),
+            **run_env(project, server.port),
             "DRIPLINE_DATABASE_URL": f"sqlite:///{project / 'dripline.db'}",
-            "DRIPLINE_SECRET_KEY": "test-secret",
-            "DRIPLINE_BASE_URL": "https://news.example.com",
-            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
-            "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}?timeout=20",
         }
         imported = subprocess.run(
             [*DRIPLINE, "import", str(people), "--campaign", "ketamine-therapy"],
@@ -435,22 +447,10 @@ def test_a_stored_winner_outlives_its_config_and_the_report_says_when_the_split_
 def test_each_sent_row_records_the_variant_its_subscriber_was_sent_in_process(project):
     """The same split as above in one in-process pass: the 'sent' outcome keeps the variant
     the 'sending' step recorded, for every row."""
-    set_subject_line(project, f'subjects = ["{VARIANTS[0]}", "{VARIANTS[1]}"]')
-    people = project / "people.csv"
-    people.write_text(
-        "email,timezone,subscribed_at\n"
-        + "".join(f"r{i}@example.com,UTC,2026-03-05T12:00:00Z\n" for i in range(12))
-    )
+    people = split_setup(project, 12)
     handler = RecordingHandler(pipelining=True)
     with running_server(handler) as server:
-        env = {
-            "DRIPLINE_ROOT": str(project),
-            "DRIPLINE_SECRET_KEY": "test-secret",
-            "DRIPLINE_BASE_URL": "https://news.example.com",
-            "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
-            "DRIPLINE_SENDER": f"smtp://127.0.0.1:{server.port}",
-        }
-        runner = CliRunner(env=env)
+        runner = CliRunner(env=run_env(project, server.port))
         for args in (
             ["import", str(people), "--campaign", "ketamine-therapy"],
             ["run", "--once", "--now", "2026-03-05T12:00:30Z"],
