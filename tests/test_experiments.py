@@ -96,6 +96,15 @@ def split_setup(project: Path, people: int) -> Path:
     return table
 
 
+def step_one_rows(project: Path, columns: str) -> list[tuple]:
+    """``columns`` of every step-1 delivery, with its subscriber (s) and delivery (d)."""
+    with sqlite3.connect(project / "dripline.db") as db:
+        return db.execute(
+            f"SELECT {columns} FROM deliveries d JOIN enrollments e ON e.id = d.enrollment_id "
+            "JOIN subscribers s ON s.id = e.subscriber_id WHERE d.step = 1"
+        ).fetchall()
+
+
 def run_env(project: Path, port: int) -> dict[str, str]:
     return {
         "DRIPLINE_ROOT": str(project),
@@ -137,12 +146,7 @@ def test_two_thousand_subscribers_through_two_workers_split_evenly_and_consisten
     shares = Counter(subject_of.values())
     assert set(shares) == set(VARIANTS)
     assert all(0.45 <= n / 2000 <= 0.55 for n in shares.values()), shares
-    with sqlite3.connect(project / "dripline.db") as db:
-        rows = db.execute(
-            "SELECT s.email, s.public_key, d.subject_variant, d.subject FROM deliveries d "
-            "JOIN enrollments e ON e.id = d.enrollment_id "
-            "JOIN subscribers s ON s.id = e.subscriber_id WHERE d.step = 1"
-        ).fetchall()
+    rows = step_one_rows(project, "s.email, s.public_key, d.subject_variant, d.subject")
     assert len(rows) == 2000
     for address, key, variant, ledger_subject in rows:
         # Whichever worker sent it, the variant is the subscriber's own, and recorded.
@@ -463,12 +467,7 @@ def test_each_sent_row_records_the_variant_its_subscriber_was_sent_in_process(pr
         )
         for item in handler.received
     }
-    with sqlite3.connect(project / "dripline.db") as db:
-        rows = db.execute(
-            "SELECT s.email, s.public_key, d.status, d.subject_variant FROM deliveries d "
-            "JOIN enrollments e ON e.id = d.enrollment_id "
-            "JOIN subscribers s ON s.id = e.subscriber_id WHERE d.step = 1"
-        ).fetchall()
+    rows = step_one_rows(project, "s.email, s.public_key, d.status, d.subject_variant")
     assert len(rows) == 12 and {row[2] for row in rows} == {"sent"}
     for address, key, _, variant in rows:
         expected = choose_variant(key, "rapid-relief", 2)
