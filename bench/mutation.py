@@ -274,6 +274,10 @@ EQUIVALENT: dict[str, str] = {
         "#4/#7, the store completes an enrollment only when none of its deliveries is "
         "pending, so a skipped step with later steps pending completes nothing"
     ),
+    "dripline.dispatch.xǁDispatcherǁ_outcome__mutmut_32": (
+        "a sent outcome without last_step (True, the default): as with _is_last #4/#7, the "
+        "store completes an enrollment only when none of its deliveries is pending"
+    ),
     "dripline.dispatch.xǁDispatcherǁ_is_last__mutmut_8": (
         "the library answers from the campaign it loaded to render this very delivery in the "
         "same pass: it cannot fail to load between the render and the outcome"

@@ -17,7 +17,7 @@ from dripline.runtime import unsubscribe_link_maker
 from dripline.settings import Settings
 from dripline.store import SqlDeliveryQueue, open_store
 from dripline.timetable import Timetable
-from sender import OutgoingMessage, SendResult
+from sender import OutgoingMessage, PermanentSendError, SendResult, TransientSendError
 from sender.memory import MemorySender
 
 T0 = datetime(2026, 3, 5, 20, 0, tzinfo=UTC)
@@ -243,3 +243,29 @@ def test_a_dispatcher_without_tracking_links_sends_a_tracked_campaign_untracked(
     (message,) = MemorySender.outbox("untracked")
     body = message.data.decode("utf-8", "replace").replace("=\r\n", "")
     assert "https://clinic.example.com/book" in body and "/c/" not in body
+
+
+class RefusingPlugin(MemorySender):
+    """Refuses by the recipient's local part: a dead mailbox, a policy refusal, a lost reply."""
+
+    def _send(self, message: OutgoingMessage) -> SendResult:
+        local = message.recipients[0].split("@")[0].rstrip("0123456789")
+        if local == "dead":
+            raise PermanentSendError("550 5.1.1 no such user", code=550, bounce=True)
+        if local == "policy":
+            raise PermanentSendError("550 5.7.1 refused by policy", code=550)
+        if local == "lost":
+            raise TransientSendError("connection lost after the data", ambiguous=True)
+        return super()._send(message)
+
+
+def test_a_pass_counts_every_refusal_of_each_kind(project: Path):
+    for name in ("dead1", "dead2", "policy1", "policy2", "lost1", "lost2", "ok1"):
+        subscribe(project, f"{name}@example.com", T0)
+    MemorySender.clear("refusing")
+    run, engine = dispatcher(project, RefusingPlugin("refusing"))
+    report = run.dispatch_due(T0 + timedelta(minutes=1))
+    engine.dispose()
+    counts = (report.sent, report.bounced, report.failed, report.ambiguous)
+    assert counts == (1, 2, 2, 2), report.summary()
+    assert statuses(project) == Counter({"sent": 1, "failed": 4, "ambiguous": 2})
