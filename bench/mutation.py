@@ -267,15 +267,15 @@ EQUIVALENT: dict[str, str] = {
             "has later rows 'last' changes nothing, and a row numbered like the last (`>`) "
             "whose identity is not the last still has the last one pending"
         )
-        for n in (4, 7)
+        for n in (7,)
     },
     "dripline.dispatch.xǁDispatcherǁ_render__mutmut_35": (
         "a skipped step's outcome without last_step (True, the default): as with _is_last "
-        "#4/#7, the store completes an enrollment only when none of its deliveries is "
+        "#7, the store completes an enrollment only when none of its deliveries is "
         "pending, so a skipped step with later steps pending completes nothing"
     ),
     "dripline.dispatch.xǁDispatcherǁ_outcome__mutmut_32": (
-        "a sent outcome without last_step (True, the default): as with _is_last #4/#7, the "
+        "a sent outcome without last_step (True, the default): as with _is_last #7, the "
         "store completes an enrollment only when none of its deliveries is pending"
     ),
     "dripline.dispatch.xǁDispatcherǁ_is_last__mutmut_8": (
@@ -324,13 +324,6 @@ EQUIVALENT: dict[str, str] = {
         "close() is a dispatcher's last call (runtime.dispatcher_for): no pass looks at "
         "_sending after it"
     ),
-    **{
-        f"dripline.dispatch.xǁPassReportǁadd__mutmut_{n}": (
-            "summing 'held' as a list first changes nothing: the next line replaces it with "
-            "the sorted union"
-        )
-        for n in (5, 6)
-    },
     **{
         f"dripline.store._outcomes.x__rows_changed__mutmut_{n}": (
             "the fallback for a driver without a row count: sqlite3 and psycopg 3 always "
