@@ -423,7 +423,7 @@ class SmtpConnection:
             self._sock.settimeout(self._remaining())
             self._sock.sendall(data)
         except OSError as err:  # timeouts too: what we wrote did not reach the server whole
-            raise _WriteFailed("timed out" if isinstance(err, TimeoutError) else str(err)) from err
+            raise _WriteFailed.after(err) from err
 
     def _write_data(self, data: bytes, ahead: list[bytes] | None) -> None:
         """Write the message data, and the next envelope behind it in the same write.
@@ -449,7 +449,7 @@ class SmtpConnection:
         except OSError as err:
             if taken >= len(data):
                 raise
-            raise _WriteFailed("timed out" if isinstance(err, TimeoutError) else str(err)) from err
+            raise _WriteFailed.after(err) from err
 
     def _read_reply(self) -> Reply:
         lines: list[str] = []
@@ -481,6 +481,10 @@ class SmtpConnection:
 
 class _WriteFailed(_ConnectionDropped):
     """Writing failed: whatever we were sending did not reach the server whole."""
+
+    @classmethod
+    def after(cls, err: OSError) -> _WriteFailed:
+        return cls("timed out" if isinstance(err, TimeoutError) else str(err))
 
 
 class _SessionOver(Exception):
