@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from smtp_servers import FaultyHandler, RecordingHandler, running_server
 
 from dripline.campaign import load_campaign
@@ -278,7 +278,6 @@ def test_an_ambiguous_ab_send_records_its_subject_and_a_requeue_resends_that_one
     )
     url = f"sqlite:///{project / 'dripline.db'}"
     env = {
-        **os.environ,
         "DRIPLINE_ROOT": str(project),
         "DRIPLINE_DATABASE_URL": url,
         "DRIPLINE_SECRET_KEY": "test-secret",
@@ -286,9 +285,10 @@ def test_an_ambiguous_ab_send_records_its_subject_and_a_requeue_resends_that_one
         "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
     }
 
-    def dripline(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([*DRIPLINE, *args], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
+    def dripline(*args: str) -> Result:
+        # In process, so that mutation testing sees these passes reach the dispatcher.
+        done = CliRunner(env=env).invoke(main, list(args))
+        assert done.exit_code == 0, done.output
         return done
 
     dripline("import", str(people), "--campaign", "ketamine-therapy")
@@ -469,6 +469,61 @@ def test_each_sent_row_records_the_variant_its_subscriber_was_sent_in_process(pr
     }
     rows = step_one_rows(project, "s.email, s.public_key, d.status, d.subject_variant")
     assert len(rows) == 12 and {row[2] for row in rows} == {"sent"}
+    for address, key, _, variant in rows:
+        expected = choose_variant(key, "rapid-relief", 2)
+        assert variant == expected + 1 and subject_of[address] == VARIANTS[expected]
+
+
+def test_an_unreadable_ab_decision_defers_the_step_and_a_later_pass_sends_it(project):
+    """The A/B decision cannot be read (here its table is gone, as when the database is
+    away): not the subscribers' fault, so every A/B message of the pass goes back to the
+    queue at the first back-off time with the reason, nothing is sent, nothing fails; once
+    the table is back, the next pass sends each person their own variant."""
+    people = split_setup(project, 3)
+    handler = RecordingHandler(pipelining=True)
+    database = project / "dripline.db"
+    with running_server(handler) as server:
+        runner = CliRunner(env=run_env(project, server.port))
+        result = runner.invoke(main, ["import", str(people), "--campaign", "ketamine-therapy"])
+        assert result.exit_code == 0, result.output
+        with sqlite3.connect(database) as db:
+            (schema,) = db.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'experiment_winners'"
+            ).fetchone()
+            indexes = [
+                sql
+                for (sql,) in db.execute(
+                    "SELECT sql FROM sqlite_master WHERE tbl_name = 'experiment_winners' "
+                    "AND type = 'index' AND sql IS NOT NULL"
+                )
+            ]
+            db.execute("DROP TABLE experiment_winners")
+        result = runner.invoke(main, ["run", "--once", "--now", "2026-03-05T12:00:30Z"])
+        assert result.exit_code == 0, result.output
+        assert handler.received == []
+        rows = step_one_rows(project, "d.status, d.due_at, d.attempts, d.last_error")
+        assert len(rows) == 3
+        for status, due_at, attempts, error in rows:
+            assert status == "scheduled"
+            # The first back-off: 5 minutes from the pass, plus up to 10% jitter.
+            assert "2026-03-05 12:05:30" <= due_at <= "2026-03-05 12:06:00"
+            assert attempts == 0  # not a send attempt: the deadline has not started
+            assert error.startswith("A/B winner: ") and "experiment_winners" in error
+        with sqlite3.connect(database) as db:
+            db.execute(schema)
+            for sql in indexes:
+                db.execute(sql)
+        result = runner.invoke(main, ["run", "--once", "--now", "2026-03-05T12:06:00Z"])
+        assert result.exit_code == 0, result.output
+    rows = step_one_rows(project, "s.email, s.public_key, d.status, d.subject_variant")
+    assert {row[2] for row in rows} == {"sent"}
+    subject_of = {
+        item.rcpt_tos[0]: str(
+            email.message_from_bytes(item.data, policy=email.policy.default)["Subject"]
+        )
+        for item in handler.received
+    }
+    assert len(handler.received) == 3
     for address, key, _, variant in rows:
         expected = choose_variant(key, "rapid-relief", 2)
         assert variant == expected + 1 and subject_of[address] == VARIANTS[expected]
