@@ -222,6 +222,8 @@ class SmtpConnection:
             raise SenderConfigError(f"{where}: {err}") from None
         self._sock = smtp.sock
         self._features = dict(smtp.esmtp_features)
+        if not self._config.pipelining:  # ?pipelining=off: as if the relay never offered it
+            self._features.pop("pipelining", None)
         self.transactions = 0
         log.debug("connected to %s (pipelining=%s)", where, "pipelining" in self._features)
 

@@ -1,7 +1,8 @@
 """Parsing ``smtp://`` and ``smtps://`` URLs into an :class:`SmtpConfig`.
 
 ``smtp://[user@]host[:port][?starttls=off|opportunistic|required][&cafile=PATH]
-[&connections=N][&rate=N/s|N/m|N/h][&timeout=SECONDS]``; ``smtps://`` is the same
+[&connections=N][&rate=N/s|N/m|N/h][&timeout=SECONDS][&pipelining=on|off]``;
+``smtps://`` is the same
 with implicit TLS (no ``starttls``). The password never comes from the URL: it is
 ``DRIPLINE_SMTP_PASSWORD`` in the ``secrets`` mapping, so a URL can always be
 printed. Every error here is a :class:`SenderConfigError` that names the URL with
@@ -27,7 +28,8 @@ PASSWORD_SECRET = "DRIPLINE_SMTP_PASSWORD"
 StartTlsMode = Literal["off", "opportunistic", "required"]
 _STARTTLS_MODES: tuple[StartTlsMode, ...] = ("off", "opportunistic", "required")
 _DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
-_KNOWN_OPTIONS = frozenset({"starttls", "cafile", "connections", "rate", "timeout"})
+_KNOWN_OPTIONS = frozenset({"starttls", "cafile", "connections", "rate", "timeout", "pipelining"})
+_SWITCH = {"on": True, "off": False}
 _RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _RATE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$", re.IGNORECASE)
 _PASSWORD_IN_URL = re.compile(r"^([^:/?#]+://[^/?#]*?):[^/?#]*@")
@@ -48,6 +50,10 @@ class SmtpConfig:
     connections: int = 1
     rate_per_second: float | None = None
     timeout: float = 30.0
+    # False: never pipeline, even with a relay that offers PIPELINING (RFC 2920), for a
+    # relay that offers it and then mishandles it (as Postfix's
+    # smtp_discard_ehlo_keywords = pipelining does).
+    pipelining: bool = True
 
     @property
     def implicit_tls(self) -> bool:
@@ -69,6 +75,8 @@ class SmtpConfig:
             options.append(f"connections={self.connections}")
         if self.rate_per_second is not None:
             options.append(f"rate={_format_rate(self.rate_per_second)}")
+        if not self.pipelining:
+            options.append("pipelining=off")
         query = ("?" + "&".join(options)) if options else ""
         return f"{self.scheme}://{userinfo}{host}:{self.port}{query}"
 
@@ -176,6 +184,12 @@ def parse_smtp_url(url: str, *, secrets: Mapping[str, str] | None = None) -> Smt
     timeout = 30.0
     if "timeout" in options:
         timeout = _parse_positive(options["timeout"], "timeout", shown, integer=False)
+    pipelining = True
+    if "pipelining" in options:
+        switch = options["pipelining"].lower()
+        if switch not in _SWITCH:
+            raise SenderConfigError(f"{shown}: pipelining must be on or off, not {switch!r}")
+        pipelining = _SWITCH[switch]
 
     user = unquote(parts.username) if parts.username is not None else None
     password: str | None = None
@@ -203,4 +217,5 @@ def parse_smtp_url(url: str, *, secrets: Mapping[str, str] | None = None) -> Smt
         connections=connections,
         rate_per_second=rate,
         timeout=timeout,
+        pipelining=pipelining,
     )

@@ -385,7 +385,10 @@ class LookaheadServer(_RawServer):
 
     It waits up to ``patience`` seconds for the next command before answering, so a client
     that waits for the reply first costs that long per message, and is seen doing so.
-    ``ahead`` holds one bool per message received, in order; ``messages`` the data of each.
+    ``ahead`` holds one bool per message received, in order; ``messages`` the data of each;
+    ``grouped`` one bool per MAIL FROM: whether the next command had come with it (MAIL,
+    RCPT and DATA pipelined in one write, RFC 2920), which a client waiting for each reply
+    cannot do.
     """
 
     def __init__(self, *, pipelining: bool = True, patience: float = 0.5) -> None:
@@ -393,6 +396,7 @@ class LookaheadServer(_RawServer):
         self.pipelining, self.patience = pipelining, patience
         self.ahead: list[bool] = []
         self.messages: list[bytes] = []
+        self.grouped: list[bool] = []
 
     def _session(self, conn: socket.socket) -> None:
         buffer = bytearray()
@@ -447,4 +451,6 @@ class LookaheadServer(_RawServer):
                     conn.sendall(b"221 Bye\r\n")
                     return
                 else:
+                    if command == b"MAIL":
+                        self.grouped.append(b"\n" in buffer)
                     conn.sendall(b"250 Ok\r\n")

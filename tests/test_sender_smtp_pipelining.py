@@ -51,6 +51,24 @@ def test_no_envelope_goes_ahead_without_pipelining_or_under_a_rate(
     assert server.ahead == [False, False, False]
 
 
+def test_pipelining_off_waits_for_every_reply_even_when_the_relay_offers_it() -> None:
+    """``?pipelining=off``, for a relay that offers PIPELINING and then mishandles it:
+    each command waits for the reply to the one before, and nothing is announced."""
+    messages = [make_message(f"user{i}@example.test") for i in range(3)]
+    with LookaheadServer(patience=0.3) as server:
+        url = f"smtp://127.0.0.1:{server.port}?pipelining=off"
+        with create_sender(url) as sender:
+            results = sender.send_many(messages)
+    assert all(isinstance(r, SendResult) for r in results), results
+    assert sorted(server.messages) == sorted(m.data for m in messages)
+    assert server.ahead == [False, False, False]
+    assert server.grouped == [False, False, False]
+    # The same relay with the default: MAIL, RCPT and DATA go together.
+    with LookaheadServer(patience=0.3) as server, create_sender(server.url) as sender:
+        sender.send_many(messages)
+    assert server.grouped == [True, True, True]
+
+
 def test_one_message_at_a_time_announces_nothing() -> None:
     with LookaheadServer(patience=0.3) as server, create_sender(server.url) as sender:
         for i in range(2):

@@ -34,15 +34,17 @@ def test_every_option_is_read(tmp_path: Path) -> None:
     ca.write_text("not checked until connect")
     config = parse_smtp_url(
         f"smtp://apikey@smtp.example.com:587?starttls=required&cafile={ca}"
-        "&connections=8&rate=600/m&timeout=2.5",
+        "&connections=8&rate=600/m&timeout=2.5&pipelining=off",
         secrets=SECRETS,
     )
     assert config.user == "apikey" and config.password == SECRETS["DRIPLINE_SMTP_PASSWORD"]
     assert (config.cafile, config.connections, config.timeout) == (ca, 8, 2.5)
+    assert config.pipelining is False
     assert config.rate_per_second == pytest.approx(10.0)
     assert config.display_url == (
-        f"smtp://apikey:***@smtp.example.com:587?cafile={ca}&connections=8&rate=10/s"
+        f"smtp://apikey:***@smtp.example.com:587?cafile={ca}&connections=8&rate=10/s&pipelining=off"
     )
+    assert parse_smtp_url("smtp://127.0.0.1?pipelining=ON").pipelining is True
     assert "hunter2" not in repr(config)
 
 
@@ -66,6 +68,7 @@ def test_rates_in_any_unit(rate: str, per_second: float) -> None:
         ("smtp://h?starttls=maybe", "starttls must be one of"),
         ("smtps://h?starttls=off", "drop ?starttls"),
         ("smtp://h?colour=blue", "unknown option 'colour'"),
+        ("smtp://h?pipelining=no", "pipelining must be on or off, not 'no'"),
         ("smtp://h/some/path", "no path"),
         ("smtp://h:99999", "not a valid SMTP URL"),
         ("smtp://h?cafile=/nonexistent/ca.pem", "not a readable file"),
