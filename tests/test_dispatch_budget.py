@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -140,7 +141,7 @@ def runaway_when(text: str) -> str:
 
 @pytest.mark.parametrize("edit", [runaway_compile, runaway_when])
 def test_sigterm_while_a_step_compile_or_when_runs_away_hands_the_delivery_back(
-    project: Path, edit
+    project: Path, edit, caplog: pytest.LogCaptureFixture
 ):
     subscribe(project, "slow@example.com", "ketamine-therapy")
     step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
@@ -151,9 +152,10 @@ def test_sigterm_while_a_step_compile_or_when_runs_away_hands_the_delivery_back(
         "DRIPLINE_SENDER": f"maildir:{project / 'outbox'}",
         "DRIPLINE_BASE_URL": "https://news.example.com",
         "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
-        # The compile or `when` would stop here without the signal, as a deferred step: a guard
-        # that cannot look like the signal's outcome ("released").
-        "DRIPLINE_RENDER_BUDGET": "30",
+        # Without the signal the compile or `when` stops here, as a step "too slow" (held
+        # until edited, and logged so): a guard that cannot look like the signal's outcome.
+        # Shorter than the runaway `when`, which ends by itself (True) after about 30 s here.
+        "DRIPLINE_RENDER_BUDGET": "10",
     }
     problems: list[str] = []
     before = signal.getsignal(signal.SIGTERM)  # pytest's (or a mutation tool's) handler
@@ -177,9 +179,13 @@ def test_sigterm_while_a_step_compile_or_when_runs_away_hands_the_delivery_back(
     watcher = threading.Thread(target=terminate_once_claimed)
     watcher.start()
     when = (T0 + timedelta(minutes=1)).isoformat()
-    result = CliRunner(env=env).invoke(main, ["run", "--once", "--now", when])
+    with caplog.at_level(logging.WARNING, logger="dripline"):
+        result = CliRunner(env=env).invoke(main, ["run", "--once", "--now", when])
     watcher.join()
     assert problems == []
+    # Stopped by the signal, not by the budget: a compile or `when` that ignored the signal
+    # would run until the budget and then be called too slow (and held until edited).
+    assert not [r for r in caplog.records if "render budget" in r.getMessage()], caplog.text
     assert result.exit_code == 0, result.output
     assert "stopped by a signal" in result.output, result.output
     assert "deferred 0, failed 0" in result.output and "released 1" in result.output, result.output
