@@ -274,6 +274,18 @@ EQUIVALENT: dict[str, str] = {
         "#7, the store completes an enrollment only when none of its deliveries is "
         "pending, so a skipped step with later steps pending completes nothing"
     ),
+    "dripline.dispatch.xǁDispatcherǁ_render__mutmut_110": (
+        "the subject recorded for an A/B send when the message has none ('XXXX' for ''): "
+        "every message has a Subject, the variant's text, which check refuses empty"
+    ),
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_render__mutmut_{n}": (
+            "the outcome of a render cancelled by SIGTERM: RenderCancelled comes only once "
+            "the stop event is set, and _send_batch then hands the whole chunk back "
+            "untried without recording its render outcomes, so this one is never read"
+        )
+        for n in (111, 112, 115)
+    },
     "dripline.dispatch.xǁDispatcherǁ_outcome__mutmut_32": (
         "a sent outcome without last_step (True, the default): as with _is_last #7, the "
         "store completes an enrollment only when none of its deliveries is pending"

@@ -279,3 +279,49 @@ def test_tracked_links_and_the_open_image_are_there_exactly_as_the_campaign_asks
     read = [tokens.read(token, CLICK) for token in tracked]
     assert {link.delivery_id for link in read if link} == {delivery_id}
     assert sorted(link.position for link in read if link) == [0, 1]
+
+
+def test_tracked_links_that_cannot_be_read_defer_the_message_and_others_still_go(project, env):
+    """The step's tracked link positions cannot be read (their table is gone, as when the
+    database is away): not the subscriber's fault, so that message goes back to the queue
+    at the first back-off time with the reason, unsent and not failed, while the untracked
+    campaign's message of the same pass goes out; with the table back, it is sent with
+    its tracked links."""
+    toml = project / "campaigns/ketamine-therapy/campaign.toml"
+    toml.write_text(toml.read_text() + "\n[tracking]\nclicks = true\n")
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    step.write_text(step.read_text() + "\n[Book a call](https://clinic.example.com/book).\n")
+    subscribe(env, "ana@example.com")
+    subscribe(env, "ana@example.com", "second")  # the same step, untracked
+    database = project / "dripline.db"
+    with sqlite3.connect(database) as db:
+        saved = [
+            sql
+            for (sql,) in db.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'tracked_links' "
+                "AND sql IS NOT NULL ORDER BY type DESC"  # the table, then its indexes
+            )
+        ]
+        db.execute("DROP TABLE tracked_links")
+    handler = RecordingHandler()
+    with running_server(handler) as server:
+        run_once(env, f"smtp://127.0.0.1:{server.port}", T0)
+        assert len(handler.received) == 1  # the untracked campaign's
+        deferred = rows(project)[("ana@example.com", "ketamine-therapy", 1)]
+        assert rows(project)[("ana@example.com", "second", 1)]["status"] == "sent"
+        assert (deferred["status"], deferred["attempts"]) == ("scheduled", 0)
+        assert deferred["last_error"].startswith("tracked links: ")
+        assert "tracked_links" in deferred["last_error"]
+        # The first back-off: 5 minutes from the pass, plus up to 10% jitter.
+        due = db_time(deferred["due_at"])
+        assert T0 + timedelta(minutes=5) <= due <= T0 + timedelta(minutes=5, seconds=30)
+        with sqlite3.connect(database) as db:
+            for sql in saved:
+                db.execute(sql)
+        run_once(env, f"smtp://127.0.0.1:{server.port}", due)
+    assert len(handler.received) == 2
+    message = email.message_from_bytes(handler.received[1].data, policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()
+    assert re.findall(r"https://news\.example\.com/c/[A-Za-z0-9_-]+", html)
+    assert "clinic.example.com/book" not in html  # through /c/ only
+    assert rows(project)[("ana@example.com", "ketamine-therapy", 1)]["status"] == "sent"

@@ -139,8 +139,13 @@ def runaway_when(text: str) -> str:
     return text.replace("+++\n", "+++\n" + RUNAWAY_WHEN, 1)
 
 
-@pytest.mark.parametrize("edit", [runaway_compile, runaway_when])
-def test_sigterm_while_a_step_compile_or_when_runs_away_hands_the_delivery_back(
+def runaway_render(text: str) -> str:
+    # The `when`'s runaway filter in the body (the watcher below looks for a filter).
+    return text + "\n{{ " + RUNAWAY_WHEN.split('"')[1] + "|length }}\n"
+
+
+@pytest.mark.parametrize("edit", [runaway_compile, runaway_when, runaway_render])
+def test_sigterm_while_a_step_compile_when_or_render_runs_away_hands_the_delivery_back(
     project: Path, edit, caplog: pytest.LogCaptureFixture
 ):
     subscribe(project, "slow@example.com", "ketamine-therapy")
@@ -152,7 +157,7 @@ def test_sigterm_while_a_step_compile_or_when_runs_away_hands_the_delivery_back(
         "DRIPLINE_SENDER": f"maildir:{project / 'outbox'}",
         "DRIPLINE_BASE_URL": "https://news.example.com",
         "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
-        # Without the signal the compile or `when` stops here, as a step "too slow" (held
+        # Without the signal the compile, `when` or render stops here, as a step "too slow" (held
         # until edited, and logged so): a guard that cannot look like the signal's outcome.
         # Shorter than the runaway `when`, which ends by itself (True) after about 30 s here.
         "DRIPLINE_RENDER_BUDGET": "10",
@@ -183,7 +188,7 @@ def test_sigterm_while_a_step_compile_or_when_runs_away_hands_the_delivery_back(
         result = CliRunner(env=env).invoke(main, ["run", "--once", "--now", when])
     watcher.join()
     assert problems == []
-    # Stopped by the signal, not by the budget: a compile or `when` that ignored the signal
+    # Stopped by the signal, not by the budget: a compile, `when` or render that ignored it
     # would run until the budget and then be called too slow (and held until edited).
     assert not [r for r in caplog.records if "render budget" in r.getMessage()], caplog.text
     assert result.exit_code == 0, result.output
