@@ -22,7 +22,13 @@ from dripline.cli import main
 from dripline.dispatch import CampaignLibrary, Dispatcher
 from dripline.runtime import unsubscribe_link_maker
 from dripline.settings import Settings
-from dripline.store import SqlDeliveryQueue, open_store
+from dripline.store import (
+    Decision,
+    SqlDeliveryQueue,
+    judge_experiment,
+    make_engine,
+    open_store,
+)
 from dripline.timetable import Timetable
 from sender.memory import MemorySender
 
@@ -144,13 +150,35 @@ def runaway_render(text: str) -> str:
     return text + "\n{{ " + RUNAWAY_WHEN.split('"')[1] + "|length }}\n"
 
 
-@pytest.mark.parametrize("edit", [runaway_compile, runaway_when, runaway_render])
+def runaway_variant(text: str) -> str:
+    # An A/B step whose second subject runs away while it compiles (see RUNAWAY_COMPILE);
+    # the first is fine. The test stores that variant as the winner, so it is compiled.
+    line = 'subject = "Reason 1 of 6: Rapid relief from symptoms"'
+    variants = f'subjects = ["Rapid relief", "Rapid{RUNAWAY_COMPILE.strip()}"]'
+    assert line in text
+    return text.replace(line, variants.replace('"x"', "'x'"))
+
+
+@pytest.mark.parametrize("edit", [runaway_compile, runaway_when, runaway_render, runaway_variant])
 def test_sigterm_while_a_step_compile_when_or_render_runs_away_hands_the_delivery_back(
     project: Path, edit, caplog: pytest.LogCaptureFixture
 ):
     subscribe(project, "slow@example.com", "ketamine-therapy")
     step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
     step.write_text(edit(step.read_text()))  # saved after the subscription
+    if edit is runaway_variant:  # the runaway subject has won: everyone gets it
+        engine = make_engine(f"sqlite:///{project / 'dripline.db'}")
+        try:
+            judge_experiment(
+                engine,
+                "ketamine-therapy",
+                "rapid-relief",
+                ["Rapid relief", "Rapid" + RUNAWAY_COMPILE.strip().replace('"x"', "'x'")],
+                decide=lambda tallies: Decision(2, 4.0, 0.0001),
+                now=T0,
+            )
+        finally:
+            engine.dispose()
     env = {
         "DRIPLINE_ROOT": str(project),
         "DRIPLINE_SECRET_KEY": "test-secret",
