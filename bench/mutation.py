@@ -284,8 +284,17 @@ EQUIVALENT: dict[str, str] = {
             "the stop event is set, and _send_batch then hands the whole chunk back "
             "untried without recording its render outcomes, so this one is never read"
         )
-        for n in (111, 112, 115)
+        for n in (111, 112, 115, 116)
     },
+    "dripline.dispatch.xǁDispatcherǁ_send_batch__mutmut_49": (
+        "return instead of break once stopped after rendering a chunk: the chunk sent "
+        "before was waited for just above, so the loop's tail has nothing to wait for, "
+        "and the finally block hands everything back either way"
+    ),
+    "dripline.dispatch.xǁDispatcherǁ_send_batch__mutmut_69": (
+        "in_flight.pop without a default: every result arrives once, for a delivery put "
+        "in in_flight before its chunk was submitted, so the key is always there"
+    ),
     "dripline.dispatch.xǁDispatcherǁ_outcome__mutmut_32": (
         "a sent outcome without last_step (True, the default): as with _is_last #7, the "
         "store completes an enrollment only when none of its deliveries is pending"
