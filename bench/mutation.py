@@ -286,6 +286,32 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (111, 112, 115, 116)
     },
+    "dripline.dispatch.xǁPassReportǁclose_step_deferrals__mutmut_8": (
+        "the step deferrals left None once closed: nothing reads them after (a pass "
+        "closes them last, and the next pass has a report of its own)"
+    ),
+    "dripline.dispatch.xǁDispatcherǁ__init____mutmut_19": (
+        "the held steps' last look starting as '' rather than None: either differs from "
+        "every (generation, version) pair, so the first pass looks"
+    ),
+    "dripline.dispatch.xǁDispatcherǁ__init____mutmut_22": (
+        "the campaign commit starting as '' rather than None: each pass sets it to None "
+        "before its first claim"
+    ),
+    "dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_16": (
+        "the clean flag set to None rather than False mid-pass: only its truth is read"
+    ),
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_{n}": (
+            "the campaign's commit looked up for every batch (first left true, or None): "
+            "the same commit each time within a pass, slower only"
+        )
+        for n in (30, 31)
+    },
+    "dripline.dispatch.xǁDispatcherǁ_settle__mutmut_4": (
+        "the result of settling nothing: never asked for, as each delivery of a chunk is "
+        "either ready or has an outcome, and the last call is guarded by `if outcomes`"
+    ),
     "dripline.dispatch.xǁDispatcherǁ_send_batch__mutmut_49": (
         "return instead of break once stopped after rendering a chunk: the chunk sent "
         "before was waited for just above, so the loop's tail has nothing to wait for, "

@@ -311,3 +311,37 @@ def test_a_pass_counts_every_refusal_of_each_kind(project: Path):
     counts = (report.sent, report.bounced, report.failed, report.ambiguous)
     assert counts == (1, 2, 2, 2), report.summary()
     assert statuses(project) == Counter({"sent": 1, "failed": 4, "ambiguous": 2})
+
+
+def test_every_batch_of_a_pass_is_counted_and_a_step_deferred_for_many_is_one_line(
+    project: Path,
+):
+    """A pass over several claims (batches of 2) counts every claimed delivery; a step
+    whose `when` fails for each subscriber (a missing attribute) is deferred for each and
+    reported once, with how many and the first reason."""
+    for n in range(5):
+        subscribe(project, f"b{n}@example.com", T0)
+    MemorySender.clear("batches")
+    run, engine = dispatcher(project, MemorySender("batches"), batch_size=2)
+    report = run.dispatch_due(T0 + timedelta(minutes=1))
+    assert (report.claimed, report.sent) == (5, 5), report.summary()
+    assert report.errors == []
+    # Step 2 gains a `when` on an attribute nobody has: each of the 5 is deferred.
+    step = project / "campaigns/ketamine-therapy/02-treatment-resistant.md"
+    step.write_text(
+        step.read_text().replace("+++\n", '+++\nwhen = "subscriber.plan.tier > 1"\n', 1)
+    )
+    report = run.dispatch_due(T0 + timedelta(days=30))
+    engine.dispose()
+    assert (report.claimed, report.deferred, report.sent) == (5, 5, 0), report.summary()
+    (line,) = report.errors
+    first = line.split("the first ", 1)[1]
+    assert line == (
+        "campaign ketamine-therapy, step 'treatment-resistant': 5 deliveries deferred "
+        f"(retried with growing back-off), the first {first}"
+    )
+    db = sqlite3.connect(project / "dripline.db")
+    ((earliest,),) = db.execute("SELECT min(id) FROM deliveries WHERE step = 2")
+    db.close()
+    # The first in claim order (all due at once: by id).
+    assert first.startswith(f"delivery {earliest}: {step}:2: when 'subscriber.plan.tier > 1' ")
