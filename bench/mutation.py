@@ -308,6 +308,11 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (30, 31)
     },
+    "dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_51": (
+        "a pass that ended normally not marked clean (None): the next pass runs "
+        "store.recover() first, which finds none of this worker's rows claimed or sending "
+        "after a clean pass and changes nothing, slower only"
+    ),
     "dripline.dispatch.xǁDispatcherǁ_settle__mutmut_4": (
         "the result of settling nothing: never asked for, as each delivery of a chunk is "
         "either ready or has an outcome, and the last call is guarded by `if outcomes`"
