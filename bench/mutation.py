@@ -89,6 +89,7 @@ MODULES: dict[str, Module] = {
             # In-process passes that reach tracked links, A/B variants and skipped steps.
             "tests/test_store_results.py",
             "tests/test_experiments.py",
+            "tests/test_experiments_winner.py",
             "tests/test_conditions.py",
             "tests/test_plan_renames.py",
         ),
@@ -308,11 +309,14 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (30, 31)
     },
-    "dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_51": (
-        "a pass that ended normally not marked clean (None): the next pass runs "
-        "store.recover() first, which finds none of this worker's rows claimed or sending "
-        "after a clean pass and changes nothing, slower only"
-    ),
+    **{
+        f"dripline.dispatch.xǁDispatcherǁ_dispatch_due__mutmut_{n}": (
+            "a pass that ended normally not marked clean (None, False): the next pass runs "
+            "store.recover() first, which finds none of this worker's rows claimed or "
+            "sending after a clean pass and changes nothing, slower only"
+        )
+        for n in (51, 52)
+    },
     "dripline.dispatch.xǁDispatcherǁ_settle__mutmut_4": (
         "the result of settling nothing: never asked for, as each delivery of a chunk is "
         "either ready or has an outcome, and the last call is guarded by `if outcomes`"

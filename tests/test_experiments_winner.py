@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import tomllib
@@ -19,10 +20,12 @@ from urllib.parse import urlsplit
 
 import lxml.html
 import pytest
+from click.testing import CliRunner
 from results_support import DRIPLINE, SECRET, SLUG, links, parse, parts, track
 from smtp_servers import RecordingHandler, running_server
 
 from dripline.campaign import load_campaign
+from dripline.cli import main
 from dripline.errors import CampaignError
 from dripline.experiments import pick_winner
 from dripline.serve import create_app
@@ -66,10 +69,10 @@ def _env(project: Path, port: int, db_url: str | None = None) -> dict[str, str]:
 
 
 def _dripline(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(DRIPLINE), *args], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    # In process (as `dripline` itself), so that mutation testing sees the passes reach
+    # the dispatcher (each A/B test judged when ready, at the pass's own time).
+    done = CliRunner(env=env).invoke(main, list(args))
+    assert done.exit_code == 0, done.output
     return done.stdout
 
 
@@ -269,9 +272,25 @@ def test_a_test_is_judged_once_after_the_click_window_and_never_again(project, d
                 in (_dripline(env, "report", SLUG))
             )
             # 13 hours on: the first wave's messages are 12 hours old; the early wave's not.
-            _wave(env, project, "judge", 40, T0 + timedelta(hours=13))
+            # A pass that sends nothing of the step judges it (a list imported at once
+            # would otherwise never get a verdict), at the pass's own time; campaigns
+            # before it in name order (one without an A/B test, one that does not load)
+            # do not stop it.
+            plain = project / "campaigns" / "a-plain"
+            shutil.copytree(project / "campaigns" / SLUG, plain)
+            (plain / "campaign.toml").write_text(
+                (plain / "campaign.toml").read_text().split("\n[experiment]")[0]
+            )
+            broken = project / "campaigns" / "b-broken"
+            broken.mkdir()
+            (broken / "campaign.toml").write_text("name = \n")
+            _dripline(env, "run", "--once", "--now", (T0 + timedelta(hours=13)).isoformat())
             decision = experiment_winners(engine, SLUG)["rapid-relief"]
-            assert decision.decided_at == T0 + timedelta(hours=13, seconds=30)
+            assert decision.decided_at == T0 + timedelta(hours=13)
+            shutil.rmtree(plain)
+            shutil.rmtree(broken)
+            _wave(env, project, "judge", 40, T0 + timedelta(hours=13))
+            assert experiment_winners(engine, SLUG)["rapid-relief"] == decision
             assert [(t.variant, t.sent, t.clicks) for t in decision.tallies] == [
                 (1, sent_first[VARIANTS[0]], clicked[VARIANTS[0]]),
                 (2, sent_first[VARIANTS[1]], clicked[VARIANTS[1]]),
