@@ -616,7 +616,7 @@ def _scratch_copy(module: Module, into: Path) -> None:
         "\n[tool.mutmut]\n"
         'source_paths = ["dripline", "sender"]\n'
         f'only_mutate = ["{module.path}"]\n'
-        'also_copy = ["scheduler.py", "campaigns", "templates", "mutation_order.py"]\n'
+        'also_copy = ["scheduler.py", "campaigns", "templates", "docs", "mutation_order.py"]\n'
         f"pytest_add_cli_args_test_selection = {tests!r}\n"
         f"pytest_add_cli_args = {pytest_args!r}\n"
         "use_git_change_detection = false\n"
