@@ -448,11 +448,32 @@ def test_a_stored_winner_outlives_its_config_and_the_report_says_when_the_split_
         assert "(no longer in the step)" not in text and "no winner yet" not in text
 
 
+class RowWatchingHandler(RecordingHandler):
+    """Notes, as each message arrives, what its step-1 row says at that moment."""
+
+    def __init__(self, database: Path) -> None:
+        super().__init__(pipelining=True)
+        self.database = database
+        self.rows_in_flight: dict[str, tuple] = {}
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        with sqlite3.connect(self.database) as db:
+            self.rows_in_flight[envelope.rcpt_tos[0]] = db.execute(
+                "SELECT d.status, d.subject_variant, d.subject FROM deliveries d "
+                "JOIN enrollments e ON e.id = d.enrollment_id JOIN subscribers s "
+                "ON s.id = e.subscriber_id WHERE s.email = ? AND d.step = 1",
+                (envelope.rcpt_tos[0],),
+            ).fetchone()
+        return await super().handle_DATA(server, session, envelope)
+
+
 def test_each_sent_row_records_the_variant_its_subscriber_was_sent_in_process(project):
     """The same split as above in one in-process pass: the 'sent' outcome keeps the variant
-    the 'sending' step recorded, for every row."""
+    the 'sending' step recorded, for every row. And while each message is with the relay,
+    its row already says which variant and subject it carries: a crash then leaves that
+    known, and `requeue` re-sends the same."""
     people = split_setup(project, 12)
-    handler = RecordingHandler(pipelining=True)
+    handler = RowWatchingHandler(project / "dripline.db")
     with running_server(handler) as server:
         runner = CliRunner(env=run_env(project, server.port))
         for args in (
@@ -472,6 +493,8 @@ def test_each_sent_row_records_the_variant_its_subscriber_was_sent_in_process(pr
     for address, key, _, variant in rows:
         expected = choose_variant(key, "rapid-relief", 2)
         assert variant == expected + 1 and subject_of[address] == VARIANTS[expected]
+        in_flight = ("sending", expected + 1, VARIANTS[expected])
+        assert handler.rows_in_flight[address] == in_flight
 
 
 def test_an_unreadable_ab_decision_defers_the_step_and_a_later_pass_sends_it(project):
@@ -527,47 +550,3 @@ def test_an_unreadable_ab_decision_defers_the_step_and_a_later_pass_sends_it(pro
     for address, key, _, variant in rows:
         expected = choose_variant(key, "rapid-relief", 2)
         assert variant == expected + 1 and subject_of[address] == VARIANTS[expected]
-
-
-class RowWatchingHandler(RecordingHandler):
-    """Notes, as each message arrives, what its step-1 row says at that moment."""
-
-    def __init__(self, database: Path) -> None:
-        super().__init__(pipelining=True)
-        self.database = database
-        self.rows_in_flight: dict[str, tuple] = {}
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        with sqlite3.connect(self.database) as db:
-            self.rows_in_flight[envelope.rcpt_tos[0]] = db.execute(
-                "SELECT d.status, d.subject_variant, d.subject FROM deliveries d "
-                "JOIN enrollments e ON e.id = d.enrollment_id JOIN subscribers s "
-                "ON s.id = e.subscriber_id WHERE s.email = ? AND d.step = 1",
-                (envelope.rcpt_tos[0],),
-            ).fetchone()
-        return await super().handle_DATA(server, session, envelope)
-
-
-def test_a_row_being_sent_already_names_its_variant_and_subject(project):
-    """While an A/B message is with the relay, its row already says which variant and
-    subject it carries: a crash then leaves that known, and `requeue` re-sends the same."""
-    people = split_setup(project, 6)
-    handler = RowWatchingHandler(project / "dripline.db")
-    with running_server(handler) as server:
-        runner = CliRunner(env=run_env(project, server.port))
-        for args in (
-            ["import", str(people), "--campaign", "ketamine-therapy"],
-            ["run", "--once", "--now", "2026-03-05T12:00:30Z"],
-        ):
-            result = runner.invoke(main, args)
-            assert result.exit_code == 0, result.output
-    subject_of = {
-        item.rcpt_tos[0]: str(
-            email.message_from_bytes(item.data, policy=email.policy.default)["Subject"]
-        )
-        for item in handler.received
-    }
-    assert len(subject_of) == 6
-    for address, subject in subject_of.items():
-        number = VARIANTS.index(subject) + 1
-        assert handler.rows_in_flight[address] == ("sending", number, subject)
