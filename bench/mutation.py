@@ -317,6 +317,10 @@ EQUIVALENT: dict[str, str] = {
         )
         for n in (51, 52)
     },
+    "dripline.dispatch.xǁDispatcherǁ_judge_ready_tests__mutmut_8": (
+        "`and` for `or`: a campaign with click tracking but no winner_after is looked at "
+        "too, and its judge() records nothing (the decision needs winner_after), slower only"
+    ),
     "dripline.dispatch.xǁDispatcherǁ_settle__mutmut_4": (
         "the result of settling nothing: never asked for, as each delivery of a chunk is "
         "either ready or has an outcome, and the last call is guarded by `if outcomes`"
