@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -670,10 +670,12 @@ def _run_mutmut(command: list[str], scratch: Path, env: dict[str, str], timeout:
         finally:  # this script interrupted (Ctrl-C, SIGTERM): leave no mutmut behind
             if process.poll() is None:
                 _stop_group(process)
-    if returncode != 0:  # e.g. the unmutated tests fail: say why, not just "0%"
+    if returncode != 0:  # e.g. the unmutated tests fail, an --only name matches nothing
         output = log_path.read_text(errors="replace")
         tail = [line[-200:] for line in output.strip().splitlines()[-8:]]
         print(f"mutmut exited {returncode}:", *tail, sep="\n  ")
+        # No table: a row of zeros would read as a measured 0%.
+        raise SystemExit(f"Error: mutmut failed (exit {returncode}), so nothing was measured")
     return True
 
 
@@ -839,14 +841,39 @@ def _row(result: Result) -> tuple[str, ...]:
     )
 
 
+def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` above 0, or a clear error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+        return value
+
+    return parse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "module", nargs="*", metavar="MODULE", help=f"one or more of {', '.join(MODULES)}, all"
     )
     parser.add_argument("--list", action="store_true", help="show the modules and their tests")
-    parser.add_argument("--max-children", type=int, default=1, help="mutants tested at once")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds per module at most")
+    parser.add_argument(
+        "--max-children",
+        type=_positive(int),
+        default=1,
+        help="mutants tested at once (default 1)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=1800,
+        help="seconds per module at most (default 1800)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
     parser.add_argument("--only", nargs="+", default=(), help="only these mutant names")
     args = parser.parse_args()
@@ -884,7 +911,8 @@ def main() -> None:
         f"{load} at the end"
     )
     args_text = " ".join(sys.argv[1:])
-    print(f"command: python bench/mutation.py {args_text} (mutmut, one mutant at a time)")
+    at_once = "one mutant" if args.max_children == 1 else f"{args.max_children} mutants"
+    print(f"command: python bench/mutation.py {args_text} (mutmut, {at_once} at a time)")
     header = ("module", "mutants", "killed", "survived", "timed out", "equivalent",
               "no test", "untried", "other", "score", "of tried", "seconds")  # fmt: skip
     _table([header, *(_row(r) for r in results)])
