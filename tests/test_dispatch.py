@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from smtp_servers import FaultyHandler, RecordingHandler, running_server
+from sqlite_support import table_dropped
 
 from dripline.cli import main
 from dripline.tokens import CLICK, tracking_tokens
@@ -293,19 +294,10 @@ def test_tracked_links_that_cannot_be_read_defer_the_message_and_others_still_go
     step.write_text(step.read_text() + "\n[Book a call](https://clinic.example.com/book).\n")
     subscribe(env, "ana@example.com")
     subscribe(env, "ana@example.com", "second")  # the same step, untracked
-    database = project / "dripline.db"
-    with sqlite3.connect(database) as db:
-        saved = [
-            sql
-            for (sql,) in db.execute(
-                "SELECT sql FROM sqlite_master WHERE tbl_name = 'tracked_links' "
-                "AND sql IS NOT NULL ORDER BY type DESC"  # the table, then its indexes
-            )
-        ]
-        db.execute("DROP TABLE tracked_links")
     handler = RecordingHandler()
     with running_server(handler) as server:
-        run_once(env, f"smtp://127.0.0.1:{server.port}", T0)
+        with table_dropped(project / "dripline.db", "tracked_links"):
+            run_once(env, f"smtp://127.0.0.1:{server.port}", T0)
         assert len(handler.received) == 1  # the untracked campaign's
         deferred = rows(project)[("ana@example.com", "ketamine-therapy", 1)]
         assert rows(project)[("ana@example.com", "second", 1)]["status"] == "sent"
@@ -315,9 +307,6 @@ def test_tracked_links_that_cannot_be_read_defer_the_message_and_others_still_go
         # The first back-off: 5 minutes from the pass, plus up to 10% jitter.
         due = db_time(deferred["due_at"])
         assert T0 + timedelta(minutes=5) <= due <= T0 + timedelta(minutes=5, seconds=30)
-        with sqlite3.connect(database) as db:
-            for sql in saved:
-                db.execute(sql)
         run_once(env, f"smtp://127.0.0.1:{server.port}", due)
     assert len(handler.received) == 2
     message = email.message_from_bytes(handler.received[1].data, policy=email.policy.default)

@@ -150,13 +150,15 @@ def runaway_render(text: str) -> str:
     return text + "\n{{ " + RUNAWAY_WHEN.split('"')[1] + "|length }}\n"
 
 
+# An A/B step whose second subject runs away while it compiles (see RUNAWAY_COMPILE); the
+# first is fine. The test stores that variant as the winner, so it is compiled.
+RUNAWAY_SUBJECTS = ["Rapid relief", "Rapid" + RUNAWAY_COMPILE.strip().replace('"x"', "'x'")]
+
+
 def runaway_variant(text: str) -> str:
-    # An A/B step whose second subject runs away while it compiles (see RUNAWAY_COMPILE);
-    # the first is fine. The test stores that variant as the winner, so it is compiled.
     line = 'subject = "Reason 1 of 6: Rapid relief from symptoms"'
-    variants = f'subjects = ["Rapid relief", "Rapid{RUNAWAY_COMPILE.strip()}"]'
     assert line in text
-    return text.replace(line, variants.replace('"x"', "'x'"))
+    return text.replace(line, "subjects = [" + ", ".join(f'"{s}"' for s in RUNAWAY_SUBJECTS) + "]")
 
 
 @pytest.mark.parametrize("edit", [runaway_compile, runaway_when, runaway_render, runaway_variant])
@@ -173,7 +175,7 @@ def test_sigterm_while_a_step_compile_when_or_render_runs_away_hands_the_deliver
                 engine,
                 "ketamine-therapy",
                 "rapid-relief",
-                ["Rapid relief", "Rapid" + RUNAWAY_COMPILE.strip().replace('"x"', "'x'")],
+                RUNAWAY_SUBJECTS,
                 decide=lambda tallies: Decision(2, 4.0, 0.0001),
                 now=T0,
             )

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from smtp_servers import FaultyHandler, RecordingHandler, running_server
+from sqlite_support import table_dropped
 
 from dripline.campaign import load_campaign
 from dripline.cli import main
@@ -105,6 +106,16 @@ def step_one_rows(project: Path, columns: str) -> list[tuple]:
         ).fetchall()
 
 
+def subjects_by_recipient(handler: RecordingHandler) -> dict[str, str]:
+    """The Subject of each message the relay received, by recipient (each received once)."""
+    subject_of: dict[str, str] = {}
+    for item in handler.received:
+        message = email.message_from_bytes(item.data, policy=email.policy.default)
+        assert item.rcpt_tos[0] not in subject_of, item.rcpt_tos  # nothing sent twice
+        subject_of[item.rcpt_tos[0]] = str(message["Subject"])
+    return subject_of
+
+
 def run_env(project: Path, port: int) -> dict[str, str]:
     return {
         "DRIPLINE_ROOT": str(project),
@@ -137,11 +148,7 @@ def test_two_thousand_subscribers_through_two_workers_split_evenly_and_consisten
         ]
         outputs = [w.communicate(timeout=300)[0] for w in workers]
         assert [w.returncode for w in workers] == [0, 0], outputs
-    subject_of: dict[str, str] = {}
-    for item in handler.received:
-        message = email.message_from_bytes(item.data, policy=email.policy.default)
-        assert item.rcpt_tos[0] not in subject_of  # nothing sent twice
-        subject_of[item.rcpt_tos[0]] = str(message["Subject"])
+    subject_of = subjects_by_recipient(handler)  # nothing sent twice
     assert len(subject_of) == 2000
     shares = Counter(subject_of.values())
     assert set(shares) == set(VARIANTS)
@@ -482,12 +489,7 @@ def test_each_sent_row_records_the_variant_its_subscriber_was_sent_in_process(pr
         ):
             result = runner.invoke(main, args)
             assert result.exit_code == 0, result.output
-    subject_of = {
-        item.rcpt_tos[0]: str(
-            email.message_from_bytes(item.data, policy=email.policy.default)["Subject"]
-        )
-        for item in handler.received
-    }
+    subject_of = subjects_by_recipient(handler)
     rows = step_one_rows(project, "s.email, s.public_key, d.status, d.subject_variant")
     assert len(rows) == 12 and {row[2] for row in rows} == {"sent"}
     for address, key, _, variant in rows:
@@ -504,24 +506,12 @@ def test_an_unreadable_ab_decision_defers_the_step_and_a_later_pass_sends_it(pro
     the table is back, the next pass sends each person their own variant."""
     people = split_setup(project, 3)
     handler = RecordingHandler(pipelining=True)
-    database = project / "dripline.db"
     with running_server(handler) as server:
         runner = CliRunner(env=run_env(project, server.port))
         result = runner.invoke(main, ["import", str(people), "--campaign", "ketamine-therapy"])
         assert result.exit_code == 0, result.output
-        with sqlite3.connect(database) as db:
-            (schema,) = db.execute(
-                "SELECT sql FROM sqlite_master WHERE name = 'experiment_winners'"
-            ).fetchone()
-            indexes = [
-                sql
-                for (sql,) in db.execute(
-                    "SELECT sql FROM sqlite_master WHERE tbl_name = 'experiment_winners' "
-                    "AND type = 'index' AND sql IS NOT NULL"
-                )
-            ]
-            db.execute("DROP TABLE experiment_winners")
-        result = runner.invoke(main, ["run", "--once", "--now", "2026-03-05T12:00:30Z"])
+        with table_dropped(project / "dripline.db", "experiment_winners"):
+            result = runner.invoke(main, ["run", "--once", "--now", "2026-03-05T12:00:30Z"])
         assert result.exit_code == 0, result.output
         assert handler.received == []
         rows = step_one_rows(project, "d.status, d.due_at, d.attempts, d.last_error")
@@ -532,20 +522,11 @@ def test_an_unreadable_ab_decision_defers_the_step_and_a_later_pass_sends_it(pro
             assert "2026-03-05 12:05:30" <= due_at <= "2026-03-05 12:06:00"
             assert attempts == 0  # not a send attempt: the deadline has not started
             assert error.startswith("A/B winner: ") and "experiment_winners" in error
-        with sqlite3.connect(database) as db:
-            db.execute(schema)
-            for sql in indexes:
-                db.execute(sql)
         result = runner.invoke(main, ["run", "--once", "--now", "2026-03-05T12:06:00Z"])
         assert result.exit_code == 0, result.output
     rows = step_one_rows(project, "s.email, s.public_key, d.status, d.subject_variant")
     assert {row[2] for row in rows} == {"sent"}
-    subject_of = {
-        item.rcpt_tos[0]: str(
-            email.message_from_bytes(item.data, policy=email.policy.default)["Subject"]
-        )
-        for item in handler.received
-    }
+    subject_of = subjects_by_recipient(handler)
     assert len(handler.received) == 3
     for address, key, _, variant in rows:
         expected = choose_variant(key, "rapid-relief", 2)

@@ -55,10 +55,11 @@ def test_pipelining_off_waits_for_every_reply_even_when_the_relay_offers_it() ->
     """``?pipelining=off``, for a relay that offers PIPELINING and then mishandles it:
     each command waits for the reply to the one before, and nothing is announced."""
     messages = [make_message(f"user{i}@example.test") for i in range(3)]
-    with LookaheadServer(patience=0.3) as server:
-        url = f"smtp://127.0.0.1:{server.port}?pipelining=off"
-        with create_sender(url) as sender:
-            results = sender.send_many(messages)
+    with (
+        LookaheadServer(patience=0.3) as server,
+        create_sender(server.url + "?pipelining=off") as sender,
+    ):
+        results = sender.send_many(messages)
     assert all(isinstance(r, SendResult) for r in results), results
     assert sorted(server.messages) == sorted(m.data for m in messages)
     assert server.ahead == [False, False, False]
