@@ -61,6 +61,7 @@ from dripline.settings import Settings  # noqa: E402
 from dripline.store import make_engine  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
 
 
 def postgres_cpu(database: str) -> float:
@@ -78,6 +79,14 @@ def postgres_cpu(database: str) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
     return total
+
+
+def machine_busy() -> float:
+    """CPU seconds so far of the whole machine, every core, not idle (/proc/stat: user,
+    nice, system, irq, softirq, steal; idle and iowait left out)."""
+    with open("/proc/stat") as stat:
+        fields = [int(f) for f in stat.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / TICK
 
 
 def worker(settings: Settings, go, results) -> None:
@@ -154,8 +163,10 @@ WAITS = ("row lock", "advisory lock", "WAL flush")
 
 def one_run(settings: Settings, workers: int, database: str, dsn: str) -> dict[str, float]:
     """deliveries/s ("rate"), CPU seconds per delivery for workers + PostgreSQL ("cpu"),
-    the message size ("size"), the workers' median SMTP idle share ("idle") and the
-    backends' wait shares (:data:`WAITS`)."""
+    the whole machine's busy cores ("cores") and CPU seconds per delivery ("machine": the
+    sink, the kernel's network and disk work and this script's sampler too), the message
+    size ("size"), the workers' median SMTP idle share ("idle") and the backends' wait
+    shares (:data:`WAITS`)."""
     reset(settings)
     return _timed([settings] * workers, [database], dsn)
 
@@ -180,7 +191,9 @@ def _timed(configs: list[Settings], databases: list[str], dsn: str) -> dict[str,
     with WaitSampler(dsn) as sampler:
         go.wait()  # everyone compiled and connected
         started, pg_before = time.monotonic(), sum(postgres_cpu(d) for d in databases)
+        busy_before = machine_busy()
         finished = [results.get(timeout=600) for _ in processes]
+        busy, window = machine_busy() - busy_before, time.monotonic() - started
         pg_used = sum(postgres_cpu(d) for d in databases) - pg_before
     for process in processes:
         process.join(30)
@@ -190,10 +203,30 @@ def _timed(configs: list[Settings], databases: list[str], dsn: str) -> dict[str,
     return {
         "rate": sent / seconds,
         "cpu": cpu / max(sent, 1),
+        "cores": busy / window,
+        "machine": busy / max(sent, 1),
         "size": finished[0][3],
         "idle": statistics.median(f[4] for f in finished),
         **sampler.shares(),
     }
+
+
+def print_ceiling(figures: dict[int | str, dict[str, list[float]]], counts: list[int]) -> None:
+    """What the machine allows: N workers at one worker's whole-machine CPU per delivery
+    can go no faster than the busiest any row kept the machine over one worker's share.
+
+    One worker's chain (the worker, its PostgreSQL backend, the sink, the kernel's
+    loopback work) already keeps some cores busy; a speed-up past ``most busy cores /
+    one worker's busy cores`` needs less CPU per delivery, not less contention."""
+    if 1 not in counts:
+        return
+    one = statistics.median(figures[1]["cores"])
+    most = max(statistics.median(figures[n]["cores"]) for n in counts)
+    print(
+        f"\none worker keeps {one:.2f} of {CORES} cores busy; the most any row kept busy is "
+        f"{most:.2f}: at one worker's CPU per delivery no count of workers can pass "
+        f"{most / one:.2f}x one ({CORES / one:.2f}x with every core busy)"
+    )
 
 
 def empty(url: str, reset: bool) -> bool:
@@ -302,16 +335,21 @@ def main() -> int:
             f"{statistics.median(figures[workers]['cpu']) * 1e6:>35,.0f} us"
         )
     print(
-        f"\n{'workers':<34}{'SMTP idle':>14}"
+        f"\n{'workers':<34}{'machine busy cores':>20}{'machine CPU/delivery':>22}"
+        f"{'SMTP idle':>12}"
         + "".join(f"{'waiting on ' + w:>26}" for w in WAITS)
         + "   (medians; waits: share of the backends' samples)"
     )
     for workers in rows:
         row = figures[workers]
         print(
-            f"{label.get(str(workers), str(workers)):<34}{statistics.median(row['idle']):>14.0%}"
+            f"{label.get(str(workers), str(workers)):<34}"
+            f"{statistics.median(row['cores']):>13.2f} of {CORES}"
+            f"{statistics.median(row['machine']) * 1e6:>19,.0f} us"
+            f"{statistics.median(row['idle']):>12.0%}"
             + "".join(f"{statistics.median(row[w]):>26.1%}" for w in WAITS)
         )
+    print_ceiling(figures, args.workers)
     one = statistics.median(rates[args.workers[0]])
     print(
         f"\ntarget: one worker >= 2,000 deliveries/s: {one:,.0f}/s, "
