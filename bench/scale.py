@@ -29,6 +29,13 @@ rendering); the wait columns are the shares of samples of the workers' PostgreSQ
 backends (pg_stat_activity, every 2 ms) spent waiting on another transaction's row
 lock, on an advisory lock (lease maintenance only tries one, so this should stay 0) and on
 the WAL flush of a commit.
+
+What the machine allows: "machine busy cores" is the share of every core not idle during
+the timed window (/proc/stat: the sink, the kernel's loopback and disk work and this
+script included), "machine CPU/delivery" that over the deliveries, and "waiting for a
+CPU" the time per delivery the workers' threads were ready to run but had no core
+(/proc/self/task/*/schedstat). One worker's whole chain already keeps about one core
+busy; the line under the table says what speed-up that leaves.
 """
 
 from __future__ import annotations
@@ -89,6 +96,19 @@ def machine_busy() -> float:
     return (sum(fields) - fields[3] - fields[4]) / TICK
 
 
+def runqueue_wait() -> float:
+    """Seconds this process's threads have so far spent ready to run but waiting for a
+    CPU (the second field of /proc/self/task/*/schedstat; 0.0 where the kernel keeps
+    none)."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def worker(settings: Settings, go, results) -> None:
     with dispatcher_for(settings) as dispatcher:
         size = warm(dispatcher)
@@ -104,14 +124,14 @@ def worker(settings: Settings, go, results) -> None:
 
         dispatcher.sender.send_many = timed_send_many  # type: ignore[method-assign]
         go.wait()
-        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        cpu, queued = resource.getrusage(resource.RUSAGE_SELF), runqueue_wait()
         started = time.perf_counter()
         report = dispatcher.dispatch_due(START + timedelta(minutes=1))
         wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_SELF)
+        after, queued = resource.getrusage(resource.RUSAGE_SELF), runqueue_wait() - queued
         done = time.monotonic()
     used = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
-    results.put((report.sent, used, done, size, 1 - busy[0] / wall))
+    results.put((report.sent, used, done, size, 1 - busy[0] / wall, queued))
 
 
 # pg_stat_activity (wait_event_type, wait_event) -> the column it counts in.
@@ -165,8 +185,9 @@ def one_run(settings: Settings, workers: int, database: str, dsn: str) -> dict[s
     """deliveries/s ("rate"), CPU seconds per delivery for workers + PostgreSQL ("cpu"),
     the whole machine's busy cores ("cores") and CPU seconds per delivery ("machine": the
     sink, the kernel's network and disk work and this script's sampler too), the message
-    size ("size"), the workers' median SMTP idle share ("idle") and the backends' wait
-    shares (:data:`WAITS`)."""
+    size ("size"), the workers' median SMTP idle share ("idle"), the seconds per delivery
+    the workers' threads were ready to run but had no CPU ("queued") and the backends'
+    wait shares (:data:`WAITS`)."""
     reset(settings)
     return _timed([settings] * workers, [database], dsn)
 
@@ -207,6 +228,7 @@ def _timed(configs: list[Settings], databases: list[str], dsn: str) -> dict[str,
         "machine": busy / max(sent, 1),
         "size": finished[0][3],
         "idle": statistics.median(f[4] for f in finished),
+        "queued": sum(f[5] for f in finished) / max(sent, 1),
         **sampler.shares(),
     }
 
@@ -336,7 +358,7 @@ def main() -> int:
         )
     print(
         f"\n{'workers':<34}{'machine busy cores':>20}{'machine CPU/delivery':>22}"
-        f"{'SMTP idle':>12}"
+        f"{'waiting for a CPU':>19}{'SMTP idle':>12}"
         + "".join(f"{'waiting on ' + w:>26}" for w in WAITS)
         + "   (medians; waits: share of the backends' samples)"
     )
@@ -346,6 +368,7 @@ def main() -> int:
             f"{label.get(str(workers), str(workers)):<34}"
             f"{statistics.median(row['cores']):>13.2f} of {CORES}"
             f"{statistics.median(row['machine']) * 1e6:>19,.0f} us"
+            f"{statistics.median(row['queued']) * 1e6:>16,.0f} us"
             f"{statistics.median(row['idle']):>12.0%}"
             + "".join(f"{statistics.median(row[w]):>26.1%}" for w in WAITS)
         )
