@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import FileSystemLoader, TemplateError
 from markupsafe import Markup
 
+from ._budget import BudgetExceeded
 from ._context import clean_fields
 from ._flowed import flow_line
 from ._inline import URL_ATTRIBUTES, inline_css
@@ -207,10 +208,10 @@ class SlottedStep:
             if any(isinstance(v, Markup) for v in clean):
                 return None
             clean_text = [str(v) for v in clean]
-        except RenderError:
+        except (RenderError, BudgetExceeded):
             raise
-        except Exception as err:  # Jinja's, or what a filter raised on subscriber data
-            raise self.compiled._fail(err) from err
+        except Exception:  # Jinja's, or what a filter raised on subscriber data: the full
+            return None  # path raises it again, naming the template line that fails
         if any(v == "" for v in clean_text):
             return None  # an empty value can change how text around it is spaced
 

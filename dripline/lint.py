@@ -133,16 +133,21 @@ def _size_finding(data: bytes) -> tuple[str, str] | None:
 
 
 def _render_failure(err: DriplineError, step: Step, label: str) -> tuple[str, int | None]:
-    """(message, line) for a sample that could not be rendered, naming the real cause."""
+    """(message, line in the step's file) for a sample that could not be rendered, naming
+    the real cause; a layout's failure names the layout's file and line in the message."""
     text = err.message.split("cannot render: ", 1)[-1]
-    if err.line is not None:  # the renderer knew the line (the subject's)
-        return f"cannot render: {text}", err.line
+    line = err.line
+    if err.path is not None and err.path != step.path:  # a layout, or a file it includes
+        text = f"{err.path}{f':{line}' if line else ''}: {text}"
+        line = None
     if isinstance(err.__cause__, UndefinedError):
         match = re.search(r"'(?:dict object|[\w.]+)' has no attribute '(\w+)'", text)
         needle = f"subscriber.{match.group(1)}" if match else ""
         message = f"for sample {label!r}: unknown or missing variable: {text}"
-        return message, _line_in(step, needle)
-    return f"for sample {label!r}: cannot render: {text}", _line_in(step, "")
+        return message, line if line is not None else _line_in(step, needle)
+    if line is not None and isinstance(err.__cause__, DriplineError):
+        return f"cannot render: {text}", line  # the subject as a header: every sample's
+    return f"for sample {label!r}: cannot render: {text}", line or _line_in(step, "")
 
 
 def _check_when(step: Step, samples: list, add: Callable[..., None], budget: float | None) -> None:

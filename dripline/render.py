@@ -55,6 +55,7 @@ from .templating import (
     Environments,
     RenderBudgetExceeded,
     TimeBudget,
+    failing_template_line,
     make_environments,
     template_cycle,
 )
@@ -228,6 +229,10 @@ def _date_header(when: datetime) -> bytes:
     return f"Date: {format_datetime(when.astimezone(UTC))}\r\n".encode()
 
 
+# A template tag as written: {{ expression }} or {% statement %}.
+_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
+
+
 class CompiledStep:
     """One step, parsed and ready: ``render`` (full path) and ``render_bytes`` (fast path)."""
 
@@ -305,10 +310,30 @@ class CompiledStep:
         line = self.step.body_line + offset
         return RenderBudgetExceeded(err.message, path=self.step.path, line=line)
 
-    def _fail(self, err: Exception) -> RenderError:
+    def _fail(self, err: Exception, what: str) -> RenderError:
+        """The error for ``err``, raised while rendering ``what`` ("subject", "preheader",
+        "body" or "layout"): at the template file and line that failed, else at the step
+        file's line for that part, else the step file alone."""
         # A template file that is not one (a folder, a pipe) names itself: no class name.
         kind = "" if isinstance(err, TemplateError | DriplineError) else f"{type(err).__name__}: "
-        return RenderError(f"cannot render: {kind}{err}", path=self.step.path)
+        path, line = self.step.path, None
+        failed = failing_template_line(err)
+        if failed is not None and failed[0] != "<template>":
+            path, line = Path(failed[0]), failed[1]  # a layout or a file it includes
+        elif failed is not None and what == "body":
+            line = self._body_line(failed[1])
+        elif failed is not None and what in ("subject", "preheader"):
+            line = line_of_key(self.step.path, self._key(what))
+        return RenderError(f"cannot render: {kind}{err}", path=path, line=line)
+
+    def _body_line(self, line: int) -> int:
+        """The step file's line for ``line`` of the body as compiled from Markdown: where
+        that line's first template tag is written (Markdown leaves tags as written)."""
+        lines = self.body_source.splitlines()
+        for tag in _TAG.findall(lines[line - 1] if 0 < line <= len(lines) else ""):
+            if (index := self.step.body.find(tag)) >= 0:
+                return self.step.body_line + self.step.body.count("\n", 0, index)
+        return self.step.body_line
 
     # -- the full path -----------------------------------------------------------------
 
@@ -382,15 +407,17 @@ class CompiledStep:
         raw_fields: dict[str, Any],
         budget: TimeBudget,
     ) -> RenderedEmail:
+        stage = ["subject"]  # what is rendering, for an error's line
         try:
             context = self._context(recipient, raw_fields)
             with budget.watch():
                 subject, shown_subject, preheader, body_html, document = self._templates(
-                    recipient, raw_fields, context
+                    recipient, raw_fields, context, stage
                 )
             # No template code runs in CSS inlining and text conversion: outside the watch.
             html = inline_css(document)
             body_text = html_to_text(body_html)
+            stage[0] = "layout"
             with budget.watch():
                 text = self._layout_text.render(
                     **context,
@@ -401,7 +428,7 @@ class CompiledStep:
         except RenderError:
             raise
         except Exception as err:  # Jinja's, or what a filter raised on subscriber data
-            raise self._fail(err) from err
+            raise self._fail(err, stage[0]) from err
         head = self.head(recipient, subject, when, message_id)
         data = head + multipart_body(self.boundary, [qp_encode(flow_text(text))], [qp_encode(html)])
         return RenderedEmail(self.step, recipient.email, message_id, subject, html, text, data)
@@ -429,9 +456,14 @@ class CompiledStep:
         }
 
     def _templates(
-        self, recipient: Recipient, raw_fields: dict[str, Any], context: dict[str, Any]
+        self,
+        recipient: Recipient,
+        raw_fields: dict[str, Any],
+        context: dict[str, Any],
+        stage: list[str],
     ) -> tuple[str, str, str, str, str]:
-        """(subject, subject as shown in the body, preheader, body HTML, HTML document)."""
+        """(subject, subject as shown in the body, preheader, body HTML, HTML document);
+        ``stage[0]`` says which part is rendering."""
         subject = self._subject.render(
             **self.static_context,
             subscriber={**raw_fields, "email": recipient.email},
@@ -439,8 +471,11 @@ class CompiledStep:
         )
         self.check_subject(subject)
         shown_subject = self._subject.render(**context)
+        stage[0] = "preheader"
         preheader = self._preheader.render(**context)
+        stage[0] = "body"
         body_html = self._body.render(**context)
+        stage[0] = "layout"
         document = self._layout_html.render(
             **context, subject=shown_subject, preheader=preheader, body=Markup(body_html)
         )

@@ -39,6 +39,7 @@ __all__ = [
     "RenderBudgetExceeded",
     "SlotTable",
     "TimeBudget",
+    "failing_template_line",
     "make_environments",
     "rewrite_slots",
     "template_cycle",
@@ -238,6 +239,24 @@ def _jinja_position(frame: FrameType | None) -> tuple[str | None, int | None]:
             return template.name, template.get_corresponding_lineno(frame.f_lineno)
         frame = frame.f_back
     return None, None
+
+
+def failing_template_line(err: BaseException) -> tuple[str, int] | None:
+    """(template file name, line) where ``err`` was raised inside a template, or None.
+
+    Jinja rewrites the traceback of an error raised while a template renders so that
+    each template frame carries the template's file name (``"<template>"`` for one made
+    from a string) and its own line number, in a frame whose globals hold
+    ``__jinja_exception__`` (jinja2.debug.rewrite_traceback_stack); the innermost such
+    frame is where the template failed.
+    """
+    found: tuple[str, int] | None = None
+    tb = err.__traceback__
+    while tb is not None:
+        if "__jinja_exception__" in tb.tb_frame.f_globals:
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
 
 
 class TimeBudget:

@@ -112,10 +112,12 @@ def test_a_template_error_on_one_subscriber_fails_only_that_delivery(
     found = db.execute("SELECT id, last_error FROM deliveries WHERE status = 'failed' ORDER BY id")
     ((failed, error), _) = found.fetchall()
     db.close()
-    # What `dripline status` shows: the file and the error, as the renderer words it.
+    # What `dripline status` shows: the file, the line that fails and the error, as the
+    # renderer words it.
+    line = step.read_text().splitlines().index("Score: {{ subscriber.name | default(0) - 1 }}")
     assert error == (
-        f"render: {step}: cannot render: TypeError: unsupported operand type(s) for -: "
-        "'str' and 'int'"
+        f"render: {step}:{line + 1}: cannot render: TypeError: unsupported operand type(s) "
+        "for -: 'str' and 'int'"
     )
     # The report and the log both name the delivery that failed, so it can be found.
     assert report.errors[0] == f"delivery {failed}: {error.removeprefix('render: ')}"

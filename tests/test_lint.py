@@ -177,3 +177,52 @@ def test_sender_name_no_header_can_carry_is_one_campaign_error(project):
     result = check(project)
     assert result.exit_code == 1
     assert result.output.count(f"{toml}: error: From holds U+0092") == 1
+
+
+def test_a_runtime_error_in_the_body_points_at_its_line_not_the_end(project):
+    """A template fault that only data triggers (here text minus a number) is reported at
+    the line that holds it, though Markdown (a list, a heading) moved the lines around."""
+    path = project / STEP
+    text = path.read_text()
+    head, _, rest = text.partition("\n\n")
+    faulty = "Days left: {{ subscriber.name | default(0) - 1 }}"
+    path.write_text(f"{head}\n\n# Heading\n\n- one\n- two\n\n{faulty}\n\n{rest}")
+    (project / "campaigns/ketamine-therapy/preview.toml").write_text(
+        '[[subscriber]]\nemail = "a@example.com"\nname = "Ann Example"\n'
+    )
+    result = check(project)
+    assert result.exit_code == 1
+    expected = (
+        f"{path}:{line_of(path, faulty)}: error: for sample 'a@example.com': cannot render: "
+        "TypeError: unsupported operand type(s) for -: 'str' and 'int'"
+    )
+    assert expected in result.output, result.output
+
+
+def test_a_runtime_error_in_the_layout_names_the_layout_file_and_line(project):
+    layout = project / "templates/base.html"
+    lines = layout.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if "{{ campaign.postal_address }}" in line)
+    lines.insert(at, "<p>{{ step.number - 'x' }}</p>")
+    layout.write_text("\n".join(lines) + "\n")
+    result = check(project)
+    assert result.exit_code == 1
+    assert (
+        f"cannot render: {layout}:{at + 1}: TypeError: unsupported operand type(s) for -: "
+        "'int' and 'str'" in result.output
+    ), result.output
+
+
+def test_a_runtime_error_in_the_preheader_points_at_its_key(project):
+    path = project / STEP
+    text = path.read_text()
+    assert '\npreheader = "' in text
+    path.write_text(text.replace('\npreheader = "', "\npreheader = \"{{ step.number - 'x' }} ", 1))
+    result = check(project)
+    assert result.exit_code == 1
+    line = line_of(path, "preheader = ")
+    assert re.search(
+        rf"{re.escape(str(path))}:{line}: error: for sample '[^']+': cannot render: TypeError: "
+        r"unsupported operand type\(s\) for -: 'int' and 'str'",
+        result.output,
+    ), result.output
