@@ -58,6 +58,7 @@ from .templating import (
     failing_template_line,
     make_environments,
     template_cycle,
+    time_budget,
 )
 
 __all__ = ["CampaignRenderer", "CompiledStep", "Recipient", "RenderedEmail"]
@@ -180,9 +181,25 @@ class CampaignRenderer:
         )
 
     def step(self, number: int) -> CompiledStep:
+        """Step ``number``, compiled once (within the render budget, when there is one).
+
+        Raises CampaignError; RenderBudgetExceeded when compiling takes longer than the
+        budget (Jinja folds constant expressions while it compiles, so a step can run
+        away before any render).
+        """
         if number not in self._compiled:
-            self._compiled[number] = CompiledStep(self, self.campaign.step(number))
+            self._compiled[number] = self._compile(self.campaign.step(number))
         return self._compiled[number]
+
+    def _compile(self, step: Step, line: int | None = None) -> CompiledStep:
+        """``step`` compiled within the budget; past it, the error is at ``line`` (by
+        default where the body starts: Jinja's compiler runs no template line)."""
+        try:
+            with time_budget(self.render_budget, f"compiling {step.path.name}"):
+                return CompiledStep(self, step)
+        except RenderBudgetExceeded as err:
+            line = line or step.body_line
+            raise RenderBudgetExceeded(err.message, path=step.path, line=line) from err
 
     def step_variant(self, number: int, index: int) -> CompiledStep:
         """Step ``number`` with its A/B subject variant ``index`` (0-based) as the subject.
@@ -197,7 +214,8 @@ class CampaignRenderer:
             step = self.campaign.step(number)
             if not 0 <= index < len(step.subjects):
                 raise CampaignError(f"step {step.name} has no subject variant {index + 1}")
-            self._variants[key] = CompiledStep(self, replace(step, subject=step.subjects[index]))
+            variant = replace(step, subject=step.subjects[index])
+            self._variants[key] = self._compile(variant, line_of_key(step.path, "subjects"))
         return self._variants[key]
 
     def compile_all(self) -> list[CompiledStep]:

@@ -8,6 +8,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -359,3 +360,38 @@ def test_subscribing_again_shows_what_will_really_happen(project: Path, tmp_path
     cli("subscribe", "bob@example.com", "--campaign", SLUG, "--tz", "UTC")
     bob = cli("subscribe", "bob@example.com", "--campaign", SLUG).splitlines()
     assert [line.split()[1] for line in bob[1:7]] == ["due"] * 6 and len(bob) == 7
+
+
+# Jinja folds a constant expression while it compiles a template: a trillion empty
+# slices summed make the step's compile itself run away, before any render.
+RUNAWAY_COMPILE = '\n{{ "x" | slice(1000000000000) | sum(start=[]) }}\n'
+
+
+def test_subscribe_to_a_campaign_whose_step_compile_runs_away_ends_within_the_budget(
+    tmp_path: Path,
+):
+    """`dripline subscribe` records what the campaign looks like (every step rendered
+    once): a step that runs away while it compiles is recorded as one that cannot render
+    within the render budget, and the subscriber is enrolled all the same."""
+    shutil.copytree(ROOT / "campaigns", tmp_path / "campaigns")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    step = tmp_path / "campaigns" / SLUG / "01-rapid-relief.md"
+    step.write_text(step.read_text() + RUNAWAY_COMPILE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIPLINE_")}
+    env["DRIPLINE_RENDER_BUDGET"] = "1"
+    args = ["--root", str(tmp_path), "subscribe", "a@example.com", "--campaign", SLUG]
+    # A hang (the compile never ends) fails here, at the timeout, rather than holding CI.
+    done = subprocess.run(
+        [sys.executable, "-m", "dripline.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Subscribed a@example.com" in done.stdout
+    assert db_rows(tmp_path, "SELECT count(*) FROM deliveries WHERE status = 'scheduled'") == [(6,)]
+    (state,) = db_rows(tmp_path, "SELECT state FROM campaign_revisions")
+    first = json.loads(state[0])["steps"][0]
+    assert first["text"].startswith(f"(cannot render: {step}:"), first["text"]
+    assert "compiling 01-rapid-relief.md took longer than 1 s" in first["text"]
