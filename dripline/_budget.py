@@ -94,10 +94,21 @@ class _Watchdog:
                     cancelled = deadline.cancel is not None and deadline.cancel.is_set()
                     if deadline.at <= now or cancelled:
                         deadline.fired = RenderCancelled if cancelled else BudgetExceeded
-                        # Where it was, for the error message (the traceback may be rewritten).
-                        deadline.frame = sys._current_frames().get(deadline.thread_id)
+                        # Where it was, for the error message (the traceback may be
+                        # rewritten): every frame now, as the frames lose their callers
+                        # once they return (a generator's at once).
+                        deadline.stack = _stack(sys._current_frames().get(deadline.thread_id))
                         _interrupt(deadline.thread_id, deadline.fired)
                 self._cond.wait(_LOOK)
+
+
+def _stack(frame: FrameType | None) -> list[FrameType]:
+    """``frame`` and its callers, innermost first."""
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    return frames
 
 
 _WATCHDOG = _Watchdog()
@@ -111,7 +122,7 @@ class Deadline:
     The interrupt may surface wrapped (a template engine re-raising it as its own error,
     or code catching ``Exception``); whenever this deadline fired, leaving the block
     raises the plain exception (``message`` as its text), chained to what was raised.
-    :attr:`fired` tells whether it did, and :attr:`frame` where the thread was then.
+    :attr:`fired` tells whether it did, and :attr:`stack` where the thread was then.
     Not re-entrant; one thread per instance.
     """
 
@@ -123,11 +134,12 @@ class Deadline:
         self.message = message
         self.thread_id = threading.get_ident()
         self.fired: type[BudgetExceeded] | None = None
-        self.frame: FrameType | None = None  # the guarded thread's innermost frame when fired
+        # The guarded thread's frames when it fired, innermost first.
+        self.stack: list[FrameType] = []
 
     def __enter__(self) -> Deadline:
         self.thread_id = threading.get_ident()
-        self.fired, self.frame = None, None
+        self.fired, self.stack = None, []
         _WATCHDOG.arm(self)
         return self
 

@@ -22,6 +22,7 @@ from .campaign import Campaign, line_of_key, load_campaign
 from .conditions import step_applies
 from .errors import CampaignError, DriplineError
 from .render import CampaignRenderer, CompiledStep, Recipient
+from .templating import RenderBudgetExceeded, time_budget
 
 __all__ = ["CampaignLibrary", "RenderCancelled", "StepTooSlowError"]
 
@@ -70,6 +71,8 @@ class CampaignLibrary:
         self.budget = RenderBudget(render_budget)
         self._renderers: dict[str, CampaignRenderer] = {}
         self._too_slow: dict[tuple[str, int], StepTooSlowError] = {}
+        # Campaigns whose layout compiles past the budget, until their files change.
+        self._slow_layout: dict[str, StepTooSlowError] = {}
         # Campaigns that load but ``vet`` refused: (why, the campaign as loaded).
         self._unready: dict[str, tuple[CampaignError, Campaign]] = {}
         self._signature = self._files_signature()
@@ -95,6 +98,7 @@ class CampaignLibrary:
         self._signature = signature
         self._renderers.clear()
         self._too_slow.clear()
+        self._slow_layout.clear()
         self._unready.clear()
         return True
 
@@ -110,8 +114,35 @@ class CampaignLibrary:
                 except CampaignError as err:
                     self._unready[slug] = (err, campaign)
                     raise
-            self._renderers[slug] = CampaignRenderer(campaign, self.templates_dir)
+            self._renderers[slug] = self._load_layout(slug, campaign)
         return self._renderers[slug]
+
+    def _load_layout(self, slug: str, campaign: Campaign) -> CampaignRenderer:
+        """The campaign's renderer, its layout compiled within the budget.
+
+        Raises StepTooSlowError past it (remembered until the files change: every
+        delivery of the campaign would wait that long again), a CampaignError for the
+        campaign, so its deliveries are deferred like a broken file's.
+        """
+        slow = self._slow_layout.get(slug)
+        if slow is not None:
+            raise slow
+        try:
+            with time_budget(self.budget.seconds, "compiling the layout"):
+                return CampaignRenderer(campaign, self.templates_dir)
+        except RenderBudgetExceeded as err:
+            name, line = err.template, err.template_line
+            if name is None:
+                name, line = f"{campaign.layout}.html", None
+            error = StepTooSlowError(
+                f"compiling {name} took longer than the render budget "
+                f"({self.budget.seconds:g} s): a runaway expression in the template?",
+                path=self.templates_dir / name,
+                line=line,
+            )
+            self._slow_layout[slug] = error
+            log.warning("campaign %s deferred until its files change: %s", slug, error)
+            raise error from None
 
     def unready(self, slug: str) -> tuple[CampaignError, Campaign] | None:
         """Why ``vet`` refused campaign ``slug`` as its files are now (and the campaign), or
@@ -122,6 +153,12 @@ class CampaignLibrary:
 
     def campaign(self, slug: str) -> Campaign:
         return self.renderer(slug).campaign
+
+    def definition(self, slug: str) -> Campaign:
+        """The campaign as its files define it (its timetable and steps), whether or not
+        its templates compile or ``vet`` accepts it. Raises CampaignError."""
+        loaded = self._renderers.get(slug)
+        return loaded.campaign if loaded is not None else load_campaign(self.campaigns_dir / slug)
 
     def step(
         self, slug: str, number: int, *, cancel: threading.Event | None = None

@@ -264,7 +264,8 @@ def read_utf8(path: Path, limit: int = MAX_STEP_BYTES) -> str:
 
 def _line_of(text: str, key: str, first_line: int = 1) -> int | None:
     """The line where ``key =`` is set in TOML ``text`` (which starts at ``first_line``)."""
-    match = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.MULTILINE)
+    # Blanks, not \s: a line break before the key is not part of the key's line.
+    match = re.search(rf"^[ \t]*{re.escape(key)}[ \t]*=", text, re.MULTILINE)
     if match is None:
         return None
     return text.count("\n", 0, match.start()) + first_line

@@ -143,7 +143,14 @@ class CampaignRenderer:
         self.list_domain = list_domain or self.domain
         self._compiled: dict[int, CompiledStep] = {}
         self._variants: dict[tuple[int, int], CompiledStep] = {}
-        self._check_layout()
+        try:
+            with time_budget(render_budget, "compiling the layout"):
+                self._check_layout()
+        except RenderBudgetExceeded as err:
+            name, line = err.template, err.template_line
+            if name is None:
+                name, line = f"{campaign.layout}.html", None
+            raise RenderBudgetExceeded(err.message, path=templates_dir / name, line=line) from err
 
     def _check_layout(self) -> None:
         for suffix in ("html", "txt"):
@@ -191,15 +198,23 @@ class CampaignRenderer:
             self._compiled[number] = self._compile(self.campaign.step(number))
         return self._compiled[number]
 
-    def _compile(self, step: Step, line: int | None = None) -> CompiledStep:
-        """``step`` compiled within the budget; past it, the error is at ``line`` (by
-        default where the body starts: Jinja's compiler runs no template line)."""
+    def _compile(self, step: Step, subject_line: int | None = None) -> CompiledStep:
+        """``step`` compiled within the budget; past it, the error is at the line of the
+        expression Jinja was working out (``subject_line`` for an A/B variant's subject)."""
         try:
             with time_budget(self.render_budget, f"compiling {step.path.name}"):
                 return CompiledStep(self, step)
         except RenderBudgetExceeded as err:
-            line = line or step.body_line
-            raise RenderBudgetExceeded(err.message, path=step.path, line=line) from err
+            if err.template is not None:  # a template file the step includes
+                where, line = self.templates_dir / err.template, err.template_line
+            elif err.part == "body" and err.part_source and err.template_line:
+                where, line = step.path, _markdown_line(step, err.part_source, err.template_line)
+            elif err.part in ("subject", "preheader"):
+                key = "subjects" if err.part == "subject" and step.subjects else err.part
+                where, line = step.path, subject_line or line_of_key(step.path, key)
+            else:
+                where, line = step.path, step.body_line
+            raise RenderBudgetExceeded(err.message, path=where, line=line) from err
 
     def step_variant(self, number: int, index: int) -> CompiledStep:
         """Step ``number`` with its A/B subject variant ``index`` (0-based) as the subject.
@@ -247,8 +262,37 @@ def _date_header(when: datetime) -> bytes:
     return f"Date: {format_datetime(when.astimezone(UTC))}\r\n".encode()
 
 
-# A template tag as written: {{ expression }} or {% statement %}.
-_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
+# A template tag as written: {{ expression }} or {% statement %}, over lines too.
+_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+
+
+def _markdown_line(step: Step, source: str, line: int) -> int:
+    """The step file's line for ``line`` of ``source``, the step's body compiled from
+    Markdown (where Jinja's line numbers point).
+
+    Markdown keeps template tags as written and in order (dripline.markdown), so the
+    first tag on that line is the same tag, by its rank among tags of the same text, in
+    the file; a line inside a tag that spans lines keeps its distance from the tag's
+    start. Else where the body starts.
+    """
+    starts = [0, *(m.end() for m in re.finditer("\n", source))]
+    if not 0 < line <= len(starts):
+        return step.body_line
+    begin = starts[line - 1]
+    end = starts[line] if line < len(starts) else len(source) + 1
+    for tag in _TAG.finditer(source):
+        if tag.end() <= begin:
+            continue
+        if tag.start() >= end:
+            break
+        index = -1
+        for _ in range(source.count(tag.group(), 0, tag.start()) + 1):
+            index = step.body.find(tag.group(), index + 1)
+            if index < 0:
+                return step.body_line
+        into = source.count("\n", tag.start(), max(begin, tag.start()))
+        return step.body_line + step.body.count("\n", 0, index) + into
+    return step.body_line
 
 
 class CompiledStep:
@@ -345,13 +389,7 @@ class CompiledStep:
         return RenderError(f"cannot render: {kind}{err}", path=path, line=line)
 
     def _body_line(self, line: int) -> int:
-        """The step file's line for ``line`` of the body as compiled from Markdown: where
-        that line's first template tag is written (Markdown leaves tags as written)."""
-        lines = self.body_source.splitlines()
-        for tag in _TAG.findall(lines[line - 1] if 0 < line <= len(lines) else ""):
-            if (index := self.step.body.find(tag)) >= 0:
-                return self.step.body_line + self.step.body.count("\n", 0, index)
-        return self.step.body_line
+        return _markdown_line(self.step, self.body_source, line)
 
     # -- the full path -----------------------------------------------------------------
 

@@ -229,7 +229,9 @@ def dispatcher_for(
 
     @cache
     def timetable_for(slug: str) -> Timetable:
-        return Timetable.of(library.campaign(slug))
+        # The files' timetable: a layout that does not compile defers the sends, and
+        # must not stop the claim that finds them.
+        return Timetable.of(library.definition(slug))
 
     sender = sender_for(settings)
     _share_rate_limit(sender, engine)

@@ -224,20 +224,23 @@ class RenderBudgetExceeded(RenderError):
     """Rendering took longer than its time budget (a runaway loop in a template?).
 
     ``template`` and ``template_line`` say which template (None: one made from a string,
-    such as a step's body) was running, and on which of its lines, when time ran out.
+    such as a step's body) was running or being compiled, and on which of its lines, when
+    time ran out; ``part`` and ``part_source``, when a step was being compiled, which of
+    its parts ("subject", "preheader", "body") and that part's template text.
     """
 
     template: str | None = None
     template_line: int | None = None
+    part: str | None = None
+    part_source: str | None = None
 
 
-def _jinja_position(frame: FrameType | None) -> tuple[str | None, int | None]:
+def _jinja_position(stack: list[FrameType]) -> tuple[str | None, int | None]:
     """The innermost Jinja template on the stack and its line, from its compiled code."""
-    while frame is not None:
+    for frame in stack:
         template = frame.f_globals.get("__jinja_template__")
         if template is not None:
             return template.name, template.get_corresponding_lineno(frame.f_lineno)
-        frame = frame.f_back
     return None, None
 
 
@@ -257,6 +260,33 @@ def failing_template_line(err: BaseException) -> tuple[str, int] | None:
             found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
         tb = tb.tb_next
     return found
+
+
+def _compile_position(
+    stack: list[FrameType],
+) -> tuple[str | None, int | None, str | None, str | None]:
+    """(template file, line, step part, part's source) of a compile that ran out of time.
+
+    Jinja works out constant expressions while it compiles (its optimizer), so a
+    template can run away before any of it renders. Walking out from the innermost
+    frame: the first optimizer ``node`` gives the line, ``Environment.compile``'s
+    ``name`` the template file (None for one made from a string), and dripline's own
+    ``_compile(env, source, what)`` the part of a step being compiled.
+    """
+    template = line = part = source = None
+    for frame in stack:
+        found, code = frame.f_locals, frame.f_code
+        node_line = getattr(found.get("node"), "lineno", None)
+        if line is None and isinstance(node_line, int):
+            line = node_line
+        name = found.get("name")
+        jinja = "jinja2" in Path(code.co_filename).parts
+        if template is None and jinja and code.co_name == "compile" and isinstance(name, str):
+            template = name
+        text = found.get("source")
+        if part is None and code.co_name == "_compile" and isinstance(text, str):
+            part, source = str(found.get("what")), text
+    return template, line, part, source
 
 
 class TimeBudget:
@@ -292,8 +322,13 @@ class TimeBudget:
                 f"{what} took longer than {self.seconds:g} s (the render budget, "
                 "DRIPLINE_RENDER_BUDGET): a loop that never ends, or one far too large?"
             )
-            error.template, error.template_line = _jinja_position(guard.frame)
-            guard.frame = None  # frames hold every local of the render
+            template, line, part, source = _compile_position(guard.stack)
+            if template is None:  # no template file was compiling: where did it run?
+                running = _jinja_position(guard.stack)
+                template, line = running if running != (None, None) else (None, line)
+            error.template, error.template_line = template, line
+            error.part, error.part_source = part, source
+            guard.stack = []  # frames hold every local of the render
             raise error from err
 
 

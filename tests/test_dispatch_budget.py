@@ -228,3 +228,56 @@ def test_sigterm_while_a_step_compile_when_or_render_runs_away_hands_the_deliver
     assert not (project / "outbox").exists() or not any(
         p.is_file() for p in (project / "outbox").rglob("*")
     )
+
+
+# Jinja folds a constant expression while it compiles the layout, before any render.
+RUNAWAY_LAYOUT = '<p>{{ "x" | slice(1000000000000) | sum(start=[]) }}</p>\n'
+BROKEN_LAYOUT = "{% if campaign.name %}\n"
+
+
+@pytest.mark.parametrize("fault", [RUNAWAY_LAYOUT, BROKEN_LAYOUT], ids=["runaway", "broken"])
+def test_a_layout_that_runs_away_or_breaks_defers_its_campaign_and_the_others_go(
+    project: Path, fault: str
+):
+    """`dripline run --once` a month on, every step overdue (so the claim re-times later
+    steps from the campaign's timetable): the campaign whose layout does not compile (in
+    time) has its due delivery deferred, with the layout's file and line; another
+    campaign on another layout is sent in the same pass, and the pass ends."""
+    second = project / "campaigns/second"
+    shutil.copytree(project / "campaigns/ketamine-therapy", second)
+    toml = second / "campaign.toml"
+    toml.write_text(toml.read_text().replace('layout = "base"', 'layout = "plain"', 1))
+    templates = project / "templates"
+    for suffix in ("html", "txt"):
+        shutil.copy(templates / f"base.{suffix}", templates / f"plain.{suffix}")
+    layout = templates / "base.html"
+    lines = layout.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if "{{ campaign.postal_address }}" in line)
+    layout.write_text("".join([*lines[: at + 1], fault, *lines[at + 1 :]]))
+    subscribe(project, "slow@example.com", "ketamine-therapy")
+    subscribe(project, "fine@example.com", "second")
+    env = {
+        "DRIPLINE_SECRET_KEY": "a-long-enough-test-secret",
+        "DRIPLINE_RENDER_BUDGET": "1",
+        "DRIPLINE_ALLOW_EXAMPLE_ADDRESSES": "1",
+    }
+    args = ["--root", str(project), "run", "--once", "--sender", "memory:layout"]
+    MemorySender.clear("layout")
+    result = CliRunner(env=env).invoke(
+        main, [*args, "--now", (T0 + timedelta(days=30)).isoformat()]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert [m.recipients for m in MemorySender.outbox("layout")] == [("fine@example.com",)]
+    assert step1(project) == {"ketamine-therapy": "scheduled", "second": "sent"}
+    db = sqlite3.connect(project / "dripline.db")
+    ((error,),) = db.execute(
+        "SELECT last_error FROM deliveries WHERE status = 'scheduled' AND step = 1"
+    )
+    db.close()
+    assert error.startswith(f"campaign: {layout}:"), error
+    if fault is RUNAWAY_LAYOUT:  # the line of the expression Jinja was working out
+        assert error.startswith(
+            f"campaign: {layout}:{at + 2}: compiling base.html took "
+            "longer than the render budget (1 s)"
+        ), error

@@ -226,3 +226,46 @@ def test_a_runtime_error_in_the_preheader_points_at_its_key(project):
         r"unsupported operand type\(s\) for -: 'int' and 'str'",
         result.output,
     ), result.output
+
+
+def test_a_runtime_error_is_found_by_its_own_occurrence_and_inside_a_tag_over_lines(project):
+    """The failing line's first tag also appears earlier in the file (the greeting), and
+    a failing tag spans lines: each is reported at its own line."""
+    path = project / STEP
+    text = path.read_text()
+    greeting = next(line for line in text.splitlines() if line.startswith("Hi {{"))
+    tag = greeting[greeting.index("{{") : greeting.index("}}") + 2]
+    head, _, rest = text.partition("\n\n")
+    again = f"Thanks, {tag}: you have {{{{ subscriber.name | default(0) - 1 }}}} left."
+    path.write_text(f"{head}\n\n- one\n- two\n\n{again}\n\n{rest}")
+    samples = project / "campaigns/ketamine-therapy/preview.toml"
+    samples.write_text('[[subscriber]]\nemail = "a@example.com"\nname = "Ann Example"\n')
+    error = "error: for sample 'a@example.com': cannot render: TypeError"
+    assert f"{path}:{line_of(path, again)}: {error}" in check(project).output
+
+    spanning = "Left: {{\n  subscriber.name\n  | default(0) - 2 }} days."
+    path.write_text(f"{head}\n\n- one\n- two\n\n{spanning}\n\n{rest}")
+    assert f"{path}:{line_of(path, '  subscriber.name')}: {error}" in check(project).output
+
+
+def test_a_step_or_layout_whose_compile_runs_away_is_an_error_at_its_line(project, monkeypatch):
+    monkeypatch.setenv("DRIPLINE_RENDER_BUDGET", "1")
+    runaway = "{{ 'x' | slice(1000000000000) | sum(start=[]) }}"
+    path = project / STEP
+    text = path.read_text()
+    line = next(line for line in text.splitlines() if line.startswith("subject = "))
+    # A blank line above the key: the error is at the key's line, not the blank one.
+    path.write_text(text.replace(line, f'\nsubject = "Reason {runaway}"', 1))
+    result = check(project)
+    assert f"{path}:{line_of(path, 'subject = ')}: error: compiling {path.name} took longer" in (
+        result.output
+    )
+    path.write_text(text)
+    layout = project / "templates/base.html"
+    lines = layout.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if "{{ campaign.postal_address }}" in line)
+    lines.insert(at, f"<p>{runaway}</p>")
+    layout.write_text("\n".join(lines) + "\n")
+    result = check(project)
+    assert result.exit_code == 1
+    assert f"{layout}:{at + 1}: error: compiling the layout took longer than 1 s" in result.output

@@ -105,7 +105,10 @@ def retime_later_steps(
     moves: list[dict[str, Any]] = []
     for enrollment_id, steps in pending.items():
         sent = by_enrollment[enrollment_id]
-        table = timetable_for(sent.campaign)
+        try:
+            table = timetable_for(sent.campaign)
+        except DriplineError:  # a broken campaign file: its send defers and says why
+            continue
         # The campaign files give the spacing; rows are matched to them by identity (a
         # step no file has any more is held, so it is not moved).
         sent_number = table.number_of(sent.step_id)
