@@ -205,8 +205,11 @@ class CampaignLibrary:
             return self.budget.run(lambda: self.renderer(slug).step_variant(number, index), cancel)
         except RenderCancelled:
             raise
-        except BudgetExceeded as err:
-            raise self._slow(slug, number, "compiling it", err) from None
+        except BudgetExceeded as err:  # the variant differs from the step in its subject only
+            at = line_of_key(compiled.step.path, "subjects")
+            raise self._slow(
+                slug, number, f"compiling subject variant {index + 1}", err, at
+            ) from None
 
     def step_applies(
         self,
@@ -271,14 +274,16 @@ class CampaignLibrary:
             slug, number = compiled.campaign.slug, compiled.step.number
             raise self._slow(slug, number, "rendering a message", err) from None
 
-    def _slow(self, slug: str, number: int, doing: str, err: BudgetExceeded) -> StepTooSlowError:
+    def _slow(
+        self, slug: str, number: int, doing: str, err: BudgetExceeded, at: int | None = None
+    ) -> StepTooSlowError:
         step = self.renderer(slug).campaign.step(number)
         line = _template_line(err)
         error = StepTooSlowError(
             f"{doing} took longer than the render budget ({self.budget.seconds:g} s): "
             "a runaway loop in the template?",
             path=step.path,
-            line=step.body_line + line - 1 if line else step.body_line,
+            line=at or (step.body_line + line - 1 if line else step.body_line),
         )
         self._too_slow[(slug, number)] = error
         log.warning("step deferred until its files change: %s", error)

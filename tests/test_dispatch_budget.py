@@ -281,3 +281,45 @@ def test_a_layout_that_runs_away_or_breaks_defers_its_campaign_and_the_others_go
             f"campaign: {layout}:{at + 2}: compiling base.html took "
             "longer than the render budget (1 s)"
         ), error
+
+
+def test_a_runaway_ab_subject_variant_is_deferred_at_the_subjects_line(project: Path):
+    subscribe(project, "slow@example.com", "ketamine-therapy")
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    step.write_text(runaway_variant(step.read_text()))
+    engine = make_engine(f"sqlite:///{project / 'dripline.db'}")
+    try:  # the runaway variant has won: the one subscriber gets it
+        judge_experiment(
+            engine,
+            "ketamine-therapy",
+            "rapid-relief",
+            RUNAWAY_SUBJECTS,
+            decide=lambda tallies: Decision(2, 4.0, 0.0001),
+            now=T0,
+        )
+    finally:
+        engine.dispose()
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir, render_budget=1.0)
+    queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.definition(slug)))
+    MemorySender.clear("variant")
+    dispatcher = Dispatcher(
+        queue, MemorySender("variant"), library, unsubscribe_link_maker(settings)
+    )
+    report = dispatcher.dispatch_due(T0 + timedelta(minutes=1))
+    queue.close()
+    engine.dispose()
+    assert (report.sent, report.deferred) == (0, 1), report.summary()
+    line = (
+        step.read_text()
+        .splitlines()
+        .index(
+            next(line for line in step.read_text().splitlines() if line.startswith("subjects = "))
+        )
+        + 1
+    )
+    (error,) = report.errors
+    assert f"{step}:{line}: compiling subject variant 2 took longer than the render budget" in (
+        error
+    ), error
