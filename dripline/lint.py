@@ -370,7 +370,7 @@ def lint_folder(
         return None, [Finding("error", err.message, err.path, err.line, rule="load")]
     if not any(f.severity == "error" for f in findings):
         try:
-            stale = stale_snapshots(campaign, templates_dir, base_url)
+            stale = stale_snapshots(campaign, templates_dir, base_url, render_budget)
         except DriplineError as err:
             stale = [(folder / ".snapshots", str(err))]
         findings += [

@@ -388,6 +388,12 @@ class CompiledStep:
             line = line_of_key(self.step.path, self._key(what))
         return RenderError(f"cannot render: {kind}{err}", path=path, line=line)
 
+    def _file_error(self, err: TemplateSyntaxError | TemplateNotFound) -> CampaignError:
+        if isinstance(err, TemplateNotFound):
+            return CampaignError(f"template not found: {err.name}", path=self.step.path)
+        where = Path(err.filename) if err.filename else self.step.path
+        return CampaignError(f"template error: {err.message}", path=where, line=err.lineno)
+
     def _body_line(self, line: int) -> int:
         return _markdown_line(self.step, self.body_source, line)
 
@@ -483,6 +489,10 @@ class CompiledStep:
                 )
         except RenderError:
             raise
+        except (TemplateSyntaxError, TemplateNotFound) as err:
+            # A file the layout or step includes or imports (compiled as it renders) is
+            # broken or missing: the campaign's files, not this subscriber's data.
+            raise self._file_error(err) from err
         except Exception as err:  # Jinja's, or what a filter raised on subscriber data
             raise self._fail(err, stage[0]) from err
         head = self.head(recipient, subject, when, message_id)

@@ -21,12 +21,15 @@ SNAPSHOT_DIR = ".snapshots"
 _RENDERED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def expected_snapshots(campaign: Campaign, templates_dir: Path, base_url: str) -> dict[str, str]:
-    """File name -> contents for every step, as :func:`write_snapshots` would write them.
+def expected_snapshots(
+    campaign: Campaign, templates_dir: Path, base_url: str, render_budget: float | None = None
+) -> dict[str, str]:
+    """File name -> contents for every step, as :func:`write_snapshots` would write them;
+    each step compiles and renders within ``render_budget`` seconds (None: no limit).
 
-    Raises :class:`~dripline.errors.DriplineError` when a step does not render.
+    Raises :class:`~dripline.errors.DriplineError` when a step does not render (in time).
     """
-    renderer = CampaignRenderer(campaign, templates_dir)
+    renderer = CampaignRenderer(campaign, templates_dir, render_budget=render_budget)
     sample = load_samples(campaign, base_url)[0]
     found: dict[str, str] = {}
     for step in campaign.steps:
@@ -47,10 +50,12 @@ def expected_snapshots(campaign: Campaign, templates_dir: Path, base_url: str) -
     return found
 
 
-def write_snapshots(campaign: Campaign, templates_dir: Path, base_url: str) -> list[Path]:
+def write_snapshots(
+    campaign: Campaign, templates_dir: Path, base_url: str, render_budget: float | None = None
+) -> list[Path]:
     """Write (and prune) the campaign's snapshots; returns the files written."""
     folder = campaign.path / SNAPSHOT_DIR
-    expected = expected_snapshots(campaign, templates_dir, base_url)
+    expected = expected_snapshots(campaign, templates_dir, base_url, render_budget)
     folder.mkdir(exist_ok=True)
     for old in folder.glob("*.txt"):
         if old.name not in expected:
@@ -64,13 +69,13 @@ def write_snapshots(campaign: Campaign, templates_dir: Path, base_url: str) -> l
 
 
 def stale_snapshots(
-    campaign: Campaign, templates_dir: Path, base_url: str
+    campaign: Campaign, templates_dir: Path, base_url: str, render_budget: float | None = None
 ) -> list[tuple[Path, str]]:
     """(file, why) for each snapshot that does not match the campaign; [] without the folder."""
     folder = campaign.path / SNAPSHOT_DIR
     if not folder.is_dir():
         return []
-    expected = expected_snapshots(campaign, templates_dir, base_url)
+    expected = expected_snapshots(campaign, templates_dir, base_url, render_budget)
     problems: list[tuple[Path, str]] = []
     for name, text in expected.items():
         path = folder / name

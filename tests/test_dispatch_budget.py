@@ -233,9 +233,14 @@ def test_sigterm_while_a_step_compile_when_or_render_runs_away_hands_the_deliver
 # Jinja folds a constant expression while it compiles the layout, before any render.
 RUNAWAY_LAYOUT = '<p>{{ "x" | slice(1000000000000) | sum(start=[]) }}</p>\n'
 BROKEN_LAYOUT = "{% if campaign.name %}\n"
+# A file the layout imports is compiled as each message renders: broken, it is still the
+# campaign's files (deferred), not the subscriber's data (failed).
+BROKEN_IMPORT = '{% import "_macros.html" as m %}{{ m.foot() }}\n'
 
 
-@pytest.mark.parametrize("fault", [RUNAWAY_LAYOUT, BROKEN_LAYOUT], ids=["runaway", "broken"])
+@pytest.mark.parametrize(
+    "fault", [RUNAWAY_LAYOUT, BROKEN_LAYOUT, BROKEN_IMPORT], ids=["runaway", "broken", "import"]
+)
 def test_a_layout_that_runs_away_or_breaks_defers_its_campaign_and_the_others_go(
     project: Path, fault: str
 ):
@@ -254,6 +259,8 @@ def test_a_layout_that_runs_away_or_breaks_defers_its_campaign_and_the_others_go
     lines = layout.read_text().splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if "{{ campaign.postal_address }}" in line)
     layout.write_text("".join([*lines[: at + 1], fault, *lines[at + 1 :]]))
+    macros = templates / "_macros.html"
+    macros.write_text("{% macro foot() %}\n<p>{{ 1 + }}</p>\n{% endmacro %}\n")
     subscribe(project, "slow@example.com", "ketamine-therapy")
     subscribe(project, "fine@example.com", "second")
     env = {
@@ -275,7 +282,10 @@ def test_a_layout_that_runs_away_or_breaks_defers_its_campaign_and_the_others_go
         "SELECT last_error FROM deliveries WHERE status = 'scheduled' AND step = 1"
     )
     db.close()
-    assert error.startswith(f"campaign: {layout}:"), error
+    if fault is BROKEN_IMPORT:
+        assert error.startswith(f"campaign: {macros}:2: template error: "), error
+    else:
+        assert error.startswith(f"campaign: {layout}:"), error
     if fault is RUNAWAY_LAYOUT:  # the line of the expression Jinja was working out
         assert error.startswith(
             f"campaign: {layout}:{at + 2}: compiling base.html took "

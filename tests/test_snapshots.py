@@ -48,3 +48,19 @@ def test_snapshot_then_check_names_the_stale_one(project: Path):
     assert run(project, "snapshot", SLUG).exit_code == 0
     assert run(project, "check", SLUG).exit_code == 0
     assert not (folder / ".snapshots" / "02-treatment-resistant.txt").exists()
+
+
+def test_snapshot_of_a_step_that_runs_away_ends_within_the_render_budget(
+    project: Path, monkeypatch
+):
+    """Jinja works out constant expressions as it compiles: a runaway one is an error at
+    its line after the render budget, not a command that never ends."""
+    monkeypatch.setenv("DRIPLINE_RENDER_BUDGET", "1")
+    step = project / "campaigns" / SLUG / "03-neuroplasticity.md"
+    runaway = '{{ "x" | slice(1000000000000) | sum(start=[]) }}'
+    step.write_text(step.read_text() + f"\n{runaway}\n")
+    result = run(project, "snapshot", SLUG)
+    assert result.exit_code == 1
+    line = step.read_text().splitlines().index(runaway) + 1
+    assert f"Error: {step}:{line}: compiling {step.name} took longer than 1 s" in result.output
+    assert not (project / "campaigns" / SLUG / ".snapshots").exists()

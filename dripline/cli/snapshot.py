@@ -24,6 +24,8 @@ def snapshot_command(ctx: click.Context, slug: str | None) -> None:
         raise DriplineError(f"no campaigns under {settings.campaigns_dir}")
     for name in slugs:
         campaign = load_campaign_by_slug(settings, name)
-        written = write_snapshots(campaign, settings.templates_dir, settings.base_url)
+        written = write_snapshots(
+            campaign, settings.templates_dir, settings.base_url, settings.render_budget
+        )
         folder = campaign.path / ".snapshots"
         click.echo(f"{name}: {len(written)} snapshot(s) in {folder}")
