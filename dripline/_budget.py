@@ -41,7 +41,13 @@ _LOOK = 0.1  # seconds between the watchdog's looks: the budget's (and a cancel'
 
 
 class BudgetExceeded(Exception):
-    """Raised inside the guarded thread when its deadline passed."""
+    """Raised inside the guarded thread when its deadline passed.
+
+    Raised by a :class:`Deadline` leaving its block, :attr:`stack` holds the guarded
+    thread's frames when it fired, innermost first (for saying where; drop it after).
+    """
+
+    stack: list[FrameType] = []  # noqa: RUF012 (instances get their own)
 
 
 class RenderCancelled(BudgetExceeded):
@@ -159,7 +165,9 @@ class Deadline:
                 continue
         if self.fired is not None:
             text = "cancelled" if self.fired is RenderCancelled else self.message
-            raise self.fired(text) from exc
+            error = self.fired(text)
+            error.stack = self.stack
+            raise error from exc
 
 
 class RenderBudget:

@@ -15,14 +15,13 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from ._budget import DEFAULT_RENDER_BUDGET, BudgetExceeded, RenderBudget, RenderCancelled
 from .campaign import Campaign, line_of_key, load_campaign
 from .conditions import step_applies
 from .errors import CampaignError, DriplineError
 from .render import CampaignRenderer, CompiledStep, Recipient
-from .templating import RenderBudgetExceeded, time_budget
+from .templating import RenderBudgetExceeded, runaway_position, time_budget
 
 __all__ = ["CampaignLibrary", "RenderCancelled", "StepTooSlowError"]
 
@@ -31,20 +30,6 @@ log = logging.getLogger("dripline.dispatch")
 
 class StepTooSlowError(CampaignError):
     """A step's template ran past the render budget (a runaway loop?)."""
-
-
-def _template_line(err: BaseException) -> int | None:
-    """The line of the innermost template frame Jinja put in the traceback, if any."""
-    line = None
-    seen: BaseException | None = err
-    while seen is not None:
-        tb: TracebackType | None = seen.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code.co_filename == "<template>":
-                line = tb.tb_lineno
-            tb = tb.tb_next
-        seen = seen.__cause__ or seen.__context__
-    return line
 
 
 class CampaignLibrary:
@@ -277,13 +262,16 @@ class CampaignLibrary:
     def _slow(
         self, slug: str, number: int, doing: str, err: BudgetExceeded, at: int | None = None
     ) -> StepTooSlowError:
-        step = self.renderer(slug).campaign.step(number)
-        line = _template_line(err)
+        renderer = self.renderer(slug)
+        step = renderer.campaign.step(number)
+        position = runaway_position(err.stack)
+        err.stack = []  # frames hold every local of the render
+        path, line = renderer.runaway_place(step, position, renderer._compiled.get(number))
         error = StepTooSlowError(
             f"{doing} took longer than the render budget ({self.budget.seconds:g} s): "
             "a runaway loop in the template?",
-            path=step.path,
-            line=at or (step.body_line + line - 1 if line else step.body_line),
+            path=path,
+            line=at or line,
         )
         self._too_slow[(slug, number)] = error
         log.warning("step deferred until its files change: %s", error)

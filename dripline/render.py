@@ -205,16 +205,33 @@ class CampaignRenderer:
             with time_budget(self.render_budget, f"compiling {step.path.name}"):
                 return CompiledStep(self, step)
         except RenderBudgetExceeded as err:
-            if err.template is not None:  # a template file the step includes
-                where, line = self.templates_dir / err.template, err.template_line
-            elif err.part == "body" and err.part_source and err.template_line:
-                where, line = step.path, _markdown_line(step, err.part_source, err.template_line)
-            elif err.part in ("subject", "preheader"):
-                key = "subjects" if err.part == "subject" and step.subjects else err.part
-                where, line = step.path, subject_line or line_of_key(step.path, key)
-            else:
-                where, line = step.path, step.body_line
+            position = (err.template, err.template_line, err.part, err.part_source)
+            where, line = self.runaway_place(step, position)
+            if subject_line is not None and err.part == "subject":
+                line = subject_line
             raise RenderBudgetExceeded(err.message, path=where, line=line) from err
+
+    def runaway_place(
+        self,
+        step: Step,
+        position: tuple[str | None, int | None, str | None, str | None],
+        compiled: CompiledStep | None = None,
+    ) -> tuple[Path, int | None]:
+        """(file, line) to name for template code of ``step`` that ran out of time, from
+        :func:`~dripline.templating.runaway_position`: a template file and its line; the
+        line of the step's part that was compiling (its key, or its Markdown line); the
+        body's line of a render of ``compiled``; else where the body starts."""
+        template, line, part, source = position
+        if template is not None:  # a layout, or a file it or the step includes
+            return self.templates_dir / template, line
+        if part == "body" and source and line:
+            return step.path, _markdown_line(step, source, line)
+        if part in ("subject", "preheader"):
+            key = "subjects" if part == "subject" and step.subjects else part
+            return step.path, line_of_key(step.path, key)
+        if part is None and compiled is not None and line:  # rendering: the body, likely
+            return step.path, _markdown_line(step, compiled.body_source, line)
+        return step.path, step.body_line
 
     def step_variant(self, number: int, index: int) -> CompiledStep:
         """Step ``number`` with its A/B subject variant ``index`` (0-based) as the subject.

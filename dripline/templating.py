@@ -42,6 +42,7 @@ __all__ = [
     "failing_template_line",
     "make_environments",
     "rewrite_slots",
+    "runaway_position",
     "template_cycle",
     "time_budget",
 ]
@@ -262,6 +263,10 @@ def failing_template_line(err: BaseException) -> tuple[str, int] | None:
     return found
 
 
+# Functions that load or compile a template file, with its name in a local.
+_LOADING = frozenset({"compile", "get_source", "load", "_load_template"})
+
+
 def _compile_position(
     stack: list[FrameType],
 ) -> tuple[str | None, int | None, str | None, str | None]:
@@ -269,19 +274,25 @@ def _compile_position(
 
     Jinja works out constant expressions while it compiles (its optimizer), so a
     template can run away before any of it renders. Walking out from the innermost
-    frame: the first optimizer ``node`` gives the line, ``Environment.compile``'s
-    ``name`` the template file (None for one made from a string), and dripline's own
-    ``_compile(env, source, what)`` the part of a step being compiled.
+    frame: the first optimizer ``node`` gives the line, the first loader or
+    ``Environment.compile`` the template file (None for one made from a string), and
+    dripline's own ``_compile(env, source, what)`` the part of a step being compiled.
     """
     template = line = part = source = None
+    expression: re.Match[str] | None = None  # rewrite_slots parses one at a time
     for frame in stack:
         found, code = frame.f_locals, frame.f_code
         node_line = getattr(found.get("node"), "lineno", None)
         if line is None and isinstance(node_line, int):
             line = node_line
-        name = found.get("name")
-        jinja = "jinja2" in Path(code.co_filename).parts
-        if template is None and jinja and code.co_name == "compile" and isinstance(name, str):
+        if code.co_name == "replace" and isinstance(found.get("match"), re.Match):
+            expression = found["match"]
+        text = found.get("source")
+        if code.co_name == "rewrite_slots" and expression is not None and isinstance(text, str):
+            line = text.count("\n", 0, expression.start()) + 1  # the file's line, not 1
+        # Jinja's loaders and compile, and our SlotLoader: the template file's name.
+        name = found.get("template", found.get("name"))
+        if template is None and code.co_name in _LOADING and isinstance(name, str):
             template = name
         text = found.get("source")
         if part is None and code.co_name == "_compile" and isinstance(text, str):
@@ -322,14 +333,25 @@ class TimeBudget:
                 f"{what} took longer than {self.seconds:g} s (the render budget, "
                 "DRIPLINE_RENDER_BUDGET): a loop that never ends, or one far too large?"
             )
-            template, line, part, source = _compile_position(guard.stack)
-            if template is None:  # no template file was compiling: where did it run?
-                running = _jinja_position(guard.stack)
-                template, line = running if running != (None, None) else (None, line)
-            error.template, error.template_line = template, line
-            error.part, error.part_source = part, source
-            guard.stack = []  # frames hold every local of the render
+            where = runaway_position(guard.stack)
+            error.template, error.template_line, error.part, error.part_source = where
+            guard.stack = err.stack = []  # frames hold every local of the render
             raise error from err
+
+
+def runaway_position(
+    stack: list[FrameType],
+) -> tuple[str | None, int | None, str | None, str | None]:
+    """Where template code that ran out of time was, from the frames when the budget
+    fired (innermost first): (template file or None for one made from a string, its
+    line, the step's part being compiled, that part's template text); see
+    :class:`RenderBudgetExceeded`. A file being compiled wins over the template that
+    was rendering (which included it)."""
+    template, line, part, source = _compile_position(stack)
+    if template is None:  # no template file was compiling: where did it run?
+        running = _jinja_position(stack)
+        template, line = running if running != (None, None) else (None, line)
+    return template, line, part, source
 
 
 def time_budget(seconds: float | None, what: str = "rendering") -> AbstractContextManager[None]:

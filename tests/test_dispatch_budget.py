@@ -333,3 +333,54 @@ def test_a_runaway_ab_subject_variant_is_deferred_at_the_subjects_line(project: 
     assert f"{step}:{line}: compiling subject variant 2 took longer than the render budget" in (
         error
     ), error
+
+
+RUNAWAY_EXPRESSION = "{{ 'x' | slice(1000000000000) | sum(start=[]) }}"
+
+
+def runaway_subject(project: Path, step: Path) -> tuple[Path, str]:
+    line = 'subject = "Reason 1 of 6: Rapid relief from symptoms"'
+    edited = f'# a comment\n\nsubject = "Reason {RUNAWAY_EXPRESSION}"'
+    step.write_text(step.read_text().replace(line, edited, 1))
+    return step, "subject = "
+
+
+def runaway_body(project: Path, step: Path) -> tuple[Path, str]:
+    step.write_text(step.read_text() + f"\n- a\n- b\n\n{RUNAWAY_EXPRESSION}\n")
+    return step, RUNAWAY_EXPRESSION
+
+
+def runaway_include(project: Path, step: Path) -> tuple[Path, str]:
+    footer = project / "templates/_footer.html"
+    footer.write_text(f"<p>x</p>\n{RUNAWAY_EXPRESSION}\n")
+    layout = project / "templates/base.html"
+    address = "<p>{{ campaign.postal_address }}</p>"
+    layout.write_text(layout.read_text().replace(address, address + '{% include "_footer.html" %}'))
+    return footer, RUNAWAY_EXPRESSION
+
+
+@pytest.mark.parametrize("edit", [runaway_subject, runaway_body, runaway_include])
+def test_dispatch_names_the_line_of_a_runaway_in_a_subject_body_or_included_file(
+    project: Path, edit
+):
+    """Jinja works out constant expressions as it compiles (a step, or a file the layout
+    includes as it renders): the deferral names the file and line of the expression."""
+    subscribe(project, "slow@example.com", "ketamine-therapy")
+    step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
+    path, needle = edit(project, step)
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir, render_budget=1.0)
+    queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.definition(slug)))
+    MemorySender.clear("where")
+    dispatcher = Dispatcher(queue, MemorySender("where"), library, unsubscribe_link_maker(settings))
+    report = dispatcher.dispatch_due(T0 + timedelta(minutes=1))
+    queue.close()
+    engine.dispose()
+    assert (report.sent, report.deferred) == (0, 1), report.summary()
+    lines = path.read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, start=1) if needle in text)
+    (error,) = report.errors
+    assert f": {path}:{line}: " in error and "took longer than the render budget (1 s)" in error, (
+        error
+    )
