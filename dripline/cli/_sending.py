@@ -53,8 +53,10 @@ def configure_run_logging(verbose: int) -> None:
         format="%(asctime)s %(name)s: %(message)s",
     )
     logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.ERROR)
-    # tzlocal's debug lines (how it guessed the machine's zone) say nothing about sending.
+    # tzlocal's debug lines (how it guessed the machine's zone) and markdown-it's (each
+    # rule it tries on each block, hundreds a pass) say nothing about sending.
     logging.getLogger("tzlocal").setLevel(logging.INFO)
+    logging.getLogger("markdown_it").setLevel(logging.INFO)
 
 
 class PassLog:
