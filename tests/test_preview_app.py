@@ -508,3 +508,20 @@ def test_spam_score_page_says_when_spamassassin_fails(
     assert said == "No score: SpamAssassin failed (exit 2): config: cannot read rules"
     # It is installed: the page does not tell the reader to install it.
     assert "need Debian" not in text_of(doc.get_element_by_id("spam-result"))
+
+
+def test_a_layout_that_runs_away_is_the_page_error_within_the_render_budget(project: Path):
+    """DRIPLINE_RENDER_BUDGET reaches the preview: a layout whose compile runs away is the
+    campaign's error, at the layout's file and line, after that budget (not a fixed 5 s)."""
+    layout = project / "templates/base.html"
+    lines = layout.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if "{{ campaign.postal_address }}" in line)
+    lines.insert(at, '<p>{{ "x" | slice(1000000000000) | sum(start=[]) }}</p>')
+    layout.write_text("\n".join(lines) + "\n")
+    preview = Project(project, base_url=BASE_URL, clock=lambda: ENROLLED, render_budget=0.5)
+    error = preview.snapshot.entries[SLUG].error
+    assert error is not None
+    assert str(error).startswith(f"{layout}:{at + 1}: compiling the layout took longer than 0.5 s")
+    app = create_app(preview, port=PORT, watch=False)
+    client = TestClient(app, base_url=f"http://127.0.0.1:{PORT}")
+    assert f"templates/base.html:{at + 1}</code>" in client.get(f"/campaigns/{SLUG}").text

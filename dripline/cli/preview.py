@@ -33,6 +33,7 @@ def preview_command(ctx: click.Context, port: int, open_browser: bool) -> None:
         port=port,
         open_browser=open_browser,
         database_url=settings.effective_database_url,
+        render_budget=settings.render_budget,
     )
     count = len(server.project.snapshot.entries)
     click.echo(

@@ -38,7 +38,7 @@ from ._timeline import PlannedSend, plan_sends
 __all__ = ["CampaignEntry", "Project", "Snapshot", "SpamScore"]
 
 _MAX_CACHED_EMAILS = 256
-PREVIEW_RENDER_BUDGET = 5.0  # seconds, as dripline check's default
+PREVIEW_RENDER_BUDGET = 5.0  # seconds, DRIPLINE_RENDER_BUDGET's default
 _SPAM_CACHE: OrderedDict[str, SpamReport] = OrderedDict()
 _SPAM_LOCK = threading.Lock()
 _PER_RENDER = re.compile(rb"^(Message-ID|Date):[^\r\n]*\r?\n", re.I | re.M)
@@ -60,14 +60,16 @@ class CampaignEntry:
     error: DriplineError | None = None
 
 
-def _load_entry(folder: Path, templates_dir: Path, base_url: str) -> CampaignEntry:
+def _load_entry(
+    folder: Path, templates_dir: Path, base_url: str, render_budget: float | None
+) -> CampaignEntry:
     entry = CampaignEntry(folder.name)
     try:
         entry.campaign = load_campaign(folder)
         entry.samples = load_samples(entry.campaign, base_url)
         # A runaway template must not hold a preview page (and its server thread) forever.
         entry.renderer = CampaignRenderer(
-            entry.campaign, templates_dir, render_budget=PREVIEW_RENDER_BUDGET
+            entry.campaign, templates_dir, render_budget=render_budget
         )
     except DriplineError as err:
         entry.error = err
@@ -199,9 +201,12 @@ class Project:
         base_url: str,
         clock: Callable[[], datetime] | None = None,
         database_url: str | None = None,
+        render_budget: float | None = PREVIEW_RENDER_BUDGET,
     ) -> None:
         self.root = root
         self.database_url = database_url
+        # Seconds a render or compile may take (DRIPLINE_RENDER_BUDGET): a page waits no longer.
+        self.render_budget = render_budget
         self.campaigns_dir = root / "campaigns"
         self.templates_dir = root / "templates"
         self.base_url = base_url
@@ -216,7 +221,9 @@ class Project:
 
     def _build(self, generation: int) -> Snapshot:
         entries = {
-            slug: _load_entry(self.campaigns_dir / slug, self.templates_dir, self.base_url)
+            slug: _load_entry(
+                self.campaigns_dir / slug, self.templates_dir, self.base_url, self.render_budget
+            )
             for slug in campaign_slugs(self.campaigns_dir)
         }
         return Snapshot(generation, entries, self.instance)
@@ -248,7 +255,7 @@ class Project:
             if current_revision(engine) != head_revision():
                 return None
             state = campaign_state(
-                campaign, self.templates_dir, self.base_url, render_budget=PREVIEW_RENDER_BUDGET
+                campaign, self.templates_dir, self.base_url, render_budget=self.render_budget
             )
             plan = plan_campaign(engine, campaign.slug, state, self._clock())
         except DriplineError:

@@ -14,7 +14,7 @@ import uvicorn
 from .._listen import listen_socket
 from ._app import create_app
 from ._live import ReloadBroadcaster
-from ._project import Project
+from ._project import PREVIEW_RENDER_BUDGET, Project
 
 __all__ = ["PreviewServer"]
 
@@ -64,12 +64,19 @@ class PreviewServer:
         open_browser: bool = False,
         clock: Callable[[], datetime] | None = None,
         database_url: str | None = None,
+        render_budget: float | None = PREVIEW_RENDER_BUDGET,
     ) -> None:
         self._socket = _listen_socket(port)
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://{LOOPBACK}:{self.port}/"
         # With a database, campaign pages show what an edit would change for live subscribers.
-        self.project = Project(root, base_url=base_url, clock=clock, database_url=database_url)
+        self.project = Project(
+            root,
+            base_url=base_url,
+            clock=clock,
+            database_url=database_url,
+            render_budget=render_budget,
+        )
         self.broadcaster = ReloadBroadcaster()
         self.app = create_app(self.project, port=self.port, broadcaster=self.broadcaster)
         self.started = threading.Event()
