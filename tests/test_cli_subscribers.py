@@ -390,6 +390,11 @@ def test_subscribe_to_a_campaign_whose_step_compile_runs_away_ends_within_the_bu
     )
     assert done.returncode == 0, done.stderr
     assert "Subscribed a@example.com" in done.stdout
+    line = step.read_text().splitlines().index(RUNAWAY_COMPILE.strip()) + 1
+    assert done.stderr.startswith(
+        f"Warning: step 1: cannot render: {step}:{line}: compiling 01-rapid-relief.md took "
+        "longer than 1 s"
+    ), done.stderr
     assert db_rows(tmp_path, "SELECT count(*) FROM deliveries WHERE status = 'scheduled'") == [(6,)]
     (state,) = db_rows(tmp_path, "SELECT state FROM campaign_revisions")
     first = json.loads(state[0])["steps"][0]

@@ -17,19 +17,27 @@ from ._store import load_campaign_by_slug
 __all__ = ["apply_all", "plans_for", "record_baseline"]
 
 
-def record_baseline(settings: Settings, engine: Engine, campaign: Campaign) -> None:
+def record_baseline(settings: Settings, engine: Engine, campaign: Campaign) -> list[str]:
     """After enrolling: record what the campaign looks like now, unless a revision is live.
 
-    A campaign that does not render (no layout yet) records nothing: enrolling does not
-    need it, and `dripline plan` then compares with the deliveries alone.
+    A campaign that does not render records nothing: enrolling does not need it, and
+    `dripline plan` then compares with the deliveries alone. Returns what the enrolling
+    command should warn of: the layout's error, or each step that cannot render (a
+    campaign with no layout file yet is not one: nothing is sent before there is).
     """
     try:
         state = _state(settings, campaign)
-    except DriplineError:
-        return
+    except DriplineError as err:
+        layout = settings.templates_dir / f"{campaign.layout}.html"
+        return [f"{err} (its messages wait until it is fixed)"] if layout.exists() else []
     ensure_baseline(
         engine, campaign.slug, state, datetime.now(UTC), git_commit=campaign_commit(settings.root)
     )
+    return [
+        f"step {step['position']}: {step['text'][1:-1]} (dripline check {campaign.slug})"
+        for step in state["steps"]
+        if step["text"].startswith("(cannot render: ")
+    ]
 
 
 def _state(settings: Settings, campaign: Campaign) -> dict[str, Any]:

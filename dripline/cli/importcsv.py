@@ -73,10 +73,11 @@ def import_command(
                 progress=lambda n: progress.advance(task, n),
                 update_existing=update_existing,
             )
-        if result.enrolled:
-            record_baseline(settings, engine, campaign)
+        warnings = record_baseline(settings, engine, campaign) if result.enrolled else []
     finally:
         engine.dispose()
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
     for address, why in result.suppressed:
         line = read.line_of.get(normalize_email(address).key)
         where = f"{csv_file}:{line}" if line else str(csv_file)

@@ -91,12 +91,14 @@ def subscribe_command(
     engine = open_settings_store(settings)
     try:
         created, due = subscribe(engine, table, slug, person, now=datetime.now(UTC))
-        record_baseline(settings, engine, campaign)
+        warnings = record_baseline(settings, engine, campaign)
         if not created:  # what really will happen, not the timetable they started with
             entries = subscriber_timeline(engine, slug, str(person.email))
             state, converted_at = enrollment_outcome(engine, slug, str(person.email))
     finally:
         engine.dispose()
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if not created:
         _print_existing(campaign, entries, state, converted_at, str(person.email), table)
         return
