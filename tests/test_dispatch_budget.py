@@ -63,22 +63,28 @@ def step1(project: Path) -> dict[str, str]:
     return found
 
 
+def one_pass(project: Path, outbox: str):
+    """One dispatch pass as `dripline run` makes it, with a render budget of 1 s; its
+    report (what was sent is in ``MemorySender.outbox(outbox)``)."""
+    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
+    engine = open_store(settings.effective_database_url)
+    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir, render_budget=1.0)
+    queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.definition(slug)))
+    MemorySender.clear(outbox)
+    dispatcher = Dispatcher(queue, MemorySender(outbox), library, unsubscribe_link_maker(settings))
+    try:
+        return dispatcher.dispatch_due(T0 + timedelta(minutes=1))
+    finally:
+        queue.close()
+        engine.dispose()
+
+
 def test_a_runaway_step_is_deferred_and_other_campaigns_still_go(project: Path):
     shutil.copytree(project / "campaigns/ketamine-therapy", project / "campaigns/second")
     step = make_runaway(project)
     subscribe(project, "slow@example.com", "ketamine-therapy")
     subscribe(project, "fine@example.com", "second")
-    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
-    engine = open_store(settings.effective_database_url)
-    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir, render_budget=1.0)
-    queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.campaign(slug)))
-    MemorySender.clear("budget")
-    dispatcher = Dispatcher(
-        queue, MemorySender("budget"), library, unsubscribe_link_maker(settings)
-    )
-    report = dispatcher.dispatch_due(T0 + timedelta(minutes=1))
-    queue.close()
-    engine.dispose()
+    report = one_pass(project, "budget")
     assert (report.sent, report.deferred, report.failed) == (1, 1, 0), report.summary()
     assert [m.recipients for m in MemorySender.outbox("budget")] == [("fine@example.com",)]
     (error,) = report.errors
@@ -161,6 +167,22 @@ def runaway_variant(text: str) -> str:
     return text.replace(line, "subjects = [" + ", ".join(f'"{s}"' for s in RUNAWAY_SUBJECTS) + "]")
 
 
+def runaway_variant_won(project: Path) -> None:
+    """Store the runaway second subject (RUNAWAY_SUBJECTS) as the A/B test's winner."""
+    engine = make_engine(f"sqlite:///{project / 'dripline.db'}")
+    try:
+        judge_experiment(
+            engine,
+            "ketamine-therapy",
+            "rapid-relief",
+            RUNAWAY_SUBJECTS,
+            decide=lambda tallies: Decision(2, 4.0, 0.0001),
+            now=T0,
+        )
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize("edit", [runaway_compile, runaway_when, runaway_render, runaway_variant])
 def test_sigterm_while_a_step_compile_when_or_render_runs_away_hands_the_delivery_back(
     project: Path, edit, caplog: pytest.LogCaptureFixture
@@ -169,18 +191,7 @@ def test_sigterm_while_a_step_compile_when_or_render_runs_away_hands_the_deliver
     step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
     step.write_text(edit(step.read_text()))  # saved after the subscription
     if edit is runaway_variant:  # the runaway subject has won: everyone gets it
-        engine = make_engine(f"sqlite:///{project / 'dripline.db'}")
-        try:
-            judge_experiment(
-                engine,
-                "ketamine-therapy",
-                "rapid-relief",
-                RUNAWAY_SUBJECTS,
-                decide=lambda tallies: Decision(2, 4.0, 0.0001),
-                now=T0,
-            )
-        finally:
-            engine.dispose()
+        runaway_variant_won(project)
     env = {
         "DRIPLINE_ROOT": str(project),
         "DRIPLINE_SECRET_KEY": "test-secret",
@@ -297,29 +308,8 @@ def test_a_runaway_ab_subject_variant_is_deferred_at_the_subjects_line(project: 
     subscribe(project, "slow@example.com", "ketamine-therapy")
     step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
     step.write_text(runaway_variant(step.read_text()))
-    engine = make_engine(f"sqlite:///{project / 'dripline.db'}")
-    try:  # the runaway variant has won: the one subscriber gets it
-        judge_experiment(
-            engine,
-            "ketamine-therapy",
-            "rapid-relief",
-            RUNAWAY_SUBJECTS,
-            decide=lambda tallies: Decision(2, 4.0, 0.0001),
-            now=T0,
-        )
-    finally:
-        engine.dispose()
-    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
-    engine = open_store(settings.effective_database_url)
-    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir, render_budget=1.0)
-    queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.definition(slug)))
-    MemorySender.clear("variant")
-    dispatcher = Dispatcher(
-        queue, MemorySender("variant"), library, unsubscribe_link_maker(settings)
-    )
-    report = dispatcher.dispatch_due(T0 + timedelta(minutes=1))
-    queue.close()
-    engine.dispose()
+    runaway_variant_won(project)  # the one subscriber gets it
+    report = one_pass(project, "variant")
     assert (report.sent, report.deferred) == (0, 1), report.summary()
     line = (
         step.read_text()
@@ -368,15 +358,7 @@ def test_dispatch_names_the_line_of_a_runaway_in_a_subject_body_or_included_file
     subscribe(project, "slow@example.com", "ketamine-therapy")
     step = project / "campaigns/ketamine-therapy/01-rapid-relief.md"
     path, needle = edit(project, step)
-    settings = Settings(root=project, secret_key="a-long-enough-test-secret")
-    engine = open_store(settings.effective_database_url)
-    library = CampaignLibrary(settings.campaigns_dir, settings.templates_dir, render_budget=1.0)
-    queue = SqlDeliveryQueue(engine, lambda slug: Timetable.of(library.definition(slug)))
-    MemorySender.clear("where")
-    dispatcher = Dispatcher(queue, MemorySender("where"), library, unsubscribe_link_maker(settings))
-    report = dispatcher.dispatch_due(T0 + timedelta(minutes=1))
-    queue.close()
-    engine.dispose()
+    report = one_pass(project, "where")
     assert (report.sent, report.deferred) == (0, 1), report.summary()
     lines = path.read_text().splitlines()
     line = next(n for n, text in enumerate(lines, start=1) if needle in text)
