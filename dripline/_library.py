@@ -20,7 +20,7 @@ from ._budget import DEFAULT_RENDER_BUDGET, BudgetExceeded, RenderBudget, Render
 from .campaign import Campaign, line_of_key, load_campaign
 from .conditions import step_applies
 from .errors import CampaignError, DriplineError
-from .render import CampaignRenderer, CompiledStep, Recipient
+from .render import CampaignRenderer, CompiledStep, Recipient, layout_place
 from .templating import RenderBudgetExceeded, runaway_position, time_budget
 
 __all__ = ["CampaignLibrary", "RenderCancelled", "StepTooSlowError"]
@@ -116,13 +116,12 @@ class CampaignLibrary:
             with time_budget(self.budget.seconds, "compiling the layout"):
                 return CampaignRenderer(campaign, self.templates_dir)
         except RenderBudgetExceeded as err:
-            name, line = err.template, err.template_line
-            if name is None:
-                name, line = f"{campaign.layout}.html", None
+            path, line = layout_place(err, campaign, self.templates_dir)
+            name = path.relative_to(self.templates_dir)
             error = StepTooSlowError(
                 f"compiling {name} took longer than the render budget "
                 f"({self.budget.seconds:g} s): a runaway expression in the template?",
-                path=self.templates_dir / name,
+                path=path,
                 line=line,
             )
             self._slow_layout[slug] = error

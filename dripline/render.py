@@ -147,10 +147,8 @@ class CampaignRenderer:
             with time_budget(render_budget, "compiling the layout"):
                 self._check_layout()
         except RenderBudgetExceeded as err:
-            name, line = err.template, err.template_line
-            if name is None:
-                name, line = f"{campaign.layout}.html", None
-            raise RenderBudgetExceeded(err.message, path=templates_dir / name, line=line) from err
+            path, line = layout_place(err, campaign, templates_dir)
+            raise RenderBudgetExceeded(err.message, path=path, line=line) from err
 
     def _check_layout(self) -> None:
         for suffix in ("html", "txt"):
@@ -227,8 +225,7 @@ class CampaignRenderer:
         if part == "body" and source and line:
             return step.path, _markdown_line(step, source, line)
         if part in ("subject", "preheader"):
-            key = "subjects" if part == "subject" and step.subjects else part
-            return step.path, line_of_key(step.path, key)
+            return step.path, line_of_key(step.path, _front_matter_key(step, part))
         if part is None and compiled is not None and line:  # rendering: the body, likely
             return step.path, _markdown_line(step, compiled.body_source, line)
         return step.path, step.body_line
@@ -277,6 +274,22 @@ def _date_header(when: datetime) -> bytes:
     """The ``Date:`` header line for ``when`` (RFC 5322 3.3); a pass stamps every message
     with the same time, so it is formatted once."""
     return f"Date: {format_datetime(when.astimezone(UTC))}\r\n".encode()
+
+
+def layout_place(
+    err: RenderBudgetExceeded, campaign: Campaign, templates_dir: Path
+) -> tuple[Path, int | None]:
+    """(file, line) to name for a layout that ran out of time while it compiled: the
+    template file being compiled (the layout, or a file it includes) and the line Jinja
+    was working out, else the campaign's HTML layout."""
+    if err.template is None:
+        return templates_dir / f"{campaign.layout}.html", None
+    return templates_dir / err.template, err.template_line
+
+
+def _front_matter_key(step: Step, what: str) -> str:
+    """The front-matter key that holds ``what`` (A/B variants live in ``subjects``)."""
+    return "subjects" if what == "subject" and step.subjects else what
 
 
 # A template tag as written: {{ expression }} or {% statement %}, over lines too.
@@ -399,10 +412,9 @@ class CompiledStep:
         failed = failing_template_line(err)
         if failed is not None and failed[0] != "<template>":
             path, line = Path(failed[0]), failed[1]  # a layout or a file it includes
-        elif failed is not None and what == "body":
-            line = self._body_line(failed[1])
-        elif failed is not None and what in ("subject", "preheader"):
-            line = line_of_key(self.step.path, self._key(what))
+        elif failed is not None and what != "layout":  # the step's own subject, preheader, body
+            source = self.body_source if what == "body" else None
+            path, line = self.renderer.runaway_place(self.step, (None, failed[1], what, source))
         return RenderError(f"cannot render: {kind}{err}", path=path, line=line)
 
     def _file_error(self, err: TemplateSyntaxError | TemplateNotFound) -> CampaignError:
@@ -410,9 +422,6 @@ class CompiledStep:
             return CampaignError(f"template not found: {err.name}", path=self.step.path)
         where = Path(err.filename) if err.filename else self.step.path
         return CampaignError(f"template error: {err.message}", path=where, line=err.lineno)
-
-    def _body_line(self, line: int) -> int:
-        return _markdown_line(self.step, self.body_source, line)
 
     # -- the full path -----------------------------------------------------------------
 
@@ -454,8 +463,7 @@ class CompiledStep:
         return error
 
     def _key(self, what: str) -> str:
-        """The front-matter key that holds ``what`` (A/B variants live in ``subjects``)."""
-        return "subjects" if what == "subject" and self.step.subjects else what
+        return _front_matter_key(self.step, what)
 
     def list_unsubscribe(self, url: str) -> str:
         mailto = f"<mailto:{self.campaign.from_address}?subject=unsubscribe>"

@@ -294,7 +294,6 @@ def _compile_position(
         name = found.get("template", found.get("name"))
         if template is None and code.co_name in _LOADING and isinstance(name, str):
             template = name
-        text = found.get("source")
         if part is None and code.co_name == "_compile" and isinstance(text, str):
             part, source = str(found.get("what")), text
     return template, line, part, source
