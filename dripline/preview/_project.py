@@ -24,6 +24,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
+from .._budget import DEFAULT_RENDER_BUDGET
 from ..campaign import Campaign, campaign_slugs, load_campaign
 from ..errors import DriplineError
 from ..lint import Finding, guard_findings, lint_step
@@ -38,7 +39,6 @@ from ._timeline import PlannedSend, plan_sends
 __all__ = ["CampaignEntry", "Project", "Snapshot", "SpamScore"]
 
 _MAX_CACHED_EMAILS = 256
-PREVIEW_RENDER_BUDGET = 5.0  # seconds, DRIPLINE_RENDER_BUDGET's default
 _SPAM_CACHE: OrderedDict[str, SpamReport] = OrderedDict()
 _SPAM_LOCK = threading.Lock()
 _PER_RENDER = re.compile(rb"^(Message-ID|Date):[^\r\n]*\r?\n", re.I | re.M)
@@ -201,7 +201,7 @@ class Project:
         base_url: str,
         clock: Callable[[], datetime] | None = None,
         database_url: str | None = None,
-        render_budget: float | None = PREVIEW_RENDER_BUDGET,
+        render_budget: float | None = DEFAULT_RENDER_BUDGET,
     ) -> None:
         self.root = root
         self.database_url = database_url

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import uvicorn
 
+from .._budget import DEFAULT_RENDER_BUDGET
 from .._listen import listen_socket
 from ._app import create_app
 from ._live import ReloadBroadcaster
-from ._project import PREVIEW_RENDER_BUDGET, Project
+from ._project import Project
 
 __all__ = ["PreviewServer"]
 
@@ -64,7 +65,7 @@ class PreviewServer:
         open_browser: bool = False,
         clock: Callable[[], datetime] | None = None,
         database_url: str | None = None,
-        render_budget: float | None = PREVIEW_RENDER_BUDGET,
+        render_budget: float | None = DEFAULT_RENDER_BUDGET,
     ) -> None:
         self._socket = _listen_socket(port)
         self.port: int = self._socket.getsockname()[1]
